@@ -1,0 +1,950 @@
+// SPDX-License-Identifier: MIT
+/* ring.c - single-producer single-consumer frame ring over a sealed memfd
+ *
+ * The rules and the layout are in ring.h (theory of operation) and
+ * ring_abi.h (the shared structs). This file keeps to them:
+ *  - a handle's own position lives in struct ring (private) and is only
+ *    ever stored to shared memory, never loaded back (except once, at
+ *    attach, to adopt a ring that already carries traffic);
+ *  - the peer's position is loaded with acquire semantics and validated
+ *    before use; our own is stored with release semantics once per burst;
+ *  - every byte read from the data area is first copied to private memory
+ *    (ring_copy_in()) and only the copy is looked at.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ring.h"
+
+#define likely(x)	__builtin_expect(!!(x), 1)
+#define unlikely(x)	__builtin_expect(!!(x), 0)
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax()	__builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax()	__asm__ __volatile__("yield" ::: "memory")
+#else
+#define cpu_relax()	__asm__ __volatile__("" ::: "memory")
+#endif
+
+#define RING_SEALS	(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+/**
+ * struct ring - private handle of one side of a ring
+ * @ctrl:	shared control block (page 0 of the mapping)
+ * @data:	shared data area
+ * @size:	data area size, our own copy: never re-read from @ctrl
+ * @mask:	@size - 1
+ * @map_len:	length of the mapping
+ * @role:	RING_PRODUCER or RING_CONSUMER
+ * @data_efd:	eventfd the consumer sleeps on
+ * @space_efd:	eventfd the producer sleeps on
+ * @spin_ns:	how long ring_wait() polls before it sleeps
+ * @own:	our position: producer's write position or consumer's read
+ *		position, ahead of what we published while a burst is open
+ * @published:	own position as last stored to shared memory
+ * @peer:	last validated position of the peer
+ * @peer_bad:	last invalid peer position, so each is counted once
+ * @reserved:	payload bytes the open reservation allows, 0 if none
+ * @stats:	counters
+ */
+struct ring {
+	struct ring_ctrl *ctrl;
+	uint8_t *data;
+	uint64_t size;
+	uint64_t mask;
+	size_t map_len;
+	int role;
+	int data_efd;
+	int space_efd;
+	uint64_t spin_ns;
+	uint64_t own;
+	uint64_t published;
+	uint64_t peer;
+	uint64_t peer_bad;
+	uint32_t reserved;
+	struct ring_stats stats;
+};
+
+static const char *const ring_drop_names[RING_DROP__MAX] = {
+	[RING_DROP_POS_MISALIGNED]	= "pos_misaligned",
+	[RING_DROP_POS_BACKWARDS]	= "pos_backwards",
+	[RING_DROP_POS_BEYOND]		= "pos_beyond_size",
+	[RING_DROP_FLAGS]		= "bad_flags",
+	[RING_DROP_LEN_MAX]		= "len_over_max",
+	[RING_DROP_LEN_SHORT]		= "len_too_short",
+	[RING_DROP_VNET_LEN]		= "bad_vnet_len",
+	[RING_DROP_PAST_PUBLISHED]	= "len_past_published",
+	[RING_DROP_PAST_END]		= "len_past_end",
+	[RING_DROP_VNET_FLAGS]		= "vnet_flags",
+	[RING_DROP_VNET_GSO_TYPE]	= "vnet_gso_type",
+	[RING_DROP_VNET_GSO_SIZE]	= "vnet_gso_size",
+	[RING_DROP_VNET_HDR_LEN]	= "vnet_hdr_len",
+	[RING_DROP_VNET_CSUM]		= "vnet_csum",
+};
+
+/**
+ * ring_drop_name() - name of a drop reason, as stats and tests spell it
+ * @reason:	enum ring_drop value
+ *
+ * Return: a static string, or NULL past RING_DROP__MAX
+ */
+const char *ring_drop_name(unsigned int reason)
+{
+	if (reason >= RING_DROP__MAX)
+		return NULL;
+	return ring_drop_names[reason];
+}
+
+/**
+ * ring_copy_in() - copy bytes the peer can change into private memory
+ * @dst:	private destination
+ * @src:	shared source
+ * @len:	bytes
+ *
+ * The compiler barrier stops it from replacing later reads of @dst with
+ * re-reads of @src (a double fetch the peer could race).
+ */
+static inline void ring_copy_in(void *dst, const void *src, size_t len)
+{
+	memcpy(dst, src, len);
+	__asm__ __volatile__("" ::: "memory");
+}
+
+static inline uint64_t ring_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline int ring_is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+/**
+ * ring_kick() - wake the peer sleeping on @efd
+ * @r:		ring
+ * @efd:	eventfd to write
+ *
+ * Return: 0 or -errno (EAGAIN, a counter about to overflow, is not an error:
+ * the peer has wakeups pending anyway)
+ */
+static int ring_kick(struct ring *r, int efd)
+{
+	uint64_t one = 1;
+
+	r->stats.kicks++;
+	if (write(efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	return 0;
+}
+
+/**
+ * ring_drain() - consume whatever an eventfd holds, without blocking
+ * @efd:	eventfd (non-blocking)
+ */
+static void ring_drain(int efd)
+{
+	uint64_t v;
+
+	while (read(efd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+}
+
+/**
+ * ring_create() - make the memfd and eventfds of a new, empty ring
+ * @data_size:	data area size: a power of two in [RING_SIZE_MIN, RING_SIZE_MAX],
+ *		or 0 for RING_SIZE_DEFAULT
+ * @memfd:	sealed memfd, out
+ * @data_efd:	eventfd for "data available", out
+ * @space_efd:	eventfd for "space available", out
+ *
+ * The control block is initialised (magic, version, size, positions 0)
+ * before the memfd is sealed. The caller owns the three descriptors.
+ *
+ * Return: 0 or -errno (-EINVAL for a bad size)
+ */
+int ring_create(uint64_t data_size, int *memfd, int *data_efd, int *space_efd)
+{
+	struct ring_ctrl *ctrl;
+	int fd, dfd = -1, sfd = -1, rc;
+	size_t len;
+
+	if (!data_size)
+		data_size = RING_SIZE_DEFAULT;
+	if (unlikely(!ring_is_pow2(data_size) || data_size < RING_SIZE_MIN ||
+		     data_size > RING_SIZE_MAX))
+		return -EINVAL;
+	len = RING_CTRL_SIZE + data_size;
+
+	fd = memfd_create("vnetshare-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)len) < 0)
+		goto fail;
+	ctrl = mmap(NULL, RING_CTRL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		    fd, 0);
+	if (ctrl == MAP_FAILED)
+		goto fail;
+	memset(ctrl, 0, sizeof(*ctrl));
+	ctrl->version = RING_VERSION;
+	ctrl->hdr_size = RING_CTRL_SIZE;
+	ctrl->data_size = data_size;
+	__atomic_store_n(&ctrl->magic, RING_MAGIC, __ATOMIC_RELEASE);
+	munmap(ctrl, RING_CTRL_SIZE);
+
+	if (fcntl(fd, F_ADD_SEALS, RING_SEALS) < 0)
+		goto fail;
+	dfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (dfd < 0)
+		goto fail;
+	sfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (sfd < 0)
+		goto fail;
+
+	*memfd = fd;
+	*data_efd = dfd;
+	*space_efd = sfd;
+	return 0;
+fail:
+	rc = -errno;
+	if (dfd >= 0)
+		close(dfd);
+	close(fd);
+	return rc;
+}
+
+/**
+ * ring_attach() - map a ring and make a handle for one side of it
+ * @out:	new handle, out
+ * @memfd:	the ring's memfd (must carry RING_SEALS)
+ * @data_efd:	its "data available" eventfd
+ * @space_efd:	its "space available" eventfd
+ * @role:	RING_PRODUCER or RING_CONSUMER
+ * @data_size:	data area size the caller knows, or 0 to take it from the
+ *		memfd (a side that trusts the ring's creator)
+ *
+ * The memfd's seals, size, magic and version are checked before the handle
+ * is made. Our own position is read once here, to adopt a ring in use (a
+ * restarted daemon); it must be aligned and within one ring size of the
+ * peer's. The handle does not own the descriptors: the caller closes them.
+ *
+ * Return: 0 or -errno: -EPERM if not sealed, -EINVAL for a bad size or role,
+ * -EPROTO for a bad control block
+ */
+int ring_attach(struct ring **out, int memfd, int data_efd, int space_efd,
+		int role, uint64_t data_size)
+{
+	struct ring_ctrl *ctrl;
+	struct ring *r;
+	uint64_t size, own, peer;
+	struct stat st;
+	int seals, flags;
+	void *map;
+
+	if (unlikely(role != RING_PRODUCER && role != RING_CONSUMER))
+		return -EINVAL;
+	seals = fcntl(memfd, F_GET_SEALS);
+	if (seals < 0)
+		return -errno;
+	if ((seals & RING_SEALS) != RING_SEALS)
+		return -EPERM;
+	if (fstat(memfd, &st) < 0)
+		return -errno;
+	if (st.st_size <= RING_CTRL_SIZE)
+		return -EINVAL;
+	size = (uint64_t)st.st_size - RING_CTRL_SIZE;
+	if (!ring_is_pow2(size) || size < RING_SIZE_MIN || size > RING_SIZE_MAX)
+		return -EINVAL;
+	if (data_size && data_size != size)
+		return -EINVAL;
+	for (int i = 0; i < 2; i++) {
+		int efd = i ? space_efd : data_efd;
+
+		flags = fcntl(efd, F_GETFL);
+		if (flags < 0)
+			return -errno;
+		if (!(flags & O_NONBLOCK) &&
+		    fcntl(efd, F_SETFL, flags | O_NONBLOCK) < 0)
+			return -errno;
+	}
+
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_POPULATE, memfd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	ctrl = map;
+	if (__atomic_load_n(&ctrl->magic, __ATOMIC_ACQUIRE) != RING_MAGIC ||
+	    ctrl->version != RING_VERSION || ctrl->hdr_size != RING_CTRL_SIZE ||
+	    ctrl->data_size != size)
+		goto proto;
+
+	if (role == RING_PRODUCER) {
+		own = __atomic_load_n(&ctrl->prod, __ATOMIC_RELAXED);
+		peer = __atomic_load_n(&ctrl->cons, __ATOMIC_ACQUIRE);
+	} else {
+		own = __atomic_load_n(&ctrl->cons, __ATOMIC_RELAXED);
+		peer = __atomic_load_n(&ctrl->prod, __ATOMIC_ACQUIRE);
+	}
+	if (own % RING_ALIGN)
+		goto proto;
+	if (role == RING_PRODUCER &&
+	    (peer % RING_ALIGN || own - peer > size))
+		goto proto;
+
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		munmap(map, (size_t)st.st_size);
+		return -ENOMEM;
+	}
+	r->ctrl = ctrl;
+	r->data = (uint8_t *)map + RING_CTRL_SIZE;
+	r->size = size;
+	r->mask = size - 1;
+	r->map_len = (size_t)st.st_size;
+	r->role = role;
+	r->data_efd = data_efd;
+	r->space_efd = space_efd;
+	r->own = own;
+	r->published = own;
+	/* A consumer validates prod on first use, against this position. */
+	r->peer = role == RING_PRODUCER ? peer : own;
+	r->peer_bad = ~0ull;	/* never a valid (aligned) position */
+	*out = r;
+	return 0;
+proto:
+	munmap(map, (size_t)st.st_size);
+	return -EPROTO;
+}
+
+/**
+ * ring_detach() - unmap a ring and free its handle (descriptors stay open)
+ * @r:		handle, may be NULL
+ */
+void ring_detach(struct ring *r)
+{
+	if (!r)
+		return;
+	munmap(r->ctrl, r->map_len);
+	free(r);
+}
+
+/**
+ * ring_data_size() - size of the data area, as this side knows it
+ * @r:		handle
+ *
+ * Return: bytes
+ */
+uint64_t ring_data_size(const struct ring *r)
+{
+	return r->size;
+}
+
+/**
+ * ring_role() - which side of the ring a handle is
+ * @r:		handle
+ *
+ * Return: RING_PRODUCER or RING_CONSUMER
+ */
+int ring_role(const struct ring *r)
+{
+	return r->role;
+}
+
+/* Producer side ------------------------------------------------------------ */
+
+/**
+ * ring_peer_cons() - load and validate the consumer's position
+ * @r:		producer handle
+ *
+ * The consumer may only move forward, and never past what we published.
+ * A bad value is counted once and ignored: the producer then sees no new
+ * space, which only hurts the partition that lied.
+ */
+static void ring_peer_cons(struct ring *r)
+{
+	uint64_t c = __atomic_load_n(&r->ctrl->cons, __ATOMIC_ACQUIRE);
+	int reason;
+
+	if (likely(c == r->peer))
+		return;
+	if (unlikely(c % RING_ALIGN))
+		reason = RING_DROP_POS_MISALIGNED;
+	else if (unlikely((int64_t)(c - r->peer) < 0))
+		reason = RING_DROP_POS_BACKWARDS;
+	else if (unlikely(c - r->peer > r->published - r->peer))
+		reason = RING_DROP_POS_BEYOND;
+	else {
+		r->peer = c;
+		return;
+	}
+	if (c != r->peer_bad) {
+		r->peer_bad = c;
+		r->stats.drops[reason]++;
+	}
+}
+
+/**
+ * ring_room() - would a record of @len payload bytes fit now?
+ * @r:		producer handle
+ * @len:	payload bytes (vnet header + frame)
+ *
+ * Counts the PAD that a record crossing the end of the data area needs.
+ *
+ * Return: bytes of ring the reservation takes (PAD included), 0 if no room
+ */
+static uint64_t ring_room(const struct ring *r, uint32_t len)
+{
+	uint64_t need = RING_REC_SIZE(len);
+	uint64_t off = r->own & r->mask;
+	uint64_t used = r->own - r->peer;
+
+	if (off + need > r->size)
+		need += r->size - off;
+	return used + need <= r->size ? need : 0;
+}
+
+/**
+ * ring_reserve() - reserve room for one record
+ * @r:		producer handle
+ * @len:	payload bytes to reserve: vnet header + frame, at most
+ *		RING_LEN_MAX; the record committed may be shorter
+ * @payload:	where to write the vnet header and the frame, out
+ *
+ * Writes a PAD record first if the record would cross the end of the data
+ * area. The reservation stays open until ring_commit() or the next
+ * ring_reserve().
+ *
+ * Return: 0, -ENOBUFS if the ring is full, -EINVAL for a bad length
+ */
+int ring_reserve(struct ring *r, uint32_t len, uint8_t **payload)
+{
+	struct ring_rec_hdr *pad;
+	uint64_t off;
+
+	if (unlikely(r->role != RING_PRODUCER || len > RING_LEN_MAX))
+		return -EINVAL;
+	if (!ring_room(r, len)) {
+		ring_peer_cons(r);
+		if (!ring_room(r, len)) {
+			r->stats.full++;
+			r->reserved = 0;
+			return -ENOBUFS;
+		}
+	}
+	off = r->own & r->mask;
+	if (off + RING_REC_SIZE(len) > r->size) {
+		/*  off            size
+		 *   |PAD..........|   -> own moves to the next multiple of size
+		 */
+		pad = (struct ring_rec_hdr *)(r->data + off);
+		pad->len = (uint32_t)(r->size - off - sizeof(*pad));
+		pad->flags = RING_REC_PAD;
+		pad->vnet_len = 0;
+		pad->reserved = 0;
+		r->own += r->size - off;
+		r->stats.pads++;
+		off = 0;
+	}
+	r->reserved = len;
+	*payload = r->data + off + sizeof(struct ring_rec_hdr);
+	return 0;
+}
+
+/**
+ * ring_commit() - finish the open reservation as a record of @len bytes
+ * @r:		producer handle
+ * @len:	payload bytes written: RING_VNET_HDR_LEN + frame length
+ *
+ * The record is not visible to the consumer before ring_flush().
+ *
+ * Return: 0, -EINVAL if no reservation is open or @len is out of range
+ */
+int ring_commit(struct ring *r, uint32_t len)
+{
+	struct ring_rec_hdr *h;
+
+	if (unlikely(!r->reserved || len > r->reserved ||
+		     len < RING_VNET_HDR_LEN + RING_FRAME_MIN))
+		return -EINVAL;
+	h = (struct ring_rec_hdr *)(r->data + (r->own & r->mask));
+	h->len = len;
+	h->flags = 0;
+	h->vnet_len = RING_VNET_HDR_LEN;
+	h->reserved = 0;
+	r->own += RING_REC_SIZE(len);
+	r->reserved = 0;
+	r->stats.records++;
+	r->stats.bytes += len - RING_VNET_HDR_LEN;
+	return 0;
+}
+
+/**
+ * ring_flush() - publish committed records, wake the consumer if it sleeps
+ * @r:		producer handle
+ *
+ * One release-store for the whole burst; the eventfd is written only if
+ * the consumer has said it sleeps.
+ *
+ * Return: 0 or -errno from the eventfd write
+ */
+int ring_flush(struct ring *r)
+{
+	if (r->own == r->published)
+		return 0;
+	__atomic_store_n(&r->ctrl->prod, r->own, __ATOMIC_RELEASE);
+	r->published = r->own;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&r->ctrl->cons_waiting, __ATOMIC_RELAXED))
+		return ring_kick(r, r->data_efd);
+	return 0;
+}
+
+/**
+ * ring_read_fd() - read frames from @fd straight into ring records
+ * @r:		producer handle
+ * @fd:		non-blocking descriptor that returns one frame per read(),
+ *		led by a 12-byte vnet header (a TAP with IFF_VNET_HDR)
+ * @max:	most frames to read
+ * @count:	frames read and committed, out
+ *
+ * Each read() lands in a reserved record of the largest size and is
+ * committed with its real length: no staging copy. Does not flush.
+ *
+ * Return: 0 when @fd ran dry, -ENOBUFS when the ring filled, -EAGAIN when
+ * @max was reached (more may be waiting), -errno on a read error
+ */
+int ring_read_fd(struct ring *r, int fd, unsigned int max, unsigned int *count)
+{
+	unsigned int n = 0;
+	uint8_t *p;
+	ssize_t len;
+	int rc = -EAGAIN;
+
+	while (n < max) {
+		rc = ring_reserve(r, RING_LEN_MAX, &p);
+		if (rc < 0)
+			break;
+		len = read(fd, p, RING_LEN_MAX);
+		if (len < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = errno == EAGAIN ? 0 : -errno;
+			break;
+		}
+		if (len == 0) {
+			rc = 0;
+			break;
+		}
+		if (ring_commit(r, (uint32_t)len) < 0) {
+			r->stats.short_reads++;
+			continue;
+		}
+		n++;
+		rc = -EAGAIN;
+	}
+	r->reserved = 0;
+	*count = n;
+	return rc;
+}
+
+/* Consumer side ------------------------------------------------------------ */
+
+/**
+ * ring_peer_prod() - load and validate the producer's position
+ * @r:		consumer handle
+ *
+ * Valid: 64-byte aligned, not behind the last valid one, at most one ring
+ * size ahead of what we released. A bad value is counted once and ignored.
+ */
+static void ring_peer_prod(struct ring *r)
+{
+	uint64_t p = __atomic_load_n(&r->ctrl->prod, __ATOMIC_ACQUIRE);
+	int reason;
+
+	if (likely(p == r->peer))
+		return;
+	if (unlikely(p % RING_ALIGN))
+		reason = RING_DROP_POS_MISALIGNED;
+	else if (unlikely((int64_t)(p - r->peer) < 0))
+		reason = RING_DROP_POS_BACKWARDS;
+	else if (unlikely(p - r->published > r->size))
+		reason = RING_DROP_POS_BEYOND;
+	else {
+		r->peer = p;
+		return;
+	}
+	if (p != r->peer_bad) {
+		r->peer_bad = p;
+		r->stats.drops[reason]++;
+	}
+}
+
+/**
+ * ring_vnet_check() - validate a private copy of a vnet header
+ * @v:		the copy
+ * @frame_len:	length of the frame it describes
+ *
+ * Return: -1 if valid, else the enum ring_drop reason
+ */
+static int ring_vnet_check(const struct ring_vnet_hdr *v, uint32_t frame_len)
+{
+	unsigned int gso = v->gso_type & ~RING_VNET_GSO_ECN;
+
+	if (v->flags & ~(RING_VNET_F_NEEDS_CSUM | RING_VNET_F_DATA_VALID))
+		return RING_DROP_VNET_FLAGS;
+	if (gso != RING_VNET_GSO_NONE && gso != RING_VNET_GSO_TCPV4 &&
+	    gso != RING_VNET_GSO_TCPV6 && gso != RING_VNET_GSO_UDP_L4)
+		return RING_DROP_VNET_GSO_TYPE;
+	if (gso == RING_VNET_GSO_NONE && (v->gso_type & RING_VNET_GSO_ECN))
+		return RING_DROP_VNET_GSO_TYPE;
+	if (gso != RING_VNET_GSO_NONE && !v->gso_size)
+		return RING_DROP_VNET_GSO_SIZE;
+	if (v->hdr_len > frame_len)
+		return RING_DROP_VNET_HDR_LEN;
+	if ((v->flags & RING_VNET_F_NEEDS_CSUM) &&
+	    (uint32_t)v->csum_start + v->csum_offset + 2 > frame_len)
+		return RING_DROP_VNET_CSUM;
+	return -1;
+}
+
+/**
+ * ring_skip() - drop everything published after an untrustworthy header
+ * @r:		consumer handle
+ * @reason:	enum ring_drop
+ *
+ * A header we cannot trust does not tell where the next record starts; the
+ * producer's published position is the next place we know one does.
+ */
+static void ring_skip(struct ring *r, int reason)
+{
+	r->stats.drops[reason]++;
+	r->stats.skipped_bytes += r->peer - r->own;
+	r->own = r->peer;
+}
+
+/**
+ * ring_peek() - next well-formed record, validated, as private copies
+ * @r:		consumer handle
+ * @rec:	the record, out; rec->frame stays valid until ring_release()
+ *
+ * PAD records are skipped; invalid records are counted and skipped.
+ *
+ * Return: 0 with a record, -EAGAIN if there is none now, -EINVAL if @r is
+ * not a consumer
+ */
+int ring_peek(struct ring *r, struct ring_rec *rec)
+{
+	struct ring_rec_hdr h;
+	uint64_t off, rsize, avail;
+	uint32_t frame_len;
+	int reason;
+
+	if (unlikely(r->role != RING_CONSUMER))
+		return -EINVAL;
+	for (;;) {
+		if (r->own == r->peer) {
+			ring_peer_prod(r);
+			if (r->own == r->peer)
+				return -EAGAIN;
+		}
+		/* own < peer, both aligned: at least one 64-byte unit here */
+		avail = r->peer - r->own;
+		off = r->own & r->mask;
+		ring_copy_in(&h, r->data + off, sizeof(h));
+
+		if (unlikely(h.flags & ~RING_REC_FLAGS_KNOWN)) {
+			ring_skip(r, RING_DROP_FLAGS);
+			continue;
+		}
+		if (h.flags & RING_REC_PAD) {
+			rsize = r->size - off;
+			if (unlikely(rsize > avail)) {
+				ring_skip(r, RING_DROP_PAST_PUBLISHED);
+				continue;
+			}
+			r->own += rsize;
+			r->stats.pads++;
+			continue;
+		}
+		if (unlikely(h.len > RING_LEN_MAX)) {
+			ring_skip(r, RING_DROP_LEN_MAX);
+			continue;
+		}
+		if (unlikely(h.vnet_len != RING_VNET_HDR_LEN)) {
+			ring_skip(r, RING_DROP_VNET_LEN);
+			continue;
+		}
+		if (unlikely(h.len < RING_VNET_HDR_LEN + RING_FRAME_MIN)) {
+			ring_skip(r, RING_DROP_LEN_SHORT);
+			continue;
+		}
+		rsize = RING_REC_SIZE(h.len);
+		if (unlikely(rsize > avail)) {
+			ring_skip(r, RING_DROP_PAST_PUBLISHED);
+			continue;
+		}
+		if (unlikely(off + rsize > r->size)) {
+			ring_skip(r, RING_DROP_PAST_END);
+			continue;
+		}
+
+		/* The header is sound: from here a bad record is skipped alone. */
+		frame_len = h.len - RING_VNET_HDR_LEN;
+		ring_copy_in(&rec->vnet, r->data + off + sizeof(h),
+			     RING_VNET_HDR_LEN);
+		reason = ring_vnet_check(&rec->vnet, frame_len);
+		if (unlikely(reason >= 0)) {
+			r->stats.drops[reason]++;
+			r->own += rsize;
+			continue;
+		}
+		rec->frame = r->data + off + sizeof(h) + RING_VNET_HDR_LEN;
+		ring_copy_in(rec->l2, rec->frame, RING_ETH_HLEN);
+		rec->frame_len = frame_len;
+		rec->pos = r->own;
+		r->own += rsize;
+		r->stats.records++;
+		r->stats.bytes += frame_len;
+		return 0;
+	}
+}
+
+/**
+ * ring_release() - hand back the space of every record peeked so far
+ * @r:		consumer handle
+ *
+ * One release-store for the burst; the space eventfd is written only if
+ * the producer has said it sleeps on a full ring. Frames from ring_peek()
+ * must not be touched after this.
+ *
+ * Return: 0 or -errno from the eventfd write
+ */
+int ring_release(struct ring *r)
+{
+	if (r->own == r->published)
+		return 0;
+	__atomic_store_n(&r->ctrl->cons, r->own, __ATOMIC_RELEASE);
+	r->published = r->own;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&r->ctrl->prod_waiting, __ATOMIC_RELAXED))
+		return ring_kick(r, r->space_efd);
+	return 0;
+}
+
+/**
+ * ring_write_fd() - write records to @fd, one write per frame
+ * @r:		consumer handle
+ * @fd:		non-blocking descriptor taking a 12-byte vnet header before
+ *		each frame (a TAP with IFF_VNET_HDR)
+ * @max:	most frames to write
+ * @count:	frames written or dropped by @fd, out
+ *
+ * The validated private vnet header goes out with the frame straight from
+ * ring memory (writev). A frame @fd refuses (other than EAGAIN) is
+ * consumed: a bad frame must not block the ring. Releases what it wrote.
+ *
+ * Return: 0 when the ring ran dry, -EAGAIN when @fd is full or @max was
+ * reached (the unwritten record stays), -errno for a dead @fd
+ */
+int ring_write_fd(struct ring *r, int fd, unsigned int max, unsigned int *count)
+{
+	struct ring_rec rec;
+	struct iovec iov[2];
+	unsigned int n = 0;
+	uint64_t pos;
+	int rc = 0;
+
+	while (n < max) {
+		pos = r->own;
+		rc = ring_peek(r, &rec);
+		if (rc < 0) {
+			rc = rc == -EAGAIN ? 0 : rc;
+			break;
+		}
+		iov[0].iov_base = &rec.vnet;
+		iov[0].iov_len = RING_VNET_HDR_LEN;
+		iov[1].iov_base = (void *)rec.frame;
+		iov[1].iov_len = rec.frame_len;
+		if (writev(fd, iov, 2) < 0) {
+			if (errno == EAGAIN || errno == EINTR) {
+				/* not consumed: un-peek it */
+				r->own = pos;
+				r->stats.records--;
+				r->stats.bytes -= rec.frame_len;
+				rc = -EAGAIN;
+				break;
+			}
+			if (errno == EBADF || errno == EBADFD || errno == EIO) {
+				r->own = pos;
+				r->stats.records--;
+				r->stats.bytes -= rec.frame_len;
+				rc = -errno;
+				break;
+			}
+		}
+		n++;
+		rc = -EAGAIN;
+	}
+	*count = n;
+	ring_release(r);
+	return n == max ? -EAGAIN : rc;
+}
+
+/* Waiting ------------------------------------------------------------------ */
+
+/**
+ * ring_ready() - can this side make progress now?
+ * @r:		handle
+ * @need:	producer: payload bytes it wants to reserve (0: the largest
+ *		record); ignored for a consumer
+ *
+ * Return: 1 if a consumer has published data / a producer has room, else 0
+ */
+int ring_ready(struct ring *r, uint32_t need)
+{
+	if (r->role == RING_CONSUMER) {
+		if (r->own != r->peer)
+			return 1;
+		ring_peer_prod(r);
+		return r->own != r->peer;
+	}
+	if (!need)
+		need = RING_LEN_MAX;
+	if (ring_room(r, need))
+		return 1;
+	ring_peer_cons(r);
+	return ring_room(r, need) != 0;
+}
+
+/**
+ * ring_arm() - say we are about to sleep, unless there is work
+ * @r:		handle
+ * @need:	as for ring_ready()
+ *
+ * Sets our waiting flag, then (full fence) re-checks the peer's position.
+ * After a 0 return the caller may sleep on ring_fileno() until it is
+ * readable, then must call ring_disarm().
+ *
+ * Return: 0 if armed, 1 if there is work now (not armed)
+ */
+int ring_arm(struct ring *r, uint32_t need)
+{
+	uint32_t *flag = r->role == RING_CONSUMER ? &r->ctrl->cons_waiting
+						  : &r->ctrl->prod_waiting;
+
+	__atomic_store_n(flag, 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (ring_ready(r, need)) {
+		__atomic_store_n(flag, 0, __ATOMIC_RELAXED);
+		return 1;
+	}
+	r->stats.sleeps++;
+	return 0;
+}
+
+/**
+ * ring_disarm() - clear our waiting flag and the eventfd after a sleep
+ * @r:		handle
+ */
+void ring_disarm(struct ring *r)
+{
+	if (r->role == RING_CONSUMER) {
+		__atomic_store_n(&r->ctrl->cons_waiting, 0, __ATOMIC_RELAXED);
+		ring_drain(r->data_efd);
+	} else {
+		__atomic_store_n(&r->ctrl->prod_waiting, 0, __ATOMIC_RELAXED);
+		ring_drain(r->space_efd);
+	}
+}
+
+/**
+ * ring_fileno() - the eventfd this side sleeps on
+ * @r:		handle
+ *
+ * Return: the data eventfd for a consumer, the space eventfd for a producer
+ */
+int ring_fileno(const struct ring *r)
+{
+	return r->role == RING_CONSUMER ? r->data_efd : r->space_efd;
+}
+
+/**
+ * ring_set_spin() - poll this long in ring_wait() before sleeping
+ * @r:		handle
+ * @spin_us:	microseconds, 0 to sleep at once
+ */
+void ring_set_spin(struct ring *r, unsigned int spin_us)
+{
+	r->spin_ns = (uint64_t)spin_us * 1000;
+}
+
+/**
+ * ring_wait() - wait until this side can make progress
+ * @r:		handle
+ * @need:	as for ring_ready()
+ * @timeout_ms:	-1 for no limit
+ *
+ * Spins for the handle's spin time, then arms and sleeps on the eventfd.
+ *
+ * Return: 0 when ready, -ETIMEDOUT, or -errno from poll()
+ */
+int ring_wait(struct ring *r, uint32_t need, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = ring_fileno(r), .events = POLLIN };
+	uint64_t deadline = 0, now;
+	int rc, left = timeout_ms;
+
+	if (ring_ready(r, need))
+		return 0;
+	if (r->spin_ns) {
+		uint64_t end = ring_now_ns() + r->spin_ns;
+
+		do {
+			cpu_relax();
+			if (ring_ready(r, need))
+				return 0;
+		} while (ring_now_ns() < end);
+	}
+	if (timeout_ms >= 0)
+		deadline = ring_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	for (;;) {
+		if (ring_arm(r, need))
+			return 0;
+		rc = poll(&pfd, 1, left);
+		ring_disarm(r);
+		if (rc < 0 && errno != EINTR)
+			return -errno;
+		if (ring_ready(r, need))
+			return 0;
+		if (timeout_ms >= 0) {
+			now = ring_now_ns();
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			left = (int)((deadline - now + 999999) / 1000000);
+		}
+	}
+}
+
+/**
+ * ring_get_stats() - copy out a handle's counters
+ * @r:		handle
+ * @st:		out
+ */
+void ring_get_stats(const struct ring *r, struct ring_stats *st)
+{
+	*st = r->stats;
+}

@@ -1,0 +1,235 @@
+"""ring.py - Python side of the shared-memory frame ring (native/ring.c).
+
+The slow path only: create and attach rings, pass their descriptors on,
+send and receive a frame at a time, read counters. Every byte is copied in
+or out; no Python object ever aliases ring memory, which the peer can change
+and which is gone after close(). The hot loops are C (native/ring.c,
+native/ring_bench.c, later native/pump.c and native/switch.c).
+"""
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+
+from ._native import ffi, lib
+from .errors import ConfigError, check
+
+PRODUCER = "producer"
+CONSUMER = "consumer"
+_ROLES = {PRODUCER: lib.RING_PRODUCER, CONSUMER: lib.RING_CONSUMER}
+
+SIZE_DEFAULT = lib.RING_SIZE_DEFAULT
+SIZE_MIN = lib.RING_SIZE_MIN
+SIZE_MAX = lib.RING_SIZE_MAX
+CTRL_SIZE = lib.RING_CTRL_SIZE
+VNET_HDR_LEN = lib.RING_VNET_HDR_LEN
+FRAME_MIN = lib.RING_ETH_HLEN
+FRAME_MAX = lib.RING_FRAME_MAX
+LEN_MAX = lib.RING_LEN_MAX
+ZERO_VNET = bytes(VNET_HDR_LEN)
+
+#: Names of the consumer's drop reasons, in enum ring_drop order.
+DROP_REASONS = tuple(
+    ffi.string(lib.ring_drop_name(i)).decode() for i in range(lib.RING_DROP__MAX)
+)
+
+
+def check_size(size: int) -> int:
+    """Validate a data area size (power of two within limits)."""
+    if (
+        not isinstance(size, int)
+        or size < SIZE_MIN
+        or size > SIZE_MAX
+        or size & (size - 1)
+    ):
+        raise ConfigError(
+            f"ring size {size!r}: must be a power of two from {SIZE_MIN} to {SIZE_MAX}"
+        )
+    return size
+
+
+@dataclass(frozen=True)
+class RingFds:
+    """The three descriptors that make a ring: pass them to the peer."""
+
+    memfd: int
+    data_efd: int
+    space_efd: int
+
+    def close(self) -> None:
+        for fd in (self.memfd, self.data_efd, self.space_efd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def create_fds(size: int = SIZE_DEFAULT) -> RingFds:
+    """Make a new sealed ring memfd and its two eventfds."""
+    check_size(size)
+    fds = ffi.new("int[3]")
+    check(lib.ring_create(size, fds + 0, fds + 1, fds + 2), "ring_create")
+    return RingFds(fds[0], fds[1], fds[2])
+
+
+class Ring:
+    """One side (producer or consumer) of a ring.
+
+    Use :meth:`create` to make a new ring, :meth:`attach` to map one whose
+    descriptors came from elsewhere (a peer, SCM_RIGHTS, a fork).
+    """
+
+    def __init__(self, fds: RingFds, role: str, size: int = 0, own_fds: bool = False):
+        if role not in _ROLES:
+            raise ConfigError(f"ring role {role!r}: must be {PRODUCER!r} or {CONSUMER!r}")
+        if size:
+            check_size(size)
+        out = ffi.new("struct ring **")
+        check(
+            lib.ring_attach(out, fds.memfd, fds.data_efd, fds.space_efd, _ROLES[role], size),
+            "ring_attach",
+        )
+        self._r = out[0]
+        self.fds = fds
+        self.role = role
+        self._own_fds = own_fds
+        self._rec = ffi.new("struct ring_rec *")
+        self._payload = ffi.new("uint8_t **")
+
+    @classmethod
+    def create(cls, role: str, size: int = SIZE_DEFAULT) -> "Ring":
+        """Make a new ring and attach to it as @role; close() closes its fds."""
+        fds = create_fds(size)
+        try:
+            return cls(fds, role, size, own_fds=True)
+        except BaseException:
+            fds.close()
+            raise
+
+    @classmethod
+    def attach(
+        cls, memfd: int, data_efd: int, space_efd: int, role: str, size: int = 0
+    ) -> "Ring":
+        """Map an existing ring; the caller keeps owning the descriptors."""
+        return cls(RingFds(memfd, data_efd, space_efd), role, size)
+
+    # lifecycle -----------------------------------------------------------
+    def close(self) -> None:
+        if self._r is not None:
+            lib.ring_detach(self._r)
+            self._r = None
+            if self._own_fds:
+                self.fds.close()
+
+    def __enter__(self) -> "Ring":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def handle(self):
+        """The cffi ``struct ring *`` for the C loops (ring_bench, pump)."""
+        if self._r is None:
+            raise ValueError("ring is closed")
+        return self._r
+
+    @property
+    def size(self) -> int:
+        return lib.ring_data_size(self.handle)
+
+    # producer ------------------------------------------------------------
+    def send(self, frame: bytes, vnet: bytes = ZERO_VNET, flush: bool = True) -> bool:
+        """Copy one frame into the ring. Return False if the ring is full."""
+        if len(vnet) != VNET_HDR_LEN:
+            raise ConfigError(f"vnet header of {len(vnet)} bytes: must be {VNET_HDR_LEN}")
+        if not FRAME_MIN <= len(frame) <= FRAME_MAX:
+            raise ConfigError(
+                f"frame of {len(frame)} bytes: must be {FRAME_MIN} to {FRAME_MAX}"
+            )
+        n = VNET_HDR_LEN + len(frame)
+        rc = lib.ring_reserve(self.handle, n, self._payload)
+        if rc == -errno.ENOBUFS:
+            return False
+        check(rc, "ring_reserve")
+        ffi.memmove(self._payload[0], vnet, VNET_HDR_LEN)
+        ffi.memmove(self._payload[0] + VNET_HDR_LEN, frame, len(frame))
+        check(lib.ring_commit(self.handle, n), "ring_commit")
+        if flush:
+            self.flush()
+        return True
+
+    def flush(self) -> None:
+        """Publish what was sent and wake the consumer if it sleeps."""
+        check(lib.ring_flush(self.handle), "ring_flush")
+
+    # consumer ------------------------------------------------------------
+    def recv_record(self) -> tuple[bytes, bytes] | None:
+        """Next valid record as (vnet header, frame) copies, or None if empty."""
+        rc = lib.ring_peek(self.handle, self._rec)
+        if rc == -errno.EAGAIN:
+            return None
+        check(rc, "ring_peek")
+        rec = self._rec
+        vnet = bytes(ffi.buffer(ffi.addressof(rec, "vnet"), VNET_HDR_LEN))
+        frame = ffi.unpack(ffi.cast("char *", rec.frame), rec.frame_len)
+        check(lib.ring_release(self.handle), "ring_release")
+        return vnet, frame
+
+    def recv(self) -> bytes | None:
+        """Next valid frame (a copy), or None if the ring is empty."""
+        rec = self.recv_record()
+        return None if rec is None else rec[1]
+
+    # waiting -------------------------------------------------------------
+    def fileno(self) -> int:
+        """The eventfd this side sleeps on (for selectors); see arm()."""
+        return lib.ring_fileno(self.handle)
+
+    def ready(self, need: int = 0) -> bool:
+        return bool(lib.ring_ready(self.handle, need))
+
+    def arm(self, need: int = 0) -> bool:
+        """Declare that this side will sleep on fileno().
+
+        Returns True if armed (nothing to do now: wait for fileno() to be
+        readable, then call disarm()), False if there is work already.
+        """
+        return lib.ring_arm(self.handle, need) == 0
+
+    def disarm(self) -> None:
+        lib.ring_disarm(self.handle)
+
+    def wait(self, timeout: float | None = None, need: int = 0) -> bool:
+        """Block (without the GIL) until this side can go on; False on timeout."""
+        ms = -1 if timeout is None else max(0, int(timeout * 1000))
+        rc = lib.ring_wait(self.handle, need, ms)
+        if rc == -errno.ETIMEDOUT:
+            return False
+        check(rc, "ring_wait")
+        return True
+
+    def set_spin(self, usec: int) -> None:
+        lib.ring_set_spin(self.handle, usec)
+
+    # counters ------------------------------------------------------------
+    def stats(self) -> dict:
+        """Counters of this side, with drops by reason under "drops"."""
+        st = ffi.new("struct ring_stats *")
+        lib.ring_get_stats(self.handle, st)
+        out = {
+            name: getattr(st, name)
+            for name in (
+                "records", "bytes", "pads", "full", "kicks", "sleeps",
+                "skipped_bytes", "short_reads",
+            )
+        }
+        out["drops"] = {name: st.drops[i] for i, name in enumerate(DROP_REASONS)}
+        return out
