@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# setup.sh - install what vnetshare needs on a fresh Debian 12 machine and build it
+#
+# Installs the Debian packages that are missing (one apt-get run), then the
+# Python package itself, editable, with its test extras: pip builds the C data
+# plane through cffi with -Wall -Wextra -Werror and fails loudly on any error.
+# Safe to run again: it only installs what is missing and rebuilds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null; then exec sudo -E "$0" "$@"; fi
+    echo "setup.sh: must run as root (apt-get, and vnetshare needs CAP_NET_ADMIN)" >&2
+    exit 1
+fi
+
+# command -> Debian package
+declare -A NEED=(
+    [gcc]=gcc
+    [ip]=iproute2
+    [unshare]=util-linux
+    [iperf3]=iperf3
+    [ping]=iputils-ping
+)
+missing=()
+for cmd in "${!NEED[@]}"; do
+    command -v "$cmd" >/dev/null || missing+=("${NEED[$cmd]}")
+done
+python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+    || missing+=(python3-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+echo "setup.sh: building and installing vnetshare (pip install -e '.[test]')"
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+python3 -c 'import vnetshare._native' # the C extension really loads
