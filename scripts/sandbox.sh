@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
-# sandbox.sh - prepare a fresh network + mount namespace, then run a command in it
+# sandbox.sh - run a command in a fresh network + mount namespace
 #
-# Run it through `unshare --net --mount` (scripts/test.sh does): everything
-# the command creates (namespaces, links, the daemon's /run/vnetshare) lives
-# inside the sandbox and disappears with it; the host's interfaces are never
-# visible, let alone touched.
+#   ./scripts/sandbox.sh COMMAND [ARGS...]      (as root)
+#
+# Re-executes itself under `unshare --net --mount`, checks that both
+# namespaces really are new, gives the sandbox its own /run (so /run/netns and
+# /run/vnetshare vanish with it) and /sys, brings lo up and runs COMMAND.
+# Everything COMMAND creates lives and dies inside; the host's interfaces are
+# never visible, let alone touched. scripts/test.sh runs pytest through it.
 set -euo pipefail
-# scripts/test.sh passes the namespace it started in: ours must be another.
+if [ $# -eq 0 ]; then
+    echo "usage: $0 COMMAND [ARGS...]" >&2
+    exit 2
+fi
+if [ -z "${VNETSHARE_HOST_NETNS:-}" ]; then
+    VNETSHARE_HOST_NETNS=$(readlink /proc/self/ns/net)
+    VNETSHARE_HOST_MNTNS=$(readlink /proc/self/ns/mnt)
+    export VNETSHARE_HOST_NETNS VNETSHARE_HOST_MNTNS
+    exec unshare --net --mount -- "$0" "$@"
+fi
 # Both namespaces must be new, or the mounts below would land on the host.
 here=$(readlink /proc/self/ns/net)
 mnt=$(readlink /proc/self/ns/mnt)
-if [ -z "${VNETSHARE_HOST_NETNS:-}" ] || [ "$here" = "$VNETSHARE_HOST_NETNS" ] ||
-   [ -z "${VNETSHARE_HOST_MNTNS:-}" ] || [ "$mnt" = "$VNETSHARE_HOST_MNTNS" ]; then
-    echo "sandbox.sh: not in fresh network and mount namespaces; run it through scripts/test.sh" >&2
+if [ "$here" = "$VNETSHARE_HOST_NETNS" ] || [ "$mnt" = "${VNETSHARE_HOST_MNTNS:-}" ]; then
+    echo "sandbox.sh: not in fresh network and mount namespaces; refusing to go on" >&2
     exit 1
 fi
 export VNETSHARE_SANDBOX="$here"
