@@ -499,10 +499,13 @@ int ring_commit(struct ring *r, uint32_t len)
  * One release-store for the whole burst; the eventfd is written only if
  * the consumer has said it sleeps.
  *
- * Return: 0 or -errno from the eventfd write
+ * Return: 0, -EINVAL if @r is not a producer (it would publish its own
+ * position as prod), or -errno from the eventfd write
  */
 int ring_flush(struct ring *r)
 {
+	if (unlikely(r->role != RING_PRODUCER))
+		return -EINVAL;
 	if (r->own == r->published)
 		return 0;
 	__atomic_store_n(&r->ctrl->prod, r->own, __ATOMIC_RELEASE);
@@ -518,7 +521,8 @@ int ring_flush(struct ring *r)
  * @r:		producer handle
  * @fd:		non-blocking descriptor that returns one frame per read(),
  *		led by a 12-byte vnet header (a TAP with IFF_VNET_HDR)
- * @max:	most frames to read
+ * @max:	most read() calls, so the work per call is bounded even when
+ *		every frame is dropped as too short
  * @count:	frames read and committed, out
  *
  * Each read() lands in a reserved record of the largest size and is
@@ -534,7 +538,7 @@ int ring_read_fd(struct ring *r, int fd, unsigned int max, unsigned int *count)
 	ssize_t len;
 	int rc = -EAGAIN;
 
-	while (n < max) {
+	for (unsigned int tries = 0; tries < max; tries++) {
 		rc = ring_reserve(r, RING_LEN_MAX, &p);
 		if (rc < 0)
 			break;
@@ -731,10 +735,13 @@ int ring_peek(struct ring *r, struct ring_rec *rec)
  * the producer has said it sleeps on a full ring. Frames from ring_peek()
  * must not be touched after this.
  *
- * Return: 0 or -errno from the eventfd write
+ * Return: 0, -EINVAL if @r is not a consumer (it would publish its own
+ * position as cons), or -errno from the eventfd write
  */
 int ring_release(struct ring *r)
 {
+	if (unlikely(r->role != RING_CONSUMER))
+		return -EINVAL;
 	if (r->own == r->published)
 		return 0;
 	__atomic_store_n(&r->ctrl->cons, r->own, __ATOMIC_RELEASE);

@@ -38,7 +38,7 @@
 #define RING_LINE		128u	/* false-sharing distance (two x86 lines) */
 #define RING_ALIGN		64u	/* every record starts at a multiple of this */
 
-#define RING_SIZE_MIN		(64u * 1024)		/* data area, power of two */
+#define RING_SIZE_MIN		(256u * 1024)		/* data area, power of two */
 #define RING_SIZE_MAX		(1u << 30)
 #define RING_SIZE_DEFAULT	(4u * 1024 * 1024)
 
@@ -105,6 +105,9 @@ struct ring_rec_hdr {
 	uint64_t reserved;
 };
 _Static_assert(sizeof(struct ring_rec_hdr) == 16, "ring_rec_hdr size");
+/* An empty ring takes the largest record wherever its position stands,
+ * even right after a PAD of almost one largest record. */
+_Static_assert(2 * RING_REC_MAX <= RING_SIZE_MIN, "smallest ring too small");
 
 /* struct ring_vnet_hdr.flags, .gso_type: the virtio_net values */
 #define RING_VNET_F_NEEDS_CSUM	1u

@@ -1,0 +1,220 @@
+"""config.py - validate what a user gives vnetshare; pure, no netlink.
+
+Every function takes one user value (from the CLI or a control message) and
+returns it normalised, or raises a ConfigError whose message names the value
+and says the rule it broke:  partition name 'a b': use 1-15 of ...
+
+Rules:
+1. A partition name is 1-15 letters, digits, '-', '_' or '.', and does not
+   start with '-' or '.': it is a /run/netns file name, an argument to
+   `ip netns exec`, and short enough (IFNAMSIZ - 1) to name a link.
+2. An interface name follows the kernel's dev_valid_name(): 1-15 bytes, not
+   '.' or '..', no '/', ':', NUL or whitespace.
+3. Addresses carry an explicit prefix length; values that can never be a
+   host's own address (unspecified, loopback, multicast, an IPv4 network or
+   broadcast address) are refused.
+4. A MAC is unicast and not all-zero; it is returned as lower-case colon form.
+5. Only netns_path() touches the file system (and only with probe=True).
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import ipaddress
+import os
+import re
+import secrets
+
+from .errors import ConfigError
+
+IFNAMSIZ = 16
+NAME_MAX = IFNAMSIZ - 1
+MTU_MIN = 68          # the IPv4 minimum (RFC 791); the kernel's ETH_MIN_MTU
+MTU_MAX = 65535
+# Mirrors RING_SIZE_MIN / RING_SIZE_MAX of native/ring_abi.h; ring.check_size()
+# is the authority when a ring is made, this is the early, readable check.
+RING_SIZE_MIN = 256 * 1024
+RING_SIZE_MAX = 1 << 30
+
+NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), linux/nsfs.h, Linux >= 4.11
+CLONE_NEWNET = 0x40000000
+
+_PARTITION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")
+_MAC_RE = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}")
+
+
+def _require_str(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} {value!r}: must be a string")
+    return value
+
+
+def partition_name(name: object) -> str:
+    """A partition (and netns) name: rule 1."""
+    name = _require_str(name, "partition name")
+    if not _PARTITION_RE.fullmatch(name):
+        raise ConfigError(
+            f"partition name {name!r}: use 1-{NAME_MAX} letters, digits, '-', '_' or '.', "
+            "not starting with '-' or '.'"
+        )
+    return name
+
+
+def ifname(name: object, what: str = "interface name") -> str:
+    """An interface name as the kernel accepts it: rule 2."""
+    name = _require_str(name, what)
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if not 1 <= size <= NAME_MAX:
+        raise ConfigError(f"{what} {name!r}: must be 1-{NAME_MAX} bytes long")
+    if name in (".", ".."):
+        raise ConfigError(f"{what} {name!r}: '.' and '..' are not interface names")
+    bad = sorted({c for c in name if c in "/:\0" or c.isspace()})
+    if bad:
+        raise ConfigError(f"{what} {name!r}: must not contain {', '.join(map(repr, bad))}")
+    return name
+
+
+def cidr(text: object) -> str:
+    """An address with its prefix length, IPv4 or IPv6: rule 3.
+
+    Returns the compressed form, e.g. 'fd00::1/64'.
+    """
+    text = _require_str(text, "address")
+    if "/" not in text:
+        raise ConfigError(f"address {text!r}: give a prefix length, e.g. {text}/24 or {text}/64")
+    try:
+        iface = ipaddress.ip_interface(text)
+    except ValueError as e:
+        raise ConfigError(f"address {text!r}: not an IPv4 or IPv6 address with prefix ({e})") from None
+    ip = iface.ip
+    if ip.is_unspecified or ip.is_loopback or ip.is_multicast:
+        kind = "unspecified" if ip.is_unspecified else "loopback" if ip.is_loopback else "multicast"
+        raise ConfigError(f"address {text!r}: a {kind} address can't be a partition's address")
+    net = iface.network
+    if ip.version == 4 and net.prefixlen < 31:
+        if ip == net.network_address:
+            raise ConfigError(f"address {text!r}: is the network address of {net}")
+        if ip == net.broadcast_address:
+            raise ConfigError(f"address {text!r}: is the broadcast address of {net}")
+    return iface.with_prefixlen
+
+
+def cidrs(texts: object) -> list[str]:
+    """A list of addresses (each by cidr()), no address given twice."""
+    if not isinstance(texts, (list, tuple)):
+        raise ConfigError(f"addresses {texts!r}: must be a list")
+    out: list[str] = []
+    seen: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
+    for text in texts:
+        value = cidr(text)
+        ip = ipaddress.ip_interface(value).ip
+        if ip in seen:
+            raise ConfigError(f"address {text!r}: {ip} is given twice ({seen[ip]!r})")
+        seen[ip] = text
+        out.append(value)
+    return out
+
+
+def gateway(text: object, addresses: list[str]) -> str:
+    """A default gateway for a partition with @addresses (normalised CIDRs).
+
+    It must be of a family one of @addresses has; it need not lie inside one
+    of their prefixes (an on-link route is the user's business).
+    """
+    text = _require_str(text, "gateway")
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        raise ConfigError(f"gateway {text!r}: not an IPv4 or IPv6 address") from None
+    if ip.is_unspecified or ip.is_multicast or ip == ipaddress.IPv4Address("255.255.255.255"):
+        raise ConfigError(f"gateway {text!r}: can't be a gateway")
+    own = [ipaddress.ip_interface(a) for a in addresses]
+    if not any(a.version == ip.version for a in own):
+        raise ConfigError(f"gateway {text!r}: the partition has no IPv{ip.version} address to reach it from")
+    if any(a.ip == ip for a in own):
+        raise ConfigError(f"gateway {text!r}: is one of the partition's own addresses")
+    return str(ip)
+
+
+def mac(text: object) -> str:
+    """A unicast MAC, aa:bb:cc:dd:ee:ff or aa-bb-..., as lower-case colon form: rule 4."""
+    text = _require_str(text, "MAC")
+    if not _MAC_RE.fullmatch(text):
+        raise ConfigError(f"MAC {text!r}: write six hex byte pairs, e.g. 02:00:5e:10:00:01")
+    value = text.lower().replace("-", ":")
+    first = int(value[:2], 16)
+    if first & 0x01:
+        raise ConfigError(f"MAC {text!r}: is a multicast address (low bit of the first byte set)")
+    if value == "00:00:00:00:00:00":
+        raise ConfigError(f"MAC {text!r}: the all-zero address is not a station address")
+    return value
+
+
+def random_mac() -> str:
+    """A random locally administered unicast MAC (first byte 0bxxxxxx10)."""
+    raw = bytearray(secrets.token_bytes(6))
+    raw[0] = (raw[0] & 0xFC) | 0x02
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def mtu(value: object, upper: int = MTU_MAX) -> int:
+    """An MTU from MTU_MIN to min(@upper, MTU_MAX); @upper is the uplink's MTU."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"MTU {value!r}: must be an integer")
+    if value < MTU_MIN:
+        raise ConfigError(f"MTU {value}: below the minimum {MTU_MIN}")
+    if value > MTU_MAX:
+        raise ConfigError(f"MTU {value}: above the maximum {MTU_MAX}")
+    if value > upper:
+        raise ConfigError(f"MTU {value}: above the uplink's MTU {upper}")
+    return value
+
+
+def ring_size(value: object, minimum: int = RING_SIZE_MIN, maximum: int = RING_SIZE_MAX) -> int:
+    """A ring data area size: a power of two from @minimum to @maximum bytes."""
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or value < minimum
+        or value > maximum
+        or value & (value - 1)
+    ):
+        raise ConfigError(f"ring size {value!r}: must be a power of two from {minimum} to {maximum}")
+    return value
+
+
+def netns_path(path: object, probe: bool = True) -> str:
+    """A path to a network namespace, for --netns; returns it absolute.
+
+    With @probe (the daemon side), the path must open and be a network
+    namespace: the nsfs ioctl NS_GET_NSTYPE must answer CLONE_NEWNET, which
+    holds for a bind mount like /run/netns/NAME and for /proc/PID/ns/net
+    (unlike a st_dev or statfs magic check, it also tells a net namespace
+    from other kinds). Without @probe only the syntax is checked, for a
+    place (a control message, another mount namespace) where the file may
+    not be visible. The path is made absolute but symlinks are kept:
+    /proc/PID/ns/net is a magic link whose target is no path.
+    """
+    path = _require_str(path, "netns path")
+    if not path or "\0" in path:
+        raise ConfigError(f"netns path {path!r}: not a path")
+    if not probe:
+        if not os.path.isabs(path):
+            raise ConfigError(f"netns path {path!r}: must be absolute")
+        return path
+    path = os.path.abspath(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise ConfigError(f"netns path {path!r}: {e.strerror}") from None
+    try:
+        nstype = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError as e:
+        if e.errno in (errno.ENOTTY, errno.EINVAL):
+            raise ConfigError(f"netns path {path!r}: not a namespace file") from None
+        raise ConfigError(f"netns path {path!r}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    if nstype != CLONE_NEWNET:
+        raise ConfigError(f"netns path {path!r}: a namespace, but not a network namespace")
+    return path
