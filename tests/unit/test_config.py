@@ -1,0 +1,188 @@
+"""config.py: every user value is normalised or refused with a message naming it."""
+import os
+import re
+
+import pytest
+
+from vnetshare import ConfigError, config
+
+
+@pytest.mark.parametrize("name", ["web", "a", "db-1", "x_y.z", "_tmp", "9lives", "a" * 15])
+def test_partition_name_ok(name):
+    assert config.partition_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "a b", "-x", ".x", "a/b", "a" * 16, "ü", "a\n", "x:y", 5, None])
+def test_partition_name_bad_names_the_value(name):
+    with pytest.raises(ConfigError) as e:
+        config.partition_name(name)
+    assert repr(name) in str(e.value)
+    assert str(e.value).startswith("partition name")
+
+
+def test_partition_name_message_says_the_rule():
+    with pytest.raises(ConfigError, match=r"1-15 letters, digits, '-', '_' or '.', not starting with '-' or '.'"):
+        config.partition_name("a b")
+
+
+@pytest.mark.parametrize("name", ["eth0", "veth-lab.1", "x" * 15, "tap@1"])
+def test_ifname_ok(name):
+    assert config.ifname(name) == name
+
+
+@pytest.mark.parametrize("name, why", [
+    ("", "1-15 bytes"), ("x" * 16, "1-15 bytes"), (".", "'.' and '..'"), ("..", "'.' and '..'"),
+    ("a/b", "'/'"), ("a b", "' '"), ("a:b", "':'"), ("a\tb", "'\\\\t'"), ("ééééééééé", "1-15 bytes"),
+])
+def test_ifname_bad(name, why):
+    with pytest.raises(ConfigError, match=re.escape(repr(name))) as e:
+        config.ifname(name)
+    assert re.search(why, str(e.value)), str(e.value)
+
+
+def test_ifname_label_is_used():
+    with pytest.raises(ConfigError, match=r"^uplink 'a/b'"):
+        config.ifname("a/b", "uplink")
+
+
+@pytest.mark.parametrize("text, norm", [
+    ("10.0.0.2/24", "10.0.0.2/24"),
+    ("192.168.1.1/32", "192.168.1.1/32"),
+    ("10.0.0.0/31", "10.0.0.0/31"),
+    ("FD00:0::1/64", "fd00::1/64"),
+    ("fe80::1/64", "fe80::1/64"),
+    ("2001:db8::/64", "2001:db8::/64"),  # IPv6 has no broadcast; the subnet-router anycast is a legal host
+])
+def test_cidr_ok(text, norm):
+    assert config.cidr(text) == norm
+
+
+@pytest.mark.parametrize("text, why", [
+    ("10.0.0.2", "give a prefix length"),
+    ("10.0.0.256/24", "not an IPv4 or IPv6"),
+    ("10.0.0.2/33", "not an IPv4 or IPv6"),
+    ("hello/24", "not an IPv4 or IPv6"),
+    ("0.0.0.0/0", "unspecified"),
+    ("::/64", "unspecified"),
+    ("127.0.0.2/8", "loopback"),
+    ("::1/128", "loopback"),
+    ("224.0.0.1/24", "multicast"),
+    ("ff02::1/64", "multicast"),
+    ("10.0.0.0/24", "network address"),
+    ("10.0.0.255/24", "broadcast address"),
+    (" 10.0.0.2/24", "not an IPv4 or IPv6"),
+])
+def test_cidr_bad(text, why):
+    with pytest.raises(ConfigError, match=re.escape(f"address {text!r}")) as e:
+        config.cidr(text)
+    assert why in str(e.value)
+
+
+def test_cidrs_normalises_and_refuses_duplicates():
+    assert config.cidrs(["10.0.0.2/24", "fd00::0002/64"]) == ["10.0.0.2/24", "fd00::2/64"]
+    with pytest.raises(ConfigError, match=r"10\.0\.0\.2 is given twice"):
+        config.cidrs(["10.0.0.2/24", "10.0.0.2/16"])
+    with pytest.raises(ConfigError, match="must be a list"):
+        config.cidrs("10.0.0.2/24")
+
+
+def test_gateway():
+    ips = ["10.0.0.2/24", "fd00::2/64"]
+    assert config.gateway("10.0.0.1", ips) == "10.0.0.1"
+    assert config.gateway("FD00::0001", ips) == "fd00::1"
+    assert config.gateway("192.168.7.1", ips) == "192.168.7.1"  # outside every prefix: allowed
+    with pytest.raises(ConfigError, match=r"gateway 'fd00::1': the partition has no IPv6 address"):
+        config.gateway("fd00::1", ["10.0.0.2/24"])
+    with pytest.raises(ConfigError, match=r"gateway '10.0.0.1': the partition has no IPv4 address"):
+        config.gateway("10.0.0.1", [])
+    with pytest.raises(ConfigError, match=r"gateway 'nope': not an IPv4 or IPv6 address"):
+        config.gateway("nope", ips)
+    with pytest.raises(ConfigError, match=r"gateway '10.0.0.2': is one of the partition's own"):
+        config.gateway("10.0.0.2", ips)
+    with pytest.raises(ConfigError, match=r"gateway '0.0.0.0': can't be a gateway"):
+        config.gateway("0.0.0.0", ips)
+
+
+@pytest.mark.parametrize("text, norm", [
+    ("02:00:5E:10:00:01", "02:00:5e:10:00:01"),
+    ("02-00-5e-10-00-01", "02:00:5e:10:00:01"),
+    ("aa:bb:cc:dd:ee:ff", "aa:bb:cc:dd:ee:ff"),
+])
+def test_mac_ok(text, norm):
+    assert config.mac(text) == norm
+
+
+@pytest.mark.parametrize("text, why", [
+    ("01:00:5e:00:00:01", "multicast"),
+    ("ff:ff:ff:ff:ff:ff", "multicast"),
+    ("00:00:00:00:00:00", "all-zero"),
+    ("02:00:5e:10:00", "six hex byte pairs"),
+    ("02:00-5e:10:00:01", "six hex byte pairs"),
+    ("02:00:5e:10:00:0g", "six hex byte pairs"),
+    ("0200.5e10.0001", "six hex byte pairs"),
+    ("02:00:5e:10:00:01\n", "six hex byte pairs"),
+])
+def test_mac_bad(text, why):
+    with pytest.raises(ConfigError, match=re.escape(f"MAC {text!r}")) as e:
+        config.mac(text)
+    assert why in str(e.value)
+
+
+def test_random_mac_is_local_unicast():
+    macs = {config.random_mac() for _ in range(200)}
+    assert len(macs) > 190
+    for m in macs:
+        assert config.mac(m) == m
+        first = int(m[:2], 16)
+        assert first & 0x02 and not first & 0x01
+
+
+def test_mtu():
+    assert config.mtu(1500) == 1500
+    assert config.mtu(68) == 68
+    assert config.mtu(9000, upper=9000) == 9000
+    with pytest.raises(ConfigError, match=r"MTU 9001: above the uplink's MTU 9000"):
+        config.mtu(9001, upper=9000)
+    with pytest.raises(ConfigError, match=r"MTU 67: below the minimum 68"):
+        config.mtu(67)
+    with pytest.raises(ConfigError, match=r"MTU 65536: above the maximum 65535"):
+        config.mtu(65536)
+    with pytest.raises(ConfigError, match=r"MTU '1500': must be an integer"):
+        config.mtu("1500")
+    with pytest.raises(ConfigError, match=r"MTU True"):
+        config.mtu(True)
+
+
+def test_ring_size():
+    assert config.ring_size(4 << 20) == 4 << 20
+    assert config.ring_size(64 * 1024) == 64 * 1024
+    for bad in (3 << 20, 32 * 1024, 1 << 31, 0, -4096, "4194304", True):
+        with pytest.raises(ConfigError, match=re.escape(f"ring size {bad!r}: must be a power of two")):
+            config.ring_size(bad)
+
+
+def test_netns_path_syntax_only():
+    assert config.netns_path("/run/netns/web", probe=False) == "/run/netns/web"
+    with pytest.raises(ConfigError, match=r"netns path 'web': must be absolute"):
+        config.netns_path("web", probe=False)
+
+
+def test_netns_path_probe_accepts_own_netns():
+    path = f"/proc/{os.getpid()}/ns/net"
+    assert config.netns_path(path) == path  # the magic link is kept, not resolved
+
+
+def test_netns_path_probe_refuses_other_things(tmp_path):
+    with pytest.raises(ConfigError, match=r"netns path '/nonexistent/ns': No such file"):
+        config.netns_path("/nonexistent/ns")
+    f = tmp_path / "plain"
+    f.write_text("")
+    with pytest.raises(ConfigError, match=re.escape(f"netns path '{f}': not a namespace file")):
+        config.netns_path(str(f))
+    with pytest.raises(ConfigError, match=r"a namespace, but not a network namespace"):
+        config.netns_path(f"/proc/{os.getpid()}/ns/uts")
+
+
+def test_netns_path_relative_is_made_absolute(monkeypatch):
+    monkeypatch.chdir(f"/proc/{os.getpid()}/ns")
+    assert config.netns_path("net") == f"/proc/{os.getpid()}/ns/net"

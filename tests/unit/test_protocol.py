@@ -1,0 +1,237 @@
+"""protocol.py: bytes to messages and back, and request validation, without sockets."""
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vnetshare import ConfigError
+from vnetshare import protocol as p
+from vnetshare.protocol import Decoder, ProtocolError
+
+# --- encode / decode -----------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+messages = st.dictionaries(st.text(), json_values, max_size=5)
+
+
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    out, last = [], 0
+    for c in points + [len(data)]:
+        out.append(data[last:c])
+        last = c
+    return out
+
+
+@settings(max_examples=300)
+@given(st.lists(messages, max_size=6), st.lists(st.integers(min_value=0), max_size=20))
+def test_any_chunking_decodes_the_same_messages(msgs, cuts):
+    stream = b"".join(p.encode(m) for m in msgs)
+    dec = Decoder()
+    got = []
+    for chunk in split_at(stream, cuts):
+        got += dec.feed(chunk)
+    assert got == msgs
+    assert dec.buffered == 0
+
+
+@settings(max_examples=500)
+@given(st.lists(st.binary(max_size=200), max_size=8))
+def test_garbage_raises_only_protocol_error(chunks):
+    dec = Decoder(max_line=256)
+    try:
+        for c in chunks:
+            for msg in dec.feed(c):
+                assert isinstance(msg, dict)
+    except ProtocolError as e:
+        assert e.code in ("EPROTO", "EMSGSIZE")
+
+
+@settings(max_examples=200)
+@given(st.lists(st.sampled_from([b"{", b"}", b"[", b"]", b'"', b"\\", b"\n", b"1", b",", b":", b" ", b"\xff",
+                                 b"NaN", b"true", b"\r"]), max_size=60))
+def test_json_shaped_garbage_raises_only_protocol_error(tokens):
+    dec = Decoder()
+    try:
+        dec.feed(b"".join(tokens))
+    except ProtocolError:
+        pass
+
+
+def test_encode_is_one_compact_line():
+    line = p.encode({"op": "partition.show", "name": "wéb\nx"})
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert b" " not in line
+    assert json.loads(line) == {"op": "partition.show", "name": "wéb\nx"}
+
+
+def test_several_lines_in_one_chunk_and_a_partial_one():
+    dec = Decoder()
+    assert dec.feed(b'{"a":1}\n{"b":2}\n{"c"') == [{"a": 1}, {"b": 2}]
+    assert dec.buffered == 4
+    assert dec.feed(b":3}\n") == [{"c": 3}]
+    assert dec.buffered == 0
+
+
+def test_blank_lines_and_crlf_are_tolerated():
+    assert Decoder().feed(b'\n  \r\n{"a":1}\r\n') == [{"a": 1}]
+
+
+@pytest.mark.parametrize("line, why", [
+    (b"[1,2]\n", "must be a JSON object, not list"),
+    (b'"op"\n', "must be a JSON object, not str"),
+    (b"{nope}\n", "malformed message"),
+    (b'{"a":NaN}\n', "malformed message"),
+    (b'{"a":"\xff"}\n', "malformed message"),
+    (b"x" * 1001 + b"\n", "longer than"),
+], ids=["list", "str", "not-json", "nan", "not-utf8", "too-long"])
+def test_bad_lines(line, why):
+    dec = Decoder(max_line=1000)
+    with pytest.raises(ProtocolError, match=why) as e:
+        dec.feed(line)
+    assert isinstance(e.value, ConfigError)
+    assert e.value.code == ("EMSGSIZE" if why == "longer than" else "EPROTO")
+
+
+def test_deep_nesting_is_a_protocol_error_not_a_crash():
+    with pytest.raises(ProtocolError, match="malformed"):
+        Decoder(max_line=200000).feed(b"[" * 50000 + b"]" * 50000 + b"\n")
+
+
+def test_long_line_refused_before_its_newline_arrives():
+    dec = Decoder(max_line=100)
+    dec.feed(b"{" + b" " * 99)
+    with pytest.raises(ProtocolError, match="longer than 100 bytes") as e:
+        dec.feed(b" ")
+    assert e.value.code == "EMSGSIZE"
+
+
+def test_line_of_exactly_max_line_is_accepted():
+    body = b'{"a":"' + b"x" * 92 + b'"}'
+    assert len(body) == 100
+    assert Decoder(max_line=100).feed(body + b"\n") == [{"a": "x" * 92}]
+
+
+def test_default_limit_is_64k():
+    assert p.MAX_LINE == 65536
+    dec = Decoder()
+    with pytest.raises(ProtocolError, match="longer than 65536"):
+        dec.feed(b"x" * 65537)
+
+
+def test_decoder_stays_broken_after_an_error():
+    dec = Decoder()
+    with pytest.raises(ProtocolError):
+        dec.feed(b"garbage\n")
+    with pytest.raises(ProtocolError):
+        dec.feed(b'{"a":1}\n')
+
+
+def test_byte_by_byte_feed():
+    stream = p.encode({"op": "stats"}) + p.encode({"ok": True, "x": [1, 2]})
+    dec = Decoder()
+    got = []
+    for i in range(len(stream)):
+        got += dec.feed(stream[i:i + 1])
+    assert got == [{"op": "stats"}, {"ok": True, "x": [1, 2]}]
+
+
+# --- shapes ----------------------------------------------------------------------
+
+def test_shapes():
+    assert p.request("partition.delete", name="web") == {"op": "partition.delete", "name": "web"}
+    assert p.ok(partitions=[]) == {"ok": True, "partitions": []}
+    assert p.error("EEXIST", "partition 'web' exists") == {
+        "ok": False, "error": {"code": "EEXIST", "message": "partition 'web' exists"}}
+
+
+def test_error_from():
+    assert p.error_from(ProtocolError("x", "EOPNOTSUPP"))["error"] == {"code": "EOPNOTSUPP", "message": "x"}
+    assert p.error_from(ConfigError("MTU 1: below"))["error"] == {"code": "EINVAL", "message": "MTU 1: below"}
+    assert p.error_from(FileExistsError(17, "netns 'web': exists"))["error"] == {
+        "code": "EEXIST", "message": "netns 'web': exists"}
+    assert p.error_from(RuntimeError("boom"))["error"]["code"] == "EIO"
+
+
+# --- validate_request ---------------------------------------------------------------
+
+def test_create_minimal_gets_defaults():
+    op, args = p.validate_request({"op": "partition.create", "name": "web"})
+    assert op == "partition.create"
+    assert args == {"name": "web", "ips": [], "gateway": None, "mac": None, "mtu": None,
+                    "ifname": None, "netns": None}
+
+
+def test_create_full_is_normalised():
+    op, args = p.validate_request(p.request(
+        "partition.create", name="web", ips=["10.0.0.2/24", "FD00::2/64"], gateway="10.0.0.1",
+        mac="02-AA-BB-CC-DD-EE", mtu=1400, ifname="eth1", netns="/run/netns/ctr"))
+    assert args == {"name": "web", "ips": ["10.0.0.2/24", "fd00::2/64"], "gateway": "10.0.0.1",
+                    "mac": "02:aa:bb:cc:dd:ee", "mtu": 1400, "ifname": "eth1", "netns": "/run/netns/ctr"}
+
+
+@pytest.mark.parametrize("op", ["partition.list", "adapter", "stats", "daemon.status"])
+def test_no_field_ops(op):
+    assert p.validate_request({"op": op}) == (op, {})
+
+
+@pytest.mark.parametrize("op", ["partition.delete", "partition.show"])
+def test_name_ops(op):
+    assert p.validate_request({"op": op, "name": "db"}) == (op, {"name": "db"})
+    with pytest.raises(ProtocolError, match=f"{op}: missing field 'name'"):
+        p.validate_request({"op": op})
+
+
+@pytest.mark.parametrize("msg, code, why", [
+    ({"op": "partition.explode"}, "EOPNOTSUPP", "unknown op 'partition.explode'"),
+    ({}, "EINVAL", "field 'op': missing"),
+    ({"op": 3}, "EINVAL", "field 'op': missing or not a string"),
+    ([], "EINVAL", "must be a JSON object"),
+    ({"op": "stats", "verbose": True}, "EINVAL", "stats: unknown field 'verbose'"),
+    ({"op": "partition.create"}, "EINVAL", "missing field 'name'"),
+    ({"op": "partition.create", "name": 5}, "EINVAL", "field 'name' must be a string, not 5"),
+    ({"op": "partition.create", "name": "a", "mtu": "1500"}, "EINVAL", "field 'mtu' must be an integer or null"),
+    ({"op": "partition.create", "name": "a", "mtu": True}, "EINVAL", "field 'mtu' must be an integer or null, not true"),
+    ({"op": "partition.create", "name": "a", "ips": "10.0.0.2/24"}, "EINVAL", "field 'ips' must be a list"),
+    ({"op": "partition.create", "name": "a", "ips": [1]}, "EINVAL", "field 'ips' must be a list of strings"),
+    ({"op": "partition.create", "name": "a", "ips": None}, "EINVAL", "field 'ips' must be a list, not null"),
+    ({"op": "partition.create", "name": "a b"}, "EINVAL", "partition name 'a b': use 1-15"),
+    ({"op": "partition.create", "name": "a", "ips": ["10.0.0.300/24"]}, "EINVAL", "address '10.0.0.300/24'"),
+    ({"op": "partition.create", "name": "a", "mac": "01:00:00:00:00:01"}, "EINVAL", "MAC '01:00:00:00:00:01'"),
+    ({"op": "partition.create", "name": "a", "mtu": 20}, "EINVAL", "MTU 20: below"),
+    ({"op": "partition.create", "name": "a", "ifname": "a/b"}, "EINVAL", "interface name 'a/b'"),
+    ({"op": "partition.create", "name": "a", "netns": "ctr"}, "EINVAL", "netns path 'ctr': must be absolute"),
+    ({"op": "partition.create", "name": "a", "gateway": "10.0.0.1"}, "EINVAL",
+     "gateway '10.0.0.1': the partition has no IPv4 address"),
+    ({"op": "partition.create", "name": "a", "ips": ["fd00::2/64"], "gateway": "10.0.0.1"}, "EINVAL",
+     "no IPv4 address"),
+])
+def test_invalid_requests(msg, code, why):
+    with pytest.raises(ProtocolError, match=why.replace("(", r"\(").replace(".", r"\.")) as e:
+        p.validate_request(msg)
+    assert e.value.code == code
+
+
+def test_every_op_has_a_table_entry():
+    assert set(p.OPS) == {"partition.create", "partition.delete", "partition.list", "partition.show",
+                          "adapter", "stats", "daemon.status"}
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.sampled_from(["op", "name", "ips", "mtu", "mac", "gateway", "netns", "ifname", "x"]),
+                       json_values, max_size=6))
+def test_validate_request_raises_only_protocol_error(msg):
+    if "op" in msg and isinstance(msg["op"], str):
+        msg["op"] = "partition.create"
+    try:
+        op, args = p.validate_request(msg)
+    except ProtocolError as e:
+        assert e.code in ("EINVAL", "EOPNOTSUPP")
+    else:
+        assert op == "partition.create" and set(args) == set(p.OPS[op])

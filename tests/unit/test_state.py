@@ -1,0 +1,118 @@
+"""state.py: the state file round-trips, is written atomically and 0600, and a
+damaged file is an error naming the path."""
+import json
+import os
+import stat
+
+import pytest
+
+from vnetshare import state as st
+from vnetshare.errors import VnetshareError
+from vnetshare.state import PartitionState, State, StateError
+
+
+def sample() -> State:
+    return State(
+        uplink="eth1",
+        offloads="emulate",
+        partitions={
+            "web": PartitionState(name="web", netns="/run/netns/web", netns_created=True, ifname="eth0",
+                                  mac="02:00:00:00:00:01", mtu=1500, ips=["10.0.0.2/24", "fd00::2/64"],
+                                  gateway="10.0.0.1", agent_pid=4242, ring_size=1 << 22),
+            "ctr": PartitionState(name="ctr", netns="/proc/77/ns/net", netns_created=False, ifname="tap0",
+                                  mac="02:00:00:00:00:02", mtu=9000),
+        },
+    )
+
+
+def test_missing_file_is_empty_state(tmp_path):
+    s = st.load(str(tmp_path / "state.json"))
+    assert s == State() and s.partitions == {} and s.uplink is None and s.offloads == "mirror"
+
+
+def test_round_trip(tmp_path):
+    path = str(tmp_path / "state.json")
+    st.save(path, sample())
+    assert st.load(path) == sample()
+
+
+def test_file_is_0600_json_with_version(tmp_path):
+    path = tmp_path / "state.json"
+    st.save(str(path), sample())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    raw = json.loads(path.read_text())
+    assert raw["version"] == st.VERSION == 1
+    assert raw["partitions"]["web"]["agent_pid"] == 4242
+
+
+def test_save_replaces_and_leaves_no_temp_file(tmp_path):
+    path = str(tmp_path / "state.json")
+    st.save(path, sample())
+    empty = State(uplink="eth1")
+    st.save(path, empty)
+    assert st.load(path) == empty
+    assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_failed_save_keeps_old_file_and_no_temp(tmp_path):
+    path = str(tmp_path / "state.json")
+    st.save(path, sample())
+    bad = sample()
+    bad.partitions["web"].mtu = object()  # not JSON: the write fails before the rename
+    with pytest.raises(TypeError):
+        st.save(path, bad)
+    assert st.load(path) == sample()
+    assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_save_into_missing_dir_fails(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        st.save(str(tmp_path / "nope" / "state.json"), State())
+
+
+def test_unknown_keys_are_ignored(tmp_path):
+    path = tmp_path / "state.json"
+    raw = st.to_dict(sample())
+    raw["future_top"] = {"x": 1}
+    raw["partitions"]["web"]["future_field"] = [1, 2]
+    path.write_text(json.dumps(raw))
+    assert st.load(str(path)) == sample()
+
+
+def test_optional_partition_fields_default(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"version": 1, "partitions": {"a": {
+        "name": "a", "netns": "/run/netns/a", "netns_created": True, "ifname": "eth0",
+        "mac": "02:00:00:00:00:01", "mtu": 1500}}}))
+    p = st.load(str(path)).partitions["a"]
+    assert p.ips == [] and p.gateway is None and p.agent_pid is None and p.ring_size == 4 << 20
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"{not json", "Expecting property name"),
+    (b"\xff\xfe", "codec can't decode"),
+    (b"[]", "not a JSON object"),
+    (b"{}", "version None, this vnetshare reads version 1"),
+    (b'{"version": 2}', "version 2"),
+    (b'{"version": 1, "uplink": 5}', "'uplink' must be a string or null"),
+    (b'{"version": 1, "offloads": "turbo"}', "'offloads' is 'turbo'"),
+    (b'{"version": 1, "partitions": []}', "'partitions' must be an object"),
+    (b'{"version": 1, "partitions": {"a": 1}}', "partition 'a': not an object"),
+    (b'{"version": 1, "partitions": {"a": {"name": "a"}}}', "partition 'a': missing 'netns'"),
+    (b'{"version": 1, "partitions": {"a": {"name": "b", "netns": "/x", "netns_created": true, "ifname": "e",'
+     b' "mac": "02:00:00:00:00:01", "mtu": 1500}}}', "recorded under another name ('b')"),
+    (b'{"version": 1, "partitions": {"a": {"name": "a", "netns": "/x", "netns_created": 1, "ifname": "e",'
+     b' "mac": "02:00:00:00:00:01", "mtu": 1500}}}', "'netns_created' has the wrong type (int)"),
+    (b'{"version": 1, "partitions": {"a": {"name": "a", "netns": "/x", "netns_created": true, "ifname": "e",'
+     b' "mac": "02:00:00:00:00:01", "mtu": true}}}', "'mtu' has the wrong type (bool)"),
+    (b'{"version": 1, "partitions": {"a": {"name": "a", "netns": "/x", "netns_created": true, "ifname": "e",'
+     b' "mac": "02:00:00:00:00:01", "mtu": 1500, "ips": [1]}}}', "'ips' must be a list of strings"),
+])
+def test_corrupt_file_names_path_and_problem(tmp_path, content, why):
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    with pytest.raises(StateError) as e:
+        st.load(str(path))
+    assert str(e.value).startswith(f"state file {path}: ")
+    assert why in str(e.value)
+    assert isinstance(e.value, VnetshareError)

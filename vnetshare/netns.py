@@ -1,0 +1,425 @@
+"""netns.py - the netlink adapter: namespaces, links, addresses, routes.
+
+A thin layer over pyroute2 for what the daemon and the lab do to the
+kernel. Every function that acts in a namespace takes `netns`, a NetnsRef:
+None (the caller's own), a name ('web': /run/netns/web), a path (anything
+with a '/': /run/netns/web, /proc/PID/ns/net) or an open namespace fd.
+
+Rules:
+1. Every call runs in a fresh thread that setns()es into the namespace
+   (if one is given) and ends afterwards (run_in). A network namespace
+   belongs to a thread, not a process, so the caller's thread never moves
+   and nothing forks (the daemon has a C data-plane thread; fork and threads
+   don't mix). A socket or device opened by that thread stays in that
+   namespace after it ends: that is how a TAP is opened "inside" a
+   partition. The fresh thread also lets the daemon's asyncio thread call
+   in (pyroute2's sync API runs its own event loop; loops don't nest). The
+   calls block: from a coroutine, wrap them in asyncio.to_thread() if the
+   wait matters.
+2. Each call opens its own pyroute2 IPRoute in the namespace it acts in and
+   closes it: no socket outlives the call, no handle leaks between
+   namespaces. (pyroute2's own IPRoute(netns=...) forks a helper and, by
+   default, CREATES a missing netns: not used.)
+3. A kernel failure is a NetnsError: an OSError with the kernel's errno,
+   and a message naming the object and the namespace:
+   "link 'vp0' in netns 'web': File exists".
+4. Cleanup (quietly) swallows only "it is already gone": ENOENT, ENODEV,
+   ESRCH. Anything else still raises.
+5. A named namespace is made like `ip netns add` makes it: /run/netns is a
+   shared mount point, NAME is a file in it with the namespace bind-mounted
+   on it; delete() is `ip netns del`: lazy unmount, unlink. The namespace
+   itself dies when nothing else holds it (no process, no open fd).
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import ipaddress
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, TypeVar
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
+
+from .config import CLONE_NEWNET, NS_GET_NSTYPE
+from .errors import VnetshareError
+
+RUN_DIR = "/run/netns"
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_SHARED = 1 << 20
+MNT_DETACH = 2
+IFF_UP = 0x1
+GONE = frozenset({errno.ENOENT, errno.ENODEV, errno.ESRCH})
+
+NetnsRef = str | int | None
+T = TypeVar("T")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class NetnsError(OSError, VnetshareError):
+    """A namespace or netlink operation failed; .errno is the kernel's."""
+
+
+def _fail(err: int, what: str) -> NetnsError:
+    return NetnsError(err, f"{what}: {os.strerror(err)}")
+
+
+def _libc_call(rc: int, what: str) -> None:
+    if rc != 0:
+        raise _fail(ctypes.get_errno(), what)
+
+
+# --- namespaces ---------------------------------------------------------------
+
+def path_of(name: str) -> str:
+    """/run/netns/NAME, the file `ip netns exec NAME` enters."""
+    if not name or "/" in name or name in (".", ".."):
+        raise NetnsError(errno.EINVAL, f"netns name {name!r}: not a file name")
+    return os.path.join(RUN_DIR, name)
+
+
+def _resolve(netns: str | int) -> str | int:
+    if isinstance(netns, int):
+        return netns
+    return netns if "/" in netns else path_of(netns)
+
+
+def label(netns: NetnsRef) -> str:
+    """' in netns NAME' for messages ('' for the caller's own)."""
+    if netns is None:
+        return ""
+    if isinstance(netns, int):
+        return f" in netns fd {netns}"
+    return f" in netns {netns!r}"
+
+
+def exists(name: str) -> bool:
+    """A named namespace /run/netns/NAME exists (as a mount point)."""
+    return os.path.ismount(path_of(name))
+
+
+def names() -> list[str]:
+    """The named namespaces, like `ip netns list` (sorted)."""
+    try:
+        return sorted(n for n in os.listdir(RUN_DIR) if os.path.ismount(os.path.join(RUN_DIR, n)))
+    except FileNotFoundError:
+        return []
+
+
+def _share_run_dir() -> None:
+    # iproute2's netns_add: make RUN_DIR a shared mount point (bind it onto
+    # itself first if it isn't a mount point), so a namespace mounted here
+    # shows in every mount namespace that shares /run.
+    os.makedirs(RUN_DIR, mode=0o755, exist_ok=True)
+    bound = False
+    while _libc.mount(b"", RUN_DIR.encode(), b"none", MS_SHARED | MS_REC, None) != 0:
+        err = ctypes.get_errno()
+        if err != errno.EINVAL or bound:
+            raise _fail(err, f"make {RUN_DIR} a shared mount")
+        _libc_call(_libc.mount(RUN_DIR.encode(), RUN_DIR.encode(), b"none", MS_BIND | MS_REC, None),
+                   f"bind-mount {RUN_DIR}")
+        bound = True
+
+
+def create(name: str) -> str:
+    """Make a new network namespace named @name; return its path.
+
+    Raises NetnsError(EEXIST) if the name is taken. On failure nothing is left.
+    """
+    path = path_of(name)
+    _share_run_dir()
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+    except FileExistsError:
+        raise NetnsError(errno.EEXIST, f"netns {name!r}: already exists") from None
+
+    def make() -> None:
+        _libc_call(_libc.unshare(CLONE_NEWNET), f"netns {name!r}: unshare")
+        _libc_call(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
+                   f"netns {name!r}: bind mount")
+
+    try:
+        _in_thread(make)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return path
+
+
+def delete(name: str) -> None:
+    """Remove the named namespace (ip netns del); NetnsError(ENOENT) if absent."""
+    path = path_of(name)
+    if _libc.umount2(path.encode(), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        if err == errno.ENOENT:
+            raise _fail(err, f"netns {name!r}")
+        if err != errno.EINVAL:  # EINVAL: not a mount point; still remove the file
+            raise _fail(err, f"netns {name!r}: unmount")
+    try:
+        os.unlink(path)
+    except OSError as e:
+        raise _fail(e.errno or errno.EIO, f"netns {name!r}") from None
+
+
+def open_fd(netns: str | int) -> int:
+    """An O_RDONLY|O_CLOEXEC fd of a network namespace (name or path; an int is dup'ed).
+
+    Raises NetnsError (ENOENT, or EINVAL when it is no network namespace).
+    The caller closes it.
+    """
+    target = _resolve(netns)
+    try:
+        fd = os.dup(target) if isinstance(target, int) else os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise _fail(e.errno or errno.EIO, f"netns {netns!r}") from None
+    try:
+        nstype = fcntl.ioctl(fd, NS_GET_NSTYPE)  # see config.netns_path()
+    except OSError:
+        os.close(fd)
+        raise NetnsError(errno.EINVAL, f"netns {netns!r}: not a namespace file") from None
+    if nstype != CLONE_NEWNET:
+        os.close(fd)
+        raise NetnsError(errno.EINVAL, f"netns {netns!r}: not a network namespace")
+    return fd
+
+
+def _in_thread(fn: Callable[[], T]) -> T:
+    box: dict[str, Any] = {}
+
+    def main() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed to the caller's thread
+            box["error"] = e
+
+    t = threading.Thread(target=main, name="vnetshare-netns", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def run_in(netns: NetnsRef, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call fn(*args, **kwargs) in a fresh thread inside @netns; return what it returns.
+
+    With netns None the thread stays in the caller's namespace (a new thread
+    inherits it). Even then it is a fresh thread: pyroute2's synchronous
+    classes run their own asyncio loop, which fails ("This event loop is
+    already running") in a thread that runs one, like the daemon's. fn's
+    exceptions propagate to the caller.
+    """
+    if netns is None:
+        return _in_thread(lambda: fn(*args, **kwargs))
+    fd = open_fd(netns)
+
+    def enter_and_call() -> T:
+        try:
+            _libc_call(_libc.setns(fd, CLONE_NEWNET), f"enter netns {netns!r}")
+        finally:
+            os.close(fd)
+        return fn(*args, **kwargs)
+
+    return _in_thread(enter_and_call)
+
+
+# --- links, addresses, routes ------------------------------------------------
+
+@contextlib.contextmanager
+def _netlink(what: str) -> Iterator[None]:
+    try:
+        yield
+    except NetlinkError as e:
+        raise _fail(e.code, what) from None
+
+
+def _ipr(netns: NetnsRef, fn: Callable[[IPRoute], T]) -> T:
+    def call() -> T:
+        with IPRoute() as ipr:
+            return fn(ipr)
+
+    return run_in(netns, call)
+
+
+def _index(ipr: IPRoute, ifname: str, netns: NetnsRef) -> int:
+    found = ipr.link_lookup(ifname=ifname)
+    if not found:
+        raise NetnsError(errno.ENODEV, f"link {ifname!r}{label(netns)}: not found")
+    return found[0]
+
+
+@dataclass(frozen=True)
+class Link:
+    """One network interface as netlink reports it."""
+
+    index: int
+    ifname: str
+    mac: str | None
+    mtu: int
+    up: bool            # administratively up (IFF_UP)
+    operstate: str      # UP, DOWN, LOWERLAYERDOWN, UNKNOWN, ...
+    kind: str | None    # veth, tun, dummy, ... (None for lo and plain NICs)
+
+
+def _link(msg: Any) -> Link:
+    info = msg.get("IFLA_LINKINFO")
+    return Link(
+        index=msg["index"],
+        ifname=msg.get("IFLA_IFNAME"),
+        mac=msg.get("IFLA_ADDRESS"),
+        mtu=msg.get("IFLA_MTU"),
+        up=bool(msg["flags"] & IFF_UP),
+        operstate=msg.get("IFLA_OPERSTATE") or "UNKNOWN",
+        kind=info.get_attr("IFLA_INFO_KIND") if info is not None else None,
+    )
+
+
+def links(netns: NetnsRef = None) -> list[Link]:
+    """Every link in @netns, by index."""
+    def do(ipr: IPRoute) -> list[Link]:
+        with _netlink(f"list links{label(netns)}"):
+            return sorted((_link(m) for m in ipr.get_links()), key=lambda l: l.index)
+    return _ipr(netns, do)
+
+
+def link(ifname: str, netns: NetnsRef = None) -> Link:
+    """The link @ifname in @netns; NetnsError(ENODEV) if there is none."""
+    def do(ipr: IPRoute) -> Link:
+        with _netlink(f"link {ifname!r}{label(netns)}"):
+            return _link(ipr.link("get", index=_index(ipr, ifname, netns))[0])
+    return _ipr(netns, do)
+
+
+def veth_pair(ifname: str, peer: str, netns: NetnsRef = None, peer_netns: NetnsRef = None) -> None:
+    """Make veth @ifname in @netns with its @peer end in @peer_netns (both down)."""
+    def do(ipr: IPRoute) -> None:
+        peer_spec: dict[str, Any] = {"ifname": peer}
+        fd = None
+        if peer_netns is not None:
+            fd = open_fd(peer_netns)
+            peer_spec["net_ns_fd"] = fd
+        try:
+            with _netlink(f"veth {ifname!r}{label(netns)} peer {peer!r}{label(peer_netns)}"):
+                ipr.link("add", ifname=ifname, kind="veth", peer=peer_spec)
+        finally:
+            if fd is not None:
+                os.close(fd)
+    _ipr(netns, do)
+
+
+def link_set(ifname: str, netns: NetnsRef = None, *, up: bool | None = None,
+             mtu: int | None = None, mac: str | None = None) -> None:
+    """Change @ifname: MTU and MAC first, then up/down (None: leave as is)."""
+    def do(ipr: IPRoute) -> None:
+        with _netlink(f"link {ifname!r}{label(netns)}"):
+            index = _index(ipr, ifname, netns)
+            change: dict[str, Any] = {}
+            if mtu is not None:
+                change["mtu"] = mtu
+            if mac is not None:
+                change["address"] = mac
+            if change:
+                ipr.link("set", index=index, **change)
+            if up is not None:
+                ipr.link("set", index=index, state="up" if up else "down")
+    _ipr(netns, do)
+
+
+def wait_up(ifname: str, netns: NetnsRef = None, timeout: float = 5.0) -> Link:
+    """Wait until @ifname's operstate is UP; NetnsError(ETIMEDOUT) after @timeout s.
+
+    The kernel applies a carrier change (and IPv6 acts on it: a neighbour
+    solicitation sent before is left unanswered, ping waits ~1 s for the
+    retry) only when its linkwatch work runs, up to a second after `ip link
+    set up`; operstate turns UP at that moment. Wait for both ends of a new
+    veth (or a TAP and its peer) before the first packet.
+    """
+    def do(ipr: IPRoute) -> Link:
+        deadline = time.monotonic() + timeout
+        while True:
+            with _netlink(f"link {ifname!r}{label(netns)}"):
+                now = _link(ipr.link("get", index=_index(ipr, ifname, netns))[0])
+            if now.operstate == "UP":
+                return now
+            if time.monotonic() > deadline:
+                raise NetnsError(errno.ETIMEDOUT, f"link {ifname!r}{label(netns)}: still {now.operstate} "
+                                                  f"after {timeout:g} s")
+            time.sleep(0.02)
+    return _ipr(netns, do)
+
+
+def lo_up(netns: NetnsRef = None) -> None:
+    """Bring the loopback of @netns up (a new namespace starts with it down)."""
+    link_set("lo", netns, up=True)
+
+
+def delete_link(ifname: str, netns: NetnsRef = None) -> None:
+    """Delete @ifname (a veth takes its peer with it); NetnsError(ENODEV) if absent."""
+    def do(ipr: IPRoute) -> None:
+        with _netlink(f"link {ifname!r}{label(netns)}"):
+            ipr.link("del", index=_index(ipr, ifname, netns))
+    _ipr(netns, do)
+
+
+def add_address(ifname: str, cidr: str, netns: NetnsRef = None, nodad: bool = False) -> None:
+    """Add @cidr ('10.0.0.2/24', 'fd00::2/64') to @ifname.
+
+    IPv4 gets its broadcast address (like `ip addr add ... brd +`). With
+    @nodad an IPv6 address skips duplicate address detection and is usable at
+    once instead of after ~1-2 s (tests, and partitions whose addresses the
+    manager guarantees unique).
+    """
+    iface = ipaddress.ip_interface(cidr)
+
+    def do(ipr: IPRoute) -> None:
+        with _netlink(f"address {cidr} on {ifname!r}{label(netns)}"):
+            spec: dict[str, Any] = {
+                "index": _index(ipr, ifname, netns),
+                "address": str(iface.ip),
+                "prefixlen": iface.network.prefixlen,
+            }
+            if iface.version == 4 and iface.network.prefixlen < 31:
+                spec["broadcast"] = True
+            if iface.version == 6 and nodad:
+                spec["flags"] = IFA_F_NODAD  # pyroute2 sends it as IFA_FLAGS
+            ipr.addr("add", **spec)
+    _ipr(netns, do)
+
+
+def addresses(ifname: str, netns: NetnsRef = None) -> list[str]:
+    """The addresses on @ifname as CIDRs, IPv4 first."""
+    def do(ipr: IPRoute) -> list[str]:
+        with _netlink(f"addresses of {ifname!r}{label(netns)}"):
+            msgs = ipr.addr("dump", index=_index(ipr, ifname, netns))
+            msgs = sorted(msgs, key=lambda m: m["family"])
+            return [f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}" for m in msgs]
+    return _ipr(netns, do)
+
+
+def add_default_route(gateway: str, netns: NetnsRef = None) -> None:
+    """Add the default route via @gateway (IPv4 or IPv6, by its form)."""
+    def do(ipr: IPRoute) -> None:
+        with _netlink(f"default route via {gateway}{label(netns)}"):
+            ipr.route("add", dst="default", gateway=gateway)
+    _ipr(netns, do)
+
+
+# --- cleanup ------------------------------------------------------------------
+
+def quietly(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """fn(*args, **kwargs), except that "already gone" (rule 4) returns None."""
+    try:
+        return fn(*args, **kwargs)
+    except OSError as e:
+        if e.errno in GONE:
+            return None
+        raise

@@ -1,0 +1,167 @@
+"""state.py - the daemon's state file: what exists, for a new daemon to adopt.
+
+The file (default /run/vnetshare/state.json) is one JSON object:
+{"version": 1, "uplink": "eth1", "offloads": "mirror",
+ "partitions": {"web": {"name": "web", "netns": "/run/netns/web", ...}}}.
+
+Rules:
+1. save() replaces the file atomically: a temporary file in the same
+   directory, written, fsync'd, renamed over the old one, then the directory
+   fsync'd. A reader sees the old state or the new one, never half of one.
+2. The file is mode 0600: it names the daemon's namespaces and processes.
+3. load() of a missing file is the empty state; a file that can't be read
+   as a state is a StateError naming the path and the problem: the daemon
+   never guesses from a damaged file.
+4. Keys this version does not know are ignored, so a newer daemon's file can
+   still be read; VERSION changes only when a change can't be read that way.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import VnetshareError
+
+VERSION = 1
+DEFAULT_PATH = "/run/vnetshare/state.json"
+OFFLOAD_MODES = ("mirror", "emulate")
+
+
+class StateError(VnetshareError):
+    """The state file exists but is not a state this version can read."""
+
+
+@dataclass
+class PartitionState:
+    """One partition as the daemon made (or adopted) it."""
+
+    name: str
+    netns: str                  # path of the netns: /run/netns/NAME or the adopted --netns
+    netns_created: bool         # True: vnetshare made the netns and deletes it; False: adopted
+    ifname: str                 # the TAP inside the netns
+    mac: str
+    mtu: int
+    ips: list[str] = field(default_factory=list)
+    gateway: str | None = None
+    agent_pid: int | None = None
+    ring_size: int = 4 * 1024 * 1024
+
+
+@dataclass
+class State:
+    """Everything the daemon records: its uplink, offload mode and partitions."""
+
+    uplink: str | None = None
+    offloads: str = "mirror"
+    partitions: dict[str, PartitionState] = field(default_factory=dict)
+
+
+# field -> accepted JSON types, for the partition records
+_PART_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "netns": (str,),
+    "netns_created": (bool,),
+    "ifname": (str,),
+    "mac": (str,),
+    "mtu": (int,),
+    "ips": (list,),
+    "gateway": (str, type(None)),
+    "agent_pid": (int, type(None)),
+    "ring_size": (int,),
+}
+_PART_REQUIRED = ("name", "netns", "netns_created", "ifname", "mac", "mtu")
+
+
+def _is(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in types:
+        return False
+    return isinstance(value, types)
+
+
+def _partition(key: str, raw: Any) -> PartitionState:
+    where = f"partition {key!r}"
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: not an object")
+    for name in _PART_REQUIRED:
+        if name not in raw:
+            raise ValueError(f"{where}: missing {name!r}")
+    values = {}
+    for name, types in _PART_TYPES.items():
+        if name in raw:
+            if not _is(raw[name], types):
+                raise ValueError(f"{where}: {name!r} has the wrong type ({type(raw[name]).__name__})")
+            values[name] = raw[name]
+    if values["name"] != key:
+        raise ValueError(f"{where}: recorded under another name ({values['name']!r})")
+    if not all(isinstance(ip, str) for ip in values.get("ips", [])):
+        raise ValueError(f"{where}: 'ips' must be a list of strings")
+    return PartitionState(**values)
+
+
+def _state(raw: Any) -> State:
+    if not isinstance(raw, dict):
+        raise ValueError("not a JSON object")
+    version = raw.get("version")
+    if version != VERSION:
+        raise ValueError(f"version {version!r}, this vnetshare reads version {VERSION}")
+    uplink = raw.get("uplink")
+    if not _is(uplink, (str, type(None))):
+        raise ValueError("'uplink' must be a string or null")
+    offloads = raw.get("offloads", "mirror")
+    if offloads not in OFFLOAD_MODES:
+        raise ValueError(f"'offloads' is {offloads!r}, not one of {', '.join(OFFLOAD_MODES)}")
+    parts = raw.get("partitions", {})
+    if not isinstance(parts, dict):
+        raise ValueError("'partitions' must be an object")
+    return State(uplink=uplink, offloads=offloads,
+                 partitions={k: _partition(k, v) for k, v in parts.items()})
+
+
+def load(path: str = DEFAULT_PATH) -> State:
+    """Read the state at @path; a missing file is the empty State()."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return State()
+    try:
+        return _state(json.loads(data.decode("utf-8")))
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, ours
+        raise StateError(f"state file {path}: {e}") from None
+
+
+def to_dict(state: State) -> dict[str, Any]:
+    """The JSON form of @state, as save() writes it."""
+    return {
+        "version": VERSION,
+        "uplink": state.uplink,
+        "offloads": state.offloads,
+        "partitions": {name: asdict(p) for name, p in state.partitions.items()},
+    }
+
+
+def save(path: str, state: State) -> None:
+    """Write @state to @path atomically (rule 1), mode 0600. The directory must exist."""
+    data = json.dumps(to_dict(state), indent=1, sort_keys=True).encode() + b"\n"
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=directory)  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
