@@ -166,3 +166,9 @@ def test_attach_refuses_a_plain_file(tmp_path, rings):
         assert e.value.errno == errno.EINVAL
     finally:
         os.close(fd)
+
+
+def test_config_mirrors_the_abi_size_limits():
+    from vnetshare import config, ring
+
+    assert (config.RING_SIZE_MIN, config.RING_SIZE_MAX) == (ring.SIZE_MIN, ring.SIZE_MAX)

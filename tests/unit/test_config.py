@@ -155,8 +155,8 @@ def test_mtu():
 
 def test_ring_size():
     assert config.ring_size(4 << 20) == 4 << 20
-    assert config.ring_size(64 * 1024) == 64 * 1024
-    for bad in (3 << 20, 32 * 1024, 1 << 31, 0, -4096, "4194304", True):
+    assert config.ring_size(256 * 1024) == 256 * 1024
+    for bad in (3 << 20, 128 * 1024, 1 << 31, 0, -4096, "4194304", True):
         with pytest.raises(ConfigError, match=re.escape(f"ring size {bad!r}: must be a power of two")):
             config.ring_size(bad)
 
