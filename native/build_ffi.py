@@ -9,7 +9,7 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ["ring.c", "ring_bench.c"]
+SOURCES = ["ring.c", "ring_bench.c", "tap.c", "pump.c", "uplink.c", "switch.c"]
 
 CDEF = """
 #define RING_CTRL_SIZE ...
@@ -106,16 +106,158 @@ int bench_sock_send(int fd, uint64_t count, uint32_t len,
                     struct bench_result *res);
 int bench_sock_recv(int fd, uint64_t count, uint32_t len,
                     struct bench_result *res);
+
+/* tap.h */
+#define TAP_F_CSUM ...
+#define TAP_F_TSO4 ...
+#define TAP_F_TSO6 ...
+#define TAP_F_TSO_ECN ...
+#define TAP_F_USO4 ...
+#define TAP_F_USO6 ...
+#define TAP_PERSIST ...
+int tap_open(int netns_fd, const char *ifname, const uint8_t *mac,
+             unsigned int offloads, unsigned int flags, int *fd);
+int tap_set_offload(int fd, unsigned int offloads);
+int tap_set_persist(int fd, int persist);
+
+/* pump.h */
+#define PUMP_BURST_DEFAULT ...
+#define PUMP_BURST_MAX ...
+struct pump_stats {
+    uint64_t tx_frames;
+    uint64_t tx_bytes;
+    uint64_t rx_frames;
+    uint64_t rx_bytes;
+    uint64_t a2h_full;
+    uint64_t short_reads;
+    uint64_t tap_write_errors;
+    uint64_t tap_full;
+    uint64_t sleeps;
+    uint64_t wakeups;
+};
+struct pump;
+int pump_create(struct pump **out, int tap_fd, struct ring *a2h,
+                struct ring *h2a, unsigned int burst);
+int pump_run(struct pump *p);
+int pump_stop(struct pump *p);
+int pump_stop_fd(const struct pump *p);
+void pump_get_stats(const struct pump *p, struct pump_stats *st);
+void pump_destroy(struct pump *p);
+
+/* uplink.h */
+#define UPLINK_VNET_HDR_LEN ...
+#define UPLINK_TPACKET_V2 ...
+#define UPLINK_TPACKET_V3 ...
+#define UPLINK_F_PROMISC ...
+#define UPLINK_F_NO_ALLMULTI ...
+#define UPLINK_F_QDISC_BYPASS ...
+struct uplink_config {
+    uint32_t version;
+    uint32_t block_size;
+    uint32_t block_nr;
+    uint32_t frame_size;
+    uint32_t block_tov_ms;
+    uint32_t sndbuf;
+    uint32_t flags;
+};
+struct uplink_stats {
+    uint64_t rx_frames;
+    uint64_t rx_bytes;
+    uint64_t rx_truncated;
+    uint64_t rx_kernel_drops;
+    uint64_t rx_wakeups;
+    uint64_t tx_frames;
+    uint64_t tx_bytes;
+    uint64_t tx_msgsize;
+    uint64_t tx_errors;
+    uint64_t tx_calls;
+    uint64_t socket_errors;
+};
+struct uplink;
+int uplink_open(struct uplink **out, int ifindex,
+                const struct uplink_config *cfg);
+void uplink_close(struct uplink *u);
+int uplink_fd(const struct uplink *u);
+int uplink_mtu(const struct uplink *u, uint32_t *mtu);
+int uplink_add_mac(struct uplink *u, const uint8_t *mac);
+int uplink_del_mac(struct uplink *u, const uint8_t *mac);
+int uplink_clear_error(struct uplink *u, int *err);
+int uplink_get_stats(struct uplink *u, struct uplink_stats *st);
+
+/* switch.h */
+#define SW_PORTS_MAX ...
+#define SW_VIOLATION_NEVER ...
+struct sw_config {
+    uint32_t burst_frames;
+    uint32_t burst_bytes;
+    uint32_t uplink_burst;
+    uint32_t mtu;
+    uint32_t violation_limit;
+    struct uplink_config uplink;
+};
+struct sw_port_stats {
+    uint64_t tx_frames;
+    uint64_t tx_bytes;
+    uint64_t rx_frames;
+    uint64_t rx_bytes;
+    uint64_t tx_to_wire;
+    uint64_t drop_spoof;
+    uint64_t drop_mtu;
+    uint64_t drop_vlan;
+    uint64_t drop_loop;
+    uint64_t drop_uplink_tx;
+    uint64_t drop_h2a_full;
+    uint64_t drop_ring;
+    uint64_t ring_drops[];
+    uint64_t ring_skipped_bytes;
+    uint64_t disconnected;
+    ...;
+};
+struct sw_uplink_stats {
+    uint64_t rx_frames;
+    uint64_t rx_bytes;
+    uint64_t rx_delivered;
+    uint64_t rx_drop_unknown;
+    uint64_t rx_drop_vlan;
+    uint64_t rx_drop_truncated;
+    uint64_t rx_drop_kernel;
+    uint64_t rx_drop_h2a_full;
+    uint64_t tx_frames;
+    uint64_t tx_bytes;
+    uint64_t tx_drop_msgsize;
+    uint64_t tx_drop_errors;
+    uint64_t tx_calls;
+    uint64_t socket_errors;
+    uint64_t rounds;
+    uint64_t sleeps;
+    uint64_t commands;
+    uint64_t ports;
+};
+struct sw;
+int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg);
+void sw_destroy(struct sw *sw);
+int sw_run(struct sw *sw);
+int sw_stop(struct sw *sw);
+int sw_port_add(struct sw *sw, uint32_t port_id, const uint8_t *mac,
+                int a2h_memfd, int a2h_data_efd, int a2h_space_efd,
+                int h2a_memfd, int h2a_data_efd, int h2a_space_efd,
+                uint64_t ring_size);
+int sw_port_del(struct sw *sw, uint32_t port_id, struct sw_port_stats *final);
+int sw_port_stats(struct sw *sw, uint32_t port_id, struct sw_port_stats *st);
+int sw_uplink_stats(struct sw *sw, struct sw_uplink_stats *st);
+int sw_mtu(struct sw *sw, uint32_t *mtu);
 """
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "vnetshare._native",
-    '#include "ring.h"\n#include "ring_bench.h"\n',
+    '#include "ring.h"\n#include "ring_bench.h"\n#include "tap.h"\n#include "pump.h"\n'
+    '#include "uplink.h"\n#include "switch.h"\n',
     sources=[f"native/{name}" for name in SOURCES],
     include_dirs=["native"],
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"],
+    libraries=["pthread"],
 )
 
 if __name__ == "__main__":

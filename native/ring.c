@@ -762,7 +762,9 @@ int ring_release(struct ring *r)
  *
  * The validated private vnet header goes out with the frame straight from
  * ring memory (writev). A frame @fd refuses (other than EAGAIN) is
- * consumed: a bad frame must not block the ring. Releases what it wrote.
+ * consumed: a bad frame must not block the ring (a TAP that is down
+ * answers EIO, and its frames are dropped like a NIC's). Releases what it
+ * wrote.
  *
  * Return: 0 when the ring ran dry, -EAGAIN when @fd is full or @max was
  * reached (the unwritten record stays), -errno for a dead @fd
@@ -795,7 +797,7 @@ int ring_write_fd(struct ring *r, int fd, unsigned int max, unsigned int *count)
 				rc = -EAGAIN;
 				break;
 			}
-			if (errno == EBADF || errno == EBADFD || errno == EIO) {
+			if (errno == EBADF || errno == EBADFD) {
 				r->own = pos;
 				r->stats.records--;
 				r->stats.bytes -= rec.frame_len;

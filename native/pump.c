@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: MIT
+/* pump.c - the partition agent's loop: frames between a TAP and two rings
+ *
+ * One round:
+ *  1. TAP -> A2H: ring_read_fd() reads up to @burst frames straight into
+ *     reserved records, then one ring_flush() publishes them (and writes the
+ *     daemon's data eventfd only if the daemon sleeps). When A2H is full the
+ *     pump stops reading the TAP until the daemon makes room.
+ *  2. H2A -> TAP: up to @burst records are ring_peek()ed and writev()n with
+ *     the validated private vnet header; one ring_release() per burst. A
+ *     write that says EAGAIN keeps its record ("held") and is retried when
+ *     the TAP polls writable; nothing is released past a held record.
+ *  3. No work in either direction: arm and sleep in poll() on
+ *       - the TAP, POLLIN (unless A2H is full) and POLLOUT (if a record is held)
+ *       - the H2A data eventfd, after ring_arm() said there is nothing
+ *       - the A2H space eventfd, only while A2H is full (ring_arm())
+ *       - the stop eventfd.
+ *     ring_arm() sets the waiting flag and re-checks the peer's position
+ *     after a full fence, so a frame published meanwhile is never missed.
+ *
+ * Counters are written by the pump thread only, with relaxed atomic stores,
+ * and read by any thread with relaxed atomic loads (pump_get_stats()).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "pump.h"
+
+#define unlikely(x)	__builtin_expect(!!(x), 0)
+
+/* Single writer: a relaxed load-add-store is enough, and readers see whole values. */
+#define PUMP_STAT_ADD(p, field, v) \
+	__atomic_store_n(&(p)->stats.field, (p)->stats.field + (v), __ATOMIC_RELAXED)
+
+/**
+ * struct pump - one agent's loop state
+ * @tap:	TAP descriptor (non-blocking, vnet_hdr 12)
+ * @a2h:	producer handle of the A2H ring
+ * @h2a:	consumer handle of the H2A ring
+ * @stop_efd:	eventfd pump_stop() writes
+ * @stop:	set by pump_stop(), read by the loop
+ * @burst:	frames per direction per round
+ * @a2h_full:	A2H had no room for a largest record: TAP reads paused
+ * @held:	@rec was peeked but the TAP said EAGAIN: retry it first
+ * @rec:	the held record (its frame stays valid: nothing is released)
+ * @a2h_seen:	A2H ring counters already added to @stats
+ * @stats:	counters
+ */
+struct pump {
+	int tap;
+	struct ring *a2h;
+	struct ring *h2a;
+	int stop_efd;
+	int stop;
+	unsigned int burst;
+	int a2h_full;
+	int held;
+	struct ring_rec rec;
+	struct ring_stats a2h_seen;
+	struct pump_stats stats;
+};
+
+/**
+ * pump_create() - make a pump for one partition
+ * @out:	new pump, out
+ * @tap:	TAP descriptor, non-blocking, IFF_VNET_HDR with a 12-byte header
+ * @a2h:	A2H ring, attached as RING_PRODUCER
+ * @h2a:	H2A ring, attached as RING_CONSUMER
+ * @burst:	frames per direction per round, 0 for PUMP_BURST_DEFAULT
+ *
+ * The pump does not own @tap or the rings: close them after pump_destroy().
+ *
+ * Return: 0, -EINVAL for a bad argument or ring role, -ENOMEM, or -errno
+ */
+int pump_create(struct pump **out, int tap, struct ring *a2h,
+		struct ring *h2a, unsigned int burst)
+{
+	struct pump *p;
+
+	if (!out || tap < 0 || !a2h || !h2a || burst > PUMP_BURST_MAX ||
+	    ring_role(a2h) != RING_PRODUCER || ring_role(h2a) != RING_CONSUMER)
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->stop_efd < 0) {
+		int rc = -errno;
+
+		free(p);
+		return rc;
+	}
+	p->tap = tap;
+	p->a2h = a2h;
+	p->h2a = h2a;
+	p->burst = burst ? burst : PUMP_BURST_DEFAULT;
+	ring_get_stats(a2h, &p->a2h_seen);
+	*out = p;
+	return 0;
+}
+
+/**
+ * pump_destroy() - free a pump that is not running
+ * @p:		pump, may be NULL
+ */
+void pump_destroy(struct pump *p)
+{
+	if (!p)
+		return;
+	close(p->stop_efd);
+	free(p);
+}
+
+/**
+ * pump_stop() - ask pump_run() to return; callable from any thread
+ * @p:		pump
+ *
+ * A pump stopped before it runs returns from pump_run() at once.
+ *
+ * Return: 0 or -errno from the eventfd write
+ */
+int pump_stop(struct pump *p)
+{
+	uint64_t one = 1;
+
+	__atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
+	if (write(p->stop_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	return 0;
+}
+
+/**
+ * pump_stop_fd() - the eventfd that stops the pump when written
+ * @p:		pump
+ *
+ * Writing it alone wakes the pump but does not stop it: use pump_stop().
+ *
+ * Return: the descriptor (owned by the pump)
+ */
+int pump_stop_fd(const struct pump *p)
+{
+	return p->stop_efd;
+}
+
+/**
+ * pump_get_stats() - copy out the counters; callable from any thread
+ * @p:		pump
+ * @st:		out
+ */
+void pump_get_stats(const struct pump *p, struct pump_stats *st)
+{
+	const uint64_t *src = (const uint64_t *)&p->stats;
+	uint64_t *dst = (uint64_t *)st;
+
+	for (size_t i = 0; i < sizeof(*st) / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+/**
+ * pump_from_tap() - TAP -> A2H, one burst, one flush
+ * @p:		pump
+ * @work:	set to 1 if frames moved or more may be waiting
+ *
+ * Return: 0 or -errno from read(), for a TAP that is gone (EBADFD)
+ */
+static int pump_from_tap(struct pump *p, int *work)
+{
+	struct ring_stats st;
+	unsigned int n = 0;
+	int rc, frc;
+
+	rc = ring_read_fd(p->a2h, p->tap, p->burst, &n);
+	frc = ring_flush(p->a2h);
+	if (n) {
+		ring_get_stats(p->a2h, &st);
+		PUMP_STAT_ADD(p, tx_frames, st.records - p->a2h_seen.records);
+		PUMP_STAT_ADD(p, tx_bytes, st.bytes - p->a2h_seen.bytes);
+		PUMP_STAT_ADD(p, short_reads,
+			      st.short_reads - p->a2h_seen.short_reads);
+		p->a2h_seen = st;
+		*work = 1;
+	}
+	if (rc == -EAGAIN) {
+		*work = 1;
+	} else if (rc == -ENOBUFS) {
+		p->a2h_full = 1;
+		PUMP_STAT_ADD(p, a2h_full, 1);
+	} else if (rc < 0) {
+		return rc;
+	}
+	return frc;
+}
+
+/**
+ * pump_to_tap() - H2A -> TAP, one burst, one release
+ * @p:		pump
+ * @work:	set to 1 if frames moved or more may be waiting
+ *
+ * A frame the TAP refuses for good is dropped and counted; one it refuses
+ * with EAGAIN is held (not released) and retried first next time.
+ *
+ * Return: 0 or -errno for a TAP that is gone (EBADF, EBADFD)
+ */
+static int pump_to_tap(struct pump *p, int *work)
+{
+	struct iovec iov[2];
+	unsigned int n = 0;
+	int rc = 0;
+
+	while (n < p->burst) {
+		if (!p->held) {
+			rc = ring_peek(p->h2a, &p->rec);
+			if (rc == -EAGAIN) {
+				rc = 0;
+				break;
+			}
+			if (rc < 0)
+				break;
+			p->held = 1;
+		}
+		iov[0].iov_base = &p->rec.vnet;
+		iov[0].iov_len = RING_VNET_HDR_LEN;
+		iov[1].iov_base = (void *)p->rec.frame;
+		iov[1].iov_len = p->rec.frame_len;
+		if (writev(p->tap, iov, 2) < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				PUMP_STAT_ADD(p, tap_full, 1);
+				break;
+			}
+			if (errno == EBADF || errno == EBADFD) {
+				rc = -errno;
+				break;
+			}
+			/* EIO: the partition set its device down; EINVAL: a
+			 * header the TAP refuses. Drop, count, go on. */
+			PUMP_STAT_ADD(p, tap_write_errors, 1);
+		} else {
+			PUMP_STAT_ADD(p, rx_frames, 1);
+			PUMP_STAT_ADD(p, rx_bytes, p->rec.frame_len);
+		}
+		p->held = 0;
+		n++;
+	}
+	if (n)
+		*work = 1;
+	if (!p->held) {
+		int rrc = ring_release(p->h2a);
+
+		if (!rc)
+			rc = rrc;
+	}
+	return rc;
+}
+
+/**
+ * pump_sleep() - arm what we wait for and sleep in poll()
+ * @p:		pump
+ *
+ * Return: 0 (woken, or work found while arming) or -errno from poll()
+ */
+static int pump_sleep(struct pump *p)
+{
+	struct pollfd pfd[3];
+	int a2h_armed = 0, h2a_armed = 0, rc;
+	nfds_t n = 0;
+
+	pfd[n++] = (struct pollfd){ .fd = p->stop_efd, .events = POLLIN };
+	pfd[n] = (struct pollfd){ .fd = p->tap, .events = 0 };
+	if (!p->a2h_full)
+		pfd[n].events |= POLLIN;
+	if (p->held)
+		pfd[n].events |= POLLOUT;
+	n++;
+	if (!p->held) {
+		if (ring_arm(p->h2a, 0))
+			return 0;	/* records arrived: not armed */
+		h2a_armed = 1;
+		pfd[n++] = (struct pollfd){ .fd = ring_fileno(p->h2a),
+					    .events = POLLIN };
+	}
+	if (p->a2h_full) {
+		if (ring_arm(p->a2h, RING_LEN_MAX)) {
+			p->a2h_full = 0;	/* room now: not armed */
+			goto disarm;
+		}
+		a2h_armed = 1;
+		pfd[n++] = (struct pollfd){ .fd = ring_fileno(p->a2h),
+					    .events = POLLIN };
+	}
+	if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
+		goto disarm;
+
+	PUMP_STAT_ADD(p, sleeps, 1);
+	rc = poll(pfd, n, -1);
+	if (rc < 0)
+		rc = errno == EINTR ? 0 : -errno;
+	PUMP_STAT_ADD(p, wakeups, 1);
+	if (rc < 0) {
+		if (h2a_armed)
+			ring_disarm(p->h2a);
+		if (a2h_armed)
+			ring_disarm(p->a2h);
+		return rc;
+	}
+disarm:
+	if (h2a_armed)
+		ring_disarm(p->h2a);
+	if (a2h_armed) {
+		ring_disarm(p->a2h);
+		if (ring_ready(p->a2h, RING_LEN_MAX))
+			p->a2h_full = 0;
+	}
+	return 0;
+}
+
+/**
+ * pump_run() - move frames until pump_stop()
+ * @p:		pump
+ *
+ * Runs in the calling thread (from Python: a thread, the GIL released by
+ * cffi). Sleeps in poll() whenever neither direction has work.
+ *
+ * Return: 0 after pump_stop(), or -errno when the TAP or a ring fails
+ * for good (-EBADFD: the TAP device was deleted)
+ */
+int pump_run(struct pump *p)
+{
+	int rc, work;
+
+	while (!__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) {
+		work = 0;
+		if (p->a2h_full && ring_ready(p->a2h, RING_LEN_MAX))
+			p->a2h_full = 0;
+		if (!p->a2h_full) {
+			rc = pump_from_tap(p, &work);
+			if (unlikely(rc < 0))
+				return rc;
+		}
+		rc = pump_to_tap(p, &work);
+		if (unlikely(rc < 0))
+			return rc;
+		if (work)
+			continue;
+		rc = pump_sleep(p);
+		if (unlikely(rc < 0))
+			return rc;
+	}
+	return 0;
+}

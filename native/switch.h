@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/* switch.h - the hosting daemon's data plane: partitions' rings <-> uplink
+ *
+ * The patent's I/O hosting interface. One thread runs sw_run(); the control
+ * thread adds and removes ports and reads counters through calls that are
+ * applied by that thread between bursts (see "Theory of operation" in
+ * switch.c). Every function returns 0 or -errno; none allocates once
+ * sw_run() forwards frames, none exits.
+ */
+#ifndef VNETSHARE_SWITCH_H
+#define VNETSHARE_SWITCH_H
+
+#include <stdint.h>
+
+#include "ring.h"
+#include "uplink.h"
+
+#define SW_PORTS_MAX		256u
+#define SW_BURST_FRAMES_DEFAULT	64u		/* per port per round (rule 6) */
+#define SW_BURST_BYTES_DEFAULT	(1u << 20)	/* per port per round (rule 6) */
+#define SW_UPLINK_BURST_DEFAULT	64u		/* frames from the wire per round */
+#define SW_VIOLATION_LIMIT_DEFAULT 64u		/* ring violations, then disconnect */
+#define SW_VIOLATION_NEVER	0xffffffffu	/* never disconnect */
+
+struct sw;
+
+/**
+ * struct sw_config - data-plane settings; zero fields take defaults
+ * @burst_frames: most A2H frames taken from one port per round
+ * @burst_bytes: most A2H frame bytes taken from one port per round
+ *		(a burst stops once it reached this; one frame may cross it)
+ * @uplink_burst: most frames taken from the wire per round
+ * @mtu:	largest L3 size of a non-GSO frame from a partition
+ *		(frame length - 14); 0: the uplink's MTU at sw_create()
+ * @violation_limit: ring violations (rules 1-4) after which a port is
+ *		disconnected (rule 7); SW_VIOLATION_NEVER to never
+ * @uplink:	AF_PACKET socket settings (TPACKET version, ring sizes)
+ */
+struct sw_config {
+	uint32_t burst_frames;
+	uint32_t burst_bytes;
+	uint32_t uplink_burst;
+	uint32_t mtu;
+	uint32_t violation_limit;
+	struct uplink_config uplink;
+};
+
+/**
+ * struct sw_port_stats - counters of one port, as the partition sees them
+ * @tx_frames:	frames the partition sent that the switch forwarded (to
+ *		ports, the wire or both; uplink refusals included)
+ * @tx_bytes:	their bytes
+ * @rx_frames:	frames put into the partition's H2A ring
+ * @rx_bytes:	their bytes
+ * @tx_to_wire:	frames (of @tx_frames) handed to the uplink
+ * @drop_spoof:	frames whose source MAC was not the port's (rule 5)
+ * @drop_mtu:	non-GSO frames over the MTU (here or EMSGSIZE on the uplink)
+ * @drop_vlan:	VLAN-tagged frames (a partition may not pick a VLAN)
+ * @drop_loop:	frames addressed to the partition's own MAC
+ * @drop_uplink_tx: frames the uplink refused (ENOBUFS, EAGAIN, ...)
+ * @drop_h2a_full: frames for this partition dropped: its H2A ring was full
+ * @drop_ring:	ring violations on its A2H ring (sum of @ring_drops)
+ * @ring_drops:	the same by enum ring_drop reason (ring_get_stats())
+ * @ring_skipped_bytes: A2H bytes skipped after untrustworthy headers
+ * @disconnected: 1 once the port was disconnected for violations (rule 7)
+ */
+struct sw_port_stats {
+	uint64_t tx_frames;
+	uint64_t tx_bytes;
+	uint64_t rx_frames;
+	uint64_t rx_bytes;
+	uint64_t tx_to_wire;
+	uint64_t drop_spoof;
+	uint64_t drop_mtu;
+	uint64_t drop_vlan;
+	uint64_t drop_loop;
+	uint64_t drop_uplink_tx;
+	uint64_t drop_h2a_full;
+	uint64_t drop_ring;
+	uint64_t ring_drops[RING_DROP__MAX];
+	uint64_t ring_skipped_bytes;
+	uint64_t disconnected;
+};
+
+/**
+ * struct sw_uplink_stats - counters of the wire side and the loop
+ * @rx_frames:	frames received from the wire (whole ones)
+ * @rx_bytes:	their bytes
+ * @rx_delivered: deliveries into partitions' H2A rings (a broadcast
+ *		counts once per partition)
+ * @rx_drop_unknown: unicast frames for no partition's MAC
+ * @rx_drop_vlan: VLAN-tagged frames
+ * @rx_drop_truncated: frames larger than an RX ring slot
+ * @rx_drop_kernel: frames the kernel dropped, RX ring full
+ * @rx_drop_h2a_full: deliveries dropped, the partition's H2A ring full
+ * @tx_frames:	frames sent to the wire
+ * @tx_bytes:	their bytes
+ * @tx_drop_msgsize: frames refused with EMSGSIZE
+ * @tx_drop_errors: frames refused otherwise
+ * @tx_calls:	sendmmsg() calls
+ * @socket_errors: errors the uplink socket reported (link down or gone)
+ * @rounds:	forwarding rounds
+ * @sleeps:	times the loop slept in epoll_wait()
+ * @commands:	control commands applied
+ * @ports:	ports now
+ */
+struct sw_uplink_stats {
+	uint64_t rx_frames;
+	uint64_t rx_bytes;
+	uint64_t rx_delivered;
+	uint64_t rx_drop_unknown;
+	uint64_t rx_drop_vlan;
+	uint64_t rx_drop_truncated;
+	uint64_t rx_drop_kernel;
+	uint64_t rx_drop_h2a_full;
+	uint64_t tx_frames;
+	uint64_t tx_bytes;
+	uint64_t tx_drop_msgsize;
+	uint64_t tx_drop_errors;
+	uint64_t tx_calls;
+	uint64_t socket_errors;
+	uint64_t rounds;
+	uint64_t sleeps;
+	uint64_t commands;
+	uint64_t ports;
+};
+
+int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg);
+void sw_destroy(struct sw *sw);
+int sw_run(struct sw *sw);
+int sw_stop(struct sw *sw);
+int sw_port_add(struct sw *sw, uint32_t port_id, const uint8_t *mac,
+		int a2h_memfd, int a2h_data_efd, int a2h_space_efd,
+		int h2a_memfd, int h2a_data_efd, int h2a_space_efd,
+		uint64_t ring_size);
+int sw_port_del(struct sw *sw, uint32_t port_id, struct sw_port_stats *final);
+int sw_port_stats(struct sw *sw, uint32_t port_id, struct sw_port_stats *st);
+int sw_uplink_stats(struct sw *sw, struct sw_uplink_stats *st);
+int sw_mtu(struct sw *sw, uint32_t *mtu);
+
+#endif /* VNETSHARE_SWITCH_H */

@@ -1,0 +1,87 @@
+"""Kernel facts native/tap.c and native/pump.c rely on: the vnet_hdr TAP.
+
+The test plays a TCP peer by hand on the TAP (scapy answers the SYN), so
+the partition's stack sends its first flight of data, which with TSO on the
+TAP is one GSO frame.
+"""
+import os
+import select
+import struct
+import time
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+
+import dataplane_helpers as dh
+from vnetshare.tap import open_tap
+
+PEER_IP, PEER_MAC = "10.7.0.2", "02:00:00:00:00:99"
+GSO_TCPV4 = 1
+
+
+@pytest.fixture
+def lab():
+    lab = dh.Lab()
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+def test_tunsetiff_from_a_thread_in_the_namespace_makes_the_device_there(lab):
+    ns = lab.netns("p")
+    fd = open_tap("probe0", ns)
+    lab.fds.append(fd)
+    assert "probe0" in dh.nsexec(ns, "ip", "link", "show").stdout
+    assert not os.path.exists("/sys/class/net/probe0")  # not in ours
+
+
+def _read_frame(fd, timeout=3.0, fill=0xAA):
+    """One read() from the TAP into a buffer pre-filled with @fill."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            buf = bytearray([fill]) * 70000
+            n = os.readv(fd, [buf])
+            return bytes(buf[:n]), bytes(buf[10:12])
+    return None, None
+
+
+def test_tap_read_gives_12_byte_header_and_gso_frames_with_tso(lab):
+    ns = lab.netns("p")
+    fd = open_tap("eth0", ns, mac="02:00:00:00:00:01", offloads=("csum", "tso4", "tso6"))
+    lab.fds.append(fd)
+    dh.nsexec(ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+    dh.nsexec(ns, "ip", "addr", "add", "10.7.0.1/24", "dev", "eth0")
+    dh.nsexec(ns, "ip", "link", "set", "eth0", "up")
+    dh.nsexec(ns, "ip", "neigh", "add", PEER_IP, "lladdr", PEER_MAC, "dev", "eth0")
+    lab.popen(ns, "python3", "-c",
+              f"import socket; c = socket.create_connection(('{PEER_IP}', 5001), timeout=10); "
+              "c.sendall(b'y' * 1000000)")
+    syn = None
+    while syn is None:
+        data, _ = _read_frame(fd)
+        assert data is not None, "no SYN from the partition"
+        pkt = Ether(data[12:])
+        if TCP in pkt and pkt[TCP].flags == "S":
+            syn = pkt
+    synack = (Ether(src=PEER_MAC, dst=syn.src) / IP(src=PEER_IP, dst=syn[IP].src)
+              / TCP(sport=5001, dport=syn[TCP].sport, flags="SA", seq=1000, ack=syn[TCP].seq + 1,
+                    window=65535, options=[("MSS", 1460), ("WScale", 7)]))
+    os.write(fd, bytes(12) + bytes(synack))
+    big = None
+    for _ in range(10):
+        data, nb = _read_frame(fd)
+        assert data is not None
+        if len(data) - 12 > 1514:
+            big = data
+            break
+    assert big is not None, "no GSO frame: TSO on the TAP did not give one"
+    flags, gso_type, hdr_len, gso_size, cstart, coff = struct.unpack_from("<BBHHHH", big)
+    assert gso_type == GSO_TCPV4 and gso_size == 1460 and flags & 1  # MSS, no timestamps
+    assert (cstart, coff) == (34, 16) and hdr_len >= 54
+    assert Ether(big[12:])[TCP].dport == 5001  # the frame starts right after 12 bytes
+    # the kernel fills all 12 header bytes: num_buffers is zeroed, not left as is
+    assert nb == b"\x00\x00"

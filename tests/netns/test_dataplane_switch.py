@@ -1,0 +1,328 @@
+"""The switch (native/switch.c) with real partitions, as root.
+
+Topology, built per test and removed after it:
+
+    netns "a" eth0 (TAP) --pump-- rings --+
+                                          +-- switch --AF_PACKET-- up0 ==veth== lan0, netns "lan"
+    netns "b" eth0 (TAP) --pump-- rings --+
+
+Partitions are 10.9.0.1 and .2 (fd00:9::1, ::2), the LAN host 10.9.0.100
+(fd00:9::100). The switch runs in a thread of this process, the pumps too.
+"""
+import os
+import struct
+import threading
+import time
+
+import pytest
+from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.l2 import Ether
+
+from dataplane_helpers import Capture, Lab, mac_bytes, mac_of, nsexec, ping, task_cpu_ticks, wait_for
+from vnetshare import CONSUMER, PRODUCER, Ring, create_fds
+from vnetshare.ring import SIZE_MIN
+from vnetshare.switch import Switch
+
+LAN4, LAN6 = "10.9.0.100", "fd00:9::100"
+LAN_MAC = mac_of(0x64)
+
+
+class Net:
+    def __init__(self, lab: Lab, nparts: int = 2, **sw_kw):
+        self.lab = lab
+        self.lan = lab.netns("lan")
+        lab.veth(f"up{lab.tag}", "lan0", self.lan)
+        self.uplink = f"up{lab.tag}"
+        nsexec(self.lan, "ip", "link", "set", "lan0", "address", LAN_MAC)
+        nsexec(self.lan, "ip", "addr", "add", f"{LAN4}/24", "dev", "lan0")
+        nsexec(self.lan, "ip", "addr", "add", f"{LAN6}/64", "dev", "lan0", "nodad")
+        from dataplane_helpers import sh
+
+        sh("ip", "link", "set", self.uplink, "up")
+        self.sw = Switch(self.uplink, **sw_kw)
+        lab.closers.append(self.sw.close)
+        self.sw.start()
+        self.parts = []
+        for i in range(1, nparts + 1):
+            p = lab.partition(chr(ord("a") + i - 1), i)
+            p.start_pump()
+            self.sw.add_port(i, p.mac, p.a2h_fds, p.h2a_fds, p.ring_size)
+            self.parts.append(p)
+
+
+@pytest.fixture
+def lab():
+    lab = Lab()
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture
+def net(lab):
+    return Net(lab)
+
+
+def test_ping_between_partitions_and_to_the_lan(net):
+    a, b = net.parts
+    for src, dst in ((a, "10.9.0.2"), (a, LAN4), (b, LAN4), (a, "fd00:9::2"), (b, LAN6)):
+        sent, received, out = ping(src.ns, dst, count=3)
+        assert (sent, received) == (3, 3), f"{src.ns} -> {dst}: {out}"
+    sent, received, out = ping(net.lan, "10.9.0.1", count=2)
+    assert (sent, received) == (2, 2), out
+    sa = net.sw.port_stats(1)
+    assert sa["tx_frames"] >= 6 and sa["rx_frames"] >= 6 and sa["tx_to_wire"] >= 3
+    assert sa["drop_spoof"] == 0 and sa["drop_ring"] == 0 and not sa["disconnected"]
+    up = net.sw.uplink_stats()
+    assert up["tx_frames"] >= 6 and up["rx_frames"] >= 6 and up["ports"] == 2
+    assert up["rx_drop_truncated"] == 0
+
+
+def test_full_mtu_and_gso(net):
+    a, b = net.parts
+    # 1472 + 28 = 1500: a full-size frame each way, DF set
+    p = nsexec(a.ns, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-M", "do", "-s", "1472", LAN4, check=False)
+    assert " 0% packet loss" in p.stdout, p.stdout
+    p = nsexec(a.ns, "ping", "-c", "1", "-W", "1", "-M", "do", "-s", "1473", LAN4, check=False)
+    assert p.returncode != 0
+
+
+def _tcp_transfer(lab, client_ns, server_ns, server_ip, mbytes=16):
+    from test_dataplane_pump import CLIENT, SERVER
+
+    srv = lab.popen(server_ns, "python3", "-c", SERVER)
+    assert srv.stdout.readline().strip() == "listening"
+    cli = nsexec(client_ns, "python3", "-c", CLIENT, server_ip, str(mbytes), timeout=60)
+    out, _ = srv.communicate(timeout=30)
+    assert out.split() == cli.stdout.split(), "bytes received differ from bytes sent"
+
+
+def test_tcp_integrity_both_paths(net, lab):
+    a, b = net.parts
+    _tcp_transfer(lab, a.ns, b.ns, "10.9.0.2")
+    _tcp_transfer(lab, a.ns, net.lan, LAN4)
+    _tcp_transfer(lab, net.lan, b.ns, "10.9.0.2")
+    # TSO frames went through as GSO: far fewer records than MSS segments
+    sa = net.sw.port_stats(1)
+    assert sa["tx_bytes"] > 32 << 20 and sa["tx_frames"] < (32 << 20) // 1448 // 4, sa
+
+
+def _frame(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, payload: bytes) -> bytes:
+    return bytes(Ether(src=src_mac, dst=dst_mac) / IP(src=src_ip, dst=dst_ip) / UDP(sport=9, dport=9) / payload)
+
+
+def test_spoofed_source_mac_is_dropped_and_counted(net, lab):
+    a, b = net.parts
+    cap_lan = Capture(net.lan, "lan0")
+    lab.closers.append(cap_lan.close)
+    cap_b = Capture(b.ns, "eth0")
+    lab.closers.append(cap_b.close)
+    marker = b"SPOOF-MARKER-" + os.urandom(4).hex().encode()
+    ok_marker = b"GOOD-MARKER-" + os.urandom(4).hex().encode()
+    tx = Capture(a.ns, "eth0")  # a packet socket inside partition a
+    lab.closers.append(tx.close)
+    # from inside partition a: spoofed to the LAN, broadcast, and to b
+    for dst in (LAN_MAC, "ff:ff:ff:ff:ff:ff", b.mac):
+        tx.sock.send(_frame(mac_of(0x77), dst, "10.9.0.1", LAN4, marker))
+    tx.sock.send(_frame(a.mac, LAN_MAC, "10.9.0.1", LAN4, ok_marker))
+    assert wait_for(lambda: any(ok_marker in f for f in cap_lan.frames), timeout=3)
+    time.sleep(0.2)
+    assert wait_for(lambda: net.sw.port_stats(1)["drop_spoof"] == 3)
+    assert not any(marker in f for f in cap_lan.close())
+    assert not any(marker in f for f in cap_b.close())
+
+
+def test_isolation_no_foreign_unicast(lab):
+    net = Net(lab, nparts=3)
+    a, b, c = net.parts
+    cap_c = Capture(c.ns, "eth0")  # promiscuous not needed: the TAP gets what the switch gives
+    lab.closers.append(cap_c.close)
+    nsexec(c.ns, "ip", "link", "set", "eth0", "promisc", "on")
+    assert ping(a.ns, "10.9.0.2", count=5, interval=0.1)[1] == 5
+    assert ping(a.ns, LAN4, count=3, interval=0.1)[1] == 3
+    time.sleep(0.2)
+    frames = cap_c.close()
+    macs_c = {mac_bytes(c.mac), b"\xff" * 6}
+    for f in frames:
+        dst = f[:6]
+        assert dst in macs_c or dst[0] & 1, f"partition c saw a frame for {dst.hex(':')}"
+    assert not any(f[:6] in (mac_bytes(a.mac), mac_bytes(b.mac), mac_bytes(LAN_MAC)) for f in frames)
+
+
+def test_broadcast_reaches_everyone(lab):
+    net = Net(lab, nparts=3)
+    a, b, c = net.parts
+    caps = [Capture(p.ns, "eth0") for p in (b, c)] + [Capture(net.lan, "lan0")]
+    for cap in caps:
+        lab.closers.append(cap.close)
+    marker = b"BCAST-" + os.urandom(4).hex().encode()
+    tx = Capture(a.ns, "eth0")
+    lab.closers.append(tx.close)
+    tx.sock.send(_frame(a.mac, "ff:ff:ff:ff:ff:ff", "10.9.0.1", "10.9.0.255", marker))
+    for cap in caps:
+        assert wait_for(lambda: any(marker in f for f in cap.frames), timeout=3)
+    # and from the wire to every partition
+    marker2 = b"WIRE-BCAST-" + os.urandom(4).hex().encode()
+    capa = Capture(a.ns, "eth0")
+    lab.closers.append(capa.close)
+    from dataplane_helpers import sh
+
+    code = (f"import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('lan0',0));"
+            f"s.send(bytes.fromhex('{_frame(LAN_MAC, 'ff:ff:ff:ff:ff:ff', LAN4, '10.9.0.255', marker2).hex()}'))")
+    nsexec(net.lan, "python3", "-c", code)
+    for cap in (capa, caps[0], caps[1]):
+        assert wait_for(lambda: any(marker2 in f for f in cap.frames), timeout=3)
+
+
+def _write_raw_record(ring_fds, size, rec_hdr: bytes, payload: bytes, advance: int):
+    """Write bytes at the producer's position of a ring and publish prod += advance."""
+    import mmap
+
+    m = mmap.mmap(ring_fds.memfd, 4096 + size)
+    try:
+        prod = struct.unpack_from("<Q", m, 128)[0]
+        off = 4096 + (prod & (size - 1))
+        m[off:off + len(rec_hdr) + len(payload)] = rec_hdr + payload
+        struct.pack_into("<Q", m, 128, prod + advance)
+    finally:
+        m.close()
+    os.write(ring_fds.data_efd, struct.pack("<Q", 1))
+
+
+def test_hostile_ring_content_does_not_stop_the_switch(lab):
+    """A 'partition' with no agent writes garbage into its A2H ring."""
+    net = Net(lab, nparts=2, violation_limit=5)
+    a, b = net.parts
+    size = SIZE_MIN
+    evil_a2h, evil_h2a = create_fds(size), create_fds(size)
+    lab.ringfds += [evil_a2h, evil_h2a]
+    net.sw.add_port(9, mac_of(9), evil_a2h, evil_h2a, size)
+    frame = _frame(mac_of(9), LAN_MAC, "10.9.0.9", LAN4, b"x" * 32)
+    # len past the max, unknown flag, bad vnet_len, a misaligned prod, a gso with size 0
+    bad = [
+        (struct.pack("<IHHQ", 0xFFFFFF, 0, 12, 0), b"", 64),
+        (struct.pack("<IHHQ", 12 + len(frame), 0x80, 12, 0), bytes(12) + frame, 128),
+        (struct.pack("<IHHQ", 12 + len(frame), 0, 7, 0), bytes(12) + frame, 128),
+        (struct.pack("<IHHQ", 12 + len(frame), 0, 12, 0), bytes([0, 1, 0, 0, 0, 0]) + bytes(6) + frame, 128),
+        (b"", b"", 3),
+    ]
+    for hdr, payload, adv in bad:
+        _write_raw_record(evil_a2h, size, hdr, payload, adv)
+        time.sleep(0.05)
+    # the switch goes on serving the others
+    assert ping(a.ns, "10.9.0.2", count=2, interval=0.1)[1] == 2
+    assert ping(b.ns, LAN4, count=2, interval=0.1)[1] == 2
+    st = net.sw.port_stats(9)
+    assert st["drop_ring"] >= 4, st
+    assert st["tx_frames"] == 0
+    # past the limit the port is disconnected (rule 7), the others unharmed
+    for _ in range(3):
+        _write_raw_record(evil_a2h, size, struct.pack("<IHHQ", 0xFFFFFF, 0, 12, 0), b"", 64)
+        time.sleep(0.05)
+    assert wait_for(lambda: net.sw.port_stats(9)["disconnected"])
+    assert ping(a.ns, LAN4, count=2, interval=0.1)[1] == 2
+    assert not net.sw.port_stats(1)["disconnected"]
+    assert net.sw.running
+
+
+def test_fairness_a_flooding_port_does_not_starve_another(lab):
+    """Port 9 keeps its A2H ring full; partition a still gets its pings through."""
+    net = Net(lab, nparts=2)
+    a, b = net.parts
+    size = 1 << 22
+    fl_a2h, fl_h2a = create_fds(size), create_fds(size)
+    lab.ringfds += [fl_a2h, fl_h2a]
+    net.sw.add_port(9, mac_of(9), fl_a2h, fl_h2a, size)
+    prod = Ring(fl_a2h, PRODUCER, size)
+    lab.rings.append(prod)
+    frame = _frame(mac_of(9), "02:00:00:00:00:55", "10.9.0.9", "10.9.0.55", b"f" * 1000)
+    stop = threading.Event()
+    sent = [0]
+
+    def flood():
+        while not stop.is_set():
+            n = 0
+            while n < 256 and prod.send(frame, flush=False):
+                n += 1
+            prod.flush()
+            sent[0] += n
+            if n == 0:
+                time.sleep(0.0002)
+
+    t = threading.Thread(target=flood, daemon=True)
+    t.start()
+    lab.closers.append(lambda: (stop.set(), t.join(2)))
+    try:
+        time.sleep(0.3)
+        s, r, out = ping(a.ns, "10.9.0.2", count=10, interval=0.05, wait=1)
+        assert (s, r) == (10, 10), out
+    finally:
+        stop.set()
+        t.join(2)
+    st = net.sw.port_stats(9)
+    assert st["tx_frames"] > 1000, st
+
+
+def test_idle_switch_uses_no_cpu(net):
+    for p in net.parts:
+        nsexec(p.ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+    nsexec(net.lan, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+    time.sleep(0.5)
+    tid = net.sw.native_tid
+    before = task_cpu_ticks(tid)
+    time.sleep(1.0)
+    used = task_cpu_ticks(tid) - before
+    assert used <= 1, f"idle switch used {used} ticks in 1 s"
+
+
+def test_port_table_changes_while_running(net, lab):
+    a, b = net.parts
+    assert ping(a.ns, "10.9.0.2", count=1)[1] == 1
+    final = net.sw.del_port(2)
+    assert final["rx_frames"] >= 1
+    with pytest.raises(OSError):
+        net.sw.port_stats(2)
+    assert ping(a.ns, "10.9.0.2", count=1, wait=0.5)[1] == 0
+    net.sw.add_port(2, b.mac, b.a2h_fds, b.h2a_fds, b.ring_size)
+    assert ping(a.ns, "10.9.0.2", count=2)[1] == 2
+    with pytest.raises(OSError) as e:
+        net.sw.add_port(3, b.mac, b.a2h_fds, b.h2a_fds, b.ring_size)
+    assert e.value.errno == 17  # EEXIST: the MAC is taken
+    with pytest.raises(OSError):
+        net.sw.add_port(4, "01:00:5e:00:00:01", b.a2h_fds, b.h2a_fds, b.ring_size)
+
+
+def test_full_h2a_ring_drops_and_counts_never_blocks(net, lab):
+    """A port whose agent never reads: its H2A fills, frames for it are dropped."""
+    a, b = net.parts
+    size = SIZE_MIN
+    dead_a2h, dead_h2a = create_fds(size), create_fds(size)
+    lab.ringfds += [dead_a2h, dead_h2a]
+    net.sw.add_port(9, mac_of(9), dead_a2h, dead_h2a, size)
+    tx = Capture(a.ns, "eth0")
+    lab.closers.append(tx.close)
+    frame = _frame(a.mac, mac_of(9), "10.9.0.1", "10.9.0.9", b"z" * 1000)
+    for _ in range(400):  # 400 x ~1.1 KiB records > 256 KiB of ring
+        tx.sock.send(frame)
+    assert wait_for(lambda: net.sw.port_stats(9)["drop_h2a_full"] > 0)
+    st = net.sw.port_stats(9)
+    assert st["rx_frames"] + st["drop_h2a_full"] >= 400, st  # (+ any broadcast)
+    assert ping(a.ns, "10.9.0.2", count=2, interval=0.1)[1] == 2  # the others go on
+
+
+def test_uplink_down_then_up_no_spin_traffic_resumes(net):
+    from dataplane_helpers import sh
+
+    a, _ = net.parts
+    assert ping(a.ns, LAN4, count=1)[1] == 1
+    sh("ip", "link", "set", net.uplink, "down")
+    time.sleep(0.2)
+    tid = net.sw.native_tid
+    before = task_cpu_ticks(tid)
+    time.sleep(1.0)
+    assert task_cpu_ticks(tid) - before <= 2, "the switch spins while the uplink is down"
+    assert net.sw.uplink_stats()["socket_errors"] >= 1
+    sh("ip", "link", "set", net.uplink, "up")
+    assert wait_for(lambda: ping(a.ns, LAN4, count=1, wait=0.5)[1] == 1, timeout=10)
+    assert net.sw.running

@@ -1,0 +1,112 @@
+"""pump.py - the agent's frame pump (native/pump.c) run from Python.
+
+The loop is C: pump_run() moves frames between the partition's TAP and its
+two rings and sleeps in poll() when idle. cffi releases the GIL for the
+call, so a Python thread runs it while the rest of the process goes on.
+
+Rules:
+1. The pump borrows the TAP descriptor and the two Ring objects: keep them
+   open until stop() has returned.
+2. stop() is safe from any thread and idempotent; it joins the loop.
+3. A loop that ended on its own (the TAP was deleted) keeps its error in
+   .error, and stop() raises it.
+"""
+from __future__ import annotations
+
+import threading
+
+from ._native import ffi, lib
+from .errors import NativeError, check
+from .ring import CONSUMER, PRODUCER, Ring
+
+STATS_FIELDS = (
+    "tx_frames", "tx_bytes", "rx_frames", "rx_bytes", "a2h_full",
+    "short_reads", "tap_write_errors", "tap_full", "sleeps", "wakeups",
+)
+
+
+class Pump:
+    """TAP <-> rings pump of one partition: A2H is ours to produce, H2A to consume."""
+
+    def __init__(self, tap_fd: int, a2h: Ring, h2a: Ring, burst: int = 0):
+        if a2h.role != PRODUCER or h2a.role != CONSUMER:
+            raise ValueError("Pump needs the A2H ring as producer and the H2A ring as consumer")
+        out = ffi.new("struct pump **")
+        check(lib.pump_create(out, tap_fd, a2h.handle, h2a.handle, burst), "pump_create")
+        self._p = out[0]
+        self._rings = (a2h, h2a)  # keep them mapped while the loop runs
+        self.tap_fd = tap_fd
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.error: NativeError | None = None
+        self._final: dict | None = None
+
+    def run(self) -> None:
+        """Run the loop in this thread until stop(); raise if it fails."""
+        rc = lib.pump_run(self._p)
+        if rc < 0:
+            try:
+                check(rc, "pump_run")
+            except NativeError as e:
+                self.error = e
+                raise
+
+    def _thread_main(self) -> None:
+        try:
+            self.run()
+        except NativeError:
+            pass  # kept in self.error
+
+    def start(self, name: str = "vnetshare-pump") -> None:
+        """Run the loop in a daemon thread."""
+        with self._lock:
+            if self._thread is not None:
+                raise RuntimeError("pump already started")
+            self._thread = threading.Thread(target=self._thread_main, name=name, daemon=True)
+            self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def native_tid(self) -> int | None:
+        """Kernel thread id of the loop (for /proc/self/task/TID/stat)."""
+        return self._thread.native_id if self._thread is not None else None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loop, wait for it, free the pump. Raises the loop's error."""
+        with self._lock:
+            if self._p is None:
+                return
+            check(lib.pump_stop(self._p), "pump_stop")
+            if self._thread is not None:
+                self._thread.join(timeout)
+                if self._thread.is_alive():
+                    raise TimeoutError("pump thread did not stop")
+            self._final = self.stats()
+            lib.pump_destroy(self._p)
+            self._p = None
+        if self.error is not None:
+            raise self.error
+
+    close = stop
+
+    def stats(self) -> dict:
+        """Counters (partition view: tx = read from its TAP, rx = written to it).
+
+        After stop(), the last counters.
+        """
+        if self._p is None:
+            if self._final is not None:
+                return dict(self._final)
+            raise ValueError("pump was never started")
+        st = ffi.new("struct pump_stats *")
+        lib.pump_get_stats(self._p, st)
+        return {name: getattr(st, name) for name in STATS_FIELDS}
+
+    def __enter__(self) -> "Pump":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

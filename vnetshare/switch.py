@@ -1,0 +1,187 @@
+"""switch.py - the hosting daemon's data plane (native/switch.c) from Python.
+
+The forwarding loop is C: sw_run() switches frames between the partitions'
+rings and the uplink's AF_PACKET socket in a thread of its own (cffi drops
+the GIL for the call). Python adds and removes ports and reads counters;
+each such call is applied by the data-plane thread between bursts and
+returns once applied.
+
+Rules:
+1. The Switch maps the rings and dup()s their eventfds itself: after
+   add_port() the caller may close its descriptors, or keep them to hand
+   to an agent.
+2. start() once; stop() is safe from any thread and idempotent; close()
+   stops, then frees everything (ports included).
+3. Every C failure is an OSError (NativeError) with the kernel's errno.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+
+from ._native import ffi, lib
+from .errors import ConfigError, NativeError, check
+from .ring import DROP_REASONS, RingFds
+from .tap import _mac_bytes
+
+TPACKET_V2 = lib.UPLINK_TPACKET_V2
+TPACKET_V3 = lib.UPLINK_TPACKET_V3
+VIOLATION_NEVER = lib.SW_VIOLATION_NEVER
+
+PORT_FIELDS = (
+    "tx_frames", "tx_bytes", "rx_frames", "rx_bytes", "tx_to_wire",
+    "drop_spoof", "drop_mtu", "drop_vlan", "drop_loop", "drop_uplink_tx",
+    "drop_h2a_full", "drop_ring", "ring_skipped_bytes",
+)
+UPLINK_FIELDS = (
+    "rx_frames", "rx_bytes", "rx_delivered", "rx_drop_unknown", "rx_drop_vlan",
+    "rx_drop_truncated", "rx_drop_kernel", "rx_drop_h2a_full", "tx_frames",
+    "tx_bytes", "tx_drop_msgsize", "tx_drop_errors", "tx_calls", "socket_errors", "rounds",
+    "sleeps", "commands", "ports",
+)
+
+
+def _port_dict(st) -> dict:
+    out = {name: getattr(st, name) for name in PORT_FIELDS}
+    out["ring_drops"] = {name: st.ring_drops[i] for i, name in enumerate(DROP_REASONS)}
+    out["disconnected"] = bool(st.disconnected)
+    return out
+
+
+class Switch:
+    """The data plane on one uplink: ports are partitions' ring pairs.
+
+    @uplink: interface name or index, in this thread's network namespace.
+    Keyword settings (0 = default): burst_frames, burst_bytes (per port per
+    round), uplink_burst, mtu (non-GSO limit, default the uplink's),
+    violation_limit (ring violations before a port is disconnected;
+    VIOLATION_NEVER), tpacket (TPACKET_V2 default, or TPACKET_V3),
+    block_size, block_nr, frame_size, block_tov_ms (RX ring), promisc.
+    """
+
+    def __init__(self, uplink: str | int, *, burst_frames: int = 0, burst_bytes: int = 0,
+                 uplink_burst: int = 0, mtu: int = 0, violation_limit: int = 0,
+                 tpacket: int = 0, block_size: int = 0, block_nr: int = 0,
+                 frame_size: int = 0, block_tov_ms: int = 0, promisc: bool = False):
+        if isinstance(uplink, str):
+            try:
+                ifindex = socket.if_nametoindex(uplink)
+            except OSError:
+                raise ConfigError(f"uplink {uplink!r}: no such interface") from None
+        else:
+            ifindex = int(uplink)
+        cfg = ffi.new("struct sw_config *")
+        cfg.burst_frames = burst_frames
+        cfg.burst_bytes = burst_bytes
+        cfg.uplink_burst = uplink_burst
+        cfg.mtu = mtu
+        cfg.violation_limit = violation_limit
+        cfg.uplink.version = tpacket
+        cfg.uplink.block_size = block_size
+        cfg.uplink.block_nr = block_nr
+        cfg.uplink.frame_size = frame_size
+        cfg.uplink.block_tov_ms = block_tov_ms
+        cfg.uplink.flags = lib.UPLINK_F_PROMISC if promisc else 0
+        out = ffi.new("struct sw **")
+        check(lib.sw_create(out, ifindex, cfg), f"sw_create on uplink {uplink}")
+        self._sw = out[0]
+        self.ifindex = ifindex
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.error: NativeError | None = None
+
+    # life cycle ------------------------------------------------------------
+    @property
+    def handle(self):
+        if self._sw is None:
+            raise ValueError("switch is closed")
+        return self._sw
+
+    def _main(self) -> None:
+        rc = lib.sw_run(self._sw)
+        if rc < 0:
+            try:
+                check(rc, "sw_run")
+            except NativeError as e:
+                self.error = e
+
+    def start(self, name: str = "vnetshare-switch") -> None:
+        """Run the forwarding loop in a daemon thread."""
+        with self._lock:
+            self.handle
+            if self._thread is not None:
+                raise RuntimeError("switch already started")
+            self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+            self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def native_tid(self) -> int | None:
+        return self._thread.native_id if self._thread is not None else None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loop and wait for it; raises the loop's own error, if any."""
+        if self._sw is None:
+            return
+        check(lib.sw_stop(self._sw), "sw_stop")
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise TimeoutError("switch thread did not stop")
+        if self.error is not None:
+            err, self.error = self.error, None
+            raise err
+
+    def close(self) -> None:
+        """Stop, then free the switch, its ports and the uplink socket."""
+        if self._sw is None:
+            return
+        try:
+            self.stop()
+        finally:
+            if not self.running:
+                lib.sw_destroy(self._sw)
+                self._sw = None
+
+    def __enter__(self) -> "Switch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ports -----------------------------------------------------------------
+    def add_port(self, port_id: int, mac, a2h: RingFds, h2a: RingFds, ring_size: int = 0) -> None:
+        """Serve a partition: its MAC and its A2H / H2A ring descriptors."""
+        raw = _mac_bytes(mac)
+        check(
+            lib.sw_port_add(self.handle, port_id, raw, a2h.memfd, a2h.data_efd, a2h.space_efd,
+                            h2a.memfd, h2a.data_efd, h2a.space_efd, ring_size),
+            f"add port {port_id}",
+        )
+
+    def del_port(self, port_id: int) -> dict:
+        """Stop serving a port; return its last counters."""
+        st = ffi.new("struct sw_port_stats *")
+        check(lib.sw_port_del(self.handle, port_id, st), f"delete port {port_id}")
+        return _port_dict(st)
+
+    def port_stats(self, port_id: int) -> dict:
+        """Counters of a port, partition view (tx = it sent, rx = it got)."""
+        st = ffi.new("struct sw_port_stats *")
+        check(lib.sw_port_stats(self.handle, port_id, st), f"stats of port {port_id}")
+        return _port_dict(st)
+
+    def uplink_stats(self) -> dict:
+        """Wire-side counters and loop counters."""
+        st = ffi.new("struct sw_uplink_stats *")
+        check(lib.sw_uplink_stats(self.handle, st), "uplink stats")
+        return {name: getattr(st, name) for name in UPLINK_FIELDS}
+
+    @property
+    def mtu(self) -> int:
+        out = ffi.new("uint32_t *")
+        check(lib.sw_mtu(self.handle, out), "sw_mtu")
+        return out[0]
