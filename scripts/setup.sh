@@ -38,3 +38,13 @@ fi
 echo "setup.sh: building and installing vnetshare (pip install -e '.[test]')"
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -c 'import vnetshare._native' # the C extension really loads
+
+# `vnetshare` on PATH, for root and sudo alike
+if ! command -v vnetshare >/dev/null; then
+    command -v pyenv >/dev/null && pyenv rehash || true
+fi
+if ! command -v vnetshare >/dev/null || [ ! -e /usr/local/bin/vnetshare ]; then
+    script="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/vnetshare"
+    [ -x "$script" ] && [ "$script" != /usr/local/bin/vnetshare ] && ln -sf "$script" /usr/local/bin/vnetshare
+fi
+command -v vnetshare >/dev/null || { echo "setup.sh: vnetshare is not on PATH" >&2; exit 1; }

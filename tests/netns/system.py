@@ -1,0 +1,168 @@
+"""The whole system under test: a LAN namespace, a veth uplink, the daemon, the CLI.
+
+A System is what a user has after `vnetshare daemon --uplink vsu0` on a
+machine whose NIC is a veth to a LAN host: the tests drive it only through
+the `vnetshare` command, like a user, and look at it with ip, ping, iperf3
+and raw sockets. close() removes everything it or the daemon made, by name
+and by PID, also when a test failed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from vnetshare import netns
+from vnetshare.client import DaemonUnreachable, call
+
+LAN_NS = "vst-lan"
+UPLINK = "vsu0"
+LAN_IF = "lan0"
+LAN_V4 = "198.18.0.1"
+LAN_V6 = "fd00:5e::1"
+
+
+def wait_for(pred, timeout: float = 10.0, step: float = 0.05):
+    """Poll @pred until it returns something true; return that, or None."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(step)
+
+
+class System:
+    def __init__(self, tmp_path):
+        self.dir = str(tmp_path)
+        self.sock = os.path.join(self.dir, "control.sock")
+        self.state_path = os.path.join(self.dir, "state.json")
+        self.daemon: subprocess.Popen | None = None
+        self.log_path = os.path.join(self.dir, "daemon.log")
+        netns.create(LAN_NS)
+        netns.veth_pair(UPLINK, LAN_IF, None, LAN_NS)
+        netns.link_set(UPLINK, None, up=True)
+        netns.lo_up(LAN_NS)
+        netns.link_set(LAN_IF, LAN_NS, up=True)
+        netns.add_address(LAN_IF, f"{LAN_V4}/24", LAN_NS, nodad=True)
+        netns.add_address(LAN_IF, f"{LAN_V6}/64", LAN_NS, nodad=True)
+
+    # -- the daemon ------------------------------------------------------
+    def start_daemon(self, *extra: str) -> None:
+        logf = open(self.log_path, "ab")
+        self.daemon = subprocess.Popen(
+            [sys.executable, "-m", "vnetshare", "--socket", self.sock, "daemon", "--uplink", UPLINK,
+             "--state-dir", self.dir, *extra],
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+        )
+        logf.close()
+
+        def ready():
+            if self.daemon.poll() is not None:
+                raise AssertionError(f"daemon exited {self.daemon.returncode}: {self.log()}")
+            try:
+                return call(self.sock, "daemon.status", timeout=2)
+            except DaemonUnreachable:
+                return None
+
+        assert wait_for(ready, timeout=20), f"daemon not ready: {self.log()}"
+
+    def stop_daemon(self) -> int:
+        self.daemon.send_signal(signal.SIGTERM)
+        code = self.daemon.wait(timeout=20)
+        self.daemon = None
+        return code
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-4000:]
+        except FileNotFoundError:
+            return ""
+
+    # -- the CLI ---------------------------------------------------------
+    def cli(self, *argv: str, check: bool = True, user: int | None = None) -> subprocess.CompletedProcess:
+        kw = {}
+        if user is not None:
+            kw["user"] = user
+        p = subprocess.run([sys.executable, "-m", "vnetshare", "--socket", self.sock, *argv],
+                           capture_output=True, text=True, timeout=60, **kw)
+        if check:
+            assert p.returncode == 0, f"vnetshare {' '.join(argv)}: exit {p.returncode}: {p.stderr}\n{self.log()}"
+        return p
+
+    def cli_json(self, *argv: str):
+        return json.loads(self.cli(*argv, "--json").stdout)
+
+    def create(self, name: str, *args: str) -> dict:
+        self.cli("partition", "create", name, *args)
+        return self.cli_json("partition", "show", name)
+
+    def stats(self, name: str) -> dict:
+        return self.cli_json("partition", "show", name)["counters"]
+
+    # -- what exists -----------------------------------------------------
+    def state_names(self) -> list[str]:
+        try:
+            with open(self.state_path) as f:
+                return sorted(json.load(f).get("partitions", {}))
+        except FileNotFoundError:
+            return []
+
+    def agent_pids(self) -> list[int]:
+        """The daemon's agent children (never anyone else's processes)."""
+        if self.daemon is None:
+            return []
+        pids = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == self.daemon.pid and b"vnetshare.agent" in argv:
+                pids.append(int(pid))
+        return pids
+
+    def daemon_memfds(self) -> int:
+        n = 0
+        fd_dir = f"/proc/{self.daemon.pid}/fd"
+        for fd in os.listdir(fd_dir):
+            try:
+                if os.readlink(os.path.join(fd_dir, fd)).startswith("/memfd:vnetshare-ring"):
+                    n += 1
+            except OSError:
+                pass
+        return n
+
+    # -- teardown --------------------------------------------------------
+    def close(self) -> None:
+        names = self.state_names()
+        agents = self.agent_pids()
+        if self.daemon is not None and self.daemon.poll() is None:
+            for name in names:
+                self.cli("partition", "delete", name, check=False)
+            self.daemon.send_signal(signal.SIGTERM)
+            try:
+                self.daemon.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait()
+        for pid in agents:  # only those the daemon failed to stop
+            try:
+                if os.path.exists(f"/proc/{pid}"):
+                    os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for name in netns.names():
+            if name != LAN_NS:
+                netns.quietly(netns.delete, name)
+        netns.quietly(netns.delete, LAN_NS)
+        netns.quietly(netns.delete_link, UPLINK)

@@ -1,0 +1,136 @@
+"""agent.py - the partition agent: the patent's virtual hosted device driver.
+
+One agent process serves one partition. The daemon starts it with one end of
+a socketpair (--fd N) and sends, in one message, a JSON line describing the
+partition and its descriptors (SCM_RIGHTS): the partition's TAP and, for
+each ring (A2H, then H2A), the memfd, the data eventfd and the space eventfd.
+
+Rules:
+1. The agent drops every privilege (no capabilities, uid/gid nobody,
+   no_new_privs) before it maps a ring: a compromised agent holds nothing
+   but its own partition's descriptors.
+2. It pumps frames in C (native/pump.c) with the GIL released; Python only
+   waits for the end.
+3. It ends when the daemon ends: SIGTERM, the socketpair closing, or the
+   parent dying (PR_SET_PDEATHSIG) all stop the pump and exit 0.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import signal
+import socket
+import sys
+
+NOBODY = 65534
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAPBSET_DROP = 24
+MAX_FDS = 16
+HELLO_MAX = 65536
+
+
+def _prctl(option: int, arg: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl({option}): {os.strerror(err)}")
+
+
+def drop_privileges(uid: int = NOBODY, gid: int = NOBODY) -> None:
+    """Give up root for good: bounding set, groups, gid, uid, no_new_privs."""
+    if os.geteuid() == 0:
+        for cap in range(64):
+            try:
+                _prctl(PR_CAPBSET_DROP, cap)
+            except OSError:
+                break  # past the last capability the kernel knows
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)  # clears permitted and effective capabilities
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def receive_hello(sock: socket.socket) -> tuple[dict, list[int]]:
+    """Read the daemon's one message: a JSON line and the descriptors."""
+    msg, fds, _flags, _addr = socket.recv_fds(sock, HELLO_MAX, MAX_FDS)
+    if not msg:
+        raise ConnectionError("the daemon closed the socket before sending descriptors")
+    hello = json.loads(msg)
+    if len(fds) != 7:
+        for fd in fds:
+            os.close(fd)
+        raise ValueError(f"expected 7 descriptors from the daemon, got {len(fds)}")
+    return hello, fds
+
+
+def run(sock_fd: int) -> int:
+    sock = socket.socket(fileno=sock_fd)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:  # the daemon died before we set the death signal
+        return 0
+    hello, fds = receive_hello(sock)
+    name = hello.get("name", "?")
+    drop_privileges(hello.get("uid", NOBODY), hello.get("gid", NOBODY))
+
+    from .pump import Pump
+    from .ring import CONSUMER, PRODUCER, Ring, RingFds
+
+    tap = fds[0]
+    a2h = Ring(RingFds(*fds[1:4]), PRODUCER, hello["ring_size"])
+    h2a = Ring(RingFds(*fds[4:7]), CONSUMER, hello["ring_size"])
+    pump = Pump(tap, a2h, h2a)
+    pump.start()
+
+    stop_r, stop_w = os.pipe()
+
+    def _stop(_sig, _frm):
+        os.write(stop_w, b"x")
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    sock.sendall(json.dumps({"ready": True, "pid": os.getpid()}).encode() + b"\n")
+    # Wait for SIGTERM or the daemon's end of the socketpair closing.
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(stop_r, selectors.EVENT_READ)
+    sel.register(sock, selectors.EVENT_READ)
+    while True:
+        events = sel.select()
+        done = False
+        for key, _ in events:
+            if key.fileobj is sock:
+                try:
+                    data = sock.recv(4096)
+                except OSError:
+                    data = b""
+                if not data:
+                    done = True
+            else:
+                done = True
+        if done:
+            break
+    pump.stop()
+    a2h.close()
+    h2a.close()
+    print(f"vnetshare-agent[{name}]: stopped", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="vnetshare-agent", description="partition agent (started by the daemon)")
+    p.add_argument("--fd", type=int, required=True, help="socketpair descriptor from the daemon")
+    p.add_argument("--name", required=True, help="partition name (for ps and logs)")
+    args = p.parse_args(argv)
+    try:
+        return run(args.fd)
+    except (OSError, ValueError, ConnectionError) as e:
+        print(f"vnetshare-agent[{args.name}]: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

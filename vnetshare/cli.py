@@ -1,0 +1,279 @@
+"""cli.py - the `vnetshare` command: a thin client of the daemon's control socket.
+
+    vnetshare daemon --uplink IFACE [--offloads mirror|emulate]
+    vnetshare partition create NAME [--ip CIDR]... [--gateway IP] [--mac MAC]
+                                    [--mtu N] [--ifname NAME] [--netns PATH]
+    vnetshare partition delete NAME
+    vnetshare partition list [--json]
+    vnetshare partition show NAME [--json]
+    vnetshare adapter [--json]
+    vnetshare stats [--json]
+    vnetshare lab up | down | demo
+
+Rules:
+1. A user mistake is one line on stderr, "vnetshare: error: ...", naming the
+   bad value, and a non-zero exit; never a traceback.
+2. Values are checked here first (so a typo is caught with no daemon
+   running) and again by the daemon (which trusts no client).
+3. Every read command has --json, printing exactly what the daemon sent.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+
+from . import config
+from .client import DaemonError, DaemonUnreachable, call, socket_path
+from .errors import ConfigError, VnetshareError
+
+
+def _arg(fn):
+    """An argparse type from a config validator: ConfigError -> usage error."""
+
+    def convert(value: str):
+        try:
+            return fn(value)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = fn.__name__
+    return convert
+
+
+def _mtu(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(f"MTU {value!r}: not a number") from None
+    return config.mtu(n)
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ConfigError(f"gateway {value!r}: not an IPv4 or IPv6 address") from None
+
+
+def _ring_size(value: str) -> int:
+    try:
+        n = int(value, 0)
+    except ValueError:
+        raise ConfigError(f"ring size {value!r}: not a number") from None
+    return config.ring_size(n)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (rule 1); sub-parsers inherit the class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="vnetshare",
+        description="Share one network adapter between isolated partitions (network namespaces).",
+    )
+    p.add_argument("--socket", help="control socket (default: $VNETSHARE_SOCKET or /run/vnetshare/control.sock)")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("daemon", help="run the hosting daemon on an uplink NIC")
+    d.add_argument("--uplink", required=True, type=_arg(config.ifname), metavar="IFACE",
+                   help="the network interface to share")
+    d.add_argument("--offloads", choices=("mirror", "emulate"), default="mirror",
+                   help="partition offloads: what the uplink has (mirror, default) or all, done in software (emulate)")
+    d.add_argument("--state-dir", default=None, metavar="DIR",
+                   help="state file and lock directory (default: /run/vnetshare)")
+    d.add_argument("--ring-size", type=_arg(_ring_size), default=None, metavar="BYTES",
+                   help="data area of each ring, a power of two (default 4 MiB)")
+
+    part = sub.add_parser("partition", help="create, delete, list and show partitions")
+    psub = part.add_subparsers(dest="pcmd", required=True, metavar="ACTION")
+    c = psub.add_parser("create", help="create a partition: a network namespace with a virtual NIC")
+    c.add_argument("name", type=_arg(config.partition_name), metavar="NAME")
+    c.add_argument("--ip", action="append", default=[], type=_arg(config.cidr), metavar="CIDR",
+                   help="address with prefix length, IPv4 or IPv6 (repeatable)")
+    c.add_argument("--gateway", type=_arg(_ip), metavar="IP", help="default route via this address")
+    c.add_argument("--mac", type=_arg(config.mac), metavar="MAC", help="MAC address (default: random, locally administered)")
+    c.add_argument("--mtu", type=_arg(_mtu), metavar="N", help="MTU (default: the uplink's)")
+    c.add_argument("--ifname", type=_arg(config.ifname), metavar="NAME", help="device name inside the partition (default eth0)")
+    c.add_argument("--netns", metavar="PATH", help="adopt this existing network namespace instead of creating one")
+    dl = psub.add_parser("delete", help="delete a partition and everything it owns")
+    dl.add_argument("name", type=_arg(config.partition_name), metavar="NAME")
+    ls = psub.add_parser("list", help="list partitions")
+    ls.add_argument("--json", action="store_true")
+    sh = psub.add_parser("show", help="a partition's addresses, functions and counters")
+    sh.add_argument("name", type=_arg(config.partition_name), metavar="NAME")
+    sh.add_argument("--json", action="store_true")
+
+    a = sub.add_parser("adapter", help="what the uplink offers and what partitions get")
+    a.add_argument("--json", action="store_true")
+    s = sub.add_parser("stats", help="per-partition counters")
+    s.add_argument("--json", action="store_true")
+
+    lab = sub.add_parser("lab", help="a self-contained lab: veth uplink to a namespace playing the LAN")
+    lsub = lab.add_subparsers(dest="lcmd", required=True, metavar="ACTION")
+    lsub.add_parser("up", help="build the lab and leave it running")
+    lsub.add_parser("down", help="remove everything the lab made")
+    demo = lsub.add_parser("demo", help="build a lab, run ping and iperf3 through it, report, remove it")
+    demo.add_argument("--seconds", type=int, default=3, help="iperf3 run time per path (default 3)")
+    demo.add_argument("--json", action="store_true")
+    return p
+
+
+# -- output ---------------------------------------------------------------
+
+def _table(rows: list[list[str]], head: list[str]) -> str:
+    cols = [head] + rows
+    widths = [max(len(str(r[i])) for r in cols) for i in range(len(head))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in cols]
+    return "\n".join(lines)
+
+
+def _print_list(ans: dict) -> None:
+    rows = []
+    for p in ans["partitions"]:
+        rows.append([p["name"], p["ifname"], p["mac"], str(p["mtu"]),
+                     ",".join(p["ips"]) or "-", p.get("agent", "-")])
+    if rows:
+        print(_table(rows, ["NAME", "IFNAME", "MAC", "MTU", "ADDRESSES", "AGENT"]))
+
+
+def _print_show(p: dict) -> None:
+    print(f"partition {p['name']}")
+    print(f"  netns     {p['netns']}{' (adopted)' if p.get('adopted') else ''}")
+    print(f"  device    {p['ifname']}  mac {p['mac']}  mtu {p['mtu']}")
+    for ip in p["ips"]:
+        print(f"  address   {ip}")
+    if p.get("gateway"):
+        print(f"  gateway   {p['gateway']}")
+    print(f"  agent     {p.get('agent', '-')}")
+    if p.get("functions"):
+        print("  functions (from the uplink):")
+        rows = [[f["function"], str(f["value"]), f"{f['source']} = {f['source_value']}"] for f in p["functions"]]
+        print("    " + _table(rows, ["FUNCTION", "VALUE", "FROM"]).replace("\n", "\n    "))
+    if p.get("counters"):
+        print("  counters:")
+        for k, v in p["counters"].items():
+            if isinstance(v, dict):
+                nz = {r: n for r, n in v.items() if n}
+                print(f"    {k:<10} {nz if nz else 0}")
+            else:
+                print(f"    {k:<10} {v}")
+
+
+def _print_adapter(ans: dict) -> None:
+    up = ans["uplink"]
+    print(f"uplink {up['ifname']}: mtu {up['mtu']}, speed {up.get('speed') or '?'}, "
+          f"duplex {up.get('duplex') or '?'}, mode {ans['mode']}")
+    rows = [[f["function"], str(f["value"]), f["source"], str(f["source_value"])] for f in ans["functions"]]
+    print(_table(rows, ["PARTITION FUNCTION", "VALUE", "UPLINK FEATURE", "UPLINK VALUE"]))
+
+
+def _print_stats(ans: dict) -> None:
+    rows = []
+    for name, c in sorted(ans["partitions"].items()):
+        drops = sum(c.get("drops", {}).values())
+        rows.append([name, str(c["rx_frames"]), str(c["rx_bytes"]), str(c["tx_frames"]),
+                     str(c["tx_bytes"]), str(drops)])
+    print(_table(rows, ["PARTITION", "RX-FRAMES", "RX-BYTES", "TX-FRAMES", "TX-BYTES", "DROPS"]))
+    up = ans.get("uplink")
+    if up:
+        print(f"uplink: rx {up.get('rx_frames', 0)} frames, tx {up.get('tx_frames', 0)} frames, "
+              f"drops {sum(up.get('drops', {}).values())}")
+
+
+# -- commands -------------------------------------------------------------
+
+def _client(args, op: str, **fields) -> dict:
+    return call(socket_path(args.socket), op, **fields)
+
+
+def cmd_partition(args) -> int:
+    if args.pcmd == "create":
+        ans = _client(args, "partition.create", name=args.name, ips=args.ip, gateway=args.gateway,
+                      mac=args.mac, mtu=args.mtu, ifname=args.ifname, netns=args.netns)
+        p = ans["partition"]
+        print(f"created partition {p['name']}: {p['ifname']} {p['mac']} mtu {p['mtu']}"
+              + (f" {' '.join(p['ips'])}" if p["ips"] else ""))
+        return 0
+    if args.pcmd == "delete":
+        _client(args, "partition.delete", name=args.name)
+        print(f"deleted partition {args.name}")
+        return 0
+    if args.pcmd == "list":
+        ans = _client(args, "partition.list")
+        print(json.dumps(ans["partitions"], indent=1)) if args.json else _print_list(ans)
+        return 0
+    ans = _client(args, "partition.show", name=args.name)
+    print(json.dumps(ans["partition"], indent=1)) if args.json else _print_show(ans["partition"])
+    return 0
+
+
+def cmd_adapter(args) -> int:
+    ans = _client(args, "adapter")
+    ans.pop("ok", None)
+    print(json.dumps(ans, indent=1)) if args.json else _print_adapter(ans)
+    return 0
+
+
+def cmd_stats(args) -> int:
+    ans = _client(args, "stats")
+    ans.pop("ok", None)
+    print(json.dumps(ans, indent=1)) if args.json else _print_stats(ans)
+    return 0
+
+
+def cmd_daemon(args) -> int:
+    from .hosting import run_daemon
+
+    return run_daemon(uplink=args.uplink, offloads=args.offloads, socket=socket_path(args.socket),
+                      state_dir=args.state_dir, ring_size=args.ring_size)
+
+
+def cmd_lab(args) -> int:
+    from . import lab
+
+    if args.lcmd == "up":
+        return lab.up(socket_path(args.socket))
+    if args.lcmd == "down":
+        return lab.down(socket_path(args.socket))
+    return lab.demo(socket_path(args.socket), seconds=args.seconds, as_json=args.json)
+
+
+COMMANDS = {
+    "partition": cmd_partition,
+    "adapter": cmd_adapter,
+    "stats": cmd_stats,
+    "daemon": cmd_daemon,
+    "lab": cmd_lab,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("vnetshare: error: must run as root (try: sudo vnetshare ...)", file=sys.stderr)
+        return 1
+    try:
+        return COMMANDS[args.cmd](args)
+    except DaemonError as e:
+        print(f"vnetshare: error: {e}", file=sys.stderr)
+        return 1
+    except (DaemonUnreachable, ConfigError, VnetshareError) as e:
+        print(f"vnetshare: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"vnetshare: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

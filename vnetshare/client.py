@@ -1,0 +1,83 @@
+"""client.py - the CLI's side of the control socket: one request, one answer.
+
+Rules:
+1. One connection per request; the request is one JSON line, so is the answer.
+2. Every failure to reach the daemon becomes a DaemonUnreachable that says
+   where it looked and how to start one; nothing here prints.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+
+from .errors import VnetshareError
+
+DEFAULT_RUN_DIR = "/run/vnetshare"
+DEFAULT_SOCKET = os.path.join(DEFAULT_RUN_DIR, "control.sock")
+TIMEOUT = 30.0  # partition create waits for netlink and an agent start
+
+
+def socket_path(arg: str | None = None) -> str:
+    """--socket, else $VNETSHARE_SOCKET, else the default."""
+    return arg or os.environ.get("VNETSHARE_SOCKET") or DEFAULT_SOCKET
+
+
+class DaemonUnreachable(VnetshareError):
+    """No daemon answers on the control socket."""
+
+
+class DaemonError(VnetshareError):
+    """The daemon answered {"ok": false}; .code is its errno name."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def call(path: str, op: str, timeout: float = TIMEOUT, **fields) -> dict:
+    """Send {"op": op, **fields} to the daemon at @path and return its answer.
+
+    Raises DaemonUnreachable, DaemonError, or PermissionError (not root).
+    """
+    msg = {"op": op, **fields}
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    s.settimeout(timeout)
+    try:
+        try:
+            s.connect(path)
+        except FileNotFoundError:
+            raise DaemonUnreachable(
+                f"no daemon running: {path} does not exist "
+                "(start one with: vnetshare daemon --uplink IFACE)"
+            ) from None
+        except ConnectionRefusedError:
+            raise DaemonUnreachable(
+                f"no daemon running: nothing listens on {path} "
+                "(start one with: vnetshare daemon --uplink IFACE)"
+            ) from None
+        except PermissionError:
+            raise PermissionError(errno.EACCES, f"permission denied on {path}: run as root (sudo)") from None
+        s.sendall(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
+        buf = bytearray()
+        while not buf.endswith(b"\n"):
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                raise DaemonUnreachable(f"the daemon at {path} did not answer within {timeout:g} s") from None
+            if not chunk:
+                raise DaemonUnreachable(f"the daemon at {path} closed the connection without an answer")
+            buf += chunk
+    finally:
+        s.close()
+    try:
+        answer = json.loads(buf)
+    except ValueError:
+        raise DaemonUnreachable(f"the daemon at {path} sent a malformed answer") from None
+    if not isinstance(answer, dict) or "ok" not in answer:
+        raise DaemonUnreachable(f"the daemon at {path} sent a malformed answer")
+    if not answer["ok"]:
+        err = answer.get("error") or {}
+        raise DaemonError(str(err.get("code", "EIO")), str(err.get("message", "unknown error")))
+    return answer

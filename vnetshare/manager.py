@@ -1,0 +1,414 @@
+"""manager.py - the partition manager: makes, adopts, serves and removes partitions.
+
+The patent's partition manager: it creates partitions, allocates their DMA
+path (two sealed memfd rings), hands each agent its descriptors, and tells
+the data plane (the switch) about the port.
+
+Rules:
+1. All or nothing: create() records an undo step after each thing it makes;
+   on any failure it runs them backwards, so a failed create leaves no
+   namespace, link, process, descriptor, port or state entry.
+2. The state file changes only after the kernel did: it always describes
+   what exists (saved atomically, see state.py).
+3. The daemon keeps every descriptor of a live partition (TAP, rings), so a
+   dead agent is replaced with the same ones and traffic resumes.
+4. Agents are the daemon's children and end with it; partitions (netns,
+   persistent TAP, addresses, state entry) outlive it and a new daemon
+   adopts them (docs/design-notes.md says why).
+5. Only this module's own processes are signalled, by PID, and only after
+   checking /proc/PID/cmdline names our agent for that partition.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from . import config, netns, state as statefile
+from .errors import ConfigError, VnetshareError
+from .ring import RingFds, create_fds
+from .tap import open_tap
+
+log = logging.getLogger("vnetshare.manager")
+
+AGENT_START_TIMEOUT = 10.0
+AGENT_RESTART_WINDOW = 30.0  # seconds in which ...
+AGENT_RESTART_MAX = 5        # ... this many restarts mark the agent failed
+DEFAULT_IFNAME = "eth0"
+
+
+class PartitionError(VnetshareError):
+    """A partition operation failed; .code is the errno name for the client."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Agent:
+    """A running agent process and the daemon's end of its socketpair."""
+
+    proc: subprocess.Popen
+    sock: socket.socket
+    pidfd: int
+    started: float
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+@dataclass
+class Partition:
+    """A live partition: its record plus what the daemon holds for it."""
+
+    rec: statefile.PartitionState
+    port_id: int
+    tap_fd: int
+    a2h: RingFds
+    h2a: RingFds
+    agent: Agent | None = None
+    restarts: list[float] = field(default_factory=list)
+    failed: str | None = None
+
+    def close_fds(self) -> None:
+        for fd in (self.tap_fd,):
+            _close(fd)
+        self.a2h.close()
+        self.h2a.close()
+
+
+def function_rows(functions, mtu: int | None = None) -> list[dict]:
+    """The adapter's rows as dicts; a partition's own MTU replaces the default."""
+    rows = [asdict(r) for r in functions.rows]
+    if mtu is not None:
+        for r in rows:
+            if r["function"] == "mtu":
+                r["value"] = mtu
+    return rows
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _is_our_agent(pid: int, name: str) -> bool:
+    """Rule 5: /proc/PID/cmdline is `... -m vnetshare.agent ... --name NAME`."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return b"vnetshare.agent" in argv and name.encode() in argv
+
+
+class Undo:
+    """A stack of cleanup steps, run backwards unless commit() was called."""
+
+    def __init__(self) -> None:
+        self._steps: list[tuple[str, Callable[[], None]]] = []
+
+    def push(self, what: str, fn: Callable[[], None]) -> None:
+        self._steps.append((what, fn))
+
+    def commit(self) -> None:
+        self._steps.clear()
+
+    def __enter__(self) -> "Undo":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        while self._steps:
+            what, fn = self._steps.pop()
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - undo must go on
+                log.warning("undo %s failed: %s", what, e)
+
+
+class PartitionManager:
+    """Creates, adopts, supervises and deletes partitions for one daemon."""
+
+    def __init__(self, switch, functions, state: statefile.State, state_path: str,
+                 ring_size: int, on_agent_fd: Callable[[int, Callable[[], None]], None] | None = None,
+                 on_agent_fd_remove: Callable[[int], None] | None = None):
+        self.switch = switch
+        self.functions = functions
+        self.state = state
+        self.state_path = state_path
+        self.ring_size = ring_size
+        self.parts: dict[str, Partition] = {}
+        self._watch = on_agent_fd or (lambda fd, cb: None)
+        self._unwatch = on_agent_fd_remove or (lambda fd: None)
+        self.stopping = False
+
+    # -- helpers ---------------------------------------------------------
+    def _save(self) -> None:
+        statefile.save(self.state_path, self.state)
+
+    def _free_port_id(self) -> int:
+        used = {p.port_id for p in self.parts.values()}
+        return next(i for i in range(1, len(used) + 2) if i not in used)
+
+    # -- agents ----------------------------------------------------------
+    def _spawn_agent(self, part: Partition) -> Agent:
+        """Start an agent, hand it the descriptors, wait until it pumps."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "vnetshare.agent", "--fd", str(theirs.fileno()),
+                 "--name", part.rec.name],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, close_fds=True,
+            )
+        except OSError:
+            ours.close()
+            theirs.close()
+            raise
+        theirs.close()
+        try:
+            hello = {"name": part.rec.name, "ring_size": part.rec.ring_size}
+            fds = [part.tap_fd, part.a2h.memfd, part.a2h.data_efd, part.a2h.space_efd,
+                   part.h2a.memfd, part.h2a.data_efd, part.h2a.space_efd]
+            socket.send_fds(ours, [json.dumps(hello).encode()], fds)
+            ours.settimeout(AGENT_START_TIMEOUT)
+            reply = ours.recv(4096)
+            if not reply or not json.loads(reply).get("ready"):
+                raise PartitionError("EIO", f"partition {part.rec.name!r}: the agent did not start")
+            ours.settimeout(None)
+            pidfd = os.pidfd_open(proc.pid)
+        except BaseException as e:
+            proc.kill()
+            proc.wait()
+            ours.close()
+            if isinstance(e, (OSError, ValueError)) and not isinstance(e, PartitionError):
+                raise PartitionError("EIO", f"partition {part.rec.name!r}: agent start failed: {e}") from None
+            raise
+        agent = Agent(proc, ours, pidfd, time.monotonic())
+        self._watch(pidfd, lambda: self._agent_exited(part.rec.name, agent))
+        return agent
+
+    def _stop_agent(self, agent: Agent | None) -> None:
+        if agent is None:
+            return
+        self._unwatch(agent.pidfd)
+        agent.sock.close()  # EOF tells it to stop
+        try:
+            agent.proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            agent.proc.send_signal(signal.SIGTERM)
+            try:
+                agent.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                agent.proc.kill()
+                agent.proc.wait()
+        _close(agent.pidfd)
+
+    def _agent_exited(self, name: str, agent: Agent) -> None:
+        """The pidfd of @agent became readable: it ended."""
+        self._unwatch(agent.pidfd)
+        _close(agent.pidfd)
+        agent.sock.close()
+        code = agent.proc.wait()
+        part = self.parts.get(name)
+        if self.stopping or part is None or part.agent is not agent:
+            return
+        part.agent = None
+        now = time.monotonic()
+        part.restarts = [t for t in part.restarts if now - t < AGENT_RESTART_WINDOW] + [now]
+        if len(part.restarts) > AGENT_RESTART_MAX:
+            part.failed = f"agent died {len(part.restarts)} times in {AGENT_RESTART_WINDOW:.0f} s; not restarted"
+            log.error("partition %s: %s", name, part.failed)
+            return
+        log.warning("partition %s: agent %d ended (status %s), starting a new one", name, agent.pid, code)
+        try:
+            part.agent = self._spawn_agent(part)
+            part.rec.agent_pid = part.agent.pid
+            self._save()
+            log.info("partition %s: agent %d serves it", name, part.agent.pid)
+        except (VnetshareError, OSError) as e:
+            part.failed = f"agent restart failed: {e}"
+            log.error("partition %s: %s", name, part.failed)
+
+    # -- create ----------------------------------------------------------
+    def create(self, args: dict) -> dict:
+        name = args["name"]
+        if name in self.state.partitions:
+            raise PartitionError("EEXIST", f"partition {name!r} already exists")
+        uplink_mtu = self.functions.mtu
+        mtu = args.get("mtu") or uplink_mtu
+        if mtu > uplink_mtu:
+            raise PartitionError("EINVAL", f"MTU {mtu}: above the uplink's MTU {uplink_mtu}")
+        ifname = args.get("ifname") or DEFAULT_IFNAME
+        mac = args.get("mac") or config.random_mac()
+        if any(p.rec.mac == mac for p in self.parts.values()):
+            raise PartitionError("EEXIST", f"MAC {mac}: already used by another partition")
+        ips = args.get("ips") or []
+        gateway = args.get("gateway")
+        adopted = args.get("netns")
+
+        with Undo() as undo:
+            if adopted:
+                ns_path = config.netns_path(adopted)
+                created = False
+            else:
+                if netns.exists(name):
+                    raise PartitionError("EEXIST", f"network namespace {name!r} already exists "
+                                                   "(adopt it with --netns /run/netns/" + name + ")")
+                ns_path = netns.create(name)
+                created = True
+                undo.push("netns", lambda: netns.delete(name))
+            if any(link.ifname == ifname for link in netns.links(ns_path)):
+                raise PartitionError("EEXIST", f"device {ifname!r} already exists in {ns_path}")
+            tap_fd = open_tap(ifname, ns_path, mac=mac, offloads=self.functions.tun_offloads, persist=True)
+            undo.push("tap fd", lambda: _close(tap_fd))
+            undo.push("tap", lambda: netns.quietly(netns.delete_link, ifname, ns_path))
+            netns.link_set(ifname, ns_path, mtu=mtu, up=True)
+            netns.lo_up(ns_path)
+            for cidr in ips:
+                netns.add_address(ifname, cidr, ns_path, nodad=True)
+            if gateway:
+                netns.add_default_route(gateway, ns_path)
+            a2h = create_fds(self.ring_size)
+            undo.push("a2h ring", a2h.close)
+            h2a = create_fds(self.ring_size)
+            undo.push("h2a ring", h2a.close)
+            rec = statefile.PartitionState(
+                name=name, netns=ns_path, netns_created=created, ifname=ifname, mac=mac,
+                mtu=mtu, ips=list(ips), gateway=gateway, ring_size=self.ring_size,
+            )
+            part = Partition(rec, self._free_port_id(), tap_fd, a2h, h2a)
+            self.switch.add_port(part.port_id, mac, a2h, h2a, self.ring_size)
+            undo.push("port", lambda: self.switch.del_port(part.port_id))
+            part.agent = self._spawn_agent(part)
+            undo.push("agent", lambda: self._stop_agent(part.agent))
+            rec.agent_pid = part.agent.pid
+            self.state.partitions[name] = rec
+            self.parts[name] = part
+            undo.push("state", lambda: (self.state.partitions.pop(name, None), self.parts.pop(name, None)))
+            self._save()
+            undo.commit()
+        log.info("partition %s: created (%s %s mtu %d %s), agent %d", name, ifname, mac, mtu,
+                 " ".join(ips) or "no address", part.agent.pid)
+        return self.describe(name)
+
+    # -- adopt -----------------------------------------------------------
+    def adopt_all(self) -> None:
+        """Serve again every partition the state file records (daemon restart)."""
+        for name, rec in list(self.state.partitions.items()):
+            if rec.agent_pid and _is_our_agent(rec.agent_pid, name):
+                # an agent of a daemon that died without telling it
+                try:
+                    os.kill(rec.agent_pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            try:
+                self._adopt(rec)
+                log.info("partition %s: adopted, agent %d", name, self.parts[name].agent.pid)
+            except (VnetshareError, OSError) as e:
+                log.error("partition %s: cannot adopt it, forgetting it: %s", name, e)
+                self.state.partitions.pop(name, None)
+        self._save()
+
+    def _adopt(self, rec: statefile.PartitionState) -> None:
+        if not os.path.exists(rec.netns):
+            raise PartitionError("ENOENT", f"its namespace {rec.netns} is gone")
+        with Undo() as undo:
+            tap_fd = open_tap(rec.ifname, rec.netns, offloads=self.functions.tun_offloads, persist=True)
+            undo.push("tap fd", lambda: _close(tap_fd))
+            netns.link_set(rec.ifname, rec.netns, up=True)
+            rec.ring_size = rec.ring_size or self.ring_size
+            a2h = create_fds(rec.ring_size)
+            undo.push("a2h", a2h.close)
+            h2a = create_fds(rec.ring_size)
+            undo.push("h2a", h2a.close)
+            part = Partition(rec, self._free_port_id(), tap_fd, a2h, h2a)
+            self.switch.add_port(part.port_id, rec.mac, a2h, h2a, rec.ring_size)
+            undo.push("port", lambda: self.switch.del_port(part.port_id))
+            part.agent = self._spawn_agent(part)
+            rec.agent_pid = part.agent.pid
+            self.parts[rec.name] = part
+            undo.commit()
+
+    # -- delete ----------------------------------------------------------
+    def delete(self, name: str) -> None:
+        part = self.parts.get(name)
+        rec = self.state.partitions.get(name)
+        if rec is None:
+            raise PartitionError("ENOENT", f"no partition named {name!r}")
+        if part is not None:
+            self._stop_agent(part.agent)
+            part.agent = None
+            self.switch.del_port(part.port_id)
+            part.close_fds()
+            self.parts.pop(name, None)
+        netns.quietly(netns.delete_link, rec.ifname, rec.netns)
+        if rec.netns_created:
+            netns.quietly(netns.delete, name)
+        self.state.partitions.pop(name, None)
+        self._save()
+        log.info("partition %s: deleted", name)
+
+    def shutdown(self) -> None:
+        """Daemon exit: stop agents, close descriptors; partitions stay (rule 4)."""
+        self.stopping = True
+        for part in self.parts.values():
+            self._stop_agent(part.agent)
+            part.agent = None
+            part.rec.agent_pid = None
+            try:
+                self.switch.del_port(part.port_id)
+            except OSError as e:
+                log.warning("partition %s: port removal: %s", part.rec.name, e)
+            part.close_fds()
+        self.parts.clear()
+        self._save()
+
+    # -- reports ---------------------------------------------------------
+    def counters(self, name: str) -> dict:
+        """A partition's counters as the switch keeps them (partition view):
+        rx/tx frames and bytes, and "drops" by reason, ring violations as
+        ring_<reason>."""
+        part = self.parts.get(name)
+        if part is None:
+            return {}
+        raw = self.switch.port_stats(part.port_id)
+        out = {k: v for k, v in raw.items() if not k.startswith("drop_") and k != "ring_drops"}
+        drops = {k[len("drop_"):]: v for k, v in raw.items() if k.startswith("drop_") and k != "drop_ring"}
+        drops.update({f"ring_{r}": n for r, n in raw.get("ring_drops", {}).items()})
+        out["drops"] = drops
+        return out
+
+    def describe(self, name: str, with_counters: bool = True) -> dict:
+        rec = self.state.partitions.get(name)
+        if rec is None:
+            raise PartitionError("ENOENT", f"no partition named {name!r}")
+        part = self.parts.get(name)
+        out = asdict(rec)
+        out["adopted"] = not rec.netns_created
+        if part is None:
+            out["agent"] = "none"
+        elif part.failed:
+            out["agent"] = f"failed: {part.failed}"
+        elif part.agent:
+            out["agent"] = f"running (pid {part.agent.pid})"
+        else:
+            out["agent"] = "restarting"
+        out["functions"] = function_rows(self.functions, rec.mtu)
+        if with_counters:
+            out["counters"] = self.counters(name)
+        return out
+
+    def names(self) -> list[str]:
+        return sorted(self.state.partitions)
