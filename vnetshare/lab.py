@@ -57,8 +57,11 @@ def _lab_file(sock: str) -> str:
     return os.path.join(_run_dir(sock), "lab.json")
 
 
+_progress = sys.stdout  # demo --json sends progress to stderr, so stdout is JSON only
+
+
 def _say(msg: str) -> None:
-    print(f"lab: {msg}", flush=True)
+    print(f"lab: {msg}", file=_progress, flush=True)
 
 
 def _is_daemon(pid: int) -> bool:
@@ -182,6 +185,8 @@ def down(sock: str) -> int:
 
 def demo(sock: str, seconds: int = 3, as_json: bool = False) -> int:
     """Build, check, report, remove (rule 3)."""
+    global _progress
+    _progress = sys.stderr if as_json else sys.stdout
     rows: list[dict] = []
 
     def record(path: str, test: str, ok: bool, detail: str) -> None:
