@@ -13,10 +13,9 @@ Rules:
 """
 from __future__ import annotations
 
-import threading
-
 from ._native import ffi, lib
-from .errors import NativeError, check
+from ._loop import NativeLoop
+from .errors import check
 from .ring import CONSUMER, PRODUCER, Ring
 
 STATS_FIELDS = (
@@ -25,10 +24,13 @@ STATS_FIELDS = (
 )
 
 
-class Pump:
+class Pump(NativeLoop):
     """TAP <-> rings pump of one partition: A2H is ours to produce, H2A to consume."""
 
+    _what = "pump"
+
     def __init__(self, tap_fd: int, a2h: Ring, h2a: Ring, burst: int = 0):
+        super().__init__()
         if a2h.role != PRODUCER or h2a.role != CONSUMER:
             raise ValueError("Pump needs the A2H ring as producer and the H2A ring as consumer")
         out = ffi.new("struct pump **")
@@ -36,43 +38,10 @@ class Pump:
         self._p = out[0]
         self._rings = (a2h, h2a)  # keep them mapped while the loop runs
         self.tap_fd = tap_fd
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self.error: NativeError | None = None
         self._final: dict | None = None
 
-    def run(self) -> None:
-        """Run the loop in this thread until stop(); raise if it fails."""
-        rc = lib.pump_run(self._p)
-        if rc < 0:
-            try:
-                check(rc, "pump_run")
-            except NativeError as e:
-                self.error = e
-                raise
-
-    def _thread_main(self) -> None:
-        try:
-            self.run()
-        except NativeError:
-            pass  # kept in self.error
-
-    def start(self, name: str = "vnetshare-pump") -> None:
-        """Run the loop in a daemon thread."""
-        with self._lock:
-            if self._thread is not None:
-                raise RuntimeError("pump already started")
-            self._thread = threading.Thread(target=self._thread_main, name=name, daemon=True)
-            self._thread.start()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    @property
-    def native_tid(self) -> int | None:
-        """Kernel thread id of the loop (for /proc/self/task/TID/stat)."""
-        return self._thread.native_id if self._thread is not None else None
+    def _run_native(self) -> int:
+        return lib.pump_run(self._p)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the loop, wait for it, free the pump. Raises the loop's error."""
@@ -80,10 +49,7 @@ class Pump:
             if self._p is None:
                 return
             check(lib.pump_stop(self._p), "pump_stop")
-            if self._thread is not None:
-                self._thread.join(timeout)
-                if self._thread.is_alive():
-                    raise TimeoutError("pump thread did not stop")
+            self._join(timeout)
             self._final = self.stats()
             lib.pump_destroy(self._p)
             self._p = None

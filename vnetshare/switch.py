@@ -17,10 +17,10 @@ Rules:
 from __future__ import annotations
 
 import socket
-import threading
 
 from ._native import ffi, lib
-from .errors import ConfigError, NativeError, check
+from ._loop import NativeLoop
+from .errors import ConfigError, check
 from .ring import DROP_REASONS, RingFds
 from .tap import _mac_bytes
 
@@ -48,7 +48,7 @@ def _port_dict(st) -> dict:
     return out
 
 
-class Switch:
+class Switch(NativeLoop):
     """The data plane on one uplink: ports are partitions' ring pairs.
 
     @uplink: interface name or index, in this thread's network namespace.
@@ -63,6 +63,7 @@ class Switch:
                  uplink_burst: int = 0, mtu: int = 0, violation_limit: int = 0,
                  tpacket: int = 0, block_size: int = 0, block_nr: int = 0,
                  frame_size: int = 0, block_tov_ms: int = 0, promisc: bool = False):
+        super().__init__()
         if isinstance(uplink, str):
             try:
                 ifindex = socket.if_nametoindex(uplink)
@@ -86,9 +87,6 @@ class Switch:
         check(lib.sw_create(out, ifindex, cfg), f"sw_create on uplink {uplink}")
         self._sw = out[0]
         self.ifindex = ifindex
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self.error: NativeError | None = None
 
     # life cycle ------------------------------------------------------------
     @property
@@ -97,40 +95,22 @@ class Switch:
             raise ValueError("switch is closed")
         return self._sw
 
-    def _main(self) -> None:
-        rc = lib.sw_run(self._sw)
-        if rc < 0:
-            try:
-                check(rc, "sw_run")
-            except NativeError as e:
-                self.error = e
+    _what = "switch"
 
-    def start(self, name: str = "vnetshare-switch") -> None:
+    def _run_native(self) -> int:
+        return lib.sw_run(self._sw)
+
+    def start(self, name: str | None = None) -> None:
         """Run the forwarding loop in a daemon thread."""
-        with self._lock:
-            self.handle
-            if self._thread is not None:
-                raise RuntimeError("switch already started")
-            self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-            self._thread.start()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    @property
-    def native_tid(self) -> int | None:
-        return self._thread.native_id if self._thread is not None else None
+        self.handle  # a closed switch can't start
+        super().start(name)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the loop and wait for it; raises the loop's own error, if any."""
         if self._sw is None:
             return
         check(lib.sw_stop(self._sw), "sw_stop")
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                raise TimeoutError("switch thread did not stop")
+        self._join(timeout)
         if self.error is not None:
             err, self.error = self.error, None
             raise err
