@@ -365,3 +365,21 @@ def test_list_show_adapter_stats(two):
     assert A[0] in text and B[0] in text
     assert "tso4" in two.cli("partition", "show", A[0]).stdout
     assert UPLINK in two.cli("adapter").stdout
+
+
+def test_offloads_emulate_gives_partitions_everything(tmp_path):
+    s = System(tmp_path)
+    try:
+        s.start_daemon("--offloads", "emulate")
+        ad = s.cli_json("adapter")
+        assert ad["mode"] == "emulate"
+        fn = {f["function"]: f for f in ad["functions"]}
+        for name in ("csum", "tso4", "tso6", "uso4", "uso6"):
+            assert fn[name]["value"] is True and "emulated" in fn[name]["source"], fn[name]
+        s.create("em", "--ip", "198.18.0.40/24")
+        assert ping("em", LAN_V4, count=2).ok
+        r = tcp_transfer(LAN_NS, "em", LAN_V4, 64 << 20)
+        assert r.ok
+    finally:
+        s.close()
+    assert netns.names() == []
