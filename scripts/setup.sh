@@ -21,6 +21,7 @@ declare -A NEED=(
     [unshare]=util-linux
     [iperf3]=iperf3
     [ping]=iputils-ping
+    [vde_switch]=vde2        # scripts/bench.py net: the vde_switch peer
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
