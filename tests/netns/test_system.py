@@ -61,7 +61,8 @@ def test_iperf3_tcp(two, path):
     server_ns, addr = (B[0], B[1]) if path == "partition" else (LAN_NS, LAN_V4)
     r = iperf3(server_ns, A[0], addr, nbytes=1 << 30)
     assert r.ok, r.error
-    assert r.sent_bytes == 1 << 30 and r.gbps > 0.5
+    # -n is checked between 128 KiB writes: now and then one more goes out
+    assert 1 << 30 <= r.sent_bytes <= (1 << 30) + (1 << 20) and r.gbps > 0.5, r
     # iperf3's receiver stops counting at the end-of-test message, sometimes
     # with bytes still in flight (seen on a bare veth too): equality is
     # proved by test_tcp_bytes_arrive_intact; here, nearly all arrived
