@@ -120,6 +120,10 @@ int tap_open(int netns_fd, const char *ifname, const uint8_t *mac,
 int tap_set_offload(int fd, unsigned int offloads);
 int tap_set_persist(int fd, int persist);
 
+/* coalesce.h */
+#define COALESCE_USECS_DEFAULT ...
+#define COALESCE_USECS_MAX ...
+
 /* pump.h */
 #define PUMP_BURST_DEFAULT ...
 #define PUMP_BURST_MAX ...
@@ -134,10 +138,12 @@ struct pump_stats {
     uint64_t tap_full;
     uint64_t sleeps;
     uint64_t wakeups;
+    uint64_t naps;
 };
 struct pump;
 int pump_create(struct pump **out, int tap_fd, struct ring *a2h,
                 struct ring *h2a, unsigned int burst);
+int pump_set_coalesce(struct pump *p, unsigned int usecs);
 int pump_run(struct pump *p);
 int pump_stop(struct pump *p);
 int pump_stop_fd(const struct pump *p);
@@ -232,10 +238,12 @@ struct sw_uplink_stats {
     uint64_t sleeps;
     uint64_t commands;
     uint64_t ports;
+    uint64_t naps;
 };
 struct sw;
 int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg);
 void sw_destroy(struct sw *sw);
+int sw_set_coalesce(struct sw *sw, unsigned int usecs);
 int sw_run(struct sw *sw);
 int sw_stop(struct sw *sw);
 int sw_port_add(struct sw *sw, uint32_t port_id, const uint8_t *mac,
@@ -252,7 +260,7 @@ ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "vnetshare._native",
-    '#include "ring.h"\n#include "ring_bench.h"\n#include "tap.h"\n#include "pump.h"\n'
+    '#include "ring.h"\n#include "ring_bench.h"\n#include "tap.h"\n#include "coalesce.h"\n#include "pump.h"\n'
     '#include "uplink.h"\n#include "switch.h"\n',
     sources=[f"native/{name}" for name in SOURCES],
     include_dirs=["native"],

@@ -10,7 +10,10 @@
  *     the validated private vnet header; one ring_release() per burst. A
  *     write that says EAGAIN keeps its record ("held") and is retried when
  *     the TAP polls writable; nothing is released past a held record.
- *  3. No work in either direction: arm and sleep in poll() on
+ *  3. Frames moved: go on at once, or, when frames come densely, nap for
+ *     the coalescing window first so the next round takes a batch
+ *     (coalesce.h: adaptive, like a NIC's interrupt moderation).
+ *  4. No work in either direction: arm and sleep in poll() on
  *       - the TAP, POLLIN (unless A2H is full) and POLLOUT (if a record is held)
  *       - the H2A data eventfd, after ring_arm() said there is nothing
  *       - the A2H space eventfd, only while A2H is full (ring_arm())
@@ -30,6 +33,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "coalesce.h"
 #include "pump.h"
 
 #define unlikely(x)	__builtin_expect(!!(x), 0)
@@ -50,6 +54,7 @@
  * @held:	@rec was peeked but the TAP said EAGAIN: retry it first
  * @rec:	the held record (its frame stays valid: nothing is released)
  * @a2h_seen:	A2H ring counters already added to @stats
+ * @coalesce_usecs: coalescing window (coalesce.h), 0 for off
  * @stats:	counters
  */
 struct pump {
@@ -63,6 +68,7 @@ struct pump {
 	int held;
 	struct ring_rec rec;
 	struct ring_stats a2h_seen;
+	unsigned int coalesce_usecs;
 	struct pump_stats stats;
 };
 
@@ -100,6 +106,7 @@ int pump_create(struct pump **out, int tap, struct ring *a2h,
 	p->a2h = a2h;
 	p->h2a = h2a;
 	p->burst = burst ? burst : PUMP_BURST_DEFAULT;
+	p->coalesce_usecs = COALESCE_USECS_DEFAULT;
 	ring_get_stats(a2h, &p->a2h_seen);
 	*out = p;
 	return 0;
@@ -115,6 +122,22 @@ void pump_destroy(struct pump *p)
 		return;
 	close(p->stop_efd);
 	free(p);
+}
+
+/**
+ * pump_set_coalesce() - set the coalescing window; call before pump_run()
+ * @p:		pump
+ * @usecs:	microseconds (COALESCE_USECS_DEFAULT unless set), 0 for off:
+ *		then the pump sleeps whenever a round moves nothing
+ *
+ * Return: 0, or -EINVAL above COALESCE_USECS_MAX
+ */
+int pump_set_coalesce(struct pump *p, unsigned int usecs)
+{
+	if (usecs > COALESCE_USECS_MAX)
+		return -EINVAL;
+	p->coalesce_usecs = usecs;
+	return 0;
 }
 
 /**
@@ -165,11 +188,11 @@ void pump_get_stats(const struct pump *p, struct pump_stats *st)
 /**
  * pump_from_tap() - TAP -> A2H, one burst, one flush
  * @p:		pump
- * @work:	set to 1 if frames moved or more may be waiting
+ * @work:	frames moved are added (one more if more may be waiting)
  *
  * Return: 0 or -errno from read(), for a TAP that is gone (EBADFD)
  */
-static int pump_from_tap(struct pump *p, int *work)
+static int pump_from_tap(struct pump *p, unsigned int *work)
 {
 	struct ring_stats st;
 	unsigned int n = 0;
@@ -184,10 +207,10 @@ static int pump_from_tap(struct pump *p, int *work)
 		PUMP_STAT_ADD(p, short_reads,
 			      st.short_reads - p->a2h_seen.short_reads);
 		p->a2h_seen = st;
-		*work = 1;
+		*work += n;
 	}
 	if (rc == -EAGAIN) {
-		*work = 1;
+		*work += 1;
 	} else if (rc == -ENOBUFS) {
 		p->a2h_full = 1;
 		PUMP_STAT_ADD(p, a2h_full, 1);
@@ -200,14 +223,14 @@ static int pump_from_tap(struct pump *p, int *work)
 /**
  * pump_to_tap() - H2A -> TAP, one burst, one release
  * @p:		pump
- * @work:	set to 1 if frames moved or more may be waiting
+ * @work:	frames moved are added
  *
  * A frame the TAP refuses for good is dropped and counted; one it refuses
  * with EAGAIN is held (not released) and retried first next time.
  *
  * Return: 0 or -errno for a TAP that is gone (EBADF, EBADFD)
  */
-static int pump_to_tap(struct pump *p, int *work)
+static int pump_to_tap(struct pump *p, unsigned int *work)
 {
 	struct iovec iov[2];
 	unsigned int n = 0;
@@ -249,8 +272,7 @@ static int pump_to_tap(struct pump *p, int *work)
 		p->held = 0;
 		n++;
 	}
-	if (n)
-		*work = 1;
+	*work += n;
 	if (!p->held) {
 		int rrc = ring_release(p->h2a);
 
@@ -326,15 +348,19 @@ disarm:
  * @p:		pump
  *
  * Runs in the calling thread (from Python: a thread, the GIL released by
- * cffi). Sleeps in poll() whenever neither direction has work.
+ * cffi). Sleeps in poll() whenever neither direction has work; naps
+ * between rounds while frames come densely (pump_set_coalesce()).
  *
  * Return: 0 after pump_stop(), or -errno when the TAP or a ring fails
  * for good (-EBADFD: the TAP device was deleted)
  */
 int pump_run(struct pump *p)
 {
-	int rc, work;
+	struct coalesce co;
+	unsigned int work;
+	int rc;
 
+	coalesce_init(&co, p->coalesce_usecs);
 	while (!__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) {
 		work = 0;
 		if (p->a2h_full && ring_ready(p->a2h, RING_LEN_MAX))
@@ -347,11 +373,17 @@ int pump_run(struct pump *p)
 		rc = pump_to_tap(p, &work);
 		if (unlikely(rc < 0))
 			return rc;
-		if (work)
+		if (work) {
+			if (coalesce_round(&co, work))
+				PUMP_STAT_ADD(p, naps, 1);
 			continue;
+		}
+		coalesce_round(&co, 0);
+		coalesce_sleeping(&co);
 		rc = pump_sleep(p);
 		if (unlikely(rc < 0))
 			return rc;
+		coalesce_woken(&co);
 	}
 	return 0;
 }

@@ -5,7 +5,9 @@
  * partition's stack sends on its TAP into the A2H ring (read() straight into
  * ring records, ring_flush() once per burst) and what the daemon put in the
  * H2A ring onto the TAP (writev() straight from ring memory). It sleeps in
- * poll() when there is nothing to do, and costs no CPU then.
+ * poll() when there is nothing to do, and costs no CPU then; while frames
+ * come densely it naps between rounds instead, so it wakes once per batch
+ * rather than once per frame (coalesce.h).
  *
  *   TAP --read()--> A2H ring --> daemon         daemon --> H2A ring --writev()--> TAP
  *
@@ -39,6 +41,7 @@ struct pump;
  * @tap_full:	times a TAP write said EAGAIN (frame kept, retried on POLLOUT)
  * @sleeps:	times the pump slept in poll()
  * @wakeups:	poll() returns
+ * @naps:	coalescing naps taken between busy rounds (coalesce.h)
  */
 struct pump_stats {
 	uint64_t tx_frames;
@@ -51,10 +54,12 @@ struct pump_stats {
 	uint64_t tap_full;
 	uint64_t sleeps;
 	uint64_t wakeups;
+	uint64_t naps;
 };
 
 int pump_create(struct pump **out, int tap_fd, struct ring *a2h,
 		struct ring *h2a, unsigned int burst);
+int pump_set_coalesce(struct pump *p, unsigned int usecs);
 int pump_run(struct pump *p);
 int pump_stop(struct pump *p);
 int pump_stop_fd(const struct pump *p);

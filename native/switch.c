@@ -32,7 +32,11 @@
  *   3. ring_flush() every H2A ring that got records (one kick at most per
  *      ring per round, and only if its agent sleeps).
  *
- *   4. Nothing moved: ring_arm() every A2H ring, then epoll_wait() on the
+ *   4. Frames moved: the next round at once, or, while frames come
+ *      densely, after a nap of the coalescing window, so one wakeup takes
+ *      a batch (coalesce.h, like a NIC's adaptive interrupt moderation).
+ *
+ *   5. Nothing moved: ring_arm() every A2H ring, then epoll_wait() on the
  *      A2H data eventfds, the uplink socket and the control eventfd. An
  *      idle switch costs no CPU. ring_arm() re-checks after setting the
  *      waiting flag, so a record published meanwhile is never slept on.
@@ -68,6 +72,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "coalesce.h"
 #include "switch.h"
 
 #define likely(x)	__builtin_expect(!!(x), 1)
@@ -149,6 +154,7 @@ struct sw_cmd {
  * @cond:	signals a command done, or the call slot free
  * @call_busy:	a caller owns the command slot
  * @cmd:	the command being applied
+ * @coalesce_usecs: coalescing window (coalesce.h), 0 for off
  * @st:		wire-side and loop counters
  */
 struct sw {
@@ -166,6 +172,7 @@ struct sw {
 	pthread_cond_t cond;
 	int call_busy;
 	struct sw_cmd *cmd;
+	unsigned int coalesce_usecs;
 	struct sw_uplink_stats st;
 };
 
@@ -860,6 +867,7 @@ int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg)
 		return -ENOMEM;
 	sw->epfd = -1;
 	sw->ctl_efd = -1;
+	sw->coalesce_usecs = COALESCE_USECS_DEFAULT;
 	if (cfg)
 		sw->cfg = *cfg;
 	if (!sw->cfg.burst_frames)
@@ -948,6 +956,29 @@ int sw_stop(struct sw *sw)
 }
 
 /**
+ * sw_set_coalesce() - set the coalescing window while sw_run() is not running
+ * @sw:		switch
+ * @usecs:	microseconds (COALESCE_USECS_DEFAULT unless set), 0 for off:
+ *		then the switch sleeps whenever a round moves nothing
+ *
+ * Return: 0, -EINVAL above COALESCE_USECS_MAX, -EBUSY while sw_run() runs
+ */
+int sw_set_coalesce(struct sw *sw, unsigned int usecs)
+{
+	int rc = 0;
+
+	if (usecs > COALESCE_USECS_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&sw->lock);
+	if (sw->running)
+		rc = -EBUSY;
+	else
+		sw->coalesce_usecs = usecs;
+	pthread_mutex_unlock(&sw->lock);
+	return rc;
+}
+
+/**
  * sw_run() - the forwarding loop; returns after sw_stop()
  * @sw:		switch
  *
@@ -960,6 +991,8 @@ int sw_stop(struct sw *sw)
  */
 int sw_run(struct sw *sw)
 {
+	struct coalesce co;
+	unsigned int moved;
 	int rc = 0;
 
 	pthread_mutex_lock(&sw->lock);
@@ -968,15 +1001,23 @@ int sw_run(struct sw *sw)
 		return -EBUSY;
 	}
 	sw->running = 1;
+	coalesce_init(&co, sw->coalesce_usecs);
 	pthread_mutex_unlock(&sw->lock);
 
 	while (!__atomic_load_n(&sw->stop, __ATOMIC_ACQUIRE)) {
 		sw_drain_cmds(sw);
-		if (sw_round(sw))
+		moved = sw_round(sw);
+		if (moved) {
+			if (coalesce_round(&co, moved))
+				sw->st.naps++;
 			continue;
+		}
+		coalesce_round(&co, 0);
+		coalesce_sleeping(&co);
 		rc = sw_sleep(sw);
 		if (unlikely(rc))
 			break;
+		coalesce_woken(&co);
 	}
 
 	pthread_mutex_lock(&sw->lock);

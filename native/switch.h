@@ -103,6 +103,7 @@ struct sw_port_stats {
  * @sleeps:	times the loop slept in epoll_wait()
  * @commands:	control commands applied
  * @ports:	ports now
+ * @naps:	coalescing naps taken between busy rounds (coalesce.h)
  */
 struct sw_uplink_stats {
 	uint64_t rx_frames;
@@ -123,10 +124,12 @@ struct sw_uplink_stats {
 	uint64_t sleeps;
 	uint64_t commands;
 	uint64_t ports;
+	uint64_t naps;
 };
 
 int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg);
 void sw_destroy(struct sw *sw);
+int sw_set_coalesce(struct sw *sw, unsigned int usecs);
 int sw_run(struct sw *sw);
 int sw_stop(struct sw *sw);
 int sw_port_add(struct sw *sw, uint32_t port_id, const uint8_t *mac,

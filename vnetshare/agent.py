@@ -81,7 +81,7 @@ def run(sock_fd: int) -> int:
     tap = fds[0]
     a2h = Ring(RingFds(*fds[1:4]), PRODUCER, hello["ring_size"])
     h2a = Ring(RingFds(*fds[4:7]), CONSUMER, hello["ring_size"])
-    pump = Pump(tap, a2h, h2a)
+    pump = Pump(tap, a2h, h2a, coalesce_usecs=hello.get("coalesce_usecs"))
     pump.start()
 
     stop_r, stop_w = os.pipe()

@@ -58,6 +58,14 @@ def _ip(value: str) -> str:
         raise ConfigError(f"gateway {value!r}: not an IPv4 or IPv6 address") from None
 
 
+def _coalesce_usecs(value: str) -> int:
+    try:
+        n = int(value, 10)
+    except ValueError:
+        raise ConfigError(f"coalescing window {value!r}: not a number") from None
+    return config.coalesce_usecs(n)
+
+
 def _ring_size(value: str) -> int:
     try:
         n = int(value, 0)
@@ -90,6 +98,10 @@ def get_parser() -> argparse.ArgumentParser:
                    help="state file and lock directory (default: /run/vnetshare)")
     d.add_argument("--ring-size", type=_arg(_ring_size), default=None, metavar="BYTES",
                    help="data area of each ring, a power of two (default 4 MiB)")
+    d.add_argument("--coalesce-usecs", type=_arg(_coalesce_usecs), default=None, metavar="N",
+                   help="while frames come densely, the switch and agents batch them, waiting up to "
+                        f"N microseconds per hop (default {config.COALESCE_USECS_DEFAULT}, 0: off); "
+                        "a lone frame is never delayed")
 
     part = sub.add_parser("partition", help="create, delete, list and show partitions")
     psub = part.add_subparsers(dest="pcmd", required=True, metavar="ACTION")
@@ -232,7 +244,8 @@ def cmd_daemon(args) -> int:
     from .hosting import run_daemon
 
     return run_daemon(uplink=args.uplink, offloads=args.offloads, socket=socket_path(args.socket),
-                      state_dir=args.state_dir, ring_size=args.ring_size)
+                      state_dir=args.state_dir, ring_size=args.ring_size,
+                      coalesce_usecs=args.coalesce_usecs)
 
 
 def cmd_lab(args) -> int:

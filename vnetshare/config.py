@@ -35,6 +35,8 @@ MTU_MAX = 65535
 # is the authority when a ring is made, this is the early, readable check.
 RING_SIZE_MIN = 256 * 1024
 RING_SIZE_MAX = 1 << 30
+COALESCE_USECS_DEFAULT = 100  # native/coalesce.h
+COALESCE_USECS_MAX = 10000
 
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), linux/nsfs.h, Linux >= 4.11
 CLONE_NEWNET = 0x40000000
@@ -167,6 +169,13 @@ def mtu(value: object, upper: int = MTU_MAX) -> int:
         raise ConfigError(f"MTU {value}: above the maximum {MTU_MAX}")
     if value > upper:
         raise ConfigError(f"MTU {value}: above the uplink's MTU {upper}")
+    return value
+
+
+def coalesce_usecs(value: object) -> int:
+    """A coalescing window in microseconds: 0 (off) to COALESCE_USECS_MAX."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= COALESCE_USECS_MAX:
+        raise ConfigError(f"coalescing window {value!r}: must be 0 to {COALESCE_USECS_MAX} microseconds")
     return value
 
 

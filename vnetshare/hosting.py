@@ -29,6 +29,7 @@ import signal
 import sys
 
 from . import adapter, protocol, state as statefile
+from .config import COALESCE_USECS_DEFAULT
 from .errors import ConfigError, VnetshareError
 from .manager import PartitionError, PartitionManager, function_rows
 from .ring import SIZE_DEFAULT
@@ -44,13 +45,14 @@ class DaemonStartError(VnetshareError):
 
 class Daemon:
     def __init__(self, uplink: str, offloads: str, socket_path: str, state_dir: str,
-                 ring_size: int):
+                 ring_size: int, coalesce_usecs: int = COALESCE_USECS_DEFAULT):
         self.uplink = uplink
         self.offloads = offloads
         self.socket_path = socket_path
         self.state_dir = state_dir
         self.state_path = os.path.join(state_dir, "state.json")
         self.ring_size = ring_size
+        self.coalesce_usecs = coalesce_usecs
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stop_event: asyncio.Event | None = None
         self.switch = None
@@ -87,11 +89,12 @@ class Daemon:
         except (ConfigError, OSError) as e:
             raise DaemonStartError(str(e)) from None
         self.functions = adapter.derive(self.info, self.offloads)
-        self.switch = Switch(self.uplink)
+        self.switch = Switch(self.uplink, coalesce_usecs=self.coalesce_usecs)
         self.switch.start()
-        log.info("uplink %s: mtu %d, speed %s, offloads to partitions: %s (%s mode)",
-                 self.uplink, self.info.mtu, self.info.speed or "?",
-                 ",".join(adapter.offload_names(self.functions.tun_offloads)) or "none", self.offloads)
+        log.info("uplink %s: mtu %d, speed %s, offloads to partitions: %s (%s mode), "
+                 "coalescing %s", self.uplink, self.info.mtu, self.info.speed or "?",
+                 ",".join(adapter.offload_names(self.functions.tun_offloads)) or "none", self.offloads,
+                 f"adaptive, up to {self.coalesce_usecs} us" if self.coalesce_usecs else "off")
 
     def _load_state(self) -> statefile.State:
         st = statefile.load(self.state_path)
@@ -177,6 +180,7 @@ class Daemon:
         state = self._load_state()
         self.manager = PartitionManager(
             self.switch, self.functions, state, self.state_path, self.ring_size,
+            coalesce_usecs=self.coalesce_usecs,
             on_agent_fd=lambda fd, cb: self.loop.add_reader(fd, cb),
             on_agent_fd_remove=lambda fd: self.loop.remove_reader(fd),
         )
@@ -228,11 +232,13 @@ class Daemon:
 
 
 def run_daemon(uplink: str, offloads: str = "mirror", socket: str | None = None,
-               state_dir: str | None = None, ring_size: int | None = None) -> int:
+               state_dir: str | None = None, ring_size: int | None = None,
+               coalesce_usecs: int | None = None) -> int:
     """`vnetshare daemon`: run until SIGTERM/SIGINT. Start errors raise."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="vnetshare-daemon[%(process)d]: %(message)s")
     state_dir = state_dir or DEFAULT_STATE_DIR
     socket = socket or os.path.join(DEFAULT_STATE_DIR, "control.sock")
-    d = Daemon(uplink, offloads, socket, state_dir, ring_size or SIZE_DEFAULT)
+    d = Daemon(uplink, offloads, socket, state_dir, ring_size or SIZE_DEFAULT,
+               COALESCE_USECS_DEFAULT if coalesce_usecs is None else coalesce_usecs)
     return d.run()

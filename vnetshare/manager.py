@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from . import config, netns, state as statefile
+from .config import COALESCE_USECS_DEFAULT
 from .errors import ConfigError, VnetshareError
 from .ring import RingFds, create_fds
 from .tap import open_tap
@@ -143,12 +144,14 @@ class PartitionManager:
 
     def __init__(self, switch, functions, state: statefile.State, state_path: str,
                  ring_size: int, on_agent_fd: Callable[[int, Callable[[], None]], None] | None = None,
-                 on_agent_fd_remove: Callable[[int], None] | None = None):
+                 on_agent_fd_remove: Callable[[int], None] | None = None,
+                 coalesce_usecs: int = COALESCE_USECS_DEFAULT):
         self.switch = switch
         self.functions = functions
         self.state = state
         self.state_path = state_path
         self.ring_size = ring_size
+        self.coalesce_usecs = coalesce_usecs
         self.parts: dict[str, Partition] = {}
         self._watch = on_agent_fd or (lambda fd, cb: None)
         self._unwatch = on_agent_fd_remove or (lambda fd: None)
@@ -178,7 +181,8 @@ class PartitionManager:
             raise
         theirs.close()
         try:
-            hello = {"name": part.rec.name, "ring_size": part.rec.ring_size}
+            hello = {"name": part.rec.name, "ring_size": part.rec.ring_size,
+                     "coalesce_usecs": self.coalesce_usecs}
             fds = [part.tap_fd, part.a2h.memfd, part.a2h.data_efd, part.a2h.space_efd,
                    part.h2a.memfd, part.h2a.data_efd, part.h2a.space_efd]
             socket.send_fds(ours, [json.dumps(hello).encode()], fds)

@@ -20,7 +20,7 @@ from .ring import CONSUMER, PRODUCER, Ring
 
 STATS_FIELDS = (
     "tx_frames", "tx_bytes", "rx_frames", "rx_bytes", "a2h_full",
-    "short_reads", "tap_write_errors", "tap_full", "sleeps", "wakeups",
+    "short_reads", "tap_write_errors", "tap_full", "sleeps", "wakeups", "naps",
 )
 
 
@@ -29,13 +29,20 @@ class Pump(NativeLoop):
 
     _what = "pump"
 
-    def __init__(self, tap_fd: int, a2h: Ring, h2a: Ring, burst: int = 0):
+    def __init__(self, tap_fd: int, a2h: Ring, h2a: Ring, burst: int = 0,
+                 coalesce_usecs: int | None = None):
         super().__init__()
         if a2h.role != PRODUCER or h2a.role != CONSUMER:
             raise ValueError("Pump needs the A2H ring as producer and the H2A ring as consumer")
         out = ffi.new("struct pump **")
         check(lib.pump_create(out, tap_fd, a2h.handle, h2a.handle, burst), "pump_create")
         self._p = out[0]
+        if coalesce_usecs is not None:
+            rc = lib.pump_set_coalesce(self._p, coalesce_usecs)
+            if rc < 0:
+                lib.pump_destroy(self._p)
+                self._p = None
+                check(rc, f"pump_set_coalesce({coalesce_usecs})")
         self._rings = (a2h, h2a)  # keep them mapped while the loop runs
         self.tap_fd = tap_fd
         self._final: dict | None = None

@@ -37,7 +37,7 @@ UPLINK_FIELDS = (
     "rx_frames", "rx_bytes", "rx_delivered", "rx_drop_unknown", "rx_drop_vlan",
     "rx_drop_truncated", "rx_drop_kernel", "rx_drop_h2a_full", "tx_frames",
     "tx_bytes", "tx_drop_msgsize", "tx_drop_errors", "tx_calls", "socket_errors", "rounds",
-    "sleeps", "commands", "ports",
+    "sleeps", "commands", "ports", "naps",
 )
 
 
@@ -56,13 +56,16 @@ class Switch(NativeLoop):
     round), uplink_burst, mtu (non-GSO limit, default the uplink's),
     violation_limit (ring violations before a port is disconnected;
     VIOLATION_NEVER), tpacket (TPACKET_V2 default, or TPACKET_V3),
-    block_size, block_nr, frame_size, block_tov_ms (RX ring), promisc.
+    block_size, block_nr, frame_size, block_tov_ms (RX ring), promisc;
+    coalesce_usecs (the nap between busy rounds, native/coalesce.h; None
+    for its default, 0 for off).
     """
 
     def __init__(self, uplink: str | int, *, burst_frames: int = 0, burst_bytes: int = 0,
                  uplink_burst: int = 0, mtu: int = 0, violation_limit: int = 0,
                  tpacket: int = 0, block_size: int = 0, block_nr: int = 0,
-                 frame_size: int = 0, block_tov_ms: int = 0, promisc: bool = False):
+                 frame_size: int = 0, block_tov_ms: int = 0, promisc: bool = False,
+                 coalesce_usecs: int | None = None):
         super().__init__()
         if isinstance(uplink, str):
             try:
@@ -87,6 +90,11 @@ class Switch(NativeLoop):
         check(lib.sw_create(out, ifindex, cfg), f"sw_create on uplink {uplink}")
         self._sw = out[0]
         self.ifindex = ifindex
+        if coalesce_usecs is not None:
+            rc = lib.sw_set_coalesce(self._sw, coalesce_usecs)
+            if rc < 0:
+                self.close()
+                check(rc, f"sw_set_coalesce({coalesce_usecs})")
 
     # life cycle ------------------------------------------------------------
     @property

@@ -82,8 +82,8 @@ class Partition:
         self.host_a2h: Ring | None = None
         self.host_h2a: Ring | None = None
 
-    def start_pump(self, burst: int = 0) -> Pump:
-        self.pump = Pump(self.tap, self.a2h, self.h2a, burst)
+    def start_pump(self, burst: int = 0, coalesce_usecs: int | None = None) -> Pump:
+        self.pump = Pump(self.tap, self.a2h, self.h2a, burst, coalesce_usecs=coalesce_usecs)
         self.lab.pumps.append(self.pump)
         self.pump.start(name=f"pump-{self.ns}")
         return self.pump

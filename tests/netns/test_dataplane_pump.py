@@ -209,6 +209,16 @@ def test_pump_stops_on_request_and_when_the_tap_goes(lab):
     assert e.value.errno == errno.EBADFD
 
 
+def test_pump_coalescing_window_is_checked(lab):
+    part = lab.partition("a", 1)
+    from vnetshare.config import COALESCE_USECS_MAX
+    from vnetshare.pump import Pump
+
+    with pytest.raises(OSError) as e:
+        Pump(part.tap, part.a2h, part.h2a, coalesce_usecs=COALESCE_USECS_MAX + 1)
+    assert e.value.errno == errno.EINVAL and "pump_set_coalesce" in str(e.value)
+
+
 def test_pump_rejects_rings_in_the_wrong_roles(lab):
     part = lab.partition("a", 1)
     from vnetshare.pump import Pump

@@ -213,6 +213,25 @@ def test_daemon_restart_adopts_partitions(two):
     assert ping(A[0], LAN_V4, count=3).ok
 
 
+def test_coalescing_batches_dense_traffic_and_can_be_turned_off(two):
+    def naps() -> int:
+        return two.cli_json("stats")["uplink"]["naps"]
+
+    # default: a TCP stream is dense traffic, the switch takes it in batches
+    before = naps()
+    assert tcp_transfer(B[0], A[0], B[1], 64 << 20).ok
+    assert naps() > before
+    assert "coalescing adaptive, up to 100 us" in open(two.log_path).read()
+
+    assert two.stop_daemon() == 0
+    two.start_daemon("--coalesce-usecs", "0")
+    assert "coalescing off" in open(two.log_path).read()
+    assert wait_for(lambda: ping(A[0], B[1], count=1, timeout=1).ok, timeout=10), two.log()
+    r = tcp_transfer(B[0], A[0], B[1], 64 << 20)
+    assert r.ok and r.received_bytes == 64 << 20
+    assert naps() == 0
+
+
 def test_sigterm_stops_daemon_cleanly(two):
     agents = two.agent_pids()
     assert len(agents) == 2
@@ -319,6 +338,20 @@ def test_not_root(system):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) not in (0, 99)
     assert err.strip().splitlines() == ["vnetshare: error: must run as root (try: sudo vnetshare ...)"]
+
+
+@pytest.mark.parametrize("value,needle", [("-1", "window -1:"), ("10001", "window 10001:"), ("abc", "window 'abc':")])
+def test_daemon_bad_coalescing_window(tmp_path, value, needle):
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "vnetshare", "--socket", str(tmp_path / "c.sock"),
+                        "daemon", "--uplink", UPLINK, "--state-dir", str(tmp_path), "--coalesce-usecs", value],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in p.stderr, p.stderr
+    assert not os.path.exists(tmp_path / "c.sock")
 
 
 def test_uplink_missing(tmp_path):

@@ -161,6 +161,14 @@ def test_ring_size():
             config.ring_size(bad)
 
 
+def test_coalesce_usecs():
+    assert config.coalesce_usecs(0) == 0
+    assert config.coalesce_usecs(config.COALESCE_USECS_MAX) == config.COALESCE_USECS_MAX
+    for bad in (-1, config.COALESCE_USECS_MAX + 1, "100", 1.5, True):
+        with pytest.raises(ConfigError, match=re.escape(f"coalescing window {bad!r}: must be 0 to ")):
+            config.coalesce_usecs(bad)
+
+
 def test_netns_path_syntax_only():
     assert config.netns_path("/run/netns/web", probe=False) == "/run/netns/web"
     with pytest.raises(ConfigError, match=r"netns path 'web': must be absolute"):
@@ -186,3 +194,10 @@ def test_netns_path_probe_refuses_other_things(tmp_path):
 def test_netns_path_relative_is_made_absolute(monkeypatch):
     monkeypatch.chdir(f"/proc/{os.getpid()}/ns")
     assert config.netns_path("net") == f"/proc/{os.getpid()}/ns/net"
+
+
+def test_coalesce_limits_match_native_coalesce_h():
+    from vnetshare._native import lib
+
+    assert (config.COALESCE_USECS_DEFAULT, config.COALESCE_USECS_MAX) == (
+        lib.COALESCE_USECS_DEFAULT, lib.COALESCE_USECS_MAX)
