@@ -739,6 +739,9 @@ def build_vde(made: Made) -> list[Path]:
     return [Path("vde", a, b, "198.18.13.2", pids=lambda: pids)]
 
 
+DAEMON_ARGS: list[str] = []  # --daemon-arg
+
+
 def start_vns(made: Made) -> None:
     """The lab topology: LAN namespace, veth uplink, the daemon on it."""
     from vnetshare.client import DaemonUnreachable, call
@@ -751,7 +754,7 @@ def start_vns(made: Made) -> None:
     log_path = os.path.join(made.tmp, "daemon.log")
     with open(log_path, "wb") as log:
         made.daemon = _popen([sys.executable, "-m", "vnetshare", "--socket", made.sock, "daemon",
-                              "--uplink", VNS_UPLINK, "--state-dir", made.tmp],
+                              "--uplink", VNS_UPLINK, "--state-dir", made.tmp, *DAEMON_ARGS],
                              stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 20
     while True:
@@ -1167,6 +1170,8 @@ def print_net(rows: list[dict], plan: Plan) -> None:
 
     paths = [p for p in PATHS if has(p)]
     print(f"# net: median of {plan.reps} run(s); iperf3 {plan.seconds:g} s, {plan.pings} pings 10 ms apart")
+    if DAEMON_ARGS:
+        print(f"# vnetshare daemon {' '.join(DAEMON_ARGS)}")
     w = max(len(x[1]) for x in NET_METRICS)
     print(f"{'workload':<{w}}  {'unit':<6}" + "".join(f"{p:>12}" for p in paths))
     for key, label, unit in NET_METRICS:
@@ -1257,6 +1262,9 @@ def get_parser() -> argparse.ArgumentParser:
                    help="net: only PATH/WORKLOAD matching this glob (or a PATH or WORKLOAD alone), "
                         "e.g. 'vns*/tcp1', vde, ping; repeatable")
     p.add_argument("--check", action="store_true", help="exit 3 if a target is not met")
+    p.add_argument("--daemon-arg", action="append", default=[], metavar="ARG",
+                   help="pass ARG to `vnetshare daemon` (net and scale), e.g. --daemon-arg=--coalesce-usecs=0; "
+                        "repeatable")
     return p
 
 
@@ -1285,6 +1293,7 @@ def main(argv: list[str] | None = None) -> int:
     if needs_root and not os.environ.get("VNETSHARE_SANDBOX"):
         _say("note: not inside scripts/sandbox.sh; only vnb-* namespaces and links are made and removed")
     plan = plan_for(args)
+    DAEMON_ARGS[:] = args.daemon_arg
     rows: dict[str, list[dict]] = {}
     errors: list[str] = []
     other: dict[str, tuple[float, float]] = {}  # section -> CPU-s, % of the machine
