@@ -76,7 +76,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from vnetshare import Ring, create_fds
+from vnetshare import Ring, create_fds, procs
 from vnetshare._native import ffi, lib
 from vnetshare.errors import check
 
@@ -357,7 +357,7 @@ class Made:
         """The daemon's agent children (never anyone else's processes)."""
         if self.daemon is None:
             return []
-        return [pid for pid, ppid, argv in _procs() if ppid == self.daemon.pid and b"vnetshare.agent" in argv]
+        return procs.agents_of(self.daemon.pid)
 
     def close(self) -> None:
         """Remove everything, whatever state it is in; report, never raise."""
@@ -389,27 +389,8 @@ class Made:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _procs():
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except (OSError, ValueError, IndexError):
-            continue
-        yield int(pid), ppid, argv
-
-
 def _kill_agent(pid: int, names: list[str]) -> None:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
-    except OSError:
-        return
-    if b"vnetshare.agent" in argv and any(n.encode() in argv for n in names):
+    if procs.is_agent(pid, names):
         os.kill(pid, signal.SIGKILL)
 
 

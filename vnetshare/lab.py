@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from . import netns
+from . import netns, procs
 from .client import DaemonError, DaemonUnreachable, call
 from .errors import VnetshareError
 from .probe import iperf3, ping
@@ -64,12 +64,20 @@ def _say(msg: str) -> None:
     print(f"lab: {msg}", file=_progress, flush=True)
 
 
+def make_lan_host(uplink: str, lan_ns: str, lan_if: str, v4: str, v6: str) -> None:
+    """A host on the LAN: namespace @lan_ns at the far end of a veth whose
+    near end, @uplink, is the NIC a daemon shares; addresses without DAD."""
+    netns.create(lan_ns)
+    netns.veth_pair(uplink, lan_if, None, lan_ns)
+    netns.link_set(uplink, None, up=True)
+    netns.lo_up(lan_ns)
+    netns.link_set(lan_if, lan_ns, up=True)
+    netns.add_address(lan_if, v4, lan_ns, nodad=True)
+    netns.add_address(lan_if, v6, lan_ns, nodad=True)
+
+
 def _is_daemon(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
-    except OSError:
-        return False
+    argv = procs.cmdline(pid) or []
     return b"vnetshare" in argv and b"daemon" in argv and UPLINK.encode() in argv
 
 
@@ -123,13 +131,7 @@ def up(sock: str) -> int:
     info: dict = {"daemon_pid": None}
     try:
         _say(f"LAN host: namespace {LAN_NS}, {LAN_IF} {LAN_V4}/24 {LAN_V6}/64")
-        netns.create(LAN_NS)
-        netns.veth_pair(UPLINK, LAN_IF, None, LAN_NS)
-        netns.link_set(UPLINK, None, up=True)
-        netns.lo_up(LAN_NS)
-        netns.link_set(LAN_IF, LAN_NS, up=True)
-        netns.add_address(LAN_IF, f"{LAN_V4}/24", LAN_NS, nodad=True)
-        netns.add_address(LAN_IF, f"{LAN_V6}/64", LAN_NS, nodad=True)
+        make_lan_host(UPLINK, LAN_NS, LAN_IF, f"{LAN_V4}/24", f"{LAN_V6}/64")
         _say(f"daemon on uplink {UPLINK}")
         info["daemon_pid"] = _start_daemon(sock)
         with open(_lab_file(sock), "w") as f:

@@ -32,7 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from . import config, netns, state as statefile
+from . import config, netns, procs, state as statefile
 from .config import COALESCE_USECS_DEFAULT
 from .errors import ConfigError, VnetshareError
 from .ring import RingFds, create_fds
@@ -103,16 +103,6 @@ def _close(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
-
-
-def _is_our_agent(pid: int, name: str) -> bool:
-    """Rule 5: /proc/PID/cmdline is `... -m vnetshare.agent ... --name NAME`."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
-    except OSError:
-        return False
-    return b"vnetshare.agent" in argv and name.encode() in argv
 
 
 class Undo:
@@ -311,7 +301,7 @@ class PartitionManager:
     def adopt_all(self) -> None:
         """Serve again every partition the state file records (daemon restart)."""
         for name, rec in list(self.state.partitions.items()):
-            if rec.agent_pid and _is_our_agent(rec.agent_pid, name):
+            if rec.agent_pid and procs.is_agent(rec.agent_pid, name):
                 # an agent of a daemon that died without telling it
                 try:
                     os.kill(rec.agent_pid, signal.SIGTERM)

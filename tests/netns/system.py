@@ -15,7 +15,8 @@ import subprocess
 import sys
 import time
 
-from vnetshare import netns
+from vnetshare import netns, procs
+from vnetshare.lab import make_lan_host
 from vnetshare.client import DaemonUnreachable, call
 
 LAN_NS = "vst-lan"
@@ -42,13 +43,7 @@ class System:
         self.state_path = os.path.join(self.dir, "state.json")
         self.daemon: subprocess.Popen | None = None
         self.log_path = os.path.join(self.dir, "daemon.log")
-        netns.create(LAN_NS)
-        netns.veth_pair(UPLINK, LAN_IF, None, LAN_NS)
-        netns.link_set(UPLINK, None, up=True)
-        netns.lo_up(LAN_NS)
-        netns.link_set(LAN_IF, LAN_NS, up=True)
-        netns.add_address(LAN_IF, f"{LAN_V4}/24", LAN_NS, nodad=True)
-        netns.add_address(LAN_IF, f"{LAN_V6}/64", LAN_NS, nodad=True)
+        make_lan_host(UPLINK, LAN_NS, LAN_IF, f"{LAN_V4}/24", f"{LAN_V6}/64")
 
     # -- the daemon ------------------------------------------------------
     def start_daemon(self, *extra: str) -> None:
@@ -114,22 +109,7 @@ class System:
 
     def agent_pids(self) -> list[int]:
         """The daemon's agent children (never anyone else's processes)."""
-        if self.daemon is None:
-            return []
-        pids = []
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-            except (OSError, ValueError, IndexError):
-                continue
-            if ppid == self.daemon.pid and b"vnetshare.agent" in argv:
-                pids.append(int(pid))
-        return pids
+        return procs.agents_of(self.daemon.pid) if self.daemon is not None else []
 
     def daemon_memfds(self) -> int:
         n = 0

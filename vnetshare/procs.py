@@ -1,0 +1,48 @@
+"""procs.py - find processes by what /proc says of them.
+
+The daemon, the lab, the tests and the benchmark all end only processes
+they can name: a PID whose command line says it is a vnetshare agent (or
+daemon) for the right partition (or uplink), or a child of a daemon they
+started. Never a pattern over every process of the machine.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+
+def cmdline(pid: int) -> list[bytes] | None:
+    """/proc/PID/cmdline split at NULs; None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return None
+
+
+def is_agent(pid: int, names: list[str] | str) -> bool:
+    """PID runs `-m vnetshare.agent ... --name NAME` for one of @names."""
+    argv = cmdline(pid)
+    if isinstance(names, str):
+        names = [names]
+    return argv is not None and b"vnetshare.agent" in argv and any(n.encode() in argv for n in names)
+
+
+def processes() -> Iterator[tuple[int, int, list[bytes]]]:
+    """(pid, ppid, argv) of every process still there when read."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        argv = cmdline(int(entry))
+        if argv is not None:
+            yield int(entry), ppid, argv
+
+
+def agents_of(daemon_pid: int) -> list[int]:
+    """The agent children of @daemon_pid (never anyone else's processes)."""
+    return [pid for pid, ppid, argv in processes() if ppid == daemon_pid and b"vnetshare.agent" in argv]
