@@ -27,3 +27,15 @@ def _root_sandbox():
         pytest.skip("needs CAP_NET_ADMIN: run ./scripts/test.sh as root")
     if not _in_sandbox():
         pytest.skip("refusing to run in the host's network namespace: use ./scripts/test.sh")
+
+
+@pytest.fixture
+def lab():
+    """A dataplane_helpers.Lab: everything one data-plane test makes, removed after it."""
+    from dataplane_helpers import Lab
+
+    made = Lab()
+    try:
+        yield made
+    finally:
+        made.close()

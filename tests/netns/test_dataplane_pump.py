@@ -12,20 +12,11 @@ import pytest
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import ARP, Ether
 
-from dataplane_helpers import Lab, mac_of, nsexec, ping, task_cpu_ticks, wait_for
+from dataplane_helpers import mac_of, nsexec, ping, task_cpu_ticks, wait_for
 
 FAKE_IP = "10.9.0.2"
 FAKE_MAC = mac_of(0x99)
 VNET_GSO_TCPV4 = 1
-
-
-@pytest.fixture
-def lab():
-    lab = Lab()
-    try:
-        yield lab
-    finally:
-        lab.close()
 
 
 class Responder:

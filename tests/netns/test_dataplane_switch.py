@@ -51,15 +51,6 @@ class Net:
 
 
 @pytest.fixture
-def lab():
-    lab = Lab()
-    try:
-        yield lab
-    finally:
-        lab.close()
-
-
-@pytest.fixture
 def net(lab):
     return Net(lab)
 
