@@ -182,6 +182,7 @@ int ring_fileno(const struct ring *r);
 void ring_set_spin(struct ring *r, unsigned int spin_us);
 
 void ring_get_stats(const struct ring *r, struct ring_stats *st);
+uint64_t ring_violations(const struct ring *r);
 const char *ring_drop_name(unsigned int reason);
 
 #endif /* VNETSHARE_RING_H */

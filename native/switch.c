@@ -326,12 +326,10 @@ static unsigned int sw_uplink_rx(struct sw *sw)
  */
 static void sw_port_check(struct sw *sw, struct sw_port *p)
 {
-	struct ring_stats rs;
-	uint64_t v = 0;
+	uint64_t v = ring_violations(p->a2h);
 
-	ring_get_stats(p->a2h, &rs);
-	for (unsigned int i = 0; i < RING_DROP__MAX; i++)
-		v += rs.drops[i];
+	if (likely(v == p->st.drop_ring))
+		return;
 	p->st.drop_ring = v;
 	if (unlikely(v >= sw->cfg.violation_limit &&
 		     sw->cfg.violation_limit != SW_VIOLATION_NEVER &&

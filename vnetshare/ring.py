@@ -232,4 +232,5 @@ class Ring:
             )
         }
         out["drops"] = {name: st.drops[i] for i, name in enumerate(DROP_REASONS)}
+        out["violations"] = lib.ring_violations(self.handle)  # all reasons: what the switch checks
         return out
