@@ -61,9 +61,26 @@ struct ring_rec {
 
 struct ring;
 
-int ring_create(uint64_t data_size, int *memfd, int *data_efd, int *space_efd);
-int ring_attach(struct ring **out, int memfd, int data_efd, int space_efd,
-                int role, uint64_t data_size);
+#define RING_DRAIN_MAX ...
+
+struct ring_fds {
+    int memfd;
+    int data_rd;
+    int data_wr;
+    int space_rd;
+    int space_wr;
+};
+
+struct ring_end {
+    int memfd;
+    int wait_fd;
+    int kick_fd;
+};
+
+int ring_create(uint64_t data_size, struct ring_fds *fds);
+void ring_fds_end(const struct ring_fds *fds, int role, struct ring_end *end);
+int ring_attach(struct ring **out, const struct ring_end *end, int role,
+                uint64_t data_size);
 void ring_detach(struct ring *r);
 uint64_t ring_data_size(const struct ring *r);
 int ring_role(const struct ring *r);
@@ -248,8 +265,7 @@ int sw_set_coalesce(struct sw *sw, unsigned int usecs);
 int sw_run(struct sw *sw);
 int sw_stop(struct sw *sw);
 int sw_port_add(struct sw *sw, uint32_t port_id, const uint8_t *mac,
-                int a2h_memfd, int a2h_data_efd, int a2h_space_efd,
-                int h2a_memfd, int h2a_data_efd, int h2a_space_efd,
+                const struct ring_end *a2h, const struct ring_end *h2a,
                 uint64_t ring_size);
 int sw_port_del(struct sw *sw, uint32_t port_id, struct sw_port_stats *final);
 int sw_port_stats(struct sw *sw, uint32_t port_id, struct sw_port_stats *st);

@@ -4,7 +4,7 @@
  * One round:
  *  1. TAP -> A2H: ring_read_fd() reads up to @burst frames straight into
  *     reserved records, then one ring_flush() publishes them (and writes the
- *     daemon's data eventfd only if the daemon sleeps). When A2H is full the
+ *     daemon's data pipe only if the daemon sleeps). When A2H is full the
  *     pump stops reading the TAP until the daemon makes room.
  *  2. H2A -> TAP: up to @burst records are ring_peek()ed and writev()n with
  *     the validated private vnet header; one ring_release() per burst. A
@@ -15,8 +15,8 @@
  *     (coalesce.h: adaptive, like a NIC's interrupt moderation).
  *  4. No work in either direction: arm and sleep in poll() on
  *       - the TAP, POLLIN (unless A2H is full) and POLLOUT (if a record is held)
- *       - the H2A data eventfd, after ring_arm() said there is nothing
- *       - the A2H space eventfd, only while A2H is full (ring_arm())
+ *       - the H2A data pipe, after ring_arm() said there is nothing
+ *       - the A2H space pipe, only while A2H is full (ring_arm())
  *       - the stop eventfd.
  *     ring_arm() sets the waiting flag and re-checks the peer's position
  *     after a full fence, so a frame published meanwhile is never missed.
@@ -26,6 +26,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +76,8 @@ struct pump {
 /**
  * pump_create() - make a pump for one partition
  * @out:	new pump, out
- * @tap:	TAP descriptor, non-blocking, IFF_VNET_HDR with a 12-byte header
+ * @tap:	TAP descriptor, IFF_VNET_HDR with a 12-byte header; made
+ *		O_NONBLOCK here if it is not
  * @a2h:	A2H ring, attached as RING_PRODUCER
  * @h2a:	H2A ring, attached as RING_CONSUMER
  * @burst:	frames per direction per round, 0 for PUMP_BURST_DEFAULT
@@ -88,10 +90,17 @@ int pump_create(struct pump **out, int tap, struct ring *a2h,
 		struct ring *h2a, unsigned int burst)
 {
 	struct pump *p;
+	int flags;
 
 	if (!out || tap < 0 || !a2h || !h2a || burst > PUMP_BURST_MAX ||
 	    ring_role(a2h) != RING_PRODUCER || ring_role(h2a) != RING_CONSUMER)
 		return -EINVAL;
+	/* The TAP may come from a dead agent's hands with O_NONBLOCK cleared. */
+	flags = fcntl(tap, F_GETFL);
+	if (flags < 0)
+		return -errno;
+	if (!(flags & O_NONBLOCK) && fcntl(tap, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;

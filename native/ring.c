@@ -17,7 +17,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -47,8 +46,8 @@
  * @mask:	@size - 1
  * @map_len:	length of the mapping
  * @role:	RING_PRODUCER or RING_CONSUMER
- * @data_efd:	eventfd the consumer sleeps on
- * @space_efd:	eventfd the producer sleeps on
+ * @wait_fd:	read end of the pipe this side sleeps on (ours alone)
+ * @kick_fd:	write end of the pipe that wakes the peer (ours alone)
  * @spin_ns:	how long ring_wait() polls before it sleeps
  * @own:	our position: producer's write position or consumer's read
  *		position, ahead of what we published while a burst is open
@@ -66,8 +65,8 @@ struct ring {
 	uint64_t mask;
 	size_t map_len;
 	int role;
-	int data_efd;
-	int space_efd;
+	int wait_fd;
+	int kick_fd;
 	uint64_t spin_ns;
 	uint64_t own;
 	uint64_t published;
@@ -148,58 +147,83 @@ static inline int ring_is_pow2(uint64_t v)
 }
 
 /**
- * ring_kick() - wake the peer sleeping on @efd
+ * ring_kick() - wake the peer: one byte into its wakeup pipe
  * @r:		ring
- * @efd:	eventfd to write
  *
- * Return: 0 or -errno (EAGAIN, a counter about to overflow, is not an error:
- * the peer has wakeups pending anyway)
+ * @r->kick_fd is our own O_NONBLOCK description (ring.h, "Descriptors"),
+ * so this never blocks, whatever the peer does to its end.
+ *
+ * Return: 0 or -errno (EAGAIN, a full pipe, is not an error: the peer has
+ * a wakeup pending anyway)
  */
-static int ring_kick(struct ring *r, int efd)
+static int ring_kick(struct ring *r)
 {
-	uint64_t one = 1;
+	static const char one = 1;
 
 	r->stats.kicks++;
-	if (write(efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (write(r->kick_fd, &one, 1) < 0 && errno != EAGAIN && errno != EINTR)
 		return -errno;
 	return 0;
 }
 
 /**
- * ring_drain() - consume whatever an eventfd holds, without blocking
- * @efd:	eventfd (non-blocking)
+ * ring_drain() - consume pending wakeups, without blocking, bounded
+ * @fd:		our O_NONBLOCK read end
+ *
+ * One read() of at most RING_DRAIN_MAX bytes: a peer that writes more
+ * leaves the pipe readable, which costs one more look at the ring, never
+ * a loop here.
  */
-static void ring_drain(int efd)
+static void ring_drain(int fd)
 {
-	uint64_t v;
+	char buf[RING_DRAIN_MAX];
 
-	while (read(efd, &v, sizeof(v)) < 0 && errno == EINTR)
+	while (read(fd, buf, sizeof(buf)) < 0 && errno == EINTR)
 		;
 }
 
 /**
- * ring_create() - make the memfd and eventfds of a new, empty ring
+ * ring_nonblock() - make sure a descriptor of ours is O_NONBLOCK
+ * @fd:		descriptor
+ *
+ * Return: 0 or -errno
+ */
+static int ring_nonblock(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	if (flags < 0)
+		return -errno;
+	if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+/**
+ * ring_create() - make the memfd and wakeup pipes of a new, empty ring
  * @data_size:	data area size: a power of two in [RING_SIZE_MIN, RING_SIZE_MAX],
  *		or 0 for RING_SIZE_DEFAULT
- * @memfd:	sealed memfd, out
- * @data_efd:	eventfd for "data available", out
- * @space_efd:	eventfd for "space available", out
+ * @fds:	the ring's descriptors, out: the sealed memfd and both ends of
+ *		the data and space pipes, all O_NONBLOCK | O_CLOEXEC
  *
  * The control block is initialised (magic, version, size, positions 0)
- * before the memfd is sealed. The caller owns the three descriptors.
+ * before the memfd is sealed. The caller owns the five descriptors and
+ * hands each side its ends (ring_fds_end()). Nothing is left open on
+ * failure.
  *
  * Return: 0 or -errno (-EINVAL for a bad size)
  */
-int ring_create(uint64_t data_size, int *memfd, int *data_efd, int *space_efd)
+int ring_create(uint64_t data_size, struct ring_fds *fds)
 {
+	int data[2] = { -1, -1 }, space[2] = { -1, -1 };
 	struct ring_ctrl *ctrl;
-	int fd, dfd = -1, sfd = -1, rc;
+	int fd, rc;
 	size_t len;
 
 	if (!data_size)
 		data_size = RING_SIZE_DEFAULT;
-	if (unlikely(!ring_is_pow2(data_size) || data_size < RING_SIZE_MIN ||
-		     data_size > RING_SIZE_MAX))
+	if (unlikely(!fds || !ring_is_pow2(data_size) ||
+		     data_size < RING_SIZE_MIN || data_size > RING_SIZE_MAX))
 		return -EINVAL;
 	len = RING_CTRL_SIZE + data_size;
 
@@ -221,61 +245,86 @@ int ring_create(uint64_t data_size, int *memfd, int *data_efd, int *space_efd)
 
 	if (fcntl(fd, F_ADD_SEALS, RING_SEALS) < 0)
 		goto fail;
-	dfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (dfd < 0)
-		goto fail;
-	sfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (sfd < 0)
+	if (pipe2(data, O_NONBLOCK | O_CLOEXEC) < 0 ||
+	    pipe2(space, O_NONBLOCK | O_CLOEXEC) < 0)
 		goto fail;
 
-	*memfd = fd;
-	*data_efd = dfd;
-	*space_efd = sfd;
+	fds->memfd = fd;
+	fds->data_rd = data[0];
+	fds->data_wr = data[1];
+	fds->space_rd = space[0];
+	fds->space_wr = space[1];
 	return 0;
 fail:
 	rc = -errno;
-	if (dfd >= 0)
-		close(dfd);
+	for (int i = 0; i < 2; i++) {
+		if (data[i] >= 0)
+			close(data[i]);
+		if (space[i] >= 0)
+			close(space[i]);
+	}
 	close(fd);
 	return rc;
 }
 
 /**
+ * ring_fds_end() - the descriptors one side of a ring gets
+ * @fds:	all of the ring's descriptors
+ * @role:	RING_PRODUCER or RING_CONSUMER
+ * @end:	that side's memfd, wait and kick descriptors, out
+ *
+ * The daemon hands an agent exactly this, and keeps the other side's.
+ */
+void ring_fds_end(const struct ring_fds *fds, int role, struct ring_end *end)
+{
+	end->memfd = fds->memfd;
+	if (role == RING_PRODUCER) {
+		end->wait_fd = fds->space_rd;
+		end->kick_fd = fds->data_wr;
+	} else {
+		end->wait_fd = fds->data_rd;
+		end->kick_fd = fds->space_wr;
+	}
+}
+
+/**
  * ring_attach() - map a ring and make a handle for one side of it
  * @out:	new handle, out
- * @memfd:	the ring's memfd (must carry RING_SEALS)
- * @data_efd:	its "data available" eventfd
- * @space_efd:	its "space available" eventfd
+ * @end:	this side's descriptors: the memfd (must carry RING_SEALS), the
+ *		read end of the pipe it sleeps on, the write end of the pipe
+ *		that wakes the peer
  * @role:	RING_PRODUCER or RING_CONSUMER
  * @data_size:	data area size the caller knows, or 0 to take it from the
  *		memfd (a side that trusts the ring's creator)
  *
  * The memfd's seals, size, magic and version are checked before the handle
- * is made. Our own position is read once here, to adopt a ring in use (a
+ * is made; the wait and kick descriptors are made O_NONBLOCK if they are
+ * not. Our own position is read once here, to adopt a ring in use (a
  * restarted daemon); it must be aligned and within one ring size of the
  * peer's. The handle does not own the descriptors: the caller closes them.
  *
  * Return: 0 or -errno: -EPERM if not sealed, -EINVAL for a bad size or role,
  * -EPROTO for a bad control block
  */
-int ring_attach(struct ring **out, int memfd, int data_efd, int space_efd,
-		int role, uint64_t data_size)
+int ring_attach(struct ring **out, const struct ring_end *end, int role,
+		uint64_t data_size)
 {
 	struct ring_ctrl *ctrl;
 	struct ring *r;
 	uint64_t size, own, peer;
 	struct stat st;
-	int seals, flags;
+	int seals, rc;
 	void *map;
 
-	if (unlikely(role != RING_PRODUCER && role != RING_CONSUMER))
+	if (unlikely(!out || !end ||
+		     (role != RING_PRODUCER && role != RING_CONSUMER)))
 		return -EINVAL;
-	seals = fcntl(memfd, F_GET_SEALS);
+	seals = fcntl(end->memfd, F_GET_SEALS);
 	if (seals < 0)
 		return -errno;
 	if ((seals & RING_SEALS) != RING_SEALS)
 		return -EPERM;
-	if (fstat(memfd, &st) < 0)
+	if (fstat(end->memfd, &st) < 0)
 		return -errno;
 	if (st.st_size <= RING_CTRL_SIZE)
 		return -EINVAL;
@@ -284,19 +333,14 @@ int ring_attach(struct ring **out, int memfd, int data_efd, int space_efd,
 		return -EINVAL;
 	if (data_size && data_size != size)
 		return -EINVAL;
-	for (int i = 0; i < 2; i++) {
-		int efd = i ? space_efd : data_efd;
-
-		flags = fcntl(efd, F_GETFL);
-		if (flags < 0)
-			return -errno;
-		if (!(flags & O_NONBLOCK) &&
-		    fcntl(efd, F_SETFL, flags | O_NONBLOCK) < 0)
-			return -errno;
-	}
+	rc = ring_nonblock(end->wait_fd);
+	if (!rc)
+		rc = ring_nonblock(end->kick_fd);
+	if (rc)
+		return rc;
 
 	map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
-		   MAP_SHARED | MAP_POPULATE, memfd, 0);
+		   MAP_SHARED | MAP_POPULATE, end->memfd, 0);
 	if (map == MAP_FAILED)
 		return -errno;
 	ctrl = map;
@@ -329,8 +373,8 @@ int ring_attach(struct ring **out, int memfd, int data_efd, int space_efd,
 	r->mask = size - 1;
 	r->map_len = (size_t)st.st_size;
 	r->role = role;
-	r->data_efd = data_efd;
-	r->space_efd = space_efd;
+	r->wait_fd = end->wait_fd;
+	r->kick_fd = end->kick_fd;
 	r->own = own;
 	r->published = own;
 	/* A consumer validates prod on first use, against this position. */
@@ -509,11 +553,11 @@ int ring_commit(struct ring *r, uint32_t len)
  * ring_flush() - publish committed records, wake the consumer if it sleeps
  * @r:		producer handle
  *
- * One release-store for the whole burst; the eventfd is written only if
+ * One release-store for the whole burst; the data pipe is written only if
  * the consumer has said it sleeps.
  *
  * Return: 0, -EINVAL if @r is not a producer (it would publish its own
- * position as prod), or -errno from the eventfd write
+ * position as prod), or -errno from the wakeup pipe write
  */
 int ring_flush(struct ring *r)
 {
@@ -525,7 +569,7 @@ int ring_flush(struct ring *r)
 	r->published = r->own;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&r->ctrl->cons_waiting, __ATOMIC_RELAXED))
-		return ring_kick(r, r->data_efd);
+		return ring_kick(r);
 	return 0;
 }
 
@@ -744,12 +788,12 @@ int ring_peek(struct ring *r, struct ring_rec *rec)
  * ring_release() - hand back the space of every record peeked so far
  * @r:		consumer handle
  *
- * One release-store for the burst; the space eventfd is written only if
+ * One release-store for the burst; the space pipe is written only if
  * the producer has said it sleeps on a full ring. Frames from ring_peek()
  * must not be touched after this.
  *
  * Return: 0, -EINVAL if @r is not a consumer (it would publish its own
- * position as cons), or -errno from the eventfd write
+ * position as cons), or -errno from the wakeup pipe write
  */
 int ring_release(struct ring *r)
 {
@@ -761,7 +805,7 @@ int ring_release(struct ring *r)
 	r->published = r->own;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&r->ctrl->prod_waiting, __ATOMIC_RELAXED))
-		return ring_kick(r, r->space_efd);
+		return ring_kick(r);
 	return 0;
 }
 
@@ -879,29 +923,28 @@ int ring_arm(struct ring *r, uint32_t need)
 }
 
 /**
- * ring_disarm() - clear our waiting flag and the eventfd after a sleep
+ * ring_disarm() - clear our waiting flag and drain our wakeup pipe after a sleep
  * @r:		handle
  */
 void ring_disarm(struct ring *r)
 {
-	if (r->role == RING_CONSUMER) {
+	if (r->role == RING_CONSUMER)
 		__atomic_store_n(&r->ctrl->cons_waiting, 0, __ATOMIC_RELAXED);
-		ring_drain(r->data_efd);
-	} else {
+	else
 		__atomic_store_n(&r->ctrl->prod_waiting, 0, __ATOMIC_RELAXED);
-		ring_drain(r->space_efd);
-	}
+	ring_drain(r->wait_fd);
 }
 
 /**
- * ring_fileno() - the eventfd this side sleeps on
+ * ring_fileno() - the descriptor this side sleeps on
  * @r:		handle
  *
- * Return: the data eventfd for a consumer, the space eventfd for a producer
+ * Return: the read end of the data pipe for a consumer, of the space pipe
+ * for a producer
  */
 int ring_fileno(const struct ring *r)
 {
-	return r->role == RING_CONSUMER ? r->data_efd : r->space_efd;
+	return r->wait_fd;
 }
 
 /**
@@ -920,7 +963,7 @@ void ring_set_spin(struct ring *r, unsigned int spin_us)
  * @need:	as for ring_ready()
  * @timeout_ms:	-1 for no limit
  *
- * Spins for the handle's spin time, then arms and sleeps on the eventfd.
+ * Spins for the handle's spin time, then arms and sleeps on its wakeup pipe.
  *
  * Return: 0 when ready, -ETIMEDOUT, or -errno from poll()
  */

@@ -43,14 +43,47 @@
  * it never reads its own position back from shared memory, where the peer
  * could have changed it.
  *
- * Wakeups. Two eventfds per ring: "data" (consumer sleeps on it) and "space"
- * (producer sleeps on it when the ring is full). Before sleeping a side sets
- * its *_waiting flag, issues a full fence and re-checks the peer's position
- * (ring_arm()); after publishing, a side issues a full fence and writes the
- * peer's eventfd only if the peer's flag is set. This is the store-fence-load
- * handshake on both sides: either the sleeper sees the new position, or the
- * waker sees the flag, so no wakeup is lost, and a peer that is busy (flag
- * clear) costs no syscall at all.
+ * Wakeups. Two pipes per ring: "data" (the consumer sleeps on its read
+ * end, the producer writes a byte to wake it) and "space" (the producer
+ * sleeps on its read end when the ring is full, the consumer wakes it).
+ * Before sleeping a side sets its *_waiting flag, issues a full fence and
+ * re-checks the peer's position (ring_arm()); after publishing, a side
+ * issues a full fence and writes the peer's pipe only if the peer's flag is
+ * set. This is the store-fence-load handshake on both sides: either the
+ * sleeper sees the new position, or the waker sees the flag, so no wakeup is
+ * lost, and a peer that is busy (flag clear) costs no syscall at all.
+ *
+ * Descriptors. Each side holds only its own ends (struct ring_end: the
+ * memfd, the read end it sleeps on, the write end it kicks), and no file
+ * description is shared between the two sides except the memfd's. This is
+ * why wakeups are pipes and not eventfds: an eventfd passed over
+ * SCM_RIGHTS is one open file description in both processes, so its
+ * O_NONBLOCK flag is shared, and an agent that cleared it (F_SETFL) made the
+ * daemon's next read() or write() block its only data-plane thread. What
+ * each descriptor the daemon and an agent have in common allows:
+ *  - the memfd: one description, shared. File status flags do not matter
+ *    to a mapping; the seals (F_SEAL_SEAL among them) stop truncation and
+ *    new seals; fallocate(PUNCH_HOLE) only zeroes pages, which is a write
+ *    the peer could make anyway. The daemon never read()s or write()s it.
+ *  - the wakeup pipes: each side's ends are its own descriptions, made
+ *    O_NONBLOCK by ring_create() (and re-checked by ring_attach()). An
+ *    agent may clear O_NONBLOCK on its ends, reopen them through /proc,
+ *    fill a pipe or resize it (F_SETPIPE_SZ): the daemon's write then
+ *    fails with EAGAIN (a wakeup is pending anyway) and its drain reads at
+ *    most RING_DRAIN_MAX bytes, once, and never waits. A flood of bytes
+ *    only makes the daemon's loop look at that ring again, bounded work.
+ *    The daemon keeps the agent's ends open only to hand them to a
+ *    restarted agent; it never does I/O on them, and holding them open
+ *    means no write of the daemon's can raise EPIPE. F_SETOWN/O_ASYNC on
+ *    an agent's end signal only whom the agent's own uid may signal.
+ *  - the TAP (vnetshare/manager.py hands it to the agent): the daemon
+ *    never does I/O on it; the pump sets O_NONBLOCK itself, so flags left
+ *    by a dead agent cannot block its successor; what the TAP's ioctls can
+ *    change concerns the agent's own partition only, and the frames it
+ *    makes are validated in the ring like any others.
+ *  - the agent's control socketpair: two descriptions, one per end; the
+ *    daemon reads its end once, with a timeout, for the agent's "ready",
+ *    and afterwards only closes it.
  *
  * Trust. The consumer treats everything in the ring as hostile (the agent
  * side may be a hostile partition), following the rules of DESIGN.md:
@@ -122,7 +155,7 @@ enum ring_drop {
  * @bytes:	frame bytes in those records (vnet header not counted)
  * @pads:	PAD records written or skipped
  * @full:	ring_reserve() calls that found no room
- * @kicks:	eventfd writes that woke the peer
+ * @kicks:	wakeup pipe writes that woke the peer
  * @sleeps:	times this side armed its waiting flag and slept
  * @skipped_bytes: ring bytes skipped after an untrustworthy record header
  * @short_reads: ring_read_fd() reads too short to be a frame, dropped
@@ -158,9 +191,46 @@ struct ring_rec {
 	uint64_t pos;
 };
 
-int ring_create(uint64_t data_size, int *memfd, int *data_efd, int *space_efd);
-int ring_attach(struct ring **out, int memfd, int data_efd, int space_efd,
-		int role, uint64_t data_size);
+/* Bytes one drain of a wakeup pipe reads at most (one read(), never more). */
+#define RING_DRAIN_MAX	256
+
+/**
+ * struct ring_fds - every descriptor of one ring, as ring_create() makes them
+ * @memfd:	the sealed memfd (both sides map it)
+ * @data_rd:	"data" pipe, read end: the consumer sleeps on it
+ * @data_wr:	"data" pipe, write end: the producer wakes the consumer
+ * @space_rd:	"space" pipe, read end: the producer sleeps on it
+ * @space_wr:	"space" pipe, write end: the consumer wakes the producer
+ *
+ * The creator (the daemon) keeps them all and hands one side's ends to the
+ * peer (see struct ring_end); all are O_NONBLOCK and O_CLOEXEC.
+ */
+struct ring_fds {
+	int memfd;
+	int data_rd;
+	int data_wr;
+	int space_rd;
+	int space_wr;
+};
+
+/**
+ * struct ring_end - what one side of a ring needs, and all it may get
+ * @memfd:	the sealed memfd
+ * @wait_fd:	read end this side sleeps on (consumer: data_rd, producer:
+ *		space_rd)
+ * @kick_fd:	write end this side wakes its peer with (consumer: space_wr,
+ *		producer: data_wr)
+ */
+struct ring_end {
+	int memfd;
+	int wait_fd;
+	int kick_fd;
+};
+
+int ring_create(uint64_t data_size, struct ring_fds *fds);
+void ring_fds_end(const struct ring_fds *fds, int role, struct ring_end *end);
+int ring_attach(struct ring **out, const struct ring_end *end, int role,
+		uint64_t data_size);
 void ring_detach(struct ring *r);
 uint64_t ring_data_size(const struct ring *r);
 int ring_role(const struct ring *r);

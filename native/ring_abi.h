@@ -66,9 +66,9 @@
  * @data_size:	size of the data area, a power of two; written once by the
  *		creator, never re-read by a side that keeps its own copy
  * @prod:	producer position, free-running byte count (producer writes)
- * @prod_waiting: non-zero while the producer sleeps on the space eventfd
+ * @prod_waiting: non-zero while the producer sleeps on the space pipe
  * @cons:	consumer position, free-running byte count (consumer writes)
- * @cons_waiting: non-zero while the consumer sleeps on the data eventfd
+ * @cons_waiting: non-zero while the consumer sleeps on the data pipe
  */
 struct ring_ctrl {
 	uint64_t magic;

@@ -37,7 +37,7 @@
  *      a batch (coalesce.h, like a NIC's adaptive interrupt moderation).
  *
  *   5. Nothing moved: ring_arm() every A2H ring, then epoll_wait() on the
- *      A2H data eventfds, the uplink socket and the control eventfd. An
+ *      A2H data pipes, the uplink socket and the control eventfd. An
  *      idle switch costs no CPU. ring_arm() re-checks after setting the
  *      waiting flag, so a record published meanwhile is never slept on.
  *
@@ -80,7 +80,7 @@
 
 #define SW_EV_CTL	0ull	/* epoll data of the control eventfd */
 #define SW_EV_UPLINK	1ull	/* epoll data of the uplink socket */
-#define SW_EV_PORT	2ull	/* epoll data of any A2H data eventfd */
+#define SW_EV_PORT	2ull	/* epoll data of any A2H data pipe */
 #define SW_EVENTS	64
 
 #define SW_ETH_P_8021Q	0x8100u
@@ -99,8 +99,8 @@ enum sw_cmd_op {
  * @mac:	the partition's MAC: the only source MAC it may send from
  * @a2h:	A2H ring, consumer side
  * @h2a:	H2A ring, producer side
- * @fds:	our dup()s of the rings' eventfds (a2h data, a2h space, h2a
- *		data, h2a space): the rings write them, the caller's may close
+ * @fds:	our dup()s of the rings' pipe ends (a2h wait, a2h kick, h2a
+ *		wait, h2a kick): the rings use them, the caller's may close
  * @dirty:	records committed to @h2a this round, not flushed yet
  * @armed:	@a2h is armed for this sleep
  * @disconnected: rule 7 tripped: neither served nor delivered to
@@ -145,7 +145,7 @@ struct sw_cmd {
  * @ports:	active ports, compact (order is only the round-robin order)
  * @nports:	entries in @ports
  * @rr:		round-robin start
- * @epfd:	epoll of A2H data eventfds, uplink socket, control eventfd
+ * @epfd:	epoll of A2H data pipes, uplink socket, control eventfd
  * @ctl_efd:	control eventfd (commands and stop)
  * @stop:	sw_stop() was called; sticky
  * @pending:	a command waits in @cmd
@@ -505,7 +505,7 @@ static int sw_sleep(struct sw *sw)
 	}
 	sw->st.sleeps++;
 	n = epoll_wait(sw->epfd, ev, SW_EVENTS, -1);
-	err = errno;	/* before ring_disarm()'s read() of the eventfds */
+	err = errno;	/* before ring_disarm()'s read() of the pipes */
 	sw_disarm_all(sw);
 	if (n < 0)
 		return err == EINTR ? 0 : -err;
@@ -711,15 +711,13 @@ static void sw_port_free(struct sw_port *p)
  * @sw:		switch
  * @port_id:	the caller's id for the port, unique
  * @mac:	the partition's MAC (unicast, unique among ports)
- * @a2h_memfd:	A2H ring memfd (sealed; the switch consumes)
- * @a2h_data_efd: its data eventfd
- * @a2h_space_efd: its space eventfd
- * @h2a_memfd:	H2A ring memfd (sealed; the switch produces)
- * @h2a_data_efd: its data eventfd
- * @h2a_space_efd: its space eventfd
+ * @a2h:	the daemon's end of the A2H ring (the switch consumes): sealed
+ *		memfd, data pipe read end, space pipe write end
+ * @h2a:	the daemon's end of the H2A ring (the switch produces): sealed
+ *		memfd, space pipe read end, data pipe write end
  * @ring_size:	data area size both rings must have (0: take the memfd's)
  *
- * The switch maps the rings and dup()s the eventfds: the caller keeps its
+ * The switch maps the rings and dup()s the pipe ends: the caller keeps its
  * descriptors and may close them at any time. The uplink gets a
  * PACKET_MR_UNICAST membership for @mac.
  *
@@ -727,16 +725,15 @@ static void sw_port_free(struct sw_port *p)
  * -ENOSPC (SW_PORTS_MAX ports), or -errno from ring_attach()
  */
 int sw_port_add(struct sw *sw, uint32_t port_id, const uint8_t *mac,
-		int a2h_memfd, int a2h_data_efd, int a2h_space_efd,
-		int h2a_memfd, int h2a_data_efd, int h2a_space_efd,
+		const struct ring_end *a2h, const struct ring_end *h2a,
 		uint64_t ring_size)
 {
-	int src[4] = { a2h_data_efd, a2h_space_efd, h2a_data_efd, h2a_space_efd };
 	struct sw_cmd c = { .op = SW_CMD_ADD, .port_id = port_id };
+	struct ring_end mine[2];
 	struct sw_port *p;
 	int rc;
 
-	if (!sw || !mac || sw_mac_is_group(mac) ||
+	if (!sw || !mac || !a2h || !h2a || sw_mac_is_group(mac) ||
 	    !memcmp(mac, "\0\0\0\0\0\0", 6))
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
@@ -747,18 +744,21 @@ int sw_port_add(struct sw *sw, uint32_t port_id, const uint8_t *mac,
 	for (int i = 0; i < 4; i++)
 		p->fds[i] = -1;
 	for (int i = 0; i < 4; i++) {
-		p->fds[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 3);
+		const struct ring_end *e = i < 2 ? a2h : h2a;
+		int src = i % 2 ? e->kick_fd : e->wait_fd;
+
+		p->fds[i] = fcntl(src, F_DUPFD_CLOEXEC, 3);
 		if (p->fds[i] < 0) {
 			rc = -errno;
 			goto fail;
 		}
 	}
-	rc = ring_attach(&p->a2h, a2h_memfd, p->fds[0], p->fds[1],
-			 RING_CONSUMER, ring_size);
+	mine[0] = (struct ring_end){ a2h->memfd, p->fds[0], p->fds[1] };
+	mine[1] = (struct ring_end){ h2a->memfd, p->fds[2], p->fds[3] };
+	rc = ring_attach(&p->a2h, &mine[0], RING_CONSUMER, ring_size);
 	if (rc)
 		goto fail;
-	rc = ring_attach(&p->h2a, h2a_memfd, p->fds[2], p->fds[3],
-			 RING_PRODUCER, ring_size);
+	rc = ring_attach(&p->h2a, &mine[1], RING_PRODUCER, ring_size);
 	if (rc)
 		goto fail;
 	c.port = p;

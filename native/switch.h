@@ -133,8 +133,7 @@ int sw_set_coalesce(struct sw *sw, unsigned int usecs);
 int sw_run(struct sw *sw);
 int sw_stop(struct sw *sw);
 int sw_port_add(struct sw *sw, uint32_t port_id, const uint8_t *mac,
-		int a2h_memfd, int a2h_data_efd, int a2h_space_efd,
-		int h2a_memfd, int h2a_data_efd, int h2a_space_efd,
+		const struct ring_end *a2h, const struct ring_end *h2a,
 		uint64_t ring_size);
 int sw_port_del(struct sw *sw, uint32_t port_id, struct sw_port_stats *final);
 int sw_port_stats(struct sw *sw, uint32_t port_id, struct sw_port_stats *st);

@@ -8,6 +8,7 @@ from .ring import (
     DROP_REASONS,
     PRODUCER,
     Ring,
+    RingEnd,
     RingFds,
     create_fds,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "NativeError",
     "PRODUCER",
     "Ring",
+    "RingEnd",
     "RingFds",
     "VnetshareError",
     "create_fds",

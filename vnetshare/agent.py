@@ -2,8 +2,11 @@
 
 One agent process serves one partition. The daemon starts it with one end of
 a socketpair (--fd N) and sends, in one message, a JSON line describing the
-partition and its descriptors (SCM_RIGHTS): the partition's TAP and, for
-each ring (A2H, then H2A), the memfd, the data eventfd and the space eventfd.
+partition and its descriptors (SCM_RIGHTS), in the order pack_fds() gives:
+the partition's TAP, then the agent's end of each ring (A2H as producer,
+H2A as consumer): the memfd, the pipe end it sleeps on, the pipe end that
+wakes the daemon. It never gets the daemon's ends (native/ring.h,
+"Descriptors").
 
 Rules:
 1. The agent drops every privilege (no capabilities, uid/gid nobody,
@@ -30,6 +33,21 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAPBSET_DROP = 24
 MAX_FDS = 16
 HELLO_MAX = 65536
+HANDOFF_FDS = 7  # TAP + 3 per ring
+
+
+def pack_fds(tap_fd: int, a2h: "RingFds", h2a: "RingFds") -> list[int]:
+    """The descriptors the daemon sends an agent, in hand-off order."""
+    from .ring import CONSUMER, PRODUCER
+
+    return [tap_fd, *a2h.end(PRODUCER), *h2a.end(CONSUMER)]
+
+
+def unpack_fds(fds: list[int]) -> tuple[int, "RingEnd", "RingEnd"]:
+    """The agent's side of pack_fds(): (TAP, A2H producer end, H2A consumer end)."""
+    from .ring import RingEnd
+
+    return fds[0], RingEnd(*fds[1:4]), RingEnd(*fds[4:7])
 
 
 def _prctl(option: int, arg: int) -> None:
@@ -59,10 +77,10 @@ def receive_hello(sock: socket.socket) -> tuple[dict, list[int]]:
     if not msg:
         raise ConnectionError("the daemon closed the socket before sending descriptors")
     hello = json.loads(msg)
-    if len(fds) != 7:
+    if len(fds) != HANDOFF_FDS:
         for fd in fds:
             os.close(fd)
-        raise ValueError(f"expected 7 descriptors from the daemon, got {len(fds)}")
+        raise ValueError(f"expected {HANDOFF_FDS} descriptors from the daemon, got {len(fds)}")
     return hello, fds
 
 
@@ -76,11 +94,11 @@ def run(sock_fd: int) -> int:
     drop_privileges(hello.get("uid", NOBODY), hello.get("gid", NOBODY))
 
     from .pump import Pump
-    from .ring import CONSUMER, PRODUCER, Ring, RingFds
+    from .ring import CONSUMER, PRODUCER, Ring
 
-    tap = fds[0]
-    a2h = Ring(RingFds(*fds[1:4]), PRODUCER, hello["ring_size"])
-    h2a = Ring(RingFds(*fds[4:7]), CONSUMER, hello["ring_size"])
+    tap, a2h_end, h2a_end = unpack_fds(fds)
+    a2h = Ring(a2h_end, PRODUCER, hello["ring_size"])
+    h2a = Ring(h2a_end, CONSUMER, hello["ring_size"])
     pump = Pump(tap, a2h, h2a, coalesce_usecs=hello.get("coalesce_usecs"))
     pump.start()
 

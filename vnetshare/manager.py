@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from . import config, netns, procs, state as statefile
+from .agent import pack_fds
 from .config import COALESCE_USECS_DEFAULT
 from .errors import ConfigError, VnetshareError
 from .ring import RingFds, create_fds
@@ -173,8 +174,7 @@ class PartitionManager:
         try:
             hello = {"name": part.rec.name, "ring_size": part.rec.ring_size,
                      "coalesce_usecs": self.coalesce_usecs}
-            fds = [part.tap_fd, part.a2h.memfd, part.a2h.data_efd, part.a2h.space_efd,
-                   part.h2a.memfd, part.h2a.data_efd, part.h2a.space_efd]
+            fds = pack_fds(part.tap_fd, part.a2h, part.h2a)
             socket.send_fds(ours, [json.dumps(hello).encode()], fds)
             ours.settimeout(AGENT_START_TIMEOUT)
             reply = ours.recv(4096)

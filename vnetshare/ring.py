@@ -50,15 +50,48 @@ def check_size(size: int) -> int:
 
 
 @dataclass(frozen=True)
-class RingFds:
-    """The three descriptors that make a ring: pass them to the peer."""
+class RingEnd:
+    """One side's descriptors of a ring (struct ring_end): all a peer gets.
+
+    The memfd, the read end of the pipe this side sleeps on, and the write
+    end of the pipe that wakes the other side. No file description in it is
+    shared with the other side's end except the memfd (native/ring.h,
+    "Descriptors"), so nothing a peer does to its end can block ours.
+    """
 
     memfd: int
-    data_efd: int
-    space_efd: int
+    wait_fd: int
+    kick_fd: int
+
+    def __iter__(self):
+        return iter((self.memfd, self.wait_fd, self.kick_fd))
+
+    def to_c(self):
+        """A ``struct ring_end *`` for the C calls (ring_attach, sw_port_add)."""
+        return ffi.new("struct ring_end *", {"memfd": self.memfd, "wait_fd": self.wait_fd,
+                                             "kick_fd": self.kick_fd})
+
+
+@dataclass(frozen=True)
+class RingFds:
+    """Every descriptor of a ring, as its creator holds them (struct ring_fds)."""
+
+    memfd: int
+    data_rd: int
+    data_wr: int
+    space_rd: int
+    space_wr: int
+
+    def end(self, role: str) -> RingEnd:
+        """The descriptors the @role side uses, and the only ones to hand it."""
+        if role == PRODUCER:
+            return RingEnd(self.memfd, self.space_rd, self.data_wr)
+        if role == CONSUMER:
+            return RingEnd(self.memfd, self.data_rd, self.space_wr)
+        raise ConfigError(f"ring role {role!r}: must be {PRODUCER!r} or {CONSUMER!r}")
 
     def close(self) -> None:
-        for fd in (self.memfd, self.data_efd, self.space_efd):
+        for fd in (self.memfd, self.data_rd, self.data_wr, self.space_rd, self.space_wr):
             try:
                 os.close(fd)
             except OSError:
@@ -66,30 +99,30 @@ class RingFds:
 
 
 def create_fds(size: int = SIZE_DEFAULT) -> RingFds:
-    """Make a new sealed ring memfd and its two eventfds."""
+    """Make a new sealed ring memfd and its two wakeup pipes."""
     check_size(size)
-    fds = ffi.new("int[3]")
-    check(lib.ring_create(size, fds + 0, fds + 1, fds + 2), "ring_create")
-    return RingFds(fds[0], fds[1], fds[2])
+    out = ffi.new("struct ring_fds *")
+    check(lib.ring_create(size, out), "ring_create")
+    return RingFds(out.memfd, out.data_rd, out.data_wr, out.space_rd, out.space_wr)
 
 
 class Ring:
     """One side (producer or consumer) of a ring.
 
     Use :meth:`create` to make a new ring, :meth:`attach` to map one whose
-    descriptors came from elsewhere (a peer, SCM_RIGHTS, a fork).
+    descriptors came from elsewhere (a peer, SCM_RIGHTS, a fork): all of
+    them (:class:`RingFds`, the side is picked by @role) or only this
+    side's (:class:`RingEnd`).
     """
 
-    def __init__(self, fds: RingFds, role: str, size: int = 0, own_fds: bool = False):
+    def __init__(self, fds: RingFds | RingEnd, role: str, size: int = 0, own_fds: bool = False):
         if role not in _ROLES:
             raise ConfigError(f"ring role {role!r}: must be {PRODUCER!r} or {CONSUMER!r}")
         if size:
             check_size(size)
+        end = fds.end(role) if isinstance(fds, RingFds) else fds
         out = ffi.new("struct ring **")
-        check(
-            lib.ring_attach(out, fds.memfd, fds.data_efd, fds.space_efd, _ROLES[role], size),
-            "ring_attach",
-        )
+        check(lib.ring_attach(out, end.to_c(), _ROLES[role], size), "ring_attach")
         self._r = out[0]
         self.fds = fds
         self.role = role
@@ -108,11 +141,9 @@ class Ring:
             raise
 
     @classmethod
-    def attach(
-        cls, memfd: int, data_efd: int, space_efd: int, role: str, size: int = 0
-    ) -> "Ring":
+    def attach(cls, fds: RingFds | RingEnd, role: str, size: int = 0) -> "Ring":
         """Map an existing ring; the caller keeps owning the descriptors."""
-        return cls(RingFds(memfd, data_efd, space_efd), role, size)
+        return cls(fds, role, size)
 
     # lifecycle -----------------------------------------------------------
     def close(self) -> None:
@@ -190,7 +221,7 @@ class Ring:
 
     # waiting -------------------------------------------------------------
     def fileno(self) -> int:
-        """The eventfd this side sleeps on (for selectors); see arm()."""
+        """The pipe end this side sleeps on (for selectors); see arm()."""
         return lib.ring_fileno(self.handle)
 
     def ready(self, need: int = 0) -> bool:

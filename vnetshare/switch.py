@@ -7,9 +7,9 @@ each such call is applied by the data-plane thread between bursts and
 returns once applied.
 
 Rules:
-1. The Switch maps the rings and dup()s their eventfds itself: after
-   add_port() the caller may close its descriptors, or keep them to hand
-   to an agent.
+1. The Switch maps the rings and dup()s its ends of their wakeup pipes
+   itself: after add_port() the caller may close its descriptors, or keep
+   them to hand the agent its ends.
 2. start() once; stop() is safe from any thread and idempotent; close()
    stops, then frees everything (ports included).
 3. Every C failure is an OSError (NativeError) with the kernel's errno.
@@ -21,7 +21,7 @@ import socket
 from ._native import ffi, lib
 from ._loop import NativeLoop
 from .errors import ConfigError, check
-from .ring import DROP_REASONS, RingFds
+from .ring import CONSUMER, DROP_REASONS, PRODUCER, RingFds
 from .tap import _mac_bytes
 
 TPACKET_V2 = lib.UPLINK_TPACKET_V2
@@ -142,11 +142,11 @@ class Switch(NativeLoop):
 
     # ports -----------------------------------------------------------------
     def add_port(self, port_id: int, mac, a2h: RingFds, h2a: RingFds, ring_size: int = 0) -> None:
-        """Serve a partition: its MAC and its A2H / H2A ring descriptors."""
+        """Serve a partition: its MAC and its A2H / H2A rings (the switch's ends are used)."""
         raw = _mac_bytes(mac)
         check(
-            lib.sw_port_add(self.handle, port_id, raw, a2h.memfd, a2h.data_efd, a2h.space_efd,
-                            h2a.memfd, h2a.data_efd, h2a.space_efd, ring_size),
+            lib.sw_port_add(self.handle, port_id, raw, a2h.end(CONSUMER).to_c(),
+                            h2a.end(PRODUCER).to_c(), ring_size),
             f"add port {port_id}",
         )
 

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from vnetshare import CONSUMER, PRODUCER, NativeError, Ring, RingFds
+from vnetshare import CONSUMER, PRODUCER, NativeError, Ring, RingEnd
 from vnetshare.ring import SIZE_MIN
 
 from ringtools import (
@@ -88,14 +88,14 @@ def _fake_ring(seals=RING_SEALS, allow_sealing=True, length=TOTAL, **fields):
 
 @pytest.fixture
 def fake(rings):
-    """Make fake rings with the eventfds of a real one; closes what it made."""
+    """Make fake rings with the wakeup pipes of a real one; closes what it made."""
     real, _ = rings.alone(CONSUMER, SIZE_MIN)
     made = []
 
     def attach(role=CONSUMER, size=0, **kw):
         fd = _fake_ring(**kw)
         made.append(fd)
-        return Ring(RingFds(fd, real.fds.data_efd, real.fds.space_efd), role, size)
+        return Ring(RingEnd(fd, *list(real.fds.end(role))[1:]), role, size)
 
     yield attach
     for fd in made:
@@ -162,7 +162,7 @@ def test_attach_refuses_a_plain_file(tmp_path, rings):
     fd = os.open(path, os.O_RDWR)
     try:
         with pytest.raises(NativeError) as e:
-            Ring(RingFds(fd, real.fds.data_efd, real.fds.space_efd), CONSUMER)
+            Ring(RingEnd(fd, *list(real.fds.end(CONSUMER))[1:]), CONSUMER)
         assert e.value.errno == errno.EINVAL
     finally:
         os.close(fd)

@@ -178,7 +178,7 @@ def _write_raw_record(ring_fds, size, rec_hdr: bytes, payload: bytes, advance: i
         struct.pack_into("<Q", m, 128, prod + advance)
     finally:
         m.close()
-    os.write(ring_fds.data_efd, struct.pack("<Q", 1))
+    os.write(ring_fds.data_wr, b"x")  # wake the switch, as an agent does
 
 
 def test_hostile_ring_content_does_not_stop_the_switch(lab):
@@ -214,6 +214,42 @@ def test_hostile_ring_content_does_not_stop_the_switch(lab):
     assert wait_for(lambda: net.sw.port_stats(9)["disconnected"])
     assert ping(a.ns, LAN4, count=2, interval=0.1)[1] == 2
     assert not net.sw.port_stats(1)["disconnected"]
+    assert net.sw.running
+
+
+def test_agent_descriptor_flags_cannot_stop_the_switch(lab):
+    """Port 9's 'agent' clears O_NONBLOCK on all it holds and fills the pipes
+    the switch writes; the switch keeps sleeping, waking and forwarding."""
+    import fcntl
+
+    net = Net(lab, nparts=2)
+    a, b = net.parts
+    size = SIZE_MIN
+    ev_a2h, ev_h2a = create_fds(size), create_fds(size)
+    lab.ringfds += [ev_a2h, ev_h2a]
+    net.sw.add_port(9, mac_of(9), ev_a2h, ev_h2a, size)
+    agent = [*ev_a2h.end(PRODUCER), *ev_h2a.end(CONSUMER)]
+    for fd in agent:
+        fcntl.fcntl(fd, fcntl.F_SETFL, 0)
+    # the pipes the switch kicks: A2H space (agent waits) and H2A data
+    for wait_fd in (ev_a2h.space_rd, ev_h2a.data_rd):
+        w = os.open(f"/proc/self/fd/{wait_fd}", os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            while True:
+                os.write(w, b"x" * 4096)
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(w)
+    # make the switch sleep, wake, drain and kick port 9 many times over
+    frame = _frame(mac_of(9), "ff:ff:ff:ff:ff:ff", "10.9.0.9", "10.9.0.255", b"z" * 32)
+    for _ in range(20):
+        _write_raw_record(ev_a2h, size, struct.pack("<IHHQ", 12 + len(frame), 0, 12, 0),
+                          bytes(12) + frame, 128)
+        time.sleep(0.01)
+    assert ping(a.ns, "10.9.0.2", count=3, interval=0.1)[1] == 3
+    assert ping(b.ns, LAN4, count=3, interval=0.1)[1] == 3
+    assert wait_for(lambda: net.sw.port_stats(9)["tx_frames"] == 20)
     assert net.sw.running
 
 
