@@ -831,11 +831,9 @@ int ring_write_fd(struct ring *r, int fd, unsigned int max, unsigned int *count)
 	struct ring_rec rec;
 	struct iovec iov[2];
 	unsigned int n = 0;
-	uint64_t pos;
 	int rc = 0;
 
 	while (n < max) {
-		pos = r->own;
 		rc = ring_peek(r, &rec);
 		if (rc < 0) {
 			rc = rc == -EAGAIN ? 0 : rc;
@@ -845,22 +843,19 @@ int ring_write_fd(struct ring *r, int fd, unsigned int max, unsigned int *count)
 		iov[0].iov_len = RING_VNET_HDR_LEN;
 		iov[1].iov_base = (void *)rec.frame;
 		iov[1].iov_len = rec.frame_len;
-		if (writev(fd, iov, 2) < 0) {
-			if (errno == EAGAIN || errno == EINTR) {
-				/* not consumed: un-peek it */
-				r->own = pos;
-				r->stats.records--;
-				r->stats.bytes -= rec.frame_len;
-				rc = -EAGAIN;
-				break;
-			}
-			if (errno == EBADF || errno == EBADFD) {
-				r->own = pos;
-				r->stats.records--;
-				r->stats.bytes -= rec.frame_len;
-				rc = -errno;
-				break;
-			}
+		if (writev(fd, iov, 2) < 0 &&
+		    (errno == EAGAIN || errno == EINTR || errno == EBADF ||
+		     errno == EBADFD)) {
+			/* Not consumed: un-peek this record alone. The PADs and
+			 * dropped records ring_peek() passed on the way are
+			 * consumed and counted for good; rewinding before them
+			 * would count them again on every retry.
+			 */
+			rc = errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+			r->own = rec.pos;
+			r->stats.records--;
+			r->stats.bytes -= rec.frame_len;
+			break;
 		}
 		n++;
 		rc = -EAGAIN;

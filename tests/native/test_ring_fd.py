@@ -5,6 +5,8 @@ write, led by its 12-byte vnet header); the TAP itself is tested as root in
 tests/netns.
 """
 import errno
+import fcntl
+import os
 import socket
 
 import pytest
@@ -119,3 +121,78 @@ def test_fd_calls_refuse_the_wrong_side(rings, pair):
     a, _ = pair
     assert read_fd(cons, a.fileno())[0] == -errno.EINVAL
     assert write_fd(prod, a.fileno())[0] == -errno.EINVAL
+
+
+def _fill(sock):
+    """Send on @sock until it refuses: the next write_fd() meets EAGAIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    while True:
+        try:
+            sock.send(bytes(VNET_LEN) + frame(1500))
+        except BlockingIOError:
+            return
+
+
+def _drain(sock):
+    got = []
+    while True:
+        try:
+            got.append(sock.recv(70000)[VNET_LEN:])
+        except BlockingIOError:
+            return got
+
+
+def test_write_fd_retries_count_a_bad_record_once(rings, pair):
+    """A refused write rewinds to the record, not past the dropped one before it."""
+    cons, raw = rings.alone("consumer", SIZE)
+    a, b = pair
+    pos = raw.put_frame(0, frame(60, seed=1), vnet_hdr(flags=0x40))  # bad vnet flags
+    pos = raw.put_frame(pos, frame(60, seed=2))
+    raw.prod = pos
+    _fill(a)
+    for _ in range(3):
+        assert write_fd(cons, a.fileno()) == (-errno.EAGAIN, 0)
+    st = cons.stats()
+    assert st["drops"]["vnet_flags"] == 1 and st["violations"] == 1
+    _drain(b)
+    assert write_fd(cons, a.fileno()) == (0, 1)
+    assert _drain(b) == [frame(60, seed=2)]
+    assert cons.stats()["violations"] == 1 and cons.stats()["records"] == 1
+
+
+def test_write_fd_retries_count_a_pad_once(rings):
+    """An honest producer's PAD is counted once however often the fd refuses."""
+    prod, cons = rings.pair(lib.RING_SIZE_MIN)
+    big = frame(60000)
+    while prod.send(big):  # fill, then drain, to bring both positions near the end
+        pass
+    while cons.recv() is not None:
+        pass
+    assert cons.stats()["pads"] == 0
+    prod.send(big)  # does not fit before the end: a PAD, then the record at 0
+    assert prod.stats()["pads"] == 1
+    r, w = os.pipe2(os.O_NONBLOCK)
+    try:
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
+        fill = bytes(65536)
+        while True:  # full: the next writev says EAGAIN
+            try:
+                os.write(w, fill)
+            except BlockingIOError:
+                if len(fill) == 1:
+                    break
+                fill = fill[: len(fill) // 2]
+        for _ in range(3):
+            assert write_fd(cons, w) == (-errno.EAGAIN, 0)
+        assert cons.stats()["pads"] == 1
+        while True:
+            try:
+                os.read(r, 1 << 20)
+            except BlockingIOError:
+                break
+        assert write_fd(cons, w) == (0, 1)
+        assert os.read(r, 1 << 20)[VNET_LEN:] == big
+        assert cons.stats()["pads"] == 1
+    finally:
+        os.close(r)
+        os.close(w)
