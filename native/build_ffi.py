@@ -9,7 +9,7 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ["ring.c", "ring_bench.c", "tap.c", "pump.c", "uplink.c", "switch.c"]
+SOURCES = ["ring.c", "ring_bench.c", "tap.c", "pump.c", "uplink.c", "guard.c", "switch.c"]
 
 CDEF = """
 #define RING_CTRL_SIZE ...

@@ -16,8 +16,10 @@
  *   2. ports -> anywhere, round robin (the first port moves each round),
  *      each port at most @burst_frames frames / @burst_bytes bytes (rule 6):
  *        ring_peek()                         rules 1-4, in ring.c
- *        l2 source MAC != port MAC -> drop   rule 5 (anti-spoofing)
- *        VLAN tag, non-GSO over MTU -> drop
+ *        guard_check_tx(), in guard.c:
+ *          l2 source MAC != port MAC -> drop rule 5 (anti-spoofing)
+ *          VLAN tag, non-GSO over MTU -> drop
+ *          destination the port's own MAC -> drop (a loop)
  *        destination:
  *          another port's MAC  -> one copy, A2H record -> its H2A record
  *          broadcast/multicast -> a copy to every other port + the wire
@@ -73,6 +75,7 @@
 #include <unistd.h>
 
 #include "coalesce.h"
+#include "guard.h"
 #include "switch.h"
 
 #define likely(x)	__builtin_expect(!!(x), 1)
@@ -82,9 +85,6 @@
 #define SW_EV_UPLINK	1ull	/* epoll data of the uplink socket */
 #define SW_EV_PORT	2ull	/* epoll data of any A2H data pipe */
 #define SW_EVENTS	64
-
-#define SW_ETH_P_8021Q	0x8100u
-#define SW_ETH_P_8021AD	0x88a8u
 
 enum sw_cmd_op {
 	SW_CMD_ADD = 1,
@@ -96,7 +96,8 @@ enum sw_cmd_op {
 /**
  * struct sw_port - one partition's port
  * @id:		the caller's port id
- * @mac:	the partition's MAC: the only source MAC it may send from
+ * @guard:	what the guard checks its frames against: its MAC, the only
+ *		source MAC it may send from (guard.h)
  * @a2h:	A2H ring, consumer side
  * @h2a:	H2A ring, producer side
  * @fds:	our dup()s of the rings' pipe ends (a2h wait, a2h kick, h2a
@@ -108,7 +109,7 @@ enum sw_cmd_op {
  */
 struct sw_port {
 	uint32_t id;
-	uint8_t mac[6];
+	struct guard_port guard;
 	struct ring *a2h;
 	struct ring *h2a;
 	int fds[4];
@@ -209,7 +210,7 @@ static inline int sw_mac_eq(const uint8_t *a, const uint8_t *b)
 static struct sw_port *sw_lookup(const struct sw *sw, const uint8_t *mac)
 {
 	for (unsigned int i = 0; i < sw->nports; i++)
-		if (sw_mac_eq(sw->ports[i]->mac, mac))
+		if (sw_mac_eq(sw->ports[i]->guard.mac, mac))
 			return sw->ports[i];
 	return NULL;
 }
@@ -345,38 +346,27 @@ static void sw_port_check(struct sw *sw, struct sw_port *p)
  * @sw:		switch
  * @p:		source port
  *
+ * guard_check_tx() gives each frame's verdict (rule 5, VLAN, MTU, the
+ * destination class); a drop is counted under the verdict's counter.
+ *
  * Return: frames taken from the ring (dropped ones included)
  */
 static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 {
 	struct uplink_tx_result res;
-	uint32_t bytes = 0, max_len = sw->cfg.mtu + RING_ETH_HLEN;
+	uint32_t bytes = 0;
 	unsigned int n = 0, wire = 0;
 	struct ring_rec rec;
 	struct sw_port *q;
-	uint16_t type;
 
 	while (n < sw->cfg.burst_frames && bytes < sw->cfg.burst_bytes &&
 	       !ring_peek(p->a2h, &rec)) {
 		n++;
 		bytes += rec.frame_len;
-		if (unlikely(!sw_mac_eq(rec.l2 + 6, p->mac))) {
-			p->st.drop_spoof++;
-			continue;
-		}
-		type = (uint16_t)(rec.l2[12] << 8 | rec.l2[13]);
-		if (unlikely(type == SW_ETH_P_8021Q || type == SW_ETH_P_8021AD)) {
-			p->st.drop_vlan++;
-			continue;
-		}
-		if (unlikely(rec.frame_len > max_len &&
-			     rec.vnet.gso_type == RING_VNET_GSO_NONE)) {
-			p->st.drop_mtu++;
-			continue;
-		}
-		p->st.tx_frames++;
-		p->st.tx_bytes += rec.frame_len;
-		if (sw_mac_is_group(rec.l2)) {
+		switch (guard_check_tx(&p->guard, &rec, sw->cfg.mtu)) {
+		case GUARD_PASS_GROUP:
+			p->st.tx_frames++;
+			p->st.tx_bytes += rec.frame_len;
 			for (unsigned int i = 0; i < sw->nports; i++) {
 				q = sw->ports[i];
 				if (q != p)
@@ -384,19 +374,30 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 						   RING_VNET_HDR_LEN, rec.l2,
 						   rec.frame, rec.frame_len);
 			}
-		} else {
+			break;
+		case GUARD_PASS_UNICAST:
+			p->st.tx_frames++;
+			p->st.tx_bytes += rec.frame_len;
 			q = sw_lookup(sw, rec.l2);
-			if (q == p) {
-				p->st.tx_frames--;
-				p->st.tx_bytes -= rec.frame_len;
-				p->st.drop_loop++;
-				continue;
-			}
-			if (q) {
+			if (q) {	/* never p: that is GUARD_DROP_LOOP */
 				sw_deliver(q, &rec.vnet, RING_VNET_HDR_LEN,
 					   rec.l2, rec.frame, rec.frame_len);
 				continue;
 			}
+			break;
+		case GUARD_DROP_SPOOF:
+			p->st.drop_spoof++;
+			continue;
+		case GUARD_DROP_VLAN:
+			p->st.drop_vlan++;
+			continue;
+		case GUARD_DROP_MTU:
+			p->st.drop_mtu++;
+			continue;
+		case GUARD_DROP_LOOP:
+		default:
+			p->st.drop_loop++;
+			continue;
 		}
 		uplink_tx_queue(sw->up, &rec.vnet, rec.l2, rec.frame,
 				rec.frame_len);
@@ -562,7 +563,7 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 	switch (c->op) {
 	case SW_CMD_ADD:
 		p = c->port;
-		if (sw_find(sw, p->id, NULL) || sw_lookup(sw, p->mac)) {
+		if (sw_find(sw, p->id, NULL) || sw_lookup(sw, p->guard.mac)) {
 			c->rc = -EEXIST;
 			break;
 		}
@@ -574,7 +575,7 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 			c->rc = -errno;
 			break;
 		}
-		rc = uplink_add_mac(sw->up, p->mac);
+		rc = uplink_add_mac(sw->up, p->guard.mac);
 		if (rc) {
 			epoll_ctl(sw->epfd, EPOLL_CTL_DEL, p->fds[0], NULL);
 			c->rc = rc;
@@ -595,7 +596,7 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 			sw_port_fill_stats(p, c->port_st);
 		if (!p->disconnected)
 			epoll_ctl(sw->epfd, EPOLL_CTL_DEL, p->fds[0], NULL);
-		uplink_del_mac(sw->up, p->mac);
+		uplink_del_mac(sw->up, p->guard.mac);
 		sw->ports[idx] = sw->ports[--sw->nports];
 		sw->ports[sw->nports] = NULL;
 		c->port = p;
@@ -740,7 +741,7 @@ int sw_port_add(struct sw *sw, uint32_t port_id, const uint8_t *mac,
 	if (!p)
 		return -ENOMEM;
 	p->id = port_id;
-	memcpy(p->mac, mac, 6);
+	memcpy(p->guard.mac, mac, 6);
 	for (int i = 0; i < 4; i++)
 		p->fds[i] = -1;
 	for (int i = 0; i < 4; i++) {
