@@ -12,6 +12,10 @@ Rules:
 1. The agent drops every privilege (no capabilities, uid/gid nobody,
    no_new_privs) before it maps a ring: a compromised agent holds nothing
    but its own partition's descriptors.
+1a. Everything it will ever run is imported (and the C extension loaded)
+   before that: afterwards, a Python installation the unprivileged uid
+   cannot read (a virtual environment under root's 0700 home) is out of
+   reach, and a late import would fail.
 2. It pumps frames in C (native/pump.c) with the GIL released; Python only
    waits for the end.
 3. It ends when the daemon ends: SIGTERM, the socketpair closing, or the
@@ -23,9 +27,13 @@ import argparse
 import ctypes
 import json
 import os
+import selectors
 import signal
 import socket
 import sys
+
+from .pump import Pump
+from .ring import CONSUMER, PRODUCER, Ring, RingEnd, RingFds
 
 NOBODY = 65534
 PR_SET_PDEATHSIG = 1
@@ -36,17 +44,13 @@ HELLO_MAX = 65536
 HANDOFF_FDS = 7  # TAP + 3 per ring
 
 
-def pack_fds(tap_fd: int, a2h: "RingFds", h2a: "RingFds") -> list[int]:
+def pack_fds(tap_fd: int, a2h: RingFds, h2a: RingFds) -> list[int]:
     """The descriptors the daemon sends an agent, in hand-off order."""
-    from .ring import CONSUMER, PRODUCER
-
     return [tap_fd, *a2h.end(PRODUCER), *h2a.end(CONSUMER)]
 
 
-def unpack_fds(fds: list[int]) -> tuple[int, "RingEnd", "RingEnd"]:
+def unpack_fds(fds: list[int]) -> tuple[int, RingEnd, RingEnd]:
     """The agent's side of pack_fds(): (TAP, A2H producer end, H2A consumer end)."""
-    from .ring import RingEnd
-
     return fds[0], RingEnd(*fds[1:4]), RingEnd(*fds[4:7])
 
 
@@ -91,10 +95,7 @@ def run(sock_fd: int) -> int:
         return 0
     hello, fds = receive_hello(sock)
     name = hello.get("name", "?")
-    drop_privileges(hello.get("uid", NOBODY), hello.get("gid", NOBODY))
-
-    from .pump import Pump
-    from .ring import CONSUMER, PRODUCER, Ring
+    drop_privileges()
 
     tap, a2h_end, h2a_end = unpack_fds(fds)
     a2h = Ring(a2h_end, PRODUCER, hello["ring_size"])
@@ -111,8 +112,6 @@ def run(sock_fd: int) -> int:
     signal.signal(signal.SIGINT, _stop)
     sock.sendall(json.dumps({"ready": True, "pid": os.getpid()}).encode() + b"\n")
     # Wait for SIGTERM or the daemon's end of the socketpair closing.
-    import selectors
-
     sel = selectors.DefaultSelector()
     sel.register(stop_r, selectors.EVENT_READ)
     sel.register(sock, selectors.EVENT_READ)

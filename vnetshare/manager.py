@@ -20,14 +20,12 @@ Rules:
 """
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -35,7 +33,7 @@ from typing import Callable
 from . import config, netns, procs, state as statefile
 from .agent import pack_fds
 from .config import COALESCE_USECS_DEFAULT
-from .errors import ConfigError, VnetshareError
+from .errors import VnetshareError
 from .ring import RingFds, create_fds
 from .tap import open_tap
 
@@ -162,8 +160,8 @@ class PartitionManager:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "vnetshare.agent", "--fd", str(theirs.fileno()),
-                 "--name", part.rec.name],
+                procs.python_argv("vnetshare.agent", "--fd", str(theirs.fileno()),
+                                  "--name", part.rec.name),
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, close_fds=True,
             )
         except OSError:

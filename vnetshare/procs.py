@@ -8,7 +8,19 @@ started. Never a pattern over every process of the machine.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Iterator
+
+
+def python_argv(module: str, *args: str) -> list[str]:
+    """The command line that runs @module of this installation in a new process.
+
+    This interpreter, with -P (Python 3.11's safe path): `python -m` would
+    otherwise put the working directory first on sys.path, and a source
+    tree there (a clone without its built extension) would shadow the
+    installed package. Used for the daemon, the agents and the CLI alike.
+    """
+    return [sys.executable, "-P", "-m", module, *args]
 
 
 def cmdline(pid: int) -> list[bytes] | None:

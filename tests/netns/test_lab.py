@@ -1,14 +1,14 @@
 """The embedded default: `vnetshare lab up|down|demo`, as a user runs them."""
 import json
 import subprocess
-import sys
 
 from vnetshare import netns
 from vnetshare.probe import ping
+from vnetshare.procs import python_argv
 
 
 def vns(sock, *argv, timeout=180):
-    return subprocess.run([sys.executable, "-m", "vnetshare", "--socket", sock, *argv],
+    return subprocess.run(python_argv("vnetshare", "--socket", sock, *argv),
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -1,25 +1,29 @@
 """The whole system, driven as a user drives it: daemon, CLI, partitions, traffic."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
-from vnetshare import netns
+from vnetshare import netns, procs
 from vnetshare.probe import iperf3, ping, tcp_transfer
+from vnetshare.procs import python_argv
 
 from system import LAN_IF, LAN_NS, LAN_V4, LAN_V6, UPLINK, System, wait_for
 
 A = ("pa", "198.18.0.11", "fd00:5e::11")
 B = ("pb", "198.18.0.12", "fd00:5e::12")
 ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+ETH_P_EXPERIMENTAL = 0x88B5  # IEEE 802 local experimental: no stack answers it
 
 
 @pytest.fixture
@@ -102,12 +106,25 @@ def test_mtu_full_size_passes_one_more_fails(two):
     assert ping(A[0], B[1], count=2, size=mtu - 28, dont_fragment=True).ok
     r = ping(A[0], LAN_V4, count=1, size=mtu - 27, dont_fragment=True)
     assert r.received == 0
+    # that one never left pa's own stack; a partition that raises its own
+    # MTU gets it out, and the switch must drop it and count it
+    netns.link_set("eth0", A[0], mtu=mtu + 100)
+    before = two.stats(A[0])["drops"].get("mtu", 0)
+    r = ping(A[0], LAN_V4, count=1, size=mtu - 27, dont_fragment=True)
+    assert r.sent == 1 and r.received == 0, r.output
+    assert wait_for(lambda: two.stats(A[0])["drops"].get("mtu", 0) == before + 1, timeout=5), two.stats(A[0])
+    assert ping(A[0], LAN_V4, count=1, size=mtu - 28, dont_fragment=True).ok  # full size still passes
 
 
 # -- isolation ----------------------------------------------------------------
 
 class Sniffer:
-    """Every frame on @ifname in @ns, promiscuous, in a thread."""
+    """Every frame that reaches @ifname in @ns, promiscuous, in a thread.
+
+    .frames holds what the interface received, not what its own namespace
+    sent. A receive error ends the capture and close() raises it: a blind
+    capture must fail the test, not pass an absence check.
+    """
 
     def __init__(self, ns: str, ifname: str):
         def opener():
@@ -120,6 +137,7 @@ class Sniffer:
         self.sock = netns.run_in(ns, opener)
         self.sock.settimeout(0.1)
         self.frames: list[bytes] = []
+        self.error: OSError | None = None
         self._stop = False
         self._t = threading.Thread(target=self._loop, daemon=True)
         self._t.start()
@@ -127,16 +145,21 @@ class Sniffer:
     def _loop(self):
         while not self._stop:
             try:
-                self.frames.append(self.sock.recv(65536))
+                frame, addr = self.sock.recvfrom(65536)
             except socket.timeout:
-                pass
-            except OSError:
+                continue  # only the poll for _stop
+            except OSError as e:
+                self.error = e
                 return
+            if addr[2] != PACKET_OUTGOING:
+                self.frames.append(frame)
 
     def close(self) -> list[bytes]:
         self._stop = True
         self._t.join()
         self.sock.close()
+        if self.error is not None:
+            raise AssertionError(f"the capture failed, it saw nothing after: {self.error!r}")
         return self.frames
 
 
@@ -144,18 +167,48 @@ def _mac(s: str) -> bytes:
     return bytes.fromhex(s.replace(":", ""))
 
 
+def _send_frames(ns: str, frames: list[bytes]) -> None:
+    """Send raw Ethernet frames on eth0 of partition @ns, as its root could."""
+    def sender():
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        s.bind(("eth0", 0))
+        return s
+
+    s = netns.run_in(ns, sender)
+    try:
+        for frame in frames:
+            s.send(frame)
+    finally:
+        s.close()
+
+
+def _marker_broadcast(src: bytes, marker: bytes) -> bytes:
+    return b"\xff" * 6 + src + struct.pack("!H", ETH_P_EXPERIMENTAL) + marker + bytes(max(0, 46 - len(marker)))
+
+
 def test_a_partition_never_sees_another_partitions_unicast(two):
     a_mac = _mac(two.cli_json("partition", "show", A[0])["mac"])
+    b_mac = _mac(two.cli_json("partition", "show", B[0])["mac"])
     c = ("pc", "198.18.0.13", "fd00:5e::13")
     two.create(c[0], "--ip", f"{c[1]}/24")
+    start, end = (b"isolation-%s-" % w + os.urandom(4).hex().encode() for w in (b"start", b"end"))
+    probe = 333  # echo requests of this size from pa are for pb: it must see them
     sniff = Sniffer(B[0], "eth0")
     try:
+        _send_frames(A[0], [_marker_broadcast(a_mac, start)])
         assert ping(A[0], LAN_V4, count=5).ok
         assert ping(A[0], c[1], count=5).ok
         assert iperf3(LAN_NS, A[0], LAN_V4, seconds=1).ok
+        assert ping(A[0], B[1], count=2, size=probe).ok
+        _send_frames(A[0], [_marker_broadcast(a_mac, end)])
+        assert wait_for(lambda: any(end in f for f in sniff.frames), timeout=5), "pb's capture missed a broadcast"
     finally:
         frames = sniff.close()
-    b_mac = _mac(two.cli_json("partition", "show", B[0])["mac"])
+    # positive control, same capture: what had to reach pb did, from the
+    # window's first frame to its last
+    assert any(start in f for f in frames), "pb's capture missed the broadcast that opened the window"
+    to_b = [f for f in frames if f[:6] == b_mac and f[6:12] == a_mac and len(f) == 14 + 28 + probe]
+    assert len(to_b) == 2, f"pb's capture saw {len(to_b)} of pa's 2 echo requests to it"
     seen = [f for f in frames if f[0] & 1 == 0 and f[:6] != b_mac]
     assert not seen, f"{len(seen)} unicast frames for others reached pb, first dst {seen[0][:6].hex(':')}"
     assert not [f for f in frames if f[6:12] == a_mac and f[0] & 1 == 0 and f[:6] != b_mac]
@@ -165,25 +218,27 @@ def test_spoofed_source_mac_is_dropped_and_counted(two):
     from scapy.layers.inet import ICMP, IP
     from scapy.layers.l2 import Ether
 
+    a_mac = two.cli_json("partition", "show", A[0])["mac"]
     b_mac = two.cli_json("partition", "show", B[0])["mac"]
     spoof = "02:66:66:66:66:66"
+    legit = b"legit-" + os.urandom(4).hex().encode()
+    dsts = (lan_mac(), b_mac, "ff:ff:ff:ff:ff:ff")
     before = two.stats(A[0])["drops"]["spoof"]
     lan = Sniffer(LAN_NS, LAN_IF)
     peer = Sniffer(B[0], "eth0")
     try:
-        def sender():
-            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-            s.bind(("eth0", 0))
-            return s
-
-        s = netns.run_in(A[0], sender)
-        try:
-            for dst in (lan_mac(), b_mac, "ff:ff:ff:ff:ff:ff"):
-                frame = bytes(Ether(src=spoof, dst=dst) / IP(src=A[1], dst=LAN_V4) / ICMP() / b"spoofed!")
-                for _ in range(5):
-                    s.send(frame)
-        finally:
-            s.close()
+        # five spoofed frames to each, then one with pa's own MAC to each:
+        # one ring, one order, so once the legit ones are seen the spoofed
+        # ones before them were judged
+        frames = [bytes(Ether(src=spoof, dst=dst) / IP(src=A[1], dst=LAN_V4) / ICMP() / b"spoofed!")
+                  for dst in dsts for _ in range(5)]
+        frames += [bytes(Ether(src=a_mac, dst=dst) / IP(src=A[1], dst=LAN_V4) / ICMP() / (legit + dst.encode()))
+                   for dst in dsts]
+        _send_frames(A[0], frames)
+        # positive control, same captures: each saw pa's legit frames to it
+        for cap, dst in ((lan, lan_mac()), (lan, "ff:ff:ff:ff:ff:ff"), (peer, b_mac), (peer, "ff:ff:ff:ff:ff:ff")):
+            mark = legit + dst.encode()
+            assert wait_for(lambda: any(mark in f for f in cap.frames), timeout=5), f"a legit frame to {dst} was not seen"
         assert wait_for(lambda: two.stats(A[0])["drops"].get("spoof", 0) >= before + 15, timeout=5), two.stats(A[0])
         assert ping(A[0], LAN_V4, count=1).ok  # and the partition's own traffic still flows
     finally:
@@ -281,9 +336,9 @@ def test_duplicate_name_is_refused_and_first_is_untouched(system):
     _leftovers(system, ["dup"])
 
 
-def test_failed_create_late_leaves_nothing(system):
-    # the device name is taken inside an adopted netns: fails after the
-    # netns was opened; the adopted netns itself must stay, untouched
+def test_create_refuses_a_device_name_taken_in_an_adopted_netns(system):
+    # refused before anything is made (an early failure, no undo step runs);
+    # the adopted netns itself must stay, untouched
     netns.create("adopt")
     try:
         netns.veth_pair("eth0", "peer0", "adopt", "adopt")
@@ -293,6 +348,69 @@ def test_failed_create_late_leaves_nothing(system):
         assert system.state_names() == [] and system.agent_pids() == []
     finally:
         netns.delete("adopt")
+
+
+@contextlib.contextmanager
+def _read_only(directory: str):
+    """@directory read-only, as a filesystem goes after an error (errors=remount-ro).
+
+    A read-only bind mount of it over itself, in the sandbox's own mount
+    namespace: the daemon's open files (its log) stay writable, anything new
+    (the state file's temporary) is refused with EROFS, even to root.
+    """
+    host_mnt = os.environ.get("VNETSHARE_HOST_MNTNS")
+    assert host_mnt and os.readlink("/proc/self/ns/mnt") != host_mnt, "not in the sandbox's mount namespace"
+    subprocess.run(["mount", "--bind", directory, directory], check=True, capture_output=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", directory, directory], check=True, capture_output=True)
+        yield
+    finally:
+        subprocess.run(["umount", directory], check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("adopted", [False, True], ids=["own-netns", "adopted-netns"])
+def test_failed_create_late_leaves_nothing(system, adopted):
+    # create's last step, saving the state file, fails because the state
+    # directory went read-only: by then the netns, TAP, address, route,
+    # rings, switch port and agent exist, and every undo step must run
+    system.create("warm", "--ip", "198.18.0.50/24")  # first use may open lasting fds
+    system.cli("partition", "delete", "warm")
+    base_fds = len(os.listdir(f"/proc/{system.daemon.pid}/fd"))
+    mac = "02:00:5e:00:00:51"
+    argv = ["partition", "create", "late", "--mac", mac, "--ip", "198.18.0.51/24", "--gateway", LAN_V4]
+    expect_ns = [LAN_NS]
+    if adopted:
+        netns.create("adopt")
+        argv += ["--netns", "/run/netns/adopt"]
+        expect_ns.append("adopt")
+    try:
+        with _read_only(system.dir):
+            p = system.cli(*argv, check=False)
+            # the error names the state file's temporary: the save failed, the last step
+            assert p.returncode != 0, system.log()
+            lines = p.stderr.strip().splitlines()
+            assert len(lines) == 1 and "Read-only file system" in lines[0] and "/.state-" in lines[0], p.stderr
+            assert "Traceback" not in system.log()
+        # what the daemon made is all gone
+        assert sorted(netns.names()) == sorted(expect_ns)
+        if adopted:
+            assert [link.ifname for link in netns.links("adopt")] == ["lo"], "the TAP was left in the adopted netns"
+        assert [link.ifname for link in netns.links()] == ["lo", UPLINK]
+        assert system.agent_pids() == []
+        assert not [pid for pid, _, _ in procs.processes() if procs.is_agent(pid, "late")], "an agent was left"
+        assert system.daemon_memfds() == 0
+        assert len(os.listdir(f"/proc/{system.daemon.pid}/fd")) <= base_fds
+        assert system.state_names() == [] and system.cli_json("partition", "list") == []
+        st = system.cli_json("stats")
+        assert st["uplink"]["ports"] == 0 and st["partitions"] == {}, st
+        # positive control: the same name, MAC and address work at once now
+        system.cli(*argv)
+        assert ping("adopt" if adopted else "late", LAN_V4, count=2).ok
+        assert system.cli_json("stats")["uplink"]["ports"] == 1
+        system.cli("partition", "delete", "late")
+    finally:
+        if adopted:
+            netns.delete("adopt")
 
 
 def test_adopting_an_existing_netns(system):
@@ -343,10 +461,9 @@ def test_not_root(system):
 @pytest.mark.parametrize("value,needle", [("-1", "window -1:"), ("10001", "window 10001:"), ("abc", "window 'abc':")])
 def test_daemon_bad_coalescing_window(tmp_path, value, needle):
     import subprocess
-    import sys
 
-    p = subprocess.run([sys.executable, "-m", "vnetshare", "--socket", str(tmp_path / "c.sock"),
-                        "daemon", "--uplink", UPLINK, "--state-dir", str(tmp_path), "--coalesce-usecs", value],
+    p = subprocess.run(python_argv("vnetshare", "--socket", str(tmp_path / "c.sock"),
+                        "daemon", "--uplink", UPLINK, "--state-dir", str(tmp_path), "--coalesce-usecs", value),
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
@@ -356,10 +473,9 @@ def test_daemon_bad_coalescing_window(tmp_path, value, needle):
 
 def test_uplink_missing(tmp_path):
     import subprocess
-    import sys
 
-    p = subprocess.run([sys.executable, "-m", "vnetshare", "--socket", str(tmp_path / "c.sock"),
-                        "daemon", "--uplink", "nosuch0", "--state-dir", str(tmp_path)],
+    p = subprocess.run(python_argv("vnetshare", "--socket", str(tmp_path / "c.sock"),
+                        "daemon", "--uplink", "nosuch0", "--state-dir", str(tmp_path)),
                        capture_output=True, text=True, timeout=30)
     assert p.returncode != 0
     assert "nosuch0" in p.stderr and "Traceback" not in p.stderr
