@@ -81,30 +81,41 @@ def _is_daemon(pid: int) -> bool:
     return b"vnetshare" in argv and b"daemon" in argv and UPLINK.encode() in argv
 
 
-def _start_daemon(sock: str) -> int:
-    run_dir = _run_dir(sock)
-    os.makedirs(run_dir, mode=0o755, exist_ok=True)
-    log_path = os.path.join(run_dir, "lab-daemon.log")
-    with open(log_path, "wb") as logf:
+def start_daemon(sock: str, uplink: str, state_dir: str, log_path: str, extra: tuple[str, ...] = (),
+                 timeout: float = DAEMON_START_TIMEOUT, new_session: bool = True,
+                 preexec_fn=None) -> subprocess.Popen:
+    """Start `vnetshare daemon` on @uplink and return once it answers on @sock.
+
+    The one harness for starting a daemon: the lab, the system tests and
+    the benchmark use it. Its output goes to @log_path (appended); if it
+    exits or stays silent, LabError carries the log's last lines.
+    @preexec_fn runs in the child (the benchmark ties the daemon's life to
+    its own with PR_SET_PDEATHSIG).
+    """
+    with open(log_path, "ab") as logf:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "vnetshare", "--socket", sock, "daemon", "--uplink", UPLINK,
-             "--state-dir", run_dir],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True,
+            procs.python_argv("vnetshare", "--socket", sock, "daemon", "--uplink", uplink,
+                              "--state-dir", state_dir, *extra),
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=new_session,
+            preexec_fn=preexec_fn,
         )
-    deadline = time.monotonic() + DAEMON_START_TIMEOUT
+
+    def tail() -> str:
+        with open(log_path, errors="replace") as f:
+            return " / ".join(f.read().strip().splitlines()[-3:])
+
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            with open(log_path, errors="replace") as f:
-                tail = f.read().strip().splitlines()[-3:]
-            raise LabError("the daemon exited at start: " + " / ".join(tail))
+            raise LabError(f"the daemon exited at start (status {proc.returncode}): {tail()}")
         try:
             call(sock, "daemon.status", timeout=2)
-            return proc.pid
+            return proc
         except DaemonUnreachable:
             time.sleep(0.05)
     proc.terminate()
     proc.wait()
-    raise LabError(f"the daemon did not answer on {sock} within {DAEMON_START_TIMEOUT:.0f} s")
+    raise LabError(f"the daemon did not answer on {sock} within {timeout:.0f} s: {tail()}")
 
 
 def _stop_daemon(pid: int) -> None:
@@ -133,7 +144,10 @@ def up(sock: str) -> int:
         _say(f"LAN host: namespace {LAN_NS}, {LAN_IF} {LAN_V4}/24 {LAN_V6}/64")
         make_lan_host(UPLINK, LAN_NS, LAN_IF, f"{LAN_V4}/24", f"{LAN_V6}/64")
         _say(f"daemon on uplink {UPLINK}")
-        info["daemon_pid"] = _start_daemon(sock)
+        run_dir = _run_dir(sock)
+        os.makedirs(run_dir, mode=0o755, exist_ok=True)
+        info["daemon_pid"] = start_daemon(sock, UPLINK, run_dir,
+                                          os.path.join(run_dir, "lab-daemon.log")).pid
         with open(_lab_file(sock), "w") as f:
             json.dump(info, f)
         for name, v4, v6 in PARTITIONS:

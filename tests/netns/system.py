@@ -12,12 +12,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 from vnetshare import netns, procs
-from vnetshare.lab import make_lan_host
-from vnetshare.client import DaemonUnreachable, call
+from vnetshare.lab import LabError, make_lan_host, start_daemon
+from vnetshare.procs import python_argv
 
 LAN_NS = "vst-lan"
 UPLINK = "vsu0"
@@ -47,23 +46,11 @@ class System:
 
     # -- the daemon ------------------------------------------------------
     def start_daemon(self, *extra: str) -> None:
-        logf = open(self.log_path, "ab")
-        self.daemon = subprocess.Popen(
-            [sys.executable, "-m", "vnetshare", "--socket", self.sock, "daemon", "--uplink", UPLINK,
-             "--state-dir", self.dir, *extra],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-        )
-        logf.close()
-
-        def ready():
-            if self.daemon.poll() is not None:
-                raise AssertionError(f"daemon exited {self.daemon.returncode}: {self.log()}")
-            try:
-                return call(self.sock, "daemon.status", timeout=2)
-            except DaemonUnreachable:
-                return None
-
-        assert wait_for(ready, timeout=20), f"daemon not ready: {self.log()}"
+        try:
+            self.daemon = start_daemon(self.sock, UPLINK, self.dir, self.log_path, extra,
+                                       timeout=20, new_session=False)
+        except LabError as e:
+            raise AssertionError(f"daemon not ready: {e}\n{self.log()}") from None
 
     def stop_daemon(self) -> int:
         self.daemon.send_signal(signal.SIGTERM)
@@ -83,7 +70,7 @@ class System:
         kw = {}
         if user is not None:
             kw["user"] = user
-        p = subprocess.run([sys.executable, "-m", "vnetshare", "--socket", self.sock, *argv],
+        p = subprocess.run(python_argv("vnetshare", "--socket", self.sock, *argv),
                            capture_output=True, text=True, timeout=60, **kw)
         if check:
             assert p.returncode == 0, f"vnetshare {' '.join(argv)}: exit {p.returncode}: {p.stderr}\n{self.log()}"
