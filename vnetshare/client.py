@@ -1,22 +1,24 @@
 """client.py - the CLI's side of the control socket: one request, one answer.
 
 Rules:
-1. One connection per request; the request is one JSON line, so is the answer.
+1. One connection per request; the request is one JSON line, so is the
+   answer, both framed by protocol.py (encode(), Decoder).
 2. Every failure to reach the daemon becomes a DaemonUnreachable that says
    where it looked and how to start one; nothing here prints.
 """
 from __future__ import annotations
 
 import errno
-import json
 import os
 import socket
 
+from . import protocol
 from .errors import VnetshareError
 
 DEFAULT_RUN_DIR = "/run/vnetshare"
 DEFAULT_SOCKET = os.path.join(DEFAULT_RUN_DIR, "control.sock")
 TIMEOUT = 30.0  # partition create waits for netlink and an agent start
+ANSWER_MAX = 64 << 20  # an answer (stats of every partition) may be far longer than a request
 
 
 def socket_path(arg: str | None = None) -> str:
@@ -41,7 +43,6 @@ def call(path: str, op: str, timeout: float = TIMEOUT, **fields) -> dict:
 
     Raises DaemonUnreachable, DaemonError, or PermissionError (not root).
     """
-    msg = {"op": op, **fields}
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     s.settimeout(timeout)
     try:
@@ -59,23 +60,24 @@ def call(path: str, op: str, timeout: float = TIMEOUT, **fields) -> dict:
             ) from None
         except PermissionError:
             raise PermissionError(errno.EACCES, f"permission denied on {path}: run as root (sudo)") from None
-        s.sendall(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
-        buf = bytearray()
-        while not buf.endswith(b"\n"):
+        s.sendall(protocol.encode(protocol.request(op, **fields)))
+        decoder = protocol.Decoder(max_line=ANSWER_MAX)
+        answers: list[dict] = []
+        while not answers:
             try:
                 chunk = s.recv(65536)
             except socket.timeout:
                 raise DaemonUnreachable(f"the daemon at {path} did not answer within {timeout:g} s") from None
             if not chunk:
                 raise DaemonUnreachable(f"the daemon at {path} closed the connection without an answer")
-            buf += chunk
+            try:
+                answers = decoder.feed(chunk)
+            except protocol.ProtocolError:
+                raise DaemonUnreachable(f"the daemon at {path} sent a malformed answer") from None
     finally:
         s.close()
-    try:
-        answer = json.loads(buf)
-    except ValueError:
-        raise DaemonUnreachable(f"the daemon at {path} sent a malformed answer") from None
-    if not isinstance(answer, dict) or "ok" not in answer:
+    answer = answers[0]
+    if "ok" not in answer:
         raise DaemonUnreachable(f"the daemon at {path} sent a malformed answer")
     if not answer["ok"]:
         err = answer.get("error") or {}

@@ -21,7 +21,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import errno
 import fcntl
 import logging
 import os
@@ -31,7 +30,7 @@ import sys
 from . import adapter, protocol, state as statefile
 from .config import COALESCE_USECS_DEFAULT
 from .errors import ConfigError, VnetshareError
-from .manager import PartitionError, PartitionManager, function_rows
+from .manager import PartitionManager, function_rows
 from .ring import SIZE_DEFAULT
 
 log = logging.getLogger("vnetshare.daemon")
@@ -117,7 +116,7 @@ class Daemon:
                 try:
                     msgs = dec.feed(data)
                 except protocol.ProtocolError as e:
-                    writer.write(protocol.encode(protocol.error(e.code, str(e))))
+                    writer.write(protocol.encode(protocol.error_from(e)))
                     break
                 for msg in msgs:
                     writer.write(protocol.encode(self.handle(msg)))
@@ -132,17 +131,8 @@ class Daemon:
         try:
             op, args = protocol.validate_request(msg)
             return self._dispatch(op, args)
-        except PartitionError as e:
-            return protocol.error(e.code, str(e))
-        except protocol.ProtocolError as e:
-            return protocol.error(e.code, str(e))
-        except ConfigError as e:
-            return protocol.error("EINVAL", str(e))
-        except OSError as e:
-            code = errno.errorcode.get(e.errno or 0, "EIO")
-            return protocol.error(code, str(e))
-        except VnetshareError as e:
-            return protocol.error("EIO", str(e))
+        except (VnetshareError, OSError) as e:  # PartitionError, ConfigError, NativeError, ...
+            return protocol.error_from(e)
         except Exception as e:  # noqa: BLE001 - a bug must not kill the daemon
             log.exception("request %r failed", msg)
             return protocol.error("EIO", f"internal error: {e!r}")

@@ -20,6 +20,7 @@ Rules:
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -45,12 +46,16 @@ AGENT_RESTART_MAX = 5        # ... this many restarts mark the agent failed
 DEFAULT_IFNAME = "eth0"
 
 
-class PartitionError(VnetshareError):
-    """A partition operation failed; .code is the errno name for the client."""
+class PartitionError(OSError, VnetshareError):
+    """A partition operation failed, with a real errno (.errno), whose name
+    (.code) is what the client is answered with (protocol.error_from)."""
 
     def __init__(self, code: str, message: str):
-        super().__init__(message)
+        super().__init__(getattr(errno, code), message)
         self.code = code
+
+    def __str__(self) -> str:
+        return self.strerror
 
 
 @dataclass

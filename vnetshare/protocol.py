@@ -66,8 +66,8 @@ def error(code: str, message: str) -> dict[str, Any]:
 
 def error_from(exc: BaseException) -> dict[str, Any]:
     """The failure answer for @exc: a ProtocolError keeps its code, another
-    ConfigError is EINVAL, an OSError answers with its errno's name, anything
-    else is EIO."""
+    ConfigError is EINVAL, an OSError answers with its errno's name (a
+    manager's PartitionError is one), anything else is EIO."""
     if isinstance(exc, ProtocolError):
         return error(exc.code, str(exc))
     if isinstance(exc, ConfigError):
