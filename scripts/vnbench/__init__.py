@@ -1,0 +1,69 @@
+"""bench.py - measure vnetshare side by side with its peers, in one run.
+
+    python3 scripts/bench.py [ring|net|scale|all] [--json] [--quick] [--reps N]
+                             [--only PATTERN]... [--check] [--daemon-arg=ARG]...
+
+Without a subcommand it runs all three. net and scale need root and make
+network namespaces, veths and processes: run them in the sandbox,
+`./scripts/sandbox.sh python3 scripts/bench.py`.
+
+ring: cross-process throughput through the shared-memory ring for 64 B,
+1500 B and 64 KiB frames, and the same transfer through a Unix
+SOCK_SEQPACKET socketpair for scale; then the round trip (ping-pong) with
+the waiting side polling and with it sleeping on the eventfd. Each side is
+its own process, pinned to its own core when there are two; every figure is
+the median of --reps runs, and ratios come from the same run. The loops are
+C (native/ring_bench.c).
+
+net: the same workloads through every path, one after the other in each
+repetition (so slow drifts of a shared machine hit every path alike):
+  veth         two namespaces joined by a veth pair
+  bridge       a Linux bridge (in its own namespace) with a veth to each of
+               two namespaces
+  macvlan      two macvlans in bridge mode on one lower veth, each moved into
+               its own namespace: macvlan to macvlan
+  macvlan-lan  the same macvlan to a LAN host: the lower veth's peer lives in
+               a third namespace (the lab topology, with macvlan as the NIC
+               sharer)
+  vde          vde_switch with two TAPs, each in its namespace, each plugged
+               in by a vde_plug2tap process
+  vns          vnetshare partition to partition (the lab topology: a veth
+               uplink to a LAN namespace, the daemon on it, two partitions)
+  vns-lan      vnetshare partition to the LAN host through the uplink
+Workloads: iperf3 TCP 1 and 4 streams (Gbit/s received), iperf3 UDP 64-byte
+datagrams (packets per second received), ping -i 0.01 round trip p50/p99
+idle and under a TCP stream, and CPU seconds per GB received during the
+1-stream run: of the switch's own processes (daemon + agents; vde_switch +
+vde_plug2tap; none for the kernel peers, whose work is softirq in whatever
+task runs it) and of the whole machine (/proc/stat, every core: iperf3 ends,
+kernel, switch, and any background load).
+
+scale: vnetshare only, with 1, 8, 32, 64 partitions: aggregate TCP
+throughput of one iperf3 stream per partition to its own server on the LAN
+host (bytes leaving the uplink over a window), CPU of daemon + agents while
+idle, time to create a partition (p50, p99 of the control request the CLI
+waits for; and of the whole `vnetshare partition create` command), memory per
+partition (agent PSS, daemon growth, ring memfd pages), and whether every
+partition worked.
+
+Python only sets up, starts the real tools (iperf3, ping, vde_switch, the
+vnetshare daemon), reads /proc and /sys, and prints. Everything net and
+scale make carries the prefix `vnb`: they refuse to start if such a
+namespace or link exists, never touch another interface, and remove every
+namespace, link and process they made (by name and PID) at the end, on
+failure and on ^C/SIGTERM. Every child process is bounded in time.
+
+scripts/bench.py runs it; this package holds its parts, split as passt's
+test/lib (setup, helpers, report) and test/perf (one file per workload
+family):
+  common.py   BenchError, the log line, children tied to the run, Plan
+  paths.py    Made (what the run made, removed by name and PID) and the
+              builders of the paths below
+  measure.py  CPU, memory and counters from /proc and /sys, other
+              processes' CPU meanwhile, ping times, background iperf3
+  ring.py     the ring micro-bench
+  net.py      the workloads through every path
+  scale.py    1 to 64 partitions
+  report.py   targets, verdicts, tables
+  main.py     the command line and the run
+"""

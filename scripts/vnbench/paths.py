@@ -1,0 +1,267 @@
+"""The paths under test and everything this run makes for them.
+
+Made holds every namespace, root link, process and the vnetshare daemon the
+run made, and removes them by name and PID, whatever state they are in.
+One builder per family sets up its paths (veth; bridge; macvlan and
+macvlan-lan; vde; vns and vns-lan) and returns them as Path: who sends,
+who receives, at which address, and which processes are the switch.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from vnetshare import procs
+from vnetshare.probe import netns_cmd
+
+from .common import BenchError, die_with_parent, popen, say, stop
+
+PREFIX = "vnb"             # every namespace, link and partition made here
+LAN_V4 = "198.18.0.1"      # vnetshare lab LAN host (198.18.0.0/15: benchmarking)
+VNS_UPLINK = "vnb-up"
+VNS_LAN_NS = "vnb-lan"
+MV_LOWER = "vnb-mvl"
+
+# every path, in the order of the tables
+PATHS = ("veth", "bridge", "macvlan", "macvlan-lan", "vde", "vns", "vns-lan")
+
+
+# --- what this run made, removed by name and PID ------------------------------
+
+class Made:
+    """Everything this run made: namespaces, root links, processes, the daemon."""
+
+    def __init__(self) -> None:
+        from vnetshare import netns
+        self.nsmod = netns
+        self.netns: list[str] = []
+        self.links: list[str] = []
+        self.procs: list[subprocess.Popen] = []
+        self.daemon: subprocess.Popen | None = None
+        self.sock = ""
+        self.partitions: list[str] = []
+        self.tmp = tempfile.mkdtemp(prefix="vnetshare-bench-")
+
+    def ns(self, name: str) -> str:
+        """A fresh namespace with lo up."""
+        if self.nsmod.exists(name):
+            raise BenchError(f"netns {name} already exists: not ours, not touched")
+        self.nsmod.create(name)
+        self.netns.append(name)
+        self.nsmod.lo_up(name)
+        return name
+
+    def root_link(self, name: str) -> str:
+        """Claim a link name in this namespace (made by the caller next)."""
+        if any(l.ifname == name for l in self.nsmod.links()):
+            raise BenchError(f"link {name} already exists: not ours, not touched")
+        self.links.append(name)
+        return name
+
+    def proc(self, argv: list[str], **kw) -> subprocess.Popen:
+        p = popen(argv, **kw)
+        self.procs.append(p)
+        return p
+
+    def agent_pids(self) -> list[int]:
+        """The daemon's agent children (never anyone else's processes)."""
+        if self.daemon is None:
+            return []
+        return procs.agents_of(self.daemon.pid)
+
+    def close(self) -> None:
+        """Remove everything, whatever state it is in; report, never raise."""
+        def step(what: str, fn, *a) -> None:
+            try:
+                fn(*a)
+            except Exception as e:  # noqa: BLE001 - cleanup goes on
+                say(f"cleanup: {what}: {e}")
+
+        for p in reversed(self.procs):
+            step(f"process {p.pid}", stop, p)
+        self.procs.clear()
+        if self.daemon is not None:
+            agents = self.agent_pids()
+            step(f"daemon {self.daemon.pid}", stop, self.daemon, signal.SIGTERM, 20.0)
+            for pid in agents:  # only those the daemon failed to stop
+                step(f"agent {pid}", _kill_agent, pid, self.partitions)
+            self.daemon = None
+        # partitions outlive the daemon by design: their namespaces take the TAPs
+        for name in reversed(self.partitions):
+            step(f"netns {name}", self.nsmod.quietly, self.nsmod.delete, name)
+        for name in reversed(self.netns):
+            step(f"netns {name}", self.nsmod.quietly, self.nsmod.delete, name)
+        for name in reversed(self.links):
+            step(f"link {name}", self.nsmod.quietly, self.nsmod.delete_link, name)
+        self.partitions.clear()
+        self.netns.clear()
+        self.links.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _kill_agent(pid: int, names: list[str]) -> None:
+    if procs.is_agent(pid, names):
+        os.kill(pid, signal.SIGKILL)
+
+
+# --- the paths ------------------------------------------------------------------------
+
+@dataclass
+class Path:
+    name: str
+    client: str                  # netns of the sender / pinger
+    server: str                  # netns of the receiver
+    addr: str                    # receiver's address
+    pids: Callable[[], list[int]] | None = None  # the switch's processes; None: kernel
+
+
+def _ip(*argv: str) -> None:
+    r = subprocess.run(["ip", *argv], capture_output=True, text=True, timeout=15)
+    if r.returncode != 0:
+        raise BenchError(f"ip {' '.join(argv)}: {r.stderr.strip()}")
+
+
+def _addr_up(nsmod, ns: str, ifname: str, cidr: str) -> None:
+    nsmod.add_address(ifname, cidr, ns)
+    nsmod.link_set(ifname, ns, up=True)
+
+
+def build_veth(made: Made) -> list[Path]:
+    n = made.nsmod
+    a, b = made.ns("vnb-veth-a"), made.ns("vnb-veth-b")
+    n.veth_pair("eth0", "eth0", a, b)
+    _addr_up(n, a, "eth0", "198.18.10.1/24")
+    _addr_up(n, b, "eth0", "198.18.10.2/24")
+    return [Path("veth", a, b, "198.18.10.2")]
+
+
+def build_bridge(made: Made) -> list[Path]:
+    n = made.nsmod
+    h, a, b = made.ns("vnb-br"), made.ns("vnb-br-a"), made.ns("vnb-br-b")
+    _ip("-n", h, "link", "add", "br0", "type", "bridge")
+    for port, ns, ip in (("pa", a, "198.18.11.1/24"), ("pb", b, "198.18.11.2/24")):
+        n.veth_pair(port, "eth0", h, ns)
+        _ip("-n", h, "link", "set", port, "master", "br0")
+        n.link_set(port, h, up=True)
+        _addr_up(n, ns, "eth0", ip)
+    n.link_set("br0", h, up=True)
+    return [Path("bridge", a, b, "198.18.11.2")]
+
+
+def build_macvlan(made: Made) -> list[Path]:
+    n = made.nsmod
+    lan, a, b = made.ns("vnb-mv-lan"), made.ns("vnb-mv-a"), made.ns("vnb-mv-b")
+    n.veth_pair(made.root_link(MV_LOWER), "lan0", None, lan)
+    n.link_set(MV_LOWER, None, up=True)
+    _addr_up(n, lan, "lan0", "198.18.12.1/24")
+    for x, ns, ip in (("a", a, "198.18.12.11/24"), ("b", b, "198.18.12.12/24")):
+        dev = made.root_link(f"vnb-mv{x}")
+        _ip("link", "add", dev, "link", MV_LOWER, "type", "macvlan", "mode", "bridge")
+        _ip("link", "set", dev, "netns", ns)
+        _addr_up(n, ns, dev, ip)
+    return [Path("macvlan", a, b, "198.18.12.12"), Path("macvlan-lan", a, lan, "198.18.12.1")]
+
+
+def build_vde(made: Made) -> list[Path]:
+    n = made.nsmod
+    missing = [t for t in ("vde_switch", "vde_plug2tap") if not shutil.which(t)]
+    if missing:
+        raise BenchError(f"{' and '.join(missing)} missing: install Debian's vde2 (scripts/setup.sh does)")
+    a, b = made.ns("vnb-vde-a"), made.ns("vnb-vde-b")
+    ctl = os.path.join(made.tmp, "vde.ctl")
+    with open(os.path.join(made.tmp, "vde_switch.log"), "wb") as log:
+        # its console reads stdin and it ends on EOF: keep a pipe open
+        sw = made.proc(["vde_switch", "-s", ctl], stdin=subprocess.PIPE, stdout=log, stderr=log)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(os.path.join(ctl, "ctl")):
+        if sw.poll() is not None or time.monotonic() > deadline:
+            raise BenchError("vde_switch did not start")
+        time.sleep(0.02)
+    plugs = []
+    for ns, ip in ((a, "198.18.13.1/24"), (b, "198.18.13.2/24")):
+        with open(os.path.join(made.tmp, f"vde_plug2tap-{ns}.log"), "wb") as log:
+            plugs.append(made.proc(netns_cmd(ns, ["vde_plug2tap", "-s", ctl, "tap0"]), stdout=log, stderr=log))
+        deadline = time.monotonic() + 10
+        while not any(l.ifname == "tap0" for l in n.links(ns)):
+            if plugs[-1].poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"vde_plug2tap did not make tap0 in {ns}")
+            time.sleep(0.02)
+        _addr_up(n, ns, "tap0", ip)
+    pids = [sw.pid] + [p.pid for p in plugs]
+    return [Path("vde", a, b, "198.18.13.2", pids=lambda: pids)]
+
+
+DAEMON_ARGS: list[str] = []  # --daemon-arg
+
+
+def start_vns(made: Made) -> None:
+    """The lab topology: LAN namespace, veth uplink, the daemon on it."""
+    from vnetshare.lab import LabError, make_lan_host, start_daemon
+    if made.nsmod.exists(VNS_LAN_NS):
+        raise BenchError(f"netns {VNS_LAN_NS} already exists: not ours, not touched")
+    made.root_link(VNS_UPLINK)
+    made.netns.append(VNS_LAN_NS)
+    make_lan_host(VNS_UPLINK, VNS_LAN_NS, "lan0", f"{LAN_V4}/24", "fd00:5e::1/64")
+    made.sock = os.path.join(made.tmp, "control.sock")
+    try:
+        made.daemon = start_daemon(made.sock, VNS_UPLINK, made.tmp, os.path.join(made.tmp, "daemon.log"),
+                                   tuple(DAEMON_ARGS), timeout=20, preexec_fn=die_with_parent)
+    except LabError as e:
+        raise BenchError(str(e)) from None
+
+
+def vns_pids(made: Made) -> list[int]:
+    return [made.daemon.pid] + made.agent_pids()
+
+
+def create_partition(made: Made, name: str, ip: str) -> float:
+    """Create partition @name (control request, as the CLI sends it); seconds taken."""
+    from vnetshare.client import DaemonError, call
+    made.partitions.append(name)
+    t0 = time.perf_counter()
+    try:
+        call(made.sock, "partition.create", name=name, ips=[f"{ip}/24"], gateway=LAN_V4, timeout=30)
+    except DaemonError as e:
+        raise BenchError(f"partition create {name}: {e}") from None
+    return time.perf_counter() - t0
+
+
+def delete_partition(made: Made, name: str) -> None:
+    from vnetshare.client import call
+    call(made.sock, "partition.delete", name=name, timeout=30)
+    made.partitions.remove(name)
+
+
+def build_vns(made: Made) -> list[Path]:
+    if made.daemon is None:
+        start_vns(made)
+    create_partition(made, "vnb-a", "198.18.0.11")
+    create_partition(made, "vnb-b", "198.18.0.12")
+    pids = lambda: vns_pids(made)  # noqa: E731 - agents may be restarted
+    return [Path("vns", "vnb-a", "vnb-b", "198.18.0.12", pids=pids),
+            Path("vns-lan", "vnb-a", VNS_LAN_NS, LAN_V4, pids=pids)]
+
+
+BUILDERS = (("veth", build_veth, ("veth",)), ("bridge", build_bridge, ("bridge",)),
+            ("macvlan", build_macvlan, ("macvlan", "macvlan-lan")), ("vde", build_vde, ("vde",)),
+            ("vns", build_vns, ("vns", "vns-lan")))
+
+
+def key(path: str) -> str:
+    """A path's name as its rows begin: vns-lan -> vns_lan."""
+    return path.replace("-", "_")
+
+
+def free_names(nsmod) -> None:
+    """Refuse to start next to leftovers: nothing named vnb-* is ours to remove."""
+    taken = [n for n in nsmod.names() if n.startswith(PREFIX + "-")]
+    taken += [l.ifname for l in nsmod.links() if l.ifname.startswith(PREFIX + "-")]
+    if taken:
+        raise BenchError(f"{', '.join(taken)} already exist (an earlier run killed hard?): "
+                         "remove them by hand, this benchmark only removes what it made")

@@ -1,0 +1,161 @@
+"""The report: targets and their verdicts, the tables printed without
+--json, and the line that says which machine ran it."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+from .common import Plan
+from .paths import DAEMON_ARGS, PATHS, key
+
+# name -> (op, threshold, what); ratios are from the same run
+TARGETS = {
+    "ratio_ring_vs_socketpair_1500B_records": (">=", 10.0, "x socketpair"),
+    "ring_64KiB_GBps": (">=", 5.0, "GB/s"),
+    "ratio_vns_vs_veth_tcp1": (">=", 0.5, "x veth"),
+    "ratio_vns_lan_vs_macvlan_lan_tcp1": (">=", 0.5, "x macvlan"),
+    "ratio_vns_vs_vde_tcp1": (">=", 10.0, "x vde_switch"),
+    "ratio_vns_vs_vde_tcp4": (">=", 10.0, "x vde_switch"),
+    "ratio_vns_vs_vde_ping_idle_p50": ("<", 1.0, "x vde_switch"),
+    "ratio_vns_vs_vde_udp64": (">=", 2.0, "x vde_switch"),
+    "scale_64_idle_cpu_pct": ("<", 1.0, "% of a core"),
+    "create_p50_s": ("<", 0.5, "s"),
+    "scale_64_ok": (">=", 64, "partitions"),
+}
+SECTION_TARGETS = {
+    "ring": ("ratio_ring_vs_socketpair_1500B_records", "ring_64KiB_GBps"),
+    "net": ("ratio_vns_vs_veth_tcp1", "ratio_vns_lan_vs_macvlan_lan_tcp1", "ratio_vns_vs_vde_tcp1",
+            "ratio_vns_vs_vde_tcp4", "ratio_vns_vs_vde_ping_idle_p50", "ratio_vns_vs_vde_udp64"),
+    "scale": ("scale_64_idle_cpu_pct", "create_p50_s", "scale_64_ok"),
+}
+
+
+def verdict(name: str, value) -> str:
+    op, thr, _ = TARGETS[name]
+    if value is None:
+        return "not measured"
+    ok = value >= thr if op == ">=" else value < thr
+    return "met" if ok else "NOT MET"
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "-"
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100 or float(v).is_integer():
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}" if a >= 1 else f"{v:.3f}"
+
+
+def machine_line() -> str:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) / 2**20
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    return (f"# {platform.node()} {platform.machine()} {os.cpu_count()} cpus ({cpu}), {mem:.0f} GiB, "
+            f"kernel {platform.release()}, python {platform.python_version()}, "
+            f"{time.strftime('%Y-%m-%d %H:%M')}, load {load}")
+
+
+NET_METRICS = (
+    ("tcp1_Gbps", "TCP 1 stream", "Gbit/s"),
+    ("tcp4_Gbps", "TCP 4 streams", "Gbit/s"),
+    ("udp64_pps", "UDP 64 B received", "kpps"),
+    ("ping_idle_p50_us", "ping idle p50", "us"),
+    ("ping_idle_p99_us", "ping idle p99", "us"),
+    ("ping_load_p50_us", "ping under TCP p50", "us"),
+    ("ping_load_p99_us", "ping under TCP p99", "us"),
+    ("ping_load_lost", "ping under TCP lost", "pkts"),
+    ("cpu_switch_s_per_GB", "CPU switch procs", "s/GB"),
+    ("cpu_machine_s_per_GB", "CPU whole machine", "s/GB"),
+    ("cpu_softirq_s_per_GB", "  of which softirq", "s/GB"),
+)
+
+
+def print_net(rows: list[dict], plan: Plan) -> None:
+    by = {r["name"]: r["value"] for r in rows}
+
+    def has(p: str) -> bool:
+        k = key(p) + "_"
+        return any(n.startswith(k) and not n.startswith(k + "lan_") for n in by)
+
+    paths = [p for p in PATHS if has(p)]
+    print(f"# net: median of {plan.reps} run(s); iperf3 {plan.seconds:g} s, {plan.pings} pings 10 ms apart")
+    if DAEMON_ARGS:
+        print(f"# vnetshare daemon {' '.join(DAEMON_ARGS)}")
+    w = max(len(x[1]) for x in NET_METRICS)
+    print(f"{'workload':<{w}}  {'unit':<6}" + "".join(f"{p:>12}" for p in paths))
+    for metric, label, unit in NET_METRICS:
+        cells = []
+        for p in paths:
+            v = by.get(f"{key(p)}_{metric}")
+            if v is not None and unit == "kpps":
+                v = v / 1000
+            cells.append(fmt(v))
+        if any(c != "-" for c in cells):
+            print(f"{label:<{w}}  {unit:<6}" + "".join(f"{c:>12}" for c in cells))
+    ratios = [r for r in rows if r["name"].startswith("ratio_")]
+    if ratios:
+        print("# ratios (same run)")
+        for r in ratios:
+            print(f"{r['name']:<40} {fmt(r['value']):>10} x")
+
+
+def print_scale(rows: list[dict], plan: Plan) -> None:
+    by = {r["name"]: r["value"] for r in rows}
+    print(f"# scale: vnetshare, every partition one TCP stream to the LAN host ({plan.seconds:g} s window, "
+          f"median of {plan.reps}); idle over {plan.idle_seconds:g} s, {plan.idle_settle:g} s after the last create")
+    print(f"{'partitions':>10}  {'aggregate Gbit/s':>16}  {'idle CPU % of a core':>20}  {'working':>8}")
+    for n in plan.levels:
+        print(f"{n:>10}  {fmt(by.get(f'scale_{n}_tcp_Gbps')):>16}  "
+              f"{fmt(by.get(f'scale_{n}_idle_cpu_pct')):>20}  {fmt(by.get(f'scale_{n}_ok')):>8}")
+    if "create_p50_s" in by:
+        print(f"create a partition: p50 {by['create_p50_s']:.3f} s, p99 {by['create_p99_s']:.3f} s "
+              f"(control request); whole CLI command p50 {fmt(by.get('create_cli_p50_s'))} s")
+    if "mem_per_partition_MiB" in by:
+        print(f"memory per partition: {by['mem_per_partition_MiB']:.1f} MiB = agent PSS "
+              f"{by['mem_agent_pss_MiB']:.1f} + daemon growth {by['mem_daemon_growth_MiB']:.2f} + ring pages "
+              f"{by['mem_rings_MiB']:.2f} (of {by['mem_rings_size_MiB']:.1f} MiB of rings); "
+              f"agent RSS without rings {by['mem_agent_rss_MiB']:.1f} MiB")
+
+
+def target_rows(rows: list[dict], sections: list[str]) -> list[dict]:
+    by = {r["name"]: r["value"] for r in rows}
+    out = []
+    for s in sections:
+        for name in SECTION_TARGETS.get(s, ()):
+            op, thr, what = TARGETS[name]
+            out.append({"name": f"target_{name}", "value": verdict(name, by.get(name)),
+                        "unit": f"{op} {thr:g} {what}", "measured": by.get(name)})
+    return out
+
+
+def print_targets(targets: list[dict]) -> None:
+    print("# targets (ratios from this run)")
+    w = max(len(t["name"]) for t in targets) - len("target_")
+    for t in targets:
+        print(f"{t['name'][len('target_'):]:<{w}}  {fmt(t['measured']):>10}   target {t['unit']:<22} {t['value']}")
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    print(f"# {title}")
+    print(f"# {platform.node()} {platform.machine()} {os.cpu_count()} cpus, "
+          f"python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}")
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        target = TARGETS.get(r["name"])
+        mark = ""
+        if target:
+            mark = f"   target {target[0]} {target[1]:g} {target[2]}: {verdict(r['name'], r['value'])}"
+        print(f"{r['name']:<{width}}  {r['value']:>14,}  {r['unit']:<10}{mark}")

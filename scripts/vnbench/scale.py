@@ -1,0 +1,142 @@
+"""scale: vnetshare only, with more and more partitions.
+
+At each level: whether every partition reaches the LAN host, the CPU of
+daemon + agents while idle, and the aggregate TCP throughput of one iperf3
+stream per partition to its own server on the LAN host (bytes leaving the
+uplink over a window). Then the time to create a partition (the control
+request, and the whole `vnetshare partition create` command) and the memory
+a partition costs (agent PSS, daemon growth, ring memfd pages).
+"""
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+
+from vnetshare import procs
+from vnetshare.probe import ping
+
+from .common import BenchError, Plan, say, stop
+from .measure import IperfClient, IperfServer, link_counter, mem_kib, pct, proc_cpu, ring_memfds, wait_servers
+from .paths import LAN_V4, VNS_LAN_NS, VNS_UPLINK, Made, create_partition, delete_partition, start_vns, vns_pids
+
+def bench_scale(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
+    from vnetshare.client import DaemonError, DaemonUnreachable
+
+    if made.daemon is None:
+        start_vns(made)
+    for name in list(made.partitions):  # net's partitions: scale counts its own
+        delete_partition(made, name)
+    time.sleep(0.5)
+    base = mem_kib(made.daemon.pid)
+    rows: list[dict] = []
+    creates: list[float] = []
+    have: list[str] = []
+    bad: set[str] = set()
+
+    def row(name: str, value, unit: str) -> None:
+        rows.append({"name": name, "value": value, "unit": unit})
+
+    for level in plan.levels:
+        new = []
+        for i in range(len(have), level):
+            name = f"vnb-s{i}"
+            try:
+                creates.append(create_partition(made, name, f"198.18.0.{100 + i}"))
+                have.append(name)
+                new.append(name)
+            except (BenchError, OSError, DaemonUnreachable) as e:
+                errors.append(f"scale: {e}")
+                bad.add(name)
+        say(f"scale: {len(have)} partitions")
+        for name in new:
+            r = ping(name, LAN_V4, count=1, timeout=2)
+            if not r.received:
+                r = ping(name, LAN_V4, count=2, timeout=2)
+            if not r.received:
+                errors.append(f"scale: {name}: LAN host unreachable")
+                bad.add(name)
+        # idle: nothing moves; daemon + agents should sleep (after the new
+        # partitions' IPv6 start-up chatter: router solicitations, MLD)
+        time.sleep(plan.idle_settle)
+        pids = vns_pids(made)
+        c0, t0 = proc_cpu(pids), time.monotonic()
+        time.sleep(plan.idle_seconds)
+        c1, t1 = proc_cpu(pids), time.monotonic()
+        row(f"scale_{level}_idle_cpu_pct", round((c1 - c0) / (t1 - t0) * 100, 2), "% of a core")
+        # aggregate: one TCP stream per partition to its own server on the LAN host
+        servers = [IperfServer(made, VNS_LAN_NS, LAN_V4, 5300 + i) for i in range(len(have))]
+        agg = []
+        try:
+            wait_servers(servers, timeout=30)
+            for rep in range(plan.reps):
+                say(f"scale: {len(have)} streams ({rep + 1}/{plan.reps})")
+                dur = plan.seconds + 3
+                clients = [IperfClient(made, name, LAN_V4, 5300 + i, dur) for i, name in enumerate(have)]
+                time.sleep(2.0)  # every client connected and ramped up
+                b0, w0 = link_counter(VNS_UPLINK, "tx_bytes"), time.monotonic()
+                time.sleep(plan.seconds)
+                b1, w1 = link_counter(VNS_UPLINK, "tx_bytes"), time.monotonic()
+                deadline = time.monotonic() + dur + 30
+                for name, c in zip(have, clients):
+                    try:
+                        if not c.result(deadline):
+                            raise BenchError("no bytes")
+                    except BenchError as e:
+                        errors.append(f"scale: {name} stream: {e}")
+                        bad.add(name)
+                made.procs = [q for q in made.procs if q.poll() is None]
+                agg.append((b1 - b0) * 8 / (w1 - w0) / 1e9)
+        except BenchError as e:
+            errors.append(f"scale: {level}: {e}")
+        finally:
+            for s in servers:
+                stop(s.p)
+            made.procs = [q for q in made.procs if q.poll() is None]
+        if agg:
+            row(f"scale_{level}_tcp_Gbps", round(statistics.median(agg), 3), "Gbit/s")
+        row(f"scale_{level}_ok", level - len(bad), "partitions")
+
+    # memory per partition, at the top level, after its traffic
+    n = len(have)
+    if n:
+        agents = made.agent_pids()
+        am = [mem_kib(p) for p in agents]
+        dm = mem_kib(made.daemon.pid)
+        agent_pss = statistics.mean(m.get("Pss_Anon", 0) + m.get("Pss_File", 0) for m in am) / 1024
+        agent_rss = statistics.mean(m.get("RssAnon", 0) + m.get("RssFile", 0) for m in am) / 1024
+        # anonymous memory only: the daemon's PSS of shared files shrinks as
+        # more agents share the same interpreter and libraries
+        growth = (dm.get("RssAnon", 0) - base.get("RssAnon", 0)) / 1024 / n
+        count, alloc, size = ring_memfds(made.daemon.pid)
+        rings = alloc / 2**20 / n
+        row("mem_agent_pss_MiB", round(agent_pss, 2), "MiB")
+        row("mem_agent_rss_MiB", round(agent_rss, 2), "MiB")
+        row("mem_daemon_growth_MiB", round(growth, 2), "MiB")
+        row("mem_rings_MiB", round(rings, 2), "MiB")
+        row("mem_rings_size_MiB", round(size / 2**20 / n, 2), "MiB")
+        row("mem_per_partition_MiB", round(agent_pss + growth + rings, 2), "MiB")
+    if creates:
+        row("create_p50_s", round(statistics.median(creates), 3), "s")
+        row("create_p99_s", round(pct(creates, 99), 3), "s")
+    # the whole CLI command, as a user times it (interpreter start included)
+    cli = []
+    for _ in range(plan.cli_creates):
+        made.partitions.append("vnb-cli")
+        t0 = time.perf_counter()
+        r = subprocess.run(procs.python_argv("vnetshare", "--socket", made.sock, "partition", "create",
+                            "vnb-cli", "--ip", "198.18.0.250/24"), capture_output=True, text=True, timeout=60)
+        dt = time.perf_counter() - t0
+        if r.returncode != 0:
+            errors.append(f"scale: vnetshare partition create: {r.stderr.strip()}")
+            made.partitions.remove("vnb-cli")
+            break
+        cli.append(dt)
+        try:
+            delete_partition(made, "vnb-cli")
+        except (DaemonError, DaemonUnreachable) as e:
+            errors.append(f"scale: partition delete: {e}")
+            break
+    if cli:
+        row("create_cli_p50_s", round(statistics.median(cli), 3), "s")
+    return rows
