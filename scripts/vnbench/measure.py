@@ -2,7 +2,8 @@
 what other processes took meanwhile, ping round trips, and iperf3 servers and
 clients that run in the background (next to a ping, or one per partition).
 
-One-shot iperf3 runs and ping counting are vnetshare.probe's.
+One-shot iperf3 runs and ping counting are vnetshare.probe's, as in the
+tests and `vnetshare lab demo`: everything judges traffic the same way.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from vnetshare.probe import netns_cmd, ping
 
-from .common import BenchError, die_with_parent, stop
+from .common import BenchError, stop
 
 if TYPE_CHECKING:
     from .paths import Made
@@ -201,18 +202,11 @@ class Section:
 
 def ping_times(ns: str, addr: str, count: int, interval: float = 0.01) -> tuple[list[float], int]:
     """Per-packet round trips in microseconds, and how many were sent."""
-    argv = ["ping", "-n", "-i", str(interval), "-c", str(count), "-W", "1", addr]
-    limit = count * (interval + 0.01) + 15
-    try:
-        out = subprocess.run(netns_cmd(ns, argv), capture_output=True, text=True, timeout=limit,
-                             preexec_fn=die_with_parent)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"ping {addr} from {ns}: no end after {limit:.0f} s") from None
-    times = [float(t) * 1000 for t in re.findall(r"time=([\d.]+) ms", out.stdout)]
-    m = re.search(r"(\d+) packets transmitted", out.stdout)
+    r = ping(ns, addr, count=count, interval=interval, timeout=1)
+    times = [float(t) * 1000 for t in re.findall(r"time=([\d.]+) ms", r.output)]
     if not times:
-        raise BenchError(f"ping {addr} from {ns}: no reply ({(out.stdout + out.stderr).strip()[-200:]})")
-    return times, int(m.group(1)) if m else count
+        raise BenchError(f"ping {addr} from {ns}: no reply ({r.output.strip()[-200:]})")
+    return times, r.sent or count
 
 
 def wait_reachable(ns: str, addr: str, timeout: float = 10.0) -> None:
