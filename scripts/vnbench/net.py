@@ -114,7 +114,7 @@ def bench_net(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
                 raise BenchError("the load stream moved nothing")
         finally:
             stop(srv.p)
-            made.procs = [q for q in made.procs if q.poll() is None]
+            made.forget_ended()
         k = key(p.name)
         add(f"{k}_ping_load_p50_us", statistics.median(t))
         add(f"{k}_ping_load_p99_us", pct(t, 99))

@@ -69,6 +69,10 @@ class Made:
         self.procs.append(p)
         return p
 
+    def forget_ended(self) -> None:
+        """Drop the processes that ended (servers stopped, clients done)."""
+        self.procs = [q for q in self.procs if q.poll() is None]
+
     def agent_pids(self) -> list[int]:
         """The daemon's agent children (never anyone else's processes)."""
         if self.daemon is None:

@@ -85,14 +85,14 @@ def bench_scale(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
                     except BenchError as e:
                         errors.append(f"scale: {name} stream: {e}")
                         bad.add(name)
-                made.procs = [q for q in made.procs if q.poll() is None]
+                made.forget_ended()
                 agg.append((b1 - b0) * 8 / (w1 - w0) / 1e9)
         except BenchError as e:
             errors.append(f"scale: {level}: {e}")
         finally:
             for s in servers:
                 stop(s.p)
-            made.procs = [q for q in made.procs if q.poll() is None]
+            made.forget_ended()
         if agg:
             row(f"scale_{level}_tcp_Gbps", round(statistics.median(agg), 3), "Gbit/s")
         row(f"scale_{level}_ok", level - len(bad), "partitions")
