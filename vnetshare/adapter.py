@@ -68,7 +68,7 @@ TUN_FLAG_NAMES = {
     TUN_F_USO6: "TUN_F_USO6",
 }
 
-MODES = ("mirror", "emulate")
+MODES = config.OFFLOAD_MODES
 EMULATED = "emulated (kernel software GSO/checksum)"
 
 CSUM_GENERIC = "tx-checksum-ip-generic"

@@ -12,11 +12,10 @@ import errno
 import os
 import socket
 
-from . import protocol
+from . import config, protocol
 from .errors import VnetshareError
 
-DEFAULT_RUN_DIR = "/run/vnetshare"
-DEFAULT_SOCKET = os.path.join(DEFAULT_RUN_DIR, "control.sock")
+DEFAULT_SOCKET = config.DEFAULT_SOCKET
 TIMEOUT = 30.0  # partition create waits for netlink and an agent start
 ANSWER_MAX = 64 << 20  # an answer (stats of every partition) may be far longer than a request
 

@@ -24,6 +24,7 @@ import ipaddress
 import os
 import re
 import secrets
+from dataclasses import dataclass
 
 from .errors import ConfigError
 
@@ -31,10 +32,15 @@ IFNAMSIZ = 16
 NAME_MAX = IFNAMSIZ - 1
 MTU_MIN = 68          # the IPv4 minimum (RFC 791); the kernel's ETH_MIN_MTU
 MTU_MAX = 65535
-# Mirrors RING_SIZE_MIN / RING_SIZE_MAX of native/ring_abi.h; ring.check_size()
-# is the authority when a ring is made, this is the early, readable check.
+# RING_SIZE_MIN / RING_SIZE_MAX of native/ring_abi.h, here so that the pure
+# modules need no build; vnetshare/ring.py asserts they match the C ones.
 RING_SIZE_MIN = 256 * 1024
 RING_SIZE_MAX = 1 << 30
+RING_SIZE_DEFAULT = 4 << 20
+RUN_DIR = "/run/vnetshare"  # the daemon's control socket, state file and lock
+DEFAULT_SOCKET = os.path.join(RUN_DIR, "control.sock")
+NETNS_RUN_DIR = "/run/netns"  # iproute2's named network namespaces
+OFFLOAD_MODES = ("mirror", "emulate")  # adapter.derive(): partitions' offloads
 COALESCE_USECS_DEFAULT = 100  # native/coalesce.h
 COALESCE_USECS_MAX = 10000
 
@@ -152,6 +158,13 @@ def mac(text: object) -> str:
     return value
 
 
+def mac_bytes(value: object) -> bytes:
+    """A MAC as six bytes, for the C calls: six bytes as they are, else mac()."""
+    if isinstance(value, (bytes, bytearray)) and len(value) == 6:
+        return bytes(value)
+    return bytes.fromhex(mac(value).replace(":", ""))
+
+
 def random_mac() -> str:
     """A random locally administered unicast MAC (first byte 0bxxxxxx10)."""
     raw = bytearray(secrets.token_bytes(6))
@@ -227,3 +240,28 @@ def netns_path(path: object, probe: bool = True) -> str:
     if nstype != CLONE_NEWNET:
         raise ConfigError(f"netns path {path!r}: a namespace, but not a network namespace")
     return path
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """What `vnetshare daemon` was told, every default filled here, once.
+
+    The CLI builds it (cli.cmd_daemon) and the daemon, the partition
+    manager and the agents' hello read it; nothing below fills a default
+    again. Built with the CLI's values, which are validated by then.
+    """
+
+    uplink: str
+    offloads: str = "mirror"
+    socket: str = DEFAULT_SOCKET
+    state_dir: str = RUN_DIR
+    ring_size: int = RING_SIZE_DEFAULT
+    coalesce_usecs: int = COALESCE_USECS_DEFAULT
+
+    @property
+    def state_path(self) -> str:
+        return os.path.join(self.state_dir, "state.json")
+
+    @property
+    def lock_path(self) -> str:
+        return os.path.join(self.state_dir, "daemon.lock")

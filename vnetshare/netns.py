@@ -47,10 +47,10 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
-from .config import CLONE_NEWNET, NS_GET_NSTYPE
+from .config import CLONE_NEWNET, NETNS_RUN_DIR, NS_GET_NSTYPE
 from .errors import VnetshareError
 
-RUN_DIR = "/run/netns"
+RUN_DIR = NETNS_RUN_DIR
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_SHARED = 1 << 20

@@ -12,6 +12,7 @@ import errno
 import os
 from dataclasses import dataclass
 
+from . import config
 from ._native import ffi, lib
 from .errors import ConfigError, check
 
@@ -35,18 +36,13 @@ DROP_REASONS = tuple(
 )
 
 
+assert (config.RING_SIZE_MIN, config.RING_SIZE_MAX, config.RING_SIZE_DEFAULT) == (SIZE_MIN, SIZE_MAX, SIZE_DEFAULT), \
+    "config.py and ring_abi.h differ"
+
+
 def check_size(size: int) -> int:
-    """Validate a data area size (power of two within limits)."""
-    if (
-        not isinstance(size, int)
-        or size < SIZE_MIN
-        or size > SIZE_MAX
-        or size & (size - 1)
-    ):
-        raise ConfigError(
-            f"ring size {size!r}: must be a power of two from {SIZE_MIN} to {SIZE_MAX}"
-        )
-    return size
+    """Validate a data area size (power of two within limits): config.ring_size()."""
+    return config.ring_size(size)
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,11 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .config import OFFLOAD_MODES, RUN_DIR
 from .errors import VnetshareError
 
 VERSION = 1
-DEFAULT_PATH = "/run/vnetshare/state.json"
-OFFLOAD_MODES = ("mirror", "emulate")
+DEFAULT_PATH = os.path.join(RUN_DIR, "state.json")
 
 
 class StateError(VnetshareError):

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import socket
 
+from . import config
 from ._native import ffi, lib
 from ._loop import NativeLoop
 from .errors import ConfigError, check
 from .ring import CONSUMER, DROP_REASONS, PRODUCER, RingFds
-from .tap import _mac_bytes
 
 TPACKET_V2 = lib.UPLINK_TPACKET_V2
 TPACKET_V3 = lib.UPLINK_TPACKET_V3
@@ -143,7 +143,7 @@ class Switch(NativeLoop):
     # ports -----------------------------------------------------------------
     def add_port(self, port_id: int, mac, a2h: RingFds, h2a: RingFds, ring_size: int = 0) -> None:
         """Serve a partition: its MAC and its A2H / H2A rings (the switch's ends are used)."""
-        raw = _mac_bytes(mac)
+        raw = config.mac_bytes(mac)
         check(
             lib.sw_port_add(self.handle, port_id, raw, a2h.end(CONSUMER).to_c(),
                             h2a.end(PRODUCER).to_c(), ring_size),

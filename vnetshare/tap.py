@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from . import config, netns
 from ._native import ffi, lib
 from .errors import ConfigError, check
 
@@ -28,8 +29,6 @@ OFFLOADS = {
 #: Full offloads: checksum, TSO v4/v6 (+ECN). USO is left to the caller.
 OFFLOADS_FULL = ("csum", "tso4", "tso6", "tso_ecn")
 
-NETNS_DIR = "/run/netns"
-
 
 def offload_bits(offloads) -> int:
     """Names (iterable of str) or an int of TAP_F_* bits -> the int."""
@@ -43,26 +42,13 @@ def offload_bits(offloads) -> int:
     return bits
 
 
-def _mac_bytes(mac) -> bytes:
-    if isinstance(mac, (bytes, bytearray)) and len(mac) == 6:
-        return bytes(mac)
-    try:
-        raw = bytes.fromhex(str(mac).replace(":", "").replace("-", ""))
-    except ValueError:
-        raw = b""
-    if len(raw) != 6:
-        raise ConfigError(f"MAC address {mac!r}: must be six bytes like 02:00:00:00:00:01")
-    return raw
-
-
-def _netns_fd(netns) -> tuple[int, bool]:
+def _netns_fd(ns) -> tuple[int, bool]:
     """(descriptor, owned) for None / a name / a path / a descriptor."""
-    if netns is None:
+    if ns is None:
         return -1, False
-    if isinstance(netns, int):
-        return netns, False
-    path = netns if "/" in netns else os.path.join(NETNS_DIR, netns)
-    return os.open(path, os.O_RDONLY | os.O_CLOEXEC), True
+    if isinstance(ns, int):
+        return ns, False
+    return netns.open_fd(ns), True
 
 
 def open_tap(ifname: str, netns=None, mac=None, offloads=OFFLOADS_FULL,
@@ -78,7 +64,7 @@ def open_tap(ifname: str, netns=None, mac=None, offloads=OFFLOADS_FULL,
     if not 0 < len(name) < 16:
         raise ConfigError(f"interface name {ifname!r}: must be 1 to 15 bytes")
     bits = offload_bits(offloads)
-    mac_c = ffi.from_buffer(_mac_bytes(mac)) if mac is not None else ffi.NULL
+    mac_c = ffi.from_buffer(config.mac_bytes(mac)) if mac is not None else ffi.NULL
     nsfd, owned = _netns_fd(netns)
     out = ffi.new("int *")
     try:
