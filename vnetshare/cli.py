@@ -26,7 +26,7 @@ import os
 import sys
 
 from . import config
-from .client import DaemonError, DaemonUnreachable, call, socket_path
+from .client import call, socket_path
 from .errors import ConfigError, VnetshareError
 
 
@@ -92,7 +92,7 @@ def get_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("daemon", help="run the hosting daemon on an uplink NIC")
     d.add_argument("--uplink", required=True, type=_arg(config.ifname), metavar="IFACE",
                    help="the network interface to share")
-    d.add_argument("--offloads", choices=("mirror", "emulate"), default="mirror",
+    d.add_argument("--offloads", choices=config.OFFLOAD_MODES, default="mirror",
                    help="partition offloads: what the uplink has (mirror, default) or all, done in software (emulate)")
     d.add_argument("--state-dir", default=None, metavar="DIR",
                    help="state file and lock directory (default: /run/vnetshare)")
@@ -243,9 +243,10 @@ def cmd_stats(args) -> int:
 def cmd_daemon(args) -> int:
     from .hosting import run_daemon
 
-    return run_daemon(uplink=args.uplink, offloads=args.offloads, socket=socket_path(args.socket),
-                      state_dir=args.state_dir, ring_size=args.ring_size,
-                      coalesce_usecs=args.coalesce_usecs)
+    given = {"state_dir": args.state_dir, "ring_size": args.ring_size, "coalesce_usecs": args.coalesce_usecs}
+    return run_daemon(config.DaemonConfig(uplink=args.uplink, offloads=args.offloads,
+                                          socket=socket_path(args.socket),
+                                          **{k: v for k, v in given.items() if v is not None}))
 
 
 def cmd_lab(args) -> int:
@@ -275,14 +276,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         return COMMANDS[args.cmd](args)
-    except DaemonError as e:
-        print(f"vnetshare: error: {e}", file=sys.stderr)
-        return 1
-    except (DaemonUnreachable, ConfigError, VnetshareError) as e:
-        print(f"vnetshare: error: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
+    except OSError as e:  # NativeError, NetnsError, PermissionError: the message, no "[Errno N]"
         print(f"vnetshare: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        return 1
+    except VnetshareError as e:  # DaemonError, DaemonUnreachable, ConfigError
+        print(f"vnetshare: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -27,31 +27,25 @@ import os
 import signal
 import sys
 
-from . import adapter, protocol, state as statefile
-from .config import COALESCE_USECS_DEFAULT
+from . import adapter, config, protocol, state as statefile
 from .errors import ConfigError, VnetshareError
 from .manager import PartitionManager, function_rows
-from .ring import SIZE_DEFAULT
 
 log = logging.getLogger("vnetshare.daemon")
-
-DEFAULT_STATE_DIR = "/run/vnetshare"
-
 
 class DaemonStartError(VnetshareError):
     """The daemon cannot start (uplink missing, another daemon, ...)."""
 
 
 class Daemon:
-    def __init__(self, uplink: str, offloads: str, socket_path: str, state_dir: str,
-                 ring_size: int, coalesce_usecs: int = COALESCE_USECS_DEFAULT):
-        self.uplink = uplink
-        self.offloads = offloads
-        self.socket_path = socket_path
-        self.state_dir = state_dir
-        self.state_path = os.path.join(state_dir, "state.json")
-        self.ring_size = ring_size
-        self.coalesce_usecs = coalesce_usecs
+    def __init__(self, cfg: config.DaemonConfig):
+        self.cfg = cfg
+        self.uplink = cfg.uplink
+        self.offloads = cfg.offloads
+        self.socket_path = cfg.socket
+        self.state_dir = cfg.state_dir
+        self.state_path = cfg.state_path
+        self.coalesce_usecs = cfg.coalesce_usecs
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stop_event: asyncio.Event | None = None
         self.switch = None
@@ -63,7 +57,7 @@ class Daemon:
     # -- start -----------------------------------------------------------
     def _lock(self) -> None:
         os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
-        fd = os.open(os.path.join(self.state_dir, "daemon.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.cfg.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -169,8 +163,7 @@ class Daemon:
             self.loop.add_signal_handler(sig, self._on_signal, sig)
         state = self._load_state()
         self.manager = PartitionManager(
-            self.switch, self.functions, state, self.state_path, self.ring_size,
-            coalesce_usecs=self.coalesce_usecs,
+            self.switch, self.functions, state, self.cfg,
             on_agent_fd=lambda fd, cb: self.loop.add_reader(fd, cb),
             on_agent_fd_remove=lambda fd: self.loop.remove_reader(fd),
         )
@@ -221,14 +214,8 @@ class Daemon:
         return 0
 
 
-def run_daemon(uplink: str, offloads: str = "mirror", socket: str | None = None,
-               state_dir: str | None = None, ring_size: int | None = None,
-               coalesce_usecs: int | None = None) -> int:
+def run_daemon(cfg: config.DaemonConfig) -> int:
     """`vnetshare daemon`: run until SIGTERM/SIGINT. Start errors raise."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="vnetshare-daemon[%(process)d]: %(message)s")
-    state_dir = state_dir or DEFAULT_STATE_DIR
-    socket = socket or os.path.join(DEFAULT_STATE_DIR, "control.sock")
-    d = Daemon(uplink, offloads, socket, state_dir, ring_size or SIZE_DEFAULT,
-               COALESCE_USECS_DEFAULT if coalesce_usecs is None else coalesce_usecs)
-    return d.run()
+    return Daemon(cfg).run()

@@ -33,7 +33,6 @@ from typing import Callable
 
 from . import config, netns, procs, state as statefile
 from .agent import pack_fds
-from .config import COALESCE_USECS_DEFAULT
 from .errors import VnetshareError
 from .ring import RingFds, create_fds
 from .tap import open_tap
@@ -136,16 +135,15 @@ class Undo:
 class PartitionManager:
     """Creates, adopts, supervises and deletes partitions for one daemon."""
 
-    def __init__(self, switch, functions, state: statefile.State, state_path: str,
-                 ring_size: int, on_agent_fd: Callable[[int, Callable[[], None]], None] | None = None,
-                 on_agent_fd_remove: Callable[[int], None] | None = None,
-                 coalesce_usecs: int = COALESCE_USECS_DEFAULT):
+    def __init__(self, switch, functions, state: statefile.State, cfg: config.DaemonConfig,
+                 on_agent_fd: Callable[[int, Callable[[], None]], None] | None = None,
+                 on_agent_fd_remove: Callable[[int], None] | None = None):
         self.switch = switch
         self.functions = functions
         self.state = state
-        self.state_path = state_path
-        self.ring_size = ring_size
-        self.coalesce_usecs = coalesce_usecs
+        self.state_path = cfg.state_path
+        self.ring_size = cfg.ring_size
+        self.coalesce_usecs = cfg.coalesce_usecs
         self.parts: dict[str, Partition] = {}
         self._watch = on_agent_fd or (lambda fd, cb: None)
         self._unwatch = on_agent_fd_remove or (lambda fd: None)
