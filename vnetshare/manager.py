@@ -34,14 +34,13 @@ from typing import Callable
 from . import config, netns, procs, state as statefile
 from .agent import pack_fds
 from .errors import VnetshareError
+from .lifecycle import Event, Lifecycle, State
 from .ring import RingFds, create_fds
 from .tap import open_tap
 
 log = logging.getLogger("vnetshare.manager")
 
 AGENT_START_TIMEOUT = 10.0
-AGENT_RESTART_WINDOW = 30.0  # seconds in which ...
-AGENT_RESTART_MAX = 5        # ... this many restarts mark the agent failed
 DEFAULT_IFNAME = "eth0"
 
 
@@ -81,8 +80,7 @@ class Partition:
     a2h: RingFds
     h2a: RingFds
     agent: Agent | None = None
-    restarts: list[float] = field(default_factory=list)
-    failed: str | None = None
+    life: Lifecycle = field(default_factory=Lifecycle)
 
     def close_fds(self) -> None:
         for fd in (self.tap_fd,):
@@ -220,21 +218,19 @@ class PartitionManager:
         if self.stopping or part is None or part.agent is not agent:
             return
         part.agent = None
-        now = time.monotonic()
-        part.restarts = [t for t in part.restarts if now - t < AGENT_RESTART_WINDOW] + [now]
-        if len(part.restarts) > AGENT_RESTART_MAX:
-            part.failed = f"agent died {len(part.restarts)} times in {AGENT_RESTART_WINDOW:.0f} s; not restarted"
-            log.error("partition %s: %s", name, part.failed)
+        if not part.life.agent_died(time.monotonic()):
+            log.error("partition %s: %s", name, part.life.reason)
             return
         log.warning("partition %s: agent %d ended (status %s), starting a new one", name, agent.pid, code)
         try:
             part.agent = self._spawn_agent(part)
             part.rec.agent_pid = part.agent.pid
+            part.life.fire(Event.AGENT_STARTED)
             self._save()
             log.info("partition %s: agent %d serves it", name, part.agent.pid)
         except (VnetshareError, OSError) as e:
-            part.failed = f"agent restart failed: {e}"
-            log.error("partition %s: %s", name, part.failed)
+            part.life.fire(Event.GAVE_UP, f"agent restart failed: {e}")
+            log.error("partition %s: %s", name, part.life.reason)
 
     # -- create ----------------------------------------------------------
     def create(self, args: dict) -> dict:
@@ -294,6 +290,7 @@ class PartitionManager:
             undo.push("state", lambda: (self.state.partitions.pop(name, None), self.parts.pop(name, None)))
             self._save()
             undo.commit()
+        part.life.fire(Event.CREATED)
         log.info("partition %s: created (%s %s mtu %d %s), agent %d", name, ifname, mac, mtu,
                  " ".join(ips) or "no address", part.agent.pid)
         return self.describe(name)
@@ -335,6 +332,7 @@ class PartitionManager:
             rec.agent_pid = part.agent.pid
             self.parts[rec.name] = part
             undo.commit()
+        part.life.fire(Event.CREATED)
 
     # -- delete ----------------------------------------------------------
     def delete(self, name: str) -> None:
@@ -343,11 +341,13 @@ class PartitionManager:
         if rec is None:
             raise PartitionError("ENOENT", f"no partition named {name!r}")
         if part is not None:
+            part.life.fire(Event.DELETE)
             self._stop_agent(part.agent)
             part.agent = None
             self.switch.del_port(part.port_id)
             part.close_fds()
             self.parts.pop(name, None)
+            part.life.fire(Event.DELETED)
         netns.quietly(netns.delete_link, rec.ifname, rec.netns)
         if rec.netns_created:
             netns.quietly(netns.delete, name)
@@ -394,12 +394,13 @@ class PartitionManager:
         out["adopted"] = not rec.netns_created
         if part is None:
             out["agent"] = "none"
-        elif part.failed:
-            out["agent"] = f"failed: {part.failed}"
-        elif part.agent:
+        elif part.life.state is State.FAILED:
+            out["agent"] = f"failed: {part.life.reason}"
+        elif part.life.state is State.RUNNING and part.agent:
             out["agent"] = f"running (pid {part.agent.pid})"
         else:
-            out["agent"] = "restarting"
+            out["agent"] = part.life.state.value
+        out["state"] = part.life.state.value if part else "unserved"
         out["functions"] = function_rows(self.functions, rec.mtu)
         if with_counters:
             out["counters"] = self.counters(name)

@@ -1,0 +1,192 @@
+"""The partition lifecycle table (lifecycle.py) and the manager's undo stack.
+
+The manager is driven with fakes for the kernel (netns, TAP), the switch
+and the agents: no root. Every step of create() is made to fail in turn,
+and whatever the steps before it made must be gone afterwards, in reverse
+order, with no descriptor left open and no state entry.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from vnetshare import lifecycle as lc
+from vnetshare import manager as mgr
+from vnetshare.config import DaemonConfig
+from vnetshare.state import State as StateFile
+
+
+# -- the table -------------------------------------------------------------------
+
+def test_a_partition_lives_through_the_table():
+    life = lc.Lifecycle()
+    assert life.state is lc.State.CREATING
+    assert life.fire(lc.Event.CREATED) is lc.State.RUNNING
+    assert life.agent_died(now=0.0) and life.state is lc.State.RESTARTING
+    assert life.fire(lc.Event.AGENT_STARTED) is lc.State.RUNNING
+    assert life.fire(lc.Event.DELETE) is lc.State.DELETING
+    assert life.fire(lc.Event.DELETED) is lc.State.GONE
+
+
+@pytest.mark.parametrize("state", list(lc.State))
+@pytest.mark.parametrize("event", list(lc.Event))
+def test_every_pair_outside_the_table_is_refused(state, event):
+    if (state, event) in lc.TRANSITIONS:
+        assert lc.next_state(state, event) is lc.TRANSITIONS[(state, event)]
+    else:
+        with pytest.raises(lc.LifecycleError) as e:
+            lc.next_state(state, event)
+        assert state.value in str(e.value) and event.value in str(e.value)
+
+
+def test_gone_is_final_and_delete_is_legal_from_every_live_state():
+    assert not [e for (s, e) in lc.TRANSITIONS if s is lc.State.GONE]
+    for s in (lc.State.RUNNING, lc.State.RESTARTING, lc.State.FAILED):
+        assert lc.next_state(s, lc.Event.DELETE) is lc.State.DELETING
+
+
+def test_an_agent_dying_too_often_fails_the_partition():
+    life = lc.Lifecycle(policy=lc.RestartPolicy(window=30.0, limit=5))
+    life.fire(lc.Event.CREATED)
+    for i in range(5):
+        assert life.agent_died(now=float(i))
+        life.fire(lc.Event.AGENT_STARTED)
+    assert not life.agent_died(now=5.0)
+    assert life.state is lc.State.FAILED and "6 times in 30 s" in life.reason
+    assert life.fire(lc.Event.DELETE) is lc.State.DELETING
+
+
+def test_deaths_outside_the_window_are_forgotten():
+    life = lc.Lifecycle(policy=lc.RestartPolicy(window=30.0, limit=2))
+    life.fire(lc.Event.CREATED)
+    for t in (0.0, 40.0, 80.0, 120.0):  # one death every 40 s: never two in 30 s
+        assert life.agent_died(now=t)
+        life.fire(lc.Event.AGENT_STARTED)
+    assert life.state is lc.State.RUNNING
+
+
+# -- the manager's undo stack, with fakes ---------------------------------------------
+
+class Boom(OSError):
+    pass
+
+
+class World:
+    """What the fakes made and unmade, in order; fails the step named @fail."""
+
+    def __init__(self, fail: str | None):
+        self.fail = fail
+        self.live: list[str] = []
+        self.log: list[str] = []
+
+    def step(self, what: str, makes: str | None = None):
+        if what == self.fail:
+            raise Boom(5, f"injected failure at {what}")
+        if makes:
+            self.live.append(makes)
+            self.log.append(f"+{makes}")
+
+    def unmake(self, thing: str) -> None:
+        if thing in self.live:
+            self.live.remove(thing)
+            self.log.append(f"-{thing}")
+
+
+class FakeSwitch:
+    def __init__(self, world: World):
+        self.world = world
+
+    def add_port(self, port_id, mac, a2h, h2a, ring_size):
+        self.world.step("add_port", f"port{port_id}")
+
+    def del_port(self, port_id):
+        self.world.unmake(f"port{port_id}")
+        return {}
+
+    def port_stats(self, port_id):
+        return {}
+
+
+class FakeFunctions:
+    mtu = 1500
+    tun_offloads = 0
+    rows = ()
+
+
+STEPS = ["netns.create", "open_tap", "link_set", "add_address", "add_default_route", "create_fds",
+         "add_port", "spawn_agent", "save"]
+
+
+@pytest.fixture
+def world_manager(monkeypatch, tmp_path):
+    def make(fail):
+        w = World(fail)
+        ns = mgr.netns
+        monkeypatch.setattr(ns, "exists", lambda name: False)
+        monkeypatch.setattr(ns, "create", lambda name: (w.step("netns.create", f"netns:{name}"), f"/run/netns/{name}")[1])
+        monkeypatch.setattr(ns, "delete", lambda name: w.unmake(f"netns:{name}"))
+        monkeypatch.setattr(ns, "links", lambda path=None: [])
+        monkeypatch.setattr(ns, "link_set", lambda *a, **k: w.step("link_set"))
+        monkeypatch.setattr(ns, "lo_up", lambda *a, **k: None)
+        monkeypatch.setattr(ns, "add_address", lambda *a, **k: w.step("add_address"))
+        monkeypatch.setattr(ns, "add_default_route", lambda *a, **k: w.step("add_default_route"))
+        monkeypatch.setattr(ns, "delete_link", lambda ifname, path: w.unmake(f"tap:{ifname}"))
+
+        def open_tap(ifname, path, **kw):
+            w.step("open_tap", f"tap:{ifname}")
+            return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+
+        real_create_fds = mgr.create_fds
+        calls = []
+
+        def create_fds(size):
+            calls.append(size)
+            if len(calls) == 2:  # the second ring: the first must be undone
+                w.step("create_fds")
+            return real_create_fds(size)
+
+        def spawn(self, part):
+            w.step("spawn_agent", "agent")
+            return type("A", (), {"pid": 4242})()
+
+        def save(self):
+            w.step("save")
+
+        monkeypatch.setattr(mgr, "open_tap", open_tap)
+        monkeypatch.setattr(mgr, "create_fds", create_fds)
+        monkeypatch.setattr(mgr.PartitionManager, "_spawn_agent", spawn)
+        monkeypatch.setattr(mgr.PartitionManager, "_stop_agent", lambda self, a: a and w.unmake("agent"))
+        monkeypatch.setattr(mgr.PartitionManager, "_save", save)
+        cfg = DaemonConfig(uplink="up0", state_dir=str(tmp_path), ring_size=256 * 1024)
+        return w, mgr.PartitionManager(FakeSwitch(w), FakeFunctions(), StateFile(), cfg)
+
+    return make
+
+
+def _fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_create_with_nothing_failing_makes_everything(world_manager):
+    w, m = world_manager(None)
+    out = m.create({"name": "p1", "ips": ["192.0.2.1/24"], "gateway": "192.0.2.254"})
+    assert out["state"] == "running" and out["agent"] == "running (pid 4242)"
+    assert w.live == ["netns:p1", "tap:eth0", "port1", "agent"]
+    m.parts["p1"].close_fds()
+
+
+@pytest.mark.parametrize("fail", STEPS)
+def test_a_failed_create_undoes_every_step_before_it_in_reverse(world_manager, fail):
+    w, m = world_manager(fail)
+    before = _fds()
+    with pytest.raises(Boom):
+        m.create({"name": "p1", "ips": ["192.0.2.1/24"], "gateway": "192.0.2.254"})
+    assert w.live == [], w.log
+    made = [e[1:] for e in w.log if e[0] == "+"]
+    unmade = [e[1:] for e in w.log if e[0] == "-"]
+    assert unmade == list(reversed(made)), w.log
+    assert m.parts == {} and m.state.partitions == {}
+    assert _fds() == before, "a descriptor was left open"
+    if STEPS.index(fail) > STEPS.index("open_tap"):  # a late failure really exercised the stack
+        assert "netns:p1" in made and "tap:eth0" in made
