@@ -36,7 +36,8 @@ set_offload()):
    frame through AF_PACKET to a NIC that can't. MTU, speed and duplex are
    the uplink's in both modes.
 Note: TUN_F_USO4/USO6 exist from Linux 6.2; an older kernel answers
-TUNSETOFFLOAD with EINVAL when they are set: retry with without_uso(flags).
+TUNSETOFFLOAD with EINVAL when they are set: the partition manager then
+takes drop_uso(functions) for every partition and retries (manager.py).
 """
 from __future__ import annotations
 
@@ -130,9 +131,25 @@ def offload_names(flags: int) -> list[str]:
     return [name for bit, name in TUN_FLAG_NAMES.items() if flags & bit]
 
 
-def without_uso(flags: int) -> int:
-    """@flags with the USO bits cleared, for kernels before 6.2."""
-    return flags & ~(TUN_F_USO4 | TUN_F_USO6)
+USO_BITS = TUN_F_USO4 | TUN_F_USO6
+NO_KERNEL_USO = "kernel before 6.2: no TUN_F_USO4/6"
+
+
+def drop_uso(functions: PartitionFunctions) -> PartitionFunctions:
+    """@functions for a kernel whose TAP refuses TUN_F_USO4/6 (before 6.2):
+    no UDP segmentation, each row saying why, vnet_gso recomputed."""
+    flags = functions.tun_offloads & ~USO_BITS
+    vnet_gso = bool(flags & (TUN_F_TSO4 | TUN_F_TSO6))
+    rows = []
+    for r in functions.rows:
+        if r.function in ("uso4", "uso6"):
+            r = Function(r.function, False, NO_KERNEL_USO, r.source_value)
+        elif r.function == "vnet_gso":
+            r = Function(r.function, vnet_gso, r.source, "yes" if vnet_gso else "no")
+        rows.append(r)
+    return PartitionFunctions(mode=functions.mode, mtu=functions.mtu, speed=functions.speed,
+                              duplex=functions.duplex, tun_offloads=flags, vnet_gso=vnet_gso,
+                              rows=tuple(rows))
 
 
 def _onoff(v: bool) -> str:

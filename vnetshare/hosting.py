@@ -146,7 +146,7 @@ class Daemon:
             return protocol.ok(
                 uplink={"ifname": self.info.ifname, "mtu": self.info.mtu, "speed": self.info.speed,
                         "duplex": self.info.duplex, "mac": self.info.mac, "features": self.info.features},
-                mode=self.offloads, functions=function_rows(self.functions))
+                mode=self.offloads, functions=function_rows(m.functions))
         if op == "stats":
             up = self.switch.uplink_stats()
             up["drops"] = {k.replace("_drop_", "_"): v for k, v in up.items() if "_drop_" in k}

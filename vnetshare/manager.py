@@ -31,9 +31,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from . import config, netns, procs, state as statefile
+from . import adapter, config, netns, procs, state as statefile
 from .agent import pack_fds
-from .errors import VnetshareError
+from .errors import NativeError, VnetshareError
 from .lifecycle import Event, Lifecycle, State
 from .ring import RingFds, create_fds
 from .tap import open_tap
@@ -151,6 +151,22 @@ class PartitionManager:
     def _save(self) -> None:
         statefile.save(self.state_path, self.state)
 
+    def _open_tap(self, ifname: str, ns_path: str, mac: str | None = None) -> int:
+        """The partition's persistent TAP with the partitions' offloads.
+
+        A kernel before 6.2 refuses TUN_F_USO4/6 with EINVAL: then every
+        partition goes without UDP segmentation (adapter.drop_uso, which
+        `vnetshare adapter` shows) and the open is tried once more.
+        """
+        try:
+            return open_tap(ifname, ns_path, mac=mac, offloads=self.functions.tun_offloads, persist=True)
+        except NativeError as e:
+            if e.errno != errno.EINVAL or not self.functions.tun_offloads & adapter.USO_BITS:
+                raise
+        log.warning("the kernel refuses TUN_F_USO4/6 (before Linux 6.2): partitions get no UDP segmentation")
+        self.functions = adapter.drop_uso(self.functions)
+        return open_tap(ifname, ns_path, mac=mac, offloads=self.functions.tun_offloads, persist=True)
+
     def _free_port_id(self) -> int:
         used = {p.port_id for p in self.parts.values()}
         return next(i for i in range(1, len(used) + 2) if i not in used)
@@ -262,7 +278,7 @@ class PartitionManager:
                 undo.push("netns", lambda: netns.delete(name))
             if any(link.ifname == ifname for link in netns.links(ns_path)):
                 raise PartitionError("EEXIST", f"device {ifname!r} already exists in {ns_path}")
-            tap_fd = open_tap(ifname, ns_path, mac=mac, offloads=self.functions.tun_offloads, persist=True)
+            tap_fd = self._open_tap(ifname, ns_path, mac)
             undo.push("tap fd", lambda: _close(tap_fd))
             undo.push("tap", lambda: netns.quietly(netns.delete_link, ifname, ns_path))
             netns.link_set(ifname, ns_path, mtu=mtu, up=True)
@@ -317,7 +333,7 @@ class PartitionManager:
         if not os.path.exists(rec.netns):
             raise PartitionError("ENOENT", f"its namespace {rec.netns} is gone")
         with Undo() as undo:
-            tap_fd = open_tap(rec.ifname, rec.netns, offloads=self.functions.tun_offloads, persist=True)
+            tap_fd = self._open_tap(rec.ifname, rec.netns)
             undo.push("tap fd", lambda: _close(tap_fd))
             netns.link_set(rec.ifname, rec.netns, up=True)
             rec.ring_size = rec.ring_size or self.ring_size

@@ -131,8 +131,14 @@ def test_bad_mode_names_it():
         derive(uplink(), "turbo")
 
 
-def test_without_uso():
-    assert a.without_uso(a.TUN_F_CSUM | ALL_TSO_USO) == a.TUN_F_CSUM | a.TUN_F_TSO4 | a.TUN_F_TSO6 | a.TUN_F_TSO_ECN
+def test_drop_uso_for_a_kernel_before_6_2():
+    full = a.derive(a.UplinkInfo("up0", 1500), "emulate")
+    assert full.tun_offloads == a.TUN_F_CSUM | ALL_TSO_USO
+    old = a.drop_uso(full)
+    assert old.tun_offloads == a.TUN_F_CSUM | a.TUN_F_TSO4 | a.TUN_F_TSO6 | a.TUN_F_TSO_ECN
+    assert old.value("uso4") is False and old.value("uso6") is False and old.value("vnet_gso") is True
+    assert {r.source for r in old.rows if r.function.startswith("uso")} == {a.NO_KERNEL_USO}
+    assert [r.function for r in old.rows] == [r.function for r in full.rows]
 
 
 def test_rows_are_complete_and_ordered():

@@ -190,3 +190,34 @@ def test_a_failed_create_undoes_every_step_before_it_in_reverse(world_manager, f
     assert _fds() == before, "a descriptor was left open"
     if STEPS.index(fail) > STEPS.index("open_tap"):  # a late failure really exercised the stack
         assert "netns:p1" in made and "tap:eth0" in made
+
+
+def test_create_retries_without_uso_on_a_kernel_before_6_2(world_manager, monkeypatch):
+    """TUNSETOFFLOAD answers EINVAL to TUN_F_USO4/6 before Linux 6.2: create
+    goes on without UDP segmentation, for this and every later partition."""
+    import errno
+
+    from vnetshare import adapter
+    from vnetshare.errors import NativeError
+
+    w, m = world_manager(None)
+    m.functions = adapter.derive(adapter.UplinkInfo("up0", 1500), "emulate")
+    asked = []
+
+    def old_kernel_tap(ifname, path, offloads=0, **kw):
+        asked.append(offloads)
+        if offloads & adapter.USO_BITS:
+            raise NativeError(errno.EINVAL, "tap_open eth0: Invalid argument")
+        w.step("open_tap", f"tap:{ifname}")
+        return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+
+    monkeypatch.setattr(mgr, "open_tap", old_kernel_tap)
+    out = m.create({"name": "p1", "ips": []})
+    assert out["state"] == "running"
+    assert asked[0] & adapter.USO_BITS and not asked[1] & adapter.USO_BITS
+    rows = {r["function"]: r for r in out["functions"]}
+    assert rows["uso4"]["value"] is False and rows["uso4"]["source"] == adapter.NO_KERNEL_USO
+    m.parts["p1"].close_fds()
+    with pytest.raises(Boom):  # any other refusal is not retried
+        w.fail = "netns.create"
+        m.create({"name": "p2", "ips": []})
