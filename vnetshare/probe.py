@@ -53,11 +53,16 @@ def ping(netns: str | None, addr: str, count: int = 3, size: int | None = None,
 
 @dataclass
 class IperfResult:
+    """One iperf3 run. TCP fills the byte counts; UDP fills the packet counts
+    (iperf3 reports datagrams sent and lost there, bytes only as a rate)."""
+
     ok: bool
-    sent_bytes: int
-    received_bytes: int
-    gbps: float
+    sent_bytes: int = 0
+    received_bytes: int = 0
+    gbps: float = 0.0
     error: str = ""
+    sent_packets: int = 0
+    received_packets: int = 0
 
 
 def iperf3(server_ns: str | None, client_ns: str | None, addr: str, seconds: float = 3,
@@ -96,15 +101,16 @@ def iperf3(server_ns: str | None, client_ns: str | None, addr: str, seconds: flo
         try:
             data = json.loads(out.stdout)
         except ValueError:
-            return IperfResult(False, 0, 0, 0.0, (out.stdout + out.stderr).strip()[:300])
+            return IperfResult(False, error=(out.stdout + out.stderr).strip()[:300])
         if "error" in data:
-            return IperfResult(False, 0, 0, 0.0, data["error"])
+            return IperfResult(False, error=data["error"])
         end = data["end"]
         if udp_len is not None:
             s = end["sum"]
             sent = s.get("packets", 0)
-            lost = s.get("lost_packets", 0)
-            return IperfResult(True, sent, sent - lost, s["bits_per_second"] / 1e9)
+            got = sent - s.get("lost_packets", 0)
+            return IperfResult(got > 0, gbps=s["bits_per_second"] / 1e9, sent_packets=sent,
+                               received_packets=got, error="" if got > 0 else "no datagram arrived")
         sent = end["sum_sent"]["bytes"]
         recv = end["sum_received"]["bytes"]
         return IperfResult(sent > 0 and recv > 0, sent, recv, end["sum_received"]["bits_per_second"] / 1e9)

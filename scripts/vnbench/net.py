@@ -91,7 +91,7 @@ def bench_net(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
         r = iperf3(p.server, p.client, p.addr, seconds=plan.seconds, udp_len=64)
         if not r.ok:
             raise BenchError(f"iperf3: {r.error}")
-        add(f"{key(p.name)}_udp64_pps", r.received_bytes / plan.seconds)  # packets - lost
+        add(f"{key(p.name)}_udp64_pps", r.received_packets / plan.seconds)
 
     def ping_idle(p: Path) -> None:
         t, sent = ping_times(p.client, p.addr, plan.pings)
