@@ -117,13 +117,13 @@ static uint64_t fz_rand(uint64_t *s)
 /**
  * fz_below() - a random number in [0, n)
  * @s:		state
- * @n:		bound, > 0
+ * @n:		bound (0 gives 0)
  *
  * Return: the number
  */
 static uint64_t fz_below(uint64_t *s, uint64_t n)
 {
-	return fz_rand(s) % n;
+	return n ? fz_rand(s) % n : 0;
 }
 
 /**
@@ -1470,14 +1470,14 @@ fz_scribbler(struct fz_ring *fr, uint64_t seed, int as_prod)
 				fr->hc->cons = v;
 			break;
 		case 2: case 3:
-			c.hp = fr->hc->cons;
+			c.hp = fr->hc->cons & ~(uint64_t)(RING_ALIGN - 1);
 			c.bound = c.hp;
 			fz_cons_good(&c, 1 + (unsigned int)fz_below(s, 32));
 			if (as_prod)
 				fr->hc->prod = c.hp;
 			break;
 		case 4:
-			c.hp = fr->hc->prod;
+			c.hp = fr->hc->prod & ~(uint64_t)(RING_ALIGN - 1);
 			c.bound = c.hp;
 			c.hp += fz_cons_bad(&c);
 			if (as_prod)
