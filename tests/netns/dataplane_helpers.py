@@ -1,9 +1,11 @@
 """Helpers for the data-plane tests: namespaces, veths, partitions, commands.
 
-Small local fixtures over `ip` (vnetshare/netns.py is written in parallel).
+Namespaces, links and addresses are made with vnetshare/netns.py, as the
+daemon makes them; commands run in a namespace with `ip netns exec`.
 Everything made here is registered with a Lab and removed by Lab.close(),
 which the tests call from a fixture finalizer, so a failing test leaves
-nothing behind. Processes started here are ended by PID.
+nothing behind; a cleanup step that fails is raised after all the others
+ran. Processes started here are ended by PID.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import subprocess
 import threading
 import time
 
-from vnetshare import CONSUMER, PRODUCER, Ring, create_fds
+from vnetshare import CONSUMER, PRODUCER, Ring, create_fds, netns
 from vnetshare.pump import Pump
 from vnetshare.tap import open_tap
 
@@ -35,11 +37,7 @@ def nsexec(ns: str, *argv: str, **kw) -> subprocess.CompletedProcess:
 
 
 def ifindex(name: str, ns: str | None = None) -> int:
-    path = f"/sys/class/net/{name}/ifindex"
-    if ns is None:
-        with open(path) as f:
-            return int(f.read())
-    return int(nsexec(ns, "cat", path).stdout)
+    return netns.link(name, ns).index
 
 
 def mac_of(i: int) -> str:
@@ -67,11 +65,11 @@ class Partition:
         self.ring_size = ring_size
         self.tap = open_tap("eth0", self.ns, mac=mac, offloads=offloads)
         lab.fds.append(self.tap)
-        nsexec(self.ns, "ip", "link", "set", "eth0", "mtu", str(mtu), "up")
+        netns.link_set("eth0", self.ns, mtu=mtu, up=True)
         if ip4:
-            nsexec(self.ns, "ip", "addr", "add", ip4, "dev", "eth0")
+            netns.add_address("eth0", ip4, self.ns)
         if ip6:
-            nsexec(self.ns, "ip", "addr", "add", ip6, "dev", "eth0", "nodad")
+            netns.add_address("eth0", ip6, self.ns, nodad=True)
         self.a2h_fds = create_fds(ring_size)
         self.h2a_fds = create_fds(ring_size)
         lab.ringfds += [self.a2h_fds, self.h2a_fds]
@@ -115,17 +113,16 @@ class Lab:
 
     def netns(self, name: str) -> str:
         full = f"dp{self.tag}{name}"
-        sh("ip", "netns", "add", full)
+        netns.create(full)
         self.namespaces.append(full)
-        nsexec(full, "ip", "link", "set", "lo", "up")
+        netns.lo_up(full)
         return full
 
     def veth(self, here: str, there: str, there_ns: str) -> None:
-        """A veth pair: @here in this namespace (down), @there moved to @there_ns (up)."""
-        sh("ip", "link", "add", here, "type", "veth", "peer", "name", there)
+        """A veth pair: @here in this namespace (down), @there in @there_ns (up)."""
+        netns.veth_pair(here, there, peer_netns=there_ns)
         self.links.append(here)
-        sh("ip", "link", "set", there, "netns", there_ns)
-        nsexec(there_ns, "ip", "link", "set", there, "up")
+        netns.link_set(there, there_ns, up=True)
 
     def partition(self, name: str, idx: int, **kw) -> Partition:
         ip4 = kw.pop("ip4", f"10.9.0.{idx}/24")
@@ -139,26 +136,37 @@ class Lab:
         return p
 
     def close(self) -> None:
-        for p in self.procs:
+        """Remove everything, in reverse order; then raise the first step that failed.
+
+        A process that outlives SIGKILL, a closer, link or namespace that
+        cannot be removed is a leak the test must not hide. A pump whose loop
+        had already ended (its error is the test's to check) is only freed.
+        """
+        errors: list[BaseException] = []
+
+        def step(fn, *args) -> None:
+            try:
+                fn(*args)
+            except Exception as e:  # noqa: BLE001 - every step runs, the first error is raised
+                errors.append(e)
+
+        def end_proc(p: subprocess.Popen) -> None:
             if p.poll() is None:
-                try:
-                    os.kill(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            try:
-                p.communicate(timeout=5)
-            except Exception:
-                pass
+                os.kill(p.pid, signal.SIGKILL)
+            p.communicate(timeout=5)
+
+        for p in self.procs:
+            step(end_proc, p)
         for fn in reversed(self.closers):
-            try:
-                fn()
-            except Exception:
-                pass
+            step(fn)
         for pump in self.pumps:
-            try:
-                pump.stop()
-            except Exception:
-                pass
+            if pump.running:
+                step(pump.stop)
+            else:
+                try:
+                    pump.stop()
+                except OSError:
+                    pass  # the loop's own error, raised to the test already
         for r in self.rings:
             r.close()
         for f in self.ringfds:
@@ -167,11 +175,13 @@ class Lab:
             try:
                 os.close(fd)
             except OSError:
-                pass
+                pass  # a test may have closed it itself
         for link in self.links:
-            sh("ip", "link", "del", link, check=False)
+            step(netns.quietly, netns.delete_link, link)
         for ns in reversed(self.namespaces):
-            sh("ip", "netns", "del", ns, check=False)
+            step(netns.quietly, netns.delete, ns)
+        if errors:
+            raise errors[0]
 
 
 def ping(ns: str, addr: str, count: int = 3, size: int | None = None,
@@ -199,53 +209,55 @@ def task_cpu_ticks(tid: int) -> int:
 class Capture:
     """An AF_PACKET capture on an interface of a namespace, in a thread.
 
-    Opened from a thread that entered @ns, so the socket is bound there.
+    The socket is opened by a thread inside @ns (netns.run_in), so it is
+    bound there. .frames has every frame, .incoming those the interface
+    received (not what the namespace itself sent). A receive error ends the
+    capture and close() raises it: a capture that went blind must fail the
+    test, not pass an absence check. A test that checks an absence also
+    checks, in the same capture, a frame that had to be seen.
     """
 
     def __init__(self, ns: str, ifname: str):
         import socket
 
-        self.frames: list[bytes] = []
-        self._stop = threading.Event()
-        box = {}
-
         def opener():
-            from ctypes import CDLL, get_errno
-
-            libc = CDLL(None, use_errno=True)
-            fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-            try:
-                if libc.setns(fd, 0x40000000) != 0:
-                    box["err"] = OSError(get_errno(), "setns")
-                    return
-            finally:
-                os.close(fd)
             s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-            s.bind((ifname, 0))
-            box["sock"] = s
+            try:
+                s.bind((ifname, 0))
+            except OSError:
+                s.close()
+                raise
+            return s
 
-        t = threading.Thread(target=opener)
-        t.start()
-        t.join()
-        if "err" in box:
-            raise box["err"]
-        self.sock = box["sock"]
+        self.frames: list[bytes] = []
+        self.incoming: list[bytes] = []
+        self.error: OSError | None = None
+        self._stop = threading.Event()
+        self.sock = netns.run_in(ns, opener)
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            r, _, _ = select.select([self.sock], [], [], 0.05)
-            if r:
-                try:
-                    self.frames.append(self.sock.recv(70000))
-                except OSError:
-                    return
+            try:
+                r, _, _ = select.select([self.sock], [], [], 0.05)
+                if r:
+                    frame, addr = self.sock.recvfrom(70000)
+                    self.frames.append(frame)
+                    if addr[2] != 4:  # PACKET_OUTGOING
+                        self.incoming.append(frame)
+            except OSError as e:
+                if not self._stop.is_set():
+                    self.error = e
+                return
 
     def close(self) -> list[bytes]:
         self._stop.set()
         self._thread.join(2)
+        assert not self._thread.is_alive(), "capture thread did not stop"
         self.sock.close()
+        if self.error is not None:
+            raise AssertionError(f"capture failed, it saw nothing after: {self.error!r}")
         return self.frames
 
 
