@@ -19,7 +19,8 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import Ether
 
 from dataplane_helpers import Capture, Lab, mac_bytes, mac_of, nsexec, ping, task_cpu_ticks, wait_for
-from vnetshare import CONSUMER, PRODUCER, Ring, create_fds
+from vnetshare import CONSUMER, PRODUCER, Ring, create_fds, netns
+from vnetshare.config import ConfigError
 from vnetshare.ring import SIZE_MIN
 from vnetshare.switch import Switch
 
@@ -33,12 +34,10 @@ class Net:
         self.lan = lab.netns("lan")
         lab.veth(f"up{lab.tag}", "lan0", self.lan)
         self.uplink = f"up{lab.tag}"
-        nsexec(self.lan, "ip", "link", "set", "lan0", "address", LAN_MAC)
-        nsexec(self.lan, "ip", "addr", "add", f"{LAN4}/24", "dev", "lan0")
-        nsexec(self.lan, "ip", "addr", "add", f"{LAN6}/64", "dev", "lan0", "nodad")
-        from dataplane_helpers import sh
-
-        sh("ip", "link", "set", self.uplink, "up")
+        netns.link_set("lan0", self.lan, mac=LAN_MAC)
+        netns.add_address("lan0", f"{LAN4}/24", self.lan)
+        netns.add_address("lan0", f"{LAN6}/64", self.lan, nodad=True)
+        netns.link_set(self.uplink, up=True)
         self.sw = Switch(self.uplink, **sw_kw)
         lab.closers.append(self.sw.close)
         self.sw.start()
@@ -77,6 +76,12 @@ def test_full_mtu_and_gso(net):
     assert " 0% packet loss" in p.stdout, p.stdout
     p = nsexec(a.ns, "ping", "-c", "1", "-W", "1", "-M", "do", "-s", "1473", LAN4, check=False)
     assert p.returncode != 0
+    # that one never left a's own stack; with a's MTU raised it reaches the
+    # switch, which must drop it and count it
+    netns.link_set("eth0", a.ns, mtu=1600)
+    p = nsexec(a.ns, "ping", "-c", "1", "-W", "1", "-M", "do", "-s", "1473", LAN4, check=False)
+    assert "1 packets transmitted, 0 received" in p.stdout, p.stdout + p.stderr
+    assert wait_for(lambda: net.sw.port_stats(1)["drop_mtu"] == 1), net.sw.port_stats(1)
 
 
 def _tcp_transfer(lab, client_ns, server_ns, server_ip, mbytes=16):
@@ -113,15 +118,24 @@ def test_spoofed_source_mac_is_dropped_and_counted(net, lab):
     ok_marker = b"GOOD-MARKER-" + os.urandom(4).hex().encode()
     tx = Capture(a.ns, "eth0")  # a packet socket inside partition a
     lab.closers.append(tx.close)
-    # from inside partition a: spoofed to the LAN, broadcast, and to b
-    for dst in (LAN_MAC, "ff:ff:ff:ff:ff:ff", b.mac):
+    # from inside partition a: spoofed to the LAN, broadcast, and to b; then
+    # the same with a's own MAC, which each capture must see (positive
+    # control). One ring, one order: once the good frames are seen, the
+    # spoofed ones before them were judged.
+    dsts = (LAN_MAC, "ff:ff:ff:ff:ff:ff", b.mac)
+    for dst in dsts:
         tx.sock.send(_frame(mac_of(0x77), dst, "10.9.0.1", LAN4, marker))
-    tx.sock.send(_frame(a.mac, LAN_MAC, "10.9.0.1", LAN4, ok_marker))
-    assert wait_for(lambda: any(ok_marker in f for f in cap_lan.frames), timeout=3)
-    time.sleep(0.2)
-    assert wait_for(lambda: net.sw.port_stats(1)["drop_spoof"] == 3)
-    assert not any(marker in f for f in cap_lan.close())
-    assert not any(marker in f for f in cap_b.close())
+    for dst in dsts:
+        tx.sock.send(_frame(a.mac, dst, "10.9.0.1", LAN4, ok_marker + dst.encode()))
+    for cap, dst in ((cap_lan, LAN_MAC), (cap_lan, "ff:ff:ff:ff:ff:ff"),
+                     (cap_b, b.mac), (cap_b, "ff:ff:ff:ff:ff:ff")):
+        good = ok_marker + dst.encode()
+        assert wait_for(lambda: any(good in f for f in cap.incoming), timeout=3), f"no good frame to {dst}"
+    assert wait_for(lambda: net.sw.port_stats(1)["drop_spoof"] == 3), net.sw.port_stats(1)
+    cap_lan.close()
+    cap_b.close()
+    assert not any(marker in f for f in cap_lan.frames)
+    assert not any(marker in f for f in cap_b.frames)
 
 
 def test_isolation_no_foreign_unicast(lab):
@@ -130,10 +144,22 @@ def test_isolation_no_foreign_unicast(lab):
     cap_c = Capture(c.ns, "eth0")  # promiscuous not needed: the TAP gets what the switch gives
     lab.closers.append(cap_c.close)
     nsexec(c.ns, "ip", "link", "set", "eth0", "promisc", "on")
+    tx = Capture(a.ns, "eth0")
+    lab.closers.append(tx.close)
+    start, end = (b"ISO-%s-" % w + os.urandom(4).hex().encode() for w in (b"START", b"END"))
+    tx.sock.send(_frame(a.mac, "ff:ff:ff:ff:ff:ff", "10.9.0.1", "10.9.0.255", start))
     assert ping(a.ns, "10.9.0.2", count=5, interval=0.1)[1] == 5
     assert ping(a.ns, LAN4, count=3, interval=0.1)[1] == 3
-    time.sleep(0.2)
-    frames = cap_c.close()
+    assert ping(a.ns, "10.9.0.3", count=2, interval=0.1)[1] == 2  # unicast for c: must be seen
+    tx.sock.send(_frame(a.mac, "ff:ff:ff:ff:ff:ff", "10.9.0.1", "10.9.0.255", end))
+    # positive control, same capture: the broadcasts that open and close the
+    # window, and a's unicast echo requests to c
+    assert wait_for(lambda: any(end in f for f in cap_c.incoming), timeout=3), "capture saw no END broadcast"
+    cap_c.close()
+    frames = cap_c.incoming
+    assert any(start in f for f in frames), "capture saw no START broadcast"
+    to_c = [f for f in frames if f[:6] == mac_bytes(c.mac) and f[6:12] == mac_bytes(a.mac)]
+    assert len(to_c) >= 2, f"c saw {len(to_c)} unicast frames from a, expected its 2 echo requests"
     macs_c = {mac_bytes(c.mac), b"\xff" * 6}
     for f in frames:
         dst = f[:6]
@@ -157,8 +183,6 @@ def test_broadcast_reaches_everyone(lab):
     marker2 = b"WIRE-BCAST-" + os.urandom(4).hex().encode()
     capa = Capture(a.ns, "eth0")
     lab.closers.append(capa.close)
-    from dataplane_helpers import sh
-
     code = (f"import socket; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('lan0',0));"
             f"s.send(bytes.fromhex('{_frame(LAN_MAC, 'ff:ff:ff:ff:ff:ff', LAN4, '10.9.0.255', marker2).hex()}'))")
     nsexec(net.lan, "python3", "-c", code)
@@ -281,7 +305,8 @@ def test_fairness_a_flooding_port_does_not_starve_another(lab):
     t.start()
     lab.closers.append(lambda: (stop.set(), t.join(2)))
     try:
-        time.sleep(0.3)
+        # the flood is under way before the pings, not hoped to be
+        assert wait_for(lambda: net.sw.port_stats(9)["tx_frames"] > 1000, timeout=5), net.sw.port_stats(9)
         s, r, out = ping(a.ns, "10.9.0.2", count=10, interval=0.05, wait=1)
         assert (s, r) == (10, 10), out
     finally:
@@ -365,12 +390,13 @@ def test_port_table_changes_while_running(net, lab):
     with pytest.raises(OSError):
         net.sw.port_stats(2)
     assert ping(a.ns, "10.9.0.2", count=1, wait=0.5)[1] == 0
+    assert ping(a.ns, LAN4, count=1)[1] == 1  # a's own path works meanwhile: only b is gone
     net.sw.add_port(2, b.mac, b.a2h_fds, b.h2a_fds, b.ring_size)
     assert ping(a.ns, "10.9.0.2", count=2)[1] == 2
     with pytest.raises(OSError) as e:
         net.sw.add_port(3, b.mac, b.a2h_fds, b.h2a_fds, b.ring_size)
     assert e.value.errno == 17  # EEXIST: the MAC is taken
-    with pytest.raises(OSError):
+    with pytest.raises(ConfigError, match="MAC '01:00:5e:00:00:01': is a multicast address"):
         net.sw.add_port(4, "01:00:5e:00:00:01", b.a2h_fds, b.h2a_fds, b.ring_size)
 
 
@@ -395,17 +421,15 @@ def test_full_h2a_ring_drops_and_counts_never_blocks(net, lab):
 
 
 def test_uplink_down_then_up_no_spin_traffic_resumes(net):
-    from dataplane_helpers import sh
-
     a, _ = net.parts
     assert ping(a.ns, LAN4, count=1)[1] == 1
-    sh("ip", "link", "set", net.uplink, "down")
-    time.sleep(0.2)
+    netns.link_set(net.uplink, up=False)
+    # the switch saw the uplink go (ENETDOWN) before the spin is measured
+    assert wait_for(lambda: net.sw.uplink_stats()["socket_errors"] >= 1), net.sw.uplink_stats()
     tid = net.sw.native_tid
     before = task_cpu_ticks(tid)
     time.sleep(1.0)
     assert task_cpu_ticks(tid) - before <= 2, "the switch spins while the uplink is down"
-    assert net.sw.uplink_stats()["socket_errors"] >= 1
-    sh("ip", "link", "set", net.uplink, "up")
+    netns.link_set(net.uplink, up=True)
     assert wait_for(lambda: ping(a.ns, LAN4, count=1, wait=0.5)[1] == 1, timeout=10)
     assert net.sw.running
