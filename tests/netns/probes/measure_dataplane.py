@@ -20,8 +20,9 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from dataplane_helpers import Lab, nsexec, ping, sh  # noqa: E402
+from dataplane_helpers import Lab, nsexec, ping  # noqa: E402
 from test_dataplane_switch import LAN4, Net  # noqa: E402
+from vnetshare import netns  # noqa: E402
 
 
 def rtts(ns: str, addr: str, n: int = 200, interval: float = 0.01) -> list[float]:
@@ -84,10 +85,10 @@ def main() -> int:
     lab = Lab()
     try:
         x, y = lab.netns("x"), lab.netns("y")
-        sh("ip", "link", "add", "vx", "netns", x, "type", "veth", "peer", "name", "vy", "netns", y)
+        netns.veth_pair("vx", "vy", netns=x, peer_netns=y)
         for ns, dev, ip in ((x, "vx", "10.8.0.1/24"), (y, "vy", "10.8.0.2/24")):
-            nsexec(ns, "ip", "addr", "add", ip, "dev", dev)
-            nsexec(ns, "ip", "link", "set", dev, "up")
+            netns.add_address(dev, ip, ns)
+            netns.link_set(dev, ns, up=True)
         ping(x, "10.8.0.2", count=2)
         print("kernel veth pair")
         print(f"  ping                         {pct(rtts(x, '10.8.0.2'))}")

@@ -9,31 +9,22 @@ import select
 import struct
 import time
 
-import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 import dataplane_helpers as dh
+from vnetshare import netns
 from vnetshare.tap import open_tap
 
 PEER_IP, PEER_MAC = "10.7.0.2", "02:00:00:00:00:99"
 GSO_TCPV4 = 1
 
 
-@pytest.fixture
-def lab():
-    lab = dh.Lab()
-    try:
-        yield lab
-    finally:
-        lab.close()
-
-
 def test_tunsetiff_from_a_thread_in_the_namespace_makes_the_device_there(lab):
     ns = lab.netns("p")
     fd = open_tap("probe0", ns)
     lab.fds.append(fd)
-    assert "probe0" in dh.nsexec(ns, "ip", "link", "show").stdout
+    assert [link.ifname for link in netns.links(ns)] == ["lo", "probe0"]
     assert not os.path.exists("/sys/class/net/probe0")  # not in ours
 
 
@@ -54,8 +45,8 @@ def test_tap_read_gives_12_byte_header_and_gso_frames_with_tso(lab):
     fd = open_tap("eth0", ns, mac="02:00:00:00:00:01", offloads=("csum", "tso4", "tso6"))
     lab.fds.append(fd)
     dh.nsexec(ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-    dh.nsexec(ns, "ip", "addr", "add", "10.7.0.1/24", "dev", "eth0")
-    dh.nsexec(ns, "ip", "link", "set", "eth0", "up")
+    netns.add_address("eth0", "10.7.0.1/24", ns)
+    netns.link_set("eth0", ns, up=True)
     dh.nsexec(ns, "ip", "neigh", "add", PEER_IP, "lladdr", PEER_MAC, "dev", "eth0")
     lab.popen(ns, "python3", "-c",
               f"import socket; c = socket.create_connection(('{PEER_IP}', 5001), timeout=10); "
