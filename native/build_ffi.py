@@ -96,7 +96,6 @@ int ring_arm(struct ring *r, uint32_t need);
 void ring_disarm(struct ring *r);
 int ring_wait(struct ring *r, uint32_t need, int timeout_ms);
 int ring_fileno(const struct ring *r);
-void ring_set_spin(struct ring *r, unsigned int spin_us);
 void ring_get_stats(const struct ring *r, struct ring_stats *st);
 uint64_t ring_violations(const struct ring *r);
 const char *ring_drop_name(unsigned int reason);
@@ -164,7 +163,6 @@ int pump_create(struct pump **out, int tap_fd, struct ring *a2h,
 int pump_set_coalesce(struct pump *p, unsigned int usecs);
 int pump_run(struct pump *p);
 int pump_stop(struct pump *p);
-int pump_stop_fd(const struct pump *p);
 void pump_get_stats(const struct pump *p, struct pump_stats *st);
 void pump_destroy(struct pump *p);
 

@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <sys/prctl.h>
 #include <time.h>
+#include "util.h"
 
 #define COALESCE_USECS_DEFAULT	100u
 #define COALESCE_USECS_MAX	10000u
@@ -46,14 +47,6 @@ struct coalesce {
 	uint64_t slept_at;
 	int busy;
 };
-
-static inline uint64_t coalesce_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /**
  * coalesce_init() - set the window; call in the loop's own thread
@@ -99,7 +92,7 @@ static inline int coalesce_round(struct coalesce *c, unsigned int moved)
 static inline void coalesce_sleeping(struct coalesce *c)
 {
 	if (c->window_ns)
-		c->slept_at = coalesce_now_ns();
+		c->slept_at = util_now_ns();
 }
 
 /**
@@ -109,7 +102,7 @@ static inline void coalesce_sleeping(struct coalesce *c)
 static inline void coalesce_woken(struct coalesce *c)
 {
 	if (c->window_ns)
-		c->busy = coalesce_now_ns() - c->slept_at < c->window_ns;
+		c->busy = util_now_ns() - c->slept_at < c->window_ns;
 }
 
 #endif /* VNETSHARE_COALESCE_H */

@@ -36,8 +36,8 @@
 
 #include "coalesce.h"
 #include "pump.h"
+#include "util.h"
 
-#define unlikely(x)	__builtin_expect(!!(x), 0)
 
 /* Single writer: a relaxed load-add-store is enough, and readers see whole values. */
 #define PUMP_STAT_ADD(p, field, v) \
@@ -165,19 +165,6 @@ int pump_stop(struct pump *p)
 	if (write(p->stop_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return -errno;
 	return 0;
-}
-
-/**
- * pump_stop_fd() - the eventfd that stops the pump when written
- * @p:		pump
- *
- * Writing it alone wakes the pump but does not stop it: use pump_stop().
- *
- * Return: the descriptor (owned by the pump)
- */
-int pump_stop_fd(const struct pump *p)
-{
-	return p->stop_efd;
 }
 
 /**

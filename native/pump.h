@@ -62,7 +62,6 @@ int pump_create(struct pump **out, int tap_fd, struct ring *a2h,
 int pump_set_coalesce(struct pump *p, unsigned int usecs);
 int pump_run(struct pump *p);
 int pump_stop(struct pump *p);
-int pump_stop_fd(const struct pump *p);
 void pump_get_stats(const struct pump *p, struct pump_stats *st);
 void pump_destroy(struct pump *p);
 

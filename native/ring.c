@@ -24,17 +24,7 @@
 #include <unistd.h>
 
 #include "ring.h"
-
-#define likely(x)	__builtin_expect(!!(x), 1)
-#define unlikely(x)	__builtin_expect(!!(x), 0)
-
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax()	__builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax()	__asm__ __volatile__("yield" ::: "memory")
-#else
-#define cpu_relax()	__asm__ __volatile__("" ::: "memory")
-#endif
+#include "util.h"
 
 #define RING_SEALS	(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
@@ -48,7 +38,6 @@
  * @role:	RING_PRODUCER or RING_CONSUMER
  * @wait_fd:	read end of the pipe this side sleeps on (ours alone)
  * @kick_fd:	write end of the pipe that wakes the peer (ours alone)
- * @spin_ns:	how long ring_wait() polls before it sleeps
  * @own:	our position: producer's write position or consumer's read
  *		position, ahead of what we published while a burst is open
  * @published:	own position as last stored to shared memory
@@ -67,7 +56,6 @@ struct ring {
 	int role;
 	int wait_fd;
 	int kick_fd;
-	uint64_t spin_ns;
 	uint64_t own;
 	uint64_t published;
 	uint64_t peer;
@@ -131,14 +119,6 @@ static inline void ring_copy_in(void *dst, const void *src, size_t len)
 {
 	memcpy(dst, src, len);
 	__asm__ __volatile__("" ::: "memory");
-}
-
-static inline uint64_t ring_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static inline int ring_is_pow2(uint64_t v)
@@ -943,22 +923,12 @@ int ring_fileno(const struct ring *r)
 }
 
 /**
- * ring_set_spin() - poll this long in ring_wait() before sleeping
- * @r:		handle
- * @spin_us:	microseconds, 0 to sleep at once
- */
-void ring_set_spin(struct ring *r, unsigned int spin_us)
-{
-	r->spin_ns = (uint64_t)spin_us * 1000;
-}
-
-/**
  * ring_wait() - wait until this side can make progress
  * @r:		handle
  * @need:	as for ring_ready()
  * @timeout_ms:	-1 for no limit
  *
- * Spins for the handle's spin time, then arms and sleeps on its wakeup pipe.
+ * Arms and sleeps on its wakeup pipe (ring_arm(), then poll()).
  *
  * Return: 0 when ready, -ETIMEDOUT, or -errno from poll()
  */
@@ -970,17 +940,8 @@ int ring_wait(struct ring *r, uint32_t need, int timeout_ms)
 
 	if (ring_ready(r, need))
 		return 0;
-	if (r->spin_ns) {
-		uint64_t end = ring_now_ns() + r->spin_ns;
-
-		do {
-			cpu_relax();
-			if (ring_ready(r, need))
-				return 0;
-		} while (ring_now_ns() < end);
-	}
 	if (timeout_ms >= 0)
-		deadline = ring_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+		deadline = util_now_ns() + (uint64_t)timeout_ms * 1000000ull;
 	for (;;) {
 		if (ring_arm(r, need))
 			return 0;
@@ -991,7 +952,7 @@ int ring_wait(struct ring *r, uint32_t need, int timeout_ms)
 		if (ring_ready(r, need))
 			return 0;
 		if (timeout_ms >= 0) {
-			now = ring_now_ns();
+			now = util_now_ns();
 			if (now >= deadline)
 				return -ETIMEDOUT;
 			left = (int)((deadline - now + 999999) / 1000000);

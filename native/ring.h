@@ -249,7 +249,6 @@ int ring_arm(struct ring *r, uint32_t need);
 void ring_disarm(struct ring *r);
 int ring_wait(struct ring *r, uint32_t need, int timeout_ms);
 int ring_fileno(const struct ring *r);
-void ring_set_spin(struct ring *r, unsigned int spin_us);
 
 void ring_get_stats(const struct ring *r, struct ring_stats *st);
 uint64_t ring_violations(const struct ring *r);

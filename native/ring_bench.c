@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ring_bench.h"
+#include "util.h"
 
 #define BENCH_SEQ_OFF	RING_ETH_HLEN
 #define BENCH_HDR_LEN	(BENCH_SEQ_OFF + 8)
@@ -15,14 +16,6 @@
 /* One process runs one side, so these are not shared between loops. */
 static uint8_t bench_src[RING_LEN_MAX];
 static uint8_t bench_sink[RING_LEN_MAX];
-
-static uint64_t bench_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /**
  * bench_fill() - write frame @seq of @len bytes, led by a zero vnet header
@@ -99,12 +92,12 @@ static int bench_until(struct ring *r, uint32_t need, unsigned int flags,
 	if (flags & BENCH_POLL) {
 		for (unsigned int i = 1; !ring_ready(r, need); i++)
 			if (!(i & 0xfff) && deadline &&
-			    bench_now_ns() > deadline)
+			    util_now_ns() > deadline)
 				return -ETIMEDOUT;
 		return 0;
 	}
 	if (deadline) {
-		now = bench_now_ns();
+		now = util_now_ns();
 		if (now >= deadline)
 			return ring_ready(r, need) ? 0 : -ETIMEDOUT;
 		left = (int)((deadline - now) / 1000000) + 1;
@@ -115,7 +108,7 @@ static int bench_until(struct ring *r, uint32_t need, unsigned int flags,
 static uint64_t bench_deadline(int timeout_ms)
 {
 	return timeout_ms < 0 ? 0 :
-		bench_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+		util_now_ns() + (uint64_t)timeout_ms * 1000000ull;
 }
 
 /**
@@ -153,7 +146,7 @@ int bench_produce(struct ring *r, uint64_t count, const uint32_t *sizes,
 	for (uint32_t i = 0; i < sizeof(bench_src); i++)
 		bench_src[i] = (uint8_t)(i * 7);
 
-	t0 = bench_now_ns();
+	t0 = util_now_ns();
 	for (seq = 0; seq < count; seq++) {
 		uint32_t len = sizes[seq % nsizes];
 
@@ -185,7 +178,7 @@ int bench_produce(struct ring *r, uint64_t count, const uint32_t *sizes,
 out:
 	ring_flush(r);
 	res->records = seq;
-	res->elapsed_ns = bench_now_ns() - t0;
+	res->elapsed_ns = util_now_ns() - t0;
 	return rc;
 }
 
@@ -213,7 +206,7 @@ int bench_consume(struct ring *r, uint64_t count, const uint32_t *sizes,
 	memset(res, 0, sizeof(*res));
 	if (!nsizes)
 		return -EINVAL;
-	t0 = bench_now_ns();
+	t0 = util_now_ns();
 	while (seq < count) {
 		unsigned int n = 0;
 
@@ -242,7 +235,7 @@ int bench_consume(struct ring *r, uint64_t count, const uint32_t *sizes,
 			break;
 	}
 	res->records = seq;
-	res->elapsed_ns = bench_now_ns() - t0;
+	res->elapsed_ns = util_now_ns() - t0;
 	return rc;
 }
 
@@ -271,9 +264,9 @@ int bench_ping(struct ring *tx, struct ring *rx, uint64_t count, uint32_t len,
 	memset(res, 0, sizeof(*res));
 	if (len < BENCH_HDR_LEN || len > RING_FRAME_MAX)
 		return -EINVAL;
-	t0 = bench_now_ns();
+	t0 = util_now_ns();
 	for (seq = 0; seq < count; seq++) {
-		t = bench_now_ns();
+		t = util_now_ns();
 		rc = ring_reserve(tx, RING_VNET_HDR_LEN + len, &p);
 		if (rc < 0)
 			break;
@@ -292,12 +285,12 @@ int bench_ping(struct ring *tx, struct ring *rx, uint64_t count, uint32_t len,
 			bench_bad(res, seq);
 		ring_release(rx);
 		if (rtt_ns)
-			rtt_ns[seq] = bench_now_ns() - t;
+			rtt_ns[seq] = util_now_ns() - t;
 		res->bytes += len;
 	}
 out:
 	res->records = seq;
-	res->elapsed_ns = bench_now_ns() - t0;
+	res->elapsed_ns = util_now_ns() - t0;
 	return rc;
 }
 
@@ -321,7 +314,7 @@ int bench_pong(struct ring *rx, struct ring *tx, uint64_t count,
 	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
-	t0 = bench_now_ns();
+	t0 = util_now_ns();
 	for (seq = 0; seq < count; seq++) {
 		while ((rc = ring_peek(rx, &rec)) == -EAGAIN) {
 			rc = bench_until(rx, 0, flags, deadline);
@@ -342,7 +335,7 @@ int bench_pong(struct ring *rx, struct ring *tx, uint64_t count,
 	}
 out:
 	res->records = seq;
-	res->elapsed_ns = bench_now_ns() - t0;
+	res->elapsed_ns = util_now_ns() - t0;
 	return rc;
 }
 
@@ -366,7 +359,7 @@ int bench_sock_send(int fd, uint64_t count, uint32_t len,
 		return -EINVAL;
 	for (uint32_t i = 0; i < sizeof(bench_src); i++)
 		bench_src[i] = (uint8_t)(i * 7);
-	t0 = bench_now_ns();
+	t0 = util_now_ns();
 	for (seq = 0; seq < count; seq++) {
 		bench_fill(bench_sink, seq, len, 0);
 		if (send(fd, bench_sink, RING_VNET_HDR_LEN + len, 0) < 0) {
@@ -380,7 +373,7 @@ int bench_sock_send(int fd, uint64_t count, uint32_t len,
 		res->bytes += len;
 	}
 	res->records = seq;
-	res->elapsed_ns = bench_now_ns() - t0;
+	res->elapsed_ns = util_now_ns() - t0;
 	return rc;
 }
 
@@ -401,7 +394,7 @@ int bench_sock_recv(int fd, uint64_t count, uint32_t len,
 	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
-	t0 = bench_now_ns();
+	t0 = util_now_ns();
 	for (seq = 0; seq < count; seq++) {
 		n = recv(fd, bench_sink, sizeof(bench_sink), 0);
 		if (n < 0) {
@@ -423,6 +416,6 @@ int bench_sock_recv(int fd, uint64_t count, uint32_t len,
 		res->bytes += (uint64_t)n - RING_VNET_HDR_LEN;
 	}
 	res->records = seq;
-	res->elapsed_ns = bench_now_ns() - t0;
+	res->elapsed_ns = util_now_ns() - t0;
 	return rc;
 }

@@ -77,9 +77,8 @@
 #include "coalesce.h"
 #include "guard.h"
 #include "switch.h"
+#include "util.h"
 
-#define likely(x)	__builtin_expect(!!(x), 1)
-#define unlikely(x)	__builtin_expect(!!(x), 0)
 
 #define SW_EV_CTL	0ull	/* epoll data of the control eventfd */
 #define SW_EV_UPLINK	1ull	/* epoll data of the uplink socket */

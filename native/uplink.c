@@ -42,13 +42,12 @@
 #include <linux/if_packet.h>
 
 #include "uplink.h"
+#include "util.h"
 
 #ifndef PACKET_IGNORE_OUTGOING
 #define PACKET_IGNORE_OUTGOING	23
 #endif
 
-#define likely(x)	__builtin_expect(!!(x), 1)
-#define unlikely(x)	__builtin_expect(!!(x), 0)
 
 #define UPLINK_V2_FRAME_DEFAULT	66048u	/* 64 KiB + 512: a 64 KiB GSO frame + headers */
 #define UPLINK_V2_BLOCK_DEFAULT	(4u << 20)
@@ -363,17 +362,6 @@ int uplink_fd(const struct uplink *u)
 }
 
 /**
- * uplink_ifindex() - the interface the socket is bound to
- * @u:		uplink
- *
- * Return: ifindex
- */
-int uplink_ifindex(const struct uplink *u)
-{
-	return u->ifindex;
-}
-
-/**
  * uplink_mtu() - the interface's MTU now (SIOCGIFMTU)
  * @u:		uplink
  * @mtu:	out
@@ -663,17 +651,6 @@ int uplink_tx_queue(struct uplink *u, const struct ring_vnet_hdr *vnet,
 	tx->msgs[i].msg_hdr.msg_iovlen = frame_len > RING_ETH_HLEN ? 3 : 2;
 	tx->len[i] = frame_len;
 	return 0;
-}
-
-/**
- * uplink_tx_pending() - frames queued and not sent yet
- * @u:		uplink
- *
- * Return: count
- */
-unsigned int uplink_tx_pending(const struct uplink *u)
-{
-	return u->tx.n;
 }
 
 /**

@@ -133,7 +133,6 @@ int uplink_open(struct uplink **out, int ifindex,
 		const struct uplink_config *cfg);
 void uplink_close(struct uplink *u);
 int uplink_fd(const struct uplink *u);
-int uplink_ifindex(const struct uplink *u);
 int uplink_mtu(const struct uplink *u, uint32_t *mtu);
 int uplink_add_mac(struct uplink *u, const uint8_t *mac);
 int uplink_del_mac(struct uplink *u, const uint8_t *mac);
@@ -143,7 +142,6 @@ void uplink_rx_release(struct uplink *u);
 
 int uplink_tx_queue(struct uplink *u, const struct ring_vnet_hdr *vnet,
 		    const uint8_t *l2, const uint8_t *frame, uint32_t frame_len);
-unsigned int uplink_tx_pending(const struct uplink *u);
 int uplink_tx_flush(struct uplink *u, struct uplink_tx_result *res);
 
 int uplink_clear_error(struct uplink *u, int *err);

@@ -243,9 +243,6 @@ class Ring:
         check(rc, "ring_wait")
         return True
 
-    def set_spin(self, usec: int) -> None:
-        lib.ring_set_spin(self.handle, usec)
-
     # counters ------------------------------------------------------------
     def stats(self) -> dict:
         """Counters of this side, with drops by reason under "drops"."""
