@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "guard.h"
+#include "fuzz.h"
 
 #define FG_ITERS_DEFAULT	20000u
 
@@ -58,33 +59,6 @@ static struct {
 } fg_tot;
 
 /**
- * fg_rand() - splitmix64: the next pseudo-random number of a stream
- * @s:		state
- *
- * Return: 64 random bits
- */
-static uint64_t fg_rand(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/**
- * fg_below() - a random number in [0, n)
- * @s:		state
- * @n:		bound, > 0
- *
- * Return: the number
- */
-static uint64_t fg_below(uint64_t *s, uint64_t n)
-{
-	return fg_rand(s) % n;
-}
-
-/**
  * fg_fill() - random bytes
  * @s:		state
  * @p:		buffer
@@ -93,7 +67,7 @@ static uint64_t fg_below(uint64_t *s, uint64_t n)
 static void fg_fill(uint64_t *s, uint8_t *p, size_t n)
 {
 	while (n--)
-		*p++ = (uint8_t)fg_rand(s);
+		*p++ = (uint8_t)fuzz_rand(s);
 }
 
 /**
@@ -156,19 +130,19 @@ static int fg_ref(const uint8_t *mac, const uint8_t *l2, uint32_t frame_len,
  */
 static void fg_mac(uint64_t *s, uint8_t *out, const uint8_t *port)
 {
-	switch (fg_below(s, 6)) {
+	switch (fuzz_below(s, 6)) {
 	case 0: case 1:
 		memcpy(out, port, 6);
 		break;
 	case 2:		/* one bit off */
 		memcpy(out, port, 6);
-		out[fg_below(s, 6)] ^= (uint8_t)(1u << fg_below(s, 8));
+		out[fuzz_below(s, 6)] ^= (uint8_t)(1u << fuzz_below(s, 8));
 		break;
 	case 3:
 		memset(out, 0xff, 6);
 		break;
 	case 4:		/* multicast: IPv4, IPv6 */
-		memcpy(out, fg_below(s, 2) ? "\x01\x00\x5e\x00\x00\x01" :
+		memcpy(out, fuzz_below(s, 2) ? "\x01\x00\x5e\x00\x00\x01" :
 					     "\x33\x33\x00\x00\x00\x01", 6);
 		break;
 	default:
@@ -218,7 +192,7 @@ static size_t fg_template(uint64_t *s, int t, uint8_t *buf, const uint8_t *port)
 	case FG_T_8021AD:
 		memcpy(buf + 12, t == FG_T_8021Q ? "\x81\x00" : "\x88\xa8", 2);
 		buf[14] = 0;
-		buf[15] = (uint8_t)fg_rand(s);
+		buf[15] = (uint8_t)fuzz_rand(s);
 		memcpy(buf + 16, "\x08\x00", 2);
 		memcpy(buf + 18, ipv4, sizeof(ipv4));
 		n += 4 + sizeof(ipv4);
@@ -245,18 +219,18 @@ static uint32_t fg_frame_len(uint64_t *s, uint32_t mtu)
 {
 	uint64_t v;
 
-	switch (fg_below(s, 6)) {
+	switch (fuzz_below(s, 6)) {
 	case 0:
-		return (uint32_t)fg_below(s, 64);
+		return (uint32_t)fuzz_below(s, 64);
 	case 1:		/* around MTU + 14 */
-		v = (uint64_t)mtu + 14 - 2 + fg_below(s, 5);
+		v = (uint64_t)mtu + 14 - 2 + fuzz_below(s, 5);
 		return v > RING_FRAME_MAX ? RING_FRAME_MAX : (uint32_t)v;
 	case 2:
-		return RING_FRAME_MAX - (uint32_t)fg_below(s, 32);
+		return RING_FRAME_MAX - (uint32_t)fuzz_below(s, 32);
 	case 3:
-		return (uint32_t)fg_below(s, RING_FRAME_MAX + 1);
+		return (uint32_t)fuzz_below(s, RING_FRAME_MAX + 1);
 	default:
-		return 14 + (uint32_t)fg_below(s, 1501);
+		return 14 + (uint32_t)fuzz_below(s, 1501);
 	}
 }
 
@@ -269,19 +243,19 @@ static uint32_t fg_frame_len(uint64_t *s, uint32_t mtu)
 static void fg_one(uint64_t *s, const struct guard_port *port, uint8_t *scratch)
 {
 	static const uint32_t mtus[] = { 1500, 9000, 68, 1280, 65535 - 18 };
-	int t = (int)fg_below(s, FG__T_MAX);
+	int t = (int)fuzz_below(s, FG__T_MAX);
 	struct ring_rec rec;
 	uint32_t mtu, len;
 	size_t hl;
 	uint8_t *frame;
 	int v, again, want;
 
-	mtu = fg_below(s, 4) ? mtus[fg_below(s, 5)] : (uint32_t)fg_rand(s);
+	mtu = fuzz_below(s, 4) ? mtus[fuzz_below(s, 5)] : (uint32_t)fuzz_rand(s);
 	len = fg_frame_len(s, mtu);
 	hl = fg_template(s, t, scratch, port->mac);
 	fg_fill(s, scratch + hl, len > hl ? (len - hl < 64 ? len - hl : 64) : 0);
-	for (uint64_t k = fg_below(s, 4); k; k--)	/* mutate */
-		scratch[fg_below(s, 64)] ^= (uint8_t)(1u << fg_below(s, 8));
+	for (uint64_t k = fuzz_below(s, 4); k; k--)	/* mutate */
+		scratch[fuzz_below(s, 64)] ^= (uint8_t)(1u << fuzz_below(s, 8));
 
 	frame = malloc(len ? len : 1);
 	if (!frame)
@@ -291,16 +265,16 @@ static void fg_one(uint64_t *s, const struct guard_port *port, uint8_t *scratch)
 	/* the private copy: the frame's first bytes, random past a short one */
 	fg_fill(s, rec.l2, sizeof(rec.l2));
 	memcpy(rec.l2, frame, len < 14 ? len : 14);
-	if (fg_below(s, 3)) {
-		rec.vnet.gso_type = (uint8_t)(fg_below(s, 2) ? 0 :
-				    1 + fg_below(s, 5));
-		rec.vnet.gso_size = (uint16_t)fg_rand(s);
+	if (fuzz_below(s, 3)) {
+		rec.vnet.gso_type = (uint8_t)(fuzz_below(s, 2) ? 0 :
+				    1 + fuzz_below(s, 5));
+		rec.vnet.gso_size = (uint16_t)fuzz_rand(s);
 	} else {
 		fg_fill(s, (uint8_t *)&rec.vnet, sizeof(rec.vnet));
 	}
 	rec.frame_len = len;
 	rec.frame = frame;
-	rec.pos = fg_rand(s) & ~63ull;
+	rec.pos = fuzz_rand(s) & ~63ull;
 
 	v = guard_check_tx(port, &rec, mtu);
 	if (v < 0 || v >= GUARD__MAX)

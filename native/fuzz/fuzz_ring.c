@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "ring.h"
+#include "fuzz.h"
 
 #define FZ_STEPS_DEFAULT	2000u
 #define FZ_BOUND_NS		1000000000ull	/* one call may take this long */
@@ -100,33 +101,6 @@ static struct fz_totals {
 /* PRNG ---------------------------------------------------------------------- */
 
 /**
- * fz_rand() - splitmix64: the next pseudo-random number of a stream
- * @s:		state
- *
- * Return: 64 random bits
- */
-static uint64_t fz_rand(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/**
- * fz_below() - a random number in [0, n)
- * @s:		state
- * @n:		bound (0 gives 0)
- *
- * Return: the number
- */
-static uint64_t fz_below(uint64_t *s, uint64_t n)
-{
-	return n ? fz_rand(s) % n : 0;
-}
-
-/**
  * fz_pct() - true with probability @pct percent
  * @s:		state
  * @pct:	0..100
@@ -135,7 +109,7 @@ static uint64_t fz_below(uint64_t *s, uint64_t n)
  */
 static int fz_pct(uint64_t *s, unsigned int pct)
 {
-	return fz_below(s, 100) < pct;
+	return fuzz_below(s, 100) < pct;
 }
 
 /**
@@ -149,14 +123,14 @@ static void fz_fill(uint64_t *s, void *p, size_t n)
 	uint8_t *b = p;
 
 	while (n >= 8) {
-		uint64_t v = fz_rand(s);
+		uint64_t v = fuzz_rand(s);
 
 		memcpy(b, &v, 8);
 		b += 8;
 		n -= 8;
 	}
 	while (n--)
-		*b++ = (uint8_t)fz_rand(s);
+		*b++ = (uint8_t)fuzz_rand(s);
 }
 
 /* Failure, timing ------------------------------------------------------------ */
@@ -500,20 +474,20 @@ static void fz_good_vnet(uint64_t *s, struct ring_vnet_hdr *v,
 				       RING_VNET_GSO_TCPV4 | RING_VNET_GSO_ECN };
 
 	memset(v, 0, sizeof(*v));
-	v->flags = (uint8_t)fz_below(s, 4);
-	v->gso_type = gso[fz_below(s, sizeof(gso))];
+	v->flags = (uint8_t)fuzz_below(s, 4);
+	v->gso_type = gso[fuzz_below(s, sizeof(gso))];
 	if (v->gso_type)
-		v->gso_size = (uint16_t)(1 + fz_below(s, 9000));
-	v->hdr_len = (uint16_t)fz_below(s, frame_len + 1 < 65536 ?
+		v->gso_size = (uint16_t)(1 + fuzz_below(s, 9000));
+	v->hdr_len = (uint16_t)fuzz_below(s, frame_len + 1 < 65536 ?
 					     frame_len + 1 : 65536);
 	if (v->flags & RING_VNET_F_NEEDS_CSUM) {
 		uint32_t room = frame_len - 2;
 
-		v->csum_start = (uint16_t)fz_below(s, (room < 65535 ? room : 65535) + 1);
+		v->csum_start = (uint16_t)fuzz_below(s, (room < 65535 ? room : 65535) + 1);
 		room -= v->csum_start;
-		v->csum_offset = (uint16_t)fz_below(s, (room < 65535 ? room : 65535) + 1);
+		v->csum_offset = (uint16_t)fuzz_below(s, (room < 65535 ? room : 65535) + 1);
 	}
-	v->num_buffers = (uint16_t)fz_rand(s);
+	v->num_buffers = (uint16_t)fuzz_rand(s);
 }
 
 /**
@@ -524,16 +498,16 @@ static void fz_good_vnet(uint64_t *s, struct ring_vnet_hdr *v,
  */
 static uint32_t fz_frame_len(uint64_t *s)
 {
-	switch (fz_below(s, 8)) {
+	switch (fuzz_below(s, 8)) {
 	case 0:
-		return RING_ETH_HLEN + (uint32_t)fz_below(s, 8);
+		return RING_ETH_HLEN + (uint32_t)fuzz_below(s, 8);
 	case 1:
-		return RING_FRAME_MAX - (uint32_t)fz_below(s, 128);
+		return RING_FRAME_MAX - (uint32_t)fuzz_below(s, 128);
 	case 2:
-		return RING_ETH_HLEN + (uint32_t)fz_below(s, RING_FRAME_MAX -
+		return RING_ETH_HLEN + (uint32_t)fuzz_below(s, RING_FRAME_MAX -
 							   RING_ETH_HLEN + 1);
 	default:
-		return RING_ETH_HLEN + (uint32_t)fz_below(s, 1501);
+		return RING_ETH_HLEN + (uint32_t)fuzz_below(s, 1501);
 	}
 }
 
@@ -677,8 +651,8 @@ static void fz_cons_check_msgs(struct fz_cons *c)
  */
 static void fz_cons_write_fd(struct fz_cons *c, int racing)
 {
-	unsigned int max = 1 + (unsigned int)fz_below(&c->s, 64), n = 0;
-	int which = (int)fz_below(&c->s, 5), fd, rc;
+	unsigned int max = 1 + (unsigned int)fuzz_below(&c->s, 64), n = 0;
+	int which = (int)fuzz_below(&c->s, 5), fd, rc;
 	struct ring_stats st;
 	char one = 1;
 
@@ -747,9 +721,9 @@ static void fz_cons_call(struct fz_cons *c, int racing)
 	struct ring *r = c->fr.r;
 	int rc, tmo;
 
-	switch (fz_below(&c->s, 10)) {
+	switch (fuzz_below(&c->s, 10)) {
 	case 0: case 1: case 2: case 3:
-		fz_cons_peek(c, 1 + (unsigned int)fz_below(&c->s, 64),
+		fz_cons_peek(c, 1 + (unsigned int)fuzz_below(&c->s, 64),
 			     fz_pct(&c->s, 80), racing);
 		break;
 	case 4: case 5:
@@ -831,7 +805,7 @@ static void fz_cons_good(struct fz_cons *c, unsigned int n)
 		if (off + rsize > c->fr.size) {
 			if (!fz_cons_fits(c, c->fr.size - off))
 				return;
-			h.len = (uint32_t)fz_rand(&c->s);
+			h.len = (uint32_t)fuzz_rand(&c->s);
 			h.flags = RING_REC_PAD;
 			memcpy(c->fr.hd + off, &h, sizeof(h));
 			h.flags = 0;
@@ -862,25 +836,25 @@ static uint64_t fz_cons_bad(struct fz_cons *c)
 	h.len = fl + RING_VNET_HDR_LEN;
 	fz_good_vnet(s, &v, fl);
 	span = RING_REC_SIZE(h.len);
-	switch (fz_below(s, 14)) {
+	switch (fuzz_below(s, 14)) {
 	case 0:		/* unknown flag bits */
-		h.flags = (uint16_t)(fz_rand(s) | (2u << fz_below(s, 15)));
+		h.flags = (uint16_t)(fuzz_rand(s) | (2u << fuzz_below(s, 15)));
 		break;
 	case 1:		/* len over the maximum */
-		h.len = RING_LEN_MAX + 1 + (uint32_t)fz_below(s, 1u << 31);
+		h.len = RING_LEN_MAX + 1 + (uint32_t)fuzz_below(s, 1u << 31);
 		span = RING_REC_SIZE(RING_LEN_MAX);
 		break;
 	case 2:		/* too short for a frame */
-		h.len = (uint32_t)fz_below(s, RING_VNET_HDR_LEN + RING_ETH_HLEN);
+		h.len = (uint32_t)fuzz_below(s, RING_VNET_HDR_LEN + RING_ETH_HLEN);
 		span = RING_ALIGN;
 		break;
 	case 3:		/* vnet_len not 12 */
 		do
-			h.vnet_len = (uint16_t)fz_rand(s);
+			h.vnet_len = (uint16_t)fuzz_rand(s);
 		while (h.vnet_len == RING_VNET_HDR_LEN);
 		break;
 	case 4:		/* runs past what is published */
-		span = RING_ALIGN * (1 + fz_below(s, span / RING_ALIGN));
+		span = RING_ALIGN * (1 + fuzz_below(s, span / RING_ALIGN));
 		if (span >= RING_REC_SIZE(h.len))
 			span = RING_ALIGN;
 		if (RING_REC_SIZE(h.len) <= RING_ALIGN)
@@ -889,17 +863,17 @@ static uint64_t fz_cons_bad(struct fz_cons *c)
 	case 5:		/* runs past the end of the data area */
 		if (off + RING_ALIGN >= c->fr.size || c->fr.size - off > RING_LEN_MAX)
 			break;
-		h.len = (uint32_t)(c->fr.size - off) + (uint32_t)fz_below(s, 4096);
+		h.len = (uint32_t)(c->fr.size - off) + (uint32_t)fuzz_below(s, 4096);
 		if (h.len > RING_LEN_MAX)
 			h.len = RING_LEN_MAX;
 		span = RING_REC_SIZE(h.len);
 		break;
 	case 6:		/* vnet flags */
-		v.flags |= (uint8_t)(4u << fz_below(s, 6));
+		v.flags |= (uint8_t)(4u << fuzz_below(s, 6));
 		break;
 	case 7:		/* gso type */
 		do
-			v.gso_type = (uint8_t)fz_rand(s);
+			v.gso_type = (uint8_t)fuzz_rand(s);
 		while (fz_vnet_ok(&v, fl));
 		break;
 	case 8:		/* gso size */
@@ -909,24 +883,24 @@ static uint64_t fz_cons_bad(struct fz_cons *c)
 	case 9:		/* hdr_len past the frame */
 		if (fl >= 65535)
 			break;
-		v.hdr_len = (uint16_t)(fl + 1 + fz_below(s, 65535 - fl));
+		v.hdr_len = (uint16_t)(fl + 1 + fuzz_below(s, 65535 - fl));
 		break;
 	case 10:	/* checksum past the frame */
 		v.flags |= RING_VNET_F_NEEDS_CSUM;
-		v.csum_start = (uint16_t)fz_rand(s);
-		v.csum_offset = (uint16_t)fz_rand(s);
+		v.csum_start = (uint16_t)fuzz_rand(s);
+		v.csum_offset = (uint16_t)fuzz_rand(s);
 		if ((uint32_t)v.csum_start + v.csum_offset + 2 <= fl)
 			v.csum_start = (uint16_t)(fl - 1 > 65535 ? 65535 : fl - 1);
 		break;
 	case 11:	/* a PAD in the middle, maybe not published to its end */
 		h.flags = RING_REC_PAD;
 		span = fz_pct(s, 50) ? c->fr.size - off :
-		       RING_ALIGN * (1 + fz_below(s, (c->fr.size - off) / RING_ALIGN));
+		       RING_ALIGN * (1 + fuzz_below(s, (c->fr.size - off) / RING_ALIGN));
 		break;
 	case 12:	/* random header and vnet header */
 		fz_fill(s, &h, sizeof(h));
 		fz_fill(s, &v, sizeof(v));
-		span = RING_ALIGN * (1 + fz_below(s, 64));
+		span = RING_ALIGN * (1 + fuzz_below(s, 64));
 		break;
 	default:	/* random vnet header */
 		fz_fill(s, &v, sizeof(v));
@@ -953,38 +927,38 @@ static void fz_cons_hostile(struct fz_cons *c)
 	/* after the consumer skipped ahead, write from where it stands */
 	if ((int64_t)(c->hp - c->bound) < 0 || c->hp - cons > c->fr.size)
 		c->hp = c->bound;
-	switch (fz_below(s, 20)) {
+	switch (fuzz_below(s, 20)) {
 	case 0: case 1: case 2: case 3: case 4: case 5:
-		fz_cons_good(c, 1 + (unsigned int)fz_below(s, 16));
+		fz_cons_good(c, 1 + (unsigned int)fuzz_below(s, 16));
 		hc->prod = c->hp;
 		break;
 	case 6: case 7: case 8: case 9:
 		c->hp += fz_cons_bad(c);
 		if (fz_pct(s, 50))
-			fz_cons_good(c, 1 + (unsigned int)fz_below(s, 4));
+			fz_cons_good(c, 1 + (unsigned int)fuzz_below(s, 4));
 		hc->prod = c->hp;
 		break;
 	case 10:	/* misaligned */
-		hc->prod = c->hp + 1 + fz_below(s, RING_ALIGN - 1);
+		hc->prod = c->hp + 1 + fuzz_below(s, RING_ALIGN - 1);
 		break;
 	case 11:	/* backwards */
-		hc->prod = c->bound - RING_ALIGN * (1 + fz_below(s, 1024));
+		hc->prod = c->bound - RING_ALIGN * (1 + fuzz_below(s, 1024));
 		break;
 	case 12:	/* beyond one ring size */
-		hc->prod = cons + c->fr.size + RING_ALIGN * (1 + fz_below(s, 1024));
+		hc->prod = cons + c->fr.size + RING_ALIGN * (1 + fuzz_below(s, 1024));
 		break;
 	case 13:	/* anything */
-		hc->prod = fz_rand(s);
+		hc->prod = fuzz_rand(s);
 		break;
 	case 14:	/* forward over whatever lies there */
-		n = RING_ALIGN * fz_below(s, c->fr.size / RING_ALIGN + 1);
+		n = RING_ALIGN * fuzz_below(s, c->fr.size / RING_ALIGN + 1);
 		hc->prod = cons + n;
 		if ((int64_t)(cons + n - c->hp) > 0)
 			c->hp = cons + n;
 		break;
 	case 15:	/* random bytes anywhere in the data area */
-		n = 1 + fz_below(s, sizeof(buf));
-		off = fz_below(s, c->fr.size - n + 1);
+		n = 1 + fuzz_below(s, sizeof(buf));
+		off = fuzz_below(s, c->fr.size - n + 1);
 		fz_fill(s, buf, n);
 		memcpy(c->fr.hd + off, buf, n);
 		break;
@@ -993,8 +967,8 @@ static void fz_cons_hostile(struct fz_cons *c)
 		hc->prod = c->hp;
 		break;
 	case 17:	/* waiting flags, kicks */
-		hc->prod_waiting = (uint32_t)fz_rand(s);
-		hc->cons_waiting = (uint32_t)fz_rand(s);
+		hc->prod_waiting = (uint32_t)fuzz_rand(s);
+		hc->cons_waiting = (uint32_t)fuzz_rand(s);
 		if (fz_pct(s, 50) && write(c->fr.fds.data_wr, buf, 1) < 0 &&
 		    errno != EAGAIN)
 			fz_fail("kick: %s", strerror(errno));
@@ -1003,9 +977,9 @@ static void fz_cons_hostile(struct fz_cons *c)
 				;
 		break;
 	case 18:	/* the fields a side reads once, at attach */
-		hc->magic = fz_rand(s);
-		hc->data_size = fz_rand(s);
-		hc->version = (uint32_t)fz_rand(s);
+		hc->magic = fuzz_rand(s);
+		hc->data_size = fuzz_rand(s);
+		hc->version = (uint32_t)fuzz_rand(s);
 		break;
 	default:	/* republish */
 		hc->prod = c->hp;
@@ -1020,13 +994,13 @@ static void fz_cons_hostile(struct fz_cons *c)
  */
 static uint64_t fz_start_pos(uint64_t *s)
 {
-	switch (fz_below(s, 3)) {
+	switch (fuzz_below(s, 3)) {
 	case 0:
 		return 0;
 	case 1:		/* the u64 wraps during the episode */
-		return (uint64_t)0 - RING_ALIGN * fz_below(s, 1u << 16);
+		return (uint64_t)0 - RING_ALIGN * fuzz_below(s, 1u << 16);
 	default:
-		return fz_rand(s) & ~(uint64_t)(RING_ALIGN - 1);
+		return fuzz_rand(s) & ~(uint64_t)(RING_ALIGN - 1);
 	}
 }
 
@@ -1038,7 +1012,7 @@ static uint64_t fz_start_pos(uint64_t *s)
 static void fz_run_cons(uint64_t seed, unsigned int steps)
 {
 	struct fz_cons c = { .s = seed };
-	uint64_t size = RING_SIZE_MIN << fz_below(&c.s, 2);
+	uint64_t size = RING_SIZE_MIN << fuzz_below(&c.s, 2);
 	uint64_t start = fz_start_pos(&c.s);
 
 	fz_ring_open(&c.fr, size, RING_CONSUMER, start);
@@ -1162,7 +1136,7 @@ static void fz_prod_reserve(struct fz_prod *p)
 	int rc, room, exact;
 
 	if (fz_pct(&p->s, 2))
-		len = RING_LEN_MAX + 1 + (uint32_t)fz_below(&p->s, 100);
+		len = RING_LEN_MAX + 1 + (uint32_t)fuzz_below(&p->s, 100);
 	fz_prod_before(p);
 	exact = p->own_known && p->fr.hc->cons == p->mx;
 	room = p->own_known && fz_prod_room(p, len);
@@ -1209,7 +1183,7 @@ static void fz_prod_reserve(struct fz_prod *p)
 	p->open = len;
 	fz_prod_after(p, pub);
 	if (fz_pct(&p->s, 85)) {
-		clen = (uint32_t)fz_below(&p->s, len + 2);
+		clen = (uint32_t)fuzz_below(&p->s, len + 2);
 		if (fz_pct(&p->s, 70))
 			clen = len;
 		rc = FZ_CALL(0, ring_commit(p->fr.r, clen));
@@ -1234,12 +1208,12 @@ static void fz_prod_read_fd(struct fz_prod *p)
 {
 	static uint8_t buf[RING_LEN_MAX + 100];
 	uint64_t pub = p->fr.hc->prod;
-	unsigned int n = 0, max = 1 + (unsigned int)fz_below(&p->s, 16);
-	int rc, k = (int)fz_below(&p->s, 6);
+	unsigned int n = 0, max = 1 + (unsigned int)fuzz_below(&p->s, 16);
+	int rc, k = (int)fuzz_below(&p->s, 6);
 
 	for (int i = 0; i < k; i++) {
-		size_t len = fz_below(&p->s, 8) ?
-			     fz_below(&p->s, 1600) : fz_below(&p->s, sizeof(buf));
+		size_t len = fuzz_below(&p->s, 8) ?
+			     fuzz_below(&p->s, 1600) : fuzz_below(&p->s, sizeof(buf));
 
 		fz_fill(&p->s, buf, len < 64 ? len : 64);
 		if (send(p->fr.sock[1], buf, len, MSG_DONTWAIT) < 0)
@@ -1294,30 +1268,30 @@ static void fz_prod_hostile(struct fz_prod *p)
 	uint64_t *s = &p->s, pub = hc->prod, n;
 	char buf[1024];
 
-	switch (fz_below(s, 12)) {
+	switch (fuzz_below(s, 12)) {
 	case 0: case 1: case 2: case 3:	/* release some, aligned */
 		n = (pub - p->mx) / RING_ALIGN;
-		hc->cons = p->mx + RING_ALIGN * fz_below(s, n + 1);
+		hc->cons = p->mx + RING_ALIGN * fuzz_below(s, n + 1);
 		if (fz_pct(s, 50))
 			hc->cons = pub;
 		break;
 	case 4:		/* misaligned */
-		hc->cons = p->mx + 1 + fz_below(s, 4096);
+		hc->cons = p->mx + 1 + fuzz_below(s, 4096);
 		if (hc->cons % RING_ALIGN == 0)
 			hc->cons++;
 		break;
 	case 5:		/* backwards */
-		hc->cons = p->mx - RING_ALIGN * (1 + fz_below(s, 4096));
+		hc->cons = p->mx - RING_ALIGN * (1 + fuzz_below(s, 4096));
 		break;
 	case 6:		/* past what was published */
-		hc->cons = pub + RING_ALIGN * (1 + fz_below(s, 4096));
+		hc->cons = pub + RING_ALIGN * (1 + fuzz_below(s, 4096));
 		break;
 	case 7:		/* anything */
-		hc->cons = fz_rand(s);
+		hc->cons = fuzz_rand(s);
 		break;
 	case 8:		/* flags, kicks */
-		hc->prod_waiting = (uint32_t)fz_rand(s);
-		hc->cons_waiting = (uint32_t)fz_rand(s);
+		hc->prod_waiting = (uint32_t)fuzz_rand(s);
+		hc->cons_waiting = (uint32_t)fuzz_rand(s);
 		if (fz_pct(s, 50) && write(p->fr.fds.space_wr, buf, 1) < 0 &&
 		    errno != EAGAIN)
 			fz_fail("kick: %s", strerror(errno));
@@ -1326,9 +1300,9 @@ static void fz_prod_hostile(struct fz_prod *p)
 				;
 		break;
 	case 9:		/* scribble anywhere: the producer reads no data */
-		n = 1 + fz_below(s, sizeof(buf));
+		n = 1 + fuzz_below(s, sizeof(buf));
 		fz_fill(s, buf, n);
-		memcpy(p->fr.hd + fz_below(s, p->fr.size - n + 1), buf, n);
+		memcpy(p->fr.hd + fuzz_below(s, p->fr.size - n + 1), buf, n);
 		break;
 	default:	/* stay */
 		break;
@@ -1346,7 +1320,7 @@ static void fz_prod_call(struct fz_prod *p)
 	uint32_t need;
 	int rc, tmo;
 
-	switch (fz_below(&p->s, 10)) {
+	switch (fuzz_below(&p->s, 10)) {
 	case 0: case 1: case 2: case 3:
 		fz_prod_reserve(p);
 		break;
@@ -1406,7 +1380,7 @@ static void fz_prod_call(struct fz_prod *p)
 static void fz_run_prod(uint64_t seed, unsigned int steps)
 {
 	struct fz_prod p = { .s = seed };
-	uint64_t size = RING_SIZE_MIN << fz_below(&p.s, 2);
+	uint64_t size = RING_SIZE_MIN << fuzz_below(&p.s, 2);
 	uint64_t start = fz_start_pos(&p.s);
 	struct ring_stats st;
 
@@ -1454,16 +1428,16 @@ fz_scribbler(struct fz_ring *fr, uint64_t seed, int as_prod)
 		_exit(0);
 	c.hp = c.bound = fr->hc->cons;
 	for (;;) {
-		switch (fz_below(s, 8)) {
+		switch (fuzz_below(s, 8)) {
 		case 0:
-			v = fr->hc->cons + RING_ALIGN * fz_below(s, fr->size / RING_ALIGN + 2);
+			v = fr->hc->cons + RING_ALIGN * fuzz_below(s, fr->size / RING_ALIGN + 2);
 			if (as_prod)
 				fr->hc->prod = v;
 			else
-				fr->hc->cons = fr->hc->prod - RING_ALIGN * fz_below(s, 64);
+				fr->hc->cons = fr->hc->prod - RING_ALIGN * fuzz_below(s, 64);
 			break;
 		case 1:
-			v = fz_rand(s);
+			v = fuzz_rand(s);
 			if (as_prod)
 				fr->hc->prod = v;
 			else
@@ -1472,7 +1446,7 @@ fz_scribbler(struct fz_ring *fr, uint64_t seed, int as_prod)
 		case 2: case 3:
 			c.hp = fr->hc->cons & ~(uint64_t)(RING_ALIGN - 1);
 			c.bound = c.hp;
-			fz_cons_good(&c, 1 + (unsigned int)fz_below(s, 32));
+			fz_cons_good(&c, 1 + (unsigned int)fuzz_below(s, 32));
 			if (as_prod)
 				fr->hc->prod = c.hp;
 			break;
@@ -1484,13 +1458,13 @@ fz_scribbler(struct fz_ring *fr, uint64_t seed, int as_prod)
 				fr->hc->prod = c.hp;
 			break;
 		case 5:
-			fr->hc->prod_waiting = (uint32_t)fz_rand(s);
-			fr->hc->cons_waiting = (uint32_t)fz_rand(s);
+			fr->hc->prod_waiting = (uint32_t)fuzz_rand(s);
+			fr->hc->cons_waiting = (uint32_t)fuzz_rand(s);
 			break;
 		default:
-			v = 1 + fz_below(s, sizeof(buf));
+			v = 1 + fuzz_below(s, sizeof(buf));
 			fz_fill(s, buf, v);
-			memcpy(fr->hd + fz_below(s, fr->size - v + 1), buf, v);
+			memcpy(fr->hd + fuzz_below(s, fr->size - v + 1), buf, v);
 		}
 	}
 }
@@ -1655,10 +1629,10 @@ static void fz_run_fds(uint64_t seed, unsigned int steps)
 	for (int i = 0; i < 4; i++)
 		io[i] = fz_reopen(agent[i], O_RDWR | O_NONBLOCK);
 	for (fz.step = 0; fz.step < steps; fz.step++) {
-		int i = (int)fz_below(&s, 4);
+		int i = (int)fuzz_below(&s, 4);
 
 		alarm(FZ_WATCHDOG_S);
-		switch (fz_below(&s, 8)) {
+		switch (fuzz_below(&s, 8)) {
 		case 0:		/* clear O_NONBLOCK on the agent's own end */
 			fcntl(agent[i], F_SETFL, 0);
 			break;
@@ -1693,7 +1667,7 @@ static void fz_run_fds(uint64_t seed, unsigned int steps)
 			b.hc->cons = b.hc->prod;
 		}
 		/* the daemon's side: every call returns in time */
-		tmo = (int)fz_below(&s, 3) * 5;
+		tmo = (int)fuzz_below(&s, 3) * 5;
 		rc = FZ_CALL(tmo, ring_wait(a.r, 0, tmo));
 		if (rc && rc != -ETIMEDOUT)
 			fz_fail("ring_wait(a): %d", rc);
