@@ -33,6 +33,7 @@ from .manager import PartitionManager, function_rows
 
 log = logging.getLogger("vnetshare.daemon")
 
+
 class DaemonStartError(VnetshareError):
     """The daemon cannot start (uplink missing, another daemon, ...)."""
 
@@ -40,12 +41,6 @@ class DaemonStartError(VnetshareError):
 class Daemon:
     def __init__(self, cfg: config.DaemonConfig):
         self.cfg = cfg
-        self.uplink = cfg.uplink
-        self.offloads = cfg.offloads
-        self.socket_path = cfg.socket
-        self.state_dir = cfg.state_dir
-        self.state_path = cfg.state_path
-        self.coalesce_usecs = cfg.coalesce_usecs
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stop_event: asyncio.Event | None = None
         self.switch = None
@@ -56,14 +51,14 @@ class Daemon:
 
     # -- start -----------------------------------------------------------
     def _lock(self) -> None:
-        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        os.makedirs(self.cfg.state_dir, mode=0o700, exist_ok=True)
         fd = os.open(self.cfg.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise DaemonStartError(f"another daemon (pid {other}) already runs on {self.state_dir}") from None
+            raise DaemonStartError(f"another daemon (pid {other}) already runs on {self.cfg.state_dir}") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
@@ -78,25 +73,25 @@ class Daemon:
         from .switch import Switch
 
         try:
-            self.info = adapter.query(self.uplink)
+            self.info = adapter.query(self.cfg.uplink)
         except (ConfigError, OSError) as e:
             raise DaemonStartError(str(e)) from None
-        self.functions = adapter.derive(self.info, self.offloads)
-        self.switch = Switch(self.uplink, coalesce_usecs=self.coalesce_usecs)
+        self.functions = adapter.derive(self.info, self.cfg.offloads)
+        self.switch = Switch(self.cfg.uplink, coalesce_usecs=self.cfg.coalesce_usecs)
         self.switch.start()
         log.info("uplink %s: mtu %d, speed %s, offloads to partitions: %s (%s mode), "
-                 "coalescing %s", self.uplink, self.info.mtu, self.info.speed or "?",
-                 ",".join(adapter.offload_names(self.functions.tun_offloads)) or "none", self.offloads,
-                 f"adaptive, up to {self.coalesce_usecs} us" if self.coalesce_usecs else "off")
+                 "coalescing %s", self.cfg.uplink, self.info.mtu, self.info.speed or "?",
+                 ",".join(adapter.offload_names(self.functions.tun_offloads)) or "none", self.cfg.offloads,
+                 f"adaptive, up to {self.cfg.coalesce_usecs} us" if self.cfg.coalesce_usecs else "off")
 
     def _load_state(self) -> statefile.State:
-        st = statefile.load(self.state_path)
-        if st.partitions and st.uplink and st.uplink != self.uplink:
+        st = statefile.load(self.cfg.state_path)
+        if st.partitions and st.uplink and st.uplink != self.cfg.uplink:
             raise DaemonStartError(
-                f"the state in {self.state_path} has {len(st.partitions)} partition(s) on uplink "
+                f"the state in {self.cfg.state_path} has {len(st.partitions)} partition(s) on uplink "
                 f"{st.uplink!r}: start with --uplink {st.uplink} or delete them first")
-        st.uplink = self.uplink
-        st.offloads = self.offloads
+        st.uplink = self.cfg.uplink
+        st.offloads = self.cfg.offloads
         return st
 
     # -- control socket --------------------------------------------------
@@ -146,13 +141,13 @@ class Daemon:
             return protocol.ok(
                 uplink={"ifname": self.info.ifname, "mtu": self.info.mtu, "speed": self.info.speed,
                         "duplex": self.info.duplex, "mac": self.info.mac, "features": self.info.features},
-                mode=self.offloads, functions=function_rows(m.functions))
+                mode=self.cfg.offloads, functions=function_rows(m.functions))
         if op == "stats":
             up = self.switch.uplink_stats()
             up["drops"] = {k.replace("_drop_", "_"): v for k, v in up.items() if "_drop_" in k}
             return protocol.ok(partitions={n: m.counters(n) for n in m.names()}, uplink=up)
         if op == "daemon.status":
-            return protocol.ok(pid=os.getpid(), uplink=self.uplink, partitions=len(m.names()))
+            return protocol.ok(pid=os.getpid(), uplink=self.cfg.uplink, partitions=len(m.names()))
         raise protocol.ProtocolError(f"op {op!r}: not supported", code="EOPNOTSUPP")
 
     # -- run -------------------------------------------------------------
@@ -172,25 +167,25 @@ class Daemon:
         except BaseException:
             self.manager.shutdown()
             raise
-        os.makedirs(os.path.dirname(self.socket_path) or ".", mode=0o755, exist_ok=True)
+        os.makedirs(os.path.dirname(self.cfg.socket) or ".", mode=0o755, exist_ok=True)
         try:
-            os.unlink(self.socket_path)  # stale: we hold the lock, no daemon owns it
+            os.unlink(self.cfg.socket)  # stale: we hold the lock, no daemon owns it
         except FileNotFoundError:
             pass
         old = os.umask(0o177)
         try:
-            server = await asyncio.start_unix_server(self._serve_client, path=self.socket_path)
+            server = await asyncio.start_unix_server(self._serve_client, path=self.cfg.socket)
         finally:
             os.umask(old)
-        os.chmod(self.socket_path, 0o600)
-        log.info("ready: control socket %s, %d partition(s)", self.socket_path, len(self.manager.names()))
+        os.chmod(self.cfg.socket, 0o600)
+        log.info("ready: control socket %s, %d partition(s)", self.cfg.socket, len(self.manager.names()))
         try:
             await self.stop_event.wait()
         finally:
             server.close()
             await server.wait_closed()
             try:
-                os.unlink(self.socket_path)
+                os.unlink(self.cfg.socket)
             except FileNotFoundError:
                 pass
             self.manager.shutdown()

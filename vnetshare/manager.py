@@ -139,9 +139,7 @@ class PartitionManager:
         self.switch = switch
         self.functions = functions
         self.state = state
-        self.state_path = cfg.state_path
-        self.ring_size = cfg.ring_size
-        self.coalesce_usecs = cfg.coalesce_usecs
+        self.cfg = cfg
         self.parts: dict[str, Partition] = {}
         self._watch = on_agent_fd or (lambda fd, cb: None)
         self._unwatch = on_agent_fd_remove or (lambda fd: None)
@@ -149,7 +147,7 @@ class PartitionManager:
 
     # -- helpers ---------------------------------------------------------
     def _save(self) -> None:
-        statefile.save(self.state_path, self.state)
+        statefile.save(self.cfg.state_path, self.state)
 
     def _open_tap(self, ifname: str, ns_path: str, mac: str | None = None) -> int:
         """The partition's persistent TAP with the partitions' offloads.
@@ -188,7 +186,7 @@ class PartitionManager:
         theirs.close()
         try:
             hello = {"name": part.rec.name, "ring_size": part.rec.ring_size,
-                     "coalesce_usecs": self.coalesce_usecs}
+                     "coalesce_usecs": self.cfg.coalesce_usecs}
             fds = pack_fds(part.tap_fd, part.a2h, part.h2a)
             socket.send_fds(ours, [json.dumps(hello).encode()], fds)
             ours.settimeout(AGENT_START_TIMEOUT)
@@ -287,16 +285,16 @@ class PartitionManager:
                 netns.add_address(ifname, cidr, ns_path, nodad=True)
             if gateway:
                 netns.add_default_route(gateway, ns_path)
-            a2h = create_fds(self.ring_size)
+            a2h = create_fds(self.cfg.ring_size)
             undo.push("a2h ring", a2h.close)
-            h2a = create_fds(self.ring_size)
+            h2a = create_fds(self.cfg.ring_size)
             undo.push("h2a ring", h2a.close)
             rec = statefile.PartitionState(
                 name=name, netns=ns_path, netns_created=created, ifname=ifname, mac=mac,
-                mtu=mtu, ips=list(ips), gateway=gateway, ring_size=self.ring_size,
+                mtu=mtu, ips=list(ips), gateway=gateway, ring_size=self.cfg.ring_size,
             )
             part = Partition(rec, self._free_port_id(), tap_fd, a2h, h2a)
-            self.switch.add_port(part.port_id, mac, a2h, h2a, self.ring_size)
+            self.switch.add_port(part.port_id, mac, a2h, h2a, self.cfg.ring_size)
             undo.push("port", lambda: self.switch.del_port(part.port_id))
             part.agent = self._spawn_agent(part)
             undo.push("agent", lambda: self._stop_agent(part.agent))
@@ -336,7 +334,7 @@ class PartitionManager:
             tap_fd = self._open_tap(rec.ifname, rec.netns)
             undo.push("tap fd", lambda: _close(tap_fd))
             netns.link_set(rec.ifname, rec.netns, up=True)
-            rec.ring_size = rec.ring_size or self.ring_size
+            rec.ring_size = rec.ring_size or self.cfg.ring_size
             a2h = create_fds(rec.ring_size)
             undo.push("a2h", a2h.close)
             h2a = create_fds(rec.ring_size)

@@ -9,6 +9,7 @@ helper process may import the package from its working directory.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -59,8 +60,6 @@ def demo(bindir: Path, cwd: Path, sock: Path) -> None:
     p = subprocess.run([str(bindir / "vnetshare"), "--socket", str(sock), "lab", "demo", "--json"],
                        cwd=cwd, capture_output=True, text=True, timeout=DEMO_TIMEOUT)
     assert p.returncode == 0, f"lab demo from {cwd}: exit {p.returncode}\n{p.stdout[-1500:]}\n{p.stderr[-2500:]}"
-    import json
-
     checks = json.loads(p.stdout)["checks"]
     assert checks and all(c["ok"] for c in checks), checks
     assert netns.names() == [] and [link.ifname for link in netns.links()] == ["lo"]
