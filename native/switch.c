@@ -79,7 +79,6 @@
 #include "switch.h"
 #include "util.h"
 
-
 #define SW_EV_CTL	0ull	/* epoll data of the control eventfd */
 #define SW_EV_UPLINK	1ull	/* epoll data of the uplink socket */
 #define SW_EV_PORT	2ull	/* epoll data of any A2H data pipe */

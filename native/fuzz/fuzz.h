@@ -7,7 +7,10 @@
 #ifndef VNETSHARE_FUZZ_H
 #define VNETSHARE_FUZZ_H
 
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
 
 /**
  * fuzz_rand() - splitmix64: the next pseudo-random number of a stream
@@ -34,6 +37,21 @@ static inline uint64_t fuzz_rand(uint64_t *s)
 static inline uint64_t fuzz_below(uint64_t *s, uint64_t n)
 {
 	return n ? fuzz_rand(s) % n : 0;
+}
+
+/**
+ * fuzz_vfail() - end a fuzzer on a finding: the message, then how to replay it
+ * @replay:	the command that replays the failing seed
+ * @fmt:	printf format of the finding (after the caller's own prefix)
+ * @ap:		its arguments
+ */
+static inline __attribute__((noreturn)) void fuzz_vfail(const char *replay,
+							const char *fmt, va_list ap)
+{
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\nreplay: %s\n", replay);
+	fflush(stderr);
+	_exit(1);
 }
 
 #endif /* VNETSHARE_FUZZ_H */

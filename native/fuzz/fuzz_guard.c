@@ -82,11 +82,7 @@ fg_fail(const char *fmt, ...)
 	fprintf(stderr, "FAIL fuzz_guard seed=%" PRIu64 " iteration=%" PRIu64
 		": ", fg.seed, fg.iter);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nreplay: %s\n", fg.replay);
-	fflush(stderr);
-	_exit(1);
+	fuzz_vfail(fg.replay, fmt, ap);
 }
 
 /**

@@ -147,11 +147,7 @@ fz_fail(const char *fmt, ...)
 	fprintf(stderr, "FAIL fuzz_ring mode=%s seed=%" PRIu64 " step=%" PRIu64
 		": ", fz_mode_names[fz.mode], fz.seed, fz.step);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nreplay: %s\n", fz.replay);
-	fflush(stderr);
-	_exit(1);
+	fuzz_vfail(fz.replay, fmt, ap);
 }
 
 /**
