@@ -217,22 +217,23 @@ struct sw_config {
     uint32_t violation_limit;
     struct uplink_config uplink;
 };
+/* guard.h */
+enum guard_verdict { GUARD__MAX, ... };
+const char *guard_verdict_name(unsigned int verdict);
+
 struct sw_port_stats {
     uint64_t tx_frames;
     uint64_t tx_bytes;
     uint64_t rx_frames;
     uint64_t rx_bytes;
     uint64_t tx_to_wire;
-    uint64_t drop_spoof;
-    uint64_t drop_mtu;
-    uint64_t drop_vlan;
-    uint64_t drop_loop;
-    uint64_t drop_uplink_tx;
-    uint64_t drop_h2a_full;
-    uint64_t drop_ring;
-    uint64_t ring_drops[];
+    uint64_t violations;
     uint64_t ring_skipped_bytes;
     uint64_t disconnected;
+    uint64_t drop_uplink_tx;
+    uint64_t drop_h2a_full;
+    uint64_t guard_drops[];
+    uint64_t ring_drops[];
     ...;
 };
 struct sw_uplink_stats {

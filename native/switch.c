@@ -327,9 +327,9 @@ static void sw_port_check(struct sw *sw, struct sw_port *p)
 {
 	uint64_t v = ring_violations(p->a2h);
 
-	if (likely(v == p->st.drop_ring))
+	if (likely(v == p->st.violations))
 		return;
-	p->st.drop_ring = v;
+	p->st.violations = v;
 	if (unlikely(v >= sw->cfg.violation_limit &&
 		     sw->cfg.violation_limit != SW_VIOLATION_NEVER &&
 		     !p->disconnected)) {
@@ -354,6 +354,7 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 	struct uplink_tx_result res;
 	uint32_t bytes = 0;
 	unsigned int n = 0, wire = 0;
+	enum guard_verdict v;
 	struct ring_rec rec;
 	struct sw_port *q;
 
@@ -361,7 +362,8 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 	       !ring_peek(p->a2h, &rec)) {
 		n++;
 		bytes += rec.frame_len;
-		switch (guard_check_tx(&p->guard, &rec, sw->cfg.mtu)) {
+		v = guard_check_tx(&p->guard, &rec, sw->cfg.mtu);
+		switch (v) {
 		case GUARD_PASS_GROUP:
 			p->st.tx_frames++;
 			p->st.tx_bytes += rec.frame_len;
@@ -383,18 +385,8 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 				continue;
 			}
 			break;
-		case GUARD_DROP_SPOOF:
-			p->st.drop_spoof++;
-			continue;
-		case GUARD_DROP_VLAN:
-			p->st.drop_vlan++;
-			continue;
-		case GUARD_DROP_MTU:
-			p->st.drop_mtu++;
-			continue;
-		case GUARD_DROP_LOOP:
-		default:
-			p->st.drop_loop++;
+		default:	/* every drop verdict: counted under its own */
+			p->st.guard_drops[v < GUARD__MAX ? v : GUARD_DROP_LOOP]++;
 			continue;
 		}
 		uplink_tx_queue(sw->up, &rec.vnet, rec.l2, rec.frame,
@@ -405,7 +397,7 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 		/* the wire has every byte before the partition gets the space */
 		uplink_tx_flush(sw->up, &res);
 		p->st.tx_to_wire += wire;
-		p->st.drop_mtu += res.msgsize;
+		p->st.guard_drops[GUARD_DROP_MTU] += res.msgsize;
 		p->st.drop_uplink_tx += res.errors;
 		sw->st.tx_drop_msgsize += res.msgsize;
 		sw->st.tx_drop_errors += res.errors;
@@ -539,7 +531,7 @@ static void sw_port_fill_stats(const struct sw_port *p, struct sw_port_stats *st
 		st->ring_drops[i] = rs.drops[i];
 		v += rs.drops[i];
 	}
-	st->drop_ring = v;
+	st->violations = v;
 	st->ring_skipped_bytes = rs.skipped_bytes;
 	st->disconnected = (uint64_t)p->disconnected;
 }

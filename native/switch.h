@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "guard.h"
 #include "ring.h"
 #include "uplink.h"
 
@@ -53,16 +54,19 @@ struct sw_config {
  * @rx_frames:	frames put into the partition's H2A ring
  * @rx_bytes:	their bytes
  * @tx_to_wire:	frames (of @tx_frames) handed to the uplink
- * @drop_spoof:	frames whose source MAC was not the port's (rule 5)
- * @drop_mtu:	non-GSO frames over the MTU (here or EMSGSIZE on the uplink)
- * @drop_vlan:	VLAN-tagged frames (a partition may not pick a VLAN)
- * @drop_loop:	frames addressed to the partition's own MAC
- * @drop_uplink_tx: frames the uplink refused (ENOBUFS, EAGAIN, ...)
- * @drop_h2a_full: frames for this partition dropped: its H2A ring was full
- * @drop_ring:	ring violations on its A2H ring (sum of @ring_drops)
- * @ring_drops:	the same by enum ring_drop reason (ring_get_stats())
+ * @violations:	ring violations on its A2H ring (sum of @ring_drops; the
+ *		port is disconnected past the limit, rule 7)
  * @ring_skipped_bytes: A2H bytes skipped after untrustworthy headers
  * @disconnected: 1 once the port was disconnected for violations (rule 7)
+ * @drop_uplink_tx: frames the uplink refused (ENOBUFS, EAGAIN, ...)
+ * @drop_h2a_full: frames for this partition dropped: its H2A ring was full
+ * @guard_drops: frames the guard dropped, by enum guard_verdict (guard.h);
+ *		the PASS entries stay 0. EMSGSIZE from the uplink counts
+ *		under GUARD_DROP_MTU.
+ * @ring_drops:	ring violations by enum ring_drop reason (ring_get_stats())
+ *
+ * Every front end (vnetshare.counters) shows a field named drop_X, and
+ * each array entry, as a drop reason: a new counter is one line here.
  */
 struct sw_port_stats {
 	uint64_t tx_frames;
@@ -70,16 +74,13 @@ struct sw_port_stats {
 	uint64_t rx_frames;
 	uint64_t rx_bytes;
 	uint64_t tx_to_wire;
-	uint64_t drop_spoof;
-	uint64_t drop_mtu;
-	uint64_t drop_vlan;
-	uint64_t drop_loop;
-	uint64_t drop_uplink_tx;
-	uint64_t drop_h2a_full;
-	uint64_t drop_ring;
-	uint64_t ring_drops[RING_DROP__MAX];
+	uint64_t violations;
 	uint64_t ring_skipped_bytes;
 	uint64_t disconnected;
+	uint64_t drop_uplink_tx;
+	uint64_t drop_h2a_full;
+	uint64_t guard_drops[GUARD__MAX];
+	uint64_t ring_drops[RING_DROP__MAX];
 };
 
 /**

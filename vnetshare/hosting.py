@@ -143,9 +143,8 @@ class Daemon:
                         "duplex": self.info.duplex, "mac": self.info.mac, "features": self.info.features},
                 mode=self.cfg.offloads, functions=function_rows(m.functions))
         if op == "stats":
-            up = self.switch.uplink_stats()
-            up["drops"] = {k.replace("_drop_", "_"): v for k, v in up.items() if "_drop_" in k}
-            return protocol.ok(partitions={n: m.counters(n) for n in m.names()}, uplink=up)
+            return protocol.ok(partitions={n: m.counters(n) for n in m.names()},
+                               uplink=self.switch.uplink_stats())
         if op == "daemon.status":
             return protocol.ok(pid=os.getpid(), uplink=self.cfg.uplink, partitions=len(m.names()))
         raise protocol.ProtocolError(f"op {op!r}: not supported", code="EOPNOTSUPP")

@@ -386,18 +386,12 @@ class PartitionManager:
 
     # -- reports ---------------------------------------------------------
     def counters(self, name: str) -> dict:
-        """A partition's counters as the switch keeps them (partition view):
-        rx/tx frames and bytes, and "drops" by reason, ring violations as
-        ring_<reason>."""
+        """A partition's counters as the switch keeps them (Switch.port_stats:
+        partition view, drops by reason under "drops"); {} when unserved."""
         part = self.parts.get(name)
         if part is None:
             return {}
-        raw = self.switch.port_stats(part.port_id)
-        out = {k: v for k, v in raw.items() if not k.startswith("drop_") and k != "ring_drops"}
-        drops = {k[len("drop_"):]: v for k, v in raw.items() if k.startswith("drop_") and k != "drop_ring"}
-        drops.update({f"ring_{r}": n for r, n in raw.get("ring_drops", {}).items()})
-        out["drops"] = drops
-        return out
+        return self.switch.port_stats(part.port_id)
 
     def describe(self, name: str, with_counters: bool = True) -> dict:
         rec = self.state.partitions.get(name)

@@ -13,16 +13,11 @@ Rules:
 """
 from __future__ import annotations
 
+from . import counters
 from ._native import ffi, lib
 from ._loop import NativeLoop
 from .errors import check
 from .ring import CONSUMER, PRODUCER, Ring
-
-STATS_FIELDS = (
-    "tx_frames", "tx_bytes", "rx_frames", "rx_bytes", "a2h_full",
-    "short_reads", "tap_write_errors", "tap_full", "sleeps", "wakeups", "naps",
-)
-
 
 class Pump(NativeLoop):
     """TAP <-> rings pump of one partition: A2H is ours to produce, H2A to consume."""
@@ -76,7 +71,7 @@ class Pump(NativeLoop):
             raise ValueError("pump was never started")
         st = ffi.new("struct pump_stats *")
         lib.pump_get_stats(self._p, st)
-        return {name: getattr(st, name) for name in STATS_FIELDS}
+        return counters.from_struct(st)
 
     def __enter__(self) -> "Pump":
         return self

@@ -12,7 +12,7 @@ import errno
 import os
 from dataclasses import dataclass
 
-from . import config
+from . import config, counters
 from ._native import ffi, lib
 from .errors import ConfigError, check
 
@@ -34,7 +34,7 @@ ZERO_VNET = bytes(VNET_HDR_LEN)
 DROP_REASONS = tuple(
     ffi.string(lib.ring_drop_name(i)).decode() for i in range(lib.RING_DROP__MAX)
 )
-
+_RING_ARRAYS = {"drops": counters.array_labels(DROP_REASONS)}
 
 assert (config.RING_SIZE_MIN, config.RING_SIZE_MAX, config.RING_SIZE_DEFAULT) == (SIZE_MIN, SIZE_MAX, SIZE_DEFAULT), \
     "config.py and ring_abi.h differ"
@@ -248,13 +248,6 @@ class Ring:
         """Counters of this side, with drops by reason under "drops"."""
         st = ffi.new("struct ring_stats *")
         lib.ring_get_stats(self.handle, st)
-        out = {
-            name: getattr(st, name)
-            for name in (
-                "records", "bytes", "pads", "full", "kicks", "sleeps",
-                "skipped_bytes", "short_reads",
-            )
-        }
-        out["drops"] = {name: st.drops[i] for i, name in enumerate(DROP_REASONS)}
+        out = counters.from_struct(st, _RING_ARRAYS)
         out["violations"] = lib.ring_violations(self.handle)  # all reasons: what the switch checks
         return out

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import socket
 
-from . import config
+from . import config, counters
 from ._native import ffi, lib
 from ._loop import NativeLoop
 from .errors import ConfigError, check
@@ -28,23 +28,19 @@ TPACKET_V2 = lib.UPLINK_TPACKET_V2
 TPACKET_V3 = lib.UPLINK_TPACKET_V3
 VIOLATION_NEVER = lib.SW_VIOLATION_NEVER
 
-PORT_FIELDS = (
-    "tx_frames", "tx_bytes", "rx_frames", "rx_bytes", "tx_to_wire",
-    "drop_spoof", "drop_mtu", "drop_vlan", "drop_loop", "drop_uplink_tx",
-    "drop_h2a_full", "drop_ring", "ring_skipped_bytes",
+#: Names of the guard's verdicts (enum guard_verdict order).
+GUARD_VERDICTS = tuple(
+    ffi.string(lib.guard_verdict_name(i)).decode() for i in range(lib.GUARD__MAX)
 )
-UPLINK_FIELDS = (
-    "rx_frames", "rx_bytes", "rx_delivered", "rx_drop_unknown", "rx_drop_vlan",
-    "rx_drop_truncated", "rx_drop_kernel", "rx_drop_h2a_full", "tx_frames",
-    "tx_bytes", "tx_drop_msgsize", "tx_drop_errors", "tx_calls", "socket_errors", "rounds",
-    "sleeps", "commands", "ports", "naps",
-)
+_PORT_ARRAYS = {
+    "guard_drops": counters.array_labels(GUARD_VERDICTS),
+    "ring_drops": counters.array_labels(DROP_REASONS, "ring_"),
+}
 
 
-def _port_dict(st) -> dict:
-    out = {name: getattr(st, name) for name in PORT_FIELDS}
-    out["ring_drops"] = {name: st.ring_drops[i] for i, name in enumerate(DROP_REASONS)}
-    out["disconnected"] = bool(st.disconnected)
+def _port_counters(st) -> dict:
+    out = counters.from_struct(st, _PORT_ARRAYS)
+    out["disconnected"] = bool(out["disconnected"])
     return out
 
 
@@ -154,19 +150,20 @@ class Switch(NativeLoop):
         """Stop serving a port; return its last counters."""
         st = ffi.new("struct sw_port_stats *")
         check(lib.sw_port_del(self.handle, port_id, st), f"delete port {port_id}")
-        return _port_dict(st)
+        return _port_counters(st)
 
     def port_stats(self, port_id: int) -> dict:
-        """Counters of a port, partition view (tx = it sent, rx = it got)."""
+        """Counters of a port, partition view (tx = it sent, rx = it got),
+        drops by reason under "drops" (vnetshare.counters)."""
         st = ffi.new("struct sw_port_stats *")
         check(lib.sw_port_stats(self.handle, port_id, st), f"stats of port {port_id}")
-        return _port_dict(st)
+        return _port_counters(st)
 
     def uplink_stats(self) -> dict:
-        """Wire-side counters and loop counters."""
+        """Wire-side counters and loop counters; drops under "drops"."""
         st = ffi.new("struct sw_uplink_stats *")
         check(lib.sw_uplink_stats(self.handle, st), "uplink stats")
-        return {name: getattr(st, name) for name in UPLINK_FIELDS}
+        return counters.from_struct(st)
 
     @property
     def mtu(self) -> int:

@@ -63,10 +63,10 @@ def test_ping_between_partitions_and_to_the_lan(net):
     assert (sent, received) == (2, 2), out
     sa = net.sw.port_stats(1)
     assert sa["tx_frames"] >= 6 and sa["rx_frames"] >= 6 and sa["tx_to_wire"] >= 3
-    assert sa["drop_spoof"] == 0 and sa["drop_ring"] == 0 and not sa["disconnected"]
+    assert sa["drops"]["spoof"] == 0 and sa["violations"] == 0 and not sa["disconnected"]
     up = net.sw.uplink_stats()
     assert up["tx_frames"] >= 6 and up["rx_frames"] >= 6 and up["ports"] == 2
-    assert up["rx_drop_truncated"] == 0
+    assert up["drops"]["rx_truncated"] == 0
 
 
 def test_full_mtu_and_gso(net):
@@ -81,7 +81,7 @@ def test_full_mtu_and_gso(net):
     netns.link_set("eth0", a.ns, mtu=1600)
     p = nsexec(a.ns, "ping", "-c", "1", "-W", "1", "-M", "do", "-s", "1473", LAN4, check=False)
     assert "1 packets transmitted, 0 received" in p.stdout, p.stdout + p.stderr
-    assert wait_for(lambda: net.sw.port_stats(1)["drop_mtu"] == 1), net.sw.port_stats(1)
+    assert wait_for(lambda: net.sw.port_stats(1)["drops"]["mtu"] == 1), net.sw.port_stats(1)
 
 
 def _tcp_transfer(lab, client_ns, server_ns, server_ip, mbytes=16):
@@ -131,7 +131,7 @@ def test_spoofed_source_mac_is_dropped_and_counted(net, lab):
                      (cap_b, b.mac), (cap_b, "ff:ff:ff:ff:ff:ff")):
         good = ok_marker + dst.encode()
         assert wait_for(lambda: any(good in f for f in cap.incoming), timeout=3), f"no good frame to {dst}"
-    assert wait_for(lambda: net.sw.port_stats(1)["drop_spoof"] == 3), net.sw.port_stats(1)
+    assert wait_for(lambda: net.sw.port_stats(1)["drops"]["spoof"] == 3), net.sw.port_stats(1)
     cap_lan.close()
     cap_b.close()
     assert not any(marker in f for f in cap_lan.frames)
@@ -229,7 +229,7 @@ def test_hostile_ring_content_does_not_stop_the_switch(lab):
     assert ping(a.ns, "10.9.0.2", count=2, interval=0.1)[1] == 2
     assert ping(b.ns, LAN4, count=2, interval=0.1)[1] == 2
     st = net.sw.port_stats(9)
-    assert st["drop_ring"] >= 4, st
+    assert st["violations"] >= 4, st
     assert st["tx_frames"] == 0
     # past the limit the port is disconnected (rule 7), the others unharmed
     for _ in range(3):
@@ -414,9 +414,9 @@ def test_full_h2a_ring_drops_and_counts_never_blocks(net, lab):
         tx.sock.send(frame)
     # every frame is accounted for once the pump and the switch took them all
     # (+ any broadcast), and those past the ring's room were dropped
-    assert wait_for(lambda: (lambda st: st["rx_frames"] + st["drop_h2a_full"] >= 400)(net.sw.port_stats(9)))
+    assert wait_for(lambda: (lambda st: st["rx_frames"] + st["drops"]["h2a_full"] >= 400)(net.sw.port_stats(9)))
     st = net.sw.port_stats(9)
-    assert st["drop_h2a_full"] > 0 and st["rx_frames"] < 400, st
+    assert st["drops"]["h2a_full"] > 0 and st["rx_frames"] < 400, st
     assert ping(a.ns, "10.9.0.2", count=2, interval=0.1)[1] == 2  # the others go on
 
 

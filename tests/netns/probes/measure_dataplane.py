@@ -73,8 +73,8 @@ def main() -> int:
         ):
             print(f"  iperf3 TCP {name}  {iperf(lab, srv, cli, addr, args.seconds):6.2f} Gbit/s")
         up = net.sw.uplink_stats()
-        print(f"  uplink: rx {up['rx_frames']} tx {up['tx_frames']} kernel drops {up['rx_drop_kernel']}"
-              f" truncated {up['rx_drop_truncated']} tx errors {up['tx_drop_errors']}")
+        print(f"  uplink: rx {up['rx_frames']} tx {up['tx_frames']} kernel drops {up['drops']['rx_kernel']}"
+              f" truncated {up['drops']['rx_truncated']} tx errors {up['drops']['tx_errors']}")
         for p in (a, b):
             st = p.pump.stats()
             print(f"  pump {p.ns}: tx {st['tx_frames']} frames {st['tx_bytes'] / max(1, st['tx_frames']):.0f} B avg,"
