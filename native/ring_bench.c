@@ -105,6 +105,28 @@ static int bench_until(struct ring *r, uint32_t need, unsigned int flags,
 	return ring_wait(r, need, left);
 }
 
+/**
+ * bench_peek() - wait for the next record on a consumer handle
+ * @rx:		consumer handle
+ * @rec:	out, as for ring_peek()
+ * @flags:	BENCH_POLL to spin, else sleep on the wakeup descriptor
+ * @deadline:	absolute CLOCK_MONOTONIC ns, 0 for none
+ *
+ * Return: 0, -ETIMEDOUT, or ring_peek()'s error
+ */
+static int bench_peek(struct ring *rx, struct ring_rec *rec,
+		      unsigned int flags, uint64_t deadline)
+{
+	int rc;
+
+	while ((rc = ring_peek(rx, rec)) == -EAGAIN) {
+		rc = bench_until(rx, 0, flags, deadline);
+		if (rc < 0)
+			return rc;
+	}
+	return rc;
+}
+
 static uint64_t bench_deadline(int timeout_ms)
 {
 	return timeout_ms < 0 ? 0 :
@@ -273,11 +295,7 @@ int bench_ping(struct ring *tx, struct ring *rx, uint64_t count, uint32_t len,
 		bench_fill(p, seq, len, 0);
 		ring_commit(tx, RING_VNET_HDR_LEN + len);
 		ring_flush(tx);
-		while ((rc = ring_peek(rx, &rec)) == -EAGAIN) {
-			rc = bench_until(rx, 0, flags, deadline);
-			if (rc < 0)
-				goto out;
-		}
+		rc = bench_peek(rx, &rec, flags, deadline);
 		if (rc < 0)
 			break;
 		memcpy(bench_sink, rec.frame, rec.frame_len);
@@ -288,7 +306,6 @@ int bench_ping(struct ring *tx, struct ring *rx, uint64_t count, uint32_t len,
 			rtt_ns[seq] = util_now_ns() - t;
 		res->bytes += len;
 	}
-out:
 	res->records = seq;
 	res->elapsed_ns = util_now_ns() - t0;
 	return rc;
@@ -316,11 +333,7 @@ int bench_pong(struct ring *rx, struct ring *tx, uint64_t count,
 	memset(res, 0, sizeof(*res));
 	t0 = util_now_ns();
 	for (seq = 0; seq < count; seq++) {
-		while ((rc = ring_peek(rx, &rec)) == -EAGAIN) {
-			rc = bench_until(rx, 0, flags, deadline);
-			if (rc < 0)
-				goto out;
-		}
+		rc = bench_peek(rx, &rec, flags, deadline);
 		if (rc < 0)
 			break;
 		rc = ring_reserve(tx, RING_VNET_HDR_LEN + rec.frame_len, &p);
@@ -333,10 +346,28 @@ int bench_pong(struct ring *rx, struct ring *tx, uint64_t count,
 		ring_flush(tx);
 		res->bytes += rec.frame_len;
 	}
-out:
 	res->records = seq;
 	res->elapsed_ns = util_now_ns() - t0;
 	return rc;
+}
+
+/**
+ * bench_sock_io() - one send() or recv() through bench_sink, again on EINTR
+ * @fd:		blocking socket
+ * @tx:		1 to send @len bytes of bench_sink, 0 to receive into it
+ * @len:	bytes to send, or room to receive into
+ *
+ * Return: as send() or recv(): bytes moved, or -1 with errno set
+ */
+static ssize_t bench_sock_io(int fd, int tx, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = tx ? send(fd, bench_sink, len, 0) :
+			 recv(fd, bench_sink, len, 0);
+	while (n < 0 && errno == EINTR);
+	return n;
 }
 
 /**
@@ -362,11 +393,7 @@ int bench_sock_send(int fd, uint64_t count, uint32_t len,
 	t0 = util_now_ns();
 	for (seq = 0; seq < count; seq++) {
 		bench_fill(bench_sink, seq, len, 0);
-		if (send(fd, bench_sink, RING_VNET_HDR_LEN + len, 0) < 0) {
-			if (errno == EINTR) {
-				seq--;
-				continue;
-			}
+		if (bench_sock_io(fd, 1, RING_VNET_HDR_LEN + len) < 0) {
 			rc = -errno;
 			break;
 		}
@@ -396,12 +423,8 @@ int bench_sock_recv(int fd, uint64_t count, uint32_t len,
 	memset(res, 0, sizeof(*res));
 	t0 = util_now_ns();
 	for (seq = 0; seq < count; seq++) {
-		n = recv(fd, bench_sink, sizeof(bench_sink), 0);
+		n = bench_sock_io(fd, 0, sizeof(bench_sink));
 		if (n < 0) {
-			if (errno == EINTR) {
-				seq--;
-				continue;
-			}
 			rc = -errno;
 			break;
 		}
