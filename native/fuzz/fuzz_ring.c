@@ -911,6 +911,30 @@ static uint64_t fz_cons_bad(struct fz_cons *c)
 }
 
 /**
+ * fz_hostile_wakeups() - the hostile side's act on waiting flags and wakeups
+ * @s:		PRNG
+ * @hc:		the shared control page
+ * @kick:	the pipe end the hostile side wakes the side under test through
+ * @drain:	the pipe end the side under test wakes the hostile side through
+ *
+ * Sets both waiting flags to anything, maybe kicks, maybe swallows every
+ * pending kick.
+ */
+static void fz_hostile_wakeups(uint64_t *s, struct ring_ctrl *hc, int kick,
+			       int drain)
+{
+	char buf[4096] = { 0 };
+
+	hc->prod_waiting = (uint32_t)fuzz_rand(s);
+	hc->cons_waiting = (uint32_t)fuzz_rand(s);
+	if (fz_pct(s, 50) && write(kick, buf, 1) < 0 && errno != EAGAIN)
+		fz_fail("kick: %s", strerror(errno));
+	if (fz_pct(s, 50))
+		while (read(drain, buf, sizeof(buf)) > 0)
+			;
+}
+
+/**
  * fz_cons_hostile() - one random act of the hostile producer
  * @c:		episode
  */
@@ -963,14 +987,7 @@ static void fz_cons_hostile(struct fz_cons *c)
 		hc->prod = c->hp;
 		break;
 	case 17:	/* waiting flags, kicks */
-		hc->prod_waiting = (uint32_t)fuzz_rand(s);
-		hc->cons_waiting = (uint32_t)fuzz_rand(s);
-		if (fz_pct(s, 50) && write(c->fr.fds.data_wr, buf, 1) < 0 &&
-		    errno != EAGAIN)
-			fz_fail("kick: %s", strerror(errno));
-		if (fz_pct(s, 50))
-			while (read(c->fr.fds.space_rd, buf, sizeof(buf)) > 0)
-				;
+		fz_hostile_wakeups(s, hc, c->fr.fds.data_wr, c->fr.fds.space_rd);
 		break;
 	case 18:	/* the fields a side reads once, at attach */
 		hc->magic = fuzz_rand(s);
@@ -1286,14 +1303,7 @@ static void fz_prod_hostile(struct fz_prod *p)
 		hc->cons = fuzz_rand(s);
 		break;
 	case 8:		/* flags, kicks */
-		hc->prod_waiting = (uint32_t)fuzz_rand(s);
-		hc->cons_waiting = (uint32_t)fuzz_rand(s);
-		if (fz_pct(s, 50) && write(p->fr.fds.space_wr, buf, 1) < 0 &&
-		    errno != EAGAIN)
-			fz_fail("kick: %s", strerror(errno));
-		if (fz_pct(s, 50))
-			while (read(p->fr.fds.data_rd, buf, sizeof(buf)) > 0)
-				;
+		fz_hostile_wakeups(s, hc, p->fr.fds.space_wr, p->fr.fds.data_rd);
 		break;
 	case 9:		/* scribble anywhere: the producer reads no data */
 		n = 1 + fuzz_below(s, sizeof(buf));
