@@ -6,13 +6,8 @@
 # plane through cffi with -Wall -Wextra -Werror and fails loudly on any error.
 # Safe to run again: it only installs what is missing and rebuilds.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
-if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null; then exec sudo -E "$0" "$@"; fi
-    echo "setup.sh: must run as root (apt-get, and vnetshare needs CAP_NET_ADMIN)" >&2
-    exit 1
-fi
+. "$(dirname "$0")/lib.sh"
+need_root "setup.sh: must run as root (apt-get, and vnetshare needs CAP_NET_ADMIN)" "$@"
 
 # command -> Debian package
 declare -A NEED=(

@@ -8,12 +8,8 @@
 # host's interfaces. Root tests never skip here: VNETSHARE_NO_SKIP=1 turns a
 # skip into a failure. The exit status is pytest's.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null; then exec sudo -E "$0" "$@"; fi
-    echo "test.sh: must run as root: the tests create namespaces and devices" >&2
-    exit 1
-fi
+. "$(dirname "$0")/lib.sh"
+need_root "test.sh: must run as root: the tests create namespaces and devices" "$@"
 ./scripts/setup.sh
 # The sandbox has no network: the install tests take their wheels from here.
 VNETSHARE_WHEELS="$(pwd)/$(./scripts/wheels.sh build/wheels | tail -n 1)"
