@@ -57,17 +57,21 @@ def _child_receives(fds, count):
     return got, ring.stats()
 
 
+def _next(cons, recv, end, why):
+    """The next non-None recv() of @cons, sleeping on it in between; fails
+    with why() once the monotonic clock passes @end."""
+    while (got := recv()) is None:
+        left = end - time.monotonic()
+        assert left > 0 and cons.wait(timeout=left), why()
+    return got
+
+
 def _recv_all(cons, count, timeout=10.0):
     got = []
     end = time.monotonic() + timeout
     while len(got) < count:
-        rec = cons.recv_record()
-        if rec is None:
-            left = end - time.monotonic()
-            assert left > 0 and cons.wait(timeout=left), \
-                f"only {len(got)} of {count} records arrived: {cons.stats()}"
-            continue
-        got.append(rec)
+        got.append(_next(cons, cons.recv_record, end,
+                         lambda: f"only {len(got)} of {count} records arrived: {cons.stats()}"))
     return got
 
 
@@ -236,12 +240,8 @@ def test_no_lost_wakeup_slow_consumer_wakes_sleeping_producer(rings):
         end = time.monotonic() + TIMEOUT_MS / 1000
         seq = 0
         while seq < count:
-            f = cons.recv()
-            if f is None:
-                left = end - time.monotonic()
-                assert left > 0 and cons.wait(timeout=left), \
-                    f"nothing after record {seq} of {count}: lost wakeup"
-                continue
+            f = _next(cons, cons.recv, end,
+                      lambda: f"nothing after record {seq} of {count}: lost wakeup")
             if f != bench_frame(seq, sizes[seq % len(sizes)]):
                 bad.append(seq)
             seq += 1
