@@ -92,6 +92,12 @@ def record(frame_bytes: bytes, vnet: bytes = bytes(VNET_LEN), *, length=None,
 
 
 # --- a peer that writes the shared memory directly -----------------------------
+def _position(off: int) -> property:
+    """RawRing's view of a ring position in the control page, read and
+    written raw (a write wraps as the C side's u64 would)."""
+    return property(lambda self: self.u64(off), lambda self, pos: self.put_u64(off, pos))
+
+
 class RawRing:
     """The memfd of a ring, read and written with pread/pwrite: what a hostile
     (or just buggy) partition agent can do to it."""
@@ -113,21 +119,12 @@ class RawRing:
     def u32(self, off: int) -> int:
         return struct.unpack("<I", self.read(off, 4))[0]
 
-    @property
-    def prod(self) -> int:
-        return self.u64(OFF_PROD)
+    def put_u64(self, off: int, value: int) -> None:
+        """Write @value as a u64 at @off, wrapped as the C side's u64 would."""
+        self.write(off, struct.pack("<Q", value & (2**64 - 1)))
 
-    @prod.setter
-    def prod(self, pos: int) -> None:
-        self.write(OFF_PROD, struct.pack("<Q", pos & (2**64 - 1)))
-
-    @property
-    def cons(self) -> int:
-        return self.u64(OFF_CONS)
-
-    @cons.setter
-    def cons(self, pos: int) -> None:
-        self.write(OFF_CONS, struct.pack("<Q", pos & (2**64 - 1)))
+    prod = _position(OFF_PROD)
+    cons = _position(OFF_CONS)
 
     def write_data(self, pos: int, data: bytes) -> None:
         """Write @data at ring position @pos (masked), no wrap."""
