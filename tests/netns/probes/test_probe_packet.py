@@ -4,6 +4,7 @@ Each test proves one behaviour on this kernel; docs/kernel-facts.md quotes
 them. A veth pair pka <-> pkb in the sandbox namespace stands for the NIC:
 we send on pka and look at what pkb receives.
 """
+import contextlib
 import errno
 import mmap
 import select
@@ -129,15 +130,29 @@ def _find_slot(m, frame_size, frame_nr, tp_len, timeout=2.0):
     return None, None
 
 
-def test_rx_ring_v2_slot_layout_vnet_header_right_before_mac(veth):
+@contextlib.contextmanager
+def _gso_frame_into_v2_ring(veth, frame_size: int, payload: int):
+    """Send a TCPv4 GSO frame of @payload bytes on the first device into a
+    TPACKET_V2 ring of 8 slots of @frame_size on the second; yield (ring
+    mmap, frame, slot index, slot header), the last two None if it never
+    showed up."""
     a, b = veth
-    frame_size = 1 << 17
     rx, m = _v2_ring(b, frame_size)
     tx = packet_socket(a)
     try:
-        frame = tcp_frame(65000)
+        frame = tcp_frame(payload)
         tx.sendmsg([vnet_gso(), frame])
         i, h = _find_slot(m, frame_size, 8, len(frame))
+        yield m, frame, i, h
+    finally:
+        m.close()
+        rx.close()
+        tx.close()
+
+
+def test_rx_ring_v2_slot_layout_vnet_header_right_before_mac(veth):
+    frame_size = 1 << 17
+    with _gso_frame_into_v2_ring(veth, frame_size, 65000) as (m, frame, i, h):
         assert h is not None
         status, tp_len, snaplen, tp_mac, tp_net = h[:5]
         assert snaplen == tp_len == len(frame)  # a 64 KiB GSO frame in one slot
@@ -149,27 +164,12 @@ def test_rx_ring_v2_slot_layout_vnet_header_right_before_mac(veth):
         assert flags & VNET_F_NEEDS_CSUM and (cstart, coff) == (34, 16)
         assert m[base + tp_mac:base + tp_mac + 14] == frame[:14]
         assert tp_mac == 80 - 14 + 10, tp_mac  # TPACKET_ALIGN(52 + 16) + 10 - 14: see kernel-facts.md
-    finally:
-        m.close()
-        rx.close()
-        tx.close()
 
 
 def test_rx_ring_slot_too_small_shows_truncation(veth):
-    a, b = veth
-    frame_size = 4096
-    rx, m = _v2_ring(b, frame_size)
-    tx = packet_socket(a)
-    try:
-        frame = tcp_frame(20000)
-        tx.sendmsg([vnet_gso(), frame])
-        _, h = _find_slot(m, frame_size, 8, len(frame))
+    with _gso_frame_into_v2_ring(veth, 4096, 20000) as (_, _, _, h):
         assert h is not None
         assert h[2] < h[1]  # tp_snaplen < tp_len: uplink.c drops such frames, counted
-    finally:
-        m.close()
-        rx.close()
-        tx.close()
 
 
 def sizes_until(s: socket.socket, size: int, timeout: float = 2.0) -> list[int] | None:
