@@ -58,12 +58,19 @@ class Responder:
         self.t.join(2)
 
 
-def test_pump_both_directions_ping_through_rings(lab):
+def pump_with_responder(lab):
+    """Partition "a" with its host side attached, its pump running and a
+    Responder behind its rings (closed with the lab); (part, pump, resp)."""
     part = lab.partition("a", 1)
     part.attach_host()
     pump = part.start_pump()
     resp = Responder(part)
     lab.closers.append(resp.close)
+    return part, pump, resp
+
+
+def test_pump_both_directions_ping_through_rings(lab):
+    part, pump, resp = pump_with_responder(lab)
 
     sent, received, out = ping(part.ns, FAKE_IP, count=3)
     assert (sent, received) == (3, 3), out
@@ -219,11 +226,7 @@ def test_pump_rejects_rings_in_the_wrong_roles(lab):
 
 
 def test_pump_survives_the_partition_setting_its_device_down(lab):
-    part = lab.partition("a", 1)
-    part.attach_host()
-    pump = part.start_pump()
-    resp = Responder(part)
-    lab.closers.append(resp.close)
+    part, pump, _ = pump_with_responder(lab)
     nsexec(part.ns, "ip", "link", "set", "eth0", "down")
     arp = bytes(Ether(src=FAKE_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, psrc=FAKE_IP, pdst="10.9.0.1"))
     part.host_h2a.send(arp)  # a write to a down TAP fails with EIO
