@@ -159,12 +159,7 @@ int pump_set_coalesce(struct pump *p, unsigned int usecs)
  */
 int pump_stop(struct pump *p)
 {
-	uint64_t one = 1;
-
-	__atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
-	if (write(p->stop_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		return -errno;
-	return 0;
+	return util_stop(&p->stop, p->stop_efd);
 }
 
 /**

@@ -417,10 +417,9 @@ static void sw_flush_h2a(struct sw *sw)
 	for (unsigned int i = 0; i < sw->nports; i++) {
 		struct sw_port *q = sw->ports[i];
 
-		if (q->dirty) {
+		if (q->dirty)
 			ring_flush(q->h2a);
-			q->dirty = 0;
-		}
+		q->dirty = 0;
 	}
 }
 
@@ -459,10 +458,9 @@ static void sw_disarm_all(struct sw *sw)
 	for (unsigned int i = 0; i < sw->nports; i++) {
 		struct sw_port *p = sw->ports[i];
 
-		if (p->armed) {
+		if (p->armed)
 			ring_disarm(p->a2h);
-			p->armed = 0;
-		}
+		p->armed = 0;
 	}
 }
 
@@ -936,12 +934,7 @@ void sw_destroy(struct sw *sw)
  */
 int sw_stop(struct sw *sw)
 {
-	uint64_t one = 1;
-
-	__atomic_store_n(&sw->stop, 1, __ATOMIC_RELEASE);
-	if (write(sw->ctl_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		return -errno;
-	return 0;
+	return util_stop(&sw->stop, sw->ctl_efd);
 }
 
 /**

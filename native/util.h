@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-/* util.h - helpers every file under native/ shares: branch hints, the clock
+/* util.h - helpers every file under native/ shares: branch hints, the clock,
+ * the stop request
  *
- * One home for what was written in each file: likely()/unlikely() and the
+ * One home for what was written in each file: likely()/unlikely(), the
  * monotonic clock in nanoseconds (CLOCK_MONOTONIC: never jumps, not the
- * time of day).
+ * time of day), and how another thread asks a loop to stop.
  */
 #ifndef VNETSHARE_UTIL_H
 #define VNETSHARE_UTIL_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <time.h>
+#include <unistd.h>
 
 #define likely(x)	__builtin_expect(!!(x), 1)
 #define unlikely(x)	__builtin_expect(!!(x), 0)
@@ -25,6 +28,23 @@ static inline uint64_t util_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/**
+ * util_stop() - ask a loop (sw_run(), pump_run()) to return, from any thread
+ * @flag:	the loop's stop flag, read with acquire after every wakeup
+ * @efd:	the eventfd the loop sleeps on
+ *
+ * Return: 0 or -errno from the eventfd write (EAGAIN: already pending)
+ */
+static inline int util_stop(int *flag, int efd)
+{
+	uint64_t one = 1;
+
+	__atomic_store_n(flag, 1, __ATOMIC_RELEASE);
+	if (write(efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	return 0;
 }
 
 #endif /* VNETSHARE_UTIL_H */
