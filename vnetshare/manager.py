@@ -211,15 +211,7 @@ class PartitionManager:
             return
         self._unwatch(agent.pidfd)
         agent.sock.close()  # EOF tells it to stop
-        try:
-            agent.proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            agent.proc.send_signal(signal.SIGTERM)
-            try:
-                agent.proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                agent.proc.kill()
-                agent.proc.wait()
+        procs.stop(agent.proc, grace=3, wait_first=3)
         _close(agent.pidfd)
 
     def _agent_exited(self, name: str, agent: Agent) -> None:

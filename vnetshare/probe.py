@@ -12,6 +12,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from . import procs
+
 
 def netns_cmd(netns: str | None, argv: list[str]) -> list[str]:
     """argv run inside the named namespace (None: here)."""
@@ -115,14 +117,7 @@ def iperf3(server_ns: str | None, client_ns: str | None, addr: str, seconds: flo
         recv = end["sum_received"]["bytes"]
         return IperfResult(sent > 0 and recv > 0, sent, recv, end["sum_received"]["bits_per_second"] / 1e9)
     finally:
-        if server.poll() is None:
-            server.terminate()
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        server.stdout.close()
+        procs.stop(server)
 
 
 @dataclass

@@ -8,6 +8,8 @@ started. Never a pattern over every process of the machine.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from typing import Iterator
 
@@ -58,3 +60,33 @@ def processes() -> Iterator[tuple[int, int, list[bytes]]]:
 def agents_of(daemon_pid: int) -> list[int]:
     """The agent children of @daemon_pid (never anyone else's processes)."""
     return [pid for pid, ppid, argv in processes() if ppid == daemon_pid and b"vnetshare.agent" in argv]
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 5.0, *,
+         wait_first: float = 0.0) -> int:
+    """End a child we started, by its PID (never by name); return its status.
+
+    Waits @wait_first seconds for it to end by itself (an agent whose
+    control socket was closed), then sends @sig and waits @grace seconds,
+    then SIGKILL. Its pipes are closed.
+    """
+    try:
+        proc.wait(timeout=wait_first) if wait_first else None
+    except subprocess.TimeoutExpired:
+        pass
+    if proc.poll() is None:
+        try:
+            proc.send_signal(sig)
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+    status = proc.wait()
+    for f in (proc.stdin, proc.stdout, proc.stderr):
+        if f:
+            try:
+                f.close()
+            except OSError:
+                pass
+    return status

@@ -9,6 +9,8 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
+from vnetshare import procs
+
 PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -36,21 +38,7 @@ def popen(argv: list[str], **kw) -> subprocess.Popen:
 
 def stop(p: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 5.0) -> None:
     """End a child we started, by its PID (never by name)."""
-    if p.poll() is None:
-        try:
-            p.send_signal(sig)
-            p.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=grace)
-        except ProcessLookupError:
-            pass
-    for f in (p.stdin, p.stdout, p.stderr):
-        if f:
-            try:
-                f.close()
-            except OSError:
-                pass
+    procs.stop(p, sig, grace)
 
 
 @dataclass

@@ -116,12 +116,7 @@ class System:
         if self.daemon is not None and self.daemon.poll() is None:
             for name in names:
                 self.cli("partition", "delete", name, check=False)
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                self.daemon.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
+            procs.stop(self.daemon, grace=20)
         for pid in agents:  # only those the daemon failed to stop
             try:
                 if os.path.exists(f"/proc/{pid}"):
