@@ -43,12 +43,22 @@ def _arg(fn):
     return convert
 
 
-def _mtu(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise ConfigError(f"MTU {value!r}: not a number") from None
-    return config.mtu(n)
+def _int(what: str, check, base: int = 10):
+    """A converter: a number in @base (0: with 0x/0o prefixes), then @check."""
+    def convert(value: str) -> int:
+        try:
+            n = int(value, base)
+        except ValueError:
+            raise ConfigError(f"{what} {value!r}: not a number") from None
+        return check(n)
+
+    convert.__name__ = check.__name__
+    return convert
+
+
+_mtu = _int("MTU", config.mtu)
+_coalesce_usecs = _int("coalescing window", config.coalesce_usecs)
+_ring_size = _int("ring size", config.ring_size, base=0)
 
 
 def _ip(value: str) -> str:
@@ -56,22 +66,6 @@ def _ip(value: str) -> str:
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise ConfigError(f"gateway {value!r}: not an IPv4 or IPv6 address") from None
-
-
-def _coalesce_usecs(value: str) -> int:
-    try:
-        n = int(value, 10)
-    except ValueError:
-        raise ConfigError(f"coalescing window {value!r}: not a number") from None
-    return config.coalesce_usecs(n)
-
-
-def _ring_size(value: str) -> int:
-    try:
-        n = int(value, 0)
-    except ValueError:
-        raise ConfigError(f"ring size {value!r}: not a number") from None
-    return config.ring_size(n)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -15,7 +15,7 @@ import threading
 import time
 
 import pytest
-from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from dataplane_helpers import Capture, Lab, mac_bytes, mac_of, nsexec, ping, task_cpu_ticks, wait_for
