@@ -218,7 +218,35 @@ struct sw_config {
     struct uplink_config uplink;
 };
 /* guard.h */
-enum guard_verdict { GUARD__MAX, ... };
+#define GUARD_HDR_COPY ...
+#define GUARD_ADDR_MAX ...
+#define GUARD_EXT_MAX ...
+#define GUARD_F_L3_ANY ...
+#define GUARD_F_TRUSTED_ROUTER ...
+enum guard_verdict { GUARD_PASS_UNICAST, GUARD_PASS_GROUP, GUARD__MAX, ... };
+struct guard_prefix4 {
+    uint8_t addr[4];
+    uint8_t len;
+};
+struct guard_prefix6 {
+    uint8_t addr[16];
+    uint8_t len;
+};
+struct guard_port {
+    uint8_t mac[6];
+    uint8_t n_ip4;
+    uint8_t n_ip6;
+    uint32_t flags;
+    struct guard_prefix4 ip4[...];
+    struct guard_prefix6 ip6[...];
+    ...;
+};
+enum guard_verdict guard_check_tx(const struct guard_port *port,
+                                  const struct ring_rec *rec, uint32_t mtu);
+enum guard_verdict guard_check_frame(const struct guard_port *port,
+                                     const struct ring_rec *rec,
+                                     const uint8_t *hdr, uint32_t hdr_len,
+                                     uint32_t mtu);
 const char *guard_verdict_name(unsigned int verdict);
 
 struct sw_port_stats {

@@ -1,21 +1,92 @@
 // SPDX-License-Identifier: MIT
 /* guard.c - what a partition may send: the per-frame checks of A2H frames
  *
- * The rules are at the top of guard.h. The switch calls guard_check_tx()
- * once per frame it peeked from an A2H ring and counts a drop under the
- * counter the verdict names.
+ * DOC: Theory of operation
+ *
+ * The rules are at the top of guard.h. The switch calls guard_check_frame()
+ * (or the L2-only guard_check_tx()) once per frame it peeked from an A2H
+ * ring and counts a drop under the counter the verdict names.
+ *
+ * The L3 guard reads one private copy, @hdr, and two bounds decide what a
+ * header that does not fit means:
+ *
+ *   0        14                        limit          end       frame_len
+ *   |  Eth   |  L3 header, ext, L4 ... |              |  padding   |
+ *   |<------------- the copy --------->|              |            |
+ *                                      |<-- hidden -->|<-malformed->
+ *
+ * @end is where the L3 packet ends (IPv4 total length, IPv6 payload length;
+ * the frame's end for ARP), never past the frame: a header past @end is
+ * malformed. @limit is the end of the copy (hdr_len, at most the frame
+ * length): a header inside the packet but past @limit is hidden from the
+ * guard, and a frame that hides what the guard must see is dropped. No byte
+ * at or past @limit is ever read, so the verdict cannot depend on one.
  */
 #include <string.h>
 
 #include "guard.h"
 
 static const char *const guard_verdict_names[GUARD__MAX] = {
-	[GUARD_PASS_UNICAST]	= "pass_unicast",
-	[GUARD_PASS_GROUP]	= "pass_group",
-	[GUARD_DROP_SPOOF]	= "drop_spoof",
-	[GUARD_DROP_VLAN]	= "drop_vlan",
-	[GUARD_DROP_MTU]	= "drop_mtu",
-	[GUARD_DROP_LOOP]	= "drop_loop",
+	[GUARD_PASS_UNICAST]		= "pass_unicast",
+	[GUARD_PASS_GROUP]		= "pass_group",
+	[GUARD_DROP_SPOOF]		= "drop_spoof",
+	[GUARD_DROP_VLAN]		= "drop_vlan",
+	[GUARD_DROP_MTU]		= "drop_mtu",
+	[GUARD_DROP_LOOP]		= "drop_loop",
+	[GUARD_DROP_BRIDGE_GROUP]	= "drop_bridge_group",
+	[GUARD_DROP_MALFORMED]		= "drop_malformed",
+	[GUARD_DROP_HIDDEN]		= "drop_hidden",
+	[GUARD_DROP_FRAGMENT]		= "drop_fragment",
+	[GUARD_DROP_IP_SPOOF]		= "drop_ip_spoof",
+	[GUARD_DROP_ARP_SPOOF]		= "drop_arp_spoof",
+	[GUARD_DROP_ND_SPOOF]		= "drop_nd_spoof",
+	[GUARD_DROP_RA]			= "drop_ra",
+	[GUARD_DROP_REDIRECT]		= "drop_redirect",
+	[GUARD_DROP_DHCP_SERVER]	= "drop_dhcp_server",
+};
+
+/* A check with no objection: the destination class decides. */
+#define GUARD_OK		GUARD_PASS_UNICAST
+
+#define GUARD_IPPROTO_HOPOPTS	0u
+#define GUARD_IPPROTO_ICMP	1u
+#define GUARD_IPPROTO_TCP	6u
+#define GUARD_IPPROTO_UDP	17u
+#define GUARD_IPPROTO_ROUTING	43u
+#define GUARD_IPPROTO_FRAGMENT	44u
+#define GUARD_IPPROTO_AH	51u
+#define GUARD_IPPROTO_ICMPV6	58u
+#define GUARD_IPPROTO_DSTOPTS	60u
+
+#define GUARD_ICMP_REDIRECT	5u
+#define GUARD_ICMP6_MLD_REPORT	131u
+#define GUARD_ICMP6_RS		133u
+#define GUARD_ICMP6_RA		134u
+#define GUARD_ICMP6_NS		135u
+#define GUARD_ICMP6_NA		136u
+#define GUARD_ICMP6_REDIRECT	137u
+#define GUARD_ICMP6_MLD2_REPORT	143u
+
+#define GUARD_ND_OPT_SLLA	1u
+#define GUARD_ND_OPT_TLLA	2u
+
+#define GUARD_PORT_BOOTPS	67u
+#define GUARD_PORT_BOOTPC	68u
+#define GUARD_PORT_DHCP6_SERVER	547u
+#define GUARD_BOOTREQUEST	1u
+
+/**
+ * struct guard_pkt - one frame's L3 parse: the copy and its two bounds
+ * @port:	the sending port
+ * @hdr:	the private copy of the frame's first bytes
+ * @limit:	bytes of @hdr the guard may read (the copy, within the frame)
+ * @end:	end of the L3 packet in the frame, <= frame length
+ */
+struct guard_pkt {
+	const struct guard_port *port;
+	const uint8_t *hdr;
+	uint32_t limit;
+	uint32_t end;
 };
 
 /**
@@ -32,22 +103,372 @@ const char *guard_verdict_name(unsigned int verdict)
 }
 
 /**
- * guard_check_tx() - the verdict on one frame a partition sent
- * @port:	the sending port
- * @rec:	the frame as ring_peek() gave it; only the private copies
- *		@rec->vnet, @rec->l2 and @rec->frame_len are read, never
- *		@rec->frame (guard.h, rule 1)
- * @mtu:	largest L3 size of a non-GSO frame (frame length - 14)
+ * guard_be16() - a big-endian 16-bit field
+ * @p:		its first byte
  *
- * Checks in this order, the first that fails decides (guard.h, rule 3):
- * the source MAC must be the port's (anti-spoofing), the frame must not be
- * VLAN-tagged, a non-GSO frame must fit the MTU; then the destination is
- * classified: group address, the port's own MAC (a loop), or other unicast.
- *
- * Return: an enum guard_verdict
+ * Return: the value
  */
-enum guard_verdict guard_check_tx(const struct guard_port *port,
-				  const struct ring_rec *rec, uint32_t mtu)
+static inline unsigned int guard_be16(const uint8_t *p)
+{
+	return (unsigned int)p[0] << 8 | p[1];
+}
+
+/**
+ * guard_need() - are @n bytes at @off inside the packet and the copy?
+ * @k:		the parse
+ * @off:	offset in the frame
+ * @n:		bytes the caller is about to read
+ *
+ * Return: GUARD_OK, GUARD_DROP_MALFORMED past the packet's end, or
+ * GUARD_DROP_HIDDEN inside the packet but past the copy
+ */
+static enum guard_verdict guard_need(const struct guard_pkt *k, uint32_t off,
+				     uint32_t n)
+{
+	uint64_t want = (uint64_t)off + n;
+
+	if (want > k->end)
+		return GUARD_DROP_MALFORMED;
+	if (want > k->limit)
+		return GUARD_DROP_HIDDEN;
+	return GUARD_OK;
+}
+
+/**
+ * guard_prefix_has() - is @a inside the prefix @p/@len?
+ * @p:		prefix address, @bits / 8 bytes
+ * @len:	prefix length (more than @bits counts as @bits)
+ * @a:		address, @bits / 8 bytes
+ * @bits:	32 or 128
+ *
+ * Return: 1 or 0
+ */
+static int guard_prefix_has(const uint8_t *p, unsigned int len,
+			    const uint8_t *a, unsigned int bits)
+{
+	unsigned int full, rest;
+
+	if (len > bits)
+		len = bits;
+	full = len / 8;
+	rest = len % 8;
+	if (memcmp(p, a, full))
+		return 0;
+	return !rest || !((p[full] ^ a[full]) & (uint8_t)(0xffu << (8 - rest)));
+}
+
+/**
+ * guard_has4() - is an IPv4 address in the port's set?
+ * @port:	the port
+ * @a:		four bytes
+ *
+ * Return: 1 or 0
+ */
+static int guard_has4(const struct guard_port *port, const uint8_t *a)
+{
+	unsigned int n = port->n_ip4 < GUARD_ADDR_MAX ? port->n_ip4 :
+			 GUARD_ADDR_MAX;
+
+	for (unsigned int i = 0; i < n; i++)
+		if (guard_prefix_has(port->ip4[i].addr, port->ip4[i].len, a, 32))
+			return 1;
+	return 0;
+}
+
+/**
+ * guard_has6() - is an IPv6 address in the port's set?
+ * @port:	the port
+ * @a:		sixteen bytes
+ *
+ * Return: 1 or 0
+ */
+static int guard_has6(const struct guard_port *port, const uint8_t *a)
+{
+	unsigned int n = port->n_ip6 < GUARD_ADDR_MAX ? port->n_ip6 :
+			 GUARD_ADDR_MAX;
+
+	for (unsigned int i = 0; i < n; i++)
+		if (guard_prefix_has(port->ip6[i].addr, port->ip6[i].len, a, 128))
+			return 1;
+	return 0;
+}
+
+/**
+ * guard_zero() - are @n bytes all zero (0.0.0.0, ::)?
+ * @p:		bytes
+ * @n:		how many
+ *
+ * Return: 1 or 0
+ */
+static int guard_zero(const uint8_t *p, unsigned int n)
+{
+	uint8_t acc = 0;
+
+	while (n--)
+		acc |= *p++;
+	return !acc;
+}
+
+/**
+ * guard_l4_min() - bytes of an upper-layer header the guard requires
+ * @proto:	IP protocol / IPv6 next header
+ *
+ * Return: TCP 20, UDP 8, ICMP and ICMPv6 8, anything else 0
+ */
+static uint32_t guard_l4_min(unsigned int proto)
+{
+	switch (proto) {
+	case GUARD_IPPROTO_TCP:
+		return 20;
+	case GUARD_IPPROTO_UDP:
+	case GUARD_IPPROTO_ICMP:
+	case GUARD_IPPROTO_ICMPV6:
+		return 8;
+	default:
+		return 0;
+	}
+}
+
+/**
+ * guard_ipv4() - the IPv4 identity, DHCP and redirect guard
+ * @k:		the parse, @k->end the frame's length
+ * @frame_len:	the frame's length
+ *
+ * Return: GUARD_OK or a drop verdict
+ */
+static enum guard_verdict guard_ipv4(struct guard_pkt *k, uint32_t frame_len)
+{
+	const struct guard_port *port = k->port;
+	const uint8_t *h = k->hdr, *ip = k->hdr + RING_ETH_HLEN;
+	int any = !!(port->flags & GUARD_F_L3_ANY);
+	int trusted = !!(port->flags & GUARD_F_TRUSTED_ROUTER);
+	uint32_t ihl, tot, l4;
+	unsigned int frag, proto;
+	enum guard_verdict rc;
+	int unspec, more;
+
+	rc = guard_need(k, RING_ETH_HLEN, 20);
+	if (rc)
+		return rc;
+	ihl = (ip[0] & 0xfu) * 4u;
+	tot = guard_be16(ip + 2);
+	if (ip[0] >> 4 != 4 || ihl < 20 || tot < ihl ||
+	    (uint64_t)RING_ETH_HLEN + tot > frame_len)
+		return GUARD_DROP_MALFORMED;
+	k->end = RING_ETH_HLEN + tot;
+	rc = guard_need(k, RING_ETH_HLEN, ihl);
+	if (rc)
+		return rc;
+
+	unspec = guard_zero(ip + 12, 4);
+	if (!any && !unspec && !guard_has4(port, ip + 12))
+		return GUARD_DROP_IP_SPOOF;
+	frag = guard_be16(ip + 6);
+	more = !!(frag & 0x2000u);
+	if (frag & 0x1fffu)	/* not the first fragment: no L4 header here */
+		return !any && unspec ? GUARD_DROP_IP_SPOOF : GUARD_OK;
+
+	proto = ip[9];
+	l4 = RING_ETH_HLEN + ihl;
+	rc = guard_need(k, l4, guard_l4_min(proto));
+	if (rc)
+		return more && rc == GUARD_DROP_MALFORMED ? GUARD_DROP_FRAGMENT
+							  : rc;
+	if (!any && unspec &&	/* 0.0.0.0 only in a DHCP client message */
+	    (more || proto != GUARD_IPPROTO_UDP || guard_need(k, l4, 9) ||
+	     guard_be16(h + l4) != GUARD_PORT_BOOTPC ||
+	     guard_be16(h + l4 + 2) != GUARD_PORT_BOOTPS ||
+	     h[l4 + 8] != GUARD_BOOTREQUEST))
+		return GUARD_DROP_IP_SPOOF;
+	if (trusted)
+		return GUARD_OK;
+	if (proto == GUARD_IPPROTO_UDP && guard_be16(h + l4) == GUARD_PORT_BOOTPS)
+		return GUARD_DROP_DHCP_SERVER;
+	if (proto == GUARD_IPPROTO_ICMP && h[l4] == GUARD_ICMP_REDIRECT)
+		return GUARD_DROP_REDIRECT;
+	return GUARD_OK;
+}
+
+/**
+ * guard_arp() - the ARP identity guard
+ * @k:		the parse, @k->end the frame's length
+ *
+ * Return: GUARD_OK or a drop verdict
+ */
+static enum guard_verdict guard_arp(const struct guard_pkt *k)
+{
+	const struct guard_port *port = k->port;
+	const uint8_t *a = k->hdr + RING_ETH_HLEN;
+	enum guard_verdict rc;
+	unsigned int op;
+
+	rc = guard_need(k, RING_ETH_HLEN, 28);
+	if (rc)
+		return rc;
+	op = guard_be16(a + 6);
+	if (guard_be16(a) != 1 || guard_be16(a + 2) != GUARD_ETH_P_IP ||
+	    a[4] != 6 || a[5] != 4 || (op != 1 && op != 2))
+		return GUARD_DROP_MALFORMED;
+	if (memcmp(a + 8, port->mac, 6))
+		return GUARD_DROP_ARP_SPOOF;
+	if (!(port->flags & GUARD_F_L3_ANY) && !guard_zero(a + 14, 4) &&
+	    !guard_has4(port, a + 14))
+		return GUARD_DROP_ARP_SPOOF;
+	return GUARD_OK;
+}
+
+/**
+ * guard_nd_opts() - walk neighbour discovery options inside the copy
+ * @k:		the parse
+ * @off:	first option's offset in the frame
+ * @dad:	a DAD solicitation (source ::): no source link-layer option
+ *
+ * Every option lies inside the message and the copy, length non-zero; a
+ * source or target link-layer address option is 8 bytes and carries the
+ * port's MAC. At most (GUARD_HDR_COPY - @off) / 8 steps.
+ *
+ * Return: GUARD_OK or a drop verdict
+ */
+static enum guard_verdict guard_nd_opts(const struct guard_pkt *k,
+					uint32_t off, int dad)
+{
+	const uint8_t *h = k->hdr;
+	enum guard_verdict rc;
+	uint32_t len;
+
+	for (; off < k->end; off += len) {
+		rc = guard_need(k, off, 2);
+		if (rc)
+			return rc;
+		len = h[off + 1] * 8u;
+		if (!len)
+			return GUARD_DROP_MALFORMED;
+		rc = guard_need(k, off, len);
+		if (rc)
+			return rc;
+		if (h[off] != GUARD_ND_OPT_SLLA && h[off] != GUARD_ND_OPT_TLLA)
+			continue;
+		if (len != 8 || (dad && h[off] == GUARD_ND_OPT_SLLA))
+			return GUARD_DROP_MALFORMED;
+		if (memcmp(h + off + 2, k->port->mac, 6))
+			return GUARD_DROP_ND_SPOOF;
+	}
+	return GUARD_OK;
+}
+
+/**
+ * guard_ipv6() - the IPv6 identity, RA, redirect, ND and DHCPv6 guard
+ * @k:		the parse, @k->end the frame's length
+ * @frame_len:	the frame's length
+ *
+ * Return: GUARD_OK or a drop verdict
+ */
+static enum guard_verdict guard_ipv6(struct guard_pkt *k, uint32_t frame_len)
+{
+	const struct guard_port *port = k->port;
+	const uint8_t *h = k->hdr, *ip = k->hdr + RING_ETH_HLEN;
+	int any = !!(port->flags & GUARD_F_L3_ANY);
+	int trusted = !!(port->flags & GUARD_F_TRUSTED_ROUTER);
+	uint32_t off = RING_ETH_HLEN + 40, plen, hl;
+	int unspec, first_frag = 0, frag_seen = 0;
+	unsigned int nh, type;
+	enum guard_verdict rc;
+
+	rc = guard_need(k, RING_ETH_HLEN, 40);
+	if (rc)
+		return rc;
+	plen = guard_be16(ip + 4);
+	if (ip[0] >> 4 != 6 || (uint64_t)off + plen > frame_len)
+		return GUARD_DROP_MALFORMED;
+	if (plen)	/* 0: a jumbogram, or nothing; check up to the frame's end */
+		k->end = off + plen;
+	unspec = guard_zero(ip + 8, 16);
+	if (!any && !unspec && !guard_has6(port, ip + 8))
+		return GUARD_DROP_IP_SPOOF;
+
+	/* extension headers, at most GUARD_EXT_MAX, each inside the copy */
+	nh = ip[6];
+	for (unsigned int n = 0;; n++) {
+		if (nh != GUARD_IPPROTO_HOPOPTS && nh != GUARD_IPPROTO_ROUTING &&
+		    nh != GUARD_IPPROTO_FRAGMENT && nh != GUARD_IPPROTO_AH &&
+		    nh != GUARD_IPPROTO_DSTOPTS)
+			break;
+		if (n == GUARD_EXT_MAX)
+			return GUARD_DROP_HIDDEN;
+		if (nh == GUARD_IPPROTO_HOPOPTS && n)	/* RFC 8200 4.1 */
+			return GUARD_DROP_MALFORMED;
+		rc = guard_need(k, off, nh == GUARD_IPPROTO_FRAGMENT ? 8 : 2);
+		if (rc)
+			return rc;
+		if (nh == GUARD_IPPROTO_FRAGMENT) {
+			if (frag_seen++)
+				return GUARD_DROP_MALFORMED;
+			nh = h[off];
+			if (guard_be16(h + off + 2) & 0xfff8u)	/* not first */
+				return !any && unspec ? GUARD_DROP_IP_SPOOF
+						      : GUARD_OK;
+			first_frag = h[off + 3] & 1;
+			off += 8;
+			continue;
+		}
+		hl = nh == GUARD_IPPROTO_AH ? (h[off + 1] + 2u) * 4u
+					    : (h[off + 1] + 1u) * 8u;
+		rc = guard_need(k, off, hl);
+		if (rc)
+			return rc;
+		nh = h[off];
+		off += hl;
+	}
+
+	rc = guard_need(k, off, guard_l4_min(nh));
+	if (rc)
+		return first_frag && rc == GUARD_DROP_MALFORMED ?
+		       GUARD_DROP_FRAGMENT : rc;
+	type = nh == GUARD_IPPROTO_ICMPV6 ? h[off] : 0;
+	if (!any && unspec && type != GUARD_ICMP6_NS &&
+	    type != GUARD_ICMP6_MLD_REPORT && type != GUARD_ICMP6_MLD2_REPORT)
+		return GUARD_DROP_IP_SPOOF;
+	if (nh == GUARD_IPPROTO_UDP) {
+		if (!trusted && guard_be16(h + off) == GUARD_PORT_DHCP6_SERVER)
+			return GUARD_DROP_DHCP_SERVER;
+		return GUARD_OK;
+	}
+	if (nh != GUARD_IPPROTO_ICMPV6)
+		return GUARD_OK;
+	switch (type) {
+	case GUARD_ICMP6_RA:
+		return trusted ? GUARD_OK : GUARD_DROP_RA;
+	case GUARD_ICMP6_REDIRECT:
+		return trusted ? GUARD_OK : GUARD_DROP_REDIRECT;
+	case GUARD_ICMP6_RS:
+	case GUARD_ICMP6_NS:
+	case GUARD_ICMP6_NA:
+		break;
+	default:
+		return GUARD_OK;
+	}
+	if (first_frag || frag_seen)	/* RFC 6980: ND is never fragmented */
+		return GUARD_DROP_FRAGMENT;
+	hl = type == GUARD_ICMP6_RS ? 8 : 24;
+	rc = guard_need(k, off, hl);
+	if (rc)
+		return rc;
+	if (!any && (type == GUARD_ICMP6_NA || (type == GUARD_ICMP6_NS && unspec)) &&
+	    !guard_has6(port, h + off + 8))
+		return GUARD_DROP_ND_SPOOF;
+	return guard_nd_opts(k, off + hl, type == GUARD_ICMP6_NS && unspec);
+}
+
+/**
+ * guard_l2() - the L2 checks: source MAC, VLAN tag, MTU
+ * @port:	the sending port
+ * @rec:	the frame's private copies
+ * @mtu:	largest L3 size of a non-GSO frame
+ *
+ * Return: GUARD_OK or a drop verdict
+ */
+static enum guard_verdict guard_l2(const struct guard_port *port,
+				   const struct ring_rec *rec, uint32_t mtu)
 {
 	uint16_t type;
 
@@ -59,9 +480,104 @@ enum guard_verdict guard_check_tx(const struct guard_port *port,
 	if (rec->frame_len > (uint64_t)mtu + RING_ETH_HLEN &&
 	    rec->vnet.gso_type == RING_VNET_GSO_NONE)
 		return GUARD_DROP_MTU;
+	return GUARD_OK;
+}
+
+/**
+ * guard_dest() - the destination class of a frame that passed every check
+ * @port:	the sending port
+ * @rec:	the frame's private copies
+ *
+ * Return: GUARD_PASS_GROUP, GUARD_DROP_LOOP or GUARD_PASS_UNICAST
+ */
+static enum guard_verdict guard_dest(const struct guard_port *port,
+				     const struct ring_rec *rec)
+{
 	if (rec->l2[0] & 1)
 		return GUARD_PASS_GROUP;
 	if (!memcmp(rec->l2, port->mac, 6))
 		return GUARD_DROP_LOOP;
 	return GUARD_PASS_UNICAST;
+}
+
+/**
+ * guard_check_tx() - the L2 verdict on one frame a partition sent
+ * @port:	the sending port
+ * @rec:	the frame as ring_peek() gave it; only the private copies
+ *		@rec->vnet, @rec->l2 and @rec->frame_len are read, never
+ *		@rec->frame (guard.h, rule 1)
+ * @mtu:	largest L3 size of a non-GSO frame (frame length - 14)
+ *
+ * Checks in this order, the first that fails decides (guard.h, rule 3):
+ * the source MAC must be the port's (anti-spoofing), the frame must not be
+ * VLAN-tagged, a non-GSO frame must fit the MTU; then the destination is
+ * classified: group address, the port's own MAC (a loop), or other unicast.
+ * No L3 check: guard_check_frame() is the whole guard.
+ *
+ * Return: an enum guard_verdict
+ */
+enum guard_verdict guard_check_tx(const struct guard_port *port,
+				  const struct ring_rec *rec, uint32_t mtu)
+{
+	enum guard_verdict v = guard_l2(port, rec, mtu);
+
+	return v ? v : guard_dest(port, rec);
+}
+
+/**
+ * guard_check_frame() - the whole verdict on one frame a partition sent
+ * @port:	the sending port: its MAC, address sets and flags
+ * @rec:	the frame as ring_peek() gave it; only @rec->vnet, @rec->l2
+ *		and @rec->frame_len are read, never @rec->frame (rule 1)
+ * @hdr:	private copy of the frame's first bytes: hdr_len =
+ *		min(frame_len, GUARD_HDR_COPY); the guard takes the Ethernet
+ *		header from @rec->l2 and reads @hdr from byte 14 on (rule 2)
+ * @hdr_len:	bytes in @hdr; bytes past it are never read (a shorter copy
+ *		hides headers: they are dropped as hidden)
+ * @mtu:	largest L3 size of a non-GSO frame (frame length - 14)
+ *
+ * Checks in this order, the first that fails decides (guard.h, rule 3):
+ * the L2 checks of guard_check_tx(), the 802.1D reserved group, the L3
+ * identity guard by EtherType (guard.h has the list), then the destination
+ * class.
+ *
+ * The bytes checked must be the bytes that leave: the caller sends
+ * @rec->l2 and @hdr[14..hdr_len) from its private memory, and only the rest
+ * of the frame from ring memory.
+ *
+ * Return: an enum guard_verdict
+ */
+enum guard_verdict guard_check_frame(const struct guard_port *port,
+				     const struct ring_rec *rec,
+				     const uint8_t *hdr, uint32_t hdr_len,
+				     uint32_t mtu)
+{
+	struct guard_pkt k = {
+		.port = port,
+		.hdr = hdr,
+		.limit = hdr ? (hdr_len < rec->frame_len ? hdr_len
+							 : rec->frame_len) : 0,
+		.end = rec->frame_len,
+	};
+	enum guard_verdict v;
+
+	v = guard_l2(port, rec, mtu);
+	if (v)
+		return v;
+	if (!memcmp(rec->l2, "\x01\x80\xc2\x00\x00", 5) && rec->l2[5] < 0x10)
+		return GUARD_DROP_BRIDGE_GROUP;
+	switch (guard_be16(rec->l2 + 12)) {
+	case GUARD_ETH_P_IP:
+		v = guard_ipv4(&k, rec->frame_len);
+		break;
+	case GUARD_ETH_P_ARP:
+		v = guard_arp(&k);
+		break;
+	case GUARD_ETH_P_IPV6:
+		v = guard_ipv6(&k, rec->frame_len);
+		break;
+	default:
+		v = GUARD_OK;
+	}
+	return v ? v : guard_dest(port, rec);
 }

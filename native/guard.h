@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* guard.h - what a partition may send: the per-frame checks of A2H frames
  *
- * The switch (switch.c) asks guard_check_tx() about every frame it takes
- * from a partition's A2H ring, and acts on the verdict: forward it, or drop
- * it and count it under the verdict's counter. The guard is a pure
- * function, so it can be fuzzed alone (native/fuzz/fuzz_guard.c).
+ * The switch (switch.c) asks the guard about every frame it takes from a
+ * partition's A2H ring, and acts on the verdict: forward it, or drop it and
+ * count it under the verdict's counter. The guard is a pure function, so it
+ * can be fuzzed alone (native/fuzz/fuzz_guard.c).
+ *
+ * Two entry points: guard_check_tx() is the L2 guard alone (source MAC, VLAN
+ * tag, MTU, destination class); guard_check_frame() is the whole guard: the
+ * same L2 checks, then the IEEE 802.1D group, then the L3 identity guard on a
+ * private copy of the frame's first bytes.
  *
  * Rules of the guard:
  *  1. it decides only on private memory: the copies in struct ring_rec
@@ -15,9 +20,49 @@
  *     copy the caller makes into private memory (at most GUARD_HDR_COPY
  *     bytes, fewer if the frame is shorter), and checks only that copy;
  *  3. the checks run in a fixed order and the first that fails gives the
- *     verdict: source MAC, VLAN tag, MTU, then the destination class;
+ *     verdict: source MAC, VLAN tag, MTU, 802.1D reserved group, the L3
+ *     identity guard, then the destination class;
  *  4. it never fails, allocates or blocks: every input gives one of the
- *     verdicts below.
+ *     verdicts below, after a bounded number of steps (at most
+ *     GUARD_EXT_MAX extension headers, ND options only inside the copy).
+ *
+ * The L3 identity guard, in guard_check_frame() (guard.c has the details):
+ *  - IPv4 (0x0800): a sane header (version 4, IHL >= 5, total length
+ *    covering the header and inside the frame); source in the port's IPv4
+ *    set, or 0.0.0.0 only in a DHCP client message (UDP 68 -> 67, BOOTP op
+ *    BOOTREQUEST, not a fragment); a non-first fragment passes after the
+ *    source check; a packet at offset 0 must hold its L4 header (TCP 20,
+ *    UDP 8, ICMP 8 bytes; others 0): a first fragment that does not is a
+ *    tiny fragment; DHCP server messages (UDP source port 67) and ICMP
+ *    redirects (type 5) only from a trusted router;
+ *  - ARP (0x0806): Ethernet/IPv4 (htype 1, ptype 0x0800, hlen 6, plen 4,
+ *    op request or reply), sender hardware address = the port's MAC, sender
+ *    IP in the set or 0.0.0.0 (a probe);
+ *  - IPv6 (0x86dd): source in the port's IPv6 set (which the Python side
+ *    fills with the EUI-64 link-local address too), or :: only in a DAD
+ *    neighbour solicitation (135) or an MLD report (131, 143); extension
+ *    headers (hop-by-hop, routing, fragment, destination options, AH) are
+ *    walked, at most GUARD_EXT_MAX of them and each inside the copy, else
+ *    the frame hides its upper layer and is dropped; a non-first fragment
+ *    passes after the source check, a first fragment must hold the
+ *    upper-layer header; ICMPv6 router advertisements (134) and redirects
+ *    (137) and DHCPv6 server messages (UDP source port 547) only from a
+ *    trusted router; neighbour discovery (133, 135, 136): not in a
+ *    fragment, the options walked inside the copy (length 0 or past the
+ *    message: malformed; past the copy: hidden), any source or target
+ *    link-layer address option = the port's MAC; a neighbour advertisement's
+ *    target, and a DAD solicitation's target, in the set;
+ *  - other EtherTypes carry no address the guard knows and pass.
+ *
+ * Frames to the IEEE 802.1D reserved group 01:80:c2:00:00:00 to
+ * 01:80:c2:00:00:0f (STP, pause, LACP, 802.1X, LLDP) are dropped whatever
+ * the flags: a partition must not speak to the LAN's bridges, and a bridge
+ * must not forward them anyway.
+ *
+ * GUARD_F_L3_ANY turns off the address checks (IPv4, ARP and IPv6 source,
+ * ND target), not the MAC in ARP and ND options, nor the RA, redirect and
+ * DHCP guard. GUARD_F_TRUSTED_ROUTER turns off the RA, redirect and DHCP
+ * server guard. Neither ever turns a pass into a drop.
  */
 #ifndef VNETSHARE_GUARD_H
 #define VNETSHARE_GUARD_H
@@ -29,8 +74,21 @@
 /* Bytes of a frame's headers a caller copies for checks past L2 (rule 2). */
 #define GUARD_HDR_COPY		128u
 
+/* Prefixes per address family a port may send from. */
+#define GUARD_ADDR_MAX		16u
+
+/* IPv6 extension headers walked before the upper layer, at most (rule 4). */
+#define GUARD_EXT_MAX		4u
+
 #define GUARD_ETH_P_8021Q	0x8100u
 #define GUARD_ETH_P_8021AD	0x88a8u
+#define GUARD_ETH_P_IP		0x0800u
+#define GUARD_ETH_P_ARP		0x0806u
+#define GUARD_ETH_P_IPV6	0x86ddu
+
+/* struct guard_port flags */
+#define GUARD_F_L3_ANY		0x1u	/* --allow-ip any: no address checks */
+#define GUARD_F_TRUSTED_ROUTER	0x2u	/* --trusted-router: RA, redirect, DHCP server */
 
 /**
  * enum guard_verdict - what to do with one A2H frame
@@ -44,7 +102,33 @@
  * @GUARD_DROP_MTU:	not GSO and longer than MTU + Ethernet header
  *			(drop_mtu)
  * @GUARD_DROP_LOOP:	destination is the port's own MAC (drop_loop)
+ * @GUARD_DROP_BRIDGE_GROUP: destination in 01:80:c2:00:00:00-0f, the IEEE
+ *			802.1D reserved group (drop_bridge_group)
+ * @GUARD_DROP_MALFORMED: an IPv4, ARP, IPv6, extension or ND header that
+ *			breaks its format or runs past its packet
+ *			(drop_malformed)
+ * @GUARD_DROP_HIDDEN:	a header the guard must see lies past the private
+ *			copy, or more than GUARD_EXT_MAX extension headers
+ *			(drop_hidden)
+ * @GUARD_DROP_FRAGMENT: a first fragment without its L4 header (tiny
+ *			fragment), or neighbour discovery in a fragment
+ *			(drop_fragment)
+ * @GUARD_DROP_IP_SPOOF: IPv4 or IPv6 source not the port's (drop_ip_spoof)
+ * @GUARD_DROP_ARP_SPOOF: ARP sender MAC or IP not the port's
+ *			(drop_arp_spoof)
+ * @GUARD_DROP_ND_SPOOF: neighbour discovery for another's address or MAC:
+ *			NA or DAD NS target not the port's, a link-layer
+ *			address option not the port's MAC (drop_nd_spoof)
+ * @GUARD_DROP_RA:	ICMPv6 router advertisement, not a trusted router
+ *			(drop_ra)
+ * @GUARD_DROP_REDIRECT: ICMPv6 or ICMP redirect, not a trusted router
+ *			(drop_redirect)
+ * @GUARD_DROP_DHCP_SERVER: DHCP (UDP source port 67) or DHCPv6 (547)
+ *			server message, not a trusted router (drop_dhcp_server)
  * @GUARD__MAX:		number of verdicts
+ *
+ * A counter array indexed by this enum counts every drop; a new verdict is
+ * one entry here and one name in guard.c, nothing else.
  */
 enum guard_verdict {
 	GUARD_PASS_UNICAST = 0,
@@ -53,19 +137,68 @@ enum guard_verdict {
 	GUARD_DROP_VLAN,
 	GUARD_DROP_MTU,
 	GUARD_DROP_LOOP,
+	GUARD_DROP_BRIDGE_GROUP,
+	GUARD_DROP_MALFORMED,
+	GUARD_DROP_HIDDEN,
+	GUARD_DROP_FRAGMENT,
+	GUARD_DROP_IP_SPOOF,
+	GUARD_DROP_ARP_SPOOF,
+	GUARD_DROP_ND_SPOOF,
+	GUARD_DROP_RA,
+	GUARD_DROP_REDIRECT,
+	GUARD_DROP_DHCP_SERVER,
 	GUARD__MAX
 };
 
 /**
- * struct guard_port - what the guard knows of a port
+ * struct guard_prefix4 - an IPv4 prefix a port may send from
+ * @addr:	address, network byte order (bits past @len are ignored)
+ * @len:	prefix length, 0 to 32 (32: one address; more counts as 32)
+ */
+struct guard_prefix4 {
+	uint8_t addr[4];
+	uint8_t len;
+};
+
+/**
+ * struct guard_prefix6 - an IPv6 prefix a port may send from
+ * @addr:	address, network byte order (bits past @len are ignored)
+ * @len:	prefix length, 0 to 128 (128: one address; more counts as 128)
+ */
+struct guard_prefix6 {
+	uint8_t addr[16];
+	uint8_t len;
+};
+
+/**
+ * struct guard_port - what the guard knows of a port: its identity
  * @mac:	the partition's MAC: the only source it may send from
+ * @flags:	GUARD_F_L3_ANY, GUARD_F_TRUSTED_ROUTER; other bits ignored
+ * @n_ip4:	entries of @ip4 in use (more than GUARD_ADDR_MAX counts as
+ *		GUARD_ADDR_MAX)
+ * @n_ip6:	entries of @ip6 in use (likewise)
+ * @ip4:	the IPv4 prefixes it may send from (its addresses as /32)
+ * @ip6:	the IPv6 prefixes it may send from: its addresses as /128, its
+ *		EUI-64 link-local address among them (vnetshare/guard.py)
+ *
+ * A zeroed port (no address, no flag) passes no IPv4, ARP or IPv6 frame but
+ * MLD reports from ::, ARP probes and DHCP client messages from 0.0.0.0.
  */
 struct guard_port {
 	uint8_t mac[6];
+	uint8_t n_ip4;
+	uint8_t n_ip6;
+	uint32_t flags;
+	struct guard_prefix4 ip4[GUARD_ADDR_MAX];
+	struct guard_prefix6 ip6[GUARD_ADDR_MAX];
 };
 
 enum guard_verdict guard_check_tx(const struct guard_port *port,
 				  const struct ring_rec *rec, uint32_t mtu);
+enum guard_verdict guard_check_frame(const struct guard_port *port,
+				     const struct ring_rec *rec,
+				     const uint8_t *hdr, uint32_t hdr_len,
+				     uint32_t mtu);
 const char *guard_verdict_name(unsigned int verdict);
 
 #endif /* VNETSHARE_GUARD_H */
