@@ -1,0 +1,409 @@
+"""The frame guard (native/guard.c) through vnetshare.guard: one test per class.
+
+Every hostile frame is judged next to a legitimate one of its kind that must
+pass (a positive control), so a guard that drops everything fails too. The
+frames are built with scapy and judged by guard_check_frame() on the same
+private copies the switch makes (vnetshare.guard.check()). No root needed.
+"""
+import ipaddress
+
+import pytest
+from scapy.layers.dhcp import BOOTP, DHCP
+from scapy.layers.dhcp6 import DHCP6_Advertise, DHCP6_Solicit
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import (
+    ICMPv6DestUnreach,
+    ICMPv6EchoRequest,
+    ICMPv6MLDone,
+    ICMPv6MLReport,
+    ICMPv6MLReport2,
+    ICMPv6ND_NA,
+    ICMPv6ND_NS,
+    ICMPv6ND_RA,
+    ICMPv6ND_Redirect,
+    ICMPv6ND_RS,
+    ICMPv6NDOptDstLLAddr,
+    ICMPv6NDOptPrefixInfo,
+    ICMPv6NDOptSrcLLAddr,
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+    IPv6ExtHdrRouting,
+    PadN,
+    RouterAlert,
+)
+from scapy.layers.l2 import ARP, Dot1Q, Ether
+from scapy.packet import Raw
+
+from vnetshare import ConfigError
+from vnetshare.guard import (
+    ADDR_MAX,
+    DROP_REASONS,
+    HDR_COPY,
+    VERDICTS,
+    GuardPolicy,
+    check,
+    link_local,
+)
+
+MAC = "02:00:00:00:00:0a"
+OTHER_MAC = "02:00:00:00:00:0b"
+LAN_MAC = "02:00:00:00:00:01"
+BCAST = "ff:ff:ff:ff:ff:ff"
+IP4 = "10.0.0.2"
+OTHER4 = "10.0.0.3"
+LAN4 = "10.0.0.1"
+IP6 = "fd00::2"
+OTHER6 = "fd00::3"
+LAN6 = "fd00::1"
+LL = str(link_local(MAC))
+POLICY = GuardPolicy.for_partition(MAC, [f"{IP4}/24", f"{IP6}/64"],
+                                   ["192.168.5.0/24", "2001:db8:5::/48"])
+TRUSTED = GuardPolicy.for_partition(MAC, [f"{IP4}/24", f"{IP6}/64"], trusted_router=True)
+ANY = GuardPolicy.for_partition(MAC, [f"{IP4}/24", f"{IP6}/64"], ["any"])
+
+
+def eth(dst=LAN_MAC, src=MAC):
+    return Ether(src=src, dst=dst)
+
+
+def judge(pairs, policy=POLICY, mtu=1500):
+    """Check (frame, expected verdict) pairs; report every mismatch at once."""
+    bad = []
+    for frame, want in pairs:
+        got = check(policy, bytes(frame), mtu)
+        if got != want:
+            bad.append(f"{frame!r}: {got}, expected {want}")
+    assert not bad, "\n".join(bad)
+
+
+def solicited_node(addr):
+    a = ipaddress.IPv6Address(addr).packed
+    return str(ipaddress.IPv6Address(bytes.fromhex("ff0200000000000000000001ff") + a[13:]))
+
+
+def sn_mac(addr):
+    a = ipaddress.IPv6Address(solicited_node(addr)).packed
+    return "33:33:" + ":".join(f"{b:02x}" for b in a[12:])
+
+
+def test_verdict_names_are_the_counters_contract():
+    assert VERDICTS[:6] == ("pass_unicast", "pass_group", "drop_spoof", "drop_vlan",
+                            "drop_mtu", "drop_loop")
+    assert all(v.startswith(("pass_", "drop_")) for v in VERDICTS)
+    assert len(set(VERDICTS)) == len(VERDICTS)
+    for reason in ("ip_spoof", "arp_spoof", "nd_spoof", "ra", "redirect",
+                   "dhcp_server", "hidden", "malformed", "fragment", "bridge_group"):
+        assert reason in DROP_REASONS
+
+
+def test_l2_checks_unchanged():
+    ok = eth() / IP(src=IP4, dst=LAN4) / UDP(sport=9, dport=9) / b"x"
+    judge([
+        (ok, "pass_unicast"),
+        (eth(dst=BCAST) / IP(src=IP4, dst="10.0.0.255") / UDP(), "pass_group"),
+        (eth(src=OTHER_MAC) / IP(src=IP4, dst=LAN4) / UDP(), "drop_spoof"),
+        (eth() / Dot1Q(vlan=10) / IP(src=IP4, dst=LAN4) / UDP(), "drop_vlan"),
+        (eth() / IP(src=IP4, dst=LAN4) / UDP() / bytes(1500), "drop_mtu"),
+        (eth(dst=MAC) / IP(src=IP4, dst=IP4) / UDP(), "drop_loop"),
+    ])
+    big = bytes(eth() / IP(src=IP4, dst=LAN4) / TCP() / bytes(8000))
+    assert check(POLICY, big, 1500, gso=True) == "pass_unicast"
+
+
+def test_bridge_group_dropped():
+    stp = eth(dst="01:80:c2:00:00:00") / Raw(b"\x00\x26\x42\x42\x03" + bytes(40))
+    judge([
+        (eth(dst="01:80:c2:00:00:10") / Raw(bytes(46)), "pass_group"),   # not reserved
+        (stp, "drop_bridge_group"),
+        (eth(dst="01:80:c2:00:00:01") / Raw(b"\x88\x08" + bytes(44)), "drop_bridge_group"),
+        (eth(dst="01:80:c2:00:00:0e") / Raw(bytes(46)), "drop_bridge_group"),
+    ])
+    assert check(ANY, bytes(stp)) == check(TRUSTED, bytes(stp)) == "drop_bridge_group"
+
+
+def test_other_ethertypes_pass():
+    judge([(Ether(src=MAC, dst=LAN_MAC, type=0x88b5) / Raw(bytes(46)), "pass_unicast"),
+           (Ether(src=MAC, dst=BCAST, type=0x88cc) / Raw(bytes(46)), "pass_group")])
+
+
+def test_ipv4_source_in_set():
+    judge([
+        (eth() / IP(src=IP4, dst=LAN4) / ICMP(), "pass_unicast"),
+        (eth() / IP(src="192.168.5.77", dst=LAN4) / TCP(), "pass_unicast"),
+        (eth() / IP(src=OTHER4, dst=LAN4) / ICMP(), "drop_ip_spoof"),
+        (eth() / IP(src="192.168.6.1", dst=LAN4) / TCP(), "drop_ip_spoof"),
+        (eth(dst=BCAST) / IP(src="255.255.255.255", dst=LAN4) / UDP(), "drop_ip_spoof"),
+    ])
+
+
+def test_dhcp_discover_from_zero_only():
+    discover = (eth(dst=BCAST) / IP(src="0.0.0.0", dst="255.255.255.255")
+                / UDP(sport=68, dport=67) / BOOTP(op=1, chaddr=bytes.fromhex("02000000000a"))
+                / DHCP(options=[("message-type", "discover"), "end"]))
+    judge([
+        (discover, "pass_group"),
+        (eth(dst=BCAST) / IP(src="0.0.0.0", dst="255.255.255.255") / ICMP(), "drop_ip_spoof"),
+        (eth(dst=BCAST) / IP(src="0.0.0.0", dst="255.255.255.255")
+         / UDP(sport=68, dport=67) / BOOTP(op=2), "drop_ip_spoof"),
+        (eth(dst=BCAST) / IP(src="0.0.0.0", dst="255.255.255.255", flags="MF")
+         / UDP(sport=68, dport=67) / BOOTP(op=1), "drop_ip_spoof"),
+        (eth(dst=BCAST) / IP(src="0.0.0.0", dst="255.255.255.255", frag=10)
+         / Raw(bytes(16)), "drop_ip_spoof"),
+    ])
+
+
+def test_dhcp_server_guard():
+    offer = (eth(dst=BCAST) / IP(src=IP4, dst="255.255.255.255") / UDP(sport=67, dport=68)
+             / BOOTP(op=2, yiaddr=OTHER4) / DHCP(options=[("message-type", "offer"), "end"]))
+    adv = eth(dst="33:33:00:01:00:02") / IPv6(src=LL, dst="ff02::1:2") / UDP(sport=547, dport=546) / DHCP6_Advertise()
+    sol = eth(dst="33:33:00:01:00:02") / IPv6(src=LL, dst="ff02::1:2") / UDP(sport=546, dport=547) / DHCP6_Solicit()
+    request = (eth(dst=BCAST) / IP(src=IP4, dst="255.255.255.255") / UDP(sport=68, dport=67)
+               / BOOTP(op=1) / DHCP(options=[("message-type", "request"), "end"]))
+    judge([(request, "pass_group"), (sol, "pass_group"),
+           (offer, "drop_dhcp_server"), (adv, "drop_dhcp_server")])
+    judge([(offer, "pass_group"), (adv, "pass_group")], TRUSTED)
+
+
+def test_ipv4_malformed():
+    good = eth() / IP(src=IP4, dst=LAN4, options=[b"\x94\x04\x00\x00"]) / UDP()
+    raw = bytearray(bytes(eth() / IP(src=IP4, dst=LAN4) / UDP() / b"payload"))
+    v5 = bytearray(raw)
+    v5[14] = 0x55
+    ihl4 = bytearray(raw)
+    ihl4[14] = 0x44
+    long_tot = bytearray(raw)
+    long_tot[16:18] = (len(raw)).to_bytes(2, "big")
+    short_tot = bytearray(raw)
+    short_tot[16:18] = (19).to_bytes(2, "big")
+    judge([(good, "pass_unicast"), (Raw(bytes(v5)), "drop_malformed"),
+           (Raw(bytes(ihl4)), "drop_malformed"), (Raw(bytes(long_tot)), "drop_malformed"),
+           (Raw(bytes(short_tot)), "drop_malformed"),
+           (Raw(bytes(raw[:30])), "drop_malformed"),
+           (eth() / IP(src=IP4, dst=LAN4, proto=17) / Raw(b"\x00\x35\x00"), "drop_malformed")])
+
+
+def test_ipv4_fragments():
+    # A TCP header (20 bytes) split after 8: the first fragment is a tiny one.
+    tcp = bytes(TCP(sport=1234, dport=22, flags="S"))
+    first = eth() / IP(src=IP4, dst=LAN4, proto=6, flags="MF", frag=0) / Raw(tcp + bytes(4))
+    tiny = eth() / IP(src=IP4, dst=LAN4, proto=6, flags="MF", frag=0) / Raw(tcp[:8])
+    later = eth() / IP(src=IP4, dst=LAN4, proto=6, frag=3) / Raw(b"\x86" + bytes(30))
+    judge([(first, "pass_unicast"), (later, "pass_unicast"),
+           (tiny, "drop_fragment"),
+           (eth() / IP(src=OTHER4, dst=LAN4, proto=6, frag=3) / Raw(bytes(31)), "drop_ip_spoof")])
+
+
+def test_icmp_redirect():
+    redirect = eth() / IP(src=IP4, dst=LAN4) / ICMP(type=5, code=1, gw=IP4) / IP(src=LAN4, dst="8.8.8.8") / UDP()
+    judge([(eth() / IP(src=IP4, dst=LAN4) / ICMP(type=8), "pass_unicast"),
+           (redirect, "drop_redirect")])
+    judge([(redirect, "pass_unicast")], TRUSTED)
+
+
+def test_arp():
+    judge([
+        (eth(dst=BCAST) / ARP(op=1, hwsrc=MAC, psrc=IP4, pdst=LAN4), "pass_group"),
+        (eth(dst=BCAST) / ARP(op=1, hwsrc=MAC, psrc="0.0.0.0", pdst=IP4), "pass_group"),   # probe
+        (eth(dst=BCAST) / ARP(op=2, hwsrc=MAC, psrc=IP4, pdst=IP4), "pass_group"),          # gratuitous
+        (eth() / ARP(op=2, hwsrc=MAC, psrc=IP4, hwdst=LAN_MAC, pdst=LAN4), "pass_unicast"),
+        (eth() / ARP(op=2, hwsrc=MAC, psrc=OTHER4, hwdst=LAN_MAC, pdst=LAN4), "drop_arp_spoof"),
+        (eth(dst=BCAST) / ARP(op=2, hwsrc=MAC, psrc=OTHER4, pdst=OTHER4), "drop_arp_spoof"),
+        (eth(dst=BCAST) / ARP(op=1, hwsrc=OTHER_MAC, psrc=IP4, pdst=LAN4), "drop_arp_spoof"),
+        (eth(dst=BCAST) / ARP(op=1, hwsrc=MAC, psrc=IP4, pdst=LAN4, plen=16), "drop_malformed"),
+        (eth(dst=BCAST) / ARP(op=3, hwsrc=MAC, psrc=IP4, pdst=LAN4), "drop_malformed"),
+        (Raw(bytes(eth(dst=BCAST) / ARP(op=1, hwsrc=MAC, psrc=IP4, pdst=LAN4))[:30]),
+         "drop_malformed"),
+    ])
+
+
+def test_ipv6_source_in_set():
+    judge([
+        (eth() / IPv6(src=IP6, dst=LAN6) / ICMPv6EchoRequest(), "pass_unicast"),
+        (eth() / IPv6(src=LL, dst="fe80::1") / ICMPv6EchoRequest(), "pass_unicast"),
+        (eth() / IPv6(src="2001:db8:5:7::99", dst=LAN6) / TCP(), "pass_unicast"),
+        (eth() / IPv6(src=OTHER6, dst=LAN6) / ICMPv6EchoRequest(), "drop_ip_spoof"),
+        (eth() / IPv6(src="fe80::ff:fe00:b", dst="fe80::1") / UDP(), "drop_ip_spoof"),
+        (eth() / IPv6(src="::", dst=LAN6) / ICMPv6EchoRequest(), "drop_ip_spoof"),
+        (eth() / IPv6(src="::", dst=LAN6) / UDP(sport=546, dport=547), "drop_ip_spoof"),
+    ])
+
+
+def test_ipv6_malformed():
+    raw = bytearray(bytes(eth() / IPv6(src=IP6, dst=LAN6) / UDP() / b"x"))
+    v4 = bytearray(raw)
+    v4[14] = 0x40
+    long_pl = bytearray(raw)
+    long_pl[18:20] = (len(raw)).to_bytes(2, "big")
+    judge([(eth() / IPv6(src=IP6, dst=LAN6) / UDP() / b"x", "pass_unicast"),
+           (Raw(bytes(v4)), "drop_malformed"), (Raw(bytes(long_pl)), "drop_malformed"),
+           (Raw(bytes(raw[:50])), "drop_malformed")])
+
+
+def test_dad_ns_from_unspecified():
+    def dad(target, *opts):
+        pkt = (eth(dst=sn_mac(target)) / IPv6(src="::", dst=solicited_node(target), hlim=255)
+               / ICMPv6ND_NS(tgt=target))
+        for o in opts:
+            pkt = pkt / o
+        return pkt
+    nonce = Raw(b"\x0e\x01" + bytes(6))
+    judge([
+        (dad(IP6, nonce), "pass_group"),
+        (dad(LL), "pass_group"),
+        (dad(OTHER6), "drop_nd_spoof"),
+        (dad(IP6, ICMPv6NDOptSrcLLAddr(lladdr=MAC)), "drop_malformed"),
+    ])
+
+
+def test_mld_report_from_unspecified():
+    hbh = IPv6ExtHdrHopByHop(options=[RouterAlert()])
+    v2 = eth(dst="33:33:00:00:00:16") / IPv6(src="::", dst="ff02::16", hlim=1) / hbh / ICMPv6MLReport2()
+    v1 = eth(dst="33:33:00:00:00:fb") / IPv6(src="::", dst="ff02::fb", hlim=1) / hbh / ICMPv6MLReport(mladdr="ff02::fb")
+    done = eth(dst="33:33:00:00:00:02") / IPv6(src="::", dst="ff02::2", hlim=1) / hbh / ICMPv6MLDone(mladdr="ff02::fb")
+    judge([(v2, "pass_group"), (v1, "pass_group"), (done, "drop_ip_spoof")])
+
+
+def test_neighbour_advertisement_and_solicitation():
+    def na(target, lladdr=MAC, src=LL):
+        return (eth(dst="33:33:00:00:00:01") / IPv6(src=src, dst="ff02::1", hlim=255)
+                / ICMPv6ND_NA(tgt=target, R=0, S=0, O=1) / ICMPv6NDOptDstLLAddr(lladdr=lladdr))
+
+    def ns(lladdr):
+        return (eth(dst=sn_mac(LAN6)) / IPv6(src=IP6, dst=solicited_node(LAN6), hlim=255)
+                / ICMPv6ND_NS(tgt=LAN6) / ICMPv6NDOptSrcLLAddr(lladdr=lladdr))
+    judge([
+        (na(IP6), "pass_group"),
+        (na(LL), "pass_group"),
+        (eth() / IPv6(src=IP6, dst=LAN6, hlim=255) / ICMPv6ND_NA(tgt=IP6, S=1), "pass_unicast"),
+        (ns(MAC), "pass_group"),
+        (eth(dst="33:33:00:00:00:02") / IPv6(src=LL, dst="ff02::2", hlim=255)
+         / ICMPv6ND_RS() / ICMPv6NDOptSrcLLAddr(lladdr=MAC), "pass_group"),
+        (na(OTHER6), "drop_nd_spoof"),
+        (na(IP6, lladdr=OTHER_MAC), "drop_nd_spoof"),
+        (ns(OTHER_MAC), "drop_nd_spoof"),
+        (eth(dst="33:33:00:00:00:02") / IPv6(src=LL, dst="ff02::2", hlim=255)
+         / ICMPv6ND_RS() / ICMPv6NDOptSrcLLAddr(lladdr=OTHER_MAC), "drop_nd_spoof"),
+        (na(IP6) / Raw(b"\x01\x00" + bytes(6)), "drop_malformed"),      # option length 0
+        (na(IP6) / Raw(b"\x0e\x02" + bytes(6)), "drop_malformed"),      # runs past the message
+        (Raw(bytes(na(IP6))[:14 + 40 + 20]), "drop_malformed"),         # NA cut short
+    ])
+
+
+def test_nd_options_past_the_copy_are_hidden():
+    def na(npad, last):
+        pad = Raw((b"\x0e\x01" + bytes(6)) * npad)     # unknown options, 8 bytes each
+        return (eth(dst="33:33:00:00:00:01") / IPv6(src=LL, dst="ff02::1", hlim=255)
+                / ICMPv6ND_NA(tgt=IP6, O=1) / pad / ICMPv6NDOptDstLLAddr(lladdr=last))
+    # 14 + 40 + 24 + 3 * 8 + 8 = 110 bytes: every option in the copy
+    assert len(na(3, MAC)) <= HDR_COPY < len(na(6, MAC))
+    judge([(na(3, MAC), "pass_group"), (na(3, OTHER_MAC), "drop_nd_spoof"),
+           (na(6, OTHER_MAC), "drop_hidden"), (na(6, MAC), "drop_hidden")])
+
+
+def test_ra_and_redirect_guard():
+    ra = (eth(dst="33:33:00:00:00:01") / IPv6(src=LL, dst="ff02::1", hlim=255) / ICMPv6ND_RA()
+          / ICMPv6NDOptSrcLLAddr(lladdr=MAC) / ICMPv6NDOptPrefixInfo(prefix="2001:db8:bad::", prefixlen=64))
+    redirect = (eth() / IPv6(src=LL, dst="fe80::1", hlim=255)
+                / ICMPv6ND_Redirect(tgt=LL, dst="2001:db8::1"))
+    unreach = eth() / IPv6(src=IP6, dst=LAN6) / ICMPv6DestUnreach() / IPv6(src=LAN6, dst=IP6) / UDP()
+    judge([(unreach, "pass_unicast"), (ra, "drop_ra"), (redirect, "drop_redirect")])
+    judge([(ra, "pass_group"), (redirect, "pass_unicast")], TRUSTED)
+
+
+def test_allow_ip_any_passes_forged_sources_but_not_ra():
+    na = (eth(dst="33:33:00:00:00:01") / IPv6(src=OTHER6, dst="ff02::1", hlim=255)
+          / ICMPv6ND_NA(tgt=OTHER6, O=1) / ICMPv6NDOptDstLLAddr(lladdr=MAC))
+    ra = eth(dst="33:33:00:00:00:01") / IPv6(src="fe80::99", dst="ff02::1", hlim=255) / ICMPv6ND_RA()
+    offer = eth(dst=BCAST) / IP(src="172.16.0.1", dst="255.255.255.255") / UDP(sport=67, dport=68) / BOOTP(op=2)
+    forged = [
+        (eth() / IP(src="8.8.8.8", dst=LAN4) / UDP(), "pass_unicast"),
+        (eth() / IPv6(src="2001:db8::99", dst=LAN6) / TCP(), "pass_unicast"),
+        (eth(dst=BCAST) / ARP(op=2, hwsrc=MAC, psrc=OTHER4, pdst=OTHER4), "pass_group"),
+        (na, "pass_group"),
+    ]
+    judge([(f, want) for (f, _), want in
+           zip(forged, ["drop_ip_spoof", "drop_ip_spoof", "drop_arp_spoof", "drop_ip_spoof"])])
+    judge(forged, ANY)
+    judge([(ra, "drop_ra"), (offer, "drop_dhcp_server"),
+           (eth(dst=BCAST) / ARP(op=1, hwsrc=OTHER_MAC, psrc=OTHER4, pdst=LAN4), "drop_arp_spoof")], ANY)
+
+
+def test_extension_headers_walked_up_to_four():
+    def chain(n, upper):
+        pkt = eth() / IPv6(src=IP6, dst=LAN6)
+        hdrs = [IPv6ExtHdrHopByHop(), IPv6ExtHdrDestOpt(), IPv6ExtHdrRouting(addresses=[]),
+                IPv6ExtHdrDestOpt(), IPv6ExtHdrDestOpt()]
+        for h in hdrs[:n]:
+            pkt = pkt / h
+        return pkt / upper
+    ra = ICMPv6ND_RA()
+    judge([
+        (chain(4, ICMPv6EchoRequest()), "pass_unicast"),
+        (chain(3, ra), "drop_ra"),
+        (chain(5, ICMPv6EchoRequest()), "drop_hidden"),
+        (chain(5, ra), "drop_hidden"),
+        (eth() / IPv6(src=IP6, dst=LAN6) / IPv6ExtHdrDestOpt() / IPv6ExtHdrHopByHop()
+         / ICMPv6EchoRequest(), "drop_malformed"),
+        # one destination options header of 80 bytes pushes the RA past the copy
+        (eth() / IPv6(src=IP6, dst=LAN6) / IPv6ExtHdrDestOpt(options=[PadN(optdata=bytes(76))])
+         / ra, "drop_hidden"),
+    ])
+
+
+def test_ipv6_fragments():
+    frag = IPv6ExtHdrFragment
+    judge([
+        (eth() / IPv6(src=IP6, dst=LAN6) / frag(offset=0, m=1, nh=58) / ICMPv6EchoRequest() / bytes(16),
+         "pass_unicast"),
+        (eth() / IPv6(src=IP6, dst=LAN6) / frag(offset=10, m=0, nh=58) / Raw(b"\x86" + bytes(23)),
+         "pass_unicast"),
+        (eth() / IPv6(src="::", dst=LAN6) / frag(offset=10, m=0, nh=58) / Raw(bytes(24)), "drop_ip_spoof"),
+        (eth() / IPv6(src=OTHER6, dst=LAN6) / frag(offset=10, nh=58) / Raw(bytes(24)), "drop_ip_spoof"),
+        (eth() / IPv6(src=IP6, dst=LAN6) / frag(offset=0, m=1, nh=6) / Raw(bytes(8)), "drop_fragment"),
+        (eth() / IPv6(src=IP6, dst=LAN6) / frag(offset=0, m=1, nh=58) / Raw(b"\x86"), "drop_fragment"),
+        (eth() / IPv6(src=IP6, dst=LAN6) / frag(offset=0, m=1, nh=58) / ICMPv6ND_NA(tgt=IP6),
+         "drop_fragment"),
+        (eth() / IPv6(src=IP6, dst=LAN6) / frag(offset=0, m=1, nh=58) / ICMPv6ND_RA(), "drop_ra"),
+    ])
+
+
+def test_bytes_past_the_copy_never_matter():
+    base = bytes(eth() / IPv6(src=IP6, dst=LAN6) / UDP(sport=1, dport=2) / bytes(300))
+    for tail in (bytes(200), b"\xff" * 200, bytes(range(200))):
+        frame = base[:HDR_COPY] + tail + base[HDR_COPY + 200:]
+        assert check(POLICY, frame) == "pass_unicast"
+
+
+def test_link_local_is_eui64():
+    assert str(link_local("02:00:5e:10:00:01")) == "fe80::5eff:fe10:1"
+    assert str(link_local("52:54:00:12:34:56")) == "fe80::5054:ff:fe12:3456"
+    assert str(link_local(bytes.fromhex("00163e000001"))) == "fe80::216:3eff:fe00:1"
+    assert ipaddress.ip_network(f"{LL}/128") in POLICY.ipv6
+
+
+def test_policy_is_validated_naming_the_value():
+    cases = [
+        (lambda: GuardPolicy("01:00:5e:00:00:01"), "01:00:5e:00:00:01"),
+        (lambda: GuardPolicy("nonsense"), "nonsense"),
+        (lambda: GuardPolicy(MAC, ipv4=["10.0.0.2/24"]), "10.0.0.2/24"),
+        (lambda: GuardPolicy(MAC, ipv4=["fd00::1"]), "fd00::1"),
+        (lambda: GuardPolicy(MAC, ipv6=["10.9.8.7"]), "10.9.8.7"),
+        (lambda: GuardPolicy(MAC, ipv4=["224.0.0.1"]), "224.0.0.1"),
+        (lambda: GuardPolicy(MAC, ipv4=["10.0.0.300"]), "10.0.0.300"),
+        (lambda: GuardPolicy(MAC, ipv4=[f"10.1.{i}.1" for i in range(ADDR_MAX + 1)]),
+         str(ADDR_MAX + 1)),
+        (lambda: GuardPolicy(MAC, l3_any="yes"), "yes"),
+        (lambda: GuardPolicy.for_partition(MAC, ["10.0.0.2"]), "10.0.0.2"),
+        (lambda: GuardPolicy.for_partition(MAC, allow_ips=["10.0.0.0/33"]), "10.0.0.0/33"),
+        (lambda: GuardPolicy.for_partition(MAC, allow_ips=["10.0.0.1/24"]), "10.0.0.1/24"),
+    ]
+    for make, named in cases:
+        with pytest.raises(ConfigError) as e:
+            make()
+        assert named in str(e.value), str(e.value)
+    p = GuardPolicy(MAC, ipv4=["10.0.0.2", "10.0.0.2/32", ipaddress.ip_interface("10.0.0.9/24")])
+    assert p.ipv4 == (ipaddress.ip_network("10.0.0.2/32"), ipaddress.ip_network("10.0.0.9/32"))
+    with pytest.raises(ConfigError, match="5 bytes"):
+        check(POLICY, bytes(5))
