@@ -43,10 +43,29 @@ NETNS_RUN_DIR = "/run/netns"  # iproute2's named network namespaces
 OFFLOAD_MODES = ("mirror", "emulate")  # adapter.derive(): partitions' offloads
 COALESCE_USECS_DEFAULT = 100  # native/coalesce.h
 COALESCE_USECS_MAX = 10000
+VLAN_MIN, VLAN_MAX = 1, 4094  # 802.1Q: 0 and 4095 are reserved
+# Storm control: broadcast/multicast frames a partition may send per second,
+# by default. ARP, ND, MLD and mDNS of a busy host stay far below it.
+STORM_PPS_DEFAULT = 1000
+STORM_PPS_MAX = 10_000_000
+# Rate limits: the default burst is what the rate gives in BURST_WINDOW_S,
+# but at least one 64 KiB GSO frame (bits) or BURST_PKTS_MIN packets.
+BURST_WINDOW_S = 0.010
+BURST_BITS_MIN = 64 * 1024 * 8
+BURST_PKTS_MIN = 64
+RATE_MAX_BITS = 400 * 10**9     # above any NIC today, below any overflow
+RATE_MAX_PKTS = 1_000_000_000
+# RATE units (as tc writes them): value -> (multiplier, bucket)
+RATE_UNITS = {"bit": (1, "bits"), "kbit": (10**3, "bits"), "mbit": (10**6, "bits"),
+              "gbit": (10**9, "bits"), "pps": (1, "pkts"), "kpps": (10**3, "pkts")}
+# BURST units: bytes (1024-based, as tc's "kb") or packets
+BURST_UNITS = {"b": (8, "bits"), "kb": (8 * 1024, "bits"), "mb": (8 * 1024 * 1024, "bits"),
+               "p": (1, "pkts"), "pkts": (1, "pkts"), "packets": (1, "pkts")}
 
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), linux/nsfs.h, Linux >= 4.11
 CLONE_NEWNET = 0x40000000
 
+_QUANTITY_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)")
 _PARTITION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")
 _MAC_RE = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}")
 
@@ -205,6 +224,180 @@ def ring_size(value: object, minimum: int = RING_SIZE_MIN, maximum: int = RING_S
     return value
 
 
+def allow_ip(text: object) -> str:
+    """An --allow-ip value: a prefix without host bits ('10.1.0.0/16',
+    'fd00::/64', an address alone is /32 or /128), or 'any' (L3 guard off)."""
+    text = _require_str(text, "--allow-ip")
+    if text == "any":
+        return text
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError as e:
+        if "host bits set" in str(e):
+            iface = ipaddress.ip_interface(text)
+            raise ConfigError(f"--allow-ip {text!r}: has host bits set; give {iface.ip} "
+                              f"(one address) or {iface.network} (the prefix)") from None
+        raise ConfigError(f"--allow-ip {text!r}: not a prefix or 'any'") from None
+    if net.network_address.is_multicast:
+        raise ConfigError(f"--allow-ip {text!r}: a multicast source is never valid")
+    return net.with_prefixlen
+
+
+def allow_ips(texts: object) -> list[str]:
+    """A list of allow_ip() values; 'any' stands alone."""
+    if not isinstance(texts, (list, tuple)):
+        raise ConfigError(f"--allow-ip {texts!r}: must be a list")
+    out: list[str] = []
+    for t in texts:
+        v = allow_ip(t)
+        if v not in out:
+            out.append(v)
+    if "any" in out and len(out) > 1:
+        raise ConfigError(f"--allow-ip any: turns the address guard off; "
+                          f"don't give prefixes with it ({', '.join(v for v in out if v != 'any')})")
+    return out
+
+
+def vlan(value: object) -> int:
+    """An access VLAN: 1-4094, or 0 for 'none' (untagged). A string "0" is
+    refused: that is 802.1p priority tagging, not a VLAN."""
+    if value == "none":
+        return 0
+    bad = ConfigError(f"VLAN {value!r}: must be {VLAN_MIN}-{VLAN_MAX}, or none")
+    if isinstance(value, str):
+        try:
+            n = int(value, 10)
+        except ValueError:
+            raise ConfigError(f"VLAN {value!r}: not a number (1-4094, or none)") from None
+        if n == 0:
+            raise bad
+    else:
+        n = value
+    if isinstance(n, bool) or not isinstance(n, int) or not (n == 0 or VLAN_MIN <= n <= VLAN_MAX):
+        raise bad
+    return n
+
+
+def storm_limit(value: object) -> int:
+    """Broadcast/multicast frames per second a partition may send: a whole
+    number of pps (as 'PPS', 'PPSpps' or 'Nkpps'), 0 or 'none' for no limit."""
+    if value == "none":
+        return 0
+    if isinstance(value, str):
+        n, unit = _quantity(value, "storm limit")
+        if unit not in ("", "pps", "kpps"):
+            raise ConfigError(f"storm limit {value!r}: unit {unit!r} is not pps or kpps")
+        value = round(n * (1000 if unit == "kpps" else 1))
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= STORM_PPS_MAX:
+        raise ConfigError(f"storm limit {value!r}: must be 0-{STORM_PPS_MAX} frames/s, or none")
+    return value
+
+
+def storm_burst(pps: int) -> int:
+    """The storm bucket's depth for @pps: a tenth of a second, at least 32."""
+    return max(pps // 10, 32) if pps else 0
+
+
+def _quantity(text: str, what: str) -> tuple[float, str]:
+    m = _QUANTITY_RE.fullmatch(text.strip().lower())
+    if not m:
+        raise ConfigError(f"{what} {text!r}: not a number with a unit")
+    return float(m.group(1)), m.group(2)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A rate limit of one direction: token buckets in bits and in packets
+    per second, each with its depth; 0 = no limit in that unit. The same
+    fields as the switch's struct sw_rate."""
+
+    bits_per_sec: int = 0
+    bits_burst: int = 0
+    pkts_per_sec: int = 0
+    pkts_burst: int = 0
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.bits_per_sec or self.pkts_per_sec)
+
+    def describe(self) -> str:
+        """As the user would write it: '200mbit burst 250kb, 10kpps burst 100p'."""
+        parts = []
+        if self.bits_per_sec:
+            parts.append(f"{_human(self.bits_per_sec, ('bit', 'kbit', 'mbit', 'gbit'), 1000)} "
+                         f"burst {_human(self.bits_burst // 8, ('b', 'kb', 'mb'), 1024)}")
+        if self.pkts_per_sec:
+            parts.append(f"{_human(self.pkts_per_sec, ('pps', 'kpps'), 1000)} burst {self.pkts_burst}p")
+        return ", ".join(parts) or "none"
+
+
+def _human(n: int, units: tuple[str, ...], step: int) -> str:
+    i = 0
+    while i + 1 < len(units) and n % step == 0 and n >= step:
+        n //= step
+        i += 1
+    return f"{n}{units[i]}"
+
+
+def rate_limit(rates: object, bursts: object = (), what: str = "rate limit") -> Rate:
+    """A Rate from --tx-limit/--rx-limit values (RATE: a number with kbit,
+    mbit, gbit, bit, pps or kpps; 'none' for no limit; at most one bit and
+    one packet rate) and --tx-burst/--rx-burst values (a size with b, kb, mb,
+    or packets with p). A missing burst is BURST_WINDOW_S of the rate, at
+    least BURST_BITS_MIN bits (a 64 KiB GSO frame; rounded up to whole KiB)
+    or BURST_PKTS_MIN packets."""
+    if isinstance(rates, str):
+        rates = [rates]
+    if isinstance(bursts, str):
+        bursts = [bursts]
+    if not isinstance(rates, (list, tuple)) or not isinstance(bursts, (list, tuple)):
+        raise ConfigError(f"{what} {rates!r}: must be a list of rates")
+    got: dict[str, int] = {}
+    for text in rates:
+        text = _require_str(text, what)
+        if text == "none":
+            if len(rates) > 1:
+                raise ConfigError(f"{what} 'none': removes the limit; don't give rates with it")
+            continue
+        n, unit = _quantity(text, what)
+        if unit not in RATE_UNITS:
+            raise ConfigError(f"{what} {text!r}: unit {unit or '(none)'!r} is not one of "
+                              f"{', '.join(RATE_UNITS)}")
+        mult, bucket = RATE_UNITS[unit]
+        value = round(n * mult)
+        top = RATE_MAX_BITS if bucket == "bits" else RATE_MAX_PKTS
+        if not 1 <= value <= top:
+            raise ConfigError(f"{what} {text!r}: out of range (more than 0, at most {top} {bucket}/s)")
+        if bucket in got:
+            raise ConfigError(f"{what} {text!r}: a second {'bit' if bucket == 'bits' else 'packet'} rate")
+        got[bucket] = value
+    depth: dict[str, int] = {}
+    for text in bursts:
+        text = _require_str(text, f"{what} burst")
+        n, unit = _quantity(text, f"{what} burst")
+        if unit not in BURST_UNITS:
+            raise ConfigError(f"{what} burst {text!r}: unit {unit or '(none)'!r} is not one of "
+                              f"{', '.join(BURST_UNITS)}")
+        mult, bucket = BURST_UNITS[unit]
+        if bucket not in got:
+            raise ConfigError(f"{what} burst {text!r}: there is no {'bit' if bucket == 'bits' else 'packet'} "
+                              "rate for it")
+        value = round(n * mult)
+        floor = BURST_BITS_MIN if bucket == "bits" else 1
+        if value < floor or value > 10**12:
+            raise ConfigError(f"{what} burst {text!r}: must be at least "
+                              f"{'64kb (one GSO frame)' if bucket == 'bits' else '1p'}")
+        depth[bucket] = value
+    bits, pkts = got.get("bits", 0), got.get("pkts", 0)
+    return Rate(
+        bits_per_sec=bits,
+        bits_burst=depth.get("bits", max(-(-int(bits * BURST_WINDOW_S) // 8192) * 8192,
+                                          BURST_BITS_MIN)) if bits else 0,
+        pkts_per_sec=pkts,
+        pkts_burst=depth.get("pkts", max(int(pkts * BURST_WINDOW_S), BURST_PKTS_MIN)) if pkts else 0,
+    )
+
+
 def netns_path(path: object, probe: bool = True) -> str:
     """A path to a network namespace, for --netns; returns it absolute.
 
@@ -257,6 +450,7 @@ class DaemonConfig:
     state_dir: str = RUN_DIR
     ring_size: int = RING_SIZE_DEFAULT
     coalesce_usecs: int = COALESCE_USECS_DEFAULT
+    storm_limit: int = STORM_PPS_DEFAULT  # partitions' default, 0 = none
 
     @property
     def state_path(self) -> str:

@@ -56,7 +56,7 @@ MS_REC = 0x4000
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
 IFF_UP = 0x1
-GONE = frozenset({errno.ENOENT, errno.ENODEV, errno.ESRCH})
+GONE = frozenset({errno.ENOENT, errno.ENODEV, errno.ESRCH, errno.EADDRNOTAVAIL})
 
 NetnsRef = str | int | None
 T = TypeVar("T")
@@ -316,9 +316,15 @@ def veth_pair(ifname: str, peer: str, netns: NetnsRef = None, peer_netns: NetnsR
     _ipr(netns, do)
 
 
+IN6_ADDR_GEN_MODE_EUI64 = 0  # linux/if_link.h
+
+
 def link_set(ifname: str, netns: NetnsRef = None, *, up: bool | None = None,
-             mtu: int | None = None, mac: str | None = None) -> None:
-    """Change @ifname: MTU and MAC first, then up/down (None: leave as is)."""
+             mtu: int | None = None, mac: str | None = None, eui64: bool = False) -> None:
+    """Change @ifname: MTU, MAC and IPv6 address generation first, then
+    up/down (None: leave as is). @eui64: the IPv6 link-local address follows
+    from the MAC (`ip link set addrgenmode eui64`), whatever the namespace's
+    default (stable-privacy, random) says."""
     def do(ipr: IPRoute) -> None:
         with _netlink(f"link {ifname!r}{label(netns)}"):
             index = _index(ipr, ifname, netns)
@@ -327,6 +333,9 @@ def link_set(ifname: str, netns: NetnsRef = None, *, up: bool | None = None,
                 change["mtu"] = mtu
             if mac is not None:
                 change["address"] = mac
+            if eui64:
+                change["IFLA_AF_SPEC"] = {"attrs": [["AF_INET6", {"attrs": [
+                    ["IFLA_INET6_ADDR_GEN_MODE", IN6_ADDR_GEN_MODE_EUI64]]}]]}
             if change:
                 ipr.link("set", index=index, **change)
             if up is not None:
@@ -392,6 +401,17 @@ def add_address(ifname: str, cidr: str, netns: NetnsRef = None, nodad: bool = Fa
             if iface.version == 6 and nodad:
                 spec["flags"] = IFA_F_NODAD  # pyroute2 sends it as IFA_FLAGS
             ipr.addr("add", **spec)
+    _ipr(netns, do)
+
+
+def del_address(ifname: str, cidr: str, netns: NetnsRef = None) -> None:
+    """Remove @cidr from @ifname; NetnsError(EADDRNOTAVAIL) if it has no such address."""
+    iface = ipaddress.ip_interface(cidr)
+
+    def do(ipr: IPRoute) -> None:
+        with _netlink(f"address {cidr} on {ifname!r}{label(netns)}"):
+            ipr.addr("del", index=_index(ipr, ifname, netns), address=str(iface.ip),
+                     prefixlen=iface.network.prefixlen)
     _ipr(netns, do)
 
 

@@ -169,6 +169,47 @@ def _optional(fn: Callable[[Any], Any]) -> Check:
 
 _NAME = Field((str,), required=True, check=lambda v, _a: config.partition_name(v))
 
+
+def _strings(what: str, check: Callable[[list[str]], Any]) -> Check:
+    """A list of strings, then @check; None passes (partition.set: unchanged)."""
+    def convert(value: Any, _args: dict[str, Any]) -> Any:
+        if value is None:
+            return None
+        if not all(isinstance(v, str) for v in value):
+            raise ProtocolError(f"field {what!r} must be a list of strings", "EINVAL")
+        return check(value)
+    return convert
+
+
+def _rate(direction: str) -> Check:
+    """{rx,tx}_limit: RATE strings with the {rx,tx}_burst field before it."""
+    def convert(value: Any, args: dict[str, Any]) -> Any:
+        if value is None:
+            if args.get(f"{direction}_burst"):
+                raise ProtocolError(f"field '{direction}_burst' needs '{direction}_limit'", "EINVAL")
+            return None
+        if not all(isinstance(v, str) for v in value):
+            raise ProtocolError(f"field '{direction}_limit' must be a list of strings", "EINVAL")
+        return config.rate_limit(value, args.get(f"{direction}_burst") or [], f"--{direction}-limit")
+    return convert
+
+
+def _policy_fields(create: bool) -> dict[str, Field]:
+    """The tenant's policy (issue 8), the same for create and set; in set
+    every field may be null: unchanged."""
+    none = (type(None),)
+    return {
+        "allow_ips": Field((list,) + none, default=() if create else None,
+                           check=_strings("allow_ips", config.allow_ips)),
+        "trusted_router": Field((bool,) + none, default=False if create else None),
+        "vlan": Field((int, str) + none, check=_optional(config.vlan)),
+        "storm_limit": Field((int, str) + none, check=_optional(config.storm_limit)),
+        "tx_burst": Field((list,) + none, check=_strings("tx_burst", list)),
+        "tx_limit": Field((list,) + none, check=_rate("tx")),
+        "rx_burst": Field((list,) + none, check=_strings("rx_burst", list)),
+        "rx_limit": Field((list,) + none, check=_rate("rx")),
+    }
+
 #: op -> {field: Field}; a field's check sees the fields listed before it.
 OPS: dict[str, dict[str, Field]] = {
     "partition.create": {
@@ -179,6 +220,12 @@ OPS: dict[str, dict[str, Field]] = {
         "mtu": Field((int, type(None)), check=_optional(config.mtu)),
         "ifname": Field((str, type(None)), check=_optional(config.ifname)),
         "netns": Field((str, type(None)), check=_optional(lambda v: config.netns_path(v, probe=False))),
+        **_policy_fields(create=True),
+    },
+    "partition.set": {
+        "name": _NAME,
+        "ips": Field((list, type(None)), check=_strings("ips", config.cidrs)),
+        **_policy_fields(create=False),
     },
     "partition.delete": {"name": _NAME},
     "partition.list": {},
@@ -214,12 +261,13 @@ def validate_request(msg: Any) -> tuple[str, dict[str, Any]]:
         if name not in msg:
             if field.required:
                 raise ProtocolError(f"{op}: missing field {name!r}", "EINVAL")
-            args[name] = list(field.default) if isinstance(field.default, tuple) else field.default
-            continue
-        value = msg[name]
-        if not _type_ok(value, field.types):
-            want = " or ".join(_TYPE_NAMES[t] for t in field.types)
-            raise ProtocolError(f"{op}: field {name!r} must be {want}, not {json.dumps(value)[:60]}", "EINVAL")
+            value = list(field.default) if isinstance(field.default, tuple) else field.default
+        else:
+            value = msg[name]
+            if not _type_ok(value, field.types):
+                want = " or ".join(_TYPE_NAMES[t] for t in field.types)
+                raise ProtocolError(f"{op}: field {name!r} must be {want}, not {json.dumps(value)[:60]}",
+                                    "EINVAL")
         if field.check is not None:
             try:
                 value = field.check(value, args)

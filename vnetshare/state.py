@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .config import OFFLOAD_MODES, RUN_DIR
+from .config import OFFLOAD_MODES, RUN_DIR, Rate
 from .errors import VnetshareError
 
 VERSION = 1
@@ -48,6 +48,13 @@ class PartitionState:
     gateway: str | None = None
     agent_pid: int | None = None
     ring_size: int = 4 * 1024 * 1024
+    # the tenant's policy (issue 8): what it may send, its VLAN and rates
+    allow_ips: list[str] = field(default_factory=list)   # prefixes, or ["any"]
+    trusted_router: bool = False
+    vlan: int = 0                                        # 0: untagged
+    storm_limit: int | None = None                       # None: the daemon's default
+    tx_limit: Rate = field(default_factory=Rate)
+    rx_limit: Rate = field(default_factory=Rate)
 
 
 @dataclass
@@ -71,7 +78,14 @@ _PART_TYPES: dict[str, tuple[type, ...]] = {
     "gateway": (str, type(None)),
     "agent_pid": (int, type(None)),
     "ring_size": (int,),
+    "allow_ips": (list,),
+    "trusted_router": (bool,),
+    "vlan": (int,),
+    "storm_limit": (int, type(None)),
+    "tx_limit": (dict,),
+    "rx_limit": (dict,),
 }
+_RATE_FIELDS = ("bits_per_sec", "bits_burst", "pkts_per_sec", "pkts_burst")
 _PART_REQUIRED = ("name", "netns", "netns_created", "ifname", "mac", "mtu")
 
 
@@ -96,8 +110,16 @@ def _partition(key: str, raw: Any) -> PartitionState:
             values[name] = raw[name]
     if values["name"] != key:
         raise ValueError(f"{where}: recorded under another name ({values['name']!r})")
-    if not all(isinstance(ip, str) for ip in values.get("ips", [])):
-        raise ValueError(f"{where}: 'ips' must be a list of strings")
+    for name in ("ips", "allow_ips"):
+        if not all(isinstance(ip, str) for ip in values.get(name, [])):
+            raise ValueError(f"{where}: {name!r} must be a list of strings")
+    for name in ("tx_limit", "rx_limit"):
+        if name in values:
+            rate = values[name]
+            if set(rate) - set(_RATE_FIELDS) or not all(_is(v, (int,)) and v >= 0 for v in rate.values()):
+                raise ValueError(f"{where}: {name!r} must be an object of {', '.join(_RATE_FIELDS)} "
+                                 "(whole numbers)")
+            values[name] = Rate(**rate)
     return PartitionState(**values)
 
 

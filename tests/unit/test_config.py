@@ -194,3 +194,45 @@ def test_coalesce_limits_match_native_coalesce_h():
 
     assert (config.COALESCE_USECS_DEFAULT, config.COALESCE_USECS_MAX) == (
         lib.COALESCE_USECS_DEFAULT, lib.COALESCE_USECS_MAX)
+
+
+# --- the tenant's policy (issue 8) ------------------------------------------------
+
+@pytest.mark.parametrize("rates, bursts, expected", [
+    (["200mbit"], [], config.Rate(200_000_000, 2_007_040, 0, 0)),   # 10 ms, whole KiB
+    (["10mbit"], [], config.Rate(10_000_000, 64 * 1024 * 8, 0, 0)),  # at least a GSO frame
+    (["1.5gbit", "10kpps"], ["1mb", "100p"], config.Rate(1_500_000_000, 8 * 1024 * 1024, 10_000, 100)),
+    (["20kpps"], [], config.Rate(0, 0, 20_000, 200)),
+    (["100pps"], [], config.Rate(0, 0, 100, config.BURST_PKTS_MIN)),
+    (["none"], [], config.Rate()),
+])
+def test_rate_limit(rates, bursts, expected):
+    assert config.rate_limit(rates, bursts) == expected
+
+
+def test_rate_describe_reads_back_as_the_user_wrote_it():
+    assert config.rate_limit(["200mbit"]).describe() == "200mbit burst 245kb"
+    assert config.rate_limit(["1gbit", "10kpps"], ["1mb", "100p"]).describe() == \
+        "1gbit burst 1mb, 10kpps burst 100p"
+    assert config.Rate().describe() == "none"
+
+
+@pytest.mark.parametrize("value, expected", [("none", 0), ("0", 0), ("2000", 2000), ("2kpps", 2000),
+                                             ("500pps", 500), (0, 0), ("-1", None), ("5mbit", None)])
+def test_storm_limit(value, expected):
+    if expected is None:
+        with pytest.raises(ConfigError, match=re.escape(f"storm limit {value!r}")):
+            config.storm_limit(value)
+    else:
+        assert config.storm_limit(value) == expected
+
+
+@pytest.mark.parametrize("value, expected", [("10", 10), ("4094", 4094), ("none", 0), (7, 7)])
+def test_vlan(value, expected):
+    assert config.vlan(value) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "4095", "-1", "ten", 5000, True])
+def test_vlan_bad(value):
+    with pytest.raises(ConfigError, match=re.escape(f"VLAN {value!r}")):
+        config.vlan(value)

@@ -1,5 +1,6 @@
 """protocol.py: bytes to messages and back, and request validation, without sockets."""
 import json
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -7,6 +8,7 @@ from hypothesis import strategies as st
 
 from vnetshare import ConfigError
 from vnetshare import protocol as p
+from vnetshare.config import Rate
 from vnetshare.protocol import Decoder, ProtocolError
 
 # --- encode / decode -----------------------------------------------------------
@@ -165,7 +167,7 @@ def test_create_minimal_gets_defaults():
     op, args = p.validate_request({"op": "partition.create", "name": "web"})
     assert op == "partition.create"
     assert args == {"name": "web", "ips": [], "gateway": None, "mac": None, "mtu": None,
-                    "ifname": None, "netns": None}
+                    "ifname": None, "netns": None, **POLICY_DEFAULTS}
 
 
 def test_create_full_is_normalised():
@@ -173,7 +175,56 @@ def test_create_full_is_normalised():
         "partition.create", name="web", ips=["10.0.0.2/24", "FD00::2/64"], gateway="10.0.0.1",
         mac="02-AA-BB-CC-DD-EE", mtu=1400, ifname="eth1", netns="/run/netns/ctr"))
     assert args == {"name": "web", "ips": ["10.0.0.2/24", "fd00::2/64"], "gateway": "10.0.0.1",
-                    "mac": "02:aa:bb:cc:dd:ee", "mtu": 1400, "ifname": "eth1", "netns": "/run/netns/ctr"}
+                    "mac": "02:aa:bb:cc:dd:ee", "mtu": 1400, "ifname": "eth1", "netns": "/run/netns/ctr",
+                    **POLICY_DEFAULTS}
+
+
+POLICY_DEFAULTS = {"allow_ips": [], "trusted_router": False, "vlan": None, "storm_limit": None,
+                   "tx_burst": None, "tx_limit": None, "rx_burst": None, "rx_limit": None}
+
+
+def test_create_policy_is_normalised():
+    _, args = p.validate_request(p.request(
+        "partition.create", name="r", allow_ips=["10.9.0.0/16", "FD00::/64"], trusted_router=True,
+        vlan="10", storm_limit="2kpps", tx_limit=["200mbit", "10kpps"], tx_burst=["1mb"],
+        rx_limit=["1gbit"]))
+    assert args["allow_ips"] == ["10.9.0.0/16", "fd00::/64"] and args["trusted_router"] is True
+    assert args["vlan"] == 10 and args["storm_limit"] == 2000
+    assert args["tx_limit"] == Rate(200_000_000, 8 * 1024 * 1024, 10_000, 100)
+    assert args["rx_limit"].bits_per_sec == 10**9 and args["rx_limit"].bits_burst >= 10**7
+
+
+def test_set_fields_left_out_are_unchanged_and_none_removes():
+    _, args = p.validate_request({"op": "partition.set", "name": "r"})
+    assert args == {"name": "r", "ips": None, "allow_ips": None, "trusted_router": None, "vlan": None,
+                    "storm_limit": None, "tx_burst": None, "tx_limit": None, "rx_burst": None,
+                    "rx_limit": None}
+    _, args = p.validate_request({"op": "partition.set", "name": "r", "vlan": "none",
+                                  "tx_limit": ["none"], "storm_limit": "none", "ips": []})
+    assert args["vlan"] == 0 and args["tx_limit"] == Rate() and args["storm_limit"] == 0
+    assert args["ips"] == []
+
+
+@pytest.mark.parametrize("fields, why", [
+    ({"vlan": 4095}, "VLAN 4095: must be 1-4094"),
+    ({"vlan": "ten"}, "VLAN 'ten': not a number"),
+    ({"allow_ips": ["10.0.0.1/8"]}, "--allow-ip '10.0.0.1/8': has host bits set"),
+    ({"allow_ips": ["any", "10.0.0.0/8"]}, "--allow-ip any: turns the address guard off"),
+    ({"allow_ips": ["224.0.0.0/4"]}, "multicast"),
+    ({"tx_limit": ["200mbps"]}, "--tx-limit '200mbps': unit 'mbps' is not one of"),
+    ({"tx_limit": ["1mbit", "2mbit"]}, "a second bit rate"),
+    ({"rx_limit": ["0kbit"]}, "out of range"),
+    ({"tx_burst": ["1mb"]}, "field 'tx_burst' needs 'tx_limit'"),
+    ({"rx_limit": ["1kpps"], "rx_burst": ["1mb"]}, "there is no bit rate for it"),
+    ({"storm_limit": "-5"}, "storm limit '-5'"),
+    ({"storm_limit": True}, "field 'storm_limit' must be"),
+    ({"trusted_router": "yes"}, "field 'trusted_router' must be a boolean"),
+])
+@pytest.mark.parametrize("op", ["partition.create", "partition.set"])
+def test_bad_policy_values_name_the_value(op, fields, why):
+    with pytest.raises(ProtocolError, match=re.escape(why)) as e:
+        p.validate_request({"op": op, "name": "r", **fields})
+    assert e.value.code == "EINVAL"
 
 
 @pytest.mark.parametrize("op", ["partition.list", "adapter", "stats", "daemon.status"])
@@ -219,12 +270,14 @@ def test_invalid_requests(msg, code, why):
 
 
 def test_every_op_has_a_table_entry():
-    assert set(p.OPS) == {"partition.create", "partition.delete", "partition.list", "partition.show",
-                          "adapter", "stats", "daemon.status"}
+    assert set(p.OPS) == {"partition.create", "partition.set", "partition.delete", "partition.list",
+                          "partition.show", "adapter", "stats", "daemon.status"}
 
 
 @settings(max_examples=300)
-@given(st.dictionaries(st.sampled_from(["op", "name", "ips", "mtu", "mac", "gateway", "netns", "ifname", "x"]),
+@given(st.dictionaries(st.sampled_from(["op", "name", "ips", "mtu", "mac", "gateway", "netns", "ifname", "x",
+                                        "allow_ips", "vlan", "storm_limit", "tx_limit", "tx_burst",
+                                        "rx_limit", "trusted_router"]),
                        json_values, max_size=6))
 def test_validate_request_raises_only_protocol_error(msg):
     if "op" in msg and isinstance(msg["op"], str):
