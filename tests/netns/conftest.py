@@ -39,3 +39,28 @@ def lab():
         yield made
     finally:
         made.close()
+
+
+@pytest.fixture
+def system(tmp_path):
+    """A system.System with its daemon running; removed after the test."""
+    from vnetshare import netns
+    from system import System
+
+    s = System(tmp_path)
+    try:
+        s.start_daemon()
+        yield s
+    finally:
+        s.close()
+    assert netns.names() == [], f"namespaces left behind: {netns.names()}"
+
+
+@pytest.fixture
+def two(system):
+    """Partitions pa and pb (system.A, system.B), IPv4 and IPv6, default route to the LAN host."""
+    from system import A, B, LAN_V4
+
+    for name, v4, v6 in (A, B):
+        system.create(name, "--ip", f"{v4}/24", "--ip", f"{v6}/64", "--gateway", LAN_V4)
+    return system

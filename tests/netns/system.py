@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import struct
 import subprocess
+import threading
 import time
 
 from vnetshare import netns, procs
@@ -23,6 +26,11 @@ UPLINK = "vsu0"
 LAN_IF = "lan0"
 LAN_V4 = "198.18.0.1"
 LAN_V6 = "fd00:5e::1"
+A = ("pa", "198.18.0.11", "fd00:5e::11")   # the two partitions of the `two` fixture
+B = ("pb", "198.18.0.12", "fd00:5e::12")
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+ETH_P_EXPERIMENTAL = 0x88B5  # IEEE 802 local experimental: no stack answers it
 
 
 def wait_for(pred, timeout: float = 10.0, step: float = 0.05):
@@ -128,3 +136,73 @@ class System:
                 netns.quietly(netns.delete, name)
         netns.quietly(netns.delete, LAN_NS)
         netns.quietly(netns.delete_link, UPLINK)
+
+
+def lan_mac() -> str:
+    return netns.link(LAN_IF, LAN_NS).mac
+
+
+# -- frames: captures and a partition's raw socket ------------------------------
+
+class Sniffer:
+    """Every frame that reaches @ifname in @ns, promiscuous, in a thread.
+
+    .frames holds what the interface received, not what its own namespace
+    sent. A receive error ends the capture and close() raises it: a blind
+    capture must fail the test, not pass an absence check.
+    """
+
+    def __init__(self, ns: str, ifname: str):
+        def opener():
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            s.bind((ifname, 0))
+            mreq = struct.pack("iHH8s", socket.if_nametoindex(ifname), 1, 0, b"")  # PACKET_MR_PROMISC
+            s.setsockopt(263, 1, mreq)  # SOL_PACKET, PACKET_ADD_MEMBERSHIP
+            return s
+
+        self.sock = netns.run_in(ns, opener)
+        self.sock.settimeout(0.1)
+        self.frames: list[bytes] = []
+        self.error: OSError | None = None
+        self._stop = False
+        self._t = threading.Thread(target=self._loop, daemon=True)
+        self._t.start()
+
+    def _loop(self):
+        while not self._stop:
+            try:
+                frame, addr = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue  # only the poll for _stop
+            except OSError as e:
+                self.error = e
+                return
+            if addr[2] != PACKET_OUTGOING:
+                self.frames.append(frame)
+
+    def close(self) -> list[bytes]:
+        self._stop = True
+        self._t.join()
+        self.sock.close()
+        if self.error is not None:
+            raise AssertionError(f"the capture failed, it saw nothing after: {self.error!r}")
+        return self.frames
+
+
+def send_frames(ns: str, frames: list[bytes]) -> None:
+    """Send raw Ethernet frames on eth0 of partition @ns, as its root could."""
+    def sender():
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        s.bind(("eth0", 0))
+        return s
+
+    s = netns.run_in(ns, sender)
+    try:
+        for frame in frames:
+            s.send(frame)
+    finally:
+        s.close()
+
+
+def marker_broadcast(src: bytes, marker: bytes) -> bytes:
+    return b"\xff" * 6 + src + struct.pack("!H", ETH_P_EXPERIMENTAL) + marker + bytes(max(0, 46 - len(marker)))

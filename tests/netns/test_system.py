@@ -5,47 +5,19 @@ import contextlib
 import json
 import os
 import signal
-import socket
-import struct
 import subprocess
 import sys
-import threading
 
 import pytest
 
 from vnetshare import netns, procs
+from vnetshare.config import mac_bytes
 from vnetshare.probe import iperf3, ping, tcp_transfer
 from vnetshare.procs import python_argv
 
-from system import LAN_IF, LAN_NS, LAN_V4, LAN_V6, UPLINK, System, wait_for
+from system import (A, B, LAN_IF, LAN_NS, LAN_V4, LAN_V6, UPLINK, Sniffer, System, lan_mac, marker_broadcast,
+                    send_frames, wait_for)
 
-A = ("pa", "198.18.0.11", "fd00:5e::11")
-B = ("pb", "198.18.0.12", "fd00:5e::12")
-ETH_P_ALL = 0x0003
-PACKET_OUTGOING = 4
-ETH_P_EXPERIMENTAL = 0x88B5  # IEEE 802 local experimental: no stack answers it
-
-
-@pytest.fixture
-def system(tmp_path):
-    s = System(tmp_path)
-    try:
-        s.start_daemon()
-        yield s
-    finally:
-        s.close()
-    assert netns.names() == [], f"namespaces left behind: {netns.names()}"
-
-
-@pytest.fixture
-def two(system):
-    for name, v4, v6 in (A, B):
-        system.create(name, "--ip", f"{v4}/24", "--ip", f"{v6}/64", "--gateway", LAN_V4)
-    return system
-
-
-def lan_mac() -> str:
-    return netns.link(LAN_IF, LAN_NS).mac
 
 
 # -- traffic ------------------------------------------------------------------
@@ -118,89 +90,21 @@ def test_mtu_full_size_passes_one_more_fails(two):
 
 # -- isolation ----------------------------------------------------------------
 
-class Sniffer:
-    """Every frame that reaches @ifname in @ns, promiscuous, in a thread.
-
-    .frames holds what the interface received, not what its own namespace
-    sent. A receive error ends the capture and close() raises it: a blind
-    capture must fail the test, not pass an absence check.
-    """
-
-    def __init__(self, ns: str, ifname: str):
-        def opener():
-            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-            s.bind((ifname, 0))
-            mreq = struct.pack("iHH8s", socket.if_nametoindex(ifname), 1, 0, b"")  # PACKET_MR_PROMISC
-            s.setsockopt(263, 1, mreq)  # SOL_PACKET, PACKET_ADD_MEMBERSHIP
-            return s
-
-        self.sock = netns.run_in(ns, opener)
-        self.sock.settimeout(0.1)
-        self.frames: list[bytes] = []
-        self.error: OSError | None = None
-        self._stop = False
-        self._t = threading.Thread(target=self._loop, daemon=True)
-        self._t.start()
-
-    def _loop(self):
-        while not self._stop:
-            try:
-                frame, addr = self.sock.recvfrom(65536)
-            except socket.timeout:
-                continue  # only the poll for _stop
-            except OSError as e:
-                self.error = e
-                return
-            if addr[2] != PACKET_OUTGOING:
-                self.frames.append(frame)
-
-    def close(self) -> list[bytes]:
-        self._stop = True
-        self._t.join()
-        self.sock.close()
-        if self.error is not None:
-            raise AssertionError(f"the capture failed, it saw nothing after: {self.error!r}")
-        return self.frames
-
-
-def _mac(s: str) -> bytes:
-    return bytes.fromhex(s.replace(":", ""))
-
-
-def _send_frames(ns: str, frames: list[bytes]) -> None:
-    """Send raw Ethernet frames on eth0 of partition @ns, as its root could."""
-    def sender():
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-        s.bind(("eth0", 0))
-        return s
-
-    s = netns.run_in(ns, sender)
-    try:
-        for frame in frames:
-            s.send(frame)
-    finally:
-        s.close()
-
-
-def _marker_broadcast(src: bytes, marker: bytes) -> bytes:
-    return b"\xff" * 6 + src + struct.pack("!H", ETH_P_EXPERIMENTAL) + marker + bytes(max(0, 46 - len(marker)))
-
-
 def test_a_partition_never_sees_another_partitions_unicast(two):
-    a_mac = _mac(two.cli_json("partition", "show", A[0])["mac"])
-    b_mac = _mac(two.cli_json("partition", "show", B[0])["mac"])
+    a_mac = mac_bytes(two.cli_json("partition", "show", A[0])["mac"])
+    b_mac = mac_bytes(two.cli_json("partition", "show", B[0])["mac"])
     c = ("pc", "198.18.0.13", "fd00:5e::13")
     two.create(c[0], "--ip", f"{c[1]}/24")
     start, end = (b"isolation-%s-" % w + os.urandom(4).hex().encode() for w in (b"start", b"end"))
     probe = 333  # echo requests of this size from pa are for pb: it must see them
     sniff = Sniffer(B[0], "eth0")
     try:
-        _send_frames(A[0], [_marker_broadcast(a_mac, start)])
+        send_frames(A[0], [marker_broadcast(a_mac, start)])
         assert ping(A[0], LAN_V4, count=5).ok
         assert ping(A[0], c[1], count=5).ok
         assert iperf3(LAN_NS, A[0], LAN_V4, seconds=1).ok
         assert ping(A[0], B[1], count=2, size=probe).ok
-        _send_frames(A[0], [_marker_broadcast(a_mac, end)])
+        send_frames(A[0], [marker_broadcast(a_mac, end)])
         assert wait_for(lambda: any(end in f for f in sniff.frames), timeout=5), "pb's capture missed a broadcast"
     finally:
         frames = sniff.close()
@@ -234,7 +138,7 @@ def test_spoofed_source_mac_is_dropped_and_counted(two):
                   for dst in dsts for _ in range(5)]
         frames += [bytes(Ether(src=a_mac, dst=dst) / IP(src=A[1], dst=LAN_V4) / ICMP() / (legit + dst.encode()))
                    for dst in dsts]
-        _send_frames(A[0], frames)
+        send_frames(A[0], frames)
         # positive control, same captures: each saw pa's legit frames to it
         for cap, dst in ((lan, lan_mac()), (lan, "ff:ff:ff:ff:ff:ff"), (peer, b_mac), (peer, "ff:ff:ff:ff:ff:ff")):
             mark = legit + dst.encode()
@@ -243,7 +147,7 @@ def test_spoofed_source_mac_is_dropped_and_counted(two):
         assert ping(A[0], LAN_V4, count=1).ok  # and the partition's own traffic still flows
     finally:
         got = lan.close() + peer.close()
-    assert not [f for f in got if f[6:12] == _mac(spoof)], "a spoofed frame got through"
+    assert not [f for f in got if f[6:12] == mac_bytes(spoof)], "a spoofed frame got through"
 
 
 # -- resilience -----------------------------------------------------------------
