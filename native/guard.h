@@ -26,32 +26,35 @@
  *     verdicts below, after a bounded number of steps (at most
  *     GUARD_EXT_MAX extension headers, ND options only inside the copy).
  *
- * The L3 identity guard, in guard_check_frame() (guard.c has the details):
+ * The L3 identity guard, in guard_check_frame(), each protocol's checks in
+ * the order written (the first that fails decides; guard.c has the details):
  *  - IPv4 (0x0800): a sane header (version 4, IHL >= 5, total length
  *    covering the header and inside the frame); source in the port's IPv4
- *    set, or 0.0.0.0 only in a DHCP client message (UDP 68 -> 67, BOOTP op
- *    BOOTREQUEST, not a fragment); a non-first fragment passes after the
- *    source check; a packet at offset 0 must hold its L4 header (TCP 20,
- *    UDP 8, ICMP 8 bytes; others 0): a first fragment that does not is a
- *    tiny fragment; DHCP server messages (UDP source port 67) and ICMP
- *    redirects (type 5) only from a trusted router;
+ *    set or 0.0.0.0; a non-first fragment passes now (0.0.0.0: spoof); a
+ *    packet at offset 0 must hold its L4 header (TCP 20, UDP 8, ICMP 8
+ *    bytes; others 0): a first fragment that does not is a tiny fragment;
+ *    0.0.0.0 only in a DHCP client message (UDP 68 -> 67, BOOTP op
+ *    BOOTREQUEST, not a fragment); DHCP server messages (UDP source port
+ *    67) and ICMP redirects (type 5) only from a trusted router;
  *  - ARP (0x0806): Ethernet/IPv4 (htype 1, ptype 0x0800, hlen 6, plen 4,
  *    op request or reply), sender hardware address = the port's MAC, sender
  *    IP in the set or 0.0.0.0 (a probe);
- *  - IPv6 (0x86dd): source in the port's IPv6 set (which the Python side
- *    fills with the EUI-64 link-local address too), or :: only in a DAD
- *    neighbour solicitation (135) or an MLD report (131, 143); extension
- *    headers (hop-by-hop, routing, fragment, destination options, AH) are
- *    walked, at most GUARD_EXT_MAX of them and each inside the copy, else
- *    the frame hides its upper layer and is dropped; a non-first fragment
- *    passes after the source check, a first fragment must hold the
- *    upper-layer header; ICMPv6 router advertisements (134) and redirects
- *    (137) and DHCPv6 server messages (UDP source port 547) only from a
- *    trusted router; neighbour discovery (133, 135, 136): not in a
- *    fragment, the options walked inside the copy (length 0 or past the
- *    message: malformed; past the copy: hidden), any source or target
- *    link-layer address option = the port's MAC; a neighbour advertisement's
- *    target, and a DAD solicitation's target, in the set;
+ *  - IPv6 (0x86dd): a sane header (version 6, payload inside the frame);
+ *    source in the port's IPv6 set (which the Python side fills with the
+ *    EUI-64 link-local address too) or ::; extension headers (hop-by-hop
+ *    first only, routing, one fragment header, destination options, AH)
+ *    are walked, at most GUARD_EXT_MAX of them and each inside the copy,
+ *    else the frame hides its upper layer and is dropped; a non-first
+ *    fragment passes now (::: spoof), a first fragment must hold the
+ *    upper-layer header (sizes as for IPv4); :: only in a DAD neighbour
+ *    solicitation (135) or an MLD report (131, 143); DHCPv6 server messages
+ *    (UDP source port 547), ICMPv6 router advertisements (134) and redirects
+ *    (137) only from a trusted router; neighbour discovery (133, 135, 136):
+ *    not in a fragment, a neighbour advertisement's target and a DAD
+ *    solicitation's target in the set, then the options walked inside the
+ *    copy (length 0 or past the message: malformed; past the copy: hidden),
+ *    any source or target link-layer address option = the port's MAC (and
+ *    none of the source kind in a DAD solicitation);
  *  - other EtherTypes carry no address the guard knows and pass.
  *
  * Frames to the IEEE 802.1D reserved group 01:80:c2:00:00:00 to
