@@ -1,24 +1,51 @@
 // SPDX-License-Identifier: MIT
-/* fuzz_guard.c - seed-driven fuzzer of guard_check_tx(), the A2H frame verdicts
+/* fuzz_guard.c - seed-driven fuzzer of the guard: guard_check_tx(), guard_check_frame()
  *
  * DOC: Theory of operation
  *
  * A standalone program built with guard.c under
- * -fsanitize=address,undefined (scripts/fuzz.sh). Each iteration makes one
- * frame: random bytes, or a template of real headers (Ethernet, 802.1Q,
- * 802.1ad, IPv4, IPv6, ARP) then mutated, of a length from 0 to
- * RING_FRAME_MAX, in a malloc() buffer of exactly that length, so ASan
- * catches a read past it. Source and destination MACs are drawn so that
- * every verdict comes up: the port's own MAC, one bit off it, broadcast,
- * multicast, random. The vnet header is valid or random, the MTU a usual
- * one or any u32.
+ * -fsanitize=address,undefined (scripts/fuzz.sh). Each episode draws a port:
+ * a unicast MAC, up to GUARD_ADDR_MAX IPv4 and IPv6 prefixes (its EUI-64
+ * link-local address often among them; sometimes a count or a prefix length
+ * out of range, which the guard must clamp). Each iteration draws the port's
+ * flags and makes one frame, one of:
+ *  - random bytes, or a template of real headers (Ethernet, 802.1Q,
+ *    802.1ad, IPv4, IPv6, ARP) then mutated, of a length from 0 to
+ *    RING_FRAME_MAX;
+ *  - a structured frame built field by field, with the verdict it must get
+ *    worked out while building it (the oracle): IPv4 (options, UDP with
+ *    DHCP client and server ports, ICMP echo and redirect, TCP, fragments
+ *    first, tiny and non-first, sources in the set, outside it or 0.0.0.0),
+ *    ARP (good and bad formats, sender MAC and IP the port's or not, probes,
+ *    cut short), IPv6 (up to six extension headers of every walked kind,
+ *    fragments, UDP with DHCPv6 ports, TCP, ICMPv6 echo, RA, redirect, MLD,
+ *    RS, NS, NA with targets in and out of the set and link-layer, nonce,
+ *    padding and zero-length options, sources in the set, outside or ::);
+ *    a third of them are then mutated, and only the invariants hold.
+ * Each frame is in a malloc() of exactly its length and the header copy in
+ * a malloc() of exactly hdr_len bytes, so ASan catches a read past either.
+ * MACs are drawn so that every verdict comes up: the port's own, one bit
+ * off, broadcast, multicast, the 802.1D group, random. The vnet header is
+ * valid or random, the MTU a usual one or any u32.
  *
  * Checks, every iteration:
- *  - the verdict is one of enum guard_verdict;
- *  - it is the verdict of guard_ref(), the L2 rules written again here,
- *    simply, from guard.h's description;
- *  - the guard decides on private copies only (guard.h, rule 1): with
- *    every byte of rec->frame rewritten the verdict stays the same.
+ *  - both verdicts are in enum guard_verdict;
+ *  - guard_check_tx() gives the verdict of fg_ref(), the L2 rules written
+ *    again here, simply, from guard.h's description;
+ *  - guard_check_frame() agrees with it: the same L2 drops, the 802.1D
+ *    group dropped, other EtherTypes than IPv4, ARP and IPv6 classified by
+ *    L2 alone, else the L2 class or an L3 drop;
+ *  - a structured frame not mutated gets the oracle's verdict;
+ *  - deterministic: the same call twice gives the same verdict;
+ *  - the guard decides on private copies only: with every byte of
+ *    rec->frame rewritten the verdict stays (rule 1); with different
+ *    garbage after hdr_len in the copy's buffer the verdict stays (rule 2);
+ *  - a shorter copy never lets more through: a verdict that passes with a
+ *    short copy is the verdict of the full copy;
+ *  - flags and addresses only ever let more through: a frame that passes
+ *    passes the same with GUARD_F_L3_ANY, with GUARD_F_TRUSTED_ROUTER, and
+ *    with one more prefix in the set; with L3_ANY nothing is an IP spoof,
+ *    as a trusted router nothing is an RA, a redirect or a DHCP server.
  *
  * Episodes, seeds, the summary and the replay command work as in
  * fuzz_ring.c: a failure prints the seed and the command that replays it
@@ -40,11 +67,17 @@
 
 enum fg_template {
 	FG_T_RANDOM = 0, FG_T_IPV4, FG_T_IPV6, FG_T_ARP, FG_T_8021Q,
-	FG_T_8021AD, FG_T_QINQ, FG__T_MAX
+	FG_T_8021AD, FG_T_QINQ, FG_S_IPV4, FG_S_ARP, FG_S_IPV6, FG__T_MAX
 };
 static const char *const fg_template_names[FG__T_MAX] = {
 	"random", "ipv4", "ipv6", "arp", "vlan_8021q", "vlan_8021ad", "qinq",
+	"s_ipv4", "s_arp", "s_ipv6",
 };
+
+/* No oracle: a mutated or random frame, only the invariants hold. */
+#define FG_UNKNOWN		(-1)
+/* The oracle's "no objection": the L2 destination class decides. */
+#define FG_OK			GUARD_PASS_UNICAST
 
 static struct {
 	uint64_t seed;
@@ -53,10 +86,58 @@ static struct {
 } fg;
 
 static struct {
-	uint64_t episodes, iterations;
+	uint64_t episodes, iterations, oracle, mutated;
 	uint64_t verdicts[GUARD__MAX];
 	uint64_t templates[FG__T_MAX];
 } fg_tot;
+
+/**
+ * struct fg_b - a frame being built, field by field, and what it must get
+ * @p:		the frame's bytes (scratch, RING_FRAME_MAX + 64)
+ * @n:		bytes written so far
+ * @limit:	bytes of the frame the guard will see (its copy), for the oracle:
+ *		GUARD_HDR_COPY (a frame shorter than that hides nothing)
+ * @nopad:	no Ethernet padding may follow (the guard would read it)
+ */
+struct fg_b {
+	uint8_t *p;
+	uint32_t n;
+	uint32_t limit;
+	int nopad;
+};
+
+/**
+ * fg_u8() - append one byte
+ * @b:		the frame
+ * @v:		its value (low 8 bits)
+ */
+static void fg_u8(struct fg_b *b, unsigned int v)
+{
+	b->p[b->n++] = (uint8_t)v;
+}
+
+/**
+ * fg_u16() - append a big-endian 16-bit field
+ * @b:		the frame
+ * @v:		its value (low 16 bits)
+ */
+static void fg_u16(struct fg_b *b, unsigned int v)
+{
+	fg_u8(b, v >> 8);
+	fg_u8(b, v);
+}
+
+/**
+ * fg_put() - append bytes
+ * @b:		the frame
+ * @p:		bytes
+ * @n:		how many
+ */
+static void fg_put(struct fg_b *b, const void *p, uint32_t n)
+{
+	memcpy(b->p + b->n, p, n);
+	b->n += n;
+}
 
 /**
  * fg_fill() - random bytes
@@ -126,7 +207,7 @@ static int fg_ref(const uint8_t *mac, const uint8_t *l2, uint32_t frame_len,
  */
 static void fg_mac(uint64_t *s, uint8_t *out, const uint8_t *port)
 {
-	switch (fuzz_below(s, 6)) {
+	switch (fuzz_below(s, 7)) {
 	case 0: case 1:
 		memcpy(out, port, 6);
 		break;
@@ -140,6 +221,10 @@ static void fg_mac(uint64_t *s, uint8_t *out, const uint8_t *port)
 	case 4:		/* multicast: IPv4, IPv6 */
 		memcpy(out, fuzz_below(s, 2) ? "\x01\x00\x5e\x00\x00\x01" :
 					     "\x33\x33\x00\x00\x00\x01", 6);
+		break;
+	case 5:		/* the 802.1D reserved group, or just past it */
+		memcpy(out, "\x01\x80\xc2\x00\x00", 5);
+		out[5] = (uint8_t)fuzz_below(s, 0x12);
 		break;
 	default:
 		fg_fill(s, out, 6);
@@ -231,36 +316,744 @@ static uint32_t fg_frame_len(uint64_t *s, uint32_t mtu)
 }
 
 /**
- * fg_one() - one iteration: make a frame, ask the guard, check the verdict
+ * fg_in() - is @a inside a prefix of the set? Bit by bit, not as guard.c does
+ * @pfx:	first prefix's address (entries @stride bytes apart)
+ * @lens:	first prefix's length byte
+ * @stride:	bytes from one entry to the next
+ * @n:		entries, as the port says (clamped to GUARD_ADDR_MAX here)
+ * @a:		the address
+ * @bits:	32 or 128
+ *
+ * Return: 1 or 0
+ */
+static int fg_in(const uint8_t *pfx, const uint8_t *lens, size_t stride,
+		 unsigned int n, const uint8_t *a, unsigned int bits)
+{
+	if (n > GUARD_ADDR_MAX)
+		n = GUARD_ADDR_MAX;
+	for (unsigned int i = 0; i < n; i++) {
+		const uint8_t *p = pfx + i * stride;
+		unsigned int len = lens[i * stride], b;
+
+		for (b = 0; b < len && b < bits; b++)
+			if ((p[b / 8] ^ a[b / 8]) >> (7 - b % 8) & 1)
+				break;
+		if (b == len || b == bits)
+			return 1;
+	}
+	return 0;
+}
+
+/* fg_in4(), fg_in6() - fg_in() on the port's IPv4 or IPv6 set */
+static int fg_in4(const struct guard_port *port, const uint8_t *a)
+{
+	return fg_in(port->ip4[0].addr, &port->ip4[0].len,
+		     sizeof(port->ip4[0]), port->n_ip4, a, 32);
+}
+
+static int fg_in6(const struct guard_port *port, const uint8_t *a)
+{
+	return fg_in(port->ip6[0].addr, &port->ip6[0].len,
+		     sizeof(port->ip6[0]), port->n_ip6, a, 128);
+}
+
+/**
+ * fg_addr() - an address for a field: inside a prefix of the set, zero
+ *	       (0.0.0.0, ::), or random
+ * @s:		PRNG
+ * @out:	@bits / 8 bytes, out
+ * @pfx:	the set's first address (entries @stride apart), @lens its length
+ * @lens:	first prefix's length byte
+ * @stride:	bytes between entries
+ * @n:		entries in use
+ * @bits:	32 or 128
+ */
+static void fg_addr(uint64_t *s, uint8_t *out, const uint8_t *pfx,
+		    const uint8_t *lens, size_t stride, unsigned int n,
+		    unsigned int bits)
+{
+	unsigned int k = fuzz_below(s, 8), i, len;
+
+	fg_fill(s, out, bits / 8);
+	if (k == 0) {
+		memset(out, 0, bits / 8);
+	} else if (k < 6 && n) {	/* in the set: the prefix, random host bits */
+		i = (unsigned int)fuzz_below(s, n < GUARD_ADDR_MAX ? n :
+					     GUARD_ADDR_MAX);
+		len = lens[i * stride];
+		for (unsigned int b = 0; b < len && b < bits; b++) {
+			uint8_t m = (uint8_t)(0x80u >> (b % 8));
+
+			out[b / 8] = (uint8_t)((out[b / 8] & ~m) |
+					       (pfx[i * stride + b / 8] & m));
+		}
+	}
+}
+
+/* fg_addr4(), fg_addr6() - fg_addr() from the port's IPv4 or IPv6 set */
+static void fg_addr4(uint64_t *s, uint8_t *out, const struct guard_port *port)
+{
+	fg_addr(s, out, port->ip4[0].addr, &port->ip4[0].len,
+		sizeof(port->ip4[0]), port->n_ip4, 32);
+}
+
+static void fg_addr6(uint64_t *s, uint8_t *out, const struct guard_port *port)
+{
+	fg_addr(s, out, port->ip6[0].addr, &port->ip6[0].len,
+		sizeof(port->ip6[0]), port->n_ip6, 128);
+}
+
+/**
+ * fg_zero() - all zero?
+ * @p:		bytes
+ * @n:		how many
+ *
+ * Return: 1 or 0
+ */
+static int fg_zero(const uint8_t *p, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/**
+ * fg_l4_min() - the upper-layer header bytes guard.h says a packet must hold
+ * @proto:	protocol
+ *
+ * Return: TCP 20, UDP, ICMP and ICMPv6 8, else 0
+ */
+static uint32_t fg_l4_min(unsigned int proto)
+{
+	return proto == 6 ? 20 : proto == 17 || proto == 1 || proto == 58 ? 8 : 0;
+}
+
+/**
+ * fg_s_ipv4() - a structured IPv4 packet after the Ethernet header
+ * @s:		PRNG
+ * @b:		the frame, 14 bytes written
+ * @port:	the port
+ *
+ * Return: the verdict guard.h gives it (FG_OK: the L2 class decides)
+ */
+static int fg_s_ipv4(uint64_t *s, struct fg_b *b, const struct guard_port *port)
+{
+	static const uint8_t protos[] = { 17, 17, 17, 6, 1, 1, 47, 50 };
+	int any = !!(port->flags & GUARD_F_L3_ANY);
+	int trusted = !!(port->flags & GUARD_F_TRUSTED_ROUTER);
+	unsigned int ihl = 5, proto, frag = 0, sport = 0, dport = 0, type = 0;
+	unsigned int op = 0, kind = fuzz_below(s, 10), l4n;
+	uint32_t ip = b->n, l4, pay = 0;
+	uint8_t src[4];
+	int zero;
+
+	if (!fuzz_below(s, 4))
+		ihl += (unsigned int)fuzz_below(s, 11);
+	proto = protos[fuzz_below(s, sizeof(protos))];
+	fg_addr4(s, src, port);
+	zero = fg_zero(src, 4);
+	fg_u16(b, 0x4000 | ihl << 8);
+	fg_u16(b, 0);			/* total length, below */
+	fg_u16(b, (unsigned int)fuzz_rand(s));
+	if (kind == 7)			/* first fragment */
+		frag = 0x2000;
+	else if (kind == 8)		/* tiny first fragment */
+		frag = 0x2000;
+	else if (kind == 9)		/* not the first */
+		frag = 1 + (unsigned int)fuzz_below(s, 0x1fff);
+	else if (fuzz_below(s, 2))
+		frag = 0x4000;		/* DF */
+	fg_u16(b, frag);
+	fg_u8(b, 64);
+	fg_u8(b, proto);
+	fg_u16(b, 0);
+	fg_put(b, src, 4);
+	fg_fill(s, b->p + b->n, 4);
+	b->n += 4;
+	for (unsigned int i = 5; i < ihl; i++)
+		fg_put(b, "\x01\x01\x01\x01", 4);	/* NOP options */
+
+	l4 = b->n;
+	if (frag & 0x1fff) {
+		pay = 8 + (uint32_t)fuzz_below(s, 40);
+	} else if (proto == 17) {
+		switch (fuzz_below(s, 5)) {
+		case 0: case 1:
+			sport = 68, dport = 67;
+			break;
+		case 2:
+			sport = 67, dport = 68;
+			break;
+		default:
+			sport = (unsigned int)fuzz_below(s, 70000) & 0xffff;
+			dport = (unsigned int)fuzz_rand(s) & 0xffff;
+		}
+		op = 1 + (unsigned int)fuzz_below(s, 3) / 2;	/* 1 mostly */
+		fg_u16(b, sport);
+		fg_u16(b, dport);
+		fg_u16(b, 0);
+		fg_u16(b, 0);
+		fg_u8(b, op);
+		fg_u8(b, 1);
+		fg_u8(b, 6);
+		pay = (uint32_t)fuzz_below(s, 300);
+	} else if (proto == 1) {
+		type = fuzz_below(s, 3) ? (fuzz_below(s, 2) ? 5 : 8) :
+			(unsigned int)fuzz_below(s, 256);
+		fg_u8(b, type);
+		fg_u8(b, 0);
+		fg_fill(s, b->p + b->n, 6);
+		b->n += 6;
+		pay = (uint32_t)fuzz_below(s, 100);
+	} else {
+		fg_fill(s, b->p + b->n, 20);
+		b->n += 20;
+		pay = (uint32_t)fuzz_below(s, 1500);
+	}
+	fg_fill(s, b->p + b->n, pay);
+	b->n += pay;
+	if (kind == 8) {		/* cut inside the L4 header */
+		l4n = (unsigned int)fuzz_below(s, fg_l4_min(proto) + 1);
+		b->n = l4 + l4n;
+	}
+	l4n = b->n - l4;
+	b->p[ip + 2] = (uint8_t)((b->n - ip) >> 8);
+	b->p[ip + 3] = (uint8_t)(b->n - ip);
+
+	if (!fuzz_below(s, 32)) {	/* not version 4 */
+		b->p[ip] = (uint8_t)((b->p[ip] & 0x0f) |
+				     (5 + fuzz_below(s, 11)) << 4);
+		return GUARD_DROP_MALFORMED;
+	}
+	/* the oracle, in guard.h's order */
+	if (!any && !zero && !fg_in4(port, src))
+		return GUARD_DROP_IP_SPOOF;
+	if (frag & 0x1fff)
+		return !any && zero ? GUARD_DROP_IP_SPOOF : FG_OK;
+	if (l4n < fg_l4_min(proto))
+		return frag & 0x2000 ? GUARD_DROP_FRAGMENT : GUARD_DROP_MALFORMED;
+	if (!any && zero && (frag & 0x2000 || proto != 17 || sport != 68 ||
+			     dport != 67 || l4n < 9 || op != 1))
+		return GUARD_DROP_IP_SPOOF;
+	if (!trusted && proto == 17 && sport == 67)
+		return GUARD_DROP_DHCP_SERVER;
+	if (!trusted && proto == 1 && type == 5)
+		return GUARD_DROP_REDIRECT;
+	return FG_OK;
+}
+
+/**
+ * fg_s_arp() - a structured ARP packet after the Ethernet header
+ * @s:		PRNG
+ * @b:		the frame, 14 bytes written
+ * @port:	the port
+ *
+ * Return: the verdict guard.h gives it
+ */
+static int fg_s_arp(uint64_t *s, struct fg_b *b, const struct guard_port *port)
+{
+	int any = !!(port->flags & GUARD_F_L3_ANY), bad = 0;
+	unsigned int f[5] = { 1, 0x0800, 6, 4, 1 + (unsigned int)fuzz_below(s, 2) };
+	uint8_t sha[6], spa[4];
+
+	if (!fuzz_below(s, 6)) {	/* one field wrong */
+		unsigned int i = (unsigned int)fuzz_below(s, 5);
+		unsigned int v = (unsigned int)fuzz_rand(s) & (i == 2 || i == 3 ? 0xff : 0xffff);
+
+		bad = v != f[i] && !(i == 4 && v <= 2 && v >= 1);
+		f[i] = v;
+	}
+	memcpy(sha, port->mac, 6);
+	if (!fuzz_below(s, 4))
+		sha[fuzz_below(s, 6)] ^= (uint8_t)(1u << fuzz_below(s, 8));
+	fg_addr4(s, spa, port);
+	fg_u16(b, f[0]);
+	fg_u16(b, f[1]);
+	fg_u8(b, f[2]);
+	fg_u8(b, f[3]);
+	fg_u16(b, f[4]);
+	fg_put(b, sha, 6);
+	fg_put(b, spa, 4);
+	fg_fill(s, b->p + b->n, 10);
+	b->n += 10;
+	if (!fuzz_below(s, 10)) {
+		b->n = 14 + (uint32_t)fuzz_below(s, 28);
+		b->nopad = 1;	/* padding would complete it */
+		return GUARD_DROP_MALFORMED;
+	}
+	if (bad)
+		return GUARD_DROP_MALFORMED;
+	if (memcmp(sha, port->mac, 6))
+		return GUARD_DROP_ARP_SPOOF;
+	if (!any && !fg_zero(spa, 4) && !fg_in4(port, spa))
+		return GUARD_DROP_ARP_SPOOF;
+	return FG_OK;
+}
+
+/**
+ * fg_s_ipv6() - a structured IPv6 packet after the Ethernet header
+ * @s:		PRNG
+ * @b:		the frame, 14 bytes written; @b->limit the copy's length
+ * @port:	the port
+ *
+ * Extension headers are written and judged in one pass, the oracle
+ * following guard.h's order with what it knows of the layout it built.
+ *
+ * Return: the verdict guard.h gives it, FG_OK if the L2 class decides
+ */
+static int fg_s_ipv6(uint64_t *s, struct fg_b *b, const struct guard_port *port)
+{
+	static const uint8_t icmp_types[] = { 128, 129, 134, 137, 133, 135,
+					      135, 136, 136, 131, 143, 132, 1 };
+	static const uint8_t exts[] = { 0, 60, 43, 44, 51 };
+	int any = !!(port->flags & GUARD_F_L3_ANY);
+	int trusted = !!(port->flags & GUARD_F_TRUSTED_ROUTER);
+	unsigned int next, type = 0, sport = 0, nexts = 0, nopts = 0;
+	unsigned int ext_kind[6], ext_len[6], frag_off[6], frag_m[6];
+	uint32_t ip = b->n, off, l4, l4n;
+	uint8_t src[16], tgt[16];
+	int zero, first_frag = 0, frags = 0, tiny;
+	struct { unsigned int type, len; int own; } opts[4];
+
+	fg_addr6(s, src, port);
+	zero = fg_zero(src, 16);
+	if (fuzz_below(s, 3) == 0)
+		nexts = 1 + (unsigned int)fuzz_below(s, 6);
+	for (unsigned int i = 0; i < nexts; i++) {
+		ext_kind[i] = exts[i ? 1 + fuzz_below(s, 4) : fuzz_below(s, 5)];
+		if (i && !fuzz_below(s, 12))
+			ext_kind[i] = 0;	/* hop-by-hop not first */
+		ext_len[i] = ext_kind[i] == 44 ? 8 : ext_kind[i] == 51 ?
+			     (2 + 2 * (unsigned int)fuzz_below(s, 3)) * 4 :
+			     8 * (1 + (unsigned int)fuzz_below(s, 3));
+		frag_off[i] = ext_kind[i] == 44 && !fuzz_below(s, 3) ?
+			      1 + (unsigned int)fuzz_below(s, 0x1fff) : 0;
+		frag_m[i] = ext_kind[i] == 44 && fuzz_below(s, 4);
+	}
+	switch (fuzz_below(s, 8)) {
+	case 0: case 1:
+		next = 17;
+		break;
+	case 2:
+		next = 6;
+		break;
+	case 3:
+		next = 59;
+		break;
+	default:
+		next = 58;
+		type = icmp_types[fuzz_below(s, sizeof(icmp_types))];
+	}
+	tiny = !fuzz_below(s, 12);
+
+	fg_u16(b, 0x6000);
+	fg_u16(b, (unsigned int)fuzz_rand(s));
+	fg_u16(b, 0);			/* payload length, below */
+	fg_u8(b, nexts ? ext_kind[0] : next);
+	fg_u8(b, 255);
+	fg_put(b, src, 16);
+	fg_fill(s, b->p + b->n, 16);
+	b->n += 16;
+	for (unsigned int i = 0; i < nexts; i++) {
+		unsigned int nh = i + 1 < nexts ? ext_kind[i + 1] : next;
+
+		fg_u8(b, nh);
+		if (ext_kind[i] == 44) {
+			fg_u8(b, 0);
+			fg_u16(b, frag_off[i] << 3 | frag_m[i]);
+			fg_u16(b, (unsigned int)fuzz_rand(s));
+			fg_u16(b, (unsigned int)fuzz_rand(s));
+			continue;
+		}
+		fg_u8(b, ext_kind[i] == 51 ? ext_len[i] / 4 - 2 : ext_len[i] / 8 - 1);
+		memset(b->p + b->n, 0, ext_len[i] - 2);	/* Pad1 options */
+		b->n += ext_len[i] - 2;
+	}
+	l4 = b->n;
+	if (next == 17) {
+		sport = fuzz_below(s, 3) ? (fuzz_below(s, 2) ? 547 : 546) :
+			(unsigned int)fuzz_rand(s) & 0xffff;
+		fg_u16(b, sport);
+		fg_u16(b, sport == 546 ? 547 : 546);
+		fg_u16(b, 0);
+		fg_u16(b, 0);
+		b->n += (uint32_t)fuzz_below(s, 200);
+	} else if (next == 6) {
+		fg_fill(s, b->p + b->n, 20);
+		b->n += 20 + (uint32_t)fuzz_below(s, 1400);
+	} else if (next == 58) {
+		fg_u8(b, type);
+		fg_u8(b, 0);
+		fg_u16(b, 0);
+		fg_fill(s, b->p + b->n, 4);
+		b->n += 4;
+		if (type == 135 || type == 136) {
+			fg_addr6(s, tgt, port);
+			fg_put(b, tgt, 16);
+		}
+		if (type >= 133 && type <= 137)
+			nopts = (unsigned int)fuzz_below(s, 5);
+		for (unsigned int i = 0; i < nopts; i++) {
+			unsigned int k = (unsigned int)fuzz_below(s, 12);
+
+			opts[i].own = 1;
+			if (k < 3) {		/* source link-layer address */
+				opts[i].type = 1, opts[i].len = 8;
+			} else if (k < 6) {	/* target link-layer address */
+				opts[i].type = 2, opts[i].len = 8;
+			} else if (k < 8) {	/* nonce */
+				opts[i].type = 14, opts[i].len = 8;
+			} else if (k < 11) {	/* anything else, up to 24 bytes */
+				opts[i].type = 3 + (unsigned int)fuzz_below(s, 11);
+				opts[i].len = 8 * (1 + (unsigned int)fuzz_below(s, 3));
+			} else {		/* length 0: the last one */
+				opts[i].type = (unsigned int)fuzz_below(s, 256);
+				opts[i].len = 0;
+				nopts = i + 1;
+			}
+			if ((opts[i].type == 1 || opts[i].type == 2) &&
+			    !fuzz_below(s, 4))
+				opts[i].own = 0;
+			fg_u8(b, opts[i].type);
+			fg_u8(b, opts[i].len / 8);
+			if (opts[i].type == 1 || opts[i].type == 2) {
+				fg_put(b, port->mac, 6);
+				if (!opts[i].own)
+					b->p[b->n - 1 - fuzz_below(s, 6)] ^=
+						(uint8_t)(1u << fuzz_below(s, 8));
+			} else {
+				fg_fill(s, b->p + b->n, (opts[i].len ? opts[i].len : 8) - 2);
+				b->n += (opts[i].len ? opts[i].len : 8) - 2;
+			}
+		}
+		if (type < 133 || type > 137)
+			b->n += (uint32_t)fuzz_below(s, 120);
+	}
+	if (tiny)
+		b->n = l4 + (uint32_t)fuzz_below(s, fg_l4_min(next) + 1);
+	l4n = b->n - l4;
+	b->nopad = b->n - ip - 40 == 0;	/* 0: the guard reads to the frame's end */
+	b->p[ip + 4] = (uint8_t)((b->n - ip - 40) >> 8);
+	b->p[ip + 5] = (uint8_t)(b->n - ip - 40);
+
+	if (!fuzz_below(s, 32)) {	/* not version 6 */
+		b->p[ip] = (uint8_t)((b->p[ip] & 0x0f) | fuzz_below(s, 6) << 4);
+		return GUARD_DROP_MALFORMED;
+	}
+	/* the oracle, in guard.h's order */
+	if (!any && !zero && !fg_in6(port, src))
+		return GUARD_DROP_IP_SPOOF;
+	off = ip + 40;
+	for (unsigned int i = 0; i < nexts; i++, off += ext_len[i - 1]) {
+		if (i == GUARD_EXT_MAX)
+			return GUARD_DROP_HIDDEN;
+		if (ext_kind[i] == 0 && i)
+			return GUARD_DROP_MALFORMED;
+		if (off + (ext_kind[i] == 44 ? 8 : 2) > b->limit)
+			return GUARD_DROP_HIDDEN;
+		if (ext_kind[i] == 44) {
+			if (frags++)
+				return GUARD_DROP_MALFORMED;
+			if (frag_off[i])
+				return !any && zero ? GUARD_DROP_IP_SPOOF : FG_OK;
+			first_frag = frag_m[i];
+			continue;
+		}
+		if (off + ext_len[i] > b->limit)
+			return GUARD_DROP_HIDDEN;
+	}
+	if (l4n < fg_l4_min(next))
+		return first_frag ? GUARD_DROP_FRAGMENT : GUARD_DROP_MALFORMED;
+	if (off + fg_l4_min(next) > b->limit)
+		return GUARD_DROP_HIDDEN;
+	if (!any && zero && !(next == 58 && (type == 135 || type == 131 ||
+					     type == 143)))
+		return GUARD_DROP_IP_SPOOF;
+	if (next == 17)
+		return !trusted && sport == 547 ? GUARD_DROP_DHCP_SERVER : FG_OK;
+	if (next != 58)
+		return FG_OK;
+	if (type == 134)
+		return trusted ? FG_OK : GUARD_DROP_RA;
+	if (type == 137)
+		return trusted ? FG_OK : GUARD_DROP_REDIRECT;
+	if (type != 133 && type != 135 && type != 136)
+		return FG_OK;
+	if (frags)
+		return GUARD_DROP_FRAGMENT;
+	l4n = type == 133 ? 8 : 24;
+	if (off + l4n > b->n)
+		return GUARD_DROP_MALFORMED;
+	if (off + l4n > b->limit)
+		return GUARD_DROP_HIDDEN;
+	if (!any && (type == 136 || (type == 135 && zero)) && !fg_in6(port, tgt))
+		return GUARD_DROP_ND_SPOOF;
+	off += l4n;
+	for (unsigned int i = 0; i < nopts && off < b->n; i++) {
+		if (off + 2 > b->limit)
+			return GUARD_DROP_HIDDEN;
+		if (!opts[i].len)
+			return GUARD_DROP_MALFORMED;
+		if (off + opts[i].len > b->n)
+			return GUARD_DROP_MALFORMED;
+		if (off + opts[i].len > b->limit)
+			return GUARD_DROP_HIDDEN;
+		if (opts[i].type == 1 && type == 135 && zero)
+			return GUARD_DROP_MALFORMED;
+		if ((opts[i].type == 1 || opts[i].type == 2) && !opts[i].own)
+			return GUARD_DROP_ND_SPOOF;
+		off += opts[i].len;
+	}
+	if (off < b->n)		/* cut short inside an option */
+		return GUARD_DROP_MALFORMED;
+	return FG_OK;
+}
+/**
+ * fg_policy() - a port for one episode: MAC, prefixes, sometimes out of range
+ * @s:		PRNG
+ * @port:	out
+ */
+static void fg_policy(uint64_t *s, struct guard_port *port)
+{
+	static const uint8_t len4[] = { 32, 32, 32, 24, 16, 0 };
+	static const uint8_t len6[] = { 128, 128, 128, 64, 48, 0 };
+
+	memset(port, 0, sizeof(*port));
+	fg_fill(s, port->mac, 6);
+	port->mac[0] &= 0xfe;	/* a port's MAC is unicast (sw_port_add()) */
+	port->n_ip4 = (uint8_t)fuzz_below(s, GUARD_ADDR_MAX + 1);
+	port->n_ip6 = (uint8_t)fuzz_below(s, GUARD_ADDR_MAX + 1);
+	if (!fuzz_below(s, 16))
+		port->n_ip4 = (uint8_t)fuzz_rand(s);
+	if (!fuzz_below(s, 16))
+		port->n_ip6 = (uint8_t)fuzz_rand(s);
+	for (unsigned int i = 0; i < GUARD_ADDR_MAX; i++) {
+		unsigned int k = (unsigned int)fuzz_below(s, 8);
+
+		fg_fill(s, port->ip4[i].addr, 4);
+		fg_fill(s, port->ip6[i].addr, 16);
+		port->ip4[i].len = k < 6 ? len4[k] : k == 6 ?
+			(uint8_t)fuzz_below(s, 33) : (uint8_t)fuzz_rand(s);
+		port->ip6[i].len = k < 6 ? len6[k] : k == 6 ?
+			(uint8_t)fuzz_below(s, 129) : (uint8_t)fuzz_rand(s);
+	}
+	if (fuzz_below(s, 4)) {	/* the EUI-64 link-local address, first */
+		uint8_t *a = port->ip6[0].addr;
+
+		memset(a, 0, 16);
+		a[0] = 0xfe, a[1] = 0x80;
+		a[8] = port->mac[0] ^ 2, a[9] = port->mac[1], a[10] = port->mac[2];
+		a[11] = 0xff, a[12] = 0xfe;
+		memcpy(a + 13, port->mac + 3, 3);
+		port->ip6[0].len = 128;
+	}
+}
+
+/**
+ * fg_is_pass() - a verdict the L3 guard did not object to
+ * @v:		verdict
+ *
+ * Return: 1 for the destination classes (pass_unicast, pass_group,
+ * drop_loop), else 0
+ */
+static int fg_is_pass(int v)
+{
+	return v == GUARD_PASS_UNICAST || v == GUARD_PASS_GROUP ||
+	       v == GUARD_DROP_LOOP;
+}
+
+/**
+ * fg_name() - a verdict's name, also for a value out of range
+ * @v:		verdict
+ *
+ * Return: a static string
+ */
+static const char *fg_name(int v)
+{
+	const char *n = v < 0 ? NULL : guard_verdict_name((unsigned int)v);
+
+	return n ? n : "(out of range)";
+}
+
+/**
+ * fg_check_frame() - every invariant of guard_check_frame() on one frame
  * @s:		PRNG
  * @port:	the port
- * @scratch:	RING_FRAME_MAX bytes to build frames in
+ * @rec:	the frame's private copies
+ * @hdr:	the header copy, exactly @hl bytes long (malloc)
+ * @hl:		min(frame length, GUARD_HDR_COPY)
+ * @mtu:	the MTU
+ * @l2v:	fg_ref()'s L2 verdict
+ * @want:	the oracle's verdict, or FG_UNKNOWN
+ * @what:	the frame's kind, for messages
+ *
+ * Return: the verdict
  */
-static void fg_one(uint64_t *s, const struct guard_port *port, uint8_t *scratch)
+static int fg_check_frame(uint64_t *s, const struct guard_port *port,
+			  const struct ring_rec *rec, const uint8_t *hdr,
+			  uint32_t hl, uint32_t mtu, int l2v, int want,
+			  const char *what)
+{
+	uint8_t big[GUARD_HDR_COPY + 64];
+	unsigned int type = (unsigned int)rec->l2[12] << 8 | rec->l2[13];
+	int bridge = !memcmp(rec->l2, "\x01\x80\xc2\x00\x00", 5) &&
+		     rec->l2[5] <= 0x0f;
+	struct guard_port p2;
+	uint32_t sh;
+	int v, again, exp;
+
+	v = guard_check_frame(port, rec, hdr, hl, mtu);
+	if (v < 0 || v >= GUARD__MAX)
+		fg_fail("guard_check_frame: verdict %d is not an enum "
+			"guard_verdict (%s)", v, what);
+	if (l2v == GUARD_DROP_SPOOF || l2v == GUARD_DROP_VLAN ||
+	    l2v == GUARD_DROP_MTU)
+		exp = l2v;
+	else if (bridge)
+		exp = GUARD_DROP_BRIDGE_GROUP;
+	else if (type != 0x0800 && type != 0x0806 && type != 0x86dd)
+		exp = l2v;
+	else
+		exp = want == FG_UNKNOWN ? FG_UNKNOWN : want ? want : l2v;
+	if (exp != FG_UNKNOWN && v != exp)
+		fg_fail("guard_check_frame: verdict %s, the rules say %s (%s, "
+			"len %u, flags %#x, type %04x)", fg_name(v), fg_name(exp),
+			what, rec->frame_len, port->flags, type);
+	if (exp == FG_UNKNOWN && v != l2v && v < GUARD_DROP_MALFORMED)
+		fg_fail("guard_check_frame: verdict %s on an IP or ARP frame "
+			"whose L2 verdict is %s (%s)", fg_name(v), fg_name(l2v),
+			what);
+	again = guard_check_frame(port, rec, hdr, hl, mtu);
+	if (again != v)
+		fg_fail("guard_check_frame: %s, then %s on the same input (%s)",
+			fg_name(v), fg_name(again), what);
+
+	/* rule 2: bytes after hdr_len in the copy's buffer never count */
+	memcpy(big, hdr, hl);
+	for (int k = 0; k < 2; k++) {
+		fg_fill(s, big + hl, sizeof(big) - hl);
+		again = guard_check_frame(port, rec, big, hl, mtu);
+		if (again != v)
+			fg_fail("guard_check_frame: verdict %s became %s when "
+				"only bytes past hdr_len (%u) changed (%s)",
+				fg_name(v), fg_name(again), hl, what);
+	}
+	/* a shorter copy never lets more through */
+	sh = (uint32_t)fuzz_below(s, hl + 1);
+	again = guard_check_frame(port, rec, hdr, sh, mtu);
+	if (again < 0 || again >= GUARD__MAX || (fg_is_pass(again) && again != v))
+		fg_fail("guard_check_frame: a copy of %u bytes gives %s, the "
+			"full copy of %u gives %s (%s)", sh, fg_name(again), hl,
+			fg_name(v), what);
+
+	/* flags and addresses only let more through */
+	if ((port->flags & GUARD_F_L3_ANY) && v == GUARD_DROP_IP_SPOOF)
+		fg_fail("guard_check_frame: drop_ip_spoof with GUARD_F_L3_ANY "
+			"(%s)", what);
+	if ((port->flags & GUARD_F_TRUSTED_ROUTER) &&
+	    (v == GUARD_DROP_RA || v == GUARD_DROP_REDIRECT ||
+	     v == GUARD_DROP_DHCP_SERVER))
+		fg_fail("guard_check_frame: %s from a trusted router (%s)",
+			fg_name(v), what);
+	if (fg_is_pass(v)) {
+		for (int k = 0; k < 3; k++) {
+			p2 = *port;
+			if (k == 0)
+				p2.flags |= GUARD_F_L3_ANY;
+			else if (k == 1)
+				p2.flags |= GUARD_F_TRUSTED_ROUTER;
+			if (k == 2 && p2.n_ip4 < GUARD_ADDR_MAX) {
+				fg_fill(s, p2.ip4[p2.n_ip4].addr, 4);
+				p2.ip4[p2.n_ip4++].len = (uint8_t)fuzz_below(s, 33);
+			}
+			if (k == 2 && p2.n_ip6 < GUARD_ADDR_MAX) {
+				fg_fill(s, p2.ip6[p2.n_ip6].addr, 16);
+				p2.ip6[p2.n_ip6++].len = (uint8_t)fuzz_below(s, 129);
+			}
+			again = guard_check_frame(&p2, rec, hdr, hl, mtu);
+			if (again != v)
+				fg_fail("guard_check_frame: %s, but %s with %s "
+					"(%s)", fg_name(v), fg_name(again),
+					k == 0 ? "GUARD_F_L3_ANY" : k == 1 ?
+					"GUARD_F_TRUSTED_ROUTER" :
+					"one more prefix", what);
+		}
+	}
+	return v;
+}
+
+/**
+ * fg_one() - one iteration: make a frame, ask the guard, check the verdicts
+ * @s:		PRNG
+ * @port:	the port (its flags are drawn here)
+ * @scratch:	RING_FRAME_MAX + 64 bytes to build frames in
+ */
+static void fg_one(uint64_t *s, struct guard_port *port, uint8_t *scratch)
 {
 	static const uint32_t mtus[] = { 1500, 9000, 68, 1280, 65535 - 18 };
 	int t = (int)fuzz_below(s, FG__T_MAX);
+	struct fg_b b = { .p = scratch, .limit = GUARD_HDR_COPY };
+	int v, vf, again, want = FG_UNKNOWN, l2v;
+	char what[96];
 	struct ring_rec rec;
-	uint32_t mtu, len;
-	size_t hl;
-	uint8_t *frame;
-	int v, again, want;
+	uint32_t mtu, len, hl;
+	uint8_t *frame, *hdr;
+	size_t n;
 
+	port->flags = (uint32_t)fuzz_below(s, 4);
+	if (!fuzz_below(s, 16))
+		port->flags |= (uint32_t)fuzz_rand(s) & ~3u;
 	mtu = fuzz_below(s, 4) ? mtus[fuzz_below(s, 5)] : (uint32_t)fuzz_rand(s);
-	len = fg_frame_len(s, mtu);
-	hl = fg_template(s, t, scratch, port->mac);
-	fg_fill(s, scratch + hl, len > hl ? (len - hl < 64 ? len - hl : 64) : 0);
-	for (uint64_t k = fuzz_below(s, 4); k; k--)	/* mutate */
-		scratch[fuzz_below(s, 64)] ^= (uint8_t)(1u << fuzz_below(s, 8));
+	if (t >= FG_S_IPV4) {
+		fg_mac(s, scratch, port->mac);
+		if (fuzz_below(s, 8))
+			memcpy(scratch + 6, port->mac, 6);
+		else
+			fg_mac(s, scratch + 6, port->mac);
+		memcpy(scratch + 12, t == FG_S_IPV4 ? "\x08\x00" : t == FG_S_ARP ?
+		       "\x08\x06" : "\x86\xdd", 2);
+		b.n = 14;
+		want = t == FG_S_IPV4 ? fg_s_ipv4(s, &b, port) :
+		       t == FG_S_ARP ? fg_s_arp(s, &b, port) :
+		       fg_s_ipv6(s, &b, port);
+		len = b.n;
+		if (!b.nopad && !fuzz_below(s, 3)) {	/* Ethernet padding */
+			n = (size_t)fuzz_below(s, 24);
+			fg_fill(s, scratch + len, n);
+			len += (uint32_t)n;
+		}
+		if (fuzz_below(s, 2))
+			mtu = 65535 - 18;
+		if (!fuzz_below(s, 3)) {		/* then mutated */
+			for (uint64_t k = 1 + fuzz_below(s, 4); k; k--)
+				scratch[14 + fuzz_below(s, GUARD_HDR_COPY)] ^=
+					(uint8_t)(1u << fuzz_below(s, 8));
+			if (!fuzz_below(s, 4))
+				len = 14 + (uint32_t)fuzz_below(s, len - 13);
+			want = FG_UNKNOWN;
+			fg_tot.mutated++;
+		}
+	} else {
+		len = fg_frame_len(s, mtu);
+		n = fg_template(s, t, scratch, port->mac);
+		fg_fill(s, scratch + n,
+			len > n ? (len - n < 64 ? len - n : 64) : 0);
+		for (uint64_t k = fuzz_below(s, 4); k; k--)	/* mutate */
+			scratch[fuzz_below(s, 64)] ^= (uint8_t)(1u << fuzz_below(s, 8));
+	}
 
 	frame = malloc(len ? len : 1);
-	if (!frame)
+	hl = len < GUARD_HDR_COPY ? len : GUARD_HDR_COPY;
+	hdr = malloc(hl ? hl : 1);
+	if (!frame || !hdr)
 		fg_fail("malloc");
 	memcpy(frame, scratch, len);
 	memset(&rec, 0, sizeof(rec));
 	/* the private copy: the frame's first bytes, random past a short one */
 	fg_fill(s, rec.l2, sizeof(rec.l2));
 	memcpy(rec.l2, frame, len < 14 ? len : 14);
+	memcpy(hdr, frame, hl);
 	if (fuzz_below(s, 3)) {
 		rec.vnet.gso_type = (uint8_t)(fuzz_below(s, 2) ? 0 :
 				    1 + fuzz_below(s, 5));
@@ -271,47 +1064,55 @@ static void fg_one(uint64_t *s, const struct guard_port *port, uint8_t *scratch)
 	rec.frame_len = len;
 	rec.frame = frame;
 	rec.pos = fuzz_rand(s) & ~63ull;
+	snprintf(what, sizeof(what), "template %s%s", fg_template_names[t],
+		 t >= FG_S_IPV4 && want == FG_UNKNOWN ? ", mutated" : "");
 
 	v = guard_check_tx(port, &rec, mtu);
 	if (v < 0 || v >= GUARD__MAX)
 		fg_fail("verdict %d is not an enum guard_verdict", v);
-	want = fg_ref(port->mac, rec.l2, len, rec.vnet.gso_type, mtu);
-	if (v != want)
+	l2v = fg_ref(port->mac, rec.l2, len, rec.vnet.gso_type, mtu);
+	if (v != l2v)
 		fg_fail("verdict %s, the rules say %s (template %s, len %u, mtu "
 			"%u, gso_type %#x, l2 %02x:%02x:%02x:%02x:%02x:%02x > "
 			"%02x:%02x:%02x:%02x:%02x:%02x type %02x%02x)",
-			guard_verdict_name((unsigned int)v),
-			guard_verdict_name((unsigned int)want),
+			fg_name(v), fg_name(l2v),
 			fg_template_names[t], len, mtu, rec.vnet.gso_type,
 			rec.l2[6], rec.l2[7], rec.l2[8], rec.l2[9], rec.l2[10],
 			rec.l2[11], rec.l2[0], rec.l2[1], rec.l2[2], rec.l2[3],
 			rec.l2[4], rec.l2[5], rec.l2[12], rec.l2[13]);
-	/* rule 1: the peer rewrites the frame; the verdict must not move */
+	vf = fg_check_frame(s, port, &rec, hdr, hl, mtu, l2v, want, what);
+
+	/* rule 1: the peer rewrites the frame; the verdicts must not move */
 	for (uint32_t i = 0; i < len; i++)
 		frame[i] = (uint8_t)~frame[i];
 	again = guard_check_tx(port, &rec, mtu);
 	if (again != v)
 		fg_fail("verdict changed from %s to %s when only the shared frame "
-			"bytes changed", guard_verdict_name((unsigned int)v),
-			guard_verdict_name((unsigned int)again));
+			"bytes changed", fg_name(v), fg_name(again));
+	again = guard_check_frame(port, &rec, hdr, hl, mtu);
+	if (again != vf)
+		fg_fail("guard_check_frame: verdict changed from %s to %s when "
+			"only the shared frame bytes changed (%s)", fg_name(vf),
+			fg_name(again), what);
+	free(hdr);
 	free(frame);
-	fg_tot.verdicts[v]++;
+	fg_tot.verdicts[vf]++;
 	fg_tot.templates[t]++;
+	fg_tot.oracle += want != FG_UNKNOWN;
 }
 
 /**
- * fg_run() - one episode: a port MAC, then @iters frames
+ * fg_run() - one episode: a port, then @iters frames
  * @seed:	episode seed
  * @iters:	iterations
- * @scratch:	RING_FRAME_MAX bytes
+ * @scratch:	RING_FRAME_MAX + 64 bytes
  */
 static void fg_run(uint64_t seed, unsigned int iters, uint8_t *scratch)
 {
 	struct guard_port port;
 	uint64_t s = seed;
 
-	fg_fill(&s, port.mac, 6);
-	port.mac[0] &= 0xfe;	/* a port's MAC is unicast (sw_port_add()) */
+	fg_policy(&s, &port);
 	for (fg.iter = 0; fg.iter < iters; fg.iter++) {
 		fg_one(&s, &port, scratch);
 		fg_tot.iterations++;
@@ -374,8 +1175,10 @@ int main(int argc, char **argv)
 	free(scratch);
 	printf("{\"fuzzer\": \"guard\", \"seed\": %" PRIu64 ", \"episodes\": %"
 	       PRIu64 ", \"iterations_per_episode\": %u, \"iterations\": %" PRIu64
-	       ", \"seconds\": %.1f, \"verdicts\": {", seed, fg_tot.episodes,
-	       iters, fg_tot.iterations, (fg_now_ns() - t0) / 1e9);
+	       ", \"seconds\": %.1f, \"oracle\": %" PRIu64 ", \"mutated\": %"
+	       PRIu64 ", \"verdicts\": {", seed, fg_tot.episodes, iters,
+	       fg_tot.iterations, (fg_now_ns() - t0) / 1e9, fg_tot.oracle,
+	       fg_tot.mutated);
 	for (unsigned int i = 0; i < GUARD__MAX; i++)
 		printf("%s\"%s\": %" PRIu64, i ? ", " : "", guard_verdict_name(i),
 		       fg_tot.verdicts[i]);

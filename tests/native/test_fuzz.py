@@ -27,7 +27,9 @@ DROP_REASONS = [
     "vnet_hdr_len", "vnet_csum",
 ]
 VERDICTS = ["pass_unicast", "pass_group", "drop_spoof", "drop_vlan",
-            "drop_mtu", "drop_loop"]
+            "drop_mtu", "drop_loop", "drop_bridge_group", "drop_malformed",
+            "drop_hidden", "drop_fragment", "drop_ip_spoof", "drop_arp_spoof",
+            "drop_nd_spoof", "drop_ra", "drop_redirect", "drop_dhcp_server"]
 
 
 def run_fuzz(tmp_path, seconds, seed, only=None, ring_src=None, guard_src=None):
@@ -76,6 +78,7 @@ def test_fuzzers_find_nothing_and_really_work(tmp_path):
     assert res["fds"]["accepted"] > 0 and res["fds"]["kicks"] > 0, res["fds"]
     guard = res["guard"]
     assert [v for v in VERDICTS if guard["verdicts"][v] == 0] == [], guard
+    assert guard["oracle"] > 0 and guard["mutated"] > 0, guard
 
 
 def mutant(tmp_path, name, src, old, new):
@@ -121,6 +124,16 @@ MUTANTS = {
         "\tif (rec->l2[0] & 1)\n\t\treturn GUARD_PASS_GROUP;",
         "\tif (rec->l2[0] & 1 || ((volatile const uint8_t *)rec->frame)"
         "[rec->frame_len])\n\t\treturn GUARD_PASS_GROUP;"),
+    # RA guard gone -> the oracle says drop_ra
+    "guard_no_ra_guard": ("guard", "guard.c",
+        "return trusted ? GUARD_OK : GUARD_DROP_RA;", "return GUARD_OK;"),
+    # ND link-layer options not compared with the port's MAC -> drop_nd_spoof
+    "guard_nd_option_mac": ("guard", "guard.c",
+        "if (memcmp(h + off + 2, k->port->mac, 6))", "if (0)"),
+    # the L3 guard reads up to 8 bytes past the copy (rule 2) -> ASan
+    "guard_reads_past_copy": ("guard", "guard.c",
+        "if (want > k->limit)\n\t\treturn GUARD_DROP_HIDDEN;",
+        "if (want > k->limit + 8)\n\t\treturn GUARD_DROP_HIDDEN;"),
 }
 
 
