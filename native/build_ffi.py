@@ -92,6 +92,7 @@ int ring_peek(struct ring *r, struct ring_rec *rec);
 int ring_release(struct ring *r);
 int ring_write_fd(struct ring *r, int fd, unsigned int max, unsigned int *count);
 int ring_ready(struct ring *r, uint32_t need);
+uint64_t ring_used(struct ring *r);
 int ring_arm(struct ring *r, uint32_t need);
 void ring_disarm(struct ring *r);
 int ring_wait(struct ring *r, uint32_t need, int timeout_ms);
@@ -206,9 +207,29 @@ int uplink_del_mac(struct uplink *u, const uint8_t *mac);
 int uplink_clear_error(struct uplink *u, int *err);
 int uplink_get_stats(struct uplink *u, struct uplink_stats *st);
 
+/* tbucket.h */
+#define TBUCKET_NANO ...
+struct tbucket {
+    uint64_t rate;
+    uint64_t burst;
+    uint64_t last_ns;
+    ...;
+};
+void tbucket_init(struct tbucket *tb, uint64_t rate, uint64_t burst,
+                  uint64_t now);
+void tbucket_set(struct tbucket *tb, uint64_t rate, uint64_t burst,
+                 uint64_t now);
+int tbucket_ok(struct tbucket *tb, uint64_t now);
+void tbucket_charge(struct tbucket *tb, uint64_t n);
+int tbucket_take(struct tbucket *tb, uint64_t n, uint64_t now);
+uint64_t tbucket_wait_ns(struct tbucket *tb, uint64_t now);
+
 /* switch.h */
 #define SW_PORTS_MAX ...
 #define SW_VIOLATION_NEVER ...
+#define SW_VLAN_MAX ...
+#define SW_FLOOD_SHARE_NUM ...
+#define SW_FLOOD_SHARE_DEN ...
 struct sw_config {
     uint32_t burst_frames;
     uint32_t burst_bytes;
@@ -260,6 +281,11 @@ struct sw_port_stats {
     uint64_t disconnected;
     uint64_t drop_uplink_tx;
     uint64_t drop_h2a_full;
+    uint64_t drop_storm;
+    uint64_t drop_flood_share;
+    uint64_t drop_rx_rate;
+    uint64_t drop_other_vlan;
+    uint64_t tx_throttled;
     uint64_t guard_drops[];
     uint64_t ring_drops[];
     ...;
@@ -270,6 +296,7 @@ struct sw_uplink_stats {
     uint64_t rx_delivered;
     uint64_t rx_drop_unknown;
     uint64_t rx_drop_vlan;
+    uint64_t rx_drop_other_vlan;
     uint64_t rx_drop_truncated;
     uint64_t rx_drop_kernel;
     uint64_t rx_drop_h2a_full;
@@ -285,15 +312,31 @@ struct sw_uplink_stats {
     uint64_t ports;
     uint64_t naps;
 };
+struct sw_rate {
+    uint64_t bits_per_sec;
+    uint64_t bits_burst;
+    uint64_t pkts_per_sec;
+    uint64_t pkts_burst;
+};
+struct sw_port_policy {
+    struct guard_port guard;
+    uint16_t vlan;
+    uint32_t storm_pps;
+    uint32_t storm_burst;
+    struct sw_rate tx;
+    struct sw_rate rx;
+};
 struct sw;
 int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg);
 void sw_destroy(struct sw *sw);
 int sw_set_coalesce(struct sw *sw, unsigned int usecs);
 int sw_run(struct sw *sw);
 int sw_stop(struct sw *sw);
-int sw_port_add(struct sw *sw, uint32_t port_id, const uint8_t *mac,
-                const struct ring_end *a2h, const struct ring_end *h2a,
-                uint64_t ring_size);
+int sw_port_add(struct sw *sw, uint32_t port_id,
+                const struct sw_port_policy *pol, const struct ring_end *a2h,
+                const struct ring_end *h2a, uint64_t ring_size);
+int sw_port_set_policy(struct sw *sw, uint32_t port_id,
+                       const struct sw_port_policy *pol);
 int sw_port_del(struct sw *sw, uint32_t port_id, struct sw_port_stats *final);
 int sw_port_stats(struct sw *sw, uint32_t port_id, struct sw_port_stats *st);
 int sw_uplink_stats(struct sw *sw, struct sw_uplink_stats *st);

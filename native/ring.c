@@ -872,6 +872,25 @@ int ring_ready(struct ring *r, uint32_t need)
 }
 
 /**
+ * ring_used() - bytes of the data area a producer has filled and the
+ * consumer not yet released
+ * @r:		producer handle
+ *
+ * Reads the consumer's position as ring_reserve() does (validated: a bad
+ * one is ignored and counted), changes nothing of the ring's protocol.
+ * Records committed but not yet flushed count as used.
+ *
+ * Return: bytes used, 0 to the data size; 0 for a consumer handle
+ */
+uint64_t ring_used(struct ring *r)
+{
+	if (r->role != RING_PRODUCER)
+		return 0;
+	ring_peer_cons(r);
+	return r->own - r->peer;
+}
+
+/**
  * ring_arm() - say we are about to sleep, unless there is work
  * @r:		handle
  * @need:	as for ring_ready()

@@ -245,6 +245,7 @@ int ring_release(struct ring *r);
 int ring_write_fd(struct ring *r, int fd, unsigned int max, unsigned int *count);
 
 int ring_ready(struct ring *r, uint32_t need);
+uint64_t ring_used(struct ring *r);
 int ring_arm(struct ring *r, uint32_t need);
 void ring_disarm(struct ring *r);
 int ring_wait(struct ring *r, uint32_t need, int timeout_ms);

@@ -9,24 +9,39 @@
  * sw_run(), which does rounds:
  *
  *   1. wire -> ports: up to @uplink_burst frames from the uplink's RX ring.
- *      Destination MAC of a partition: one copy into its H2A ring (the
- *      10-byte vnet header becomes the 12-byte one). Broadcast/multicast:
- *      a copy into every port's H2A ring. Other unicast: dropped, counted.
+ *      The frame's VLAN (the NIC's stripped tag, TP_STATUS_VLAN_VALID, or
+ *      an 802.1Q tag inline, which is taken out) picks the ports it may
+ *      reach: those of that access VLAN, or the untagged ones (VLAN 0).
+ *      Destination MAC of such a partition: one copy into its H2A ring
+ *      (the 10-byte vnet header becomes the 12-byte one).
+ *      Broadcast/multicast: a flood copy into each of them. Other unicast,
+ *      a VLAN no port has, a port of another VLAN: dropped, counted.
  *
  *   2. ports -> anywhere, round robin (the first port moves each round),
  *      each port at most @burst_frames frames / @burst_bytes bytes (rule 6):
+ *        TX token buckets empty -> stop: the frames wait in the A2H ring,
+ *                                 the port is throttled until they refill
  *        ring_peek()                         rules 1-4, in ring.c
- *        guard_check_tx(), in guard.c:
- *          l2 source MAC != port MAC -> drop rule 5 (anti-spoofing)
- *          VLAN tag, non-GSO over MTU -> drop
- *          destination the port's own MAC -> drop (a loop)
+ *        copy the frame's first min(len, GUARD_HDR_COPY) bytes to the
+ *        private @hdr (its L2 header from the validated rec.l2)
+ *        guard_check_frame(), in guard.c, on that copy only:
+ *          source MAC, VLAN tag, MTU, 802.1D group, L3 identity, a loop
+ *          -> drop, counted under the verdict
+ *        broadcast/multicast over the storm bucket -> drop (drop_storm)
  *        destination:
- *          another port's MAC  -> one copy, A2H record -> its H2A record
- *          broadcast/multicast -> a copy to every other port + the wire
+ *          another port's MAC  -> same VLAN: one copy, the head from @hdr,
+ *                                 the rest from the A2H record; another
+ *                                 VLAN: drop (drop_other_vlan)
+ *          broadcast/multicast -> a flood copy to every other port of the
+ *                                 VLAN + the wire
  *          anything else       -> the wire, sendmmsg() with the iovec
- *                                 [private vnet, private l2, ring memory]
+ *                                 [private vnet, @hdr (+ 802.1Q tag of an
+ *                                 access port), rest in ring memory]
  *        uplink_tx_flush(), then one ring_release() for the burst: the wire
  *        has the data before the partition may reuse the space
+ *      The bytes the guard checked are the bytes that leave: an agent that
+ *      rewrites its ring after the check changes only bytes past @hdr,
+ *      which no check read.
  *      A port whose ring violations reach @violation_limit is disconnected
  *      (rule 7): it is neither served nor delivered to any more, and its
  *      counters say so.
@@ -38,13 +53,29 @@
  *      densely, after a nap of the coalescing window, so one wakeup takes
  *      a batch (coalesce.h, like a NIC's adaptive interrupt moderation).
  *
- *   5. Nothing moved: ring_arm() every A2H ring, then epoll_wait() on the
- *      A2H data pipes, the uplink socket and the control eventfd. An
- *      idle switch costs no CPU. ring_arm() re-checks after setting the
- *      waiting flag, so a record published meanwhile is never slept on.
+ *   5. Nothing moved: ring_arm() every A2H ring but the throttled ones,
+ *      then epoll_pwait2() on the A2H data pipes, the uplink socket and
+ *      the control eventfd, until the first throttled port's buckets
+ *      refill (no timeout if none is). An idle switch costs no CPU, nor
+ *      does a throttled one: its ring is not armed, so its frames do not
+ *      wake the loop, the timeout does. ring_arm() re-checks after setting
+ *      the waiting flag, so a record published meanwhile is never slept on.
  *
  * H2A full never blocks: the frame is dropped and counted. The uplink
  * never blocks: a refused frame is dropped and counted.
+ *
+ * Fair share. Every copy into a port's H2A ring passes that port's RX
+ * token buckets (over: drop_rx_rate); a flood copy also finds the ring at
+ * most SW_FLOOD_SHARE full (else drop_flood_share), so floods never take
+ * the room a port's unicast needs. Buckets (tbucket.h) conform while not
+ * empty and charge a frame its whole size, a GSO frame too; time is
+ * util_now_ns(), read once per port burst and once per wire burst.
+ *
+ * Policy. struct sw_port_policy is a port's identity (the guard's struct
+ * guard_port), VLAN, storm and rate limits. sw_port_set_policy() changes
+ * it through the command queue below, between rounds: buckets keep their
+ * level (tbucket_set()), a VLAN change moves the port's flood domain with
+ * its next frame, a throttled port is looked at again at once.
  *
  * Control. The port table belongs to the data-plane thread. sw_port_add(),
  * sw_port_del() and the stats calls build a command, post it (one at a
@@ -77,25 +108,40 @@
 #include "coalesce.h"
 #include "guard.h"
 #include "switch.h"
+#include "tbucket.h"
 #include "util.h"
 
 #define SW_EV_CTL	0ull	/* epoll data of the control eventfd */
 #define SW_EV_UPLINK	1ull	/* epoll data of the uplink socket */
 #define SW_EV_PORT	2ull	/* epoll data of any A2H data pipe */
 #define SW_EVENTS	64
+#define SW_ETH_P_8021Q	0x8100u
+#define SW_VLAN_HLEN	4u
+#define SW_VID_MASK	0x0fffu
+#define SW_NEEDS_CSUM	1u	/* VIRTIO_NET_HDR_F_NEEDS_CSUM */
 
 enum sw_cmd_op {
 	SW_CMD_ADD = 1,
 	SW_CMD_DEL,
 	SW_CMD_PORT_STATS,
 	SW_CMD_UPLINK_STATS,
+	SW_CMD_POLICY,
 };
 
 /**
  * struct sw_port - one partition's port
  * @id:		the caller's port id
- * @guard:	what the guard checks its frames against: its MAC, the only
- *		source MAC it may send from (guard.h)
+ * @guard:	what the guard checks its frames against: its MAC (the only
+ *		source MAC it may send from), addresses and flags (guard.h)
+ * @vlan:	0 untagged, else its access VLAN
+ * @storm:	bucket of its broadcast/multicast frames (packets)
+ * @tx_bits:	bucket of what it sends, bits
+ * @tx_pkts:	bucket of what it sends, packets
+ * @rx_bits:	bucket of what it receives, bits
+ * @rx_pkts:	bucket of what it receives, packets
+ * @throttled_until: 0, or the time its TX buckets refill: not served and
+ *		its ring not armed until then
+ * @h2a_size:	data size of @h2a (for the flood share)
  * @a2h:	A2H ring, consumer side
  * @h2a:	H2A ring, producer side
  * @fds:	our dup()s of the rings' pipe ends (a2h wait, a2h kick, h2a
@@ -108,6 +154,14 @@ enum sw_cmd_op {
 struct sw_port {
 	uint32_t id;
 	struct guard_port guard;
+	uint16_t vlan;
+	struct tbucket storm;
+	struct tbucket tx_bits;
+	struct tbucket tx_pkts;
+	struct tbucket rx_bits;
+	struct tbucket rx_pkts;
+	uint64_t throttled_until;
+	uint64_t h2a_size;
 	struct ring *a2h;
 	struct ring *h2a;
 	int fds[4];
@@ -122,6 +176,7 @@ struct sw_port {
  * @op:		enum sw_cmd_op
  * @port_id:	port concerned
  * @port:	SW_CMD_ADD: the prepared port; SW_CMD_DEL: the removed one, out
+ * @pol:	SW_CMD_POLICY: the new policy, validated (sw_policy_check())
  * @port_st:	stats out (SW_CMD_PORT_STATS, SW_CMD_DEL)
  * @uplink_st:	stats out (SW_CMD_UPLINK_STATS)
  * @rc:		0 or -errno, out
@@ -131,6 +186,7 @@ struct sw_cmd {
 	int op;
 	uint32_t port_id;
 	struct sw_port *port;
+	const struct sw_port_policy *pol;
 	struct sw_port_stats *port_st;
 	struct sw_uplink_stats *uplink_st;
 	int rc;
@@ -237,41 +293,172 @@ static struct sw_port *sw_find(const struct sw *sw, uint32_t id,
 /* Data path ------------------------------------------------------------------ */
 
 /**
+ * sw_be16() - a big-endian 16-bit field
+ * @p:		its first byte
+ *
+ * Return: the value
+ */
+static inline unsigned int sw_be16(const uint8_t *p)
+{
+	return (unsigned int)p[0] << 8 | p[1];
+}
+
+/**
+ * sw_vlan_known() - does any port belong to VLAN @vid?
+ * @sw:		switch
+ * @vid:	VLAN id, 1 to SW_VLAN_MAX
+ *
+ * Only asked on a drop path, to tell the drop's reason.
+ *
+ * Return: non-zero if one does
+ */
+static int sw_vlan_known(const struct sw *sw, uint16_t vid)
+{
+	for (unsigned int i = 0; i < sw->nports; i++)
+		if (sw->ports[i]->vlan == vid)
+			return 1;
+	return 0;
+}
+
+/**
+ * sw_flood_full() - is a port's H2A ring past its flood share?
+ * @q:		port
+ *
+ * Return: non-zero if more than SW_FLOOD_SHARE_NUM/_DEN of it is used
+ */
+static inline int sw_flood_full(struct sw_port *q)
+{
+	return ring_used(q->h2a) * SW_FLOOD_SHARE_DEN >
+	       q->h2a_size * SW_FLOOD_SHARE_NUM;
+}
+
+/**
  * sw_deliver() - copy one frame into a port's H2A ring
  * @q:		destination port
  * @vnet:	vnet header (12 bytes; num_buffers is written as 0)
  * @vnet_len:	bytes of @vnet to take: 12 from a ring, 10 from the wire
- * @l2:		Ethernet header to write (a private, validated copy)
- * @frame:	the frame; bytes 14.. are copied from here
- * @len:	frame length
+ * @head:	the frame's first bytes, from private memory (the copy the
+ *		guard checked, or a header the switch wrote)
+ * @head_len:	their number, >= RING_ETH_HLEN
+ * @tail:	the rest of the frame (ring or RX ring memory)
+ * @tail_len:	its length
+ * @flood:	a flooded copy: skipped past the flood share
+ * @now:	time now, ns (RX buckets)
  *
- * One copy. A full ring drops the frame (counted on @q): never block.
+ * One copy. A flood copy into a ring past its share, a frame over the
+ * port's RX budget, a full ring: dropped, each counted on @q under its
+ * reason. Never blocks.
  */
 static void sw_deliver(struct sw_port *q, const void *vnet,
-		       unsigned int vnet_len, const uint8_t *l2,
-		       const uint8_t *frame, uint32_t len)
+		       unsigned int vnet_len, const uint8_t *head,
+		       uint32_t head_len, const uint8_t *tail,
+		       uint32_t tail_len, int flood, uint64_t now)
 {
+	uint32_t len = head_len + tail_len;
 	uint32_t plen = RING_VNET_HDR_LEN + len;
 	struct ring_vnet_hdr *vh;
 	uint8_t *p;
 
 	if (unlikely(q->disconnected))
 		return;
+	if (flood && unlikely(sw_flood_full(q))) {
+		q->st.drop_flood_share++;
+		return;
+	}
+	if (unlikely(!tbucket_ok(&q->rx_bits, now) ||
+		     !tbucket_ok(&q->rx_pkts, now))) {
+		q->st.drop_rx_rate++;
+		return;
+	}
 	if (unlikely(plen > RING_LEN_MAX ||
 		     ring_reserve(q->h2a, plen, &p) < 0)) {
 		q->st.drop_h2a_full++;
 		return;
 	}
+	tbucket_charge(&q->rx_bits, (uint64_t)len * 8);
+	tbucket_charge(&q->rx_pkts, 1);
 	vh = (struct ring_vnet_hdr *)p;
 	memcpy(vh, vnet, vnet_len);
 	vh->num_buffers = 0;
-	memcpy(p + RING_VNET_HDR_LEN, l2, RING_ETH_HLEN);
-	memcpy(p + RING_VNET_HDR_LEN + RING_ETH_HLEN, frame + RING_ETH_HLEN,
-	       len - RING_ETH_HLEN);
+	memcpy(p + RING_VNET_HDR_LEN, head, head_len);
+	memcpy(p + RING_VNET_HDR_LEN + head_len, tail, tail_len);
 	ring_commit(q->h2a, plen);
 	q->st.rx_frames++;
 	q->st.rx_bytes += len;
 	q->dirty = 1;
+}
+
+/**
+ * sw_uplink_frame() - deliver one frame from the wire
+ * @sw:		switch
+ * @f:		the frame, in the uplink's RX ring
+ * @now:	time now, ns
+ *
+ * The frame's VLAN: the tag the NIC stripped (@f->vlan_valid), else an
+ * 802.1Q tag inline, which is taken out: the partition gets the frame
+ * untagged, and the vnet header's offsets move back by 4. Priority tags
+ * (VLAN id 0) count as untagged.
+ *
+ *   inline:  | dst src | 8100 TCI | type L3... |
+ *   sent on: | dst src | type | L3...          |  head (14, private)
+ *                             ^ tail = frame + 18
+ */
+static void sw_uplink_frame(struct sw *sw, const struct uplink_frame *f,
+			    uint64_t now)
+{
+	struct ring_vnet_hdr vnet = { 0 };
+	const uint8_t *tail = f->mac + RING_ETH_HLEN;
+	uint8_t head[RING_ETH_HLEN];
+	uint32_t len = f->len;
+	uint16_t vid = 0;
+	struct sw_port *q;
+	int known = 0;
+
+	memcpy(&vnet, f->vnet, UPLINK_VNET_HDR_LEN);
+	memcpy(head, f->mac, RING_ETH_HLEN);
+	if (f->vlan_valid) {
+		vid = f->vlan_tci & SW_VID_MASK;
+	} else if (sw_be16(f->mac + 12) == SW_ETH_P_8021Q &&
+		   len >= RING_ETH_HLEN + SW_VLAN_HLEN) {
+		vid = sw_be16(f->mac + 14) & SW_VID_MASK;
+		memcpy(head + 12, f->mac + 16, 2);	/* the inner type */
+		tail += SW_VLAN_HLEN;
+		len -= SW_VLAN_HLEN;
+		if ((vnet.flags & SW_NEEDS_CSUM) && vnet.csum_start >= 18)
+			vnet.csum_start -= SW_VLAN_HLEN;
+		if (vnet.hdr_len >= 18)
+			vnet.hdr_len -= SW_VLAN_HLEN;
+	}
+	if (sw_mac_is_group(head)) {
+		for (unsigned int i = 0; i < sw->nports; i++) {
+			q = sw->ports[i];
+			if (q->vlan != vid)
+				continue;
+			known = 1;
+			if (q->disconnected)
+				continue;
+			sw_deliver(q, &vnet, UPLINK_VNET_HDR_LEN, head,
+				   RING_ETH_HLEN, tail, len - RING_ETH_HLEN, 1,
+				   now);
+			sw->st.rx_delivered++;
+		}
+		if (vid && !known)
+			sw->st.rx_drop_vlan++;
+		return;
+	}
+	q = sw_lookup(sw, head);
+	if (unlikely(!q || q->disconnected || q->vlan != vid)) {
+		if (vid && !sw_vlan_known(sw, vid))
+			sw->st.rx_drop_vlan++;
+		else if (!q || q->disconnected)
+			sw->st.rx_drop_unknown++;
+		else
+			sw->st.rx_drop_other_vlan++;
+		return;
+	}
+	sw_deliver(q, &vnet, UPLINK_VNET_HDR_LEN, head, RING_ETH_HLEN, tail,
+		   len - RING_ETH_HLEN, 0, now);
+	sw->st.rx_delivered++;
 }
 
 /**
@@ -284,35 +471,15 @@ static unsigned int sw_uplink_rx(struct sw *sw)
 {
 	struct uplink_frame f;
 	unsigned int n = 0;
-	struct sw_port *q;
+	uint64_t now = 0;
 
 	while (n < sw->cfg.uplink_burst && !uplink_rx_next(sw->up, &f)) {
+		if (!n)
+			now = util_now_ns();
 		n++;
 		sw->st.rx_frames++;
 		sw->st.rx_bytes += f.len;
-		if (unlikely(f.vlan_valid)) {
-			sw->st.rx_drop_vlan++;
-			continue;
-		}
-		if (sw_mac_is_group(f.mac)) {
-			for (unsigned int i = 0; i < sw->nports; i++) {
-				q = sw->ports[i];
-				if (q->disconnected)
-					continue;
-				sw_deliver(q, f.vnet, UPLINK_VNET_HDR_LEN,
-					   f.mac, f.mac, f.len);
-				sw->st.rx_delivered++;
-			}
-			continue;
-		}
-		q = sw_lookup(sw, f.mac);
-		if (!q || q->disconnected) {
-			sw->st.rx_drop_unknown++;
-			continue;
-		}
-		sw_deliver(q, f.vnet, UPLINK_VNET_HDR_LEN, f.mac, f.mac,
-			   f.len);
-		sw->st.rx_delivered++;
+		sw_uplink_frame(sw, &f, now);
 	}
 	uplink_rx_release(sw->up);
 	return n;
@@ -340,57 +507,114 @@ static void sw_port_check(struct sw *sw, struct sw_port *p)
 }
 
 /**
+ * sw_tx_throttle() - is a port over its TX budget? Then throttle it
+ * @p:		port
+ * @now:	time now, ns
+ *
+ * The frames wait in its A2H ring: none is taken, so none is dropped.
+ * While it has any waiting, the port is not served and its ring not armed
+ * until its buckets refill (sw_sleep() sleeps until then at the latest).
+ *
+ * Return: non-zero if the port must not send now
+ */
+static int sw_tx_throttle(struct sw_port *p, uint64_t now)
+{
+	uint64_t wait, w;
+
+	if (likely(tbucket_ok(&p->tx_bits, now) &&
+		   tbucket_ok(&p->tx_pkts, now)))
+		return 0;
+	if (ring_ready(p->a2h, 0)) {	/* empty ring: armed as usual */
+		wait = tbucket_wait_ns(&p->tx_bits, now);
+		w = tbucket_wait_ns(&p->tx_pkts, now);
+		if (w > wait)
+			wait = w;
+		p->throttled_until = now + (wait ? wait : 1);
+		p->st.tx_throttled++;
+	}
+	return 1;
+}
+
+/**
  * sw_port_tx() - one port's A2H burst, switched
  * @sw:		switch
  * @p:		source port
  *
- * guard_check_tx() gives each frame's verdict (rule 5, VLAN, MTU, the
- * destination class); a drop is counted under the verdict's counter.
+ * guard_check_frame() gives each frame's verdict on a private copy of its
+ * first bytes (rule 5, VLAN, MTU, the L3 identity, the destination class);
+ * a drop is counted under the verdict's counter. The copy is what leaves.
  *
  * Return: frames taken from the ring (dropped ones included)
  */
 static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 {
+	uint8_t hdr[GUARD_HDR_COPY];
 	struct uplink_tx_result res;
-	uint32_t bytes = 0;
 	unsigned int n = 0, wire = 0;
+	uint64_t now = util_now_ns();
+	uint32_t bytes = 0, hdr_len;
 	enum guard_verdict v;
 	struct ring_rec rec;
 	struct sw_port *q;
 
+	if (unlikely(p->throttled_until)) {
+		if (now < p->throttled_until)
+			return 0;
+		p->throttled_until = 0;
+	}
 	while (n < sw->cfg.burst_frames && bytes < sw->cfg.burst_bytes &&
-	       !ring_peek(p->a2h, &rec)) {
+	       !sw_tx_throttle(p, now) && !ring_peek(p->a2h, &rec)) {
 		n++;
 		bytes += rec.frame_len;
-		v = guard_check_tx(&p->guard, &rec, sw->cfg.mtu);
-		switch (v) {
-		case GUARD_PASS_GROUP:
-			p->st.tx_frames++;
-			p->st.tx_bytes += rec.frame_len;
-			for (unsigned int i = 0; i < sw->nports; i++) {
-				q = sw->ports[i];
-				if (q != p)
-					sw_deliver(q, &rec.vnet,
-						   RING_VNET_HDR_LEN, rec.l2,
-						   rec.frame, rec.frame_len);
-			}
-			break;
-		case GUARD_PASS_UNICAST:
-			p->st.tx_frames++;
-			p->st.tx_bytes += rec.frame_len;
-			q = sw_lookup(sw, rec.l2);
-			if (q) {	/* never p: that is GUARD_DROP_LOOP */
-				sw_deliver(q, &rec.vnet, RING_VNET_HDR_LEN,
-					   rec.l2, rec.frame, rec.frame_len);
+		/* rule 2: one private copy; its L2 header the one ring.c checked */
+		hdr_len = rec.frame_len < GUARD_HDR_COPY ? rec.frame_len
+							 : GUARD_HDR_COPY;
+		memcpy(hdr, rec.frame, hdr_len);
+		memcpy(hdr, rec.l2, RING_ETH_HLEN);
+		v = guard_check_frame(&p->guard, &rec, hdr, hdr_len,
+				      sw->cfg.mtu);
+		q = NULL;
+		if (v == GUARD_PASS_GROUP) {
+			if (!tbucket_take(&p->storm, 1, now)) {
+				p->st.drop_storm++;
 				continue;
 			}
-			break;
-		default:	/* every drop verdict: counted under its own */
+		} else if (v == GUARD_PASS_UNICAST) {
+			q = sw_lookup(sw, hdr);	/* never p: GUARD_DROP_LOOP */
+			if (q && q->vlan != p->vlan) {
+				p->st.drop_other_vlan++;
+				continue;
+			}
+		} else {	/* every drop verdict: counted under its own */
 			p->st.guard_drops[v < GUARD__MAX ? v : GUARD_DROP_LOOP]++;
 			continue;
 		}
-		uplink_tx_queue(sw->up, &rec.vnet, rec.l2, rec.frame,
-				rec.frame_len);
+		tbucket_charge(&p->tx_bits, (uint64_t)rec.frame_len * 8);
+		tbucket_charge(&p->tx_pkts, 1);
+		p->st.tx_frames++;
+		p->st.tx_bytes += rec.frame_len;
+		if (v == GUARD_PASS_GROUP) {
+			for (unsigned int i = 0; i < sw->nports; i++) {
+				q = sw->ports[i];
+				if (q != p && q->vlan == p->vlan)
+					sw_deliver(q, &rec.vnet,
+						   RING_VNET_HDR_LEN, hdr,
+						   hdr_len, rec.frame + hdr_len,
+						   rec.frame_len - hdr_len, 1,
+						   now);
+			}
+		} else if (q) {
+			sw_deliver(q, &rec.vnet, RING_VNET_HDR_LEN, hdr,
+				   hdr_len, rec.frame + hdr_len,
+				   rec.frame_len - hdr_len, 0, now);
+			continue;
+		}
+		if (unlikely(uplink_tx_queue(sw->up, &rec.vnet, hdr, hdr_len,
+					     p->vlan, rec.frame,
+					     rec.frame_len))) {
+			p->st.drop_uplink_tx++;
+			continue;
+		}
 		wire++;
 	}
 	if (wire) {
@@ -468,12 +692,17 @@ static void sw_disarm_all(struct sw *sw)
  * sw_sleep() - arm every A2H ring and sleep until something happens
  * @sw:		switch
  *
- * Return: 0, or -errno from epoll_wait()
+ * A throttled port's ring is not armed (its frames wait for tokens, not
+ * for us): the sleep ends when the first throttled port's buckets refill,
+ * at the latest.
+ *
+ * Return: 0, or -errno from epoll_pwait2()
  */
 static int sw_sleep(struct sw *sw)
 {
 	struct epoll_event ev[SW_EVENTS];
-	uint64_t v;
+	uint64_t v, until = UINT64_MAX, now = 0;
+	struct timespec ts, *tmo = NULL;
 	int n, err;
 
 	for (unsigned int i = 0; i < sw->nports; i++) {
@@ -481,6 +710,11 @@ static int sw_sleep(struct sw *sw)
 
 		if (p->disconnected)
 			continue;
+		if (p->throttled_until) {
+			if (p->throttled_until < until)
+				until = p->throttled_until;
+			continue;
+		}
 		if (ring_arm(p->a2h, 0)) {	/* work already: don't sleep */
 			sw_disarm_all(sw);
 			return 0;
@@ -492,8 +726,15 @@ static int sw_sleep(struct sw *sw)
 		sw_disarm_all(sw);
 		return 0;
 	}
+	if (until != UINT64_MAX) {
+		now = util_now_ns();
+		v = until > now ? until - now : 0;
+		ts.tv_sec = (time_t)(v / 1000000000ull);
+		ts.tv_nsec = (long)(v % 1000000000ull);
+		tmo = &ts;
+	}
 	sw->st.sleeps++;
-	n = epoll_wait(sw->epfd, ev, SW_EVENTS, -1);
+	n = epoll_pwait2(sw->epfd, ev, SW_EVENTS, tmo, NULL);
 	err = errno;	/* before ring_disarm()'s read() of the pipes */
 	sw_disarm_all(sw);
 	if (n < 0)
@@ -532,6 +773,63 @@ static void sw_port_fill_stats(const struct sw_port *p, struct sw_port_stats *st
 	st->violations = v;
 	st->ring_skipped_bytes = rs.skipped_bytes;
 	st->disconnected = (uint64_t)p->disconnected;
+}
+
+/**
+ * sw_policy_check() - is a port policy valid?
+ * @pol:	policy
+ *
+ * Return: 0, or -EINVAL: NULL, a group or zero MAC, a VLAN id past
+ * SW_VLAN_MAX, a rate without a burst
+ */
+static int sw_policy_check(const struct sw_port_policy *pol)
+{
+	const struct sw_rate *r[2];
+
+	if (!pol || sw_mac_is_group(pol->guard.mac) ||
+	    !memcmp(pol->guard.mac, "\0\0\0\0\0\0", 6) ||
+	    pol->vlan > SW_VLAN_MAX || (pol->storm_pps && !pol->storm_burst))
+		return -EINVAL;
+	r[0] = &pol->tx;
+	r[1] = &pol->rx;
+	for (int i = 0; i < 2; i++)
+		if ((r[i]->bits_per_sec && !r[i]->bits_burst) ||
+		    (r[i]->pkts_per_sec && !r[i]->pkts_burst))
+			return -EINVAL;
+	return 0;
+}
+
+/**
+ * sw_port_apply_policy() - take a (checked) policy into a port
+ * @p:		port
+ * @pol:	policy, sw_policy_check() passed
+ * @init:	a new port: buckets start full; else they keep their level
+ *		(tbucket_set())
+ */
+static void sw_port_apply_policy(struct sw_port *p,
+				 const struct sw_port_policy *pol, int init)
+{
+	uint64_t now = util_now_ns();
+	struct {
+		struct tbucket *tb;
+		uint64_t rate, burst;
+	} b[] = {
+		{ &p->storm, pol->storm_pps, pol->storm_burst },
+		{ &p->tx_bits, pol->tx.bits_per_sec, pol->tx.bits_burst },
+		{ &p->tx_pkts, pol->tx.pkts_per_sec, pol->tx.pkts_burst },
+		{ &p->rx_bits, pol->rx.bits_per_sec, pol->rx.bits_burst },
+		{ &p->rx_pkts, pol->rx.pkts_per_sec, pol->rx.pkts_burst },
+	};
+
+	p->guard = pol->guard;
+	p->vlan = pol->vlan;
+	for (unsigned int i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
+		if (init)
+			tbucket_init(b[i].tb, b[i].rate, b[i].burst, now);
+		else
+			tbucket_set(b[i].tb, b[i].rate, b[i].burst, now);
+	}
+	p->throttled_until = 0;		/* looked at again next round */
 }
 
 /**
@@ -590,6 +888,19 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 		c->port = p;
 		c->rc = 0;
 		break;
+	case SW_CMD_POLICY:
+		p = sw_find(sw, c->port_id, NULL);
+		if (!p) {
+			c->rc = -ENOENT;
+			break;
+		}
+		if (!sw_mac_eq(p->guard.mac, c->pol->guard.mac)) {
+			c->rc = -EINVAL;
+			break;
+		}
+		sw_port_apply_policy(p, c->pol, 0);
+		c->rc = 0;
+		break;
 	case SW_CMD_PORT_STATS:
 		p = sw_find(sw, c->port_id, NULL);
 		if (!p) {
@@ -610,7 +921,7 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 		sw->st.tx_calls = us.tx_calls;
 		sw->st.socket_errors = us.socket_errors;
 		sw->st.ports = sw->nports;
-		sw->st.rx_drop_h2a_full = 0;
+		sw->st.rx_drop_h2a_full = 0;	/* every port's, wire or not */
 		for (unsigned int i = 0; i < sw->nports; i++)
 			sw->st.rx_drop_h2a_full += sw->ports[i]->st.drop_h2a_full;
 		*c->uplink_st = sw->st;
@@ -699,7 +1010,8 @@ static void sw_port_free(struct sw_port *p)
  * sw_port_add() - add a partition's port; returns once the switch uses it
  * @sw:		switch
  * @port_id:	the caller's id for the port, unique
- * @mac:	the partition's MAC (unicast, unique among ports)
+ * @pol:	its policy (copied): @pol->guard.mac is the partition's MAC
+ *		(unicast, unique among ports); buckets start full
  * @a2h:	the daemon's end of the A2H ring (the switch consumes): sealed
  *		memfd, data pipe read end, space pipe write end
  * @h2a:	the daemon's end of the H2A ring (the switch produces): sealed
@@ -710,26 +1022,26 @@ static void sw_port_free(struct sw_port *p)
  * descriptors and may close them at any time. The uplink gets a
  * PACKET_MR_UNICAST membership for @mac.
  *
- * Return: 0, -EINVAL (bad MAC or descriptors), -EEXIST (id or MAC in use),
- * -ENOSPC (SW_PORTS_MAX ports), or -errno from ring_attach()
+ * Return: 0, -EINVAL (bad policy, as for sw_port_set_policy(), or
+ * descriptors), -EEXIST (id or MAC in use), -ENOSPC (SW_PORTS_MAX ports),
+ * or -errno from ring_attach()
  */
-int sw_port_add(struct sw *sw, uint32_t port_id, const uint8_t *mac,
-		const struct ring_end *a2h, const struct ring_end *h2a,
-		uint64_t ring_size)
+int sw_port_add(struct sw *sw, uint32_t port_id,
+		const struct sw_port_policy *pol, const struct ring_end *a2h,
+		const struct ring_end *h2a, uint64_t ring_size)
 {
 	struct sw_cmd c = { .op = SW_CMD_ADD, .port_id = port_id };
 	struct ring_end mine[2];
 	struct sw_port *p;
 	int rc;
 
-	if (!sw || !mac || !a2h || !h2a || sw_mac_is_group(mac) ||
-	    !memcmp(mac, "\0\0\0\0\0\0", 6))
+	if (!sw || !a2h || !h2a || sw_policy_check(pol))
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	p->id = port_id;
-	memcpy(p->guard.mac, mac, 6);
+	sw_port_apply_policy(p, pol, 1);
 	for (int i = 0; i < 4; i++)
 		p->fds[i] = -1;
 	for (int i = 0; i < 4; i++) {
@@ -750,6 +1062,7 @@ int sw_port_add(struct sw *sw, uint32_t port_id, const uint8_t *mac,
 	rc = ring_attach(&p->h2a, &mine[1], RING_PRODUCER, ring_size);
 	if (rc)
 		goto fail;
+	p->h2a_size = ring_data_size(p->h2a);
 	c.port = p;
 	rc = sw_exec(sw, &c);
 	if (rc)
@@ -758,6 +1071,33 @@ int sw_port_add(struct sw *sw, uint32_t port_id, const uint8_t *mac,
 fail:
 	sw_port_free(p);
 	return rc;
+}
+
+/**
+ * sw_port_set_policy() - change a port's policy live; returns once applied
+ * @sw:		switch
+ * @port_id:	port id
+ * @pol:	the new policy (copied); @pol->guard.mac must stay the port's
+ *
+ * Applied by the data-plane thread between rounds: the guard's identity,
+ * the VLAN (its flood domain moves with its next frame), storm control and
+ * rate limits; token buckets keep their level, clamped to a new burst (a
+ * limit set where there was none starts full; a limit lifted is gone at
+ * once, and a throttled port is served again next round).
+ *
+ * Return: 0, -ENOENT (no such port), -EINVAL (a group or zero MAC, or not
+ * the port's; a VLAN id past SW_VLAN_MAX; a rate or storm limit without
+ * its burst)
+ */
+int sw_port_set_policy(struct sw *sw, uint32_t port_id,
+		       const struct sw_port_policy *pol)
+{
+	struct sw_cmd c = { .op = SW_CMD_POLICY, .port_id = port_id,
+			    .pol = pol };
+
+	if (!sw || sw_policy_check(pol))
+		return -EINVAL;
+	return sw_exec(sw, &c);
 }
 
 /**

@@ -14,6 +14,7 @@
 
 #include "guard.h"
 #include "ring.h"
+#include "tbucket.h"
 #include "uplink.h"
 
 #define SW_PORTS_MAX		256u
@@ -22,8 +23,57 @@
 #define SW_UPLINK_BURST_DEFAULT	64u		/* frames from the wire per round */
 #define SW_VIOLATION_LIMIT_DEFAULT 64u		/* ring violations, then disconnect */
 #define SW_VIOLATION_NEVER	0xffffffffu	/* never disconnect */
+#define SW_VLAN_MAX		4094u		/* access VLAN ids: 1 to this */
+
+/*
+ * Flood share: a flooded copy (broadcast, multicast) goes into a port's H2A
+ * ring only while that ring is at most SW_FLOOD_SHARE_NUM/_DEN full; past
+ * it the copy is skipped (drop_flood_share on that port), so the rest of
+ * the ring stays for the port's own unicast, whatever a neighbour floods.
+ */
+#define SW_FLOOD_SHARE_NUM	1u
+#define SW_FLOOD_SHARE_DEN	2u
 
 struct sw;
+
+/**
+ * struct sw_rate - a rate limit, token buckets in bits and in packets
+ * @bits_per_sec: bit rate (frame bytes * 8), 0 for no bit limit
+ * @bits_burst:	bits a full bucket holds; > 0 when @bits_per_sec is
+ * @pkts_per_sec: packet rate, 0 for no packet limit
+ * @pkts_burst:	packets a full bucket holds; > 0 when @pkts_per_sec is
+ *
+ * A frame passes while neither bucket is empty and is charged its whole
+ * size, a GSO frame too (tbucket.h, rule 4).
+ */
+struct sw_rate {
+	uint64_t bits_per_sec;
+	uint64_t bits_burst;
+	uint64_t pkts_per_sec;
+	uint64_t pkts_burst;
+};
+
+/**
+ * struct sw_port_policy - what a port may do: identity, VLAN, fair share
+ * @guard:	its identity for the guard (guard.h): MAC, addresses, flags;
+ *		@guard.mac is the port's MAC (unicast, not zero)
+ * @vlan:	0: untagged; 1 to SW_VLAN_MAX: an access port of that VLAN
+ *		(its frames leave tagged, it floods and switches only within
+ *		the VLAN)
+ * @storm_pps:	broadcast and multicast frames per second it may send, 0 for
+ *		no limit
+ * @storm_burst: frames of such a burst; > 0 when @storm_pps is
+ * @tx:		what it may send: over the budget a frame waits in its A2H ring
+ * @rx:		what it may receive: over the budget a frame is dropped
+ */
+struct sw_port_policy {
+	struct guard_port guard;
+	uint16_t vlan;
+	uint32_t storm_pps;
+	uint32_t storm_burst;
+	struct sw_rate tx;
+	struct sw_rate rx;
+};
 
 /**
  * struct sw_config - data-plane settings; zero fields take defaults
@@ -60,6 +110,13 @@ struct sw_config {
  * @disconnected: 1 once the port was disconnected for violations (rule 7)
  * @drop_uplink_tx: frames the uplink refused (ENOBUFS, EAGAIN, ...)
  * @drop_h2a_full: frames for this partition dropped: its H2A ring was full
+ * @drop_storm:	broadcast/multicast frames it sent over its storm limit
+ * @drop_flood_share: flooded copies for it skipped: its H2A ring was more
+ *		than SW_FLOOD_SHARE full
+ * @drop_rx_rate: frames for it dropped over its receive rate limit
+ * @drop_other_vlan: unicast frames it sent to a port of another VLAN
+ * @tx_throttled: times its transmit stopped at its rate limit (its frames
+ *		waited in its A2H ring; not a drop)
  * @guard_drops: frames the guard dropped, by enum guard_verdict (guard.h);
  *		the PASS entries stay 0. EMSGSIZE from the uplink counts
  *		under GUARD_DROP_MTU.
@@ -79,6 +136,11 @@ struct sw_port_stats {
 	uint64_t disconnected;
 	uint64_t drop_uplink_tx;
 	uint64_t drop_h2a_full;
+	uint64_t drop_storm;
+	uint64_t drop_flood_share;
+	uint64_t drop_rx_rate;
+	uint64_t drop_other_vlan;
+	uint64_t tx_throttled;
 	uint64_t guard_drops[GUARD__MAX];
 	uint64_t ring_drops[RING_DROP__MAX];
 };
@@ -90,7 +152,9 @@ struct sw_port_stats {
  * @rx_delivered: deliveries into partitions' H2A rings (a broadcast
  *		counts once per partition)
  * @rx_drop_unknown: unicast frames for no partition's MAC
- * @rx_drop_vlan: VLAN-tagged frames
+ * @rx_drop_vlan: frames tagged with a VLAN no port has
+ * @rx_drop_other_vlan: unicast frames for a port of another VLAN than the
+ *		frame's (untagged for an access port, or tagged for another)
  * @rx_drop_truncated: frames larger than an RX ring slot
  * @rx_drop_kernel: frames the kernel dropped, RX ring full
  * @rx_drop_h2a_full: deliveries dropped, the partition's H2A ring full
@@ -112,6 +176,7 @@ struct sw_uplink_stats {
 	uint64_t rx_delivered;
 	uint64_t rx_drop_unknown;
 	uint64_t rx_drop_vlan;
+	uint64_t rx_drop_other_vlan;
 	uint64_t rx_drop_truncated;
 	uint64_t rx_drop_kernel;
 	uint64_t rx_drop_h2a_full;
@@ -133,9 +198,11 @@ void sw_destroy(struct sw *sw);
 int sw_set_coalesce(struct sw *sw, unsigned int usecs);
 int sw_run(struct sw *sw);
 int sw_stop(struct sw *sw);
-int sw_port_add(struct sw *sw, uint32_t port_id, const uint8_t *mac,
-		const struct ring_end *a2h, const struct ring_end *h2a,
-		uint64_t ring_size);
+int sw_port_add(struct sw *sw, uint32_t port_id,
+		const struct sw_port_policy *pol, const struct ring_end *a2h,
+		const struct ring_end *h2a, uint64_t ring_size);
+int sw_port_set_policy(struct sw *sw, uint32_t port_id,
+		       const struct sw_port_policy *pol);
 int sw_port_del(struct sw *sw, uint32_t port_id, struct sw_port_stats *final);
 int sw_port_stats(struct sw *sw, uint32_t port_id, struct sw_port_stats *st);
 int sw_uplink_stats(struct sw *sw, struct sw_uplink_stats *st);

@@ -59,9 +59,9 @@
 /**
  * struct uplink_tx - the sendmmsg() batch being built
  * @msgs:	one message per frame
- * @iov:	[vnet header, Ethernet header, rest of the frame in ring memory]
+ * @iov:	[vnet header, private head, rest of the frame in ring memory]
  * @vnet:	private 10-byte vnet headers
- * @eth:	private Ethernet headers
+ * @head:	private copies of the frames' first bytes (+ a VLAN tag)
  * @len:	frame lengths, for the byte counters
  * @n:		messages queued
  * @res:	results of the auto-flushes since the last uplink_tx_flush()
@@ -70,7 +70,7 @@ struct uplink_tx {
 	struct mmsghdr msgs[UPLINK_TX_BATCH];
 	struct iovec iov[UPLINK_TX_BATCH][3];
 	uint8_t vnet[UPLINK_TX_BATCH][UPLINK_VNET_HDR_LEN];
-	uint8_t eth[UPLINK_TX_BATCH][RING_ETH_HLEN];
+	uint8_t head[UPLINK_TX_BATCH][UPLINK_TX_HDR_MAX + UPLINK_VLAN_HLEN];
 	uint32_t len[UPLINK_TX_BATCH];
 	unsigned int n;
 	struct uplink_tx_result res;
@@ -224,8 +224,7 @@ static void uplink_tx_init(struct uplink *u)
 	for (unsigned int i = 0; i < UPLINK_TX_BATCH; i++) {
 		tx->iov[i][0].iov_base = tx->vnet[i];
 		tx->iov[i][0].iov_len = UPLINK_VNET_HDR_LEN;
-		tx->iov[i][1].iov_base = tx->eth[i];
-		tx->iov[i][1].iov_len = RING_ETH_HLEN;
+		tx->iov[i][1].iov_base = tx->head[i];
 		tx->msgs[i].msg_hdr.msg_iov = tx->iov[i];
 	}
 }
@@ -623,33 +622,70 @@ static void uplink_tx_send(struct uplink *u)
  * @u:		uplink
  * @vnet:	validated private copy of the record's 12-byte vnet header;
  *		its first 10 bytes are the struct virtio_net_hdr sent
- * @l2:		validated private copy of the Ethernet header (14 bytes)
- * @frame:	the frame in ring memory; bytes 14.. are sent from there and
- *		must stay valid until uplink_tx_flush()
+ * @hdr:	private copy of the frame's first @hdr_len bytes, the
+ *		Ethernet header first: these bytes are sent from the copy
+ * @hdr_len:	14 to UPLINK_TX_HDR_MAX, at most @frame_len
+ * @vid:	0, or a VLAN id (1 to UPLINK_VID_MAX): an 802.1Q tag with it
+ *		goes in after the MAC addresses, and the vnet header's
+ *		csum_start and hdr_len move by its 4 bytes
+ * @frame:	the frame in ring memory; bytes @hdr_len.. are sent from
+ *		there and must stay valid until uplink_tx_flush()
  * @frame_len:	frame length, >= 14
  *
  * A full batch is sent at once; the results add up until uplink_tx_flush().
  *
- * Return: 0 or -EINVAL
+ *   sent:  | vnet (10) | dst src [8100 TCI] type L3... | frame[hdr_len..] |
+ *          |  private  |<------ private head -------->|<- ring memory -->|
+ *
+ * Return: 0, or -EINVAL (bad lengths or VLAN id; with a tag, a vnet
+ * offset that would pass 16 bits): nothing was queued
  */
 int uplink_tx_queue(struct uplink *u, const struct ring_vnet_hdr *vnet,
-		    const uint8_t *l2, const uint8_t *frame, uint32_t frame_len)
+		    const uint8_t *hdr, uint32_t hdr_len, uint16_t vid,
+		    const uint8_t *frame, uint32_t frame_len)
 {
 	struct uplink_tx *tx = &u->tx;
+	struct ring_vnet_hdr v;
+	uint32_t tag = 0;
+	uint8_t *head;
 	unsigned int i;
 
-	if (unlikely(frame_len < RING_ETH_HLEN))
+	if (unlikely(hdr_len < RING_ETH_HLEN || hdr_len > UPLINK_TX_HDR_MAX ||
+		     hdr_len > frame_len || vid > UPLINK_VID_MAX))
 		return -EINVAL;
+	v = *vnet;
+	if (vid) {
+		/* offsets in the vnet header count from the frame's start */
+		tag = UPLINK_VLAN_HLEN;
+		if (unlikely(v.csum_start > 0xffff - tag ||
+			     v.hdr_len > 0xffff - tag))
+			return -EINVAL;
+		if (v.flags & 1)	/* VIRTIO_NET_HDR_F_NEEDS_CSUM */
+			v.csum_start = (uint16_t)(v.csum_start + tag);
+		if (v.hdr_len)
+			v.hdr_len = (uint16_t)(v.hdr_len + tag);
+	}
 	if (tx->n == UPLINK_TX_BATCH)
 		uplink_tx_send(u);
 	i = tx->n++;
+	head = tx->head[i];
+	if (vid) {
+		memcpy(head, hdr, 12);
+		head[12] = 0x81;
+		head[13] = 0x00;
+		head[14] = (uint8_t)(vid >> 8);
+		head[15] = (uint8_t)vid;
+		memcpy(head + 16, hdr + 12, hdr_len - 12);
+	} else {
+		memcpy(head, hdr, hdr_len);
+	}
 	/* virtio_net_hdr_v1 minus num_buffers == virtio_net_hdr */
-	memcpy(tx->vnet[i], vnet, UPLINK_VNET_HDR_LEN);
-	memcpy(tx->eth[i], l2, RING_ETH_HLEN);
-	tx->iov[i][2].iov_base = (void *)(frame + RING_ETH_HLEN);
-	tx->iov[i][2].iov_len = frame_len - RING_ETH_HLEN;
-	tx->msgs[i].msg_hdr.msg_iovlen = frame_len > RING_ETH_HLEN ? 3 : 2;
-	tx->len[i] = frame_len;
+	memcpy(tx->vnet[i], &v, UPLINK_VNET_HDR_LEN);
+	tx->iov[i][1].iov_len = hdr_len + tag;
+	tx->iov[i][2].iov_base = (void *)(frame + hdr_len);
+	tx->iov[i][2].iov_len = frame_len - hdr_len;
+	tx->msgs[i].msg_hdr.msg_iovlen = frame_len > hdr_len ? 3 : 2;
+	tx->len[i] = frame_len + tag;
 	return 0;
 }
 

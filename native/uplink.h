@@ -14,8 +14,10 @@
  *    without a unicast filter goes promiscuous by itself), PACKET_MR_ALLMULTI,
  *    and PACKET_MR_PROMISC on request;
  *  - transmit with sendmmsg(), each message gathered from three pieces:
- *    the private 10-byte vnet header, the private 14-byte Ethernet header,
- *    and the rest of the frame straight from the partition's ring memory.
+ *    the private 10-byte vnet header, the private copy of the frame's
+ *    first bytes (the headers the guard checked, with an 802.1Q tag
+ *    inserted for an access port), and the rest of the frame straight
+ *    from the partition's ring memory.
  *
  * A received frame that the ring slot could not hold whole (tp_snaplen <
  * tp_len) is never passed on truncated: uplink_rx_next() drops and counts it.
@@ -32,6 +34,9 @@
 
 #define UPLINK_VNET_HDR_LEN	10u	/* struct virtio_net_hdr, PACKET_VNET_HDR */
 #define UPLINK_TX_BATCH		64u	/* messages per sendmmsg() */
+#define UPLINK_TX_HDR_MAX	128u	/* private head bytes of a message */
+#define UPLINK_VLAN_HLEN	4u	/* an 802.1Q tag: TPID 0x8100, TCI */
+#define UPLINK_VID_MAX		4094u
 
 /* struct uplink_config.version */
 #define UPLINK_TPACKET_V2	2u
@@ -141,7 +146,8 @@ int uplink_rx_next(struct uplink *u, struct uplink_frame *f);
 void uplink_rx_release(struct uplink *u);
 
 int uplink_tx_queue(struct uplink *u, const struct ring_vnet_hdr *vnet,
-		    const uint8_t *l2, const uint8_t *frame, uint32_t frame_len);
+		    const uint8_t *hdr, uint32_t hdr_len, uint16_t vid,
+		    const uint8_t *frame, uint32_t frame_len);
 int uplink_tx_flush(struct uplink *u, struct uplink_tx_result *res);
 
 int uplink_clear_error(struct uplink *u, int *err);

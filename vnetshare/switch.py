@@ -13,10 +13,15 @@ Rules:
 2. start() once; stop() is safe from any thread and idempotent; close()
    stops, then frees everything (ports included).
 3. Every C failure is an OSError (NativeError) with the kernel's errno.
+4. A port's policy (PortPolicy: guard identity, VLAN, storm control, rate
+   limits) is a value: add_port() and set_policy() hand a copy to C, which
+   applies it between rounds; a bad value raises ConfigError naming it
+   before C sees it.
 """
 from __future__ import annotations
 
 import socket
+from dataclasses import dataclass, field
 
 from . import config, counters
 from ._native import ffi, lib
@@ -24,6 +29,7 @@ from ._loop import NativeLoop
 from .errors import ConfigError, check
 from .ring import CONSUMER, DROP_REASONS, PRODUCER, RingFds
 
+VLAN_MAX = lib.SW_VLAN_MAX
 TPACKET_V2 = lib.UPLINK_TPACKET_V2
 TPACKET_V3 = lib.UPLINK_TPACKET_V3
 VIOLATION_NEVER = lib.SW_VIOLATION_NEVER
@@ -36,6 +42,95 @@ _PORT_ARRAYS = {
     "guard_drops": counters.array_labels(GUARD_VERDICTS),
     "ring_drops": counters.array_labels(DROP_REASONS, "ring_"),
 }
+
+
+_U64 = (1 << 64) - 1
+_U32 = (1 << 32) - 1
+
+
+def _uint(what: str, value: object, top: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+        raise ConfigError(f"{what} {value!r}: must be an integer from 0 to {top}")
+    return value
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A rate limit (struct sw_rate): token buckets in bits and in packets.
+
+    A rate of 0 is no limit in that unit; a rate needs its burst (bits,
+    packets). A frame passes while neither bucket is empty and is charged
+    its whole size (native/tbucket.h).
+    """
+
+    bits_per_sec: int = 0
+    bits_burst: int = 0
+    pkts_per_sec: int = 0
+    pkts_burst: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("bits_per_sec", "bits_burst", "pkts_per_sec", "pkts_burst"):
+            _uint(name, getattr(self, name), _U64)
+        for unit in ("bits", "pkts"):
+            if getattr(self, f"{unit}_per_sec") and not getattr(self, f"{unit}_burst"):
+                raise ConfigError(f"{unit}_per_sec {getattr(self, f'{unit}_per_sec')}: "
+                                  f"needs a {unit}_burst above 0")
+
+    def _fill(self, c) -> None:
+        c.bits_per_sec = self.bits_per_sec
+        c.bits_burst = self.bits_burst
+        c.pkts_per_sec = self.pkts_per_sec
+        c.pkts_burst = self.pkts_burst
+
+
+@dataclass(frozen=True)
+class PortPolicy:
+    """What a port may do (struct sw_port_policy).
+
+    guard: a vnetshare.guard.GuardPolicy (the port's identity for the L2/L3
+    guard), or None: a MAC-only guard, L3 checks off, trusted router (for
+    data-plane tests). vlan: 0 untagged, 1 to VLAN_MAX an access VLAN.
+    storm_pps/storm_burst: broadcast and multicast it may send (0: no
+    limit). tx, rx: Rate limits; over tx a frame waits in the A2H ring,
+    over rx it is dropped.
+    """
+
+    guard: object = None
+    vlan: int = 0
+    storm_pps: int = 0
+    storm_burst: int = 0
+    tx: Rate = field(default_factory=Rate)
+    rx: Rate = field(default_factory=Rate)
+
+    def __post_init__(self) -> None:
+        _uint("vlan", self.vlan, VLAN_MAX)
+        _uint("storm_pps", self.storm_pps, _U32)
+        _uint("storm_burst", self.storm_burst, _U32)
+        if self.storm_pps and not self.storm_burst:
+            raise ConfigError(f"storm_pps {self.storm_pps}: needs a storm_burst above 0")
+        for name in ("tx", "rx"):
+            if not isinstance(getattr(self, name), Rate):
+                raise ConfigError(f"{name} {getattr(self, name)!r}: must be a Rate")
+
+    def to_c(self, mac):
+        """A new ``struct sw_port_policy *`` for the port of @mac."""
+        raw = config.mac_bytes(mac)
+        pol = ffi.new("struct sw_port_policy *")
+        if self.guard is None:
+            pol.guard.mac = list(raw)
+            pol.guard.flags = lib.GUARD_F_L3_ANY | lib.GUARD_F_TRUSTED_ROUTER
+        else:
+            g = self.guard.to_c()
+            if bytes(g.mac) != raw:
+                raise ConfigError(f"guard MAC {self.guard.mac}: the port's MAC is "
+                                  f"{config.mac(mac)}")
+            pol.guard = g[0]
+        pol.vlan = self.vlan
+        pol.storm_pps = self.storm_pps
+        pol.storm_burst = self.storm_burst
+        self.tx._fill(pol.tx)
+        self.rx._fill(pol.rx)
+        return pol
 
 
 def _port_counters(st) -> dict:
@@ -137,14 +232,22 @@ class Switch(NativeLoop):
         self.close()
 
     # ports -----------------------------------------------------------------
-    def add_port(self, port_id: int, mac, a2h: RingFds, h2a: RingFds, ring_size: int = 0) -> None:
-        """Serve a partition: its MAC and its A2H / H2A rings (the switch's ends are used)."""
-        raw = config.mac_bytes(mac)
+    def add_port(self, port_id: int, mac, a2h: RingFds, h2a: RingFds, ring_size: int = 0,
+                 policy: PortPolicy | None = None) -> None:
+        """Serve a partition: its MAC and its A2H / H2A rings (the switch's
+        ends are used), under @policy (None: PortPolicy(), no limits)."""
+        pol = (policy or PortPolicy()).to_c(mac)
         check(
-            lib.sw_port_add(self.handle, port_id, raw, a2h.end(CONSUMER).to_c(),
+            lib.sw_port_add(self.handle, port_id, pol, a2h.end(CONSUMER).to_c(),
                             h2a.end(PRODUCER).to_c(), ring_size),
             f"add port {port_id}",
         )
+
+    def set_policy(self, port_id: int, mac, policy: PortPolicy) -> None:
+        """Change a port's policy live (applied between rounds; buckets keep
+        their level). @mac must be the port's: EINVAL otherwise."""
+        check(lib.sw_port_set_policy(self.handle, port_id, policy.to_c(mac)),
+              f"set policy of port {port_id}")
 
     def del_port(self, port_id: int) -> dict:
         """Stop serving a port; return its last counters."""
