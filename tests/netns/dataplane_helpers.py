@@ -13,6 +13,7 @@ import itertools
 import os
 import select
 import signal
+import struct
 import subprocess
 import threading
 import time
@@ -22,6 +23,10 @@ from vnetshare.pump import Pump
 from vnetshare.tap import open_tap
 
 _seq = itertools.count()
+
+SOL_PACKET = 263
+PACKET_AUXDATA = 8
+TP_STATUS_VLAN_VALID = 0x10
 
 
 def sh(*argv: str, check: bool = True, timeout: float = 20) -> subprocess.CompletedProcess:
@@ -215,19 +220,27 @@ class Capture:
     capture and close() raises it: a capture that went blind must fail the
     test, not pass an absence check. A test that checks an absence also
     checks, in the same capture, a frame that had to be seen.
+
+    With @vlan, the 802.1Q tag the kernel took out of a received frame
+    (PACKET_AUXDATA, as tcpdump reads it) is put back in, so a tagged frame
+    on the wire is seen tagged.
     """
 
-    def __init__(self, ns: str, ifname: str):
+    def __init__(self, ns: str, ifname: str, vlan: bool = False):
         import socket
 
         def opener():
             s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
             try:
                 s.bind((ifname, 0))
+                if vlan:
+                    s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
             except OSError:
                 s.close()
                 raise
             return s
+
+        self.vlan = vlan
 
         self.frames: list[bytes] = []
         self.incoming: list[bytes] = []
@@ -242,7 +255,7 @@ class Capture:
             try:
                 r, _, _ = select.select([self.sock], [], [], 0.05)
                 if r:
-                    frame, addr = self.sock.recvfrom(70000)
+                    frame, addr = self._recv()
                     self.frames.append(frame)
                     if addr[2] != 4:  # PACKET_OUTGOING
                         self.incoming.append(frame)
@@ -250,6 +263,18 @@ class Capture:
                 if not self._stop.is_set():
                     self.error = e
                 return
+
+    def _recv(self) -> tuple[bytes, tuple]:
+        if not self.vlan:
+            return self.sock.recvfrom(70000)
+        frame, anc, _, addr = self.sock.recvmsg(70000, 1024)
+        for level, kind, data in anc:
+            if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= 20:
+                status, _, _, _, _, tci, tpid = struct.unpack_from("=IIIHHHH", data)
+                if status & TP_STATUS_VLAN_VALID:
+                    tag = struct.pack("!HH", tpid or 0x8100, tci)
+                    frame = frame[:12] + tag + frame[12:]
+        return frame, addr
 
     def close(self) -> list[bytes]:
         self._stop.set()

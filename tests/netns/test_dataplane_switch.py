@@ -29,7 +29,11 @@ LAN_MAC = mac_of(0x64)
 
 
 class Net:
-    def __init__(self, lab: Lab, nparts: int = 2, pump_kw: dict | None = None, **sw_kw):
+    """The topology above; @policies maps a partition's number (1, 2, ...) to
+    the PortPolicy its port gets (default: none, no limits)."""
+
+    def __init__(self, lab: Lab, nparts: int = 2, pump_kw: dict | None = None,
+                 policies: dict | None = None, **sw_kw):
         self.lab = lab
         self.lan = lab.netns("lan")
         lab.veth(f"up{lab.tag}", "lan0", self.lan)
@@ -45,7 +49,8 @@ class Net:
         for i in range(1, nparts + 1):
             p = lab.partition(chr(ord("a") + i - 1), i)
             p.start_pump(**(pump_kw or {}))
-            self.sw.add_port(i, p.mac, p.a2h_fds, p.h2a_fds, p.ring_size)
+            self.sw.add_port(i, p.mac, p.a2h_fds, p.h2a_fds, p.ring_size,
+                             policy=(policies or {}).get(i))
             self.parts.append(p)
 
 
