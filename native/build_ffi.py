@@ -286,8 +286,8 @@ struct sw_port_stats {
     uint64_t drop_rx_rate;
     uint64_t drop_other_vlan;
     uint64_t tx_throttled;
-    uint64_t guard_drops[];
-    uint64_t ring_drops[];
+    uint64_t guard_drops[...];
+    uint64_t ring_drops[...];
     ...;
 };
 struct sw_uplink_stats {

@@ -75,6 +75,46 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _policy_options(p: argparse.ArgumentParser, create: bool) -> None:
+    """The tenant's policy, the same options for create and set (in set, an
+    option left out leaves that setting as it is)."""
+    again = "" if create else "; replaces the list"
+    p.add_argument("--allow-ip", action="append", default=None, type=_arg(config.allow_ip),
+                   metavar="CIDR|any", help="more source addresses it may send from (repeatable"
+                   f"{again}); 'any' turns the address guard off (a router, a VPN)")
+    p.add_argument("--trusted-router", action=argparse.BooleanOptionalAction, default=None,
+                   help="let it send router advertisements, redirects and DHCP server messages")
+    p.add_argument("--vlan", type=_arg(config.vlan), metavar="ID|none",
+                   help="access VLAN 1-4094: tagged on the uplink, isolated from other VLANs")
+    p.add_argument("--storm-limit", type=_arg(config.storm_limit), metavar="PPS",
+                   help="broadcast/multicast frames per second it may send (none: no limit; "
+                        "default: the daemon's)")
+    for d, what in (("tx", "it sends (over the budget, frames wait)"),
+                    ("rx", "it receives (over the budget, frames are dropped)")):
+        p.add_argument(f"--{d}-limit", action="append", default=None, metavar="RATE",
+                       help=f"rate limit on what {what}: N with kbit, mbit, gbit, pps or kpps; "
+                            "repeat for a bit and a packet rate; none: no limit")
+        p.add_argument(f"--{d}-burst", action="append", default=None, metavar="SIZE",
+                       help="bucket depth: N with b, kb, mb, or p (packets) "
+                            "(default: 10 ms at the rate, at least 64kb)")
+
+
+def _policy_fields(parser: argparse.ArgumentParser, args) -> dict:
+    """The policy options as request fields, rates checked here as the daemon will."""
+    for d in ("tx", "rx"):
+        limit, burst = getattr(args, f"{d}_limit"), getattr(args, f"{d}_burst")
+        if burst and not limit:
+            parser.error(f"--{d}-burst needs --{d}-limit")
+        if limit:
+            try:
+                config.rate_limit(limit, burst or [], f"--{d}-limit")
+            except ConfigError as e:
+                parser.error(str(e))
+    return {"allow_ips": args.allow_ip, "trusted_router": args.trusted_router, "vlan": args.vlan,
+            "storm_limit": args.storm_limit, "tx_limit": args.tx_limit, "tx_burst": args.tx_burst,
+            "rx_limit": args.rx_limit, "rx_burst": args.rx_burst}
+
+
 def get_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="vnetshare",
@@ -96,6 +136,9 @@ def get_parser() -> argparse.ArgumentParser:
                    help="while frames come densely, the switch and agents batch them, waiting up to "
                         f"N microseconds per hop (default {config.COALESCE_USECS_DEFAULT}, 0: off); "
                         "a lone frame is never delayed")
+    d.add_argument("--storm-limit", type=_arg(config.storm_limit), default=None, metavar="PPS",
+                   help="partitions' default storm limit: broadcast/multicast frames per second each "
+                        f"may send (default {config.STORM_PPS_DEFAULT}, none: no limit)")
 
     part = sub.add_parser("partition", help="create, delete, list and show partitions")
     psub = part.add_subparsers(dest="pcmd", required=True, metavar="ACTION")
@@ -108,6 +151,14 @@ def get_parser() -> argparse.ArgumentParser:
     c.add_argument("--mtu", type=_arg(_mtu), metavar="N", help="MTU (default: the uplink's)")
     c.add_argument("--ifname", type=_arg(config.ifname), metavar="NAME", help="device name inside the partition (default eth0)")
     c.add_argument("--netns", metavar="PATH", help="adopt this existing network namespace instead of creating one")
+    _policy_options(c, create=True)
+    c.set_defaults(parser=c)
+    se = psub.add_parser("set", help="change a running partition's addresses, guard, VLAN and rates")
+    se.add_argument("name", type=_arg(config.partition_name), metavar="NAME")
+    se.add_argument("--ip", action="append", default=None, type=_arg(config.cidr), metavar="CIDR",
+                    help="the partition's addresses: replaces them all (repeatable)")
+    _policy_options(se, create=False)
+    se.set_defaults(parser=se)
     dl = psub.add_parser("delete", help="delete a partition and everything it owns")
     dl.add_argument("name", type=_arg(config.partition_name), metavar="NAME")
     ls = psub.add_parser("list", help="list partitions")
@@ -120,6 +171,13 @@ def get_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true")
     s = sub.add_parser("stats", help="per-partition counters")
     s.add_argument("--json", action="store_true")
+
+    v = sub.add_parser("verify", help="prove the daemon's guard: send hostile frames between two "
+                                      "temporary partitions and check none leaked")
+    v.add_argument("--json", action="store_true")
+    v.add_argument("--sender-allow-ip", action="append", default=None, type=_arg(config.allow_ip),
+                   metavar="CIDR|any", help="give the sending partition these --allow-ip values; "
+                   "with 'any' verify must report leaks (a test of verify itself)")
 
     lab = sub.add_parser("lab", help="a self-contained lab: veth uplink to a namespace playing the LAN")
     lsub = lab.add_subparsers(dest="lcmd", required=True, metavar="ACTION")
@@ -158,6 +216,13 @@ def _print_show(p: dict) -> None:
     if p.get("gateway"):
         print(f"  gateway   {p['gateway']}")
     print(f"  agent     {p.get('agent', '-')}")
+    if "guard" in p:
+        allowed = ", ".join(a for a in p.get("allow_ips", []) if a != "any")
+        print(f"  guard     {p['guard']}" + (f"; also allowed: {allowed}" if allowed else ""))
+        print(f"  vlan      {p.get('vlan') or 'none (untagged)'}")
+        print(f"  storm     {p['storm_limit'] or 'no limit'}" + (" frames/s" if p["storm_limit"] else ""))
+        print(f"  tx limit  {p['tx_limit']}")
+        print(f"  rx limit  {p['rx_limit']}")
     if p.get("functions"):
         print("  functions (from the uplink):")
         rows = [[f["function"], str(f["value"]), f"{f['source']} = {f['source_value']}"] for f in p["functions"]]
@@ -201,11 +266,22 @@ def _client(args, op: str, **fields) -> dict:
 
 def cmd_partition(args) -> int:
     if args.pcmd == "create":
+        fields = {k: v for k, v in _policy_fields(args.parser, args).items() if v is not None}
         ans = _client(args, "partition.create", name=args.name, ips=args.ip, gateway=args.gateway,
-                      mac=args.mac, mtu=args.mtu, ifname=args.ifname, netns=args.netns)
+                      mac=args.mac, mtu=args.mtu, ifname=args.ifname, netns=args.netns, **fields)
         p = ans["partition"]
         print(f"created partition {p['name']}: {p['ifname']} {p['mac']} mtu {p['mtu']}"
               + (f" {' '.join(p['ips'])}" if p["ips"] else ""))
+        return 0
+    if args.pcmd == "set":
+        fields = {k: v for k, v in _policy_fields(args.parser, args).items() if v is not None}
+        if args.ip is not None:
+            fields["ips"] = args.ip
+        if not fields:
+            args.parser.error("partition set: nothing to change (give --ip, --allow-ip, --vlan, "
+                              "--storm-limit, --tx-limit, --rx-limit or --trusted-router)")
+        ans = _client(args, "partition.set", name=args.name, **fields)
+        print(f"changed partition {args.name}: {', '.join(sorted(fields))}")
         return 0
     if args.pcmd == "delete":
         _client(args, "partition.delete", name=args.name)
@@ -237,10 +313,17 @@ def cmd_stats(args) -> int:
 def cmd_daemon(args) -> int:
     from .hosting import run_daemon
 
-    given = {"state_dir": args.state_dir, "ring_size": args.ring_size, "coalesce_usecs": args.coalesce_usecs}
+    given = {"state_dir": args.state_dir, "ring_size": args.ring_size, "coalesce_usecs": args.coalesce_usecs,
+             "storm_limit": args.storm_limit}
     return run_daemon(config.DaemonConfig(uplink=args.uplink, offloads=args.offloads,
                                           socket=socket_path(args.socket),
                                           **{k: v for k, v in given.items() if v is not None}))
+
+
+def cmd_verify(args) -> int:
+    from . import verify
+
+    return verify.main(socket_path(args.socket), as_json=args.json, sender_allow_ips=args.sender_allow_ip)
 
 
 def cmd_lab(args) -> int:
@@ -259,6 +342,7 @@ COMMANDS = {
     "stats": cmd_stats,
     "daemon": cmd_daemon,
     "lab": cmd_lab,
+    "verify": cmd_verify,
 }
 
 

@@ -316,6 +316,16 @@ class Rate:
     pkts_per_sec: int = 0
     pkts_burst: int = 0
 
+    def __post_init__(self) -> None:
+        for name in ("bits_per_sec", "bits_burst", "pkts_per_sec", "pkts_burst"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 1 << 64:
+                raise ConfigError(f"{name} {v!r}: must be an integer from 0 to 2**64-1")
+        for unit in ("bits", "pkts"):
+            if getattr(self, f"{unit}_per_sec") and not getattr(self, f"{unit}_burst"):
+                raise ConfigError(f"{unit}_per_sec {getattr(self, f'{unit}_per_sec')}: "
+                                  f"needs a {unit}_burst above 0")
+
     @property
     def limited(self) -> bool:
         return bool(self.bits_per_sec or self.pkts_per_sec)

@@ -130,6 +130,8 @@ class Daemon:
         m = self.manager
         if op == "partition.create":
             return protocol.ok(partition=m.create(args))
+        if op == "partition.set":
+            return protocol.ok(partition=m.set(args))
         if op == "partition.delete":
             m.delete(args["name"])
             return protocol.ok()

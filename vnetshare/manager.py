@@ -28,14 +28,16 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from . import adapter, config, netns, procs, state as statefile
 from .agent import pack_fds
+from .guard import GuardPolicy
 from .errors import NativeError, VnetshareError
 from .lifecycle import Event, Lifecycle, State
 from .ring import RingFds, create_fds
+from .switch import PortPolicy
 from .tap import open_tap
 
 log = logging.getLogger("vnetshare.manager")
@@ -165,6 +167,17 @@ class PartitionManager:
         self.functions = adapter.drop_uso(self.functions)
         return open_tap(ifname, ns_path, mac=mac, offloads=self.functions.tun_offloads, persist=True)
 
+    def _policy(self, rec: statefile.PartitionState):
+        """The switch's view of @rec: identity guard, VLAN, storm control, rates."""
+        storm = self.cfg.storm_limit if rec.storm_limit is None else rec.storm_limit
+        try:
+            guard = GuardPolicy.for_partition(rec.mac, rec.ips, rec.allow_ips, rec.trusted_router)
+        except VnetshareError as e:
+            raise PartitionError("EINVAL", f"partition {rec.name!r}: {e}") from None
+        return PortPolicy(guard=guard, vlan=rec.vlan, storm_pps=storm,
+                          storm_burst=config.storm_burst(storm),
+                          tx=rec.tx_limit, rx=rec.rx_limit)
+
     def _free_port_id(self) -> int:
         used = {p.port_id for p in self.parts.values()}
         return next(i for i in range(1, len(used) + 2) if i not in used)
@@ -254,7 +267,15 @@ class PartitionManager:
         ips = args.get("ips") or []
         gateway = args.get("gateway")
         adopted = args.get("netns")
+        policy_args = {k: args[k] for k in ("allow_ips", "trusted_router", "vlan", "storm_limit")
+                       if args.get(k) is not None}
+        for k in ("tx_limit", "rx_limit"):
+            if args.get(k) is not None:
+                policy_args[k] = args[k]
 
+        # a policy the switch would refuse fails here, before anything is made
+        self._policy(statefile.PartitionState(name=name, netns="", netns_created=False, ifname=ifname,
+                                              mac=mac, mtu=mtu, ips=list(ips), **policy_args))
         with Undo() as undo:
             if adopted:
                 ns_path = config.netns_path(adopted)
@@ -271,7 +292,11 @@ class PartitionManager:
             tap_fd = self._open_tap(ifname, ns_path, mac)
             undo.push("tap fd", lambda: _close(tap_fd))
             undo.push("tap", lambda: netns.quietly(netns.delete_link, ifname, ns_path))
-            netns.link_set(ifname, ns_path, mtu=mtu, up=True)
+            netns.link_set(ifname, ns_path, mtu=mtu, eui64=True, up=True)
+            # `partition set --ip` adds the new address before the old one
+            # goes; without this, removing a primary IPv4 address takes the
+            # secondaries of its subnet with it
+            netns.sysctl(f"net/ipv4/conf/{ifname}/promote_secondaries", 1, ns_path)
             netns.lo_up(ns_path)
             for cidr in ips:
                 netns.add_address(ifname, cidr, ns_path, nodad=True)
@@ -284,9 +309,11 @@ class PartitionManager:
             rec = statefile.PartitionState(
                 name=name, netns=ns_path, netns_created=created, ifname=ifname, mac=mac,
                 mtu=mtu, ips=list(ips), gateway=gateway, ring_size=self.cfg.ring_size,
+                **policy_args,
             )
             part = Partition(rec, self._free_port_id(), tap_fd, a2h, h2a)
-            self.switch.add_port(part.port_id, mac, a2h, h2a, self.cfg.ring_size)
+            self.switch.add_port(part.port_id, mac, a2h, h2a, self.cfg.ring_size,
+                                 policy=self._policy(rec))
             undo.push("port", lambda: self.switch.del_port(part.port_id))
             part.agent = self._spawn_agent(part)
             undo.push("agent", lambda: self._stop_agent(part.agent))
@@ -299,6 +326,57 @@ class PartitionManager:
         part.life.fire(Event.CREATED)
         log.info("partition %s: created (%s %s mtu %d %s), agent %d", name, ifname, mac, mtu,
                  " ".join(ips) or "no address", part.agent.pid)
+        return self.describe(name)
+
+    # -- live changes ----------------------------------------------------
+    SETTABLE = ("ips", "allow_ips", "trusted_router", "vlan", "storm_limit", "tx_limit", "rx_limit")
+
+    def set(self, args: dict) -> dict:
+        """Change a partition's addresses and policy while it runs.
+
+        Fields of @args that are None stay as they are. All is checked
+        before anything changes; then the TAP's addresses (new ones added
+        before old ones go, so the routes through them stay), the switch's
+        policy (applied between two rounds: no frame is lost) and the state
+        file, each undone if a later step fails.
+        """
+        name = args["name"]
+        rec = self.state.partitions.get(name)
+        if rec is None:
+            raise PartitionError("ENOENT", f"no partition named {name!r}")
+        changes = {k: args[k] for k in self.SETTABLE if args.get(k) is not None}
+        new = replace(rec, **changes)
+        if "ips" in changes and rec.gateway:
+            try:
+                config.gateway(rec.gateway, new.ips)
+            except VnetshareError as e:
+                raise PartitionError("EINVAL", f"{e} (the partition's gateway; "
+                                               "give an address of its family)") from None
+        policy = self._policy(new)
+        part = self.parts.get(name)
+        with Undo() as undo:
+            if "ips" in changes:
+                netns.sysctl(f"net/ipv4/conf/{rec.ifname}/promote_secondaries", 1, rec.netns)
+                old_ips, new_ips = set(rec.ips), set(new.ips)
+                for cidr in [c for c in new.ips if c not in old_ips]:
+                    netns.add_address(rec.ifname, cidr, rec.netns, nodad=True)
+                    undo.push(f"address {cidr}", lambda c=cidr: netns.quietly(
+                        netns.del_address, rec.ifname, c, rec.netns))
+                for cidr in [c for c in rec.ips if c not in new_ips]:
+                    netns.quietly(netns.del_address, rec.ifname, cidr, rec.netns)
+                    undo.push(f"address {cidr} back", lambda c=cidr: netns.add_address(
+                        rec.ifname, c, rec.netns, nodad=True))
+            if part is not None:
+                old_policy = self._policy(rec)
+                self.switch.set_policy(part.port_id, rec.mac, policy)
+                undo.push("policy", lambda: self.switch.set_policy(part.port_id, rec.mac, old_policy))
+            before = {k: getattr(rec, k) for k in changes}
+            for k, v in changes.items():
+                setattr(rec, k, v)
+            undo.push("record", lambda: [setattr(rec, k, v) for k, v in before.items()])
+            self._save()
+            undo.commit()
+        log.info("partition %s: set %s", name, ", ".join(f"{k}={v}" for k, v in changes.items()))
         return self.describe(name)
 
     # -- adopt -----------------------------------------------------------
@@ -332,7 +410,8 @@ class PartitionManager:
             h2a = create_fds(rec.ring_size)
             undo.push("h2a", h2a.close)
             part = Partition(rec, self._free_port_id(), tap_fd, a2h, h2a)
-            self.switch.add_port(part.port_id, rec.mac, a2h, h2a, rec.ring_size)
+            self.switch.add_port(part.port_id, rec.mac, a2h, h2a, rec.ring_size,
+                                 policy=self._policy(rec))
             undo.push("port", lambda: self.switch.del_port(part.port_id))
             part.agent = self._spawn_agent(part)
             rec.agent_pid = part.agent.pid
@@ -402,6 +481,12 @@ class PartitionManager:
             out["agent"] = part.life.state.value
         out["state"] = part.life.state.value if part else "unserved"
         out["functions"] = function_rows(self.functions, rec.mtu)
+        out["guard"] = ("off (--allow-ip any)" if "any" in rec.allow_ips
+                        else "on" + (" (--trusted-router)" if rec.trusted_router else ""))
+        storm = self.cfg.storm_limit if rec.storm_limit is None else rec.storm_limit
+        out["storm_limit"] = storm
+        out["tx_limit"] = rec.tx_limit.describe()
+        out["rx_limit"] = rec.rx_limit.describe()
         if with_counters:
             out["counters"] = self.counters(name)
         return out

@@ -404,6 +404,17 @@ def add_address(ifname: str, cidr: str, netns: NetnsRef = None, nodad: bool = Fa
     _ipr(netns, do)
 
 
+def sysctl(key: str, value: str | int, netns: NetnsRef = None) -> None:
+    """Set a network sysctl (e.g. 'net/ipv4/conf/eth0/promote_secondaries') in @netns."""
+    def write() -> None:
+        with open(f"/proc/sys/{key}", "w") as f:
+            f.write(f"{value}\n")
+    try:
+        run_in(netns, write)
+    except OSError as e:
+        raise _fail(e.errno or errno.EIO, f"sysctl {key}{label(netns)}") from None
+
+
 def del_address(ifname: str, cidr: str, netns: NetnsRef = None) -> None:
     """Remove @cidr from @ifname; NetnsError(EADDRNOTAVAIL) if it has no such address."""
     iface = ipaddress.ip_interface(cidr)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from . import config, counters
 from ._native import ffi, lib
 from ._loop import NativeLoop
+from .config import Rate
 from .errors import ConfigError, check
 from .ring import CONSUMER, DROP_REASONS, PRODUCER, RingFds
 
@@ -52,35 +53,6 @@ def _uint(what: str, value: object, top: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
         raise ConfigError(f"{what} {value!r}: must be an integer from 0 to {top}")
     return value
-
-
-@dataclass(frozen=True)
-class Rate:
-    """A rate limit (struct sw_rate): token buckets in bits and in packets.
-
-    A rate of 0 is no limit in that unit; a rate needs its burst (bits,
-    packets). A frame passes while neither bucket is empty and is charged
-    its whole size (native/tbucket.h).
-    """
-
-    bits_per_sec: int = 0
-    bits_burst: int = 0
-    pkts_per_sec: int = 0
-    pkts_burst: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("bits_per_sec", "bits_burst", "pkts_per_sec", "pkts_burst"):
-            _uint(name, getattr(self, name), _U64)
-        for unit in ("bits", "pkts"):
-            if getattr(self, f"{unit}_per_sec") and not getattr(self, f"{unit}_burst"):
-                raise ConfigError(f"{unit}_per_sec {getattr(self, f'{unit}_per_sec')}: "
-                                  f"needs a {unit}_burst above 0")
-
-    def _fill(self, c) -> None:
-        c.bits_per_sec = self.bits_per_sec
-        c.bits_burst = self.bits_burst
-        c.pkts_per_sec = self.pkts_per_sec
-        c.pkts_burst = self.pkts_burst
 
 
 @dataclass(frozen=True)
@@ -128,8 +100,9 @@ class PortPolicy:
         pol.vlan = self.vlan
         pol.storm_pps = self.storm_pps
         pol.storm_burst = self.storm_burst
-        self.tx._fill(pol.tx)
-        self.rx._fill(pol.rx)
+        for c, rate in ((pol.tx, self.tx), (pol.rx, self.rx)):
+            c.bits_per_sec, c.bits_burst = rate.bits_per_sec, rate.bits_burst
+            c.pkts_per_sec, c.pkts_burst = rate.pkts_per_sec, rate.pkts_burst
         return pol
 
 

@@ -77,3 +77,12 @@ def test_an_array_without_labels_is_an_error_not_a_silent_loss():
 ])
 def test_drop_name(field, reason):
     assert counters.drop_name(field) == reason
+
+
+def test_arrays_are_as_long_as_their_enums():
+    # cffi sizes a "[]" field in the middle of a struct wrongly; the cdef
+    # says "[...]" and this catches a relapse
+    st = ffi.new("struct sw_port_stats *")
+    assert len(st.guard_drops) == len(GUARD_VERDICTS)
+    assert len(st.ring_drops) == len(DROP_REASONS)
+    assert len(ffi.new("struct ring_stats *").drops) == len(DROP_REASONS)

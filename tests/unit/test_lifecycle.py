@@ -97,8 +97,13 @@ class FakeSwitch:
     def __init__(self, world: World):
         self.world = world
 
-    def add_port(self, port_id, mac, a2h, h2a, ring_size):
+    def add_port(self, port_id, mac, a2h, h2a, ring_size, policy=None):
         self.world.step("add_port", f"port{port_id}")
+        self.policy = policy
+
+    def set_policy(self, port_id, mac, policy):
+        self.world.step("set_policy")
+        self.policy = policy
 
     def del_port(self, port_id):
         self.world.unmake(f"port{port_id}")
@@ -129,6 +134,7 @@ def world_manager(monkeypatch, tmp_path):
         monkeypatch.setattr(ns, "links", lambda path=None: [])
         monkeypatch.setattr(ns, "link_set", lambda *a, **k: w.step("link_set"))
         monkeypatch.setattr(ns, "lo_up", lambda *a, **k: None)
+        monkeypatch.setattr(ns, "sysctl", lambda *a, **k: None)
         monkeypatch.setattr(ns, "add_address", lambda *a, **k: w.step("add_address"))
         monkeypatch.setattr(ns, "add_default_route", lambda *a, **k: w.step("add_default_route"))
         monkeypatch.setattr(ns, "delete_link", lambda ifname, path: w.unmake(f"tap:{ifname}"))

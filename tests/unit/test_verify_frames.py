@@ -1,0 +1,53 @@
+"""vnetshare verify builds its frames by hand; scapy reads each back as
+what it claims to be, checksums included."""
+from scapy.layers.inet import IP, UDP
+from scapy.layers.inet6 import (ICMPv6ND_NA, ICMPv6ND_RA, ICMPv6NDOptDstLLAddr,
+                                ICMPv6NDOptPrefixInfo, IPv6)
+from scapy.layers.l2 import ARP, Dot1Q, Ether
+
+from vnetshare import verify as v
+
+A = bytes.fromhex("02aabbccdd01")
+B = bytes.fromhex("02aabbccdd02")
+
+
+def test_ipv4_udp():
+    f = v.eth(B, A, v.ETH_P_IP, v.ipv4("198.18.0.1", "198.18.0.2", 17, v.udp4(67, 68, b"hello")))
+    p = Ether(f)
+    assert p.src == "02:aa:bb:cc:dd:01" and p.dst == "02:aa:bb:cc:dd:02"
+    assert p[IP].src == "198.18.0.1" and p[IP].dst == "198.18.0.2" and p[IP].len == 20 + 8 + 5
+    assert p[UDP].sport == 67 and p[UDP].dport == 68 and bytes(p[UDP].payload) == b"hello"
+    ours = p[IP].chksum
+    del p[IP].chksum
+    assert Ether(bytes(p))[IP].chksum == ours
+
+
+def test_arp_reply():
+    p = Ether(v.eth(B, A, v.ETH_P_ARP, v.arp_reply(A, "198.18.0.2", B, "198.18.0.2")))
+    assert p[ARP].op == 2 and p[ARP].hwsrc == "02:aa:bb:cc:dd:01" and p[ARP].psrc == "198.18.0.2"
+
+
+def test_neighbour_advert_and_router_advert_checksums():
+    na = Ether(v.eth(B, A, v.ETH_P_IPV6, v.ipv6_icmp("fe80::1", "ff02::1", 136,
+                                                     v.neighbour_advert("2001:db8::2", A))))
+    assert na[IPv6].hlim == 255 and na[ICMPv6ND_NA].tgt == "2001:db8::2"
+    assert na[ICMPv6ND_NA].O == 1 and na[ICMPv6NDOptDstLLAddr].lladdr == "02:aa:bb:cc:dd:01"
+    ra = Ether(v.eth(B, A, v.ETH_P_IPV6, v.ipv6_icmp("fe80::1", "ff02::1", 134,
+                                                     v.router_advert("2001:db8:bad::/64"))))
+    assert ra[ICMPv6ND_RA].routerlifetime == 1800
+    assert ra[ICMPv6NDOptPrefixInfo].prefix == "2001:db8:bad::" and ra[ICMPv6NDOptPrefixInfo].prefixlen == 64
+    for pkt, layer in ((na, ICMPv6ND_NA), (ra, ICMPv6ND_RA)):
+        ours = pkt[layer].cksum
+        del pkt[layer].cksum
+        assert Ether(bytes(pkt))[layer].cksum == ours
+
+
+def test_tagged_frame():
+    p = Ether(v.eth(B, A, v.ETH_P_IP, v.ipv4("198.18.0.1", "198.18.0.2", 17, v.udp4(1, 2, b"")), vlan=7))
+    assert p[Dot1Q].vlan == 7 and p[Dot1Q].type == v.ETH_P_IP
+
+
+def test_untag_matches_a_tagged_copy_of_a_frame():
+    f = v.eth(B, A, v.ETH_P_EXPERIMENTAL, b"x" * 50)
+    tagged = f[:12] + bytes.fromhex("8100 0ffe".replace(" ", "")) + f[12:]
+    assert v._untag(tagged) == f and v._untag(f) == f

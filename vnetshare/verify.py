@@ -1,0 +1,347 @@
+"""verify.py - `vnetshare verify`: prove, with frames, that the running
+daemon keeps a hostile partition in its place.
+
+What it does, in order:
+1. Makes two partitions with names no user can have taken (``_vfy<hex>s``,
+   the sender, and ``_vfy<hex>r``, the receiver) on an access VLAN no
+   partition uses (the highest free one), so that nothing they send reaches
+   an existing partition: flooding stays inside that VLAN. Addresses come
+   from the benchmarking range 198.18.0.0/15 and the documentation prefix
+   2001:db8::/32.
+2. Opens captures: on the receiver's device and, if the uplink is visible
+   from here, a listener on the uplink (it only receives).
+3. From the sender (an AF_PACKET socket on its device) sends one frame of
+   each hostile class, then a short storm, then the barriers.
+4. Waits for the barriers: the switch serves a port's ring in order, so
+   once the last frame is seen, every frame before it was forwarded or
+   dropped. A capture that never sees its barrier makes the run fail: a
+   blind capture can't pass.
+5. Compares: no hostile frame seen on the receiver or the uplink, each
+   counted under its reason on the sender's port (partition show); the
+   legitimate frames sent alongside arrived.
+6. Deletes both partitions, whatever happened.
+
+What reaches the LAN (tagged with the chosen VLAN, which a LAN switch
+drops unless it is trunked there): what any new interface sends (IPv6
+duplicate address detection, MLD reports, router solicitations, all
+link-local), the storm frames the storm limit lets through (broadcasts of
+the IEEE local experimental EtherType 0x88b5, which no host acts on), and
+one unicast barrier of that EtherType to a locally administered MAC that
+no one has. Every hostile frame is addressed to the receiver's MAC, so
+even a daemon whose guard is broken delivers it to the receiver, never to
+the wire.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+import select
+import socket
+import struct
+import time
+from dataclasses import asdict, dataclass, field
+
+from . import config, netns
+from .client import DaemonError, call
+from .guard import link_local
+
+ETH_P_ALL = 0x0003
+ETH_P_IP = 0x0800
+ETH_P_ARP = 0x0806
+ETH_P_IPV6 = 0x86DD
+ETH_P_8021Q = 0x8100
+ETH_P_EXPERIMENTAL = 0x88B5    # IEEE 802 local experimental 1
+BROADCAST = b"\xff" * 6
+NAME_PREFIX = "_vfy"
+WAIT_S = 5.0                   # for the barriers
+STORM_FRAMES_MIN = 200
+
+
+# --- frames ------------------------------------------------------------------
+# Built by hand, so the daemon host needs no packet library; the unit tests
+# compare each with scapy's dissection.
+
+def _csum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def eth(dst: bytes, src: bytes, ethertype: int, payload: bytes, vlan: int | None = None) -> bytes:
+    tag = struct.pack("!HH", ETH_P_8021Q, vlan) if vlan is not None else b""
+    return dst + src + tag + struct.pack("!H", ethertype) + payload
+
+
+def ipv4(src: str, dst: str, proto: int, payload: bytes) -> bytes:
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0x4000, 64, proto, 0,
+                      ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed)
+    return hdr[:10] + struct.pack("!H", _csum(hdr)) + hdr[12:] + payload
+
+
+def udp4(sport: int, dport: int, payload: bytes) -> bytes:
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload  # no checksum (IPv4)
+
+
+def arp_reply(sha: bytes, spa: str, tha: bytes, tpa: str) -> bytes:
+    return struct.pack("!HHBBH6s4s6s4s", 1, ETH_P_IP, 6, 4, 2, sha, ipaddress.IPv4Address(spa).packed,
+                       tha, ipaddress.IPv4Address(tpa).packed)
+
+
+def ipv6_icmp(src: str, dst: str, icmp_type: int, body: bytes) -> bytes:
+    s, d = ipaddress.IPv6Address(src).packed, ipaddress.IPv6Address(dst).packed
+    msg = struct.pack("!BBH", icmp_type, 0, 0) + body
+    pseudo = s + d + struct.pack("!I3xB", len(msg), 58)
+    msg = msg[:2] + struct.pack("!H", _csum(pseudo + msg)) + msg[4:]
+    return struct.pack("!IHBB", 6 << 28, len(msg), 58, 255) + s + d + msg
+
+
+def neighbour_advert(target: str, tlla: bytes) -> bytes:
+    """ICMPv6 NA body: override + solicited flags, target, target link-layer option."""
+    return struct.pack("!I", 0x60000000) + ipaddress.IPv6Address(target).packed + b"\x02\x01" + tlla
+
+
+def router_advert(prefix: str) -> bytes:
+    """ICMPv6 RA body: hop limit 64, lifetime 1800 s, one on-link/autonomous prefix option."""
+    net = ipaddress.IPv6Network(prefix)
+    pio = struct.pack("!BBBBIII16s", 3, 4, net.prefixlen, 0xC0, 86400, 14400, 0,
+                      net.network_address.packed)
+    return struct.pack("!BBHII", 64, 0, 1800, 0, 0) + pio
+
+
+# --- captures ----------------------------------------------------------------
+
+def _untag(frame: bytes) -> bytes:
+    if len(frame) >= 18 and frame[12:14] == struct.pack("!H", ETH_P_8021Q):
+        return frame[:12] + frame[16:]
+    return frame
+
+
+class Capture:
+    """Receives every frame on @ifname (in @ns); send nothing."""
+
+    def __init__(self, ifname: str, ns: str | None):
+        def open_socket() -> socket.socket:
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            s.bind((ifname, 0))
+            s.setblocking(False)
+            return s
+        self.sock = netns.run_in(ns, open_socket)
+        self.frames: list[bytes] = []
+
+    def drain_until(self, barrier: bytes, deadline: float) -> bool:
+        """Collect frames until one starts with @barrier; False at @deadline."""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if not select.select([self.sock], [], [], left)[0]:
+                continue
+            while True:
+                try:
+                    data = _untag(self.sock.recv(65536))
+                except BlockingIOError:
+                    break
+                self.frames.append(data)
+                if data.startswith(barrier):
+                    return True
+
+    def seen(self, frame: bytes) -> int:
+        return sum(1 for f in self.frames if f.startswith(_untag(frame)))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# --- the run -----------------------------------------------------------------
+
+@dataclass
+class Check:
+    check: str
+    expected: str
+    reason: str | None = None        # the drop counter that must move
+    frames: list[bytes] = field(default_factory=list, repr=False)
+    receiver: int = 0
+    uplink: int | None = None
+    counted: int = 0
+    verdict: str = ""
+
+    def row(self) -> dict:
+        out = asdict(self)
+        out.pop("frames")
+        return out
+
+
+def _free_vlan(parts: list[dict]) -> int:
+    used = {p.get("vlan") or 0 for p in parts}
+    return next(v for v in range(config.VLAN_MAX, 0, -1) if v not in used)
+
+
+def _mac(text: str) -> bytes:
+    return config.mac_bytes(text)
+
+
+def _plan(s: dict, r: dict, storm_n: int) -> tuple[list[Check], list[bytes], bytes, bytes]:
+    """The frames to send: (checks, the storm, receiver barrier, uplink barrier)."""
+    smac, rmac = _mac(s["mac"]), _mac(r["mac"])
+    s4, r4 = (ipaddress.ip_interface(a).ip for a in (s["ips"][0], r["ips"][0]))
+    s6_ll, r6 = str(link_local(s["mac"])), str(ipaddress.ip_interface(r["ips"][1]).ip)
+    tag = secrets.token_bytes(8)
+
+    def marked(what: str) -> bytes:
+        return b"vnetshare-verify " + tag + b" " + what.encode()
+
+    def udp_to_r(src: str, sport: int, dport: int, what: str, mac: bytes = smac) -> bytes:
+        return eth(rmac, mac, ETH_P_IP, ipv4(src, str(r4), 17, udp4(sport, dport, marked(what))))
+
+    forged_mac = bytes([0x02]) + secrets.token_bytes(5)
+    checks = [
+        Check("legitimate unicast (control)", "delivered", None,
+              [udp_to_r(str(s4), 40000, 40001, "control")]),
+        Check("forged source MAC", "dropped", "spoof",
+              [udp_to_r(str(s4), 40000, 40001, "mac", mac=forged_mac)]),
+        Check("forged IPv4 source", "dropped", "ip_spoof",
+              [udp_to_r(str(r4), 40000, 40001, "ipv4")]),
+        Check("ARP reply for another's address", "dropped", "arp_spoof",
+              [eth(rmac, smac, ETH_P_ARP, arp_reply(smac, str(r4), rmac, str(r4)))]),
+        Check("neighbour advertisement for another's address", "dropped", "nd_spoof",
+              [eth(rmac, smac, ETH_P_IPV6, ipv6_icmp(s6_ll, "ff02::1", 136, neighbour_advert(r6, smac)))]),
+        Check("router advertisement", "dropped", "ra",
+              [eth(rmac, smac, ETH_P_IPV6, ipv6_icmp(s6_ll, "ff02::1", 134, router_advert("2001:db8:bad::/64")))]),
+        Check("DHCP server message (offer)", "dropped", "dhcp_server",
+              [udp_to_r(str(s4), 67, 68, "dhcp")]),
+        Check("802.1Q-tagged frame", "dropped", "vlan",
+              [eth(rmac, smac, ETH_P_IP, ipv4(str(s4), str(r4), 17, udp4(40000, 40001, marked("tag"))), vlan=7)]),
+    ]
+    storm = [eth(BROADCAST, smac, ETH_P_EXPERIMENTAL, marked(f"storm {i}")) for i in range(storm_n)]
+    r_barrier = udp_to_r(str(s4), 40000, 40001, "barrier")
+    u_barrier = eth(bytes([0x02]) + secrets.token_bytes(5), smac, ETH_P_EXPERIMENTAL, marked("barrier"))
+    return checks, storm, r_barrier, u_barrier
+
+
+def _drops(sock: str, name: str) -> dict[str, int]:
+    return call(sock, "partition.show", name=name)["partition"]["counters"].get("drops", {})
+
+
+def run(sock: str, sender_allow_ips: list[str] | None = None) -> tuple[bool, list[dict], dict]:
+    """Run the checks against the daemon at @sock; (all good, rows, facts).
+
+    @sender_allow_ips creates the sender with these --allow-ip values: with
+    ["any"] its address guard is off and verify must report the leaks (how
+    its own test proves that it can fail)."""
+    status = call(sock, "daemon.status")
+    parts = call(sock, "partition.list")["partitions"]
+    hexid = secrets.token_hex(3)
+    names = (f"{NAME_PREFIX}{hexid}s", f"{NAME_PREFIX}{hexid}r")
+    vlan = _free_vlan(parts)
+    net4 = ipaddress.IPv4Network(f"198.18.{secrets.randbelow(256)}.0/24")
+    net6 = ipaddress.IPv6Network(f"2001:db8:{secrets.randbelow(65536):x}::/64")
+    made: list[str] = []
+    caps: list[Capture] = []
+    facts = {"sender": names[0], "receiver": names[1], "vlan": vlan, "uplink": status.get("uplink")}
+    try:
+        info = []
+        for i, name in enumerate(names):
+            extra = {"allow_ips": sender_allow_ips} if sender_allow_ips and i == 0 else {}
+            ans = call(sock, "partition.create", name=name, ips=[f"{net4[i + 1]}/24", f"{net6[i + 1]}/64"],
+                       vlan=vlan, **extra)
+            made.append(name)
+            info.append(ans["partition"])
+        s, r = info
+        storm_n = max(STORM_FRAMES_MIN, 4 * config.storm_burst(s["storm_limit"])) if s["storm_limit"] else 0
+        facts["storm_limit"] = s["storm_limit"]
+        checks, storm, r_barrier, u_barrier = _plan(s, r, storm_n)
+        rcap = Capture(r["ifname"], r["netns"])
+        caps.append(rcap)
+        ucap = None
+        uplink = status.get("uplink")
+        if uplink and any(link.ifname == uplink for link in netns.links()):
+            ucap = Capture(uplink, None)
+            caps.append(ucap)
+        before = _drops(sock, s["name"])
+
+        def send_all() -> None:
+            tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            try:
+                tx.bind((s["ifname"], 0))
+                for c in checks[1:] + checks[:1]:  # the control goes last of the checks
+                    for f in c.frames:
+                        tx.send(f)
+                for f in storm:
+                    tx.send(f)
+                tx.send(r_barrier)
+                tx.send(u_barrier)
+            finally:
+                tx.close()
+        netns.run_in(s["netns"], send_all)
+        deadline = time.monotonic() + WAIT_S
+        r_ok = rcap.drain_until(r_barrier, deadline)
+        u_ok = ucap.drain_until(u_barrier, deadline) if ucap else None
+        after = _drops(sock, s["name"])
+        ok = True
+        for c in checks:
+            c.receiver = sum(rcap.seen(f) for f in c.frames)
+            c.uplink = sum(ucap.seen(f) for f in c.frames) if ucap else None
+            c.counted = after.get(c.reason, 0) - before.get(c.reason, 0) if c.reason else 0
+            if c.reason is None:
+                good = c.receiver == len(c.frames)
+                c.verdict = "ok" if good else "FAIL: the legitimate frame did not arrive"
+            else:
+                leaked = c.receiver or c.uplink
+                good = not leaked and c.counted >= len(c.frames)
+                c.verdict = ("ok" if good else "LEAK: seen " + (
+                    "by the receiver" if c.receiver else "on the uplink") if leaked
+                    else f"FAIL: not counted under {c.reason}")
+            ok &= good
+        rows = [c.row() for c in checks]
+        if storm:
+            got = sum(rcap.seen(f) for f in storm)
+            counted = after.get("storm", 0) - before.get("storm", 0)
+            good = 0 < got < len(storm) and counted > 0 and got + counted >= len(storm)
+            rows.append({"check": f"broadcast storm ({len(storm)} frames)",
+                         "expected": f"limited to {s['storm_limit']}/s", "reason": "storm",
+                         "receiver": got, "uplink": sum(ucap.seen(f) for f in storm) if ucap else None,
+                         "counted": counted,
+                         "verdict": "ok" if good else "FAIL: the storm was not limited"
+                         if got >= len(storm) else "FAIL: no storm frame arrived, or none was counted"})
+            ok &= good
+        for where, seen in (("receiver", r_ok), ("uplink", u_ok)):
+            if seen is None:
+                continue
+            rows.append({"check": f"capture on the {where} saw its barrier", "expected": "seen",
+                         "reason": None, "receiver": None, "uplink": None, "counted": None,
+                         "verdict": "ok" if seen else "FAIL: the capture saw nothing: it proves nothing"})
+            ok &= bool(seen)
+        return ok, rows, facts
+    finally:
+        for c in caps:
+            c.close()
+        for name in made:
+            try:
+                call(sock, "partition.delete", name=name)
+            except (DaemonError, OSError):
+                pass
+
+
+def main(sock: str, as_json: bool = False, sender_allow_ips: list[str] | None = None) -> int:
+    ok, rows, facts = run(sock, sender_allow_ips)
+    if as_json:
+        print(json.dumps({"ok": ok, "facts": facts, "checks": rows}, indent=1))
+        return 0 if ok else 1
+
+    def cell(v) -> str:
+        return "-" if v is None else str(v)
+    head = ["CHECK", "EXPECTED", "RECEIVER", "UPLINK", "COUNTED", "VERDICT"]
+    table = [[r["check"], r["expected"] + (f" ({r['reason']})" if r.get("reason") else ""),
+              cell(r["receiver"]), cell(r["uplink"]), cell(r["counted"]), r["verdict"]] for r in rows]
+    widths = [max(len(x[i]) for x in [head] + table) for i in range(len(head))]
+    print(f"vnetshare verify: sender {facts['sender']}, receiver {facts['receiver']}, "
+          f"VLAN {facts['vlan']}, uplink {facts['uplink'] or '?'}")
+    for line in [head] + table:
+        print("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
+    print("verify: " + ("all checks passed" if ok else "FAILED"))
+    return 0 if ok else 1
+
