@@ -1,4 +1,4 @@
-"""build_ffi.py - cffi builder (out-of-line API mode) for vnetshare._native.
+"""build_ffi.py - cffi builder (out-of-line API mode) for vnetshare.dataplane._native.
 
 set_source() includes the real headers, so the compiler checks every cdef
 below against them: a prototype that drifts from its header fails the build.
@@ -346,7 +346,7 @@ int sw_mtu(struct sw *sw, uint32_t *mtu);
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
-    "vnetshare._native",
+    "vnetshare.dataplane._native",
     '#include "ring.h"\n#include "ring_bench.h"\n#include "tap.h"\n#include "coalesce.h"\n#include "pump.h"\n'
     '#include "uplink.h"\n#include "switch.h"\n',
     sources=[f"native/{name}" for name in SOURCES],

@@ -182,7 +182,7 @@ struct guard_prefix6 {
  * @n_ip6:	entries of @ip6 in use (likewise)
  * @ip4:	the IPv4 prefixes it may send from (its addresses as /32)
  * @ip6:	the IPv6 prefixes it may send from: its addresses as /128, its
- *		EUI-64 link-local address among them (vnetshare/guard.py)
+ *		EUI-64 link-local address among them (vnetshare/dataplane/guard.py)
  *
  * A zeroed port (no address, no flag) passes no IPv4, ARP or IPv6 frame but
  * MLD reports from ::, ARP probes and DHCP client messages from 0.0.0.0.

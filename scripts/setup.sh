@@ -33,7 +33,7 @@ fi
 
 echo "setup.sh: building and installing vnetshare (pip install -e '.[test]')"
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
-python3 -c 'import vnetshare._native' # the C extension really loads
+python3 -c 'import vnetshare.dataplane._native' # the C extension really loads
 
 # `vnetshare` on PATH, for root and sudo alike
 if ! command -v vnetshare >/dev/null; then

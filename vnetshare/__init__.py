@@ -1,9 +1,22 @@
 """vnetshare: share one network adapter between isolated partitions, in userspace.
 
-The public surface: what users and tests import is re-exported here.
+The package follows the patent's roles, with the layers they stand on:
+
+    vnetshare/               the roles (US 7,383,555)
+      hosting.py             the hosting daemon: control socket, switch, adapter
+      manager.py             the partition manager: create, adopt, set, delete
+      agent.py               a partition's virtual device driver (one process each)
+      adapter.py             querying the real NIC for the partitions' functions
+    vnetshare/dataplane/     the C data plane and its wrappers (ring, switch, pump)
+    vnetshare/core/          pure rules: config, protocol, state, errors, lifecycle
+    vnetshare/linux/         namespaces, links, processes, measuring tools
+    vnetshare/frontends/     the CLI, its client, the lab, verify
+
+Frames never touch Python: the rings, the switch and the pumps are C. What
+tests and tools import from the top is re-exported here.
 """
-from .errors import ConfigError, NativeError, VnetshareError
-from .ring import (
+from .core.errors import ConfigError, NativeError, VnetshareError
+from .dataplane.ring import (
     CONSUMER,
     DROP_REASONS,
     PRODUCER,

@@ -1,6 +1,6 @@
 """python -m vnetshare: the same as the `vnetshare` command."""
 import sys
 
-from .cli import main
+from .frontends.cli import main
 
 sys.exit(main())

@@ -47,9 +47,9 @@ from dataclasses import dataclass, field
 from pyroute2 import Ethtool, IPRoute
 from pyroute2.ethtool.ioctl import EthtoolError
 
-from . import config
-from .errors import ConfigError
-from .netns import NetnsError, NetnsRef, label, run_in
+from .core import config
+from .core.errors import ConfigError
+from .linux.netns import NetnsError, NetnsRef, label, run_in
 
 TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02

@@ -32,8 +32,8 @@ import signal
 import socket
 import sys
 
-from .pump import Pump
-from .ring import CONSUMER, PRODUCER, Ring, RingEnd, RingFds
+from .dataplane.pump import Pump
+from .dataplane.ring import CONSUMER, PRODUCER, Ring, RingEnd, RingFds
 
 NOBODY = 65534
 PR_SET_PDEATHSIG = 1

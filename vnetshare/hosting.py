@@ -27,8 +27,9 @@ import os
 import signal
 import sys
 
-from . import adapter, config, protocol, state as statefile
-from .errors import ConfigError, VnetshareError
+from . import adapter
+from .core import config, protocol, state as statefile
+from .core.errors import ConfigError, VnetshareError
 from .manager import PartitionManager, function_rows
 
 log = logging.getLogger("vnetshare.daemon")
@@ -70,7 +71,7 @@ class Daemon:
             self._lock_fd = -1
 
     def _open_uplink(self) -> None:
-        from .switch import Switch
+        from .dataplane.switch import Switch
 
         try:
             self.info = adapter.query(self.cfg.uplink)

@@ -31,14 +31,16 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
-from . import adapter, config, netns, procs, state as statefile
+from . import adapter
+from .core import config, state as statefile
+from .linux import netns, procs
 from .agent import pack_fds
-from .guard import GuardPolicy
-from .errors import NativeError, VnetshareError
-from .lifecycle import Event, Lifecycle, State
-from .ring import RingFds, create_fds
-from .switch import PortPolicy
-from .tap import open_tap
+from .dataplane.guard import GuardPolicy
+from .core.errors import NativeError, VnetshareError
+from .core.lifecycle import Event, Lifecycle, State
+from .dataplane.ring import RingFds, create_fds
+from .dataplane.switch import PortPolicy
+from .dataplane.tap import open_tap
 
 log = logging.getLogger("vnetshare.manager")
 

@@ -2,7 +2,7 @@
 what other processes took meanwhile, ping round trips, and iperf3 servers and
 clients that run in the background (next to a ping, or one per partition).
 
-One-shot iperf3 runs and ping counting are vnetshare.probe's, as in the
+One-shot iperf3 runs and ping counting are vnetshare.linux.probe's, as in the
 tests and `vnetshare lab demo`: everything judges traffic the same way.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from vnetshare.probe import netns_cmd, ping
+from vnetshare.linux.probe import netns_cmd, ping
 
 from .common import BenchError, stop
 

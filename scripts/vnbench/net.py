@@ -11,7 +11,7 @@ import fnmatch
 import statistics
 import time
 
-from vnetshare.probe import iperf3
+from vnetshare.linux.probe import iperf3
 
 from .common import BenchError, Plan, say, stop
 from .measure import (IperfClient, IperfServer, machine_cpu, median, pct, ping_times, proc_cpu, wait_reachable,

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from vnetshare import procs
-from vnetshare.probe import netns_cmd
+from vnetshare.linux import procs
+from vnetshare.linux.probe import netns_cmd
 
 from .common import BenchError, die_with_parent, popen, say, stop
 
@@ -38,7 +38,7 @@ class Made:
     """Everything this run made: namespaces, root links, processes, the daemon."""
 
     def __init__(self) -> None:
-        from vnetshare import netns
+        from vnetshare.linux import netns
         self.nsmod = netns
         self.netns: list[str] = []
         self.links: list[str] = []
@@ -206,7 +206,7 @@ DAEMON_ARGS: list[str] = []  # --daemon-arg
 
 def start_vns(made: Made) -> None:
     """The lab topology: LAN namespace, veth uplink, the daemon on it."""
-    from vnetshare.lab import LabError, make_lan_host, start_daemon
+    from vnetshare.frontends.lab import LabError, make_lan_host, start_daemon
     if made.nsmod.exists(VNS_LAN_NS):
         raise BenchError(f"netns {VNS_LAN_NS} already exists: not ours, not touched")
     made.root_link(VNS_UPLINK)
@@ -226,7 +226,7 @@ def vns_pids(made: Made) -> list[int]:
 
 def create_partition(made: Made, name: str, ip: str) -> float:
     """Create partition @name (control request, as the CLI sends it); seconds taken."""
-    from vnetshare.client import DaemonError, call
+    from vnetshare.frontends.client import DaemonError, call
     made.partitions.append(name)
     t0 = time.perf_counter()
     try:
@@ -237,7 +237,7 @@ def create_partition(made: Made, name: str, ip: str) -> float:
 
 
 def delete_partition(made: Made, name: str) -> None:
-    from vnetshare.client import call
+    from vnetshare.frontends.client import call
     call(made.sock, "partition.delete", name=name, timeout=30)
     made.partitions.remove(name)
 

@@ -14,8 +14,8 @@ import socket
 import statistics
 
 from vnetshare import Ring, create_fds
-from vnetshare._native import ffi, lib
-from vnetshare.errors import check
+from vnetshare.dataplane._native import ffi, lib
+from vnetshare.core.errors import check
 
 SIZES = {"64B": 64, "1500B": 1500, "64KiB": 65536}
 COUNTS = {"64B": 4_000_000, "1500B": 2_000_000, "64KiB": 60_000}

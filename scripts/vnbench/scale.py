@@ -13,8 +13,8 @@ import statistics
 import subprocess
 import time
 
-from vnetshare import procs
-from vnetshare.probe import ping
+from vnetshare.linux import procs
+from vnetshare.linux.probe import ping
 
 from .common import BenchError, Plan, say, stop
 from .measure import IperfClient, IperfServer, link_counter, mem_kib, pct, proc_cpu, ring_memfds, wait_servers
@@ -22,7 +22,7 @@ from .paths import LAN_V4, VNS_LAN_NS, VNS_UPLINK, Made, create_partition, delet
 
 
 def bench_scale(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
-    from vnetshare.client import DaemonError, DaemonUnreachable
+    from vnetshare.frontends.client import DaemonError, DaemonUnreachable
 
     if made.daemon is None:
         start_vns(made)

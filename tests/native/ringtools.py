@@ -15,7 +15,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from vnetshare._native import ffi, lib
+from vnetshare.dataplane._native import ffi, lib
 
 # --- the shared layout (ring_abi.h) ------------------------------------------
 MAGIC = 0x31474E4952534E56  # "VNSRING1"

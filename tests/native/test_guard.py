@@ -1,9 +1,9 @@
-"""The frame guard (native/guard.c) through vnetshare.guard: one test per class.
+"""The frame guard (native/guard.c) through vnetshare.dataplane.guard: one test per class.
 
 Every hostile frame is judged next to a legitimate one of its kind that must
 pass (a positive control), so a guard that drops everything fails too. The
 frames are built with scapy and judged by guard_check_frame() on the same
-private copies the switch makes (vnetshare.guard.check()). No root needed.
+private copies the switch makes (vnetshare.dataplane.guard.check()). No root needed.
 """
 import ipaddress
 
@@ -37,7 +37,7 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
 from vnetshare import ConfigError
-from vnetshare.guard import (
+from vnetshare.dataplane.guard import (
     ADDR_MAX,
     DROP_REASONS,
     HDR_COPY,

@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from vnetshare._native import ffi, lib
+from vnetshare.dataplane._native import ffi, lib
 
 from ringtools import VNET_LEN, frame, vnet_hdr
 

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from vnetshare import CONSUMER, PRODUCER, Ring
-from vnetshare._native import ffi, lib
-from vnetshare.ring import SIZE_DEFAULT, SIZE_MIN
+from vnetshare.dataplane._native import ffi, lib
+from vnetshare.dataplane.ring import SIZE_DEFAULT, SIZE_MIN
 
 from ringtools import (
     GSO_TCPV4, VNET_F_NEEDS_CSUM, Child, ChildFailed, bench_frame, frame, in_child,

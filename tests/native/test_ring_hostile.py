@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vnetshare import CONSUMER, DROP_REASONS, PRODUCER, Ring
-from vnetshare._native import ffi, lib
-from vnetshare.ring import SIZE_MIN
+from vnetshare.dataplane._native import ffi, lib
+from vnetshare.dataplane.ring import SIZE_MIN
 
 from ringtools import (
     ALIGN, GSO_ECN, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, LEN_MAX, REC_HDR,

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from vnetshare import CONSUMER, PRODUCER, Ring
-from vnetshare.ring import FRAME_MAX, FRAME_MIN, SIZE_MIN
+from vnetshare.dataplane.ring import FRAME_MAX, FRAME_MIN, SIZE_MIN
 
 from ringtools import Child, GSO_TCPV4, VNET_F_NEEDS_CSUM, frame, rec_size, vnet_hdr
 

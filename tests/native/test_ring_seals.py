@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from vnetshare import CONSUMER, PRODUCER, NativeError, Ring, RingEnd
-from vnetshare.ring import SIZE_MIN
+from vnetshare.dataplane.ring import SIZE_MIN
 
 from ringtools import (
     DATA_OFF, MAGIC, OFF_CONS, OFF_DATA_SIZE, OFF_HDR_SIZE, OFF_MAGIC, OFF_PROD,
@@ -169,6 +169,7 @@ def test_attach_refuses_a_plain_file(tmp_path, rings):
 
 
 def test_config_mirrors_the_abi_size_limits():
-    from vnetshare import config, ring
+    from vnetshare.core import config
+    from vnetshare.dataplane import ring
 
     assert (config.RING_SIZE_MIN, config.RING_SIZE_MAX) == (ring.SIZE_MIN, ring.SIZE_MAX)

@@ -6,8 +6,8 @@ import pytest
 
 import vnetshare
 from vnetshare import CONSUMER, PRODUCER, ConfigError, NativeError, Ring, create_fds
-from vnetshare._native import ffi, lib
-from vnetshare.ring import FRAME_MAX, FRAME_MIN, SIZE_DEFAULT, SIZE_MAX, SIZE_MIN
+from vnetshare.dataplane._native import ffi, lib
+from vnetshare.dataplane.ring import FRAME_MAX, FRAME_MIN, SIZE_DEFAULT, SIZE_MAX, SIZE_MIN
 
 from ringtools import (
     DATA_OFF, GSO_TCPV4, GSO_TCPV6, MAGIC, OFF_CONS, OFF_DATA_SIZE, OFF_MAGIC, OFF_PROD,

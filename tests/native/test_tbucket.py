@@ -1,7 +1,7 @@
 """native/tbucket.h through cffi: the token bucket's rules, one test each."""
 from hypothesis import given, settings, strategies as st
 
-from vnetshare._native import ffi, lib
+from vnetshare.dataplane._native import ffi, lib
 
 S = 1_000_000_000  # ns per second
 U64 = (1 << 64) - 1

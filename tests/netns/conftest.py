@@ -44,7 +44,7 @@ def lab():
 @pytest.fixture
 def system(tmp_path):
     """A system.System with its daemon running; removed after the test."""
-    from vnetshare import netns
+    from vnetshare.linux import netns
     from system import System
 
     s = System(tmp_path)

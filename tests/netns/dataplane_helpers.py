@@ -1,6 +1,6 @@
 """Helpers for the data-plane tests: namespaces, veths, partitions, commands.
 
-Namespaces, links and addresses are made with vnetshare/netns.py, as the
+Namespaces, links and addresses are made with vnetshare/linux/netns.py, as the
 daemon makes them; commands run in a namespace with `ip netns exec`.
 Everything made here is registered with a Lab and removed by Lab.close(),
 which the tests call from a fixture finalizer, so a failing test leaves
@@ -18,9 +18,10 @@ import subprocess
 import threading
 import time
 
-from vnetshare import CONSUMER, PRODUCER, Ring, create_fds, netns
-from vnetshare.pump import Pump
-from vnetshare.tap import open_tap
+from vnetshare import CONSUMER, PRODUCER, Ring, create_fds
+from vnetshare.linux import netns
+from vnetshare.dataplane.pump import Pump
+from vnetshare.dataplane.tap import open_tap
 
 _seq = itertools.count()
 

@@ -17,9 +17,9 @@ import subprocess
 import threading
 import time
 
-from vnetshare import netns, procs
-from vnetshare.lab import LabError, make_lan_host, start_daemon
-from vnetshare.procs import python_argv
+from vnetshare.linux import netns, procs
+from vnetshare.frontends.lab import LabError, make_lan_host, start_daemon
+from vnetshare.linux.procs import python_argv
 
 LAN_NS = "vst-lan"
 UPLINK = "vsu0"

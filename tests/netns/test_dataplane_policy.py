@@ -9,7 +9,6 @@ condition, never a fixed sleep.
 """
 import os
 import struct
-import threading
 import time
 
 import pytest
@@ -19,9 +18,9 @@ from scapy.layers.l2 import Dot1Q, Ether
 from dataplane_helpers import Capture, mac_bytes, mac_of, nsexec, ping, task_cpu_ticks, wait_for
 from test_dataplane_switch import LAN4, LAN_MAC, Net
 from vnetshare import CONSUMER, create_fds, Ring
-from vnetshare.config import ConfigError
-from vnetshare.ring import SIZE_MIN
-from vnetshare.switch import PortPolicy, Rate
+from vnetshare.core.config import ConfigError
+from vnetshare.dataplane.ring import SIZE_MIN
+from vnetshare.dataplane.switch import PortPolicy, Rate
 
 BCAST = "ff:ff:ff:ff:ff:ff"
 

@@ -209,8 +209,8 @@ def test_pump_stops_on_request_and_when_the_tap_goes(lab):
 
 def test_pump_coalescing_window_is_checked(lab):
     part = lab.partition("a", 1)
-    from vnetshare.config import COALESCE_USECS_MAX
-    from vnetshare.pump import Pump
+    from vnetshare.core.config import COALESCE_USECS_MAX
+    from vnetshare.dataplane.pump import Pump
 
     with pytest.raises(OSError) as e:
         Pump(part.tap, part.a2h, part.h2a, coalesce_usecs=COALESCE_USECS_MAX + 1)
@@ -219,7 +219,7 @@ def test_pump_coalescing_window_is_checked(lab):
 
 def test_pump_rejects_rings_in_the_wrong_roles(lab):
     part = lab.partition("a", 1)
-    from vnetshare.pump import Pump
+    from vnetshare.dataplane.pump import Pump
 
     with pytest.raises(ValueError):
         Pump(part.tap, part.h2a, part.a2h)

@@ -19,10 +19,11 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from dataplane_helpers import Capture, Lab, mac_bytes, mac_of, nsexec, ping, task_cpu_ticks, wait_for
-from vnetshare import CONSUMER, PRODUCER, Ring, create_fds, netns
-from vnetshare.config import ConfigError
-from vnetshare.ring import SIZE_MIN
-from vnetshare.switch import Switch
+from vnetshare import CONSUMER, PRODUCER, Ring, create_fds
+from vnetshare.linux import netns
+from vnetshare.core.config import ConfigError
+from vnetshare.dataplane.ring import SIZE_MIN
+from vnetshare.dataplane.switch import Switch
 
 LAN4, LAN6 = "10.9.0.100", "fd00:9::100"
 LAN_MAC = mac_of(0x64)
@@ -368,7 +369,7 @@ def test_dense_small_frames_are_coalesced_and_all_arrive_in_order(lab, usecs):
 
 
 def test_coalescing_window_is_checked():
-    from vnetshare.config import COALESCE_USECS_MAX
+    from vnetshare.core.config import COALESCE_USECS_MAX
 
     with pytest.raises(OSError) as e:
         Switch("lo", coalesce_usecs=COALESCE_USECS_MAX + 1)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 
-from vnetshare import netns
+from vnetshare.linux import netns
 
 ROOT = Path(__file__).resolve().parents[2]
 PIP_TIMEOUT = 600

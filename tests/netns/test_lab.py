@@ -2,9 +2,9 @@
 import json
 import subprocess
 
-from vnetshare import netns
-from vnetshare.probe import ping
-from vnetshare.procs import python_argv
+from vnetshare.linux import netns
+from vnetshare.linux.probe import ping
+from vnetshare.linux.procs import python_argv
 
 
 def vns(sock, *argv, timeout=180):

@@ -16,9 +16,10 @@ import time
 
 import pytest
 
-from vnetshare import adapter, config
-from vnetshare import netns as ns
-from vnetshare.netns import NetnsError
+from vnetshare import adapter
+from vnetshare.core import config
+from vnetshare.linux import netns as ns
+from vnetshare.linux.netns import NetnsError
 
 _seq = itertools.count()
 

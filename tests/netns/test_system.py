@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from vnetshare import netns, procs
-from vnetshare.config import mac_bytes
-from vnetshare.probe import iperf3, ping, tcp_transfer
-from vnetshare.procs import python_argv
+from vnetshare.linux import netns, procs
+from vnetshare.core.config import mac_bytes
+from vnetshare.linux.probe import iperf3, ping, tcp_transfer
+from vnetshare.linux.procs import python_argv
 
 from system import (A, B, LAN_IF, LAN_NS, LAN_V4, LAN_V6, UPLINK, Sniffer, System, lan_mac, marker_broadcast,
                     send_frames, wait_for)
@@ -341,7 +341,7 @@ def test_no_daemon(tmp_path):
 def test_not_root(system):
     # a forked child that gave up root runs the CLI (the interpreter under
     # /root may not be executable by nobody, so no exec)
-    from vnetshare import cli
+    from vnetshare.frontends import cli
 
     r, w = os.pipe()
     pid = os.fork()

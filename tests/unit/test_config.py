@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from vnetshare import ConfigError, config
+from vnetshare import ConfigError
+from vnetshare.core import config
 
 
 @pytest.mark.parametrize("name", ["web", "a", "db-1", "x_y.z", "_tmp", "9lives", "a" * 15])
@@ -190,7 +191,7 @@ def test_netns_path_relative_is_made_absolute(monkeypatch):
 
 
 def test_coalesce_limits_match_native_coalesce_h():
-    from vnetshare._native import lib
+    from vnetshare.dataplane._native import lib
 
     assert (config.COALESCE_USECS_DEFAULT, config.COALESCE_USECS_MAX) == (
         lib.COALESCE_USECS_DEFAULT, lib.COALESCE_USECS_MAX)

@@ -1,11 +1,11 @@
-"""The counters' one shape (vnetshare.counters): every C field reaches the
+"""The counters' one shape (vnetshare.dataplane.counters): every C field reaches the
 front ends, drops under "drops", without a hand-kept list of names."""
 import pytest
 
-from vnetshare import counters
-from vnetshare._native import ffi
-from vnetshare.ring import DROP_REASONS
-from vnetshare.switch import GUARD_VERDICTS, _PORT_ARRAYS, _port_counters
+from vnetshare.dataplane import counters
+from vnetshare.dataplane._native import ffi
+from vnetshare.dataplane.ring import DROP_REASONS
+from vnetshare.dataplane.switch import GUARD_VERDICTS, _PORT_ARRAYS, _port_counters
 
 
 def _fill_unique(st) -> dict:

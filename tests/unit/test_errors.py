@@ -3,7 +3,7 @@ import errno
 import pytest
 
 from vnetshare import ConfigError, NativeError, VnetshareError
-from vnetshare.errors import check
+from vnetshare.core.errors import check
 
 
 def test_check_passes_values_through():

@@ -11,10 +11,10 @@ import os
 
 import pytest
 
-from vnetshare import lifecycle as lc
+from vnetshare.core import lifecycle as lc
 from vnetshare import manager as mgr
-from vnetshare.config import DaemonConfig
-from vnetshare.state import State as StateFile
+from vnetshare.core.config import DaemonConfig
+from vnetshare.core.state import State as StateFile
 
 
 # -- the table -------------------------------------------------------------------
@@ -204,7 +204,7 @@ def test_create_retries_without_uso_on_a_kernel_before_6_2(world_manager, monkey
     import errno
 
     from vnetshare import adapter
-    from vnetshare.errors import NativeError
+    from vnetshare.core.errors import NativeError
 
     w, m = world_manager(None)
     m.functions = adapter.derive(adapter.UplinkInfo("up0", 1500), "emulate")

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vnetshare import ConfigError
-from vnetshare import protocol as p
-from vnetshare.config import Rate
-from vnetshare.protocol import Decoder, ProtocolError
+from vnetshare.core import protocol as p
+from vnetshare.core.config import Rate
+from vnetshare.core.protocol import Decoder, ProtocolError
 
 # --- encode / decode -----------------------------------------------------------
 

@@ -6,9 +6,9 @@ import stat
 
 import pytest
 
-from vnetshare import state as st
-from vnetshare.errors import VnetshareError
-from vnetshare.state import PartitionState, State, StateError
+from vnetshare.core import state as st
+from vnetshare.core.errors import VnetshareError
+from vnetshare.core.state import PartitionState, State, StateError
 
 
 def sample() -> State:

@@ -5,7 +5,7 @@ from scapy.layers.inet6 import (ICMPv6ND_NA, ICMPv6ND_RA, ICMPv6NDOptDstLLAddr,
                                 ICMPv6NDOptPrefixInfo, IPv6)
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
-from vnetshare import verify as v
+from vnetshare.frontends import verify as v
 
 A = bytes.fromhex("02aabbccdd01")
 B = bytes.fromhex("02aabbccdd02")

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from dataplane_helpers import Lab, nsexec, ping  # noqa: E402
 from test_dataplane_switch import LAN4, Net  # noqa: E402
-from vnetshare import netns  # noqa: E402
+from vnetshare.linux import netns
 
 
 def rtts(ns: str, addr: str, n: int = 200, interval: float = 0.01) -> list[float]:

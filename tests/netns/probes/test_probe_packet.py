@@ -17,7 +17,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 import dataplane_helpers as dh
-from vnetshare import netns
+from vnetshare.linux import netns
 
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1

@@ -13,8 +13,8 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 import dataplane_helpers as dh
-from vnetshare import netns
-from vnetshare.tap import open_tap
+from vnetshare.linux import netns
+from vnetshare.dataplane.tap import open_tap
 
 PEER_IP, PEER_MAC = "10.7.0.2", "02:00:00:00:00:99"
 GSO_TCPV4 = 1

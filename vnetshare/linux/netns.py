@@ -47,8 +47,8 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
-from .config import CLONE_NEWNET, NETNS_RUN_DIR, NS_GET_NSTYPE
-from .errors import VnetshareError
+from ..core.config import CLONE_NEWNET, NETNS_RUN_DIR, NS_GET_NSTYPE
+from ..core.errors import VnetshareError
 
 RUN_DIR = NETNS_RUN_DIR
 MS_BIND = 0x1000

@@ -16,7 +16,7 @@ from __future__ import annotations
 from . import counters
 from ._native import ffi, lib
 from ._loop import NativeLoop
-from .errors import check
+from ..core.errors import check
 from .ring import CONSUMER, PRODUCER, Ring
 
 class Pump(NativeLoop):

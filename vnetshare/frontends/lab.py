@@ -28,10 +28,10 @@ import subprocess
 import sys
 import time
 
-from . import netns, procs
+from ..linux import netns, procs
 from .client import DaemonError, DaemonUnreachable, call
-from .errors import VnetshareError
-from .probe import iperf3, ping
+from ..core.errors import VnetshareError
+from ..linux.probe import iperf3, ping
 
 LAN_NS = "vns-lan"
 UPLINK = "vns-uplink"

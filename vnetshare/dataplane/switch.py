@@ -23,11 +23,12 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
-from . import config, counters
+from ..core import config
+from . import counters
 from ._native import ffi, lib
 from ._loop import NativeLoop
-from .config import Rate
-from .errors import ConfigError, check
+from ..core.config import Rate
+from ..core.errors import ConfigError, check
 from .ring import CONSUMER, DROP_REASONS, PRODUCER, RingFds
 
 VLAN_MAX = lib.SW_VLAN_MAX
@@ -59,7 +60,7 @@ def _uint(what: str, value: object, top: int) -> int:
 class PortPolicy:
     """What a port may do (struct sw_port_policy).
 
-    guard: a vnetshare.guard.GuardPolicy (the port's identity for the L2/L3
+    guard: a vnetshare.dataplane.guard.GuardPolicy (the port's identity for the L2/L3
     guard), or None: a MAC-only guard, L3 checks off, trusted router (for
     data-plane tests). vlan: 0 untagged, 1 to VLAN_MAX an access VLAN.
     storm_pps/storm_burst: broadcast and multicast it may send (0: no
@@ -230,7 +231,7 @@ class Switch(NativeLoop):
 
     def port_stats(self, port_id: int) -> dict:
         """Counters of a port, partition view (tx = it sent, rx = it got),
-        drops by reason under "drops" (vnetshare.counters)."""
+        drops by reason under "drops" (vnetshare.dataplane.counters)."""
         st = ffi.new("struct sw_port_stats *")
         check(lib.sw_port_stats(self.handle, port_id, st), f"stats of port {port_id}")
         return _port_counters(st)

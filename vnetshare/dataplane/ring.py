@@ -12,9 +12,10 @@ import errno
 import os
 from dataclasses import dataclass
 
-from . import config, counters
+from ..core import config
+from . import counters
 from ._native import ffi, lib
-from .errors import ConfigError, check
+from ..core.errors import ConfigError, check
 
 PRODUCER = "producer"
 CONSUMER = "consumer"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from .errors import NativeError, check
+from ..core.errors import NativeError, check
 
 
 class NativeLoop:

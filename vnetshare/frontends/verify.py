@@ -42,9 +42,10 @@ import struct
 import time
 from dataclasses import asdict, dataclass, field
 
-from . import config, netns
+from ..core import config
+from ..linux import netns
 from .client import DaemonError, call
-from .guard import link_local
+from ..dataplane.guard import link_local
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800

@@ -25,9 +25,9 @@ import json
 import os
 import sys
 
-from . import config
+from ..core import config
 from .client import call, socket_path
-from .errors import ConfigError, VnetshareError
+from ..core.errors import ConfigError, VnetshareError
 
 
 def _arg(fn):
@@ -311,7 +311,7 @@ def cmd_stats(args) -> int:
 
 
 def cmd_daemon(args) -> int:
-    from .hosting import run_daemon
+    from ..hosting import run_daemon
 
     given = {"state_dir": args.state_dir, "ring_size": args.ring_size, "coalesce_usecs": args.coalesce_usecs,
              "storm_limit": args.storm_limit}

@@ -23,9 +23,9 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Iterable
 
-from . import config
+from ..core import config
 from ._native import ffi, lib
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 #: Names of the verdicts, in enum guard_verdict order ("pass_*", "drop_*").
 VERDICTS = tuple(

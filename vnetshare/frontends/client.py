@@ -12,8 +12,8 @@ import errno
 import os
 import socket
 
-from . import config, protocol
-from .errors import VnetshareError
+from ..core import config, protocol
+from ..core.errors import VnetshareError
 
 DEFAULT_SOCKET = config.DEFAULT_SOCKET
 TIMEOUT = 30.0  # partition create waits for netlink and an agent start

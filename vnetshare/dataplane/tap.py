@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 
-from . import config, netns
+from ..core import config
+from ..linux import netns
 from ._native import ffi, lib
-from .errors import ConfigError, check
+from ..core.errors import ConfigError, check
 
 #: TUNSETOFFLOAD bits by name (the TAP's side of the adapter's functions).
 OFFLOADS = {
