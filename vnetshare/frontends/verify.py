@@ -217,7 +217,7 @@ def _plan(s: dict, r: dict, storm_n: int) -> tuple[list[Check], list[bytes], byt
         Check("802.1Q-tagged frame", "dropped", "vlan",
               [eth(rmac, smac, ETH_P_IP, ipv4(str(s4), str(r4), 17, udp4(40000, 40001, marked("tag"))), vlan=7)]),
     ]
-    storm = [eth(BROADCAST, smac, ETH_P_EXPERIMENTAL, marked(f"storm {i}")) for i in range(storm_n)]
+    storm = [eth(BROADCAST, smac, ETH_P_EXPERIMENTAL, marked(f"storm {i:06d}")) for i in range(storm_n)]
     r_barrier = udp_to_r(str(s4), 40000, 40001, "barrier")
     u_barrier = eth(bytes([0x02]) + secrets.token_bytes(5), smac, ETH_P_EXPERIMENTAL, marked("barrier"))
     return checks, storm, r_barrier, u_barrier
