@@ -126,13 +126,17 @@ def cidr(text: object) -> str:
     return iface.with_prefixlen
 
 
+def _list(texts: object, what: str) -> list | tuple:
+    if not isinstance(texts, (list, tuple)):
+        raise ConfigError(f"{what} {texts!r}: must be a list")
+    return texts
+
+
 def cidrs(texts: object) -> list[str]:
     """A list of addresses (each by cidr()), no address given twice."""
-    if not isinstance(texts, (list, tuple)):
-        raise ConfigError(f"addresses {texts!r}: must be a list")
     out: list[str] = []
     seen: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
-    for text in texts:
+    for text in _list(texts, "addresses"):
         value = cidr(text)
         ip = ipaddress.ip_interface(value).ip
         if ip in seen:
@@ -244,14 +248,8 @@ def allow_ip(text: object) -> str:
 
 
 def allow_ips(texts: object) -> list[str]:
-    """A list of allow_ip() values; 'any' stands alone."""
-    if not isinstance(texts, (list, tuple)):
-        raise ConfigError(f"--allow-ip {texts!r}: must be a list")
-    out: list[str] = []
-    for t in texts:
-        v = allow_ip(t)
-        if v not in out:
-            out.append(v)
+    """A list of allow_ip() values, each once; 'any' stands alone."""
+    out = list(dict.fromkeys(allow_ip(t) for t in _list(texts, "--allow-ip")))
     if "any" in out and len(out) > 1:
         raise ConfigError(f"--allow-ip any: turns the address guard off; "
                           f"don't give prefixes with it ({', '.join(v for v in out if v != 'any')})")
