@@ -28,8 +28,13 @@ repetition (so slow drifts of a shared machine hit every path alike):
   vde          vde_switch with two TAPs, each in its namespace, each plugged
                in by a vde_plug2tap process
   vns          vnetshare partition to partition (the lab topology: a veth
-               uplink to a LAN namespace, the daemon on it, two partitions)
+               uplink to a LAN namespace, the daemon on it, two partitions;
+               two more idle but for storm and txlimit)
   vns-lan      vnetshare partition to the LAN host through the uplink
+  vns-open, vns-lan-open
+               the same two on the same daemon, from partitions made with
+               --allow-ip any (the L3 guard off): tcp1, udp64 and ping
+               only, for ratio_vns*_vs_vns*_open_* (the guard's cost)
 Workloads: iperf3 TCP 1 and 4 streams (Gbit/s received), iperf3 UDP 64-byte
 datagrams (packets per second received), ping -i 0.01 round trip p50/p99
 idle and under a TCP stream, and CPU seconds per GB received during the
@@ -37,6 +42,21 @@ idle and under a TCP stream, and CPU seconds per GB received during the
 vde_plug2tap; none for the kernel peers, whose work is softirq in whatever
 task runs it) and of the whole machine (/proc/stat, every core: iperf3 ends,
 kernel, switch, and any background load).
+Tenant workloads (issue 8):
+  storm        bridge, vns, vns-lan: the sender's ping p50/p99 (no other
+               load), then its TCP 1 stream, each with a third member of
+               the same switch flooding 60-byte broadcasts (IPv4 UDP from
+               its own MAC and address, so the guard passes them) from a
+               Python AF_PACKET loop at full speed, and each without; both
+               halves in every repetition, the order swapped every other
+               one. The flooder ends by itself after its measurement's
+               length (+15 s) and is stopped by PID when it is done. Rows
+               <path>_storm_{on,off}_*, ratio_<path>_storm_on_vs_off_*,
+               frames the flooder sent and (vnetshare) the storm drops the
+               switch counted, per second.
+  txlimit      vns-lan: TCP 1 stream from a partition made with --tx-limit
+               200mbit (iperf3's received rate, and bytes leaving the
+               uplink over the middle of the run), against 200 Mbit/s.
 
 scale: vnetshare only, with 1, 8, 32, 64 partitions: aggregate TCP
 throughput of one iperf3 stream per partition to its own server on the LAN

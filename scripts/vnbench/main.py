@@ -40,7 +40,7 @@ def get_parser() -> argparse.ArgumentParser:
                                                         "2 s; scale 1 and 4 partitions")
     p.add_argument("--only", action="append", default=[], metavar="PATTERN",
                    help="net: only PATH/WORKLOAD matching this glob (or a PATH or WORKLOAD alone), "
-                        "e.g. 'vns*/tcp1', vde, ping; repeatable")
+                        "e.g. 'vns*/tcp1', vde, ping, storm, txlimit; repeatable")
     p.add_argument("--check", action="store_true", help="exit 3 if a target is not met")
     p.add_argument("--daemon-arg", action="append", default=[], metavar="ARG",
                    help="pass ARG to `vnetshare daemon` (net and scale), e.g. --daemon-arg=--coalesce-usecs=0; "

@@ -270,3 +270,68 @@ class IperfClient:
         if "error" in data:
             raise BenchError(f"iperf3 client: {data['error']}")
         return data["end"]["sum_received"]["bytes"]
+
+
+# --- a broadcast storm ------------------------------------------------------------------
+
+# Runs in the flooding namespace: an AF_PACKET socket on its interface sends
+# one 60-byte frame (Ethernet broadcast, IPv4 UDP from its own MAC and
+# address to the subnet's broadcast address, port 9: a frame the identity
+# guard lets pass, so only storm control stands in its way) as fast as one
+# Python loop can, until its deadline or SIGTERM; then prints how many and
+# over how long. Sends that fail (ENOBUFS: a full queue) are counted apart.
+FLOOD = r"""
+import signal, socket, struct, sys, time
+ifname, src, dst, secs = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+mac = s.getsockname()[4]
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + 18, 0, 0, 64, 17, 0,
+                 socket.inet_aton(src), socket.inet_aton(dst))
+c = sum(struct.unpack("!10H", ip))
+c = (c & 0xFFFF) + (c >> 16); c = (c & 0xFFFF) + (c >> 16)
+ip = ip[:10] + struct.pack("!H", ~c & 0xFFFF) + ip[12:]
+frame = b"\xff" * 6 + mac + b"\x08\x00" + ip + struct.pack("!HHHH", 9, 9, 8 + 18, 0) + bytes(18)
+def _end(*_): raise SystemExit(0)
+signal.signal(signal.SIGTERM, _end)
+send, now = s.send, time.monotonic
+n = failed = 0
+t0 = now(); end = t0 + secs
+try:
+    while now() < end:
+        try:
+            for _ in range(256):
+                send(frame)
+                n += 1
+        except OSError:
+            failed += 1
+finally:
+    print(n, failed, now() - t0, flush=True)
+"""
+
+
+class Flooder:
+    """A broadcast storm from a namespace, bounded: it ends by itself after
+    @seconds (and is stopped, by PID, when the measurement ends)."""
+
+    def __init__(self, made: Made, ns: str, ifname: str, src: str, bcast: str, seconds: float):
+        import sys
+        self.out = os.path.join(made.tmp, f"flood-{ns}.txt")
+        with open(self.out, "wb") as f:
+            self.p = made.proc(netns_cmd(ns, [sys.executable, "-c", FLOOD, ifname, src, bcast, f"{seconds:g}"]),
+                               stdout=f, stderr=subprocess.STDOUT)
+        self.bound = seconds
+
+    def running(self) -> bool:
+        return self.p.poll() is None
+
+    def end(self) -> tuple[int, float]:
+        """Stop it; (frames sent, seconds it ran)."""
+        stop(self.p, grace=5.0)
+        try:
+            with open(self.out) as f:
+                text = f.read()
+            n, _failed, secs = text.split()[-3:]
+            return int(n), float(secs)
+        except (OSError, ValueError):
+            raise BenchError(f"flooder: {open(self.out, errors='replace').read()[-200:]}") from None

@@ -4,6 +4,13 @@ repetition (so slow drifts of a shared machine hit every path alike).
 Workloads: iperf3 TCP 1 and 4 streams, iperf3 UDP 64-byte datagrams, ping
 round trips idle and under a TCP stream, and the CPU per GB received during
 the 1-stream run (of the switch's processes and of the whole machine).
+
+Tenant workloads (issue 8): storm, the sender's TCP throughput and ping p50
+with and without a neighbour flooding broadcasts at full speed (the two
+halves in turn in each repetition, the order swapped every other one);
+txlimit, TCP from a partition under --tx-limit 200mbit. The guard's cost is
+a pair of paths: vns-open and vns-lan-open are vns and vns-lan from
+partitions made with --allow-ip any, on the same daemon.
 """
 from __future__ import annotations
 
@@ -14,16 +21,18 @@ import time
 from vnetshare.linux.probe import iperf3
 
 from .common import BenchError, Plan, say, stop
-from .measure import (IperfClient, IperfServer, machine_cpu, median, pct, ping_times, proc_cpu, wait_reachable,
-                      wait_servers)
-from .paths import BUILDERS, Made, Path, key
+from .measure import (Flooder, IperfClient, IperfServer, link_counter, machine_cpu, median, pct, ping_times,
+                      proc_cpu, wait_reachable, wait_servers)
+from .paths import BUILDERS, TX_LIMIT_MBPS, VNS_UPLINK, Made, Path, key, runs
 
 # the --only names of the workloads, in the order they run
-WORKLOADS = ("tcp1", "tcp4", "udp64", "ping", "pingload")
+WORKLOADS = ("tcp1", "tcp4", "udp64", "ping", "pingload", "storm", "txlimit")
 
 
 def selected(only: list[str], path: str, workload: str) -> bool:
     """Whether --only (globs: PATH/WORKLOAD, PATH or WORKLOAD) picks this pair."""
+    if not runs(path, workload):
+        return False
     if not only:
         return True
     for pat in only:
@@ -120,28 +129,112 @@ def bench_net(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
         add(f"{k}_ping_load_p99_us", pct(t, 99))
         add(f"{k}_ping_load_lost", sent - len(t))
 
-    runs = (("tcp1", tcp1), ("tcp4", tcp4), ("udp64", udp64), ("ping", ping_idle), ("pingload", ping_load))
-    for wl, fn in runs:
+    def port_drops(name: str | None) -> dict:
+        """A partition's drops by reason (vnetshare only; {} otherwise)."""
+        if name is None:
+            return {}
+        from vnetshare.frontends.client import call
+        return call(made.sock, "stats", timeout=10)["partitions"].get(name, {}).get("drops", {})
+
+    def storm_half(p: Path, on: bool) -> None:
+        """The sender's ping p50 (no other load) then its TCP, with a
+        neighbour flooding broadcasts meanwhile (@on) or not."""
+        k, half = key(p.name), "on" if on else "off"
+        fl = None
+        if on:
+            st = p.storm
+            bound = plan.pings * 0.01 + plan.seconds + 15  # it ends by itself after this
+            d0 = port_drops(st.partition)
+            fl = Flooder(made, st.ns, st.ifname, st.src, st.bcast, bound)
+            time.sleep(1.0)  # at full speed before we measure
+            if not fl.running():
+                fl.end()
+                raise BenchError("the flooder ended at start")
+        try:
+            t, sent = ping_times(p.client, p.addr, plan.pings)
+            r = iperf3(p.server, p.client, p.addr, seconds=plan.seconds, streams=1)
+        finally:
+            if fl is not None:
+                alive = fl.running()
+                n, secs = fl.end()
+                made.forget_ended()
+                if not alive:
+                    raise BenchError(f"the flooder ended before the measurement did ({secs:.1f} s)")
+                add(f"{k}_storm_sent_pps", n / secs)
+                if st.partition:
+                    d1 = port_drops(st.partition)
+                    add(f"{k}_storm_dropped_pps", (d1.get("storm", 0) - d0.get("storm", 0)) / secs)
+                time.sleep(1.0)  # queues drain before the next half
+        if not r.ok:
+            raise BenchError(f"iperf3: {r.error}")
+        add(f"{k}_storm_{half}_tcp1_Gbps", r.gbps)
+        add(f"{k}_storm_{half}_ping_p50_us", statistics.median(t))
+        add(f"{k}_storm_{half}_ping_p99_us", pct(t, 99))
+        add(f"{k}_storm_{half}_ping_lost", sent - len(t))
+
+    def storm(p: Path, rep: int) -> None:
+        for on in ((False, True) if rep % 2 == 0 else (True, False)):
+            storm_half(p, on)
+
+    def txlimit(p: Path) -> None:
+        # TCP from the limited partition; bytes leaving the uplink over the
+        # middle of its run say what the wire carried
+        srv = IperfServer(made, p.server, p.addr, 5298)
+        try:
+            wait_servers([srv])
+            dur = plan.seconds + 2
+            cli = IperfClient(made, p.limited, p.addr, 5298, dur)
+            time.sleep(1.0)
+            b0, w0 = link_counter(VNS_UPLINK, "tx_bytes"), time.monotonic()
+            time.sleep(plan.seconds)
+            b1, w1 = link_counter(VNS_UPLINK, "tx_bytes"), time.monotonic()
+            got = cli.result(time.monotonic() + dur + 20)
+            if not got:
+                raise BenchError("the limited stream moved nothing")
+        finally:
+            stop(srv.p)
+            made.forget_ended()
+        k = key(p.name)
+        add(f"{k}_txlimit_tcp1_Mbps", got * 8 / dur / 1e6)
+        add(f"{k}_txlimit_uplink_Mbps", (b1 - b0) * 8 / (w1 - w0) / 1e6)
+
+    workloads = (("tcp1", tcp1), ("tcp4", tcp4), ("udp64", udp64), ("ping", ping_idle), ("pingload", ping_load),
+                 ("storm", None), ("txlimit", txlimit))
+    for wl, fn in workloads:
         todo = [p for p in paths if selected(plan.only, p.name, wl)]
         for rep in range(plan.reps):
             for p in todo:
                 say(f"{wl} {p.name} ({rep + 1}/{plan.reps})")
-                attempt(p, wl, lambda: fn(p))
+                if wl == "storm":
+                    attempt(p, wl, lambda: storm(p, rep))
+                else:
+                    attempt(p, wl, lambda: fn(p))
 
-    units = {"Gbps": "Gbit/s", "pps": "pps", "us": "us", "GB": "s/GB", "lost": "packets"}
+    units = {"Gbps": "Gbit/s", "Mbps": "Mbit/s", "pps": "pps", "us": "us", "GB": "s/GB", "lost": "packets"}
     rows = []
     for name, v in vals.items():
         med = median(v)
         unit = units[name.rsplit("_", 1)[1]]
         if med is None:
             continue
-        rnd = 3 if unit in ("Gbit/s", "s/GB") else 1 if unit == "us" else 0
+        rnd = 3 if unit in ("Gbit/s", "s/GB") else 1 if unit in ("us", "Mbit/s") else 0
         rows.append({"name": name, "value": round(med, rnd) if rnd else round(med), "unit": unit})
     by = {r["name"]: r["value"] for r in rows}
     for a, b, m, short in RATIOS:
         x, y = by.get(f"{a}_{m}"), by.get(f"{b}_{m}")
         if x is not None and y:
             rows.append({"name": f"ratio_{a}_vs_{b}_{short}", "value": round(x / y, 3), "unit": "x"})
+    # storm: the sender with a flooding neighbour against itself without, same repetitions
+    for p in paths:
+        k = key(p.name)
+        for m, short in (("tcp1_Gbps", "tcp1"), ("ping_p50_us", "ping_p50")):
+            x, y = by.get(f"{k}_storm_on_{m}"), by.get(f"{k}_storm_off_{m}")
+            if x is not None and y:
+                rows.append({"name": f"ratio_{k}_storm_on_vs_off_{short}", "value": round(x / y, 3), "unit": "x"})
+        x = by.get(f"{k}_txlimit_tcp1_Mbps")
+        if x is not None:
+            rows.append({"name": f"ratio_{k}_txlimit_vs_limit_tcp1", "value": round(x / TX_LIMIT_MBPS, 3),
+                         "unit": "x"})
     return rows
 
 
@@ -154,4 +247,9 @@ RATIOS = (
     ("vns", "vde", "udp64_pps", "udp64"), ("vns", "veth", "udp64_pps", "udp64"),
     ("vns", "vde", "ping_idle_p50_us", "ping_idle_p50"), ("vns", "veth", "ping_idle_p50_us", "ping_idle_p50"),
     ("vns", "vde", "cpu_machine_s_per_GB", "cpu_machine"),
+    # the guard's cost: guard on (default) against --allow-ip any, same daemon
+    ("vns", "vns_open", "tcp1_Gbps", "tcp1"), ("vns", "vns_open", "udp64_pps", "udp64"),
+    ("vns_lan", "vns_lan_open", "tcp1_Gbps", "tcp1"), ("vns_lan", "vns_lan_open", "udp64_pps", "udp64"),
+    ("vns", "vns_open", "ping_idle_p50_us", "ping_idle_p50"),
+    ("vns_lan", "vns_lan_open", "ping_idle_p50_us", "ping_idle_p50"),
 )

@@ -3,8 +3,11 @@
 Made holds every namespace, root link, process and the vnetshare daemon the
 run made, and removes them by name and PID, whatever state they are in.
 One builder per family sets up its paths (veth; bridge; macvlan and
-macvlan-lan; vde; vns and vns-lan) and returns them as Path: who sends,
-who receives, at which address, and which processes are the switch.
+macvlan-lan; vde; vns and vns-lan; vns-open and vns-lan-open) and returns
+them as Path: who sends, who receives, at which address, which processes
+are the switch, and for the tenant workloads (issue 8) who floods the
+sender's neighbourhood (storm) and which partition sends under a
+--tx-limit (txlimit).
 """
 from __future__ import annotations
 
@@ -29,7 +32,9 @@ VNS_LAN_NS = "vnb-lan"
 MV_LOWER = "vnb-mvl"
 
 # every path, in the order of the tables
-PATHS = ("veth", "bridge", "macvlan", "macvlan-lan", "vde", "vns", "vns-lan")
+PATHS = ("veth", "bridge", "macvlan", "macvlan-lan", "vde", "vns", "vns-lan", "vns-open", "vns-lan-open")
+TX_LIMIT = "200mbit"       # txlimit: the partition's --tx-limit
+TX_LIMIT_MBPS = 200.0
 
 
 # --- what this run made, removed by name and PID ------------------------------
@@ -117,12 +122,24 @@ def _kill_agent(pid: int, names: list[str]) -> None:
 # --- the paths ------------------------------------------------------------------------
 
 @dataclass
+class Storm:
+    """A third member of the sender's switch that floods broadcasts."""
+    ns: str                      # its netns
+    ifname: str                  # its interface there
+    src: str                     # its IPv4 address (a source the guard lets pass)
+    bcast: str                   # the subnet's broadcast address
+    partition: str | None = None  # vnetshare: its partition, for the switch's counters
+
+
+@dataclass
 class Path:
     name: str
     client: str                  # netns of the sender / pinger
     server: str                  # netns of the receiver
     addr: str                    # receiver's address
     pids: Callable[[], list[int]] | None = None  # the switch's processes; None: kernel
+    storm: Storm | None = None   # storm: who floods the sender's neighbourhood
+    limited: str | None = None   # txlimit: netns of a sender under --tx-limit TX_LIMIT
 
 
 def _ip(*argv: str) -> None:
@@ -148,14 +165,15 @@ def build_veth(made: Made) -> list[Path]:
 def build_bridge(made: Made) -> list[Path]:
     n = made.nsmod
     h, a, b = made.ns("vnb-br"), made.ns("vnb-br-a"), made.ns("vnb-br-b")
+    s = made.ns("vnb-br-s")  # storm: the flooding neighbour (idle otherwise)
     _ip("-n", h, "link", "add", "br0", "type", "bridge")
-    for port, ns, ip in (("pa", a, "198.18.11.1/24"), ("pb", b, "198.18.11.2/24")):
+    for port, ns, ip in (("pa", a, "198.18.11.1/24"), ("pb", b, "198.18.11.2/24"), ("ps", s, "198.18.11.3/24")):
         n.veth_pair(port, "eth0", h, ns)
         _ip("-n", h, "link", "set", port, "master", "br0")
         n.link_set(port, h, up=True)
         _addr_up(n, ns, "eth0", ip)
     n.link_set("br0", h, up=True)
-    return [Path("bridge", a, b, "198.18.11.2")]
+    return [Path("bridge", a, b, "198.18.11.2", storm=Storm(s, "eth0", "198.18.11.3", "198.18.11.255"))]
 
 
 def build_macvlan(made: Made) -> list[Path]:
@@ -224,16 +242,22 @@ def vns_pids(made: Made) -> list[int]:
     return [made.daemon.pid] + made.agent_pids()
 
 
-def create_partition(made: Made, name: str, ip: str) -> float:
-    """Create partition @name (control request, as the CLI sends it); seconds taken."""
+def create_partition(made: Made, name: str, ip: str, **policy) -> float:
+    """Create partition @name (control request, as the CLI sends it, @policy
+    as its fields: allow_ips=["any"] is --allow-ip any); seconds taken."""
     from vnetshare.frontends.client import DaemonError, call
     made.partitions.append(name)
     t0 = time.perf_counter()
     try:
-        call(made.sock, "partition.create", name=name, ips=[f"{ip}/24"], gateway=LAN_V4, timeout=30)
+        call(made.sock, "partition.create", name=name, ips=[f"{ip}/24"], gateway=LAN_V4, timeout=30, **policy)
     except DaemonError as e:
         raise BenchError(f"partition create {name}: {e}") from None
     return time.perf_counter() - t0
+
+
+def partition_ifname(made: Made, name: str) -> str:
+    from vnetshare.frontends.client import call
+    return call(made.sock, "partition.show", name=name, timeout=30)["partition"]["ifname"]
 
 
 def delete_partition(made: Made, name: str) -> None:
@@ -243,23 +267,60 @@ def delete_partition(made: Made, name: str) -> None:
 
 
 def build_vns(made: Made) -> list[Path]:
+    """Partitions a and b (the paths), s (storm: floods; the daemon's default
+    --storm-limit) and l (txlimit: --tx-limit TX_LIMIT); s and l idle otherwise."""
     if made.daemon is None:
         start_vns(made)
     create_partition(made, "vnb-a", "198.18.0.11")
     create_partition(made, "vnb-b", "198.18.0.12")
+    create_partition(made, "vnb-s", "198.18.0.13")
+    create_partition(made, "vnb-l", "198.18.0.14", tx_limit=[TX_LIMIT])
+    storm = Storm("vnb-s", partition_ifname(made, "vnb-s"), "198.18.0.13", "198.18.0.255", partition="vnb-s")
     pids = lambda: vns_pids(made)  # noqa: E731 - agents may be restarted
-    return [Path("vns", "vnb-a", "vnb-b", "198.18.0.12", pids=pids),
-            Path("vns-lan", "vnb-a", VNS_LAN_NS, LAN_V4, pids=pids)]
+    return [Path("vns", "vnb-a", "vnb-b", "198.18.0.12", pids=pids, storm=storm),
+            Path("vns-lan", "vnb-a", VNS_LAN_NS, LAN_V4, pids=pids, storm=storm, limited="vnb-l")]
+
+
+def build_vns_open(made: Made) -> list[Path]:
+    """The same as vns and vns-lan on the same daemon, from partitions made
+    with --allow-ip any (the L3 guard off): what the guard costs."""
+    if made.daemon is None:
+        start_vns(made)
+    create_partition(made, "vnb-oa", "198.18.0.21", allow_ips=["any"])
+    create_partition(made, "vnb-ob", "198.18.0.22", allow_ips=["any"])
+    pids = lambda: vns_pids(made)  # noqa: E731 - agents may be restarted
+    return [Path("vns-open", "vnb-oa", "vnb-ob", "198.18.0.22", pids=pids),
+            Path("vns-lan-open", "vnb-oa", VNS_LAN_NS, LAN_V4, pids=pids)]
 
 
 BUILDERS = (("veth", build_veth, ("veth",)), ("bridge", build_bridge, ("bridge",)),
             ("macvlan", build_macvlan, ("macvlan", "macvlan-lan")), ("vde", build_vde, ("vde",)),
-            ("vns", build_vns, ("vns", "vns-lan")))
+            ("vns", build_vns, ("vns", "vns-lan")), ("vns-open", build_vns_open, ("vns-open", "vns-lan-open")))
+
+# workloads that only some paths run (the rest: every path)
+ONLY_ON = {"storm": ("bridge", "vns", "vns-lan"), "txlimit": ("vns-lan",)}
+# paths that run only some workloads (the guard's cost: against vns, vns-lan)
+RUNS_ONLY = {"vns-open": ("tcp1", "udp64", "ping"), "vns-lan-open": ("tcp1", "udp64", "ping")}
+
+
+def runs(path: str, workload: str) -> bool:
+    """Whether @path has @workload at all (before --only)."""
+    return path in ONLY_ON.get(workload, (path,)) and workload in RUNS_ONLY.get(path, (workload,))
 
 
 def key(path: str) -> str:
     """A path's name as its rows begin: vns-lan -> vns_lan."""
     return path.replace("-", "_")
+
+
+def owner(row: str) -> str | None:
+    """The path a row belongs to: the longest whose key begins it
+    (vns_lan_open_tcp1_Gbps is vns-lan-open's, not vns's)."""
+    best = None
+    for p in PATHS:
+        if row.startswith(key(p) + "_") and (best is None or len(p) > len(best)):
+            best = p
+    return best
 
 
 def free_names(nsmod) -> None:

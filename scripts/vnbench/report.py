@@ -7,9 +7,10 @@ import platform
 import time
 
 from .common import Plan
-from .paths import DAEMON_ARGS, PATHS, key
+from .paths import DAEMON_ARGS, PATHS, TX_LIMIT_MBPS, key, owner
 
-# name -> (op, threshold, what); ratios are from the same run
+# name -> (op, threshold, what); ratios are from the same run; op "within":
+# |value - 1| <= threshold
 TARGETS = {
     "ratio_ring_vs_socketpair_1500B_records": (">=", 10.0, "x socketpair"),
     "ring_64KiB_GBps": (">=", 5.0, "GB/s"),
@@ -22,11 +23,22 @@ TARGETS = {
     "scale_64_idle_cpu_pct": ("<", 1.0, "% of a core"),
     "create_p50_s": ("<", 0.5, "s"),
     "scale_64_ok": (">=", 64, "partitions"),
+    # issue 8: fair share, and the guard's cost (guard on against --allow-ip any)
+    "ratio_vns_lan_storm_on_vs_off_tcp1": (">=", 0.8, "x without the storm"),
+    "ratio_vns_lan_storm_on_vs_off_ping_p50": ("<=", 2.0, "x without the storm"),
+    "ratio_vns_lan_txlimit_vs_limit_tcp1": ("within", 0.1, f"of {TX_LIMIT_MBPS:g} Mbit/s"),
+    "ratio_vns_vs_vns_open_tcp1": (">=", 0.95, "x guard off"),
+    "ratio_vns_vs_vns_open_udp64": (">=", 0.95, "x guard off"),
+    "ratio_vns_lan_vs_vns_lan_open_tcp1": (">=", 0.95, "x guard off"),
+    "ratio_vns_lan_vs_vns_lan_open_udp64": (">=", 0.95, "x guard off"),
 }
 SECTION_TARGETS = {
     "ring": ("ratio_ring_vs_socketpair_1500B_records", "ring_64KiB_GBps"),
     "net": ("ratio_vns_vs_veth_tcp1", "ratio_vns_lan_vs_macvlan_lan_tcp1", "ratio_vns_vs_vde_tcp1",
-            "ratio_vns_vs_vde_tcp4", "ratio_vns_vs_vde_ping_idle_p50", "ratio_vns_vs_vde_udp64"),
+            "ratio_vns_vs_vde_tcp4", "ratio_vns_vs_vde_ping_idle_p50", "ratio_vns_vs_vde_udp64",
+            "ratio_vns_lan_storm_on_vs_off_tcp1", "ratio_vns_lan_storm_on_vs_off_ping_p50",
+            "ratio_vns_lan_txlimit_vs_limit_tcp1", "ratio_vns_vs_vns_open_tcp1", "ratio_vns_vs_vns_open_udp64",
+            "ratio_vns_lan_vs_vns_lan_open_tcp1", "ratio_vns_lan_vs_vns_lan_open_udp64"),
     "scale": ("scale_64_idle_cpu_pct", "create_p50_s", "scale_64_ok"),
 }
 
@@ -35,8 +47,12 @@ def verdict(name: str, value) -> str:
     op, thr, _ = TARGETS[name]
     if value is None:
         return "not measured"
-    ok = value >= thr if op == ">=" else value < thr
+    ok = {">=": value >= thr, "<": value < thr, "<=": value <= thr, "within": abs(value - 1) <= thr}[op]
     return "met" if ok else "NOT MET"
+
+
+def target_unit(op: str, thr: float, what: str) -> str:
+    return f"within {thr * 100:g} % {what}" if op == "within" else f"{op} {thr:g} {what}"
 
 
 def fmt(v) -> str:
@@ -80,6 +96,18 @@ NET_METRICS = (
     ("cpu_switch_s_per_GB", "CPU switch procs", "s/GB"),
     ("cpu_machine_s_per_GB", "CPU whole machine", "s/GB"),
     ("cpu_softirq_s_per_GB", "  of which softirq", "s/GB"),
+    # storm: the same sender, a neighbour flooding broadcasts (on) or not (off)
+    ("storm_off_tcp1_Gbps", "TCP, no storm", "Gbit/s"),
+    ("storm_on_tcp1_Gbps", "TCP, storm", "Gbit/s"),
+    ("storm_off_ping_p50_us", "ping p50, no storm", "us"),
+    ("storm_on_ping_p50_us", "ping p50, storm", "us"),
+    ("storm_off_ping_p99_us", "ping p99, no storm", "us"),
+    ("storm_on_ping_p99_us", "ping p99, storm", "us"),
+    ("storm_on_ping_lost", "ping lost, storm", "pkts"),
+    ("storm_sent_pps", "storm frames sent", "kpps"),
+    ("storm_dropped_pps", "  storm-limited", "kpps"),
+    ("txlimit_tcp1_Mbps", "TCP, --tx-limit 200mbit", "Mbit/s"),
+    ("txlimit_uplink_Mbps", "  bytes out the uplink", "Mbit/s"),
 )
 
 
@@ -87,15 +115,15 @@ def print_net(rows: list[dict], plan: Plan) -> None:
     by = {r["name"]: r["value"] for r in rows}
 
     def has(p: str) -> bool:
-        k = key(p) + "_"
-        return any(n.startswith(k) and not n.startswith(k + "lan_") for n in by)
+        return any(owner(n) == p for n in by)
 
     paths = [p for p in PATHS if has(p)]
     print(f"# net: median of {plan.reps} run(s); iperf3 {plan.seconds:g} s, {plan.pings} pings 10 ms apart")
     if DAEMON_ARGS:
         print(f"# vnetshare daemon {' '.join(DAEMON_ARGS)}")
     w = max(len(x[1]) for x in NET_METRICS)
-    print(f"{'workload':<{w}}  {'unit':<6}" + "".join(f"{p:>12}" for p in paths))
+    cw = max([12] + [len(p) + 2 for p in paths])
+    print(f"{'workload':<{w}}  {'unit':<6}" + "".join(f"{p:>{cw}}" for p in paths))
     for metric, label, unit in NET_METRICS:
         cells = []
         for p in paths:
@@ -104,12 +132,12 @@ def print_net(rows: list[dict], plan: Plan) -> None:
                 v = v / 1000
             cells.append(fmt(v))
         if any(c != "-" for c in cells):
-            print(f"{label:<{w}}  {unit:<6}" + "".join(f"{c:>12}" for c in cells))
+            print(f"{label:<{w}}  {unit:<6}" + "".join(f"{c:>{cw}}" for c in cells))
     ratios = [r for r in rows if r["name"].startswith("ratio_")]
     if ratios:
         print("# ratios (same run)")
         for r in ratios:
-            print(f"{r['name']:<40} {fmt(r['value']):>10} x")
+            print(f"{r['name']:<44} {fmt(r['value']):>10} x")
 
 
 def print_scale(rows: list[dict], plan: Plan) -> None:
@@ -137,7 +165,7 @@ def target_rows(rows: list[dict], sections: list[str]) -> list[dict]:
         for name in SECTION_TARGETS.get(s, ()):
             op, thr, what = TARGETS[name]
             out.append({"name": f"target_{name}", "value": verdict(name, by.get(name)),
-                        "unit": f"{op} {thr:g} {what}", "measured": by.get(name)})
+                        "unit": target_unit(op, thr, what), "measured": by.get(name)})
     return out
 
 
@@ -145,7 +173,7 @@ def print_targets(targets: list[dict]) -> None:
     print("# targets (ratios from this run)")
     w = max(len(t["name"]) for t in targets) - len("target_")
     for t in targets:
-        print(f"{t['name'][len('target_'):]:<{w}}  {fmt(t['measured']):>10}   target {t['unit']:<22} {t['value']}")
+        print(f"{t['name'][len('target_'):]:<{w}}  {fmt(t['measured']):>10}   target {t['unit']:<30} {t['value']}")
 
 
 def print_table(title: str, rows: list[dict]) -> None:
@@ -157,5 +185,5 @@ def print_table(title: str, rows: list[dict]) -> None:
         target = TARGETS.get(r["name"])
         mark = ""
         if target:
-            mark = f"   target {target[0]} {target[1]:g} {target[2]}: {verdict(r['name'], r['value'])}"
+            mark = f"   target {target_unit(*target)}: {verdict(r['name'], r['value'])}"
         print(f"{r['name']:<{width}}  {r['value']:>14,}  {r['unit']:<10}{mark}")
