@@ -1,0 +1,540 @@
+"""A partition is a tenant (issue 8), as a user meets it: the `vnetshare` CLI,
+ping, iperf3, raw sockets and the LAN host's own caches.
+
+A hostile partition is root in its namespace and sends what it likes on its
+eth0 with a raw socket. Every "not seen" below has, in the same capture, a
+frame that had to be seen and was sent after the hostile ones: the switch
+serves one partition's ring in order, so once the later frame is seen the
+earlier ones were judged (a blind or slow capture fails the test, it does not
+pass it). Every wait is for a condition, never a fixed sleep.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+
+from scapy.layers.dhcp import BOOTP, DHCP
+from scapy.layers.dhcp6 import DHCP6_Advertise
+from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.inet6 import (ICMPv6ND_NA, ICMPv6ND_RA, ICMPv6NDOptDstLLAddr, ICMPv6NDOptPrefixInfo,
+                                ICMPv6NDOptSrcLLAddr, IPv6)
+from scapy.layers.l2 import ARP, Dot1Q, Ether
+
+from dataplane_helpers import Capture
+from system import (A, B, LAN_IF, LAN_NS, LAN_V4, LAN_V6, Sniffer, lan_mac, marker_broadcast, send_frames,
+                    wait_for)
+from vnetshare.core import config
+from vnetshare.core.config import mac_bytes
+from vnetshare.dataplane.guard import link_local
+from vnetshare.linux import netns
+from vnetshare.linux.probe import iperf3, ping
+
+BCAST = "ff:ff:ff:ff:ff:ff"
+ALL_NODES_MAC = "33:33:00:00:00:01"
+BAD_PREFIX = "2001:db8:bad::"          # what the hostile RA advertises
+ROUTER_PREFIX = "2001:db8:7::"         # what a trusted router advertises
+
+
+# -- helpers -----------------------------------------------------------------------
+
+def _ns(ns: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    p = subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=30)
+    assert not check or p.returncode == 0, f"{ns}: {' '.join(argv)}: {p.stdout}{p.stderr}"
+    return p
+
+
+def _mark(what: str) -> bytes:
+    return f"{what}-".encode() + os.urandom(4).hex().encode()
+
+
+def _neigh(ns: str) -> dict[str, str | None]:
+    """The neighbour cache of @ns: address -> link-layer address."""
+    return {n["dst"]: n.get("lladdr") for n in json.loads(_ns(ns, "ip", "-j", "neigh").stdout)}
+
+
+def _v6_config(ns: str) -> str:
+    """Every IPv6 address and route of @ns, as text."""
+    return _ns(ns, "ip", "-6", "addr").stdout + _ns(ns, "ip", "-6", "route").stdout
+
+
+def _l3(frame: bytes) -> bytes:
+    """What follows a frame's Ethernet header (and its 802.1Q tag): the part
+    that identifies it whatever tag or padding it carries on the way."""
+    off = 18 if frame[12:14] == b"\x81\x00" else 14
+    return frame[off:]
+
+
+def _seen(frames: list[bytes], frame: bytes) -> bool:
+    key = _l3(frame)
+    return any(key in f for f in frames)
+
+
+def _vid(frame: bytes) -> int | None:
+    if frame[12:14] != b"\x81\x00":
+        return None
+    return struct.unpack_from("!H", frame, 14)[0] & 0xFFF
+
+
+def _tag(frame: bytes, vid: int) -> bytes:
+    return frame[:12] + struct.pack("!HH", 0x8100, vid) + frame[12:]
+
+
+def _lan_send(frames: list[bytes]) -> None:
+    """Send raw frames from the LAN host (tagged ones too: the bytes go as they are)."""
+    def sender():
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        s.bind((LAN_IF, 0))
+        return s
+
+    s = netns.run_in(LAN_NS, sender)
+    try:
+        for f in frames:
+            s.send(f)
+    finally:
+        s.close()
+
+
+def _drops(s, name: str) -> dict[str, int]:
+    return s.stats(name)["drops"]
+
+
+def _counted(s, name: str, before: dict, want: dict[str, int]) -> bool:
+    now = _drops(s, name)
+    return all(now.get(r, 0) - before.get(r, 0) >= n for r, n in want.items())
+
+
+def _ping_p50(ns: str, addr: str, count: int = 30) -> float:
+    """Median RTT in ms of @count pings, 20 ms apart; every one must be answered."""
+    p = _ns(ns, "ping", "-n", "-c", str(count), "-i", "0.02", "-W", "2", addr, check=False)
+    times = [float(t) for t in re.findall(r"time=([\d.]+) ms", p.stdout)]
+    assert len(times) == count, p.stdout + p.stderr
+    return statistics.median(times)
+
+
+def _settings(s, name: str) -> dict:
+    """What `partition show` says of a partition, but its counters and agent."""
+    show = s.cli_json("partition", "show", name)
+    return {k: v for k, v in show.items() if k not in ("counters", "agent", "agent_pid", "state")}
+
+
+# -- 1. the guard, class by class ------------------------------------------------------
+
+def test_every_guard_class_from_a_hostile_partition_is_dropped_counted_and_poisons_nothing(two):
+    a_mac = two.cli_json("partition", "show", A[0])["mac"]
+    b_mac = two.cli_json("partition", "show", B[0])["mac"]
+    lmac = lan_mac()
+    a_ll = str(link_local(a_mac))
+    # the LAN host knows pb, at pb's MAC: a poisoning would have to overwrite it
+    _ns(LAN_NS, "ping", "-c", "1", "-W", "2", B[1])
+    _ns(LAN_NS, "ping", "-c", "1", "-W", "2", B[2])
+    assert _neigh(LAN_NS).get(B[1]) == b_mac and _neigh(LAN_NS).get(B[2]) == b_mac, _neigh(LAN_NS)
+
+    echo = _mark("FORGED-ECHO")
+    hostile = {
+        "ip_spoof": [
+            # pb's address: if it passed, the LAN host would answer pb
+            Ether(src=a_mac, dst=lmac) / IP(src=B[1], dst=LAN_V4) / ICMP(id=0x7e57) / echo,
+        ],
+        "arp_spoof": [
+            Ether(src=a_mac, dst=lmac) / ARP(op=2, hwsrc=a_mac, psrc=B[1], hwdst=lmac, pdst=LAN_V4),
+            Ether(src=a_mac, dst=BCAST) / ARP(op=2, hwsrc=a_mac, psrc=B[1], hwdst=BCAST, pdst=B[1]),
+            # a request from "pb at pa's MAC": Linux overwrites the sender's entry for it
+            Ether(src=a_mac, dst=lmac) / ARP(op=1, hwsrc=a_mac, psrc=B[1], pdst=LAN_V4),
+        ],
+        "nd_spoof": [
+            Ether(src=a_mac, dst=ALL_NODES_MAC) / IPv6(src=a_ll, dst="ff02::1", hlim=255)
+            / ICMPv6ND_NA(tgt=B[2], R=0, S=0, O=1) / ICMPv6NDOptDstLLAddr(lladdr=a_mac),
+            Ether(src=a_mac, dst=lmac) / IPv6(src=a_ll, dst=LAN_V6, hlim=255)
+            / ICMPv6ND_NA(tgt=B[2], R=0, S=0, O=1) / ICMPv6NDOptDstLLAddr(lladdr=a_mac),
+        ],
+        "ra": [
+            Ether(src=a_mac, dst=ALL_NODES_MAC) / IPv6(src=a_ll, dst="ff02::1", hlim=255)
+            / ICMPv6ND_RA(routerlifetime=1800)
+            / ICMPv6NDOptPrefixInfo(prefix=BAD_PREFIX, prefixlen=64, L=1, A=1,
+                                    validlifetime=86400, preferredlifetime=14400)
+            / ICMPv6NDOptSrcLLAddr(lladdr=a_mac),
+        ],
+        "dhcp_server": [
+            Ether(src=a_mac, dst=BCAST) / IP(src=A[1], dst="255.255.255.255") / UDP(sport=67, dport=68)
+            / BOOTP(op=2, xid=0x7e57, yiaddr="198.18.0.99", siaddr=A[1], chaddr=mac_bytes(b_mac))
+            / DHCP(options=[("message-type", "offer"), ("router", A[1]), "end"]),
+            Ether(src=a_mac, dst=ALL_NODES_MAC) / IPv6(src=a_ll, dst="ff02::1") / UDP(sport=547, dport=546)
+            / DHCP6_Advertise(trid=0x7e57),
+        ],
+        "vlan": [
+            Ether(src=a_mac, dst=BCAST) / Dot1Q(vlan=10) / IP(src=A[1], dst=LAN_V4) / ICMP() / _mark("TAGGED"),
+        ],
+    }
+    hostile = {r: [bytes(f) for f in fs] for r, fs in hostile.items()}
+    legit = _mark("LEGIT")
+    before = _drops(two, A[0])
+    lan = Sniffer(LAN_NS, LAN_IF)
+    peer = Sniffer(B[0], "eth0")
+    try:
+        send_frames(A[0], [f for fs in hostile.values() for f in fs] + [marker_broadcast(mac_bytes(a_mac), legit)])
+        # positive control, same captures: the legit frame sent after them all
+        for cap, where in ((lan, "the LAN host"), (peer, "pb")):
+            assert wait_for(lambda: any(legit in f for f in cap.frames), timeout=5), f"{where} missed the legit frame"
+        want = {r: len(fs) for r, fs in hostile.items()}
+        assert wait_for(lambda: _counted(two, A[0], before, want), timeout=5), (want, _drops(two, A[0]))
+        # the LAN host's caches and pb's and the LAN host's configuration
+        assert _neigh(LAN_NS).get(B[1]) in (b_mac, None), f"LAN ARP cache poisoned: {_neigh(LAN_NS)}"
+        assert _neigh(LAN_NS).get(B[2]) in (b_mac, None), f"LAN neighbour cache poisoned: {_neigh(LAN_NS)}"
+        for ns in (LAN_NS, B[0]):
+            assert "2001:db8:bad" not in _v6_config(ns), f"{ns} took the hostile RA: {_v6_config(ns)}"
+            assert a_ll not in _ns(ns, "ip", "-6", "route").stdout, f"{ns} has a route via pa"
+        assert ping(A[0], LAN_V4, count=1).ok  # and pa's own traffic still flows
+    finally:
+        got = {"the LAN host": lan.close(), "pb": peer.close()}
+    for where, frames in got.items():
+        for reason, fs in hostile.items():
+            leaked = [i for i, f in enumerate(fs) if _seen(frames, f)]
+            assert not leaked, f"{where} saw {reason} frame(s) {leaked}"
+    # the LAN host never answered pb for the forged request
+    assert not any(echo in f for f in got["pb"]), "the LAN host answered pb: the forged IPv4 source got through"
+
+
+# -- 2. what must still work --------------------------------------------------------------
+
+def test_link_local_dad_and_default_route_with_the_guard_on(two):
+    a_mac = two.cli_json("partition", "show", A[0])["mac"]
+    b_mac = two.cli_json("partition", "show", B[0])["mac"]
+    # link-local: deterministic (EUI-64 from the MAC), and reachable
+    b_ll = str(link_local(b_mac))
+    assert b_ll in _ns(B[0], "ip", "-6", "addr", "show", "dev", "eth0").stdout
+    r = _ns(A[0], "ping", "-n", "-c", "3", "-i", "0.1", "-W", "2", "-I", "eth0", b_ll, check=False)
+    assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr
+    assert _neigh(A[0]).get(b_ll) == b_mac
+
+    # the default route: an address of the LAN host outside the partitions' prefix
+    _ns(LAN_NS, "ip", "addr", "add", "192.0.2.1/32", "dev", "lo")
+    assert ping(A[0], "192.0.2.1", count=2).ok
+
+    # DAD: pa may send from fd00:5e::/120; a free address there passes DAD
+    # (its probe from :: reaches the LAN), the LAN host's own address fails it
+    # (the LAN host's answer reaches pa)
+    two.cli("partition", "set", A[0], "--allow-ip", "fd00:5e::/120")
+    lan = Sniffer(LAN_NS, LAN_IF)
+    try:
+        _ns(A[0], "ip", "-6", "addr", "add", "fd00:5e::21/64", "dev", "eth0")
+        _ns(A[0], "ip", "-6", "addr", "add", f"{LAN_V6}/64", "dev", "eth0")
+
+        def flags(addr):
+            out = _ns(A[0], "ip", "-6", "addr", "show", "dev", "eth0").stdout
+            m = re.search(rf"inet6 {re.escape(addr)}/64 scope global ?([^\n]*)", out)
+            return m.group(1) if m else None
+        assert wait_for(lambda: "tentative" not in flags("fd00:5e::21"), timeout=10), flags("fd00:5e::21")
+        assert wait_for(lambda: "dadfailed" in flags(LAN_V6), timeout=10), flags(LAN_V6)
+    finally:
+        frames = lan.close()
+    dad = [Ether(f) for f in frames if f[12:14] == b"\x86\xdd"]
+    probes = [p for p in dad if p[IPv6].src == "::" and p[IPv6].nh == 58 and p.haslayer("ICMPv6ND_NS")
+              and p["ICMPv6ND_NS"].tgt == "fd00:5e::21"]
+    assert probes, "pa's DAD probe did not reach the LAN"
+    _ns(A[0], "ip", "-6", "addr", "del", f"{LAN_V6}/64", "dev", "eth0")  # the failed one goes
+    r = _ns(A[0], "ping", "-n", "-c", "2", "-i", "0.1", "-W", "2", "-I", "fd00:5e::21", LAN_V6, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_allow_ip_any_prefix_and_trusted_router(system):
+    any_, pfx, rtr = ("pany", "198.18.0.31"), ("ppfx", "198.18.0.32"), ("prtr", "198.18.0.33")
+    system.create(any_[0], "--ip", f"{any_[1]}/24", "--allow-ip", "any")
+    system.create(pfx[0], "--ip", f"{pfx[1]}/24", "--allow-ip", "203.0.113.0/24")
+    system.create(rtr[0], "--ip", f"{rtr[1]}/24", "--trusted-router")
+    show = {n: system.cli_json("partition", "show", n) for n in (any_[0], pfx[0], rtr[0])}
+    assert show[any_[0]]["guard"] == "off (--allow-ip any)"
+    assert show[pfx[0]]["guard"] == "on" and show[pfx[0]]["allow_ips"] == ["203.0.113.0/24"]
+    assert show[rtr[0]]["guard"] == "on (--trusted-router)"
+    mac = {n: show[n]["mac"] for n in show}
+    lmac = lan_mac()
+
+    def echo(name, src, marker):
+        return bytes(Ether(src=mac[name], dst=lmac) / IP(src=src, dst=LAN_V4) / ICMP() / marker)
+
+    def ra(name, prefix):
+        ll = str(link_local(mac[name]))
+        return bytes(Ether(src=mac[name], dst=ALL_NODES_MAC) / IPv6(src=ll, dst="ff02::1", hlim=255)
+                     / ICMPv6ND_RA(routerlifetime=1800)
+                     / ICMPv6NDOptPrefixInfo(prefix=prefix, prefixlen=64, L=1, A=1,
+                                             validlifetime=86400, preferredlifetime=14400)
+                     / ICMPv6NDOptSrcLLAddr(lladdr=mac[name]))
+
+    m_any, m_in, m_out = _mark("ANY-SRC"), _mark("IN-PREFIX"), _mark("OTHER-PREFIX")
+    any_echo = echo(any_[0], "198.51.100.9", m_any)
+    any_ra = ra(any_[0], BAD_PREFIX)
+    in_echo, out_echo = echo(pfx[0], "203.0.113.7", m_in), echo(pfx[0], "203.0.114.7", m_out)
+    rtr_ra = ra(rtr[0], ROUTER_PREFIX)
+    before = {n: _drops(system, n) for n in show}
+    lan = Sniffer(LAN_NS, LAN_IF)
+    try:
+        legit = {n: _mark(f"LEGIT-{n}") for n in show}
+        send_frames(any_[0], [any_echo, any_ra, marker_broadcast(mac_bytes(mac[any_[0]]), legit[any_[0]])])
+        send_frames(pfx[0], [out_echo, in_echo, marker_broadcast(mac_bytes(mac[pfx[0]]), legit[pfx[0]])])
+        send_frames(rtr[0], [rtr_ra, marker_broadcast(mac_bytes(mac[rtr[0]]), legit[rtr[0]])])
+        for n, m in legit.items():
+            assert wait_for(lambda: any(m in f for f in lan.frames), timeout=5), f"the LAN missed {n}'s legit frame"
+        assert wait_for(lambda: _counted(system, any_[0], before[any_[0]], {"ra": 1})), _drops(system, any_[0])
+        assert wait_for(lambda: _counted(system, pfx[0], before[pfx[0]], {"ip_spoof": 1})), _drops(system, pfx[0])
+        # the trusted router's RA configured the LAN host, so the absence of
+        # the hostile prefix below is not the LAN host ignoring RAs
+        assert wait_for(lambda: "2001:db8:7:" in _v6_config(LAN_NS), timeout=5), _v6_config(LAN_NS)
+        assert "2001:db8:bad" not in _v6_config(LAN_NS)
+    finally:
+        frames = lan.close()
+    assert _seen(frames, any_echo), "--allow-ip any: a frame from any address did not reach the LAN host"
+    assert not _seen(frames, any_ra), "--allow-ip any let an RA through"
+    assert _seen(frames, in_echo), "--allow-ip 203.0.113.0/24: 203.0.113.7 did not pass"
+    assert not _seen(frames, out_echo), "--allow-ip 203.0.113.0/24: 203.0.114.7 passed"
+    assert _seen(frames, rtr_ra), "--trusted-router: its RA did not pass"
+    assert _drops(system, rtr[0]).get("ra", 0) == before[rtr[0]].get("ra", 0)
+    # and the allowed prefix works end to end: pa answers ARP for it, the LAN host replies
+    _ns(pfx[0], "ip", "addr", "add", "203.0.113.7/32", "dev", "eth0")
+    _ns(LAN_NS, "ip", "route", "add", "203.0.113.0/24", "dev", LAN_IF)
+    r = _ns(pfx[0], "ping", "-n", "-c", "2", "-i", "0.1", "-W", "2", "-I", "203.0.113.7", LAN_V4, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+# -- 3. storm -------------------------------------------------------------------------------
+
+FLOODER = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+frame, end, n = bytes.fromhex(sys.argv[1]), time.monotonic() + float(sys.argv[2]), 0
+while time.monotonic() < end:
+    for _ in range(500):
+        try:
+            s.send(frame)
+        except OSError:
+            pass
+    n += 500
+print(n)
+"""
+
+
+def test_a_broadcast_storm_keeps_a_neighbours_latency_and_throughput(two):
+    a_mac = two.cli_json("partition", "show", A[0])["mac"]
+    limit = two.cli_json("partition", "show", A[0])["storm_limit"]      # the daemon's default
+    p50_idle = _ping_p50(B[0], LAN_V4)
+    tcp_idle = iperf3(LAN_NS, B[0], LAN_V4, seconds=2)
+    assert tcp_idle.ok, tcp_idle.error
+    before = two.stats(A[0])
+    frame = marker_broadcast(mac_bytes(a_mac), b"STORM" + bytes(100))
+    t0 = time.monotonic()
+    flood = subprocess.Popen(["ip", "netns", "exec", A[0], sys.executable, "-c", FLOODER, frame.hex(), "7"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # it floods: the switch is dropping it
+        assert wait_for(lambda: _drops(two, A[0])["storm"] > before["drops"]["storm"] + 10_000, timeout=5), \
+            _drops(two, A[0])
+        p50_storm = _ping_p50(B[0], LAN_V4)
+        tcp_storm = iperf3(LAN_NS, B[0], LAN_V4, seconds=2)
+        assert flood.poll() is None, "the flood ended before the measurement did: make it longer"
+    finally:
+        out, err = flood.communicate(timeout=30)
+    elapsed = time.monotonic() - t0
+    assert flood.returncode == 0, err
+    assert tcp_storm.ok, tcp_storm.error
+    after = two.stats(A[0])
+    dropped = after["drops"]["storm"] - before["drops"]["storm"]
+    passed = after["tx_frames"] - before["tx_frames"]
+    print(f"storm: {int(out)} frames written, {dropped} dropped, {passed} passed in {elapsed:.1f} s; "
+          f"p50 {p50_idle:.3f} -> {p50_storm:.3f} ms; tcp {tcp_idle.gbps:.2f} -> {tcp_storm.gbps:.2f} Gbit/s")
+    # what passed is what the limit allows (a burst, then the rate), the rest was counted
+    assert passed <= limit * elapsed + config.storm_burst(limit) + 20, (passed, limit, elapsed)
+    assert dropped > 10 * passed, (dropped, passed)
+    assert tcp_storm.gbps >= 0.5 * tcp_idle.gbps, (tcp_idle.gbps, tcp_storm.gbps)
+    assert p50_storm <= 3 * p50_idle + 1.0, (p50_idle, p50_storm)
+
+
+# -- 4. rate limits ---------------------------------------------------------------------------
+
+def test_tx_limit_holds_is_lifted_live_and_rx_limit_drops(two):
+    name = A[0]
+    two.cli("partition", "set", name, "--tx-limit", "200mbit")
+    assert two.cli_json("partition", "show", name)["tx_limit"] != "none"
+    before = two.stats(name)
+    limited = iperf3(LAN_NS, name, LAN_V4, seconds=2)
+    assert limited.ok, limited.error
+    after = two.stats(name)
+    assert 0.6 * 0.2 <= limited.gbps <= 1.15 * 0.2, f"{limited.gbps * 1000:.0f} Mbit/s under a 200 Mbit/s limit"
+    assert after["tx_throttled"] > before["tx_throttled"], after
+    for reason in ("storm", "rx_rate"):      # over-budget transmit waits, it is not dropped
+        assert after["drops"][reason] == before["drops"][reason], after["drops"]
+
+    two.cli("partition", "set", name, "--tx-limit", "none")
+    free = iperf3(LAN_NS, name, LAN_V4, seconds=2)
+    assert free.ok and free.gbps > 2 * limited.gbps, (limited.gbps, free.gbps)
+
+    # receive: over the budget dropped. A policer drops whole GSO frames (64 KiB
+    # of TCP at once), so TCP needs a deeper bucket than the default to get
+    # near the rate (see the xfail test below)
+    two.cli("partition", "set", name, "--rx-limit", "100mbit", "--rx-burst", "2mb")
+    before = two.stats(name)["drops"]["rx_rate"]
+    rx = iperf3(LAN_NS, name, LAN_V4, seconds=2, extra=["-R"])
+    assert rx.ok, rx.error
+    assert 0.5 * 0.1 <= rx.gbps <= 1.15 * 0.1, f"{rx.gbps * 1000:.0f} Mbit/s received under a 100 Mbit/s limit"
+    assert two.stats(name)["drops"]["rx_rate"] > before
+
+
+@pytest.mark.xfail(strict=True, reason="the default --rx-burst (10 ms at the rate, config.BURST_WINDOW_S) is "
+                   "about two 64 KiB GSO frames at 100 Mbit/s: each drop loses 45 TCP segments and TCP "
+                   "settles near a tenth of the limit")
+def test_rx_limit_with_the_default_burst_lets_tcp_reach_half_the_rate(two):
+    two.cli("partition", "set", A[0], "--rx-limit", "100mbit")
+    rx = iperf3(LAN_NS, A[0], LAN_V4, seconds=2, extra=["-R"])
+    assert rx.ok, rx.error
+    assert rx.gbps >= 0.5 * 0.1, f"{rx.gbps * 1000:.0f} Mbit/s received under a 100 Mbit/s limit"
+
+
+# -- 5. VLANs ------------------------------------------------------------------------------------
+
+def test_vlan_members_only_tagged_on_the_uplink_isolated_from_untagged(system):
+    v1, v2, u = ("pv1", "198.18.0.41"), ("pv2", "198.18.0.42"), ("pu", "198.18.0.43")
+    for n, ip in (v1, v2):
+        system.create(n, "--ip", f"{ip}/24", "--vlan", "10")
+    system.create(u[0], "--ip", f"{u[1]}/24")
+    mac = {n: system.cli_json("partition", "show", n)["mac"] for n in (v1[0], v2[0], u[0])}
+    assert system.cli_json("partition", "show", v1[0])["vlan"] == 10
+    lmac = lan_mac()
+
+    # members reach each other; across VLANs never
+    assert ping(v1[0], v2[1], count=2, interval=0.1).ok
+    assert ping(v1[0], u[1], count=1, timeout=1).received == 0
+    assert ping(u[0], v2[1], count=1, timeout=1).received == 0
+
+    caps = {n: Capture(n, "eth0", vlan=True) for n in mac}
+    lan = Capture(LAN_NS, LAN_IF, vlan=True)
+    try:
+        from_v1, from_u = _mark("BCAST-V1"), _mark("BCAST-U")
+        send_frames(v1[0], [marker_broadcast(mac_bytes(mac[v1[0]]), from_v1)])
+        send_frames(u[0], [marker_broadcast(mac_bytes(mac[u[0]]), from_u)])
+        # the LAN saw both (so the switch judged both), v1's tagged 10, u's untagged
+        assert wait_for(lambda: any(from_v1 in f for f in lan.incoming), timeout=5)
+        assert wait_for(lambda: any(from_u in f for f in lan.incoming), timeout=5)
+        # a tagged echo request from the LAN to v1 (the LAN host has no VLAN
+        # device, so v1 learns its MAC statically to answer); the same tagged
+        # broadcast, and an untagged one that only u may see, after it
+        _ns(v1[0], "ip", "neigh", "replace", LAN_V4, "lladdr", lmac, "dev", "eth0")
+        req = _mark("LAN-ECHO")
+        lan_tagged, lan_untagged = _mark("LAN-V10"), _mark("LAN-UNTAGGED")
+        _lan_send([bytes(Ether(src=lmac, dst=mac[v1[0]]) / Dot1Q(vlan=10) / IP(src=LAN_V4, dst=v1[1])
+                         / ICMP(id=0x7e57, seq=1) / req),
+                   _tag(marker_broadcast(mac_bytes(lmac), lan_tagged), 10),
+                   marker_broadcast(mac_bytes(lmac), lan_untagged)])
+        assert wait_for(lambda: any(lan_tagged in f for f in caps[v1[0]].incoming), timeout=5)
+        assert wait_for(lambda: any(lan_tagged in f for f in caps[v2[0]].incoming), timeout=5)
+        assert wait_for(lambda: any(lan_untagged in f for f in caps[u[0]].incoming), timeout=5)
+        reply = lambda f: _vid(f) == 10 and req in f and Ether(f)[ICMP].type == 0  # noqa: E731
+        assert wait_for(lambda: any(reply(f) for f in lan.incoming), timeout=5), "v1's echo reply did not come back tagged"
+    finally:
+        for c in caps.values():
+            c.close()
+        lan_frames = lan.close()
+    inc = {n: caps[n].incoming for n in caps}
+    # tagged on the uplink: every frame of v1's
+    assert [_vid(f) for f in lan_frames if from_v1 in f] == [10], "v1's broadcast not tagged 10 on the uplink"
+    assert [_vid(f) for f in lan_frames if from_u in f] == [None], "u's broadcast tagged on the uplink"
+    # the tagged request reached v1 untagged, and only v1
+    to_v1 = [f for f in inc[v1[0]] if req in f]
+    assert len(to_v1) == 1 and _vid(to_v1[0]) is None and to_v1[0][:6] == mac_bytes(mac[v1[0]]), to_v1
+    assert all(_vid(f) is None for f in inc[v1[0]] + inc[v2[0]] if lan_tagged in f)
+    # members only: u saw none of VLAN 10, v1 and v2 none of the untagged side
+    assert not any(from_v1 in f or lan_tagged in f or req in f for f in inc[u[0]]), "u saw VLAN 10 traffic"
+    for n in (v1[0], v2[0]):
+        assert not any(from_u in f or lan_untagged in f for f in inc[n]), f"{n} saw untagged traffic"
+    assert any(from_v1 in f for f in inc[v2[0]]), "v2 missed v1's broadcast"
+
+
+# -- 6. live changes survive a restart; bad values change nothing -------------------------------
+
+BAD_SET = [
+    (["--vlan", "4095"], "4095"),
+    (["--vlan", "ten"], "ten"),
+    (["--tx-limit", "12furlongs"], "12furlongs"),
+    (["--rx-limit", "100mbit", "--rx-limit", "200mbit"], "200mbit"),
+    (["--storm-limit", "lots"], "lots"),
+    (["--allow-ip", "10.0.0.1/8"], "10.0.0.1/8"),
+    (["--allow-ip", "any", "--allow-ip", "10.0.0.0/8"], "10.0.0.0/8"),
+    (["--ip", "fd00:5e::50/64"], "198.18.0.1"),      # the gateway is IPv4: the daemon refuses
+    ([f"--allow-ip=10.{i}.0.0/16" for i in range(17)], "at most 16"),
+]
+
+
+def test_set_survives_a_daemon_restart_and_bad_values_change_nothing(system):
+    name, ip = "pset", "198.18.0.51"
+    system.create(name, "--ip", f"{ip}/24", "--gateway", LAN_V4)
+    system.cli("partition", "set", name, "--vlan", "10", "--tx-limit", "300mbit", "--rx-limit", "20kpps",
+               "--storm-limit", "500", "--allow-ip", "203.0.113.0/24")
+    want = _settings(system, name)
+    assert want["vlan"] == 10 and want["storm_limit"] == 500 and want["allow_ips"] == ["203.0.113.0/24"]
+    assert "300" in json.dumps(want["tx_limit"]) and "20" in json.dumps(want["rx_limit"]), want
+
+    assert system.stop_daemon() == 0
+    system.start_daemon()
+    assert _settings(system, name) == want
+    # and the switch has it again: its frames leave tagged 10
+    mac = want["mac"]
+    lan = Capture(LAN_NS, LAN_IF, vlan=True)
+    try:
+        m = _mark("AFTER-RESTART")
+        assert wait_for(lambda: system.cli_json("partition", "show", name)["agent"].startswith("running"))
+        send_frames(name, [marker_broadcast(mac_bytes(mac), m)])
+        assert wait_for(lambda: any(m in f for f in lan.incoming), timeout=5)
+    finally:
+        frames = lan.close()
+    assert [_vid(f) for f in frames if m in f] == [10]
+
+    with open(system.state_path) as f:
+        state = f.read()
+    for argv, needle in BAD_SET + [(["--vlan", "3"], "nosuch")]:
+        target = "nosuch" if needle == "nosuch" else name
+        p = system.cli("partition", "set", target, *argv, check=False)
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode != 0, (argv, p.stdout)
+        assert len(lines) == 1 and needle in lines[0] and "Traceback" not in p.stderr, (argv, p.stderr)
+        assert _settings(system, name) == want, argv
+        with open(system.state_path) as f:
+            assert f.read() == state, argv
+    # nor did the refused --ip touch the partition's addresses
+    out = _ns(name, "ip", "addr", "show", "dev", "eth0").stdout
+    assert re.findall(r"inet (\S+)", out) == [f"{ip}/24"] and "fd00:5e::50" not in out, out
+
+
+# -- 7. vnetshare verify -------------------------------------------------------------------------
+
+def test_verify_passes_without_disturbing_and_reports_leaks_with_the_guard_off(two):
+    rx = {n: two.stats(n)["rx_frames"] for n in (A[0], B[0])}
+    p = two.cli("verify", "--json", check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["ok"] and all(r["verdict"] == "ok" for r in rep["checks"]), rep
+    storm = [r for r in rep["checks"] if r.get("reason") == "storm"]
+    assert storm and storm[0]["receiver"] > 0, storm       # its storm did flood its own receiver
+    # but not ours: the storm and the tests stayed on verify's own VLAN
+    for n in (A[0], B[0]):
+        moved = two.stats(n)["rx_frames"] - rx[n]
+        assert moved < 10, f"{n} received {moved} frames during verify (its storm was {storm[0]['receiver']})"
+    assert ping(A[0], B[1], count=2).ok and ping(B[0], LAN_V4, count=2).ok
+
+    p = two.cli("verify", "--sender-allow-ip", "any", check=False)
+    assert p.returncode != 0, p.stdout
+    for reason in ("ip_spoof", "arp_spoof", "nd_spoof"):
+        row = [line for line in p.stdout.splitlines() if f"({reason})" in line]
+        assert len(row) == 1 and "LEAK" in row[0], (reason, p.stdout)
+    assert "FAILED" in p.stdout
+
+    # verify leaves nothing behind
+    assert [x["name"] for x in two.cli_json("partition", "list")] == [A[0], B[0]]
+    assert two.state_names() == [A[0], B[0]]
+    assert sorted(netns.names()) == sorted([LAN_NS, A[0], B[0]])
+    assert len(two.agent_pids()) == 2
