@@ -206,7 +206,6 @@ def test_every_guard_class_from_a_hostile_partition_is_dropped_counted_and_poiso
 # -- 2. what must still work --------------------------------------------------------------
 
 def test_link_local_dad_and_default_route_with_the_guard_on(two):
-    a_mac = two.cli_json("partition", "show", A[0])["mac"]
     b_mac = two.cli_json("partition", "show", B[0])["mac"]
     # link-local: deterministic (EUI-64 from the MAC), and reachable
     b_ll = str(link_local(b_mac))
