@@ -386,9 +386,6 @@ def test_tx_limit_holds_is_lifted_live_and_rx_limit_drops(two):
     assert two.stats(name)["drops"]["rx_rate"] > before
 
 
-@pytest.mark.xfail(strict=True, reason="the default --rx-burst (10 ms at the rate, config.BURST_WINDOW_S) is "
-                   "about two 64 KiB GSO frames at 100 Mbit/s: each drop loses 45 TCP segments and TCP "
-                   "settles near a tenth of the limit")
 def test_rx_limit_with_the_default_burst_lets_tcp_reach_half_the_rate(two):
     two.cli("partition", "set", A[0], "--rx-limit", "100mbit")
     rx = iperf3(LAN_NS, A[0], LAN_V4, seconds=2, extra=["-R"])

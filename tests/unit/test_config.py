@@ -237,3 +237,10 @@ def test_vlan(value, expected):
 def test_vlan_bad(value):
     with pytest.raises(ConfigError, match=re.escape(f"VLAN {value!r}")):
         config.vlan(value)
+
+
+def test_receive_bursts_default_to_100_ms_transmit_to_10():
+    # policing drops whole GSO frames: TCP under --rx-limit needs room (test_tenant.py)
+    assert config.rate_limit(["100mbit"], direction="rx").bits_burst == 10_002_432  # 100 ms, whole KiB
+    assert config.rate_limit(["100mbit"], direction="tx").bits_burst == 1_007_616   # 10 ms
+    assert config.rate_limit(["10kpps"], direction="rx").pkts_burst == 1000

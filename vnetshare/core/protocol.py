@@ -190,7 +190,8 @@ def _rate(direction: str) -> Check:
             return None
         if not all(isinstance(v, str) for v in value):
             raise ProtocolError(f"field '{direction}_limit' must be a list of strings", "EINVAL")
-        return config.rate_limit(value, args.get(f"{direction}_burst") or [], f"--{direction}-limit")
+        return config.rate_limit(value, args.get(f"{direction}_burst") or [], f"--{direction}-limit",
+                                 direction)
     return convert
 
 

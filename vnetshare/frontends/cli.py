@@ -95,8 +95,8 @@ def _policy_options(p: argparse.ArgumentParser, create: bool) -> None:
                        help=f"rate limit on what {what}: N with kbit, mbit, gbit, pps or kpps; "
                             "repeat for a bit and a packet rate; none: no limit")
         p.add_argument(f"--{d}-burst", action="append", default=None, metavar="SIZE",
-                       help="bucket depth: N with b, kb, mb, or p (packets) "
-                            "(default: 10 ms at the rate, at least 64kb)")
+                       help="bucket depth: N with b, kb, mb, or p (packets) (default: "
+                            f"{config.BURST_WINDOW_S[d] * 1000:.0f} ms at the rate, at least 64kb)")
 
 
 def _policy_fields(parser: argparse.ArgumentParser, args) -> dict:
@@ -107,7 +107,7 @@ def _policy_fields(parser: argparse.ArgumentParser, args) -> dict:
             parser.error(f"--{d}-burst needs --{d}-limit")
         if limit:
             try:
-                config.rate_limit(limit, burst or [], f"--{d}-limit")
+                config.rate_limit(limit, burst or [], f"--{d}-limit", d)
             except ConfigError as e:
                 parser.error(str(e))
     return {"allow_ips": args.allow_ip, "trusted_router": args.trusted_router, "vlan": args.vlan,
