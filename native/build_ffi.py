@@ -262,8 +262,6 @@ struct guard_port {
     struct guard_prefix6 ip6[...];
     ...;
 };
-enum guard_verdict guard_check_tx(const struct guard_port *port,
-                                  const struct ring_rec *rec, uint32_t mtu);
 enum guard_verdict guard_check_frame(const struct guard_port *port,
                                      const struct ring_rec *rec,
                                      const uint8_t *hdr, uint32_t hdr_len,

@@ -4,8 +4,8 @@
  * DOC: Theory of operation
  *
  * The rules are at the top of guard.h. The switch calls guard_check_frame()
- * (or the L2-only guard_check_tx()) once per frame it peeked from an A2H
- * ring and counts a drop under the counter the verdict names.
+ * once per frame it peeked from an A2H ring and counts a drop under the
+ * counter the verdict names.
  *
  * The L3 guard reads one private copy, @hdr, and two bounds decide what a
  * header that does not fit means:
@@ -501,30 +501,6 @@ static enum guard_verdict guard_dest(const struct guard_port *port,
 }
 
 /**
- * guard_check_tx() - the L2 verdict on one frame a partition sent
- * @port:	the sending port
- * @rec:	the frame as ring_peek() gave it; only the private copies
- *		@rec->vnet, @rec->l2 and @rec->frame_len are read, never
- *		@rec->frame (guard.h, rule 1)
- * @mtu:	largest L3 size of a non-GSO frame (frame length - 14)
- *
- * Checks in this order, the first that fails decides (guard.h, rule 3):
- * the source MAC must be the port's (anti-spoofing), the frame must not be
- * VLAN-tagged, a non-GSO frame must fit the MTU; then the destination is
- * classified: group address, the port's own MAC (a loop), or other unicast.
- * No L3 check: guard_check_frame() is the whole guard.
- *
- * Return: an enum guard_verdict
- */
-enum guard_verdict guard_check_tx(const struct guard_port *port,
-				  const struct ring_rec *rec, uint32_t mtu)
-{
-	enum guard_verdict v = guard_l2(port, rec, mtu);
-
-	return v ? v : guard_dest(port, rec);
-}
-
-/**
  * guard_check_frame() - the whole verdict on one frame a partition sent
  * @port:	the sending port: its MAC, address sets and flags
  * @rec:	the frame as ring_peek() gave it; only @rec->vnet, @rec->l2
@@ -537,7 +513,7 @@ enum guard_verdict guard_check_tx(const struct guard_port *port,
  * @mtu:	largest L3 size of a non-GSO frame (frame length - 14)
  *
  * Checks in this order, the first that fails decides (guard.h, rule 3):
- * the L2 checks of guard_check_tx(), the 802.1D reserved group, the L3
+ * the L2 checks (guard_l2()), the 802.1D reserved group, the L3
  * identity guard by EtherType (guard.h has the list), then the destination
  * class.
  *

@@ -6,10 +6,9 @@
  * count it under the verdict's counter. The guard is a pure function, so it
  * can be fuzzed alone (native/fuzz/fuzz_guard.c).
  *
- * Two entry points: guard_check_tx() is the L2 guard alone (source MAC, VLAN
- * tag, MTU, destination class); guard_check_frame() is the whole guard: the
- * same L2 checks, then the IEEE 802.1D group, then the L3 identity guard on a
- * private copy of the frame's first bytes.
+ * One entry point, guard_check_frame(): the L2 checks (source MAC, VLAN
+ * tag, MTU), then the IEEE 802.1D group, then the L3 identity guard on a
+ * private copy of the frame's first bytes, then the destination class.
  *
  * Rules of the guard:
  *  1. it decides only on private memory: the copies in struct ring_rec
@@ -196,8 +195,6 @@ struct guard_port {
 	struct guard_prefix6 ip6[GUARD_ADDR_MAX];
 };
 
-enum guard_verdict guard_check_tx(const struct guard_port *port,
-				  const struct ring_rec *rec, uint32_t mtu);
 enum guard_verdict guard_check_frame(const struct guard_port *port,
 				     const struct ring_rec *rec,
 				     const uint8_t *hdr, uint32_t hdr_len,
