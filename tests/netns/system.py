@@ -189,11 +189,12 @@ class Sniffer:
         return self.frames
 
 
-def send_frames(ns: str, frames: list[bytes]) -> None:
-    """Send raw Ethernet frames on eth0 of partition @ns, as its root could."""
+def send_frames(ns: str, frames: list[bytes], ifname: str = "eth0") -> None:
+    """Send raw Ethernet frames on @ifname (eth0 of partition @ns), as its
+    root could; the bytes go as they are (tagged ones too)."""
     def sender():
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-        s.bind(("eth0", 0))
+        s.bind((ifname, 0))
         return s
 
     s = netns.run_in(ns, sender)

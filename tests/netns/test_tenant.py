@@ -13,14 +13,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import statistics
 import struct
 import subprocess
 import sys
 import time
-
-import pytest
 
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.dhcp6 import DHCP6_Advertise
@@ -90,17 +87,7 @@ def _tag(frame: bytes, vid: int) -> bytes:
 
 def _lan_send(frames: list[bytes]) -> None:
     """Send raw frames from the LAN host (tagged ones too: the bytes go as they are)."""
-    def sender():
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-        s.bind((LAN_IF, 0))
-        return s
-
-    s = netns.run_in(LAN_NS, sender)
-    try:
-        for f in frames:
-            s.send(f)
-    finally:
-        s.close()
+    send_frames(LAN_NS, frames, LAN_IF)
 
 
 def _drops(s, name: str) -> dict[str, int]:
