@@ -14,6 +14,7 @@ partitions made with --allow-ip any, on the same daemon.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import statistics
 import time
@@ -102,32 +103,38 @@ def bench_net(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
             raise BenchError(f"iperf3: {r.error}")
         add(f"{key(p.name)}_udp64_pps", r.received_packets / plan.seconds)
 
-    def ping_idle(p: Path) -> None:
-        t, sent = ping_times(p.client, p.addr, plan.pings)
-        k = key(p.name)
-        add(f"{k}_ping_idle_p50_us", statistics.median(t))
-        add(f"{k}_ping_idle_p99_us", pct(t, 99))
-        add(f"{k}_ping_idle_lost", sent - len(t))
+    def add_pings(prefix: str, t: list[float], sent: int) -> None:
+        add(f"{prefix}_p50_us", statistics.median(t))
+        add(f"{prefix}_p99_us", pct(t, 99))
+        add(f"{prefix}_lost", sent - len(t))
 
-    def ping_load(p: Path) -> None:
-        # one TCP stream in the same direction, the pings inside its run
-        srv = IperfServer(made, p.server, p.addr, 5299)
+    @contextlib.contextmanager
+    def background_tcp(server: str, client: str, addr: str, port: int, dur: float, what: str):
+        """One TCP stream of @dur seconds from @client, running (for 1 s
+        already) while the body measures; yields a list that gets the bytes
+        received once the stream ended (BenchError if it moved nothing)."""
+        srv = IperfServer(made, server, addr, port)
+        got: list[int] = []
         try:
             wait_servers([srv])
-            dur = plan.pings * 0.01 + 3
-            cli = IperfClient(made, p.client, p.addr, 5299, dur)
+            cli = IperfClient(made, client, addr, port, dur)
             time.sleep(1.0)
-            t, sent = ping_times(p.client, p.addr, plan.pings)
-            got = cli.result(time.monotonic() + dur + 20)
-            if not got:
-                raise BenchError("the load stream moved nothing")
+            yield got
+            got.append(cli.result(time.monotonic() + dur + 20))
+            if not got[0]:
+                raise BenchError(f"the {what} stream moved nothing")
         finally:
             stop(srv.p)
             made.forget_ended()
-        k = key(p.name)
-        add(f"{k}_ping_load_p50_us", statistics.median(t))
-        add(f"{k}_ping_load_p99_us", pct(t, 99))
-        add(f"{k}_ping_load_lost", sent - len(t))
+
+    def ping_idle(p: Path) -> None:
+        add_pings(f"{key(p.name)}_ping_idle", *ping_times(p.client, p.addr, plan.pings))
+
+    def ping_load(p: Path) -> None:
+        # one TCP stream in the same direction, the pings inside its run
+        with background_tcp(p.server, p.client, p.addr, 5299, plan.pings * 0.01 + 3, "load"):
+            t, sent = ping_times(p.client, p.addr, plan.pings)
+        add_pings(f"{key(p.name)}_ping_load", t, sent)
 
     def port_drops(name: str | None) -> dict:
         """A partition's drops by reason (vnetshare only; {} otherwise)."""
@@ -168,9 +175,7 @@ def bench_net(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
         if not r.ok:
             raise BenchError(f"iperf3: {r.error}")
         add(f"{k}_storm_{half}_tcp1_Gbps", r.gbps)
-        add(f"{k}_storm_{half}_ping_p50_us", statistics.median(t))
-        add(f"{k}_storm_{half}_ping_p99_us", pct(t, 99))
-        add(f"{k}_storm_{half}_ping_lost", sent - len(t))
+        add_pings(f"{k}_storm_{half}_ping", t, sent)
 
     def storm(p: Path, rep: int) -> None:
         for on in ((False, True) if rep % 2 == 0 else (True, False)):
@@ -179,23 +184,13 @@ def bench_net(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
     def txlimit(p: Path) -> None:
         # TCP from the limited partition; bytes leaving the uplink over the
         # middle of its run say what the wire carried
-        srv = IperfServer(made, p.server, p.addr, 5298)
-        try:
-            wait_servers([srv])
-            dur = plan.seconds + 2
-            cli = IperfClient(made, p.limited, p.addr, 5298, dur)
-            time.sleep(1.0)
+        dur = plan.seconds + 2
+        with background_tcp(p.server, p.limited, p.addr, 5298, dur, "limited") as got:
             b0, w0 = link_counter(VNS_UPLINK, "tx_bytes"), time.monotonic()
             time.sleep(plan.seconds)
             b1, w1 = link_counter(VNS_UPLINK, "tx_bytes"), time.monotonic()
-            got = cli.result(time.monotonic() + dur + 20)
-            if not got:
-                raise BenchError("the limited stream moved nothing")
-        finally:
-            stop(srv.p)
-            made.forget_ended()
         k = key(p.name)
-        add(f"{k}_txlimit_tcp1_Mbps", got * 8 / dur / 1e6)
+        add(f"{k}_txlimit_tcp1_Mbps", got[0] * 8 / dur / 1e6)
         add(f"{k}_txlimit_uplink_Mbps", (b1 - b0) * 8 / (w1 - w0) / 1e6)
 
     workloads = (("tcp1", tcp1), ("tcp4", tcp4), ("udp64", udp64), ("ping", ping_idle), ("pingload", ping_load),
