@@ -5,7 +5,8 @@
 #
 # Re-executes itself under `unshare --net --mount`, checks that both
 # namespaces really are new, gives the sandbox its own /run (so /run/netns and
-# /run/vnetshare vanish with it) and /sys, brings lo up and runs COMMAND.
+# /run/vnetshare vanish with it) and /sys (keeping the cgroup hierarchy, which
+# container runtimes need), brings lo up and runs COMMAND.
 # Everything COMMAND creates lives and dies inside; the host's interfaces are
 # never visible, let alone touched. scripts/test.sh runs pytest through it.
 set -euo pipefail
@@ -29,6 +30,16 @@ fi
 export VNETSHARE_SANDBOX="$here"
 mount --make-rprivate /
 mount -t tmpfs -o mode=0755 vnetshare-run /run    # /run/netns, /run/vnetshare
+# A fresh sysfs shows this netns's /sys/class/net; container runtimes still
+# need the cgroup hierarchy, so it is carried over on top of the new sysfs.
+if mountpoint -q /sys/fs/cgroup; then
+    mkdir /run/.cgroup
+    mount --rbind /sys/fs/cgroup /run/.cgroup
+fi
 mount -t sysfs sysfs /sys                          # /sys/class/net of this netns
+if [ -d /run/.cgroup ]; then
+    mount --move /run/.cgroup /sys/fs/cgroup
+    rmdir /run/.cgroup
+fi
 ip link set lo up
 exec "$@"
