@@ -180,6 +180,9 @@ class PartitionManager:
                           storm_burst=config.storm_burst(storm),
                           tx=rec.tx_limit, rx=rec.rx_limit)
 
+    def _pin_path(self, name: str) -> str:
+        return os.path.join(self.cfg.state_dir, config.NETNS_PIN_DIR, name)
+
     def _free_port_id(self) -> int:
         used = {p.port_id for p in self.parts.values()}
         return next(i for i in range(1, len(used) + 2) if i not in used)
@@ -268,6 +271,7 @@ class PartitionManager:
             raise PartitionError("EEXIST", f"MAC {mac}: already used by another partition")
         ips = args.get("ips") or []
         gateway = args.get("gateway")
+        routes = args.get("routes") or []
         adopted = args.get("netns")
         policy_args = {k: args[k] for k in ("allow_ips", "trusted_router", "vlan", "storm_limit")
                        if args.get(k) is not None}
@@ -280,7 +284,14 @@ class PartitionManager:
                                               mac=mac, mtu=mtu, ips=list(ips), **policy_args))
         with Undo() as undo:
             if adopted:
-                ns_path = config.netns_path(adopted)
+                # pinned under our own name: the partition does not depend on
+                # the runtime's name for it (gone after `ip netns del`, or a
+                # /proc/PID/ns/net whose PID is reused) and survives a restart
+                config.netns_path(adopted)
+                ns_path = self._pin_path(name)
+                netns.quietly(netns.unpin, ns_path)  # a crash's leftover: the state has no such partition
+                netns.pin(adopted, ns_path)
+                undo.push("netns pin", lambda: netns.quietly(netns.unpin, ns_path))
                 created = False
             else:
                 if netns.exists(name):
@@ -304,13 +315,17 @@ class PartitionManager:
                 netns.add_address(ifname, cidr, ns_path, nodad=True)
             if gateway:
                 netns.add_default_route(gateway, ns_path)
+            for route in routes:
+                dst, _, gw = route.partition(" via ")
+                netns.add_route(dst, gw or None, ns_path, ifname=ifname)
             a2h = create_fds(self.cfg.ring_size)
             undo.push("a2h ring", a2h.close)
             h2a = create_fds(self.cfg.ring_size)
             undo.push("h2a ring", h2a.close)
             rec = statefile.PartitionState(
                 name=name, netns=ns_path, netns_created=created, ifname=ifname, mac=mac,
-                mtu=mtu, ips=list(ips), gateway=gateway, ring_size=self.cfg.ring_size,
+                mtu=mtu, ips=list(ips), gateway=gateway, routes=list(routes), ring_size=self.cfg.ring_size,
+                netns_source=adopted or None, labels=dict(args.get("labels") or {}),
                 **policy_args,
             )
             part = Partition(rec, self._free_port_id(), tap_fd, a2h, h2a)
@@ -438,6 +453,8 @@ class PartitionManager:
         netns.quietly(netns.delete_link, rec.ifname, rec.netns)
         if rec.netns_created:
             netns.quietly(netns.delete, name)
+        elif rec.netns_source is not None:
+            netns.quietly(netns.unpin, rec.netns)
         self.state.partitions.pop(name, None)
         self._save()
         log.info("partition %s: deleted", name)

@@ -166,17 +166,38 @@ def test_error_from():
 def test_create_minimal_gets_defaults():
     op, args = p.validate_request({"op": "partition.create", "name": "web"})
     assert op == "partition.create"
-    assert args == {"name": "web", "ips": [], "gateway": None, "mac": None, "mtu": None,
-                    "ifname": None, "netns": None, **POLICY_DEFAULTS}
+    assert args == {"name": "web", "ips": [], "gateway": None, "routes": [], "mac": None, "mtu": None,
+                    "ifname": None, "netns": None, "labels": None, **POLICY_DEFAULTS}
 
 
 def test_create_full_is_normalised():
     op, args = p.validate_request(p.request(
         "partition.create", name="web", ips=["10.0.0.2/24", "FD00::2/64"], gateway="10.0.0.1",
-        mac="02-AA-BB-CC-DD-EE", mtu=1400, ifname="eth1", netns="/run/netns/ctr"))
+        routes=["10.1.0.0/16 via 10.0.0.9", "default via FD00::1", "192.0.2.0/24"],
+        mac="02-AA-BB-CC-DD-EE", mtu=1400, ifname="eth1", netns="/run/netns/ctr",
+        labels={"cni.network": "vnsnet"}))
     assert args == {"name": "web", "ips": ["10.0.0.2/24", "fd00::2/64"], "gateway": "10.0.0.1",
+                    "routes": ["10.1.0.0/16 via 10.0.0.9", "::/0 via fd00::1", "192.0.2.0/24"],
                     "mac": "02:aa:bb:cc:dd:ee", "mtu": 1400, "ifname": "eth1", "netns": "/run/netns/ctr",
-                    **POLICY_DEFAULTS}
+                    "labels": {"cni.network": "vnsnet"}, **POLICY_DEFAULTS}
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"routes": ["10.1.0.0/16 via 10.0.0.9"]}, ["route", "no IPv4 address"]),
+    ({"ips": ["10.0.0.2/24"], "routes": ["default"]}, ["'default'", "needs `via GATEWAY`"]),
+    ({"ips": ["10.0.0.2/24"], "routes": ["10.1.0.0/16 via fd00::1"]}, ["IPv6", "IPv4"]),
+    ({"ips": ["10.0.0.2/24"], "routes": ["10.1.0.0/16 dev eth0"]}, ["not DST or DST via GATEWAY"]),
+    ({"routes": "10.1.0.0/16"}, ["'routes'", "a list"]),
+    ({"labels": {"bad key": "x"}}, ["'bad key'", "letters, digits"]),
+    ({"labels": {"k": 5}}, ["'k'", "printable string"]),
+    ({"labels": ["k=v"]}, ["'labels'", "an object"]),
+])
+def test_create_routes_and_labels_refused(fields, words):
+    with pytest.raises(p.ProtocolError) as e:
+        p.validate_request(p.request("partition.create", name="web", **fields))
+    assert e.value.code == "EINVAL"
+    for w in words:
+        assert w in str(e.value), (w, str(e.value))
 
 
 POLICY_DEFAULTS = {"allow_ips": [], "trusted_router": False, "vlan": None, "storm_limit": None,

@@ -40,6 +40,9 @@ RING_SIZE_DEFAULT = 4 << 20
 RUN_DIR = "/run/vnetshare"  # the daemon's control socket, state file and lock
 DEFAULT_SOCKET = os.path.join(RUN_DIR, "control.sock")
 NETNS_RUN_DIR = "/run/netns"  # iproute2's named network namespaces
+NETNS_PIN_DIR = "netns"  # under the state dir: adopted namespaces, pinned (netns.pin)
+LABELS_MAX = 16
+LABEL_VALUE_MAX = 256
 OFFLOAD_MODES = ("mirror", "emulate")  # adapter.derive(): partitions' offloads
 COALESCE_USECS_DEFAULT = 100  # native/coalesce.h
 COALESCE_USECS_MAX = 10000
@@ -72,6 +75,7 @@ CLONE_NEWNET = 0x40000000
 
 _QUANTITY_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)")
 _PARTITION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")
+_LABEL_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,62}")
 _MAC_RE = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}")
 
 
@@ -170,6 +174,42 @@ def gateway(text: object, addresses: list[str]) -> str:
     if any(a.ip == ip for a in own):
         raise ConfigError(f"gateway {text!r}: is one of the partition's own addresses")
     return str(ip)
+
+
+def route(text: object, addresses: list[str] | None = None) -> str:
+    """A partition's route, `DST [via GW]` as `ip route` writes it (DST a
+    prefix or `default`); returns it normalised. Without `via` the route is
+    on-link. A gateway must be of DST's family and, when @addresses are
+    known (not None), of a family the partition has an address of."""
+    text = _require_str(text, "route")
+    words = text.split()
+    if len(words) not in (1, 3) or (len(words) == 3 and words[1] != "via"):
+        raise ConfigError(f"route {text!r}: not DST or DST via GATEWAY")
+    gw = None
+    if len(words) == 3:
+        try:
+            gw = ipaddress.ip_address(words[2])
+        except ValueError:
+            raise ConfigError(f"route {text!r}: gateway {words[2]!r} is not an IP address") from None
+    if words[0] == "default":
+        if gw is None:
+            raise ConfigError(f"route {text!r}: a default route needs `via GATEWAY`")
+        dst = ipaddress.ip_network("0.0.0.0/0" if gw.version == 4 else "::/0")
+    else:
+        try:
+            dst = ipaddress.ip_network(words[0], strict=False)
+        except ValueError:
+            raise ConfigError(f"route {text!r}: {words[0]!r} is not a prefix") from None
+    if gw is None:
+        return str(dst)
+    if gw.version != dst.version:
+        raise ConfigError(f"route {text!r}: the gateway is IPv{gw.version}, the destination IPv{dst.version}")
+    if addresses is not None:
+        try:
+            gateway(str(gw), addresses)
+        except ConfigError as e:
+            raise ConfigError(f"route {text!r}: {e}") from None
+    return f"{dst} via {gw}"
 
 
 def mac(text: object) -> str:
@@ -411,6 +451,36 @@ def rate_limit(rates: object, bursts: object = (), what: str = "rate limit",
         pkts_per_sec=pkts,
         pkts_burst=depth.get("pkts", max(int(pkts * window), BURST_PKTS_MIN)) if pkts else 0,
     )
+
+
+def labels(value: object) -> dict[str, str]:
+    """A partition's labels: who made it and why (the CNI plugin records its
+    network, container id and ifname here). At most LABELS_MAX; a key is
+    1-63 of letters, digits and ._/- (starting with a letter or digit), a
+    value a printable string of at most LABEL_VALUE_MAX characters."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"labels: must be an object of strings, not {type(value).__name__}")
+    if len(value) > LABELS_MAX:
+        raise ConfigError(f"labels: {len(value)} of them, at most {LABELS_MAX}")
+    out = {}
+    for key, text in value.items():
+        if not isinstance(key, str) or not _LABEL_KEY_RE.fullmatch(key):
+            raise ConfigError(f"label {key!r}: a key is 1-63 letters, digits and ._/-, "
+                              "starting with a letter or digit")
+        if not isinstance(text, str) or len(text) > LABEL_VALUE_MAX or not text.isprintable():
+            raise ConfigError(f"label {key!r}: the value must be a printable string of at most "
+                              f"{LABEL_VALUE_MAX} characters")
+        out[key] = text
+    return out
+
+
+def label(text: object) -> tuple[str, str]:
+    """--label KEY=VALUE."""
+    text = _require_str(text, "label")
+    key, eq, value = text.partition("=")
+    if not eq:
+        raise ConfigError(f"label {text!r}: not KEY=VALUE")
+    return next(iter(labels({key: value}).items()))
 
 
 def netns_path(path: object, probe: bool = True) -> str:

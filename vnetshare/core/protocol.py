@@ -150,7 +150,8 @@ class Field:
     check: Check | None = None  # (value, fields checked so far) -> normalised value
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", bool: "a boolean", type(None): "null"}
+_TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", bool: "a boolean", dict: "an object",
+               type(None): "null"}
 
 
 def _addresses(value: list[Any], _args: dict[str, Any]) -> list[str]:
@@ -161,6 +162,12 @@ def _addresses(value: list[Any], _args: dict[str, Any]) -> list[str]:
 
 def _gateway(value: str | None, args: dict[str, Any]) -> str | None:
     return None if value is None else config.gateway(value, args["ips"])
+
+
+def _routes(value: list[Any], args: dict[str, Any]) -> list[str]:
+    if not all(isinstance(v, str) for v in value):
+        raise ProtocolError("field 'routes' must be a list of strings", "EINVAL")
+    return [config.route(r, args["ips"]) for r in value]
 
 
 def _optional(fn: Callable[[Any], Any]) -> Check:
@@ -217,10 +224,12 @@ OPS: dict[str, dict[str, Field]] = {
         "name": _NAME,
         "ips": Field((list,), default=(), check=_addresses),
         "gateway": Field((str, type(None)), check=_gateway),
+        "routes": Field((list,), default=(), check=_routes),
         "mac": Field((str, type(None)), check=_optional(config.mac)),
         "mtu": Field((int, type(None)), check=_optional(config.mtu)),
         "ifname": Field((str, type(None)), check=_optional(config.ifname)),
         "netns": Field((str, type(None)), check=_optional(lambda v: config.netns_path(v, probe=False))),
+        "labels": Field((dict, type(None)), check=_optional(config.labels)),
         **_policy_fields(create=True),
     },
     "partition.set": {

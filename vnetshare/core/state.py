@@ -23,7 +23,8 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .config import OFFLOAD_MODES, RUN_DIR, Rate
+from .config import OFFLOAD_MODES, RUN_DIR, Rate, labels
+from .errors import ConfigError
 from .errors import VnetshareError
 
 VERSION = 1
@@ -39,13 +40,14 @@ class PartitionState:
     """One partition as the daemon made (or adopted) it."""
 
     name: str
-    netns: str                  # path of the netns: /run/netns/NAME or the adopted --netns
+    netns: str                  # path of the netns: /run/netns/NAME, or STATE_DIR/netns/NAME pinning an adopted one
     netns_created: bool         # True: vnetshare made the netns and deletes it; False: adopted
     ifname: str                 # the TAP inside the netns
     mac: str
     mtu: int
     ips: list[str] = field(default_factory=list)
     gateway: str | None = None
+    routes: list[str] = field(default_factory=list)  # config.route(): "DST [via GW]"
     agent_pid: int | None = None
     ring_size: int = 4 * 1024 * 1024
     # the tenant's policy (issue 8): what it may send, its VLAN and rates
@@ -55,6 +57,9 @@ class PartitionState:
     storm_limit: int | None = None                       # None: the daemon's default
     tx_limit: Rate = field(default_factory=Rate)
     rx_limit: Rate = field(default_factory=Rate)
+    # adopted namespaces: the path given (--netns, CNI_NETNS); `netns` pins it
+    netns_source: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # config.labels()
 
 
 @dataclass
@@ -76,6 +81,7 @@ _PART_TYPES: dict[str, tuple[type, ...]] = {
     "mtu": (int,),
     "ips": (list,),
     "gateway": (str, type(None)),
+    "routes": (list,),
     "agent_pid": (int, type(None)),
     "ring_size": (int,),
     "allow_ips": (list,),
@@ -84,6 +90,8 @@ _PART_TYPES: dict[str, tuple[type, ...]] = {
     "storm_limit": (int, type(None)),
     "tx_limit": (dict,),
     "rx_limit": (dict,),
+    "netns_source": (str, type(None)),
+    "labels": (dict,),
 }
 _RATE_FIELDS = ("bits_per_sec", "bits_burst", "pkts_per_sec", "pkts_burst")
 _PART_REQUIRED = ("name", "netns", "netns_created", "ifname", "mac", "mtu")
@@ -110,9 +118,14 @@ def _partition(key: str, raw: Any) -> PartitionState:
             values[name] = raw[name]
     if values["name"] != key:
         raise ValueError(f"{where}: recorded under another name ({values['name']!r})")
-    for name in ("ips", "allow_ips"):
+    for name in ("ips", "allow_ips", "routes"):
         if not all(isinstance(ip, str) for ip in values.get(name, [])):
             raise ValueError(f"{where}: {name!r} must be a list of strings")
+    if "labels" in values:
+        try:
+            values["labels"] = labels(values["labels"])
+        except ConfigError as e:
+            raise ValueError(f"{where}: {e}") from None
     for name in ("tx_limit", "rx_limit"):
         if name in values:
             rate = values[name]

@@ -114,19 +114,54 @@ def names() -> list[str]:
         return []
 
 
-def _share_run_dir() -> None:
-    # iproute2's netns_add: make RUN_DIR a shared mount point (bind it onto
-    # itself first if it isn't a mount point), so a namespace mounted here
-    # shows in every mount namespace that shares /run.
-    os.makedirs(RUN_DIR, mode=0o755, exist_ok=True)
+def _share_dir(directory: str) -> None:
+    # iproute2's netns_add: make @directory a shared mount point (bind it
+    # onto itself first if it isn't a mount point), so a namespace mounted
+    # there shows in every mount namespace that shares it.
+    os.makedirs(directory, mode=0o755, exist_ok=True)
     bound = False
-    while _libc.mount(b"", RUN_DIR.encode(), b"none", MS_SHARED | MS_REC, None) != 0:
+    while _libc.mount(b"", directory.encode(), b"none", MS_SHARED | MS_REC, None) != 0:
         err = ctypes.get_errno()
         if err != errno.EINVAL or bound:
-            raise _fail(err, f"make {RUN_DIR} a shared mount")
-        _libc_call(_libc.mount(RUN_DIR.encode(), RUN_DIR.encode(), b"none", MS_BIND | MS_REC, None),
-                   f"bind-mount {RUN_DIR}")
+            raise _fail(err, f"make {directory} a shared mount")
+        _libc_call(_libc.mount(directory.encode(), directory.encode(), b"none", MS_BIND | MS_REC, None),
+                   f"bind-mount {directory}")
         bound = True
+
+
+def pin(source: str, path: str) -> None:
+    """Keep the network namespace at @source alive and reachable at @path,
+    whatever happens to @source's name (a runtime's /run/netns entry, a
+    /proc/PID/ns/net whose process ends): @path becomes a bind mount of it,
+    in a shared directory, the way `ip netns attach` does. NetnsError if
+    @path exists or @source is no network namespace; on failure nothing is left.
+    """
+    os.close(open_fd(source))  # a network namespace, or a clear error
+    _share_dir(os.path.dirname(path))
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+    except FileExistsError:
+        raise NetnsError(errno.EEXIST, f"netns pin {path}: already exists") from None
+    if _libc.mount(source.encode(), path.encode(), b"none", MS_BIND, None) != 0:
+        err = ctypes.get_errno()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise _fail(err, f"netns {source}: bind mount on {path}")
+
+
+def unpin(path: str, what: str | None = None) -> None:
+    """Undo pin() (or create()): lazy unmount, unlink. NetnsError(ENOENT) if absent."""
+    what = what or f"netns {path}"
+    if _libc.umount2(path.encode(), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        if err == errno.ENOENT:
+            raise _fail(err, what)
+        if err != errno.EINVAL:  # EINVAL: not a mount point; still remove the file
+            raise _fail(err, f"{what}: unmount")
+    try:
+        os.unlink(path)
+    except OSError as e:
+        raise _fail(e.errno or errno.EIO, what) from None
 
 
 def create(name: str) -> str:
@@ -135,7 +170,7 @@ def create(name: str) -> str:
     Raises NetnsError(EEXIST) if the name is taken. On failure nothing is left.
     """
     path = path_of(name)
-    _share_run_dir()
+    _share_dir(RUN_DIR)
     try:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
     except FileExistsError:
@@ -157,17 +192,7 @@ def create(name: str) -> str:
 
 def delete(name: str) -> None:
     """Remove the named namespace (ip netns del); NetnsError(ENOENT) if absent."""
-    path = path_of(name)
-    if _libc.umount2(path.encode(), MNT_DETACH) != 0:
-        err = ctypes.get_errno()
-        if err == errno.ENOENT:
-            raise _fail(err, f"netns {name!r}")
-        if err != errno.EINVAL:  # EINVAL: not a mount point; still remove the file
-            raise _fail(err, f"netns {name!r}: unmount")
-    try:
-        os.unlink(path)
-    except OSError as e:
-        raise _fail(e.errno or errno.EIO, f"netns {name!r}") from None
+    unpin(path_of(name), f"netns {name!r}")
 
 
 def open_fd(netns: str | int) -> int:
@@ -436,12 +461,26 @@ def addresses(ifname: str, netns: NetnsRef = None) -> list[str]:
     return _ipr(netns, do)
 
 
+def add_route(dst: str, gateway: str | None = None, netns: NetnsRef = None,
+              ifname: str | None = None) -> None:
+    """Add a route to @dst (a prefix, or "default") via @gateway, or on-link
+    through @ifname without one."""
+    def do(ipr: IPRoute) -> None:
+        what = ("default route" if dst == "default" else f"route {dst}") + (
+            f" via {gateway}" if gateway else f" dev {ifname}")
+        with _netlink(f"{what}{label(netns)}"):
+            kw: dict[str, Any] = {"gateway": gateway} if gateway else {}
+            if ifname is not None:
+                kw["oif"] = _index(ipr, ifname, netns)
+            if not kw:
+                raise NetnsError(errno.EINVAL, f"{what}: needs a gateway or a device")
+            ipr.route("add", dst=dst, **kw)
+    _ipr(netns, do)
+
+
 def add_default_route(gateway: str, netns: NetnsRef = None) -> None:
     """Add the default route via @gateway (IPv4 or IPv6, by its form)."""
-    def do(ipr: IPRoute) -> None:
-        with _netlink(f"default route via {gateway}{label(netns)}"):
-            ipr.route("add", dst="default", gateway=gateway)
-    _ipr(netns, do)
+    add_route("default", gateway, netns)
 
 
 # --- cleanup ------------------------------------------------------------------
