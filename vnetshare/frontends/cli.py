@@ -26,6 +26,7 @@ import os
 import sys
 
 from ..core import config
+from . import cni
 from .client import call, socket_path
 from ..core.errors import ConfigError, VnetshareError
 
@@ -147,10 +148,15 @@ def get_parser() -> argparse.ArgumentParser:
     c.add_argument("--ip", action="append", default=[], type=_arg(config.cidr), metavar="CIDR",
                    help="address with prefix length, IPv4 or IPv6 (repeatable)")
     c.add_argument("--gateway", type=_arg(_ip), metavar="IP", help="default route via this address")
+    c.add_argument("--route", action="append", default=[], type=_arg(config.route), metavar="'DST [via GW]'",
+                   help="a route, as `ip route` writes it: a prefix or default, on-link or via a gateway "
+                        "(repeatable)")
     c.add_argument("--mac", type=_arg(config.mac), metavar="MAC", help="MAC address (default: random, locally administered)")
     c.add_argument("--mtu", type=_arg(_mtu), metavar="N", help="MTU (default: the uplink's)")
     c.add_argument("--ifname", type=_arg(config.ifname), metavar="NAME", help="device name inside the partition (default eth0)")
     c.add_argument("--netns", metavar="PATH", help="adopt this existing network namespace instead of creating one")
+    c.add_argument("--label", action="append", default=[], type=_arg(config.label), metavar="KEY=VALUE",
+                   help="record who made the partition and why (repeatable; `partition show` lists them)")
     _policy_options(c, create=True)
     c.set_defaults(parser=c)
     se = psub.add_parser("set", help="change a running partition's addresses, guard, VLAN and rates")
@@ -186,6 +192,7 @@ def get_parser() -> argparse.ArgumentParser:
     demo = lsub.add_parser("demo", help="build a lab, run ping and iperf3 through it, report, remove it")
     demo.add_argument("--seconds", type=int, default=3, help="iperf3 run time per path (default 3)")
     demo.add_argument("--json", action="store_true")
+    cni.add_install_parser(sub)
     return p
 
 
@@ -209,12 +216,18 @@ def _print_list(ans: dict) -> None:
 
 def _print_show(p: dict) -> None:
     print(f"partition {p['name']}")
-    print(f"  netns     {p['netns']}{' (adopted)' if p.get('adopted') else ''}")
+    source = f" (adopted: {p['netns_source']})" if p.get("netns_source") else (
+        " (adopted)" if p.get("adopted") else "")
+    print(f"  netns     {p['netns']}{source}")
     print(f"  device    {p['ifname']}  mac {p['mac']}  mtu {p['mtu']}")
     for ip in p["ips"]:
         print(f"  address   {ip}")
     if p.get("gateway"):
         print(f"  gateway   {p['gateway']}")
+    for route in p.get("routes", []):
+        print(f"  route     {route}")
+    for key, value in sorted(p.get("labels", {}).items()):
+        print(f"  label     {key}={value}")
     print(f"  agent     {p.get('agent', '-')}")
     if "guard" in p:
         allowed = ", ".join(a for a in p.get("allow_ips", []) if a != "any")
@@ -268,7 +281,8 @@ def cmd_partition(args) -> int:
     if args.pcmd == "create":
         fields = {k: v for k, v in _policy_fields(args.parser, args).items() if v is not None}
         ans = _client(args, "partition.create", name=args.name, ips=args.ip, gateway=args.gateway,
-                      mac=args.mac, mtu=args.mtu, ifname=args.ifname, netns=args.netns, **fields)
+                      routes=args.route, mac=args.mac, mtu=args.mtu, ifname=args.ifname, netns=args.netns,
+                      labels=dict(args.label) or None, **fields)
         p = ans["partition"]
         print(f"created partition {p['name']}: {p['ifname']} {p['mac']} mtu {p['mtu']}"
               + (f" {' '.join(p['ips'])}" if p["ips"] else ""))
@@ -343,6 +357,7 @@ COMMANDS = {
     "daemon": cmd_daemon,
     "lab": cmd_lab,
     "verify": cmd_verify,
+    "cni": cni.install_main,
 }
 
 

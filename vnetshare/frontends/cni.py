@@ -1,0 +1,675 @@
+"""cni.py - vnetshare's CNI plugin: `vnetshare-cni`, which runtimes run as `vnetshare`.
+
+A container runtime (podman, containerd, through them Kubernetes) runs a
+CNI plugin with CNI_COMMAND and the other CNI_* variables in its
+environment and the network configuration as JSON on stdin; the plugin
+answers with a result or an error object as JSON on stdout (the CNI spec,
+containernetworking/cni SPEC.md, versions 0.3.0 to 1.1.0). This one is a
+thin client of the daemon's control socket: the daemon does the work and
+stays the uplink's only owner.
+
+Rules:
+1. ADD creates a partition in the runtime's namespace (CNI_NETNS, any path:
+   the daemon pins it under its own name) with the device CNI_IFNAME. Its
+   name is attachment_name(): "cni" and 12 hex digits of a hash of the
+   container id and ifname, so DEL finds it again; labels record the
+   network, container id and ifname, and are what DEL, CHECK and GC go by.
+2. Addresses come from the IPAM plugin the config names, run from
+   CNI_PATH the way the reference plugins run it (same environment, same
+   stdin); its addresses become the partition's (and so its guard's), its
+   routes the partition's routes. No "ipam" section: an L2-only device.
+   Whatever fails after IPAM ADD releases the lease again (IPAM DEL).
+3. DEL succeeds for anything already gone: the netns (CNI_NETNS may be
+   empty), the partition, the lease. It fails only when the daemon can't
+   be asked (then the runtime retries, and the partition is not forgotten).
+4. Every failure is an error object with the spec's code (1-7, 11, 50) or
+   one of ours from 100 (ERR_*), a one-line "msg" naming the bad key or
+   value, and "details" saying what to do.
+5. GC deletes the partitions labelled with this network whose attachment is
+   not in cni.dev/valid-attachments, releases their leases, and never
+   touches a partition without this network's label.
+6. Imports only the pure parts of vnetshare (core.config, core.protocol,
+   core.errors, frontends.client): `vnetshare cni install --standalone`
+   packs exactly those into one executable file for nodes that have only
+   python3.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import zipfile
+from typing import Any, NoReturn
+
+from ..core import config
+from ..core.errors import ConfigError
+from . import client
+
+PLUGIN_TYPE = "vnetshare"
+SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+LATEST = SUPPORTED_VERSIONS[-1]
+
+# the spec's error codes
+ERR_INCOMPATIBLE_VERSION = 1
+ERR_UNSUPPORTED_FIELD = 2
+ERR_UNKNOWN_CONTAINER = 3
+ERR_INVALID_ENV = 4
+ERR_IO = 5
+ERR_DECODE = 6
+ERR_INVALID_CONFIG = 7
+ERR_TRY_AGAIN = 11
+ERR_NOT_AVAILABLE = 50
+# vnetshare's own
+ERR_NO_DAEMON = 100       # nothing answers on the control socket
+ERR_DAEMON_REFUSED = 101  # the daemon answered with an error
+ERR_IPAM = 102            # the IPAM plugin is missing or failed
+ERR_CHECK = 103           # CHECK found the attachment not as ADD made it
+
+LABEL_NETWORK = "cni.network"
+LABEL_CONTAINER = "cni.container"
+LABEL_IFNAME = "cni.ifname"
+
+# keys a network config may have: the spec's, the runtimes', and ours
+_SPEC_KEYS = {"cniVersion", "cniVersions", "name", "type", "ipam", "dns", "capabilities", "runtimeConfig",
+              "args", "prevResult", "cni.dev/valid-attachments", "cni.dev/attachments",
+              "disableCheck", "disableGC"}
+_OWN_KEYS = {"socket", "mtu", "mac", "vlan", "allowIPs", "trustedRouter", "stormLimit",
+             "txLimit", "txBurst", "rxLimit", "rxBurst"}
+# CNI_ARGS keys this plugin knows; others are refused unless IgnoreUnknown
+_KNOWN_ARGS = {"IgnoreUnknown", "MAC", "IP", "K8S_POD_NAME", "K8S_POD_NAMESPACE",
+               "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID"}
+# commands, the first spec version that has each, and the variables each needs
+_COMMANDS = {
+    "ADD": ("0.1.0", ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH")),
+    "DEL": ("0.1.0", ("CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH")),
+    "CHECK": ("0.4.0", ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH")),
+    "STATUS": ("1.1.0", ()),
+    "GC": ("1.1.0", ("CNI_PATH",)),
+    "VERSION": ("0.1.0", ()),
+}
+
+
+class CniError(Exception):
+    """A failure the runtime gets as the spec's error object."""
+
+    def __init__(self, code: int, msg: str, details: str = "", daemon_code: str | None = None):
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.details = details
+        self.daemon_code = daemon_code  # the daemon's errno name, when it refused
+
+    def to_json(self, version: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"cniVersion": version, "code": self.code, "msg": self.msg}
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+def _vkey(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split("."))
+
+
+# --- what the runtime gave ---------------------------------------------------------------
+
+class Request:
+    """One plugin call: the command, the CNI_* variables and the config, checked."""
+
+    def __init__(self, env: dict[str, str], stdin: bytes):
+        self.command = env.get("CNI_COMMAND", "")
+        if self.command not in _COMMANDS:
+            raise CniError(ERR_INVALID_ENV, f"CNI_COMMAND {self.command!r}: not one of "
+                           f"{', '.join(_COMMANDS)}", "the runtime sets CNI_COMMAND")
+        self.conf = _decode(stdin)
+        self.version = self.conf.get("cniVersion")
+        if self.version not in SUPPORTED_VERSIONS:
+            raise CniError(ERR_INCOMPATIBLE_VERSION,
+                           f"cniVersion {self.version!r}: vnetshare supports {', '.join(SUPPORTED_VERSIONS)}",
+                           "set the conflist's cniVersion to one of these")
+        since, needed = _COMMANDS[self.command]
+        if _vkey(self.version) < _vkey(since):
+            raise CniError(ERR_INCOMPATIBLE_VERSION,
+                           f"{self.command} needs cniVersion {since} or later, the config says {self.version}")
+        if self.command == "VERSION":
+            return
+        for var in needed:
+            if not env.get(var):
+                raise CniError(ERR_INVALID_ENV, f"{var} is not set", f"{self.command} needs {', '.join(needed)}")
+        self.env = env
+        self.container = env.get("CNI_CONTAINERID", "")
+        self.netns = env.get("CNI_NETNS", "")
+        self.ifname = env.get("CNI_IFNAME", "")
+        self.path = [d for d in env.get("CNI_PATH", "").split(os.pathsep) if d]
+        self.args = _cni_args(env.get("CNI_ARGS", ""))
+        self._check_config()
+
+    def _check_config(self) -> None:
+        c = self.conf
+        for key in c:
+            if key not in _SPEC_KEYS and key not in _OWN_KEYS:
+                raise CniError(ERR_UNSUPPORTED_FIELD, f"config key {key!r}: vnetshare knows no such key",
+                               f"vnetshare's own keys are {', '.join(sorted(_OWN_KEYS))}")
+        if c.get("type") != PLUGIN_TYPE:
+            raise CniError(ERR_INVALID_CONFIG, f"config key 'type': {c.get('type')!r}, not {PLUGIN_TYPE!r}")
+        if not isinstance(c.get("name"), str) or not c["name"]:
+            raise CniError(ERR_INVALID_CONFIG, "config key 'name': missing or not a string")
+        self.network = c["name"]
+        ipam = c.get("ipam") or {}
+        if not isinstance(ipam, dict) or (ipam and not isinstance(ipam.get("type"), str)):
+            raise CniError(ERR_INVALID_CONFIG, "config key 'ipam': must be an object with a 'type'")
+        self.ipam_type = ipam.get("type") or None
+        rc = c.get("runtimeConfig") or {}
+        if not isinstance(rc, dict):
+            raise CniError(ERR_INVALID_CONFIG, "config key 'runtimeConfig': must be an object")
+        self.runtime_config = rc
+        sock = c.get("socket")
+        if sock is not None and (not isinstance(sock, str) or not os.path.isabs(sock)):
+            raise CniError(ERR_INVALID_CONFIG, f"config key 'socket': {sock!r} is not an absolute path")
+        self.socket = client.socket_path(sock)
+        self.fields = self._partition_fields()
+
+    def _partition_fields(self) -> dict[str, Any]:
+        """vnetshare's own keys, checked by the same validators as the CLI's options."""
+        c, out = self.conf, {}
+
+        def check(key: str, fn, value=None):
+            value = c[key] if value is None else value
+            try:
+                return fn(value)
+            except (ConfigError, TypeError, ValueError) as e:
+                raise CniError(ERR_INVALID_CONFIG, f"config key {key!r}: {e}") from None
+
+        if "mtu" in c:
+            out["mtu"] = check("mtu", lambda v: config.mtu(v) if isinstance(v, int) and not isinstance(v, bool)
+                               else _bad("a whole number"))
+        mac = self.runtime_config.get("mac") or self.args.get("MAC") or c.get("mac")
+        if mac:
+            key = ("runtimeConfig.mac" if self.runtime_config.get("mac")
+                   else "CNI_ARGS MAC" if self.args.get("MAC") else "mac")
+            try:
+                out["mac"] = config.mac(mac)
+            except ConfigError as e:
+                raise CniError(ERR_INVALID_CONFIG, f"{key}: {e}") from None
+        if "vlan" in c:
+            out["vlan"] = check("vlan", config.vlan)
+        if "allowIPs" in c:
+            out["allow_ips"] = check("allowIPs", lambda v: config.allow_ips(v) if isinstance(v, list)
+                                     else _bad("a list of prefixes or \"any\""))
+        if "trustedRouter" in c:
+            out["trusted_router"] = check("trustedRouter", lambda v: v if isinstance(v, bool)
+                                          else _bad("true or false"))
+        if "stormLimit" in c:
+            out["storm_limit"] = check("stormLimit", config.storm_limit)
+        bandwidth = self.runtime_config.get("bandwidth") or {}
+        for d, ours, theirs in (("tx", "txLimit", "egress"), ("rx", "rxLimit", "ingress")):
+            rates = c.get(ours)
+            bursts = c.get(f"{d}Burst")
+            if isinstance(bandwidth, dict) and bandwidth.get(f"{theirs}Rate"):
+                # Kubernetes' bandwidth capability: bits per second, bursts in bits
+                rates = f"{bandwidth[f'{theirs}Rate']}bit"
+                burst = bandwidth.get(f"{theirs}Burst")
+                bursts = f"{int(burst) // 8}b" if burst else None
+            if rates is None:
+                if bursts is not None:
+                    raise CniError(ERR_INVALID_CONFIG, f"config key '{d}Burst': needs '{ours}'")
+                continue
+            rates = [rates] if isinstance(rates, str) else rates
+            bursts = [] if bursts is None else [bursts] if isinstance(bursts, str) else bursts
+            if not isinstance(rates, list) or not isinstance(bursts, list):
+                raise CniError(ERR_INVALID_CONFIG, f"config key {ours!r}: a rate like \"100mbit\" or a list")
+            check(ours, lambda v: config.rate_limit(v, bursts, ours, d), rates)
+            out[f"{d}_limit"] = [str(r) for r in rates]
+            if bursts:
+                out[f"{d}_burst"] = [str(b) for b in bursts]
+        return out
+
+    # -- the attachment ----------------------------------------------------
+    def labels(self) -> dict[str, str]:
+        return {LABEL_NETWORK: self.network, LABEL_CONTAINER: self.container, LABEL_IFNAME: self.ifname}
+
+
+def _bad(what: str) -> NoReturn:
+    raise ConfigError(f"must be {what}")
+
+
+def _decode(stdin: bytes) -> dict[str, Any]:
+    try:
+        conf = json.loads(stdin.decode("utf-8") or "null")
+    except (ValueError, RecursionError) as e:
+        raise CniError(ERR_DECODE, f"the network config on stdin is not JSON: {e}") from None
+    if not isinstance(conf, dict):
+        raise CniError(ERR_DECODE, "the network config on stdin must be a JSON object")
+    return conf
+
+
+def _cni_args(text: str) -> dict[str, str]:
+    """CNI_ARGS: "K=V;K=V". Unknown keys are an error unless IgnoreUnknown is true."""
+    out: dict[str, str] = {}
+    for part in filter(None, text.split(";")):
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise CniError(ERR_INVALID_ENV, f"CNI_ARGS {part!r}: not KEY=VALUE")
+        out[key] = value
+    ignore = out.get("IgnoreUnknown", "").lower() in ("1", "true")
+    unknown = sorted(set(out) - _KNOWN_ARGS)
+    if unknown and not ignore:
+        raise CniError(ERR_INVALID_ENV, f"CNI_ARGS {unknown[0]!r}: unknown to vnetshare",
+                       "add IgnoreUnknown=1 to CNI_ARGS to pass keys meant for other plugins")
+    return out
+
+
+def attachment_name(container: str, ifname: str, attempt: int = 0) -> str:
+    """The partition name for an attachment: "cni" + 12 hex digits (15
+    characters, a valid partition and netns name), a different slice of the
+    hash for each @attempt after a collision."""
+    digest = hashlib.sha256(f"{container}\0{ifname}".encode()).hexdigest()
+    return "cni" + digest[12 * attempt:12 * attempt + 12]
+
+
+# --- the daemon ---------------------------------------------------------------------------
+
+def _call(req: Request, op: str, **fields: Any) -> dict[str, Any]:
+    try:
+        return client.call(req.socket, op, **fields)
+    except client.DaemonUnreachable as e:
+        raise CniError(ERR_NO_DAEMON, f"vnetshare: {e}",
+                       f"the plugin talks to the vnetshare daemon on {req.socket} "
+                       "(config key 'socket'); start it, or point 'socket' at it") from None
+    except client.DaemonError as e:
+        raise CniError(ERR_DAEMON_REFUSED, f"vnetshare: {e}", f"the daemon answered {e.code} to {op}",
+                       daemon_code=e.code) from None
+    except PermissionError as e:
+        raise CniError(ERR_IO, f"vnetshare: {e}") from None
+
+
+def _ours(req: Request) -> list[dict[str, Any]]:
+    """The daemon's partitions this network's plugin made."""
+    return [p for p in _call(req, "partition.list")["partitions"]
+            if (p.get("labels") or {}).get(LABEL_NETWORK) == req.network]
+
+
+def _find(req: Request, parts: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    for p in _ours(req) if parts is None else parts:
+        labels = p.get("labels") or {}
+        if labels.get(LABEL_CONTAINER) == req.container and labels.get(LABEL_IFNAME) == req.ifname:
+            return p
+    return None
+
+
+# --- IPAM -----------------------------------------------------------------------------------
+
+def _ipam(req: Request, command: str, container: str | None = None, ifname: str | None = None,
+          stdin: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Run the IPAM plugin the config names, as the reference plugins do:
+    the same environment with CNI_COMMAND replaced, the same config on stdin."""
+    if req.ipam_type is None:
+        return None
+    name = req.ipam_type
+    if "/" in name or name in (".", ".."):
+        raise CniError(ERR_INVALID_CONFIG, f"config key 'ipam.type': {name!r} is not a plugin name")
+    exe = next((os.path.join(d, name) for d in req.path
+                if os.access(os.path.join(d, name), os.X_OK)), None)
+    if exe is None:
+        raise CniError(ERR_IPAM, f"IPAM plugin {name!r} not found on CNI_PATH {':'.join(req.path)}",
+                       "install the reference plugins (Debian: containernetworking-plugins, in /usr/lib/cni) "
+                       "and put their directory on the runtime's plugin path")
+    env = dict(req.env, CNI_COMMAND=command)
+    if container is not None:
+        env["CNI_CONTAINERID"] = container
+    if ifname is not None:
+        env["CNI_IFNAME"] = ifname
+    conf = dict(req.conf if stdin is None else stdin)
+    # an IPAM plugin older than the config (Debian 12's host-local stops at
+    # 1.0.0 while podman and containerd speak 1.1.0) gets the newest version
+    # both know; vnetshare builds its own result, so nothing else changes
+    conf["cniVersion"] = _common_version(exe, env, req.version)
+    proc = _exec(exe, name, env, json.dumps(conf).encode())
+    out = proc.stdout.strip()
+    if proc.returncode != 0:
+        try:
+            err = json.loads(out)
+            code, msg, details = int(err.get("code", ERR_IPAM)), err.get("msg", ""), err.get("details", "")
+        except (ValueError, TypeError, AttributeError):
+            code, msg, details = ERR_IPAM, (out or proc.stderr).decode(errors="replace").strip(), ""
+        raise CniError(code, f"IPAM plugin {name!r} {command}: {msg}", details)
+    if not out:
+        return None
+    try:
+        result = json.loads(out)
+    except ValueError:
+        raise CniError(ERR_IPAM, f"IPAM plugin {name!r} {command}: its answer is not JSON") from None
+    return result if isinstance(result, dict) else None
+
+
+def _exec(exe: str, name: str, env: dict[str, str], data: bytes) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run([exe], input=data, env=env, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CniError(ERR_IPAM, f"IPAM plugin {name!r}: {e}") from None
+
+
+def _common_version(exe: str, env: dict[str, str], version: str) -> str:
+    proc = _exec(exe, os.path.basename(exe), dict(env, CNI_COMMAND="VERSION"),
+                 json.dumps({"cniVersion": version}).encode())
+    try:
+        theirs = json.loads(proc.stdout)["supportedVersions"]
+    except (ValueError, KeyError, TypeError):
+        return version
+    if version in theirs:
+        return version
+    older = [v for v in theirs if v in SUPPORTED_VERSIONS and _vkey(v) < _vkey(version)]
+    return max(older, key=_vkey) if older else version
+
+
+def _release(req: Request, container: str | None = None, ifname: str | None = None) -> None:
+    """IPAM DEL; a lease already gone is no error."""
+    _ipam(req, "DEL", container, ifname)
+
+
+# --- results ----------------------------------------------------------------------------------
+
+def _addresses(ipam: dict[str, Any] | None) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """From an IPAM result: the partition's CIDRs, its routes ("DST [via GW]")
+    and the result's ips entries."""
+    if not ipam:
+        return [], [], []
+    ips = [ip for ip in ipam.get("ips") or [] if isinstance(ip, dict) and ip.get("address")]
+    cidrs = [str(ipaddress.ip_interface(ip["address"])) for ip in ips]
+    gws = {}
+    for ip in ips:
+        if ip.get("gateway"):
+            gw = ipaddress.ip_address(ip["gateway"])
+            gws.setdefault(gw.version, str(gw))
+    routes = []
+    for r in ipam.get("routes") or []:
+        dst = ipaddress.ip_network(r["dst"], strict=False)
+        gw = r.get("gw") or gws.get(dst.version)
+        routes.append(f"{dst} via {gw}" if gw else str(dst))
+    return cidrs, routes, ips
+
+
+def _result(req: Request, part: dict[str, Any], ipam: dict[str, Any] | None) -> dict[str, Any]:
+    iface: dict[str, Any] = {"name": req.ifname, "mac": part["mac"], "sandbox": req.netns}
+    if _vkey(req.version) >= (1, 1, 0):
+        iface["mtu"] = part["mtu"]
+    ips = []
+    for ip in _addresses(ipam)[2]:
+        entry: dict[str, Any] = {"address": str(ipaddress.ip_interface(ip["address"])), "interface": 0}
+        if ip.get("gateway"):
+            entry["gateway"] = ip["gateway"]
+        if _vkey(req.version) < (1, 0, 0):
+            entry["version"] = str(ipaddress.ip_interface(ip["address"]).version)
+        ips.append(entry)
+    out: dict[str, Any] = {"cniVersion": req.version, "interfaces": [iface], "ips": ips}
+    if ipam and ipam.get("routes"):
+        out["routes"] = ipam["routes"]
+    dns = (ipam or {}).get("dns") or req.conf.get("dns")
+    if dns:
+        out["dns"] = dns
+    return out
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def cmd_add(req: Request) -> dict[str, Any]:
+    parts = _ours(req)
+    stale = _find(req, parts)
+    if stale is not None:  # an ADD again without DEL (a runtime that crashed): start afresh
+        _call(req, "partition.delete", name=stale["name"])
+        _release(req)
+    taken = {p["name"] for p in _call(req, "partition.list")["partitions"]}
+    name = next((n for n in (attachment_name(req.container, req.ifname, i) for i in range(5)) if n not in taken),
+                None)
+    if name is None:
+        raise CniError(ERR_DAEMON_REFUSED, f"vnetshare: no free partition name for container {req.container!r}")
+    ipam = _ipam(req, "ADD")
+    try:
+        try:
+            cidrs, routes, _ = _addresses(ipam)
+        except (KeyError, TypeError, ValueError) as e:
+            raise CniError(ERR_IPAM, f"IPAM plugin {req.ipam_type!r}: a result vnetshare can't read: {e}") from None
+        part = _call(req, "partition.create", name=name, ips=cidrs, routes=routes, ifname=req.ifname,
+                     netns=req.netns, labels=req.labels(), **req.fields)["partition"]
+    except BaseException:
+        try:
+            _release(req)
+        except CniError:
+            pass  # the first failure is the one to report
+        raise
+    return _result(req, part, ipam)
+
+
+def cmd_del(req: Request) -> None:
+    part = _find(req)
+    if part is not None:
+        try:
+            _call(req, "partition.delete", name=part["name"])
+        except CniError as e:
+            if e.daemon_code != "ENOENT":  # deleted meanwhile: that is what DEL wants
+                raise
+    _release(req)
+
+
+def cmd_check(req: Request) -> None:
+    prev = req.conf.get("prevResult")
+    if not isinstance(prev, dict):
+        raise CniError(ERR_INVALID_CONFIG, "CHECK needs 'prevResult' in the config")
+    found = _find(req)
+    if found is None:
+        raise CniError(ERR_UNKNOWN_CONTAINER, f"vnetshare: no partition for container {req.container!r} "
+                       f"and interface {req.ifname!r} on network {req.network!r}")
+    part = _call(req, "partition.show", name=found["name"])["partition"]
+    problems = []
+    if part.get("state") != "running":
+        problems.append(f"its agent is {part.get('agent')}")
+    if part.get("ifname") != req.ifname:
+        problems.append(f"its device is {part.get('ifname')!r}, not {req.ifname!r}")
+    want_ips = sorted(str(ipaddress.ip_interface(ip["address"])) for ip in prev.get("ips") or [])
+    if sorted(part.get("ips") or []) != want_ips:
+        problems.append(f"its addresses are {part.get('ips')}, prevResult has {want_ips}")
+    for iface in prev.get("interfaces") or []:
+        if iface.get("name") == req.ifname and iface.get("mac") and iface["mac"].lower() != part["mac"]:
+            problems.append(f"its MAC is {part['mac']}, prevResult has {iface['mac']}")
+    try:
+        if os.stat(req.netns).st_ino != os.stat(part["netns"]).st_ino:
+            problems.append(f"it lives in another network namespace than {req.netns}")
+    except OSError as e:
+        problems.append(f"its namespace can't be compared: {e}")
+    if problems:
+        raise CniError(ERR_CHECK, f"vnetshare: partition {part['name']}: {'; '.join(problems)}",
+                       "delete and add the attachment again")
+    _ipam(req, "CHECK")
+
+
+def cmd_status(req: Request) -> None:
+    try:
+        client.call(req.socket, "daemon.status", timeout=5)
+    except (client.DaemonUnreachable, client.DaemonError, PermissionError) as e:
+        raise CniError(ERR_NOT_AVAILABLE, f"vnetshare: the daemon is not available: {e}",
+                       f"start it: vnetshare daemon --uplink IFACE (socket {req.socket})") from None
+
+
+def cmd_gc(req: Request) -> None:
+    valid = set()
+    for key in ("cni.dev/valid-attachments", "cni.dev/attachments"):
+        for a in req.conf.get(key) or []:
+            if isinstance(a, dict):
+                valid.add((a.get("containerID"), a.get("ifname")))
+    failures = []
+    for p in _ours(req):
+        labels = p.get("labels") or {}
+        container, ifname = labels.get(LABEL_CONTAINER), labels.get(LABEL_IFNAME)
+        if (container, ifname) in valid:
+            continue
+        try:
+            _call(req, "partition.delete", name=p["name"])
+            _release(req, container, ifname)
+        except CniError as e:
+            failures.append(f"{p['name']}: {e.msg}")
+    if failures:
+        raise CniError(ERR_TRY_AGAIN, f"vnetshare: GC could not remove {len(failures)} partition(s): "
+                       + "; ".join(failures))
+
+
+def run(env: dict[str, str], stdin: bytes) -> tuple[int, dict[str, Any] | None]:
+    """One plugin call, sans process: (exit status, JSON for stdout or None)."""
+    version = LATEST
+    try:
+        if env.get("CNI_COMMAND") == "VERSION":
+            conf = _decode(stdin) if stdin.strip() else {}
+            version = conf.get("cniVersion") if conf.get("cniVersion") in SUPPORTED_VERSIONS else LATEST
+            return 0, {"cniVersion": version, "supportedVersions": list(SUPPORTED_VERSIONS)}
+        req = Request(env, stdin)
+        version = req.version
+        if req.command == "ADD":
+            return 0, cmd_add(req)
+        {"DEL": cmd_del, "CHECK": cmd_check, "STATUS": cmd_status, "GC": cmd_gc}[req.command](req)
+        return 0, None
+    except CniError as e:
+        return 1, e.to_json(version)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help", "--version"):
+        print(f"vnetshare CNI plugin (CNI {', '.join(SUPPORTED_VERSIONS)}): run by a container runtime, "
+              "with CNI_COMMAND and the network config on stdin.\n"
+              "Install it with: vnetshare cni install [--bin-dir DIR] [--conf-dir DIR --subnet CIDR]")
+        return 0
+    stdin = b"" if env_is_tty() else sys.stdin.buffer.read()
+    status, out = run(dict(os.environ), stdin)
+    if out is not None:
+        sys.stdout.write(json.dumps(out) + "\n")
+    return status
+
+
+def env_is_tty() -> bool:
+    try:
+        return os.isatty(0)
+    except OSError:
+        return False
+
+
+# --- installing it ---------------------------------------------------------------------------
+
+_STANDALONE_MODULES = ("core/__init__.py", "core/config.py", "core/errors.py", "core/protocol.py",
+                       "frontends/client.py", "frontends/cni.py")
+
+
+def _console_script() -> str:
+    for path in (os.path.join(sysconfig.get_path("scripts"), "vnetshare-cni"),
+                 os.path.join(os.path.dirname(sys.executable), "vnetshare-cni"),
+                 shutil.which("vnetshare-cni")):
+        if path and os.access(path, os.X_OK):
+            return os.path.realpath(path)
+    raise ConfigError("the vnetshare-cni executable is not installed (pip install vnetshare), "
+                      "or use --standalone")
+
+
+def _write_standalone(path: str) -> None:
+    """One executable file: a zipapp of the plugin's pure-Python modules."""
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    fd, tmp = tempfile.mkstemp(prefix=".vnetshare-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"#!/usr/bin/env python3\n")
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+                z.writestr("__main__.py", "import sys\nfrom vnetshare.frontends.cni import main\n"
+                                          "sys.exit(main())\n")
+                z.writestr("vnetshare/__init__.py", '"""vnetshare\'s CNI plugin, standalone."""\n')
+                z.writestr("vnetshare/frontends/__init__.py", "")
+                for rel in _STANDALONE_MODULES:
+                    z.write(os.path.join(pkg, rel), f"vnetshare/{rel}")
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def conflist(name: str, subnet: str, gateway: str | None = None, socket: str | None = None) -> dict[str, Any]:
+    """An example network config list: vnetshare with host-local addresses in @subnet."""
+    net = ipaddress.ip_network(subnet, strict=False)
+    rng: dict[str, Any] = {"subnet": str(net)}
+    if gateway:
+        rng["gateway"] = str(ipaddress.ip_address(gateway))
+    plugin: dict[str, Any] = {"type": PLUGIN_TYPE}
+    if socket:
+        plugin["socket"] = socket
+    plugin["ipam"] = {"type": "host-local", "ranges": [[rng]],
+                      "routes": [{"dst": "0.0.0.0/0" if net.version == 4 else "::/0"}]}
+    return {"cniVersion": "1.0.0", "name": name, "plugins": [plugin]}
+
+
+def install(bin_dir: str, conf_dir: str | None = None, name: str = "vnetshare", subnet: str | None = None,
+            gateway: str | None = None, socket: str | None = None, standalone: bool = False) -> list[str]:
+    """`vnetshare cni install`: the plugin into @bin_dir (a link to
+    vnetshare-cni, or with @standalone a self-contained file), and with
+    @conf_dir a conflist; returns what it wrote."""
+    if conf_dir is not None:
+        if subnet is None:
+            raise ConfigError("--conf-dir needs --subnet: the addresses host-local hands out")
+        try:
+            body = conflist(name, subnet, gateway, socket)
+        except ValueError as e:
+            raise ConfigError(f"--subnet {subnet!r} / --gateway {gateway!r}: {e}") from None
+    os.makedirs(bin_dir, exist_ok=True)
+    target = os.path.join(bin_dir, PLUGIN_TYPE)
+    if standalone:
+        _write_standalone(target)
+    else:
+        script = _console_script()
+        tmp = target + ".new"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(script, tmp)
+        os.replace(tmp, target)
+    written = [target]
+    if conf_dir is not None:
+        os.makedirs(conf_dir, exist_ok=True)
+        path = os.path.join(conf_dir, f"10-{name}.conflist")
+        with open(path + ".new", "w") as f:
+            json.dump(body, f, indent=2)
+            f.write("\n")
+        os.replace(path + ".new", path)
+        written.append(path)
+    return written
+
+
+def add_install_parser(sub: argparse._SubParsersAction) -> None:
+    """`vnetshare cni install` for the CLI (cli.py owns the rest)."""
+    cni = sub.add_parser("cni", help="the CNI plugin: install it for container runtimes")
+    csub = cni.add_subparsers(dest="ccmd", required=True, metavar="ACTION")
+    i = csub.add_parser("install", help="link the plugin into a CNI plugin directory, optionally with a conflist")
+    i.add_argument("--bin-dir", default="/opt/cni/bin", metavar="DIR",
+                   help="where runtimes look for plugins (default /opt/cni/bin)")
+    i.add_argument("--conf-dir", metavar="DIR",
+                   help="also write DIR/10-NET.conflist, a network using vnetshare with host-local addresses")
+    i.add_argument("--name", default="vnetshare", metavar="NET", help="the network's name (default vnetshare)")
+    i.add_argument("--subnet", metavar="CIDR", help="the addresses host-local hands out (with --conf-dir)")
+    i.add_argument("--gateway", metavar="IP", help="the default route's gateway (default: the subnet's first address)")
+    i.add_argument("--standalone", action="store_true",
+                   help="write a self-contained plugin file (needs only python3), not a link: for nodes "
+                        "where vnetshare is not installed, such as from a DaemonSet")
+
+
+def install_main(args: argparse.Namespace) -> int:
+    for path in install(args.bin_dir, args.conf_dir, args.name, args.subnet, args.gateway,
+                        getattr(args, "socket", None), args.standalone):
+        kind = "plugin" if not path.endswith(".conflist") else "network config"
+        print(f"wrote {kind} {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
