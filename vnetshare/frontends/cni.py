@@ -165,6 +165,8 @@ class Request:
         if not isinstance(ipam, dict) or (ipam and not isinstance(ipam.get("type"), str)):
             raise CniError(ERR_INVALID_CONFIG, "config key 'ipam': must be an object with a 'type'")
         self.ipam_type = ipam.get("type") or None
+        if self.ipam_type is not None and ("/" in self.ipam_type or self.ipam_type in (".", "..")):
+            raise CniError(ERR_INVALID_CONFIG, f"config key 'ipam.type': {self.ipam_type!r} is not a plugin name")
         rc = c.get("runtimeConfig") or {}
         if not isinstance(rc, dict):
             raise CniError(ERR_INVALID_CONFIG, "config key 'runtimeConfig': must be an object")
@@ -312,8 +314,6 @@ def _ipam(req: Request, command: str, container: str | None = None, ifname: str 
     if req.ipam_type is None:
         return None
     name = req.ipam_type
-    if "/" in name or name in (".", ".."):
-        raise CniError(ERR_INVALID_CONFIG, f"config key 'ipam.type': {name!r} is not a plugin name")
     exe = next((os.path.join(d, name) for d in req.path
                 if os.access(os.path.join(d, name), os.X_OK)), None)
     if exe is None:
