@@ -30,6 +30,7 @@ import sys
 from . import adapter
 from .core import config, protocol, state as statefile
 from .core.errors import ConfigError, VnetshareError
+from .linux import netns
 from .manager import PartitionManager, function_rows
 
 log = logging.getLogger("vnetshare.daemon")
@@ -63,6 +64,8 @@ class Daemon:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
+        # where adopted namespaces are pinned (manager.create): its own mount
+        netns.share_dir(os.path.join(self.cfg.state_dir, config.NETNS_PIN_DIR))
 
     def _unlock(self) -> None:
         if self._lock_fd >= 0:

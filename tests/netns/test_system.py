@@ -260,16 +260,18 @@ def _read_only(directory: str):
 
     A read-only bind mount of it over itself, in the sandbox's own mount
     namespace: the daemon's open files (its log) stay writable, anything new
-    (the state file's temporary) is refused with EROFS, even to root.
+    (the state file's temporary) is refused with EROFS, even to root. Mounts
+    below it keep their own mode (rbind): the daemon's netns pin directory
+    stays writable, so an adopting create fails late too.
     """
     host_mnt = os.environ.get("VNETSHARE_HOST_MNTNS")
     assert host_mnt and os.readlink("/proc/self/ns/mnt") != host_mnt, "not in the sandbox's mount namespace"
-    subprocess.run(["mount", "--bind", directory, directory], check=True, capture_output=True)
+    subprocess.run(["mount", "--rbind", directory, directory], check=True, capture_output=True)
     try:
         subprocess.run(["mount", "-o", "remount,bind,ro", directory, directory], check=True, capture_output=True)
         yield
     finally:
-        subprocess.run(["umount", directory], check=True, capture_output=True)
+        subprocess.run(["umount", "--recursive", directory], check=True, capture_output=True)
 
 
 @pytest.mark.parametrize("adopted", [False, True], ids=["own-netns", "adopted-netns"])
@@ -301,6 +303,7 @@ def test_failed_create_late_leaves_nothing(system, adopted):
         assert sorted(netns.names()) == sorted(expect_ns)
         if adopted:
             assert [link.ifname for link in netns.links("adopt")] == ["lo"], "the TAP was left in the adopted netns"
+            assert os.listdir(os.path.join(system.dir, "netns")) == [], "the netns pin was left"
         assert [link.ifname for link in netns.links()] == ["lo", UPLINK]
         assert system.agent_pids() == []
         assert not [pid for pid, _, _ in procs.processes() if procs.is_agent(pid, "late")], "an agent was left"

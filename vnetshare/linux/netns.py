@@ -114,10 +114,11 @@ def names() -> list[str]:
         return []
 
 
-def _share_dir(directory: str) -> None:
-    # iproute2's netns_add: make @directory a shared mount point (bind it
-    # onto itself first if it isn't a mount point), so a namespace mounted
-    # there shows in every mount namespace that shares it.
+def share_dir(directory: str) -> None:
+    """Make @directory (created if missing) a shared mount point, as
+    iproute2's netns_add does with /run/netns: bound onto itself first if it
+    isn't a mount point, so a namespace mounted there shows in every mount
+    namespace that shares it."""
     os.makedirs(directory, mode=0o755, exist_ok=True)
     bound = False
     while _libc.mount(b"", directory.encode(), b"none", MS_SHARED | MS_REC, None) != 0:
@@ -137,7 +138,7 @@ def pin(source: str, path: str) -> None:
     @path exists or @source is no network namespace; on failure nothing is left.
     """
     os.close(open_fd(source))  # a network namespace, or a clear error
-    _share_dir(os.path.dirname(path))
+    share_dir(os.path.dirname(path))
     try:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
     except FileExistsError:
@@ -170,7 +171,7 @@ def create(name: str) -> str:
     Raises NetnsError(EEXIST) if the name is taken. On failure nothing is left.
     """
     path = path_of(name)
-    _share_dir(RUN_DIR)
+    share_dir(RUN_DIR)
     try:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
     except FileExistsError:
