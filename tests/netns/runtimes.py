@@ -156,12 +156,14 @@ class Transcript:
         print(text, flush=True)
 
     def run(self, argv: list[str], *, shown: list[str] | None = None, env: dict | None = None,
-            check: bool = True, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
+            check: bool = True, timeout: float = 120, input: str | None = None,
+            quiet: bool = False) -> subprocess.CompletedProcess:
         """Run @argv; record `$ SHOWN`, its output and a non-zero status.
 
         @shown is the command as a user types it (without the --address or
-        the environment the harness adds). With @check, a non-zero exit
-        fails the test with the command and its output.
+        the environment the harness adds); @quiet leaves out the harness's
+        own bookkeeping unless it fails. With @check, a non-zero exit fails
+        the test with the command and its output.
         """
         line = "$ " + shlex.join(shown or argv)
         t0 = time.monotonic()
@@ -172,6 +174,8 @@ class Transcript:
             self.note(f"{line}\n{_text(e.stdout)}{_text(e.stderr)}[timed out after {timeout:.0f} s]")
             raise AssertionError(f"{line}: timed out after {timeout:.0f} s (transcript: {self.path})") from None
         out = p.stdout + p.stderr
+        if quiet and p.returncode == 0:
+            return p
         self.note(line + ("\n" + out.rstrip("\n") if out.strip() else "")
                   + (f"\n[exit {p.returncode}]" if p.returncode else "")
                   + (f"\n[{time.monotonic() - t0:.1f} s]" if time.monotonic() - t0 > 5 else ""))
@@ -420,7 +424,7 @@ def inventory(system, env: CniEnv) -> dict:
     return {
         "partitions": sorted(p["name"] for p in system.cli_json("partition", "list")),
         "pins": mounts_under(system.dir),   # the daemon's hold on adopted namespaces
-        "netns": netns.names(),
+        "netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else [],  # files too
         "links": sorted(link.ifname for link in netns.links()),
         "agents": system.agent_pids(),
         "leases": env.leases_held(),
@@ -501,8 +505,10 @@ class Podman:
         self.environ = {**os.environ, "CONTAINERS_CONF": self.conf,
                         "CONTAINERS_STORAGE_CONF": store.storage_conf}
 
-    def __call__(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        return self.env.transcript.run(["podman", *args], env=self.environ, check=check, timeout=timeout)
+    def __call__(self, *args: str, check: bool = True, timeout: float = 120,
+                 quiet: bool = False) -> subprocess.CompletedProcess:
+        return self.env.transcript.run(["podman", *args], env=self.environ, check=check, timeout=timeout,
+                                       quiet=quiet)
 
     def note(self, text: str) -> None:
         self.env.transcript.note(text)
@@ -531,8 +537,7 @@ class Podman:
         return p
 
     def container_ids(self) -> list[str]:
-        p = self("ps", "-a", "--no-trunc", "--format", "{{.ID}}")
-        return p.stdout.split()
+        return self("ps", "-a", "--no-trunc", "--format", "{{.ID}}", quiet=True).stdout.split()
 
     def container_id(self, name: str) -> str:
         return self("inspect", "--format", "{{.Id}}", name).stdout.strip()
