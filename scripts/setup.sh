@@ -17,11 +17,23 @@ declare -A NEED=(
     [iperf3]=iperf3
     [ping]=iputils-ping
     [vde_switch]=vde2        # scripts/bench.py net: the vde_switch peer
+    # the CNI plugin's tests (issue 10): real runtimes, the reference
+    # plugins, images built without a registry
+    [podman]=podman
+    [runc]=runc
+    [containerd]=containerd
+    [ctr]=containerd
+    [mmdebstrap]=mmdebstrap
+    [/usr/lib/cni/host-local]=containernetworking-plugins
+    [newuidmap]=uidmap
+    [slirp4netns]=slirp4netns
+    [fuse-overlayfs]=fuse-overlayfs
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
     command -v "$cmd" >/dev/null || missing+=("${NEED[$cmd]}")
 done
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u | sed '/^$/d')
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
     || missing+=(python3-dev)
 if [ ${#missing[@]} -gt 0 ]; then
