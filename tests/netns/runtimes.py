@@ -332,6 +332,22 @@ def conflist(socket: str, leases: str, name: str = NET) -> dict:
     }
 
 
+def leases_held(data_dir: str, network: str = NET) -> list[str]:
+    """host-local's lease files in @data_dir (one per address handed out), none when all are released."""
+    d = os.path.join(data_dir, network)
+    try:
+        return sorted(n for n in os.listdir(d) if n != "lock" and not n.startswith("last_reserved_ip"))
+    except FileNotFoundError:
+        return []
+
+
+def plugin_config(conflist: dict, version: str | None = None, **keys) -> dict:
+    """What a runtime puts on the plugin's stdin: the conflist's first plugin
+    entry with the list's name and cniVersion (@version if given) and @keys."""
+    return {"cniVersion": version or conflist["cniVersion"], "name": conflist["name"],
+            **conflist["plugins"][0], **keys}
+
+
 class CniEnv:
     """What either runtime needs for one test, removed by close().
 
@@ -368,12 +384,7 @@ class CniEnv:
         return f"/{CTR_NAMESPACE}/" in cgroup + "/" or any(i in os.path.basename(cgroup) for i in self.containers)
 
     def leases_held(self) -> list[str]:
-        """host-local's lease files (one per address handed out), none when all are released."""
-        d = os.path.join(self.leases, NET)
-        try:
-            return sorted(n for n in os.listdir(d) if n != "lock" and not n.startswith("last_reserved_ip"))
-        except FileNotFoundError:
-            return []
+        return leases_held(self.leases)
 
     def close(self) -> list[str]:
         """Undo the mounts and cgroups; return what is wrong (busy cgroups, traces on the host)."""
@@ -400,8 +411,7 @@ def call_plugin(env: CniEnv, command: str, containerid: str = "", netns_path: st
     Its stdin is the conflist's plugin entry with the list's name and
     cniVersion (@version instead if given) and the @extra keys.
     """
-    conf = {"cniVersion": version or env.conflist["cniVersion"], "name": env.conflist["name"],
-            **env.conflist["plugins"][0], **(extra or {})}
+    conf = plugin_config(env.conflist, version, **(extra or {}))
     e = {**os.environ, "CNI_COMMAND": command, "CNI_CONTAINERID": containerid, "CNI_NETNS": netns_path,
          "CNI_IFNAME": ifname, "CNI_PATH": f"{env.bin}:{REFERENCE_PLUGINS}"}
     shown = [f"CNI_COMMAND={command}", f"CNI_CONTAINERID={containerid}", f"CNI_NETNS={netns_path}",

@@ -14,12 +14,12 @@ import sys
 
 import pytest
 
+from runtimes import NET, attachments, conflist, leases_held, plugin_config
 from system import LAN_NS, LAN_V4, LAN_V6, wait_for
 from vnetshare.frontends import cni
 from vnetshare.linux import netns
 
 CNI_PATH = "/usr/lib/cni"
-NET = "vnsnet"
 CID = "f" * 64
 
 
@@ -37,14 +37,10 @@ class Plugin:
         self.made_ns: list[str] = []
 
     def conf(self, version: str = "1.0.0", ipam: bool = True, **own) -> dict:
-        c = {"cniVersion": version, "name": NET, "type": "vnetshare", "socket": self.system.sock, **own}
-        if ipam:
-            c["ipam"] = {"type": "host-local", "dataDir": self.leases,
-                         "ranges": [[{"subnet": "198.18.0.0/24", "rangeStart": "198.18.0.100",
-                                      "rangeEnd": "198.18.0.200", "gateway": LAN_V4}],
-                                    [{"subnet": "fd00:5e::/64", "rangeStart": "fd00:5e::100",
-                                      "rangeEnd": "fd00:5e::200", "gateway": LAN_V6}]],
-                         "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}
+        """The plugin's stdin: the conflist the runtime tests use (runtimes.conflist)."""
+        c = plugin_config(conflist(self.system.sock, self.leases), version, **own)
+        if not ipam:
+            del c["ipam"]
         return c
 
     def run(self, command: str, conf: dict | bytes | None, container: str = CID, ns: str | None = "",
@@ -78,12 +74,10 @@ class Plugin:
         return path
 
     def leases_held(self) -> list[str]:
-        d = os.path.join(self.leases, NET)
-        return sorted(f for f in os.listdir(d) if f[0].isdigit() or ":" in f) if os.path.isdir(d) else []
+        return leases_held(self.leases)
 
     def ours(self) -> list[dict]:
-        return [p for p in self.system.cli_json("partition", "list")
-                if p.get("labels", {}).get(cni.LABEL_NETWORK) == NET]
+        return list(attachments(self.system).values())
 
     def close(self) -> None:
         for name in self.made_ns:
