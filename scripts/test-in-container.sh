@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# test-in-container.sh - the README's test command inside a privileged container
+#
+#   ./scripts/test-in-container.sh [pytest args]     (as root)
+#
+# Runs `./scripts/test.sh -m "not runtime" [pytest args]` in `podman run
+# --privileged --network none` on a copy of the working tree, and exits
+# with its status. The image is Debian 12 built from Debian's packages
+# without a registry (scripts/image.sh, cached in build/images/ under a
+# key of its package list), so scripts/setup.sh finds every command it needs
+# and installs nothing with apt. The Python wheels are prepared on the host
+# (scripts/wheels.sh --test build/wheels) and mounted read-only at /wheels:
+# inside, pip takes everything from there (PIP_NO_INDEX=1) and nothing
+# needs the network. Tests marked `runtime` drive podman or containerd
+# themselves; nested runtimes are out of scope here, they run on the host.
+#
+# The copy holds what a fresh clone would, plus files not yet added
+# (git ls-files -co --exclude-standard), made a git repository again for
+# tests that ask git; the run writes only there, never into this tree
+# (build/images and build/wheels here are the caches it reads).
+# Podman runs inside scripts/sandbox.sh (the script calls itself there
+# with --in-sandbox), with its configuration, storage (a tmpfs), locks and
+# state in a temporary directory and its container under a cgroup of its
+# own; the container, the storage, the directory and the cgroups are
+# removed at the end, also on failure, Ctrl-C or TERM (which stop pytest as
+# Ctrl-C does, so its teardowns run). Importing the image into a fresh
+# store takes about 10 s of a 5 minute run: not worth keeping a store.
+#
+# Environment: VNETSHARE_CT_KEEP=1 keeps the temporary directory (the
+# copy, with the run's build/ and logs) and prints where it is.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+need_root "test-in-container.sh: must run as root: podman and the tests need it" "$@"
+
+# The image holds every package scripts/setup.sh would install (read from
+# its command -> package table, so the two never drift apart) and what the
+# suite runs besides: python3 with venv, pip and the headers for the cffi
+# build, libc headers, mount, ps and sysctl, git (tests/netns/test_install.py
+# lists the tree's files with it).
+setup_packages=$(sed -n '/^declare -A NEED=(/,/^)/p' scripts/setup.sh |
+    sed -nE 's/^[[:space:]]*\[[^]]+\]=([A-Za-z0-9.+-]+).*/\1/p' | sort -u | paste -sd, -)
+if [ -z "$setup_packages" ]; then
+    echo "test-in-container.sh: no packages found in scripts/setup.sh's NEED table" >&2
+    exit 1
+fi
+PACKAGES=$setup_packages,python3,python3-pip,python3-venv,python3-dev,libc6-dev,mount,procps,git
+NAME=vnetshare-test
+
+# --- inside scripts/sandbox.sh (fresh network and mount namespaces) ----------
+if [ "${1:-}" = --in-sandbox ]; then
+    tmp=$2 tarball=$3 wheels=$4
+    shift 4
+    # podman's locks, its default store and its temporary files stay in here
+    mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+    for d in /var/lib/containers /var/lib/cni; do
+        [ ! -d "$d" ] || mount -t tmpfs -o mode=0700 tmpfs "$d"
+    done
+    mount -t tmpfs -o mode=0700 tmpfs "$tmp/storage"
+    export CONTAINERS_CONF=$tmp/containers.conf CONTAINERS_STORAGE_CONF=$tmp/storage.conf
+    export TMPDIR=$tmp/tmp
+    cgroup=vnetshare-test-$$
+    container=vnetshare-test-$$
+    cleanup_inside() {
+        podman rm -f -t 0 "$container" >/dev/null 2>&1 || true
+        # the container's and conmon's cgroups, under the parent given below
+        find /sys/fs/cgroup -mindepth 2 -maxdepth 2 -type d -name "$cgroup" 2>/dev/null |
+            while read -r dir; do
+                find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || true
+            done
+        leftover=$(find /sys/fs/cgroup -mindepth 2 -maxdepth 2 -type d -name "$cgroup" 2>/dev/null)
+        [ -z "$leftover" ] || echo "test-in-container.sh: cgroups left behind: $leftover" >&2
+    }
+    trap cleanup_inside EXIT
+    # A signal (the host side forwards Ctrl-C and TERM as TERM) stops the
+    # container with SIGINT, as Ctrl-C stops pytest, so the tests' own
+    # cleanup runs; podman kills it if it has not ended 30 s later.
+    stopping=
+    stop_container() {
+        stopping=1
+        podman stop -t 30 "$container" >/dev/null 2>&1 || true
+    }
+    trap stop_container INT TERM
+    image=$NAME:$(basename "$tarball" .tar | sed "s/^$NAME-//")
+    start=$SECONDS
+    podman import -q "$tarball" "$image" >/dev/null
+    echo "test-in-container.sh: image $image imported in $((SECONDS - start)) s" \
+         "($(podman image inspect -f '{{.Size}}' "$image" | awk '{ printf "%d MB", $1 / 1e6 }'))"
+    [ -z "$stopping" ] || exit 130
+    podman run --name "$container" --rm --privileged --network none \
+        --cgroup-parent "/$cgroup" --pull never --systemd false --stop-signal SIGINT \
+        -v "$tmp/src:/src" -v "$wheels:/wheels:ro" -w /src \
+        -e PIP_NO_INDEX=1 -e PIP_FIND_LINKS=/wheels -e PIP_BREAK_SYSTEM_PACKAGES=1 \
+        -e PIP_DISABLE_PIP_VERSION_CHECK=1 -e PIP_ROOT_USER_ACTION=ignore \
+        -e VNETSHARE_IMAGE=unused \
+        "$image" ./scripts/test.sh -m "not runtime" "$@" &
+    run=$!
+    while :; do  # a trapped signal ends `wait` early; wait again until it exits
+        rc=0
+        wait "$run" || rc=$?
+        kill -0 "$run" 2>/dev/null || break
+    done
+    exit "$rc"
+fi
+
+# --- on the host ------------------------------------------------------------
+start=$SECONDS
+tarball=$(./scripts/image.sh "$NAME" "$PACKAGES" | tail -n 1)
+wheels=$(./scripts/wheels.sh --test build/wheels | tail -n 1)
+tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/vnetshare-ctest.XXXXXX")
+cleanup() {
+    if [ "${VNETSHARE_CT_KEEP:-}" = 1 ]; then
+        echo "test-in-container.sh: kept $tmp" >&2
+    else
+        rm -rf "$tmp"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+mkdir -p "$tmp/src" "$tmp/storage" "$tmp/tmp" "$tmp/cni"
+
+# the working tree as a fresh clone has it, plus files not yet added
+git ls-files -z -co --exclude-standard | python3 -c '
+import os, shutil, sys
+dest = sys.argv[1]
+for name in sys.stdin.buffer.read().decode().split("\0"):
+    if name and os.path.isfile(name):  # tracked files deleted here are left out
+        os.makedirs(os.path.join(dest, os.path.dirname(name)), exist_ok=True)
+        shutil.copy2(name, os.path.join(dest, name))
+' "$tmp/src"
+git -C "$tmp/src" init -q
+git -C "$tmp/src" add -A
+
+cat > "$tmp/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+
+[network]
+network_backend = "cni"
+network_config_dir = "$tmp/cni"
+EOF
+cat > "$tmp/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$tmp/storage"
+runroot = "/run/vnetshare-test-storage"
+EOF
+
+echo "test-in-container.sh: $(basename "$tarball"), wheels from $wheels, tree copied to $tmp/src"
+# In the background, so that a signal reaches this shell at once; it is
+# passed on as TERM (a background job ignores SIGINT).
+./scripts/sandbox.sh "$0" --in-sandbox "$tmp" "$(pwd)/$tarball" "$(pwd)/$wheels" "$@" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null || true' INT TERM
+while :; do
+    rc=0
+    wait "$child" || rc=$?
+    kill -0 "$child" 2>/dev/null || break
+done
+echo "test-in-container.sh: exit $rc after $((SECONDS - start)) s"
+exit "$rc"
