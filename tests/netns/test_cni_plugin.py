@@ -221,7 +221,7 @@ def test_add_again_without_del_replaces_the_stale_partition(plug):
     plug.ok("ADD", plug.conf(), ns=ns1)
     res = plug.ok("ADD", plug.conf(), ns=ns2)  # podman start after a crash: a new netns
     [part] = plug.ours()
-    assert part["netns_source"] == ns2
+    assert part["netns_source"] == ns2 and part["name"] == cni.attachment_name(CID, "eth0")
     # the old lease went back: one address per family is held, the new one
     held = plug.leases_held()
     assert len(held) == 2 and res["ips"][0]["address"].split("/")[0] in held, (held, res)

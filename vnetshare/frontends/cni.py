@@ -291,10 +291,11 @@ def _call(req: Request, op: str, **fields: Any) -> dict[str, Any]:
         raise CniError(ERR_IO, f"vnetshare: {e}") from None
 
 
-def _ours(req: Request) -> list[dict[str, Any]]:
-    """The daemon's partitions this network's plugin made."""
-    return [p for p in _call(req, "partition.list")["partitions"]
-            if (p.get("labels") or {}).get(LABEL_NETWORK) == req.network]
+def _ours(req: Request, everything: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The daemon's partitions (of @everything, if given) this network's plugin made."""
+    if everything is None:
+        everything = _call(req, "partition.list")["partitions"]
+    return [p for p in everything if (p.get("labels") or {}).get(LABEL_NETWORK) == req.network]
 
 
 def _find(req: Request, parts: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
@@ -419,12 +420,13 @@ def _result(req: Request, part: dict[str, Any], ipam: dict[str, Any] | None) -> 
 # --- commands ---------------------------------------------------------------------------------
 
 def cmd_add(req: Request) -> dict[str, Any]:
-    parts = _ours(req)
-    stale = _find(req, parts)
+    everything = _call(req, "partition.list")["partitions"]
+    taken = {p["name"] for p in everything}
+    stale = _find(req, _ours(req, everything))
     if stale is not None:  # an ADD again without DEL (a runtime that crashed): start afresh
         _call(req, "partition.delete", name=stale["name"])
         _release(req)
-    taken = {p["name"] for p in _call(req, "partition.list")["partitions"]}
+        taken.discard(stale["name"])
     name = next((n for n in (attachment_name(req.container, req.ifname, i) for i in range(5)) if n not in taken),
                 None)
     if name is None:
