@@ -180,13 +180,20 @@ def to_dict(state: State) -> dict[str, Any]:
 
 def save(path: str, state: State) -> None:
     """Write @state to @path atomically (rule 1), mode 0600. The directory must exist."""
-    data = json.dumps(to_dict(state), indent=1, sort_keys=True).encode() + b"\n"
+    write_atomic(path, json.dumps(to_dict(state), indent=1, sort_keys=True).encode() + b"\n")
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+    """@data as the file @path, all or nothing: a temporary file in the same
+    directory, synced, chmod @mode, renamed over @path, the directory synced.
+    A reader sees the old file or the new one, never a part."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=directory)  # mode 0600
+    fd, tmp = tempfile.mkstemp(prefix=".vnetshare-", suffix=".tmp", dir=directory)  # mode 0600
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

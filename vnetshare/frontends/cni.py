@@ -29,7 +29,7 @@ Rules:
    not in cni.dev/valid-attachments, releases their leases, and never
    touches a partition without this network's label.
 6. Imports only the pure parts of vnetshare (core.config, core.protocol,
-   core.errors, frontends.client): `vnetshare cni install --standalone`
+   core.errors, core.state, frontends.client): `vnetshare cni install --standalone`
    packs exactly those into one executable file for nodes that have only
    python3.
 """
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import ipaddress
 import json
 import os
@@ -44,12 +45,12 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import zipfile
 from typing import Any, NoReturn
 
 from ..core import config
 from ..core.errors import ConfigError
+from ..core.state import write_atomic
 from . import client
 
 PLUGIN_TYPE = "vnetshare"
@@ -562,7 +563,7 @@ def env_is_tty() -> bool:
 # --- installing it ---------------------------------------------------------------------------
 
 _STANDALONE_MODULES = ("core/__init__.py", "core/config.py", "core/errors.py", "core/protocol.py",
-                       "frontends/client.py", "frontends/cni.py")
+                       "core/state.py", "frontends/client.py", "frontends/cni.py")
 
 
 def _console_script() -> str:
@@ -575,28 +576,18 @@ def _console_script() -> str:
                       "or use --standalone")
 
 
-def _write_standalone(path: str) -> None:
+def _standalone() -> bytes:
     """One executable file: a zipapp of the plugin's pure-Python modules."""
     pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    fd, tmp = tempfile.mkstemp(prefix=".vnetshare-", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(b"#!/usr/bin/env python3\n")
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
-                z.writestr("__main__.py", "import sys\nfrom vnetshare.frontends.cni import main\n"
-                                          "sys.exit(main())\n")
-                z.writestr("vnetshare/__init__.py", '"""vnetshare\'s CNI plugin, standalone."""\n')
-                z.writestr("vnetshare/frontends/__init__.py", "")
-                for rel in _STANDALONE_MODULES:
-                    z.write(os.path.join(pkg, rel), f"vnetshare/{rel}")
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    buf = io.BytesIO()
+    buf.write(b"#!/usr/bin/env python3\n")
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("__main__.py", "import sys\nfrom vnetshare.frontends.cni import main\nsys.exit(main())\n")
+        z.writestr("vnetshare/__init__.py", '"""vnetshare\'s CNI plugin, standalone."""\n')
+        z.writestr("vnetshare/frontends/__init__.py", "")
+        for rel in _STANDALONE_MODULES:
+            z.write(os.path.join(pkg, rel), f"vnetshare/{rel}")
+    return buf.getvalue()
 
 
 def conflist(name: str, subnet: str, gateway: str | None = None, socket: str | None = None) -> dict[str, Any]:
@@ -628,7 +619,7 @@ def install(bin_dir: str, conf_dir: str | None = None, name: str = "vnetshare", 
     os.makedirs(bin_dir, exist_ok=True)
     target = os.path.join(bin_dir, PLUGIN_TYPE)
     if standalone:
-        _write_standalone(target)
+        write_atomic(target, _standalone(), 0o755)
     else:
         script = _console_script()
         tmp = target + ".new"
@@ -640,10 +631,7 @@ def install(bin_dir: str, conf_dir: str | None = None, name: str = "vnetshare", 
     if conf_dir is not None:
         os.makedirs(conf_dir, exist_ok=True)
         path = os.path.join(conf_dir, f"10-{name}.conflist")
-        with open(path + ".new", "w") as f:
-            json.dump(body, f, indent=2)
-            f.write("\n")
-        os.replace(path + ".new", path)
+        write_atomic(path, (json.dumps(body, indent=2) + "\n").encode(), 0o644)
         written.append(path)
     return written
 
