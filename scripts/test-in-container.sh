@@ -127,37 +127,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 mkdir -p "$tmp/src" "$tmp/storage" "$tmp/tmp" "$tmp/cni"
 
-# the working tree as a fresh clone has it, plus files not yet added
-git ls-files -z -co --exclude-standard | python3 -c '
-import os, shutil, sys
-dest = sys.argv[1]
-for name in sys.stdin.buffer.read().decode().split("\0"):
-    if name and os.path.isfile(name):  # tracked files deleted here are left out
-        os.makedirs(os.path.join(dest, os.path.dirname(name)), exist_ok=True)
-        shutil.copy2(name, os.path.join(dest, name))
-' "$tmp/src"
+copy_tree "$tmp/src"
 git -C "$tmp/src" init -q
 git -C "$tmp/src" add -A
-
-cat > "$tmp/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "runc"
-
-[network]
-network_backend = "cni"
-network_config_dir = "$tmp/cni"
-EOF
-cat > "$tmp/storage.conf" <<EOF
-[storage]
-driver = "overlay"
-graphroot = "$tmp/storage"
-runroot = "/run/vnetshare-test-storage"
-EOF
+podman_conf "$tmp" /run/vnetshare-test-storage "$tmp/cni"
 
 echo "test-in-container.sh: $(basename "$tarball"), wheels from $wheels, tree copied to $tmp/src"
 # In the background, so that a signal reaches this shell at once; it is

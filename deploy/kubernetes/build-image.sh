@@ -28,6 +28,7 @@
 # Environment: VNETSHARE_TRACE=1 shows the sandboxed half's commands (set -x).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. scripts/lib.sh
 if [ "$(id -u)" != 0 ]; then
     echo "build-image.sh: must run as root: mmdebstrap and podman need it" >&2
     exit 1
@@ -97,30 +98,8 @@ python3 -m pip download -q --disable-pip-version-check --only-binary=:all: \
 [ -n "$(ls "$tmp/context/wheels"/cffi-*.whl 2>/dev/null)" ] || { echo "build-image.sh: no cffi wheel downloaded" >&2; exit 1; }
 
 # 2. this tree as a fresh clone has it, plus files not yet added
-git ls-files -z -co --exclude-standard | python3 -c '
-import os, shutil, sys
-dest = sys.argv[1]
-for name in sys.stdin.buffer.read().decode().split("\0"):
-    if name and os.path.isfile(name):
-        os.makedirs(os.path.join(dest, os.path.dirname(name)), exist_ok=True)
-        shutil.copy2(name, os.path.join(dest, name))
-' "$tmp/context/src"
-
-cat > "$tmp/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "runc"
-CONF
-cat > "$tmp/storage.conf" <<CONF
-[storage]
-driver = "overlay"
-graphroot = "$tmp/storage"
-runroot = "/run/vnetshare-image-storage"
-CONF
+copy_tree "$tmp/context/src"
+podman_conf "$tmp" /run/vnetshare-image-storage
 
 ./scripts/sandbox.sh "$here/build-image.sh" --in-sandbox "$tmp" "$(pwd)/$build_tar" "$(pwd)/$base_tar" "$image" "$out"
 echo "build-image.sh: wrote $out; on each node: ctr -n k8s.io images import $(basename "$out")"
