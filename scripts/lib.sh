@@ -5,6 +5,7 @@
 #   need_root "NAME: must run as root: WHY" "$@"
 #   copy_tree DEST
 #   podman_conf DIR RUNROOT [CNI_CONFIG_DIR]
+#   podman_private DIR                      (inside scripts/sandbox.sh)
 #
 # Sourcing it moves to the repository root, as the scripts expect to be.
 # need_root re-executes the calling script through `sudo -E` with the given
@@ -62,4 +63,26 @@ driver = "overlay"
 graphroot = "$dir/storage"
 runroot = "$runroot"
 EOF
+}
+
+# podman_private DIR: inside scripts/sandbox.sh, before podman runs with
+# podman_conf DIR's files: its locks (/dev/shm), default store, blob cache
+# and CNI state (/var/lib/containers, /var/lib/cni) and its store
+# (DIR/storage) become private tmpfs, and CONTAINERS_CONF and
+# CONTAINERS_STORAGE_CONF point at DIR. Podman writes
+# /var/lib/containers/cache whatever its graphroot: where the host has no
+# such directory, /var/lib gets an overlay whose upper layer is in DIR, so
+# the directory is made there and never on the host.
+podman_private() {
+    local dir=$1 d
+    mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+    if [ ! -d /var/lib/containers ] || [ ! -d /var/lib/cni ]; then
+        mkdir -p "$dir/varlib/upper" "$dir/varlib/work"
+        mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$dir/varlib/upper,workdir=$dir/varlib/work" /var/lib
+        mkdir -p /var/lib/containers /var/lib/cni
+    fi
+    for d in /var/lib/containers /var/lib/cni "$dir/storage"; do
+        mount -t tmpfs -o mode=0700 tmpfs "$d"
+    done
+    export CONTAINERS_CONF=$dir/containers.conf CONTAINERS_STORAGE_CONF=$dir/storage.conf
 }

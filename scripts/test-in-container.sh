@@ -50,21 +50,7 @@ NAME=vnetshare-test
 if [ "${1:-}" = --in-sandbox ]; then
     tmp=$2 tarball=$3 wheels=$4
     shift 4
-    # podman's locks, its default store and its temporary files stay in here
-    mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-    # podman writes /var/lib/containers/cache whatever its graphroot: where
-    # the host has no such directory, /var/lib gets an overlay whose upper
-    # layer is ours, so the directory is made there and not on the host
-    if [ ! -d /var/lib/containers ] || [ ! -d /var/lib/cni ]; then
-        mkdir -p "$tmp/varlib/upper" "$tmp/varlib/work"
-        mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$tmp/varlib/upper,workdir=$tmp/varlib/work" /var/lib
-        mkdir -p /var/lib/containers /var/lib/cni
-    fi
-    for d in /var/lib/containers /var/lib/cni; do
-        mount -t tmpfs -o mode=0700 tmpfs "$d"
-    done
-    mount -t tmpfs -o mode=0700 tmpfs "$tmp/storage"
-    export CONTAINERS_CONF=$tmp/containers.conf CONTAINERS_STORAGE_CONF=$tmp/storage.conf
+    podman_private "$tmp"
     export TMPDIR=$tmp/tmp
     cgroup=vnetshare-test-$$
     container=vnetshare-test-$$

@@ -39,12 +39,7 @@ here=deploy/kubernetes
 if [ "${1:-}" = --in-sandbox ]; then
     [ -z "${VNETSHARE_TRACE:-}" ] || set -x
     tmp=$2 build_tar=$3 base_tar=$4 image=$5 out=$6
-    mount -t tmpfs -o mode=1777 tmpfs /dev/shm      # podman's locks
-    for d in /var/lib/containers /var/lib/cni; do
-        [ ! -d "$d" ] || mount -t tmpfs -o mode=0700 tmpfs "$d"
-    done
-    mount -t tmpfs -o mode=0700 tmpfs "$tmp/storage"
-    export CONTAINERS_CONF=$tmp/containers.conf CONTAINERS_STORAGE_CONF=$tmp/storage.conf
+    podman_private "$tmp"
     export TMPDIR=$tmp/tmp
     cgroup=vnetshare-image-$$
     cleanup_inside() {
