@@ -28,6 +28,10 @@ declare -A NEED=(
     [newuidmap]=uidmap
     [slirp4netns]=slirp4netns
     [fuse-overlayfs]=fuse-overlayfs
+    # issue 11: the metrics' real clients, and pcap files read back
+    [promtool]=prometheus
+    [prometheus]=prometheus
+    [tcpdump]=tcpdump
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

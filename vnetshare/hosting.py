@@ -12,7 +12,9 @@ Rules:
    control socket is made only under that lock, mode 0600 (root only).
 2. Requests are handled one at a time, in order; each answer is one JSON
    line (protocol.py). A bad request gets an error answer, never a crash,
-   and leaves the daemon as it was.
+   and leaves the daemon as it was. A streaming op (capture, events
+   --follow) answers once, with descriptors if it hands any over, then owns
+   the connection until either side closes it (Stream).
 3. The data plane is changed only through the switch's own command queue
    (switch.py); this thread never touches its tables.
 4. SIGTERM and SIGINT stop it cleanly: agents stopped, switch thread joined,
@@ -20,12 +22,17 @@ Rules:
 """
 from __future__ import annotations
 
+import array
 import asyncio
 import fcntl
 import logging
 import os
 import signal
+import socket
 import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Awaitable, Callable
 
 from . import adapter
 from .core import config, protocol, state as statefile
@@ -40,6 +47,38 @@ class DaemonStartError(VnetshareError):
     """The daemon cannot start (uplink missing, another daemon, ...)."""
 
 
+@dataclass
+class Stream:
+    """A streaming op's answer (rule 2): @answer is sent first, with @fds
+    passed along it (SCM_RIGHTS) and then closed here; then run(reader,
+    writer) owns the connection; @close runs once it ends, however it ends."""
+
+    answer: dict
+    run: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+    fds: list[int] = field(default_factory=list)
+    close: Callable[[], None] = lambda: None
+
+
+async def until_closed(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
+    """A Stream's run() that only waits for the client to hang up."""
+    while await reader.read(4096):
+        pass
+
+
+def _send_with_fds(writer: asyncio.StreamWriter, data: bytes, fds: list[int]) -> None:
+    """@data with @fds, on a stream whose transport has nothing buffered
+    (after drain()): one sendmsg() on the socket, the rest (if the socket
+    buffer took less, which a fresh connection never does) through @writer."""
+    fd = os.dup(writer.get_extra_info("socket").fileno())
+    sock = socket.socket(fileno=fd)  # the same description: stays non-blocking
+    try:
+        sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    finally:
+        sock.close()
+    if sent < len(data):
+        writer.write(data[sent:])
+
+
 class Daemon:
     def __init__(self, cfg: config.DaemonConfig):
         self.cfg = cfg
@@ -50,6 +89,7 @@ class Daemon:
         self.info = None
         self.functions = None
         self._lock_fd = -1
+        self.started = time.time()
 
     # -- start -----------------------------------------------------------
     def _lock(self) -> None:
@@ -112,15 +152,43 @@ class Daemon:
                     writer.write(protocol.encode(protocol.error_from(e)))
                     break
                 for msg in msgs:
-                    writer.write(protocol.encode(self.handle(msg)))
+                    answer = self.handle(msg)
+                    if isinstance(answer, Stream):
+                        await self._stream(answer, reader, writer)
+                        return
+                    writer.write(protocol.encode(answer))
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
 
-    def handle(self, msg) -> dict:
-        """One request -> one answer (rule 2)."""
+    async def _stream(self, st: Stream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Rule 2's streaming op: the answer (and descriptors), then st.run."""
+        try:
+            await writer.drain()
+            data = protocol.encode(st.answer)
+            if st.fds:
+                _send_with_fds(writer, data, st.fds)
+            else:
+                writer.write(data)
+            for fd in st.fds:
+                os.close(fd)
+            st.fds = []
+            await writer.drain()
+            await st.run(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, OSError):
+            pass
+        finally:
+            for fd in st.fds:
+                os.close(fd)
+            try:
+                st.close()
+            except Exception:  # noqa: BLE001 - the daemon goes on
+                log.exception("closing a stream failed")
+
+    def handle(self, msg) -> dict | Stream:
+        """One request -> one answer, or a Stream (rule 2)."""
         try:
             op, args = protocol.validate_request(msg)
             return self._dispatch(op, args)
@@ -130,7 +198,33 @@ class Daemon:
             log.exception("request %r failed", msg)
             return protocol.error("EIO", f"internal error: {e!r}")
 
-    def _dispatch(self, op: str, args: dict) -> dict:
+    def snapshot(self) -> dict:
+        """Every counter the daemon has, at one moment: the `stats` answer,
+        what `vnetshare stats`, the metrics and the event watcher read.
+
+        partitions: {name: counters} (Switch.port_stats, plus agent_restarts);
+        uplink: Switch.uplink_stats() plus "ifname"; policy: {name: {vlan,
+        storm_limit, tx_limit, rx_limit}} with the limits as the switch's
+        struct sw_rate fields; labels: {name: {key: value}}; daemon: pid,
+        version, uplink, started (Unix time). Call it in the loop's thread.
+        """
+        from . import __version__
+
+        m = self.manager
+        parts, policy, labels = {}, {}, {}
+        for name in m.names():
+            parts[name] = m.counters(name)
+            rec = m.state.partitions[name]
+            policy[name] = {"vlan": rec.vlan,
+                            "storm_limit": self.cfg.storm_limit if rec.storm_limit is None else rec.storm_limit,
+                            "tx_limit": asdict(rec.tx_limit), "rx_limit": asdict(rec.rx_limit)}
+            labels[name] = dict(rec.labels)
+        uplink = dict(self.switch.uplink_stats(), ifname=self.cfg.uplink)
+        return {"partitions": parts, "uplink": uplink, "policy": policy, "labels": labels,
+                "daemon": {"pid": os.getpid(), "version": __version__, "uplink": self.cfg.uplink,
+                           "started": self.started}}
+
+    def _dispatch(self, op: str, args: dict) -> dict | Stream:
         m = self.manager
         if op == "partition.create":
             return protocol.ok(partition=m.create(args))
@@ -149,8 +243,7 @@ class Daemon:
                         "duplex": self.info.duplex, "mac": self.info.mac, "features": self.info.features},
                 mode=self.cfg.offloads, functions=function_rows(m.functions))
         if op == "stats":
-            return protocol.ok(partitions={n: m.counters(n) for n in m.names()},
-                               uplink=self.switch.uplink_stats())
+            return protocol.ok(**self.snapshot())
         if op == "daemon.status":
             return protocol.ok(pid=os.getpid(), uplink=self.cfg.uplink, partitions=len(m.names()))
         raise protocol.ProtocolError(f"op {op!r}: not supported", code="EOPNOTSUPP")

@@ -85,6 +85,7 @@ class Partition:
     h2a: RingFds
     agent: Agent | None = None
     life: Lifecycle = field(default_factory=Lifecycle)
+    restarts: int = 0  # agents started after one died, since this daemon serves it
 
     def close_fds(self) -> None:
         for fd in (self.tap_fd,):
@@ -248,6 +249,7 @@ class PartitionManager:
         log.warning("partition %s: agent %d ended (status %s), starting a new one", name, agent.pid, code)
         try:
             part.agent = self._spawn_agent(part)
+            part.restarts += 1
             part.rec.agent_pid = part.agent.pid
             part.life.fire(Event.AGENT_STARTED)
             self._save()
@@ -477,11 +479,12 @@ class PartitionManager:
     # -- reports ---------------------------------------------------------
     def counters(self, name: str) -> dict:
         """A partition's counters as the switch keeps them (Switch.port_stats:
-        partition view, drops by reason under "drops"); {} when unserved."""
+        partition view, drops by reason under "drops") and agent_restarts;
+        {} when unserved."""
         part = self.parts.get(name)
         if part is None:
             return {}
-        return self.switch.port_stats(part.port_id)
+        return dict(self.switch.port_stats(part.port_id), agent_restarts=part.restarts)
 
     def describe(self, name: str, with_counters: bool = True) -> dict:
         rec = self.state.partitions.get(name)

@@ -2,7 +2,10 @@
 
 Rules:
 1. One connection per request; the request is one JSON line, so is the
-   answer, both framed by protocol.py (encode(), Decoder).
+   answer, both framed by protocol.py (encode(), Decoder). A streaming op
+   (Stream: capture, events --follow) keeps its connection: the answer,
+   with any descriptors passed along it, then messages until either side
+   closes.
 2. Every failure to reach the daemon becomes a DaemonUnreachable that says
    where it looked and how to start one; nothing here prints.
 """
@@ -37,48 +40,112 @@ class DaemonError(VnetshareError):
         self.code = code
 
 
+def _connect(path: str, timeout: float) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+    except FileNotFoundError:
+        s.close()
+        raise DaemonUnreachable(
+            f"no daemon running: {path} does not exist "
+            "(start one with: vnetshare daemon --uplink IFACE)"
+        ) from None
+    except ConnectionRefusedError:
+        s.close()
+        raise DaemonUnreachable(
+            f"no daemon running: nothing listens on {path} "
+            "(start one with: vnetshare daemon --uplink IFACE)"
+        ) from None
+    except PermissionError:
+        s.close()
+        raise PermissionError(errno.EACCES, f"permission denied on {path}: run as root (sudo)") from None
+    return s
+
+
+def _answer(s: socket.socket, path: str, timeout: float, max_fds: int = 0):
+    """The first answer on @s, the descriptors that came with it, and the
+    decoder holding whatever followed it."""
+    decoder = protocol.Decoder(max_line=ANSWER_MAX)
+    answers: list[dict] = []
+    fds: list[int] = []
+    while not answers:
+        try:
+            if max_fds:
+                chunk, more, _flags, _addr = socket.recv_fds(s, 65536, max_fds)
+                fds += more
+            else:
+                chunk = s.recv(65536)
+        except socket.timeout:
+            raise DaemonUnreachable(f"the daemon at {path} did not answer within {timeout:g} s") from None
+        if not chunk:
+            raise DaemonUnreachable(f"the daemon at {path} closed the connection without an answer")
+        try:
+            answers = decoder.feed(chunk)
+        except protocol.ProtocolError:
+            raise DaemonUnreachable(f"the daemon at {path} sent a malformed answer") from None
+    answer = answers[0]
+    if "ok" not in answer:
+        raise DaemonUnreachable(f"the daemon at {path} sent a malformed answer")
+    if not answer["ok"]:
+        for fd in fds:
+            os.close(fd)
+        err = answer.get("error") or {}
+        raise DaemonError(str(err.get("code", "EIO")), str(err.get("message", "unknown error")))
+    return answer, fds, decoder, answers[1:]
+
+
 def call(path: str, op: str, timeout: float = TIMEOUT, **fields) -> dict:
     """Send {"op": op, **fields} to the daemon at @path and return its answer.
 
     Raises DaemonUnreachable, DaemonError, or PermissionError (not root).
     """
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    s.settimeout(timeout)
+    s = _connect(path, timeout)
     try:
-        try:
-            s.connect(path)
-        except FileNotFoundError:
-            raise DaemonUnreachable(
-                f"no daemon running: {path} does not exist "
-                "(start one with: vnetshare daemon --uplink IFACE)"
-            ) from None
-        except ConnectionRefusedError:
-            raise DaemonUnreachable(
-                f"no daemon running: nothing listens on {path} "
-                "(start one with: vnetshare daemon --uplink IFACE)"
-            ) from None
-        except PermissionError:
-            raise PermissionError(errno.EACCES, f"permission denied on {path}: run as root (sudo)") from None
         s.sendall(protocol.encode(protocol.request(op, **fields)))
-        decoder = protocol.Decoder(max_line=ANSWER_MAX)
-        answers: list[dict] = []
-        while not answers:
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                raise DaemonUnreachable(f"the daemon at {path} did not answer within {timeout:g} s") from None
-            if not chunk:
-                raise DaemonUnreachable(f"the daemon at {path} closed the connection without an answer")
-            try:
-                answers = decoder.feed(chunk)
-            except protocol.ProtocolError:
-                raise DaemonUnreachable(f"the daemon at {path} sent a malformed answer") from None
+        answer, _fds, _dec, _rest = _answer(s, path, timeout)
     finally:
         s.close()
-    answer = answers[0]
-    if "ok" not in answer:
-        raise DaemonUnreachable(f"the daemon at {path} sent a malformed answer")
-    if not answer["ok"]:
-        err = answer.get("error") or {}
-        raise DaemonError(str(err.get("code", "EIO")), str(err.get("message", "unknown error")))
     return answer
+
+
+class Stream:
+    """A streaming op's connection (capture, events --follow): the first
+    answer, the descriptors passed with it, then the socket and the decoder
+    for what follows. Closing it (or the process ending) ends the stream at
+    the daemon."""
+
+    def __init__(self, path: str, op: str, timeout: float = TIMEOUT, max_fds: int = 0, **fields):
+        self.sock = _connect(path, timeout)
+        try:
+            self.sock.sendall(protocol.encode(protocol.request(op, **fields)))
+            self.answer, self.fds, self.decoder, self.pending = _answer(self.sock, path, timeout, max_fds)
+        except BaseException:
+            self.sock.close()
+            raise
+        self.sock.settimeout(None)
+
+    def messages(self):
+        """The messages that follow the answer, until the daemon closes."""
+        yield from self.pending
+        self.pending = []
+        while True:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return
+            yield from self.decoder.feed(chunk)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds = []
+        self.sock.close()
+
+    def __enter__(self) -> "Stream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
