@@ -230,6 +230,11 @@ uint64_t tbucket_wait_ns(struct tbucket *tb, uint64_t now);
 #define SW_VLAN_MAX ...
 #define SW_FLOOD_SHARE_NUM ...
 #define SW_FLOOD_SHARE_DEN ...
+#define SW_CAPTURES_MAX ...
+#define SW_PORT_CAPTURES_MAX ...
+#define SW_CAP_RX ...
+#define SW_CAP_TX ...
+#define SW_CAP_DROPS ...
 struct sw_config {
     uint32_t burst_frames;
     uint32_t burst_bytes;
@@ -284,6 +289,10 @@ struct sw_port_stats {
     uint64_t drop_rx_rate;
     uint64_t drop_other_vlan;
     uint64_t tx_throttled;
+    uint64_t a2h_used;
+    uint64_t h2a_used;
+    uint64_t ring_bytes;
+    uint64_t captures;
     uint64_t guard_drops[...];
     uint64_t ring_drops[...];
     ...;
@@ -324,6 +333,18 @@ struct sw_port_policy {
     struct sw_rate tx;
     struct sw_rate rx;
 };
+enum sw_drop { SW_DROP_NONE, SW_DROP_GUARD, SW_DROP__MAX, ... };
+struct sw_cap_hdr {
+    uint64_t time_ns;
+    uint32_t orig_len;
+    uint16_t dir;
+    uint16_t drop;
+};
+struct sw_capture_stats {
+    uint64_t frames;
+    uint64_t bytes;
+    uint64_t lost;
+};
 struct sw;
 int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg);
 void sw_destroy(struct sw *sw);
@@ -337,7 +358,15 @@ int sw_port_set_policy(struct sw *sw, uint32_t port_id,
                        const struct sw_port_policy *pol);
 int sw_port_del(struct sw *sw, uint32_t port_id, struct sw_port_stats *final);
 int sw_port_stats(struct sw *sw, uint32_t port_id, struct sw_port_stats *st);
+int sw_all_port_stats(struct sw *sw, uint32_t *ids, struct sw_port_stats *st,
+                      unsigned int max, unsigned int *n);
 int sw_uplink_stats(struct sw *sw, struct sw_uplink_stats *st);
+int sw_capture_add(struct sw *sw, uint32_t port_id, uint32_t flags,
+                   uint32_t snaplen, const struct ring_end *ring,
+                   uint64_t ring_size, uint32_t *cap_id);
+int sw_capture_del(struct sw *sw, uint32_t cap_id,
+                   struct sw_capture_stats *final);
+const char *sw_drop_name(unsigned int drop);
 int sw_mtu(struct sw *sw, uint32_t *mtu);
 """
 

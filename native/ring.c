@@ -872,22 +872,26 @@ int ring_ready(struct ring *r, uint32_t need)
 }
 
 /**
- * ring_used() - bytes of the data area a producer has filled and the
- * consumer not yet released
- * @r:		producer handle
+ * ring_used() - bytes of the data area in use: filled by the producer and
+ * not yet released by the consumer
+ * @r:		either side's handle
  *
- * Reads the consumer's position as ring_reserve() does (validated: a bad
- * one is ignored and counted), changes nothing of the ring's protocol.
- * Records committed but not yet flushed count as used.
+ * A producer reads the consumer's position as ring_reserve() does, and
+ * counts records committed but not yet flushed; a consumer reads the
+ * producer's as ring_peek() does (validated: a bad one is ignored and
+ * counted once) and counts what it peeked but not yet released. Changes
+ * nothing of the ring's protocol. Call it from the thread that uses @r.
  *
- * Return: bytes used, 0 to the data size; 0 for a consumer handle
+ * Return: bytes used, 0 to the data size
  */
 uint64_t ring_used(struct ring *r)
 {
-	if (r->role != RING_PRODUCER)
-		return 0;
-	ring_peer_cons(r);
-	return r->own - r->peer;
+	if (r->role == RING_PRODUCER) {
+		ring_peer_cons(r);
+		return r->own - r->peer;
+	}
+	ring_peer_prod(r);
+	return r->peer - r->published;
 }
 
 /**

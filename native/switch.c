@@ -71,6 +71,18 @@
  * empty and charge a frame its whole size, a GSO frame too; time is
  * util_now_ns(), read once per port burst and once per wire burst.
  *
+ * Capture. sw_capture_add() mirrors one port's frames into a ring of the
+ * caller's (a capture ring: the daemon hands its consumer end to
+ * `vnetshare capture`): what it received (RX), what it sent and the switch
+ * forwarded (TX), or with SW_CAP_DROPS what the switch dropped for it, each
+ * with its reason. Every place a port's frame is forwarded or dropped calls
+ * sw_tap(), which is one predictable branch (the port's capture count, 0)
+ * while no capture runs on that port. A copy goes into the capture ring
+ * with ring_reserve() like any H2A copy: a full ring (a slow reader) loses
+ * the copy, counted, and never holds the frame or the loop. Capture rings
+ * are flushed with the H2A rings, once per round. A port deleted under a
+ * capture leaves the capture idle until it is deleted itself.
+ *
  * Policy. struct sw_port_policy is a port's identity (the guard's struct
  * guard_port), VLAN, storm and rate limits. sw_port_set_policy() changes
  * it through the command queue below, between rounds: buckets keep their
@@ -103,6 +115,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "coalesce.h"
@@ -126,6 +139,31 @@ enum sw_cmd_op {
 	SW_CMD_PORT_STATS,
 	SW_CMD_UPLINK_STATS,
 	SW_CMD_POLICY,
+	SW_CMD_ALL_STATS,
+	SW_CMD_CAP_ADD,
+	SW_CMD_CAP_DEL,
+};
+
+/**
+ * struct sw_cap - one capture
+ * @id:		its id, unique while it exists (sw_capture_add())
+ * @port_id:	the port it mirrors
+ * @flags:	SW_CAP_RX, SW_CAP_TX, SW_CAP_DROPS
+ * @snaplen:	most bytes of a frame it keeps
+ * @ring:	the capture ring, producer side
+ * @fds:	our dup()s of the ring's pipe ends (wait, kick)
+ * @dirty:	records committed this round, not flushed yet
+ * @st:		counters
+ */
+struct sw_cap {
+	uint32_t id;
+	uint32_t port_id;
+	uint32_t flags;
+	uint32_t snaplen;
+	struct ring *ring;
+	int fds[2];
+	int dirty;
+	struct sw_capture_stats st;
 };
 
 /**
@@ -149,6 +187,8 @@ enum sw_cmd_op {
  * @dirty:	records committed to @h2a this round, not flushed yet
  * @armed:	@a2h is armed for this sleep
  * @disconnected: rule 7 tripped: neither served nor delivered to
+ * @ncaps:	entries in @caps: 0 while no capture runs on it (sw_tap())
+ * @caps:	captures of this port
  * @st:		counters (ring counters are folded in when read)
  */
 struct sw_port {
@@ -168,16 +208,26 @@ struct sw_port {
 	int dirty;
 	int armed;
 	int disconnected;
+	unsigned int ncaps;
+	struct sw_cap *caps[SW_PORT_CAPTURES_MAX];
 	struct sw_port_stats st;
 };
 
 /**
  * struct sw_cmd - one control request, applied by the data-plane thread
  * @op:		enum sw_cmd_op
- * @port_id:	port concerned
+ * @port_id:	port concerned (SW_CMD_CAP_DEL: the capture's id)
  * @port:	SW_CMD_ADD: the prepared port; SW_CMD_DEL: the removed one, out
  * @pol:	SW_CMD_POLICY: the new policy, validated (sw_policy_check())
- * @port_st:	stats out (SW_CMD_PORT_STATS, SW_CMD_DEL)
+ * @port_st:	stats out (SW_CMD_PORT_STATS, SW_CMD_DEL; SW_CMD_ALL_STATS:
+ *		an array of @max)
+ * @ids:	SW_CMD_ALL_STATS: port ids out, an array of @max
+ * @max:	SW_CMD_ALL_STATS: entries of @ids and @port_st
+ * @n:		SW_CMD_ALL_STATS: ports there are, out (more than @max: only
+ *		@max were filled)
+ * @cap:	SW_CMD_CAP_ADD: the prepared capture (its id is set here);
+ *		SW_CMD_CAP_DEL: the removed one, out
+ * @cap_st:	SW_CMD_CAP_DEL: its last counters, out (may be NULL)
  * @uplink_st:	stats out (SW_CMD_UPLINK_STATS)
  * @rc:		0 or -errno, out
  * @done:	set when applied
@@ -188,6 +238,11 @@ struct sw_cmd {
 	struct sw_port *port;
 	const struct sw_port_policy *pol;
 	struct sw_port_stats *port_st;
+	uint32_t *ids;
+	unsigned int max;
+	unsigned int n;
+	struct sw_cap *cap;
+	struct sw_capture_stats *cap_st;
 	struct sw_uplink_stats *uplink_st;
 	int rc;
 	int done;
@@ -210,6 +265,9 @@ struct sw_cmd {
  * @call_busy:	a caller owns the command slot
  * @cmd:	the command being applied
  * @coalesce_usecs: coalescing window (coalesce.h), 0 for off
+ * @caps:	every capture, compact (flushed once per round)
+ * @ncaps:	entries in @caps
+ * @cap_id:	the last capture id given
  * @st:		wire-side and loop counters
  */
 struct sw {
@@ -228,6 +286,9 @@ struct sw {
 	int call_busy;
 	struct sw_cmd *cmd;
 	unsigned int coalesce_usecs;
+	struct sw_cap *caps[SW_CAPTURES_MAX];
+	unsigned int ncaps;
+	uint32_t cap_id;
 	struct sw_uplink_stats st;
 };
 
@@ -290,6 +351,27 @@ static struct sw_port *sw_find(const struct sw *sw, uint32_t id,
 	return NULL;
 }
 
+/**
+ * sw_cap_find() - the capture with id @id
+ * @sw:		switch
+ * @id:		capture id
+ * @idx:	its index in @sw->caps, out (may be NULL)
+ *
+ * Return: the capture, or NULL
+ */
+static struct sw_cap *sw_cap_find(const struct sw *sw, uint32_t id,
+				  unsigned int *idx)
+{
+	for (unsigned int i = 0; i < sw->ncaps; i++) {
+		if (sw->caps[i]->id == id) {
+			if (idx)
+				*idx = i;
+			return sw->caps[i];
+		}
+	}
+	return NULL;
+}
+
 /* Data path ------------------------------------------------------------------ */
 
 /**
@@ -333,6 +415,87 @@ static inline int sw_flood_full(struct sw_port *q)
 }
 
 /**
+ * sw_cap_copy() - copy one frame of a port into the captures that want it
+ * @p:		port, with captures
+ * @dir:	SW_CAP_RX or SW_CAP_TX
+ * @drop:	enum sw_drop, SW_DROP_NONE if forwarded
+ * @head:	the frame's first bytes (private memory)
+ * @head_len:	their number
+ * @tail:	the rest of the frame
+ * @tail_len:	its length
+ *
+ * Kept out of line: only a port with captures comes here (sw_tap()).
+ * A capture ring without room loses the copy (counted); nothing waits.
+ */
+static __attribute__((noinline, cold)) void
+sw_cap_copy(struct sw_port *p, unsigned int dir, unsigned int drop,
+	    const uint8_t *head, uint32_t head_len, const uint8_t *tail,
+	    uint32_t tail_len)
+{
+	uint32_t len = head_len + tail_len;
+	struct sw_cap_hdr ch = { .orig_len = len, .dir = (uint16_t)dir,
+				 .drop = (uint16_t)drop };
+	struct timespec ts = { 0 };
+	int timed = 0;
+
+	for (unsigned int i = 0; i < p->ncaps; i++) {
+		struct sw_cap *c = p->caps[i];
+		uint32_t cap, h, plen;
+		uint8_t *dst;
+
+		if (!(c->flags & dir) ||
+		    !(c->flags & SW_CAP_DROPS) != (drop == SW_DROP_NONE))
+			continue;
+		cap = len < c->snaplen ? len : c->snaplen;
+		if (cap > RING_FRAME_MAX - sizeof(ch))	/* a 64 KiB GSO frame */
+			cap = RING_FRAME_MAX - (uint32_t)sizeof(ch);
+		plen = RING_VNET_HDR_LEN + (uint32_t)sizeof(ch) + cap;
+		if (ring_reserve(c->ring, plen, &dst) < 0) {
+			c->st.lost++;
+			continue;
+		}
+		if (!timed) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ch.time_ns = (uint64_t)ts.tv_sec * 1000000000ull +
+				     (uint64_t)ts.tv_nsec;
+			timed = 1;
+		}
+		memset(dst, 0, RING_VNET_HDR_LEN);
+		dst += RING_VNET_HDR_LEN;
+		memcpy(dst, &ch, sizeof(ch));
+		dst += sizeof(ch);
+		h = cap < head_len ? cap : head_len;
+		memcpy(dst, head, h);
+		memcpy(dst + h, tail, cap - h);
+		ring_commit(c->ring, plen);
+		c->st.frames++;
+		c->st.bytes += len;
+		c->dirty = 1;
+	}
+}
+
+/**
+ * sw_tap() - a port's frame was forwarded or dropped: capture it if asked
+ * @p:		port
+ * @dir:	SW_CAP_RX (it was for @p) or SW_CAP_TX (@p sent it)
+ * @drop:	enum sw_drop
+ * @head:	the frame's first bytes
+ * @head_len:	their number
+ * @tail:	the rest
+ * @tail_len:	its length
+ *
+ * One predictable branch while no capture runs on @p.
+ */
+static inline void sw_tap(struct sw_port *p, unsigned int dir,
+			  unsigned int drop, const uint8_t *head,
+			  uint32_t head_len, const uint8_t *tail,
+			  uint32_t tail_len)
+{
+	if (unlikely(p->ncaps))
+		sw_cap_copy(p, dir, drop, head, head_len, tail, tail_len);
+}
+
+/**
  * sw_deliver() - copy one frame into a port's H2A ring
  * @q:		destination port
  * @vnet:	vnet header (12 bytes; num_buffers is written as 0)
@@ -363,16 +526,22 @@ static void sw_deliver(struct sw_port *q, const void *vnet,
 		return;
 	if (flood && unlikely(sw_flood_full(q))) {
 		q->st.drop_flood_share++;
+		sw_tap(q, SW_CAP_RX, SW_DROP_FLOOD_SHARE, head, head_len, tail,
+		       tail_len);
 		return;
 	}
 	if (unlikely(!tbucket_ok(&q->rx_bits, now) ||
 		     !tbucket_ok(&q->rx_pkts, now))) {
 		q->st.drop_rx_rate++;
+		sw_tap(q, SW_CAP_RX, SW_DROP_RX_RATE, head, head_len, tail,
+		       tail_len);
 		return;
 	}
 	if (unlikely(plen > RING_LEN_MAX ||
 		     ring_reserve(q->h2a, plen, &p) < 0)) {
 		q->st.drop_h2a_full++;
+		sw_tap(q, SW_CAP_RX, SW_DROP_H2A_FULL, head, head_len, tail,
+		       tail_len);
 		return;
 	}
 	tbucket_charge(&q->rx_bits, (uint64_t)len * 8);
@@ -386,6 +555,7 @@ static void sw_deliver(struct sw_port *q, const void *vnet,
 	q->st.rx_frames++;
 	q->st.rx_bytes += len;
 	q->dirty = 1;
+	sw_tap(q, SW_CAP_RX, SW_DROP_NONE, head, head_len, tail, tail_len);
 }
 
 /**
@@ -546,6 +716,11 @@ static int sw_tx_throttle(struct sw_port *p, uint64_t now)
  *
  * Return: frames taken from the ring (dropped ones included)
  */
+/* sw_port_tx()'s frame, as the guard checked it, to @p's captures */
+#define SW_TAP_TX(drop)							\
+	sw_tap(p, SW_CAP_TX, (drop), hdr, hdr_len, rec.frame + hdr_len,	\
+	       rec.frame_len - hdr_len)
+
 static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 {
 	uint8_t hdr[GUARD_HDR_COPY];
@@ -577,22 +752,28 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 		if (v == GUARD_PASS_GROUP) {
 			if (!tbucket_take(&p->storm, 1, now)) {
 				p->st.drop_storm++;
+				SW_TAP_TX(SW_DROP_STORM);
 				continue;
 			}
 		} else if (v == GUARD_PASS_UNICAST) {
 			q = sw_lookup(sw, hdr);	/* never p: GUARD_DROP_LOOP */
 			if (q && q->vlan != p->vlan) {
 				p->st.drop_other_vlan++;
+				SW_TAP_TX(SW_DROP_OTHER_VLAN);
 				continue;
 			}
 		} else {	/* every drop verdict: counted under its own */
-			p->st.guard_drops[v < GUARD__MAX ? v : GUARD_DROP_LOOP]++;
+			if (v >= GUARD__MAX)
+				v = GUARD_DROP_LOOP;
+			p->st.guard_drops[v]++;
+			SW_TAP_TX(SW_DROP_GUARD + v);
 			continue;
 		}
 		tbucket_charge(&p->tx_bits, (uint64_t)rec.frame_len * 8);
 		tbucket_charge(&p->tx_pkts, 1);
 		p->st.tx_frames++;
 		p->st.tx_bytes += rec.frame_len;
+		SW_TAP_TX(SW_DROP_NONE);
 		if (v == GUARD_PASS_GROUP) {
 			for (unsigned int i = 0; i < sw->nports; i++) {
 				q = sw->ports[i];
@@ -613,6 +794,7 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 					     p->vlan, rec.frame,
 					     rec.frame_len))) {
 			p->st.drop_uplink_tx++;
+			SW_TAP_TX(SW_DROP_UPLINK_TX);
 			continue;
 		}
 		wire++;
@@ -633,7 +815,8 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 }
 
 /**
- * sw_flush_h2a() - publish every H2A ring that got records this round
+ * sw_flush_h2a() - publish every H2A and capture ring that got records
+ * this round
  * @sw:		switch
  */
 static void sw_flush_h2a(struct sw *sw)
@@ -644,6 +827,13 @@ static void sw_flush_h2a(struct sw *sw)
 		if (q->dirty)
 			ring_flush(q->h2a);
 		q->dirty = 0;
+	}
+	for (unsigned int i = 0; i < sw->ncaps; i++) {
+		struct sw_cap *c = sw->caps[i];
+
+		if (c->dirty)
+			ring_flush(c->ring);
+		c->dirty = 0;
 	}
 }
 
@@ -759,7 +949,7 @@ static int sw_sleep(struct sw *sw)
  * @p:		port
  * @st:		out
  */
-static void sw_port_fill_stats(const struct sw_port *p, struct sw_port_stats *st)
+static void sw_port_fill_stats(struct sw_port *p, struct sw_port_stats *st)
 {
 	struct ring_stats rs;
 	uint64_t v = 0;
@@ -773,6 +963,10 @@ static void sw_port_fill_stats(const struct sw_port *p, struct sw_port_stats *st
 	st->violations = v;
 	st->ring_skipped_bytes = rs.skipped_bytes;
 	st->disconnected = (uint64_t)p->disconnected;
+	st->a2h_used = ring_used(p->a2h);
+	st->h2a_used = ring_used(p->h2a);
+	st->ring_bytes = p->h2a_size;
+	st->captures = p->ncaps;
 }
 
 /**
@@ -883,6 +1077,7 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 		if (!p->disconnected)
 			epoll_ctl(sw->epfd, EPOLL_CTL_DEL, p->fds[0], NULL);
 		uplink_del_mac(sw->up, p->guard.mac);
+		p->ncaps = 0;	/* its captures stay, idle, until deleted */
 		sw->ports[idx] = sw->ports[--sw->nports];
 		sw->ports[sw->nports] = NULL;
 		c->port = p;
@@ -910,6 +1105,57 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 		sw_port_fill_stats(p, c->port_st);
 		c->rc = 0;
 		break;
+	case SW_CMD_ALL_STATS:
+		c->n = sw->nports;
+		for (unsigned int i = 0; i < sw->nports && i < c->max; i++) {
+			c->ids[i] = sw->ports[i]->id;
+			sw_port_fill_stats(sw->ports[i], &c->port_st[i]);
+		}
+		c->rc = 0;
+		break;
+	case SW_CMD_CAP_ADD:
+		p = sw_find(sw, c->cap->port_id, NULL);
+		if (!p) {
+			c->rc = -ENOENT;
+			break;
+		}
+		if (p->ncaps == SW_PORT_CAPTURES_MAX ||
+		    sw->ncaps == SW_CAPTURES_MAX) {
+			c->rc = -ENOSPC;
+			break;
+		}
+		do	/* unique among live captures, never 0 */
+			c->cap->id = ++sw->cap_id;
+		while (!c->cap->id || sw_cap_find(sw, c->cap->id, NULL));
+		p->caps[p->ncaps++] = c->cap;
+		sw->caps[sw->ncaps++] = c->cap;
+		c->rc = 0;
+		break;
+	case SW_CMD_CAP_DEL: {
+		struct sw_cap *cap = sw_cap_find(sw, c->port_id, &idx);
+
+		if (!cap) {
+			c->rc = -ENOENT;
+			break;
+		}
+		p = sw_find(sw, cap->port_id, NULL);
+		for (unsigned int i = 0; p && i < p->ncaps; i++) {
+			if (p->caps[i] == cap) {
+				p->caps[i] = p->caps[--p->ncaps];
+				p->caps[p->ncaps] = NULL;
+				break;
+			}
+		}
+		if (cap->dirty)
+			ring_flush(cap->ring);
+		if (c->cap_st)
+			*c->cap_st = cap->st;
+		sw->caps[idx] = sw->caps[--sw->ncaps];
+		sw->caps[sw->ncaps] = NULL;
+		c->cap = cap;
+		c->rc = 0;
+		break;
+	}
 	case SW_CMD_UPLINK_STATS: {
 		struct uplink_stats us;
 
@@ -1158,6 +1404,155 @@ int sw_uplink_stats(struct sw *sw, struct sw_uplink_stats *st)
 }
 
 /**
+ * sw_all_port_stats() - every port's counters, in one command
+ * @sw:		switch
+ * @ids:	port ids, out: an array of @max
+ * @st:		their counters, out: an array of @max
+ * @max:	entries of @ids and @st
+ * @n:		ports there are, out; if more than @max, only @max were filled
+ *
+ * One snapshot, taken between two rounds: what a metrics scrape reads.
+ *
+ * Return: 0, or -EINVAL
+ */
+int sw_all_port_stats(struct sw *sw, uint32_t *ids, struct sw_port_stats *st,
+		      unsigned int max, unsigned int *n)
+{
+	struct sw_cmd c = { .op = SW_CMD_ALL_STATS, .ids = ids, .port_st = st,
+			    .max = max };
+	int rc;
+
+	if (!sw || !n || (max && (!ids || !st)))
+		return -EINVAL;
+	rc = sw_exec(sw, &c);
+	*n = c.n;
+	return rc;
+}
+
+/**
+ * sw_cap_free() - unmap a capture's ring and close its descriptors
+ * @c:		capture, in no table; may be NULL
+ */
+static void sw_cap_free(struct sw_cap *c)
+{
+	if (!c)
+		return;
+	ring_detach(c->ring);
+	for (int i = 0; i < 2; i++)
+		if (c->fds[i] >= 0)
+			close(c->fds[i]);
+	free(c);
+}
+
+/**
+ * sw_capture_add() - mirror a port's frames into a capture ring
+ * @sw:		switch
+ * @port_id:	the port
+ * @flags:	SW_CAP_RX and/or SW_CAP_TX (at least one); SW_CAP_DROPS for
+ *		its dropped frames instead of its forwarded ones
+ * @snaplen:	most bytes of each frame to keep, >= RING_ETH_HLEN
+ * @ring:	the producer end of a ring (ring_create()): the switch maps it
+ *		and dup()s its pipe ends; the caller may close its own
+ * @ring_size:	its data size (0: the memfd's)
+ * @cap_id:	the capture's id, out (for sw_capture_del())
+ *
+ * Records are struct sw_cap_hdr, then the frame's first bytes (switch.h).
+ *
+ * Return: 0, -EINVAL (flags, snaplen, descriptors), -ENOENT (no such
+ * port), -ENOSPC (SW_PORT_CAPTURES_MAX on the port or SW_CAPTURES_MAX in
+ * all), or -errno from ring_attach()
+ */
+int sw_capture_add(struct sw *sw, uint32_t port_id, uint32_t flags,
+		   uint32_t snaplen, const struct ring_end *ring,
+		   uint64_t ring_size, uint32_t *cap_id)
+{
+	struct sw_cmd c = { .op = SW_CMD_CAP_ADD };
+	struct ring_end mine;
+	struct sw_cap *cap;
+	int rc;
+
+	if (!sw || !ring || !cap_id || snaplen < RING_ETH_HLEN ||
+	    !(flags & (SW_CAP_RX | SW_CAP_TX)) ||
+	    (flags & ~(SW_CAP_RX | SW_CAP_TX | SW_CAP_DROPS)))
+		return -EINVAL;
+	cap = calloc(1, sizeof(*cap));
+	if (!cap)
+		return -ENOMEM;
+	cap->port_id = port_id;
+	cap->flags = flags;
+	cap->snaplen = snaplen;
+	cap->fds[0] = fcntl(ring->wait_fd, F_DUPFD_CLOEXEC, 3);
+	cap->fds[1] = fcntl(ring->kick_fd, F_DUPFD_CLOEXEC, 3);
+	if (cap->fds[0] < 0 || cap->fds[1] < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	mine = (struct ring_end){ ring->memfd, cap->fds[0], cap->fds[1] };
+	rc = ring_attach(&cap->ring, &mine, RING_PRODUCER, ring_size);
+	if (rc)
+		goto fail;
+	c.cap = cap;
+	rc = sw_exec(sw, &c);
+	if (rc)
+		goto fail;
+	*cap_id = cap->id;
+	return 0;
+fail:
+	sw_cap_free(cap);
+	return rc;
+}
+
+/**
+ * sw_capture_del() - stop a capture; returns once the switch no longer
+ * writes to its ring (flushed: every record it wrote is published)
+ * @sw:		switch
+ * @cap_id:	its id
+ * @final:	its last counters, out (may be NULL)
+ *
+ * Return: 0 or -ENOENT
+ */
+int sw_capture_del(struct sw *sw, uint32_t cap_id,
+		   struct sw_capture_stats *final)
+{
+	struct sw_cmd c = { .op = SW_CMD_CAP_DEL, .port_id = cap_id,
+			    .cap_st = final };
+	int rc;
+
+	if (!sw)
+		return -EINVAL;
+	rc = sw_exec(sw, &c);
+	if (rc)
+		return rc;
+	sw_cap_free(c.cap);
+	return 0;
+}
+
+/**
+ * sw_drop_name() - the name of an enum sw_drop (switch.h)
+ * @drop:	the value
+ *
+ * Return: a static string; "?" past SW_DROP__MAX
+ */
+const char *sw_drop_name(unsigned int drop)
+{
+	static const char *const names[SW_DROP_GUARD] = {
+		[SW_DROP_NONE]		= "none",
+		[SW_DROP_UPLINK_TX]	= "uplink_tx",
+		[SW_DROP_H2A_FULL]	= "h2a_full",
+		[SW_DROP_STORM]		= "storm",
+		[SW_DROP_FLOOD_SHARE]	= "flood_share",
+		[SW_DROP_RX_RATE]	= "rx_rate",
+		[SW_DROP_OTHER_VLAN]	= "other_vlan",
+	};
+
+	if (drop < SW_DROP_GUARD)
+		return names[drop];
+	if (drop < SW_DROP__MAX)
+		return guard_verdict_name(drop - SW_DROP_GUARD);
+	return "?";
+}
+
+/**
  * sw_mtu() - the MTU the switch enforces on partitions' non-GSO frames
  * @sw:		switch
  * @mtu:	out
@@ -1256,6 +1651,8 @@ void sw_destroy(struct sw *sw)
 		return;
 	for (unsigned int i = 0; i < sw->nports; i++)
 		sw_port_free(sw->ports[i]);
+	for (unsigned int i = 0; i < sw->ncaps; i++)
+		sw_cap_free(sw->caps[i]);
 	uplink_close(sw->up);
 	if (sw->epfd >= 0)
 		close(sw->epfd);

@@ -24,6 +24,8 @@
 #define SW_VIOLATION_LIMIT_DEFAULT 64u		/* ring violations, then disconnect */
 #define SW_VIOLATION_NEVER	0xffffffffu	/* never disconnect */
 #define SW_VLAN_MAX		4094u		/* access VLAN ids: 1 to this */
+#define SW_CAPTURES_MAX		64u		/* captures at once, whole switch */
+#define SW_PORT_CAPTURES_MAX	4u		/* captures at once on one port */
 
 /*
  * Flood share: a flooded copy (broadcast, multicast) goes into a port's H2A
@@ -35,6 +37,74 @@
 #define SW_FLOOD_SHARE_DEN	2u
 
 struct sw;
+
+/*
+ * Capture (sw_capture_add()): what a capture of a port takes, its flags.
+ * SW_CAP_RX and SW_CAP_TX are the partition's view (RX: frames put into
+ * its H2A ring; TX: frames it sent that the switch forwarded). With
+ * SW_CAP_DROPS the capture takes only the frames the switch dropped for
+ * the port instead, each with its reason (enum sw_drop).
+ */
+#define SW_CAP_RX	1u
+#define SW_CAP_TX	2u
+#define SW_CAP_DROPS	4u
+
+/**
+ * enum sw_drop - why the switch dropped a frame of a port, as a capture
+ * record says (struct sw_cap_hdr.drop); the names (sw_drop_name()) are
+ * the drop reasons of struct sw_port_stats as vnetshare.counters shows
+ * them: a field drop_X is "X", a guard verdict its guard_verdict_name()
+ * without "drop_"
+ * @SW_DROP_NONE:	forwarded, not dropped
+ * @SW_DROP_UPLINK_TX:	the uplink refused it when it was queued
+ * @SW_DROP_H2A_FULL:	the port's H2A ring was full
+ * @SW_DROP_STORM:	over the port's storm limit
+ * @SW_DROP_FLOOD_SHARE: a flood copy over the port's flood share
+ * @SW_DROP_RX_RATE:	over the port's receive rate limit
+ * @SW_DROP_OTHER_VLAN:	unicast to a port of another VLAN
+ * @SW_DROP_GUARD:	the guard's verdict v is SW_DROP_GUARD + v
+ */
+enum sw_drop {
+	SW_DROP_NONE,
+	SW_DROP_UPLINK_TX,
+	SW_DROP_H2A_FULL,
+	SW_DROP_STORM,
+	SW_DROP_FLOOD_SHARE,
+	SW_DROP_RX_RATE,
+	SW_DROP_OTHER_VLAN,
+	SW_DROP_GUARD,
+	SW_DROP__MAX = SW_DROP_GUARD + GUARD__MAX
+};
+
+/**
+ * struct sw_cap_hdr - what precedes each frame in a capture ring record
+ * @time_ns:	when the switch copied it, CLOCK_REALTIME, ns
+ * @orig_len:	the frame's whole length (the record holds at most snaplen
+ *		bytes of it, after this header)
+ * @dir:	SW_CAP_RX or SW_CAP_TX
+ * @drop:	enum sw_drop: SW_DROP_NONE for a forwarded frame
+ *
+ * A capture record is a ring record (ring.h) whose vnet header is zero
+ * and whose "frame" is this header and then the captured bytes.
+ */
+struct sw_cap_hdr {
+	uint64_t time_ns;
+	uint32_t orig_len;
+	uint16_t dir;
+	uint16_t drop;
+};
+
+/**
+ * struct sw_capture_stats - counters of one capture
+ * @frames:	records written into its ring
+ * @bytes:	the captured frames' whole lengths
+ * @lost:	frames not captured: its ring was full (a slow reader)
+ */
+struct sw_capture_stats {
+	uint64_t frames;
+	uint64_t bytes;
+	uint64_t lost;
+};
 
 /**
  * struct sw_rate - a rate limit, token buckets in bits and in packets
@@ -117,6 +187,12 @@ struct sw_config {
  * @drop_other_vlan: unicast frames it sent to a port of another VLAN
  * @tx_throttled: times its transmit stopped at its rate limit (its frames
  *		waited in its A2H ring; not a drop)
+ * @a2h_used:	bytes now in its A2H ring (published, not yet taken): a
+ *		gauge
+ * @h2a_used:	bytes now in its H2A ring (not yet taken by the agent): a
+ *		gauge
+ * @ring_bytes:	data size of each of its rings
+ * @captures:	captures running on it now
  * @guard_drops: frames the guard dropped, by enum guard_verdict (guard.h);
  *		the PASS entries stay 0. EMSGSIZE from the uplink counts
  *		under GUARD_DROP_MTU.
@@ -141,6 +217,10 @@ struct sw_port_stats {
 	uint64_t drop_rx_rate;
 	uint64_t drop_other_vlan;
 	uint64_t tx_throttled;
+	uint64_t a2h_used;
+	uint64_t h2a_used;
+	uint64_t ring_bytes;
+	uint64_t captures;
 	uint64_t guard_drops[GUARD__MAX];
 	uint64_t ring_drops[RING_DROP__MAX];
 };
@@ -205,7 +285,15 @@ int sw_port_set_policy(struct sw *sw, uint32_t port_id,
 		       const struct sw_port_policy *pol);
 int sw_port_del(struct sw *sw, uint32_t port_id, struct sw_port_stats *final);
 int sw_port_stats(struct sw *sw, uint32_t port_id, struct sw_port_stats *st);
+int sw_all_port_stats(struct sw *sw, uint32_t *ids, struct sw_port_stats *st,
+		      unsigned int max, unsigned int *n);
 int sw_uplink_stats(struct sw *sw, struct sw_uplink_stats *st);
+int sw_capture_add(struct sw *sw, uint32_t port_id, uint32_t flags,
+		   uint32_t snaplen, const struct ring_end *ring,
+		   uint64_t ring_size, uint32_t *cap_id);
+int sw_capture_del(struct sw *sw, uint32_t cap_id,
+		   struct sw_capture_stats *final);
+const char *sw_drop_name(unsigned int drop);
 int sw_mtu(struct sw *sw, uint32_t *mtu);
 
 #endif /* VNETSHARE_SWITCH_H */

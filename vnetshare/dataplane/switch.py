@@ -17,6 +17,10 @@ Rules:
    limits) is a value: add_port() and set_policy() hand a copy to C, which
    applies it between rounds; a bad value raises ConfigError naming it
    before C sees it.
+5. A capture (add_capture()) mirrors a port's frames into a ring whose
+   consumer end the caller hands to the reader; read_capture() decodes its
+   records. The switch never waits for the reader: a full ring loses frames,
+   counted in the capture's own counters (del_capture()).
 """
 from __future__ import annotations
 
@@ -31,10 +35,40 @@ from ..core.config import Rate
 from ..core.errors import ConfigError, check
 from .ring import CONSUMER, DROP_REASONS, PRODUCER, RingFds
 
+
+@dataclass(frozen=True)
+class CapturedFrame:
+    """One record of a capture ring (struct sw_cap_hdr and the bytes)."""
+
+    time_ns: int        # CLOCK_REALTIME when the switch copied it
+    orig_len: int       # the frame's whole length; len(data) <= it
+    direction: str      # "in": the partition received it, "out": it sent it
+    drop: str | None    # why the switch dropped it (CAPTURE_DROPS), or None
+    data: bytes
+
+
+def read_capture(frame: bytes) -> CapturedFrame:
+    """Decode one capture record's frame (Ring.recv() of a capture ring)."""
+    if len(frame) < CAP_HDR:
+        raise ValueError(f"capture record of {len(frame)} bytes: shorter than its header")
+    h = ffi.cast("struct sw_cap_hdr *", ffi.from_buffer(frame))
+    drop = CAPTURE_DROPS[h.drop] if h.drop < len(CAPTURE_DROPS) else f"unknown_{h.drop}"
+    return CapturedFrame(int(h.time_ns), int(h.orig_len), "in" if h.dir == CAP_RX else "out",
+                         drop, frame[CAP_HDR:])
+
 VLAN_MAX = lib.SW_VLAN_MAX
 TPACKET_V2 = lib.UPLINK_TPACKET_V2
 TPACKET_V3 = lib.UPLINK_TPACKET_V3
 VIOLATION_NEVER = lib.SW_VIOLATION_NEVER
+PORTS_MAX = lib.SW_PORTS_MAX
+CAP_RX = lib.SW_CAP_RX        # frames the partition received
+CAP_TX = lib.SW_CAP_TX        # frames it sent that the switch forwarded
+CAP_DROPS = lib.SW_CAP_DROPS  # instead: the frames the switch dropped for it
+CAP_HDR = ffi.sizeof("struct sw_cap_hdr")
+SNAPLEN_MAX = lib.RING_FRAME_MAX - CAP_HDR
+assert SNAPLEN_MAX == config.SNAPLEN_MAX, "config.py and switch.h differ"
+CAPTURES_MAX = lib.SW_CAPTURES_MAX
+PORT_CAPTURES_MAX = lib.SW_PORT_CAPTURES_MAX
 
 #: Names of the guard's verdicts (enum guard_verdict order).
 GUARD_VERDICTS = tuple(
@@ -44,6 +78,11 @@ _PORT_ARRAYS = {
     "guard_drops": counters.array_labels(GUARD_VERDICTS),
     "ring_drops": counters.array_labels(DROP_REASONS, "ring_"),
 }
+#: A capture record's drop reason (enum sw_drop) as the counters' "drops"
+#: name it; None for a forwarded frame.
+CAPTURE_DROPS = (None,) + tuple(
+    ffi.string(lib.sw_drop_name(i)).decode() for i in range(1, lib.SW_DROP_GUARD)
+) + _PORT_ARRAYS["guard_drops"]
 
 
 _U64 = (1 << 64) - 1
@@ -235,6 +274,37 @@ class Switch(NativeLoop):
         st = ffi.new("struct sw_port_stats *")
         check(lib.sw_port_stats(self.handle, port_id, st), f"stats of port {port_id}")
         return _port_counters(st)
+
+    def all_port_stats(self) -> dict[int, dict]:
+        """Every port's counters, {port_id: port_stats()}, in one command:
+        one snapshot between two rounds, whatever the number of ports."""
+        ids = ffi.new("uint32_t[]", PORTS_MAX)
+        st = ffi.new("struct sw_port_stats[]", PORTS_MAX)
+        n = ffi.new("unsigned int *")
+        check(lib.sw_all_port_stats(self.handle, ids, st, PORTS_MAX, n), "stats of all ports")
+        return {int(ids[i]): _port_counters(st + i) for i in range(min(n[0], PORTS_MAX))}
+
+    # captures ----------------------------------------------------------------
+    def add_capture(self, port_id: int, flags: int, snaplen: int, ring: RingFds, ring_size: int = 0) -> int:
+        """Mirror port @port_id into @ring (its producer end is used; the
+        caller keeps the descriptors); return the capture's id.
+        @flags: CAP_RX and/or CAP_TX, plus CAP_DROPS for dropped frames
+        instead of forwarded ones. @snaplen: bytes kept of each frame."""
+        if not flags & (CAP_RX | CAP_TX) or flags & ~(CAP_RX | CAP_TX | CAP_DROPS):
+            raise ConfigError(f"capture flags {flags:#x}: need CAP_RX and/or CAP_TX (and maybe CAP_DROPS)")
+        _uint("snaplen", snaplen, SNAPLEN_MAX)
+        out = ffi.new("uint32_t *")
+        check(lib.sw_capture_add(self.handle, port_id, flags, max(snaplen, lib.RING_ETH_HLEN),
+                                 ring.end(PRODUCER).to_c(), ring_size, out),
+              f"capture of port {port_id}")
+        return int(out[0])
+
+    def del_capture(self, cap_id: int) -> dict:
+        """Stop capture @cap_id; every record it wrote is published by now.
+        Returns its counters: frames, bytes, lost (ring full)."""
+        st = ffi.new("struct sw_capture_stats *")
+        check(lib.sw_capture_del(self.handle, cap_id, st), f"delete capture {cap_id}")
+        return counters.from_struct(st)
 
     def uplink_stats(self) -> dict:
         """Wire-side counters and loop counters; drops under "drops"."""
