@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import signal
 import statistics
 import subprocess
 import threading
@@ -335,3 +336,36 @@ class Flooder:
             return int(n), float(secs)
         except (OSError, ValueError):
             raise BenchError(f"flooder: {open(self.out, errors='replace').read()[-200:]}") from None
+
+
+class Capture:
+    """`vnetshare capture PARTITION -w /dev/null`: a reader as fast as the
+    capture client can be; end() stops it (Ctrl-C) and returns (frames
+    captured, frames it could not keep), from what it reports."""
+
+    def __init__(self, made: Made, partition: str):
+        from vnetshare.linux.procs import python_argv
+        self.err = os.path.join(made.tmp, f"capture-{partition}.txt")
+        with open(self.err, "wb") as f:
+            self.p = made.proc(python_argv("vnetshare", "--socket", made.sock, "capture", partition,
+                                           "-w", "/dev/null"), stdout=subprocess.DEVNULL, stderr=f)
+        deadline = time.monotonic() + 10
+        while "capturing" not in self._text():
+            if self.p.poll() is not None or time.monotonic() > deadline:
+                stop(self.p)
+                raise BenchError(f"capture did not start: {self._text()[-300:]}")
+            time.sleep(0.05)
+
+    def _text(self) -> str:
+        with open(self.err, errors="replace") as f:
+            return f.read()
+
+    def end(self) -> tuple[int, int]:
+        stop(self.p, signal.SIGINT, grace=10.0)
+        text = self._text()
+        m = re.search(r"(\d+) frames? captured", text)
+        if not m:
+            raise BenchError(f"capture: {text[-300:]}")
+        lost = re.search(r"(\d+) frames? not captured", text)
+        return int(m.group(1)), int(lost.group(1)) if lost else 0
+

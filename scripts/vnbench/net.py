@@ -8,7 +8,10 @@ the 1-stream run (of the switch's processes and of the whole machine).
 Tenant workloads (issue 8): storm, the sender's TCP throughput and ping p50
 with and without a neighbour flooding broadcasts at full speed (the two
 halves in turn in each repetition, the order swapped every other one);
-txlimit, TCP from a partition under --tx-limit 200mbit. The guard's cost is
+txlimit, TCP from a partition under --tx-limit 200mbit. capture (issue 11):
+the sender's TCP with `vnetshare capture` of the sender writing pcapng to
+/dev/null (on) and without (off), halves in turn as for storm, and the
+frames the capture could not keep. The guard's cost is
 a pair of paths: vns-open and vns-lan-open are vns and vns-lan from
 partitions made with --allow-ip any, on the same daemon.
 """
@@ -22,12 +25,12 @@ import time
 from vnetshare.linux.probe import iperf3
 
 from .common import BenchError, Plan, say, stop
-from .measure import (Flooder, IperfClient, IperfServer, link_counter, machine_cpu, median, pct, ping_times,
+from .measure import (Capture, Flooder, IperfClient, IperfServer, link_counter, machine_cpu, median, pct, ping_times,
                       proc_cpu, wait_reachable, wait_servers)
 from .paths import BUILDERS, TX_LIMIT_MBPS, VNS_UPLINK, Made, Path, key, runs
 
 # the --only names of the workloads, in the order they run
-WORKLOADS = ("tcp1", "tcp4", "udp64", "ping", "pingload", "storm", "txlimit")
+WORKLOADS = ("tcp1", "tcp4", "udp64", "ping", "pingload", "storm", "txlimit", "capture")
 
 
 def selected(only: list[str], path: str, workload: str) -> bool:
@@ -181,6 +184,26 @@ def bench_net(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
         for on in ((False, True) if rep % 2 == 0 else (True, False)):
             storm_half(p, on)
 
+    def capture_half(p: Path, on: bool) -> None:
+        """The sender's TCP with a capture of it running (@on) or not."""
+        half = "on" if on else "off"
+        cap = Capture(made, p.client) if on else None
+        try:
+            r = iperf3(p.server, p.client, p.addr, seconds=plan.seconds, streams=1)
+        finally:
+            if cap is not None:
+                captured, lost = cap.end()
+                made.forget_ended()
+                add(f"{key(p.name)}_capture_frames", captured + lost)
+                add(f"{key(p.name)}_capture_lost", lost)
+        if not r.ok:
+            raise BenchError(f"iperf3: {r.error}")
+        add(f"{key(p.name)}_capture_{half}_tcp1_Gbps", r.gbps)
+
+    def capture(p: Path, rep: int) -> None:
+        for on in ((False, True) if rep % 2 == 0 else (True, False)):
+            capture_half(p, on)
+
     def txlimit(p: Path) -> None:
         # TCP from the limited partition; bytes leaving the uplink over the
         # middle of its run say what the wire carried
@@ -194,7 +217,7 @@ def bench_net(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
         add(f"{k}_txlimit_uplink_Mbps", (b1 - b0) * 8 / (w1 - w0) / 1e6)
 
     workloads = (("tcp1", tcp1), ("tcp4", tcp4), ("udp64", udp64), ("ping", ping_idle), ("pingload", ping_load),
-                 ("storm", None), ("txlimit", txlimit))
+                 ("storm", None), ("txlimit", txlimit), ("capture", None))
     for wl, fn in workloads:
         todo = [p for p in paths if selected(plan.only, p.name, wl)]
         for rep in range(plan.reps):
@@ -202,10 +225,13 @@ def bench_net(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
                 say(f"{wl} {p.name} ({rep + 1}/{plan.reps})")
                 if wl == "storm":
                     attempt(p, wl, lambda: storm(p, rep))
+                elif wl == "capture":
+                    attempt(p, wl, lambda: capture(p, rep))
                 else:
                     attempt(p, wl, lambda: fn(p))
 
-    units = {"Gbps": "Gbit/s", "Mbps": "Mbit/s", "pps": "pps", "us": "us", "GB": "s/GB", "lost": "packets"}
+    units = {"Gbps": "Gbit/s", "Mbps": "Mbit/s", "pps": "pps", "us": "us", "GB": "s/GB", "lost": "packets",
+             "frames": "packets"}
     rows = []
     for name, v in vals.items():
         med = median(v)
@@ -226,6 +252,9 @@ def bench_net(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
             x, y = by.get(f"{k}_storm_on_{m}"), by.get(f"{k}_storm_off_{m}")
             if x is not None and y:
                 rows.append({"name": f"ratio_{k}_storm_on_vs_off_{short}", "value": round(x / y, 3), "unit": "x"})
+        x, y = by.get(f"{k}_capture_on_tcp1_Gbps"), by.get(f"{k}_capture_off_tcp1_Gbps")
+        if x is not None and y:
+            rows.append({"name": f"ratio_{k}_capture_on_vs_off_tcp1", "value": round(x / y, 3), "unit": "x"})
         x = by.get(f"{k}_txlimit_tcp1_Mbps")
         if x is not None:
             rows.append({"name": f"ratio_{k}_txlimit_vs_limit_tcp1", "value": round(x / TX_LIMIT_MBPS, 3),

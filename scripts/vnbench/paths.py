@@ -298,7 +298,7 @@ BUILDERS = (("veth", build_veth, ("veth",)), ("bridge", build_bridge, ("bridge",
             ("vns", build_vns, ("vns", "vns-lan")), ("vns-open", build_vns_open, ("vns-open", "vns-lan-open")))
 
 # workloads that only some paths run (the rest: every path)
-ONLY_ON = {"storm": ("bridge", "vns", "vns-lan"), "txlimit": ("vns-lan",)}
+ONLY_ON = {"storm": ("bridge", "vns", "vns-lan"), "txlimit": ("vns-lan",), "capture": ("vns",)}
 # paths that run only some workloads (the guard's cost: against vns, vns-lan)
 RUNS_ONLY = {"vns-open": ("tcp1", "udp64", "ping"), "vns-lan-open": ("tcp1", "udp64", "ping")}
 

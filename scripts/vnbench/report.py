@@ -106,6 +106,11 @@ NET_METRICS = (
     ("storm_on_ping_lost", "ping lost, storm", "pkts"),
     ("storm_sent_pps", "storm frames sent", "kpps"),
     ("storm_dropped_pps", "  storm-limited", "kpps"),
+    # capture: the sender's TCP with `vnetshare capture` of it running (on) or not (off)
+    ("capture_off_tcp1_Gbps", "TCP, no capture", "Gbit/s"),
+    ("capture_on_tcp1_Gbps", "TCP, captured", "Gbit/s"),
+    ("capture_frames", "  frames to capture", "pkts"),
+    ("capture_lost", "  not captured", "pkts"),
     ("txlimit_tcp1_Mbps", "TCP, --tx-limit 200mbit", "Mbit/s"),
     ("txlimit_uplink_Mbps", "  bytes out the uplink", "Mbit/s"),
 )
