@@ -252,8 +252,12 @@ struct sw_cmd {
  * struct sw - the switch
  * @up:		the uplink
  * @cfg:	settings, defaults applied
- * @ports:	active ports, compact (order is only the round-robin order)
+ * @ports:	active ports, compact (order is only the round-robin order),
+ *		an array of @cfg.max_ports
  * @nports:	entries in @ports
+ * @macs:	the ports by MAC: open addressing, linear probing, @mac_mask
+ *		+ 1 slots (a power of two, at least twice @cfg.max_ports), so
+ *		a lookup is one or two probes whatever the number of ports
  * @rr:		round-robin start
  * @epfd:	epoll of A2H data pipes, uplink socket, control eventfd
  * @ctl_efd:	control eventfd (commands and stop)
@@ -273,8 +277,10 @@ struct sw_cmd {
 struct sw {
 	struct uplink *up;
 	struct sw_config cfg;
-	struct sw_port *ports[SW_PORTS_MAX];
+	struct sw_port **ports;
 	unsigned int nports;
+	struct sw_port **macs;
+	uint32_t mac_mask;
 	unsigned int rr;
 	int epfd;
 	int ctl_efd;
@@ -316,18 +322,82 @@ static inline int sw_mac_eq(const uint8_t *a, const uint8_t *b)
 }
 
 /**
+ * sw_mac_slot() - where a MAC's search starts in @sw->macs
+ * @sw:		switch
+ * @mac:	six bytes
+ *
+ * Return: the slot index
+ */
+static inline uint32_t sw_mac_slot(const struct sw *sw, const uint8_t *mac)
+{
+	uint64_t v = 0;
+
+	memcpy(&v, mac, 6);
+	return (uint32_t)((v * 0x9e3779b97f4a7c15ull) >> 32) & sw->mac_mask;
+}
+
+/**
  * sw_lookup() - the port whose MAC is @mac
  * @sw:		switch
  * @mac:	destination MAC
+ *
+ * The table is at most half full: a miss ends at an empty slot soon.
  *
  * Return: the port, or NULL
  */
 static struct sw_port *sw_lookup(const struct sw *sw, const uint8_t *mac)
 {
-	for (unsigned int i = 0; i < sw->nports; i++)
-		if (sw_mac_eq(sw->ports[i]->guard.mac, mac))
-			return sw->ports[i];
-	return NULL;
+	for (uint32_t i = sw_mac_slot(sw, mac);; i = (i + 1) & sw->mac_mask) {
+		struct sw_port *p = sw->macs[i];
+
+		if (!p || sw_mac_eq(p->guard.mac, mac))
+			return p;
+	}
+}
+
+/**
+ * sw_mac_add() - enter a port into the MAC table (its MAC is not there)
+ * @sw:		switch
+ * @p:		port
+ */
+static void sw_mac_add(struct sw *sw, struct sw_port *p)
+{
+	uint32_t i = sw_mac_slot(sw, p->guard.mac);
+
+	while (sw->macs[i])
+		i = (i + 1) & sw->mac_mask;
+	sw->macs[i] = p;
+}
+
+/**
+ * sw_mac_del() - take a port out of the MAC table
+ * @sw:		switch
+ * @p:		port, in the table
+ *
+ * Linear probing without tombstones: the entries after the hole that
+ * would no longer be found are moved back into it (Knuth's algorithm R).
+ */
+static void sw_mac_del(struct sw *sw, struct sw_port *p)
+{
+	uint32_t i = sw_mac_slot(sw, p->guard.mac), j, k;
+
+	while (sw->macs[i] != p)
+		i = (i + 1) & sw->mac_mask;
+	for (j = i;;) {
+		sw->macs[i] = NULL;
+		for (;;) {
+			j = (j + 1) & sw->mac_mask;
+			if (!sw->macs[j])
+				return;
+			k = sw_mac_slot(sw, sw->macs[j]->guard.mac);
+			/* k cyclically in (i, j]: the entry stays reachable */
+			if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+				continue;
+			break;
+		}
+		sw->macs[i] = sw->macs[j];
+		i = j;
+	}
 }
 
 /**
@@ -1047,7 +1117,7 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 			c->rc = -EEXIST;
 			break;
 		}
-		if (sw->nports == SW_PORTS_MAX) {
+		if (sw->nports == sw->cfg.max_ports) {
 			c->rc = -ENOSPC;
 			break;
 		}
@@ -1062,6 +1132,7 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 			break;
 		}
 		sw->ports[sw->nports++] = p;
+		sw_mac_add(sw, p);
 		c->rc = 0;
 		break;
 	case SW_CMD_DEL:
@@ -1077,6 +1148,7 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 		if (!p->disconnected)
 			epoll_ctl(sw->epfd, EPOLL_CTL_DEL, p->fds[0], NULL);
 		uplink_del_mac(sw->up, p->guard.mac);
+		sw_mac_del(sw, p);
 		p->ncaps = 0;	/* its captures stay, idle, until deleted */
 		sw->ports[idx] = sw->ports[--sw->nports];
 		sw->ports[sw->nports] = NULL;
@@ -1269,7 +1341,7 @@ static void sw_port_free(struct sw_port *p)
  * PACKET_MR_UNICAST membership for @mac.
  *
  * Return: 0, -EINVAL (bad policy, as for sw_port_set_policy(), or
- * descriptors), -EEXIST (id or MAC in use), -ENOSPC (SW_PORTS_MAX ports),
+ * descriptors), -EEXIST (id or MAC in use), -ENOSPC (max_ports ports),
  * or -errno from ring_attach()
  */
 int sw_port_add(struct sw *sw, uint32_t port_id,
@@ -1600,6 +1672,23 @@ int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg)
 		sw->cfg.uplink_burst = SW_UPLINK_BURST_DEFAULT;
 	if (!sw->cfg.violation_limit)
 		sw->cfg.violation_limit = SW_VIOLATION_LIMIT_DEFAULT;
+	if (!sw->cfg.max_ports)
+		sw->cfg.max_ports = SW_PORTS_DEFAULT;
+	if (sw->cfg.max_ports > SW_PORTS_LIMIT) {
+		free(sw);
+		return -EINVAL;
+	}
+	sw->mac_mask = 1;
+	while (sw->mac_mask + 1 < 2 * sw->cfg.max_ports)
+		sw->mac_mask = sw->mac_mask * 2 + 1;
+	sw->ports = calloc(sw->cfg.max_ports, sizeof(*sw->ports));
+	sw->macs = calloc(sw->mac_mask + 1ull, sizeof(*sw->macs));
+	if (!sw->ports || !sw->macs) {
+		free(sw->ports);
+		free(sw->macs);
+		free(sw);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&sw->lock, NULL);
 	pthread_cond_init(&sw->cond, NULL);
 
@@ -1660,6 +1749,8 @@ void sw_destroy(struct sw *sw)
 		close(sw->ctl_efd);
 	pthread_cond_destroy(&sw->cond);
 	pthread_mutex_destroy(&sw->lock);
+	free(sw->ports);
+	free(sw->macs);
 	free(sw);
 }
 

@@ -17,7 +17,8 @@
 #include "tbucket.h"
 #include "uplink.h"
 
-#define SW_PORTS_MAX		256u
+#define SW_PORTS_DEFAULT	4096u		/* ports one switch serves at most */
+#define SW_PORTS_LIMIT		65536u		/* the most sw_config.max_ports may be */
 #define SW_BURST_FRAMES_DEFAULT	64u		/* per port per round (rule 6) */
 #define SW_BURST_BYTES_DEFAULT	(1u << 20)	/* per port per round (rule 6) */
 #define SW_UPLINK_BURST_DEFAULT	64u		/* frames from the wire per round */
@@ -155,6 +156,9 @@ struct sw_port_policy {
  *		(frame length - 14); 0: the uplink's MTU at sw_create()
  * @violation_limit: ring violations (rules 1-4) after which a port is
  *		disconnected (rule 7); SW_VIOLATION_NEVER to never
+ * @max_ports:	ports it serves at most (SW_PORTS_DEFAULT; at most
+ *		SW_PORTS_LIMIT): its tables are made this big at sw_create(),
+ *		16 bytes a port, so adding a port never allocates in the loop
  * @uplink:	AF_PACKET socket settings (TPACKET version, ring sizes)
  */
 struct sw_config {
@@ -163,6 +167,7 @@ struct sw_config {
 	uint32_t uplink_burst;
 	uint32_t mtu;
 	uint32_t violation_limit;
+	uint32_t max_ports;
 	struct uplink_config uplink;
 };
 

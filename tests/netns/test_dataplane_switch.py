@@ -439,3 +439,42 @@ def test_uplink_down_then_up_no_spin_traffic_resumes(net):
     netns.link_set(net.uplink, up=True)
     assert wait_for(lambda: ping(a.ns, LAN4, count=1, wait=0.5)[1] == 1, timeout=10)
     assert net.sw.running
+
+
+def test_hundreds_of_ports_found_by_mac_and_the_port_limit(lab):
+    """The MAC table (open addressing, deletion by moving entries back):
+    after adds and deletes in a scattered order, every port still gets its
+    own unicast and nobody else's; past max_ports, ENOSPC."""
+    net = Net(lab, nparts=1, max_ports=400)
+    (a,) = net.parts
+    size = SIZE_MIN
+    ports = {}
+    for i in range(2, 401):
+        fds = create_fds(size), create_fds(size)
+        lab.ringfds += list(fds)
+        net.sw.add_port(i, mac_of(i % 256) if i < 256 else f"02:00:00:00:{i >> 8:02x}:{i & 255:02x}",
+                        *fds, size)
+        ports[i] = fds
+    with pytest.raises(OSError) as e:  # 399 ports + a's = 400: full
+        net.sw.add_port(401, "02:00:00:00:09:99", *ports[2], size)
+    assert e.value.errno == 28  # ENOSPC
+    assert len(net.sw.all_port_stats()) == 400
+    for i in list(ports)[::3]:  # holes all over the table
+        net.sw.del_port(i)
+        del ports[i]
+    live = sorted(ports)
+    assert len(net.sw.all_port_stats(len(live))) == len(live) + 1
+    tx = Capture(a.ns, "eth0")
+    lab.closers.append(tx.close)
+    sample = live[::7]
+    for i in sample:
+        mac = mac_of(i % 256) if i < 256 else f"02:00:00:00:{i >> 8:02x}:{i & 255:02x}"
+        tx.sock.send(_frame(a.mac, mac, "10.9.0.1", "10.9.0.9", b"p%d" % i))
+    assert wait_for(lambda: net.sw.port_stats(1)["tx_frames"] >= len(sample)), net.sw.port_stats(1)
+    got = {}  # port -> the markers its H2A ring holds (floods from a's stack aside)
+    for i in live:
+        with Ring.attach(ports[i][1], CONSUMER, size) as r:
+            got[i] = [f[42:] for f in iter(r.recv, None)  # Ethernet + IPv4 + UDP, then the marker
+                      if f[12:14] == b"\x08\x00" and f[30:34] == bytes([10, 9, 0, 9])]
+    assert {i: got[i] for i in sample} == {i: [b"p%d" % i] for i in sample}
+    assert not {i: m for i, m in got.items() if i not in sample and m}, "unicast reached another port"

@@ -60,7 +60,8 @@ VLAN_MAX = lib.SW_VLAN_MAX
 TPACKET_V2 = lib.UPLINK_TPACKET_V2
 TPACKET_V3 = lib.UPLINK_TPACKET_V3
 VIOLATION_NEVER = lib.SW_VIOLATION_NEVER
-PORTS_MAX = lib.SW_PORTS_MAX
+PORTS_DEFAULT = lib.SW_PORTS_DEFAULT
+PORTS_LIMIT = lib.SW_PORTS_LIMIT
 CAP_RX = lib.SW_CAP_RX        # frames the partition received
 CAP_TX = lib.SW_CAP_TX        # frames it sent that the switch forwarded
 CAP_DROPS = lib.SW_CAP_DROPS  # instead: the frames the switch dropped for it
@@ -162,15 +163,17 @@ class Switch(NativeLoop):
     VIOLATION_NEVER), tpacket (TPACKET_V2 default, or TPACKET_V3),
     block_size, block_nr, frame_size, block_tov_ms (RX ring), promisc;
     coalesce_usecs (the nap between busy rounds, native/coalesce.h; None
-    for its default, 0 for off).
+    for its default, 0 for off); max_ports (PORTS_DEFAULT; add_port() past
+    it is ENOSPC).
     """
 
     def __init__(self, uplink: str | int, *, burst_frames: int = 0, burst_bytes: int = 0,
                  uplink_burst: int = 0, mtu: int = 0, violation_limit: int = 0,
                  tpacket: int = 0, block_size: int = 0, block_nr: int = 0,
                  frame_size: int = 0, block_tov_ms: int = 0, promisc: bool = False,
-                 coalesce_usecs: int | None = None):
+                 coalesce_usecs: int | None = None, max_ports: int = 0):
         super().__init__()
+        _uint("max_ports", max_ports, PORTS_LIMIT)
         if isinstance(uplink, str):
             try:
                 ifindex = socket.if_nametoindex(uplink)
@@ -184,6 +187,7 @@ class Switch(NativeLoop):
         cfg.uplink_burst = uplink_burst
         cfg.mtu = mtu
         cfg.violation_limit = violation_limit
+        cfg.max_ports = max_ports
         cfg.uplink.version = tpacket
         cfg.uplink.block_size = block_size
         cfg.uplink.block_nr = block_nr
@@ -193,6 +197,7 @@ class Switch(NativeLoop):
         out = ffi.new("struct sw **")
         check(lib.sw_create(out, ifindex, cfg), f"sw_create on uplink {uplink}")
         self._sw = out[0]
+        self.max_ports = max_ports or PORTS_DEFAULT
         self.ifindex = ifindex
         if coalesce_usecs is not None:
             rc = lib.sw_set_coalesce(self._sw, coalesce_usecs)
@@ -275,14 +280,20 @@ class Switch(NativeLoop):
         check(lib.sw_port_stats(self.handle, port_id, st), f"stats of port {port_id}")
         return _port_counters(st)
 
-    def all_port_stats(self) -> dict[int, dict]:
+    def all_port_stats(self, expect: int = 0) -> dict[int, dict]:
         """Every port's counters, {port_id: port_stats()}, in one command:
-        one snapshot between two rounds, whatever the number of ports."""
-        ids = ffi.new("uint32_t[]", PORTS_MAX)
-        st = ffi.new("struct sw_port_stats[]", PORTS_MAX)
-        n = ffi.new("unsigned int *")
-        check(lib.sw_all_port_stats(self.handle, ids, st, PORTS_MAX, n), "stats of all ports")
-        return {int(ids[i]): _port_counters(st + i) for i in range(min(n[0], PORTS_MAX))}
+        one snapshot between two rounds, whatever the number of ports.
+        @expect: about how many ports there are (room is made for a few
+        more; if there are more still, it asks once more with room for all)."""
+        room = min(expect + 16, self.max_ports)
+        while True:
+            ids = ffi.new("uint32_t[]", room)
+            st = ffi.new("struct sw_port_stats[]", room)
+            n = ffi.new("unsigned int *")
+            check(lib.sw_all_port_stats(self.handle, ids, st, room, n), "stats of all ports")
+            if n[0] <= room:
+                return {int(ids[i]): _port_counters(st + i) for i in range(n[0])}
+            room = min(n[0] + 16, self.max_ports)
 
     # captures ----------------------------------------------------------------
     def add_capture(self, port_id: int, flags: int, snaplen: int, ring: RingFds, ring_size: int = 0) -> int:
