@@ -274,6 +274,15 @@ enum guard_verdict guard_check_frame(const struct guard_port *port,
                                      const uint8_t *hdr, uint32_t hdr_len,
                                      uint32_t mtu);
 const char *guard_verdict_name(unsigned int verdict);
+enum guard_scope_kind { GUARD_SCOPE_ALL, GUARD_SCOPE_ROUTERS, GUARD_SCOPE_ARP, GUARD_SCOPE_SOLICITED };
+struct guard_scope {
+    int kind;
+    uint8_t key[4];
+};
+void guard_group_scope(const uint8_t *eth, const uint8_t *l3, uint32_t l3_len,
+                       struct guard_scope *sc);
+int guard_port_wants(const struct guard_port *port,
+                     const struct guard_scope *sc);
 
 struct sw_port_stats {
     uint64_t tx_frames;
@@ -320,6 +329,7 @@ struct sw_uplink_stats {
     uint64_t commands;
     uint64_t ports;
     uint64_t naps;
+    uint64_t flood_scoped;
 };
 struct sw_rate {
     uint64_t bits_per_sec;

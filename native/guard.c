@@ -50,6 +50,7 @@ static const char *const guard_verdict_names[GUARD__MAX] = {
 
 #define GUARD_IPPROTO_HOPOPTS	0u
 #define GUARD_IPPROTO_ICMP	1u
+#define GUARD_IPPROTO_IGMP	2u
 #define GUARD_IPPROTO_TCP	6u
 #define GUARD_IPPROTO_UDP	17u
 #define GUARD_IPPROTO_ROUTING	43u
@@ -60,6 +61,7 @@ static const char *const guard_verdict_names[GUARD__MAX] = {
 
 #define GUARD_ICMP_REDIRECT	5u
 #define GUARD_ICMP6_MLD_REPORT	131u
+#define GUARD_ICMP6_MLD_DONE	132u
 #define GUARD_ICMP6_RS		133u
 #define GUARD_ICMP6_RA		134u
 #define GUARD_ICMP6_NS		135u
@@ -556,4 +558,108 @@ enum guard_verdict guard_check_frame(const struct guard_port *port,
 		v = GUARD_OK;
 	}
 	return v ? v : guard_dest(port, rec);
+}
+
+/* Group scope ---------------------------------------------------------------- */
+
+/**
+ * guard_group_scope() - who needs a broadcast or multicast frame
+ * @eth:	its Ethernet header, 14 bytes (untagged: the type is the L3 one)
+ * @l3:		its L3 header's first bytes
+ * @l3_len:	bytes readable at @l3 (fewer than a header: GUARD_SCOPE_ALL)
+ * @sc:		the answer, out
+ *
+ * For the switch's floods, from a partition (@l3 is the private copy the
+ * guard checked, so this runs after guard_check_frame() passed it) or from
+ * the wire (@l3 in the uplink's RX ring, read within @l3_len). Reads are
+ * bounded by @l3_len and GUARD_EXT_MAX extension headers; anything it
+ * cannot tell is GUARD_SCOPE_ALL: the frame goes where it always went.
+ */
+void guard_group_scope(const uint8_t *eth, const uint8_t *l3, uint32_t l3_len,
+		       struct guard_scope *sc)
+{
+	unsigned int type = guard_be16(eth + 12), nh;
+	uint32_t off;
+
+	sc->kind = GUARD_SCOPE_ALL;
+	if (eth[0] == 0x33 && eth[1] == 0x33 && eth[2] == 0xff) {
+		sc->kind = GUARD_SCOPE_SOLICITED;
+		memcpy(sc->key, eth + 3, 3);
+		sc->key[3] = 0;
+		return;
+	}
+	if (type == GUARD_ETH_P_ARP) {
+		/* Ethernet/IPv4 request, not gratuitous (target = sender) */
+		if (l3_len >= 28 && guard_be16(l3) == 1 &&
+		    guard_be16(l3 + 2) == GUARD_ETH_P_IP && l3[4] == 6 &&
+		    l3[5] == 4 && guard_be16(l3 + 6) == 1 &&
+		    memcmp(l3 + 14, l3 + 24, 4)) {
+			sc->kind = GUARD_SCOPE_ARP;
+			memcpy(sc->key, l3 + 24, 4);
+		}
+		return;
+	}
+	if (type == GUARD_ETH_P_IP) {
+		if (l3_len >= 20 && l3[0] >> 4 == 4 &&
+		    l3[9] == GUARD_IPPROTO_IGMP)
+			sc->kind = GUARD_SCOPE_ROUTERS;
+		return;
+	}
+	if (type != GUARD_ETH_P_IPV6 || l3_len < 40 || l3[0] >> 4 != 6)
+		return;
+	nh = l3[6];
+	off = 40;
+	for (unsigned int n = 0; nh == GUARD_IPPROTO_HOPOPTS ||
+	     nh == GUARD_IPPROTO_DSTOPTS; n++) {	/* MLD: hop-by-hop */
+		if (n == GUARD_EXT_MAX || (uint64_t)off + 2 > l3_len)
+			return;
+		nh = l3[off];
+		off += (l3[off + 1] + 1u) * 8u;
+	}
+	if (nh != GUARD_IPPROTO_ICMPV6 || (uint64_t)off + 1 > l3_len)
+		return;
+	switch (l3[off]) {
+	case GUARD_ICMP6_RS:
+	case GUARD_ICMP6_MLD_REPORT:
+	case GUARD_ICMP6_MLD_DONE:
+	case GUARD_ICMP6_MLD2_REPORT:
+		sc->kind = GUARD_SCOPE_ROUTERS;
+	}
+}
+
+/**
+ * guard_port_wants() - does a port need a group frame of scope @sc?
+ * @port:	the port
+ * @sc:		the frame's scope (guard_group_scope())
+ *
+ * A port may own what its set says, and anything if GUARD_F_L3_ANY; an
+ * IPv6 prefix shorter than /104 may hold an address of any solicited-node
+ * group. When in doubt: yes.
+ *
+ * Return: 1 or 0
+ */
+int guard_port_wants(const struct guard_port *port,
+		     const struct guard_scope *sc)
+{
+	unsigned int n;
+
+	switch (sc->kind) {
+	case GUARD_SCOPE_ROUTERS:
+		return !!(port->flags & GUARD_F_TRUSTED_ROUTER);
+	case GUARD_SCOPE_ARP:
+		return (port->flags & GUARD_F_L3_ANY) || guard_has4(port, sc->key);
+	case GUARD_SCOPE_SOLICITED:
+		if (port->flags & GUARD_F_L3_ANY)
+			return 1;
+		n = port->n_ip6 < GUARD_ADDR_MAX ? port->n_ip6 : GUARD_ADDR_MAX;
+		for (unsigned int i = 0; i < n; i++) {
+			const struct guard_prefix6 *p = &port->ip6[i];
+
+			if (p->len < 128 || !memcmp(p->addr + 13, sc->key, 3))
+				return 1;
+		}
+		return 0;
+	default:
+		return 1;
+	}
 }

@@ -195,6 +195,44 @@ struct guard_port {
 	struct guard_prefix6 ip6[GUARD_ADDR_MAX];
 };
 
+/**
+ * enum guard_scope_kind - who needs a group frame (guard_group_scope())
+ * @GUARD_SCOPE_ALL:	every port of the VLAN and the wire: broadcast and
+ *			multicast in general
+ * @GUARD_SCOPE_ROUTERS: the wire and trusted-router ports only: router
+ *			solicitations, MLD reports and dones, IGMP: what only
+ *			routers and multicast queriers act on (a Linux bridge
+ *			with snooping sends reports only to its router ports)
+ * @GUARD_SCOPE_ARP:	the wire and the ports that own @key (IPv4, 4 bytes):
+ *			an ARP request for that address, not a gratuitous one
+ * @GUARD_SCOPE_SOLICITED: the wire and the ports with an address in the
+ *			IPv6 solicited-node group whose low 24 bits are @key[0..2]
+ *			(a port with an IPv6 prefix, not only /128s, may)
+ *			(destination 33:33:ff:xx:xx:xx: neighbour solicitations,
+ *			DAD probes)
+ */
+enum guard_scope_kind {
+	GUARD_SCOPE_ALL = 0,
+	GUARD_SCOPE_ROUTERS,
+	GUARD_SCOPE_ARP,
+	GUARD_SCOPE_SOLICITED,
+};
+
+/**
+ * struct guard_scope - a group frame's audience
+ * @kind:	enum guard_scope_kind
+ * @key:	the address it concerns (GUARD_SCOPE_ARP, _SOLICITED)
+ */
+struct guard_scope {
+	int kind;
+	uint8_t key[4];
+};
+
+void guard_group_scope(const uint8_t *eth, const uint8_t *l3, uint32_t l3_len,
+		       struct guard_scope *sc);
+int guard_port_wants(const struct guard_port *port,
+		     const struct guard_scope *sc);
+
 enum guard_verdict guard_check_frame(const struct guard_port *port,
 				     const struct ring_rec *rec,
 				     const uint8_t *hdr, uint32_t hdr_len,

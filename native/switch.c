@@ -670,6 +670,9 @@ static void sw_uplink_frame(struct sw *sw, const struct uplink_frame *f,
 			vnet.hdr_len -= SW_VLAN_HLEN;
 	}
 	if (sw_mac_is_group(head)) {
+		struct guard_scope sc;
+
+		guard_group_scope(head, tail, len - RING_ETH_HLEN, &sc);
 		for (unsigned int i = 0; i < sw->nports; i++) {
 			q = sw->ports[i];
 			if (q->vlan != vid)
@@ -677,6 +680,11 @@ static void sw_uplink_frame(struct sw *sw, const struct uplink_frame *f,
 			known = 1;
 			if (q->disconnected)
 				continue;
+			if (sc.kind != GUARD_SCOPE_ALL &&
+			    !guard_port_wants(&q->guard, &sc)) {
+				sw->st.flood_scoped++;
+				continue;
+			}
 			sw_deliver(q, &vnet, UPLINK_VNET_HDR_LEN, head,
 				   RING_ETH_HLEN, tail, len - RING_ETH_HLEN, 1,
 				   now);
@@ -845,14 +853,22 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 		p->st.tx_bytes += rec.frame_len;
 		SW_TAP_TX(SW_DROP_NONE);
 		if (v == GUARD_PASS_GROUP) {
+			struct guard_scope sc;
+
+			guard_group_scope(hdr, hdr + RING_ETH_HLEN,
+					  hdr_len - RING_ETH_HLEN, &sc);
 			for (unsigned int i = 0; i < sw->nports; i++) {
 				q = sw->ports[i];
-				if (q != p && q->vlan == p->vlan)
-					sw_deliver(q, &rec.vnet,
-						   RING_VNET_HDR_LEN, hdr,
-						   hdr_len, rec.frame + hdr_len,
-						   rec.frame_len - hdr_len, 1,
-						   now);
+				if (q == p || q->vlan != p->vlan)
+					continue;
+				if (sc.kind != GUARD_SCOPE_ALL &&
+				    !guard_port_wants(&q->guard, &sc)) {
+					sw->st.flood_scoped++;
+					continue;
+				}
+				sw_deliver(q, &rec.vnet, RING_VNET_HDR_LEN, hdr,
+					   hdr_len, rec.frame + hdr_len,
+					   rec.frame_len - hdr_len, 1, now);
 			}
 		} else if (q) {
 			sw_deliver(q, &rec.vnet, RING_VNET_HDR_LEN, hdr,

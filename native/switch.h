@@ -254,6 +254,9 @@ struct sw_port_stats {
  * @commands:	control commands applied
  * @ports:	ports now
  * @naps:	coalescing naps taken between busy rounds (coalesce.h)
+ * @flood_scoped: flood copies not made, from the wire or a partition: a
+ *		group frame only routers or its address's owner need
+ *		(guard_group_scope()) and this port is neither
  */
 struct sw_uplink_stats {
 	uint64_t rx_frames;
@@ -276,6 +279,7 @@ struct sw_uplink_stats {
 	uint64_t commands;
 	uint64_t ports;
 	uint64_t naps;
+	uint64_t flood_scoped;
 };
 
 int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* fuzz_guard.c - seed-driven fuzzer of the guard: guard_check_frame()
+/* fuzz_guard.c - seed-driven fuzzer of the guard: guard_check_frame(), and
+ * guard_group_scope() / guard_port_wants() on the same frames
  *
  * DOC: Theory of operation
  *
@@ -927,6 +928,29 @@ static int fg_check_frame(uint64_t *s, const struct guard_port *port,
 	if (again != v)
 		fg_fail("guard_check_frame: %s, then %s on the same input (%s)",
 			fg_name(v), fg_name(again), what);
+
+	/* the group scope reads only inside what it is given (ASan: @hdr
+	 * is exactly @hl bytes), on any bytes, as the switch's wire floods
+	 * use it; an address's owner is never refused it under L3_ANY */
+	if (hl >= RING_ETH_HLEN) {
+		struct guard_scope sc;
+		int w;
+
+		guard_group_scope(rec->l2, hdr + RING_ETH_HLEN,
+				  hl - RING_ETH_HLEN, &sc);
+		if (sc.kind < GUARD_SCOPE_ALL || sc.kind > GUARD_SCOPE_SOLICITED)
+			fg_fail("guard_group_scope: kind %d (%s)", sc.kind, what);
+		w = guard_port_wants(port, &sc);
+		if (w != 0 && w != 1)
+			fg_fail("guard_port_wants: %d (%s)", w, what);
+		if ((port->flags & GUARD_F_L3_ANY) && !w &&
+		    sc.kind != GUARD_SCOPE_ROUTERS)
+			fg_fail("guard_port_wants: 0 under GUARD_F_L3_ANY for "
+				"scope %d (%s)", sc.kind, what);
+		if (sc.kind == GUARD_SCOPE_ALL && !w)
+			fg_fail("guard_port_wants: 0 for a flood to all (%s)",
+				what);
+	}
 
 	/* rule 2: bytes after hdr_len in the copy's buffer never count */
 	memcpy(big, hdr, hl);

@@ -407,3 +407,60 @@ def test_policy_is_validated_naming_the_value():
     assert p.ipv4 == (ipaddress.ip_network("10.0.0.2/32"), ipaddress.ip_network("10.0.0.9/32"))
     with pytest.raises(ConfigError, match="5 bytes"):
         check(POLICY, bytes(5))
+
+
+# -- group scope: which ports need a flood (guard_group_scope, guard_port_wants) --
+
+OWNER = GuardPolicy.for_partition(MAC, [f"{IP4}/24", f"{IP6}/64"])  # and the EUI-64 link-local
+NOBODY_ELSE = GuardPolicy.for_partition(OTHER_MAC, ["10.0.0.9/24", "fd00::9/64"])
+
+
+def _sn(addr: str) -> str:
+    """The solicited-node multicast MAC of an IPv6 address."""
+    b = ipaddress.IPv6Address(addr).packed
+    return "33:33:ff:" + ":".join(f"{x:02x}" for x in b[13:])
+
+
+@pytest.mark.parametrize("frame, kind, owner_wants, other_wants", [
+    # ND: only the port whose address is in the solicited-node group
+    (Ether(src=LAN_MAC, dst=_sn(IP6)) / IPv6(src=LAN6, dst="ff02::1:ff00:2") / ICMPv6ND_NS(tgt=IP6),
+     "solicited", True, False),
+    (Ether(src=LAN_MAC, dst=_sn(LL)) / IPv6(src="::", dst="ff02::1:ff00:a") / ICMPv6ND_NS(tgt=LL),
+     "solicited", True, False),
+    (Ether(src=LAN_MAC, dst=_sn("fd00::77")) / IPv6(src=LAN6, dst="ff02::1:ff00:77") / ICMPv6ND_NS(tgt="fd00::77"),
+     "solicited", False, False),
+    # ARP: only the owner of the target; gratuitous ARP to everyone
+    (Ether(src=LAN_MAC, dst=BCAST) / ARP(op=1, psrc=LAN4, pdst=IP4), "arp", True, False),
+    (Ether(src=LAN_MAC, dst=BCAST) / ARP(op=1, psrc=LAN4, pdst="10.0.0.77"), "arp", False, False),
+    (Ether(src=LAN_MAC, dst=BCAST) / ARP(op=1, psrc=LAN4, pdst=LAN4), "all", True, True),
+    (Ether(src=LAN_MAC, dst=BCAST) / ARP(op=2, psrc=LAN4, pdst=IP4), "all", True, True),
+    # what only routers act on
+    (Ether(src=MAC, dst="33:33:00:00:00:02") / IPv6(src=LL, dst="ff02::2") / ICMPv6ND_RS(), "routers", False, False),
+    (Ether(src=MAC, dst="33:33:00:00:00:16") / IPv6(src=LL, dst="ff02::16", hlim=1)
+     / IPv6ExtHdrHopByHop(options=[RouterAlert()]) / ICMPv6MLReport2(), "routers", False, False),
+    (Ether(src=MAC, dst="33:33:00:00:00:02") / IPv6(src=LL, dst="ff02::2", hlim=1)
+     / IPv6ExtHdrHopByHop(options=[RouterAlert()]) / ICMPv6MLDone(), "routers", False, False),
+    (Ether(src=MAC, dst="01:00:5e:00:00:16") / IP(src=IP4, dst="224.0.0.22", proto=2) / Raw(bytes(8)),
+     "routers", False, False),
+    # everything else floods as before
+    (Ether(src=MAC, dst=BCAST) / IP(src=IP4, dst="10.0.0.255") / UDP(dport=137), "all", True, True),
+    (Ether(src=MAC, dst="33:33:00:00:00:fb") / IPv6(src=LL, dst="ff02::fb") / UDP(dport=5353), "all", True, True),
+    (Ether(src=MAC, dst="33:33:00:00:00:01") / IPv6(src=LL, dst="ff02::1") / ICMPv6ND_RA(), "all", True, True),
+])
+def test_group_scope(frame, kind, owner_wants, other_wants):
+    from vnetshare.dataplane.guard import scope, wants
+
+    assert scope(bytes(frame))[0] == kind
+    assert wants(OWNER, bytes(frame)) is owner_wants
+    assert wants(NOBODY_ELSE, bytes(frame)) is other_wants
+    assert wants(TRUSTED, bytes(frame)) is (owner_wants or kind in ("routers", "all"))
+    assert wants(ANY, bytes(frame)) is (kind != "routers")  # --allow-ip any may own any address
+
+
+def test_group_scope_survives_any_bytes():
+    from vnetshare.dataplane.guard import scope
+
+    for head in (BCAST, "33:33:00:00:00:16", "33:33:ff:00:00:02"):
+        for etype in (0x0800, 0x0806, 0x86DD):
+            for n in range(0, 90):
+                scope(bytes(Ether(src=MAC, dst=head, type=etype)) + bytes([0x60 | (n & 0xf)] * n))

@@ -478,3 +478,58 @@ def test_hundreds_of_ports_found_by_mac_and_the_port_limit(lab):
                       if f[12:14] == b"\x08\x00" and f[30:34] == bytes([10, 9, 0, 9])]
     assert {i: got[i] for i in sample} == {i: [b"p%d" % i] for i in sample}
     assert not {i: m for i, m in got.items() if i not in sample and m}, "unicast reached another port"
+
+
+def test_floods_go_only_where_they_matter(lab):
+    """ND to a solicited-node group and ARP requests reach the address's
+    owner (and the wire), router solicitations and MLD reports the wire
+    only: no copy for every partition of what only one, or none, needs.
+    A broadcast still reaches everyone: the positive control."""
+    from scapy.layers.inet6 import ICMPv6MLReport2, ICMPv6ND_NS, ICMPv6ND_RS, IPv6, IPv6ExtHdrHopByHop, RouterAlert
+    from scapy.layers.l2 import ARP
+
+    from vnetshare.dataplane.guard import GuardPolicy, link_local
+    from vnetshare.dataplane.switch import PortPolicy
+
+    pol = {i: PortPolicy(guard=GuardPolicy.for_partition(mac_of(i), [f"10.9.0.{i}/24", f"fd00:9::{i}/64"]))
+           for i in (1, 2, 3)}
+    net = Net(lab, nparts=3, policies=pol)
+    a, b, c = net.parts
+    caps = {n: Capture(ns, ifname) for n, ns, ifname in (("b", b.ns, "eth0"), ("c", c.ns, "eth0"),
+                                                         ("lan", net.lan, "lan0"))}
+    for cap in caps.values():
+        lab.closers.append(cap.close)
+    tx = Capture(a.ns, "eth0")
+    lab.closers.append(tx.close)
+    ll_a = str(link_local(a.mac))
+
+    def sn(addr):  # solicited-node MAC and group of an IPv6 address
+        import ipaddress
+        low = ipaddress.IPv6Address(addr).packed[13:]
+        return "33:33:ff:" + ":".join(f"{x:02x}" for x in low), f"ff02::1:ff{low[0]:02x}:{low[1]:02x}{low[2]:02x}"
+
+    frames = {
+        "ns_b": Ether(src=a.mac, dst=sn("fd00:9::2")[0]) / IPv6(src="fd00:9::1", dst=sn("fd00:9::2")[1])
+        / ICMPv6ND_NS(tgt="fd00:9::2"),
+        "ns_nobody": Ether(src=a.mac, dst=sn("fd00:9::77")[0]) / IPv6(src="fd00:9::1", dst=sn("fd00:9::77")[1])
+        / ICMPv6ND_NS(tgt="fd00:9::77"),
+        "arp_b": Ether(src=a.mac, dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc=a.mac, psrc="10.9.0.1", pdst="10.9.0.2"),
+        "arp_lan": Ether(src=a.mac, dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc=a.mac, psrc="10.9.0.1", pdst=LAN4),
+        "rs": Ether(src=a.mac, dst="33:33:00:00:00:02") / IPv6(src=ll_a, dst="ff02::2") / ICMPv6ND_RS(),
+        "mld": Ether(src=a.mac, dst="33:33:00:00:00:16") / IPv6(src=ll_a, dst="ff02::16", hlim=1)
+        / IPv6ExtHdrHopByHop(options=[RouterAlert()]) / ICMPv6MLReport2(),
+        "bcast": Ether(src=a.mac, dst="ff:ff:ff:ff:ff:ff") / IP(src="10.9.0.1", dst="10.9.0.255") / UDP(dport=9),
+    }
+    scoped0 = net.sw.uplink_stats()["flood_scoped"]
+    raw = {k: bytes(f) for k, f in frames.items()}
+    for f in raw.values():
+        tx.sock.send(f)
+    want = {"b": {"ns_b", "arp_b", "bcast"}, "c": {"bcast"}, "lan": set(raw)}
+
+    def seen(cap):
+        return {k for k, f in raw.items() if any(g[:len(f)] == f for g in cap.incoming)}
+    assert wait_for(lambda: all(seen(caps[n]) >= w for n, w in want.items()), timeout=5), \
+        {n: sorted(seen(cap)) for n, cap in caps.items()}
+    assert {n: seen(cap) for n, cap in caps.items()} == want
+    # 10 copies fewer than floods to all would have made
+    assert net.sw.uplink_stats()["flood_scoped"] - scoped0 >= 10

@@ -187,3 +187,27 @@ def check(policy: GuardPolicy, frame: bytes, mtu: int = 1500, gso: bool = False)
     hdr = ffi.new("uint8_t[]", frame[:HDR_COPY])
     v = lib.guard_check_frame(policy.to_c(), rec, hdr, len(hdr), mtu)
     return VERDICTS[v]
+
+
+#: enum guard_scope_kind by value: who needs a group frame (guard.h).
+SCOPES = ("all", "routers", "arp", "solicited")
+
+
+def scope(frame: bytes) -> tuple[str, bytes]:
+    """guard_group_scope() on an untagged frame: (its kind, its key)."""
+    frame = bytes(frame)
+    if len(frame) < _ETH_HLEN:
+        raise ConfigError(f"frame of {len(frame)} bytes: shorter than an Ethernet header")
+    sc = ffi.new("struct guard_scope *")
+    l3 = ffi.new("uint8_t[]", frame[_ETH_HLEN:] or b"\0")
+    lib.guard_group_scope(frame[:_ETH_HLEN], l3, len(frame) - _ETH_HLEN, sc)
+    return SCOPES[sc.kind], bytes(sc.key)
+
+
+def wants(policy: GuardPolicy, frame: bytes) -> bool:
+    """Would the switch copy the group @frame to the port of @policy?"""
+    frame = bytes(frame)
+    sc = ffi.new("struct guard_scope *")
+    l3 = ffi.new("uint8_t[]", frame[_ETH_HLEN:] or b"\0")
+    lib.guard_group_scope(frame[:_ETH_HLEN], l3, len(frame) - _ETH_HLEN, sc)
+    return bool(lib.guard_port_wants(policy.to_c(), sc))
