@@ -1,0 +1,461 @@
+"""events.py - the daemon's lifecycle events: a bounded history, followers, a watcher.
+
+What happened to the daemon's partitions, one event at a time, for
+`vnetshare events [--follow]` and the daemon's log. An event is one JSON
+object:
+
+    {"time": 1764432062.123, "event": "agent.died", "partition": "pa",
+     "message": "agent 1234 ended (killed by SIGKILL)", "pid": 1234,
+     "signal": "SIGKILL", "exit_status": null}
+
+time is Unix time (float), event the kind, partition a name or null,
+message one human line; the other keys are the kind's details (JSON values).
+The kinds, SUBJECT.WHAT, and their details:
+
+    daemon.started       uplink, partitions (count)
+    daemon.stopping      signal
+    partition.created    ifname, mac, mtu, ips, netns, adopted (bool)
+    partition.adopted    a partition of an earlier daemon served again: netns
+    partition.changed    fields (names), values ({field: new value as shown})
+    partition.deleted    -
+    agent.started        pid (the agent a create or an adoption started)
+    agent.died           pid, exit_status (int or null), signal (name or null)
+    agent.restarted      pid (the new agent), restarts (since this daemon serves it)
+    agent.failed         reason (restart limit reached, or the restart failed)
+    port.disconnected    violations, reasons ({ring drop reason: count}): its
+                         agent broke the ring rules; the switch stopped serving it
+    drops.started        reason, count (drops of that reason in the last
+                         interval), interval (seconds)
+    drops.stopped        reason, count (drops in the whole episode), seconds
+    uplink.down          ifname, operstate
+    uplink.up            ifname, operstate
+    events.lost          count: only in a follower's stream, never in the
+                         history or the log (rule 3)
+
+The manager emits partition.* and agent.* where it does the thing; the
+Watcher emits what only counters and the kernel show (port.*, drops.*,
+uplink.*) by comparing one Daemon.snapshot() a second with the one before.
+
+Rules:
+1. emit() is called in the daemon loop's thread only (the manager, the
+   watcher and the control ops all run there); it never blocks and never
+   raises because of a follower.
+2. The history holds the last HISTORY_MAX events; `events` answers with it.
+3. A follower (events --follow) has a queue of at most FOLLOW_QUEUE_MAX
+   events. When it is full, newer events are not queued but counted; the
+   follower gets one "events.lost" event with the count, in order, right
+   after the events it did get. A slow reader loses events, the daemon
+   never waits for it.
+4. Every event is logged once, as one line, "partition NAME: MESSAGE" (or
+   MESSAGE for events of no partition), at its kind's level (LEVELS).
+5. The watcher's judgement is compare(), a pure function of two snapshots
+   and the watcher's state; the Watcher only looks (snapshot, link state)
+   and emits. A "drops.started" is a watched reason (watched_reasons():
+   the guard's verdicts, storm control, another VLAN: what the partition
+   sent that its policy refuses) that moved after being still; it stops
+   after DROPS_QUIET intervals without a new one. Congestion drops (full
+   rings, rate limits, the uplink's refusals) are left to the counters.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal as _signal
+import socket
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from .core import protocol
+
+log = logging.getLogger("vnetshare.events")
+
+HISTORY_MAX = 1000       # events `vnetshare events` shows (rule 2)
+FOLLOW_QUEUE_MAX = 1000  # events a follower may be behind (rule 3)
+WATCH_INTERVAL = 1.0     # seconds between two looks at the counters (rule 5)
+DROPS_QUIET = 3          # intervals without a new drop that end an episode
+
+KINDS = (
+    "daemon.started", "daemon.stopping",
+    "partition.created", "partition.adopted", "partition.changed", "partition.deleted",
+    "agent.started", "agent.died", "agent.restarted", "agent.failed",
+    "port.disconnected", "drops.started", "drops.stopped",
+    "uplink.down", "uplink.up", "events.lost",
+)
+LEVELS = {"agent.died": logging.WARNING, "agent.failed": logging.ERROR,
+          "port.disconnected": logging.ERROR, "drops.started": logging.WARNING,
+          "uplink.down": logging.WARNING}
+
+
+def make(kind: str, partition: str | None, message: str, now: float | None = None, **details: Any) -> dict:
+    """One event (the module docstring's shape); @kind must be in KINDS."""
+    if kind not in KINDS:
+        raise ValueError(f"event kind {kind!r}: not one of KINDS")
+    return {"time": time.time() if now is None else now, "event": kind, "partition": partition,
+            "message": message, **details}
+
+
+def log_line(ev: Mapping[str, Any]) -> str:
+    """The daemon log's line for @ev (rule 4)."""
+    if ev.get("partition"):
+        return f"partition {ev['partition']}: {ev['message']}"
+    return str(ev["message"])
+
+
+def timestamp(t: float) -> str:
+    """@t (Unix time) as UTC ISO 8601 with milliseconds: 2026-11-29T16:01:02.123Z."""
+    whole = int(t)
+    ms = int(round((t - whole) * 1000))
+    if ms == 1000:
+        whole, ms = whole + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"
+
+
+def text_line(ev: Mapping[str, Any]) -> str:
+    """@ev as `vnetshare events` prints it: time, kind, partition (- for
+    none), message, separated by two spaces."""
+    return f"{timestamp(ev['time'])}  {ev['event']:<17}  {ev.get('partition') or '-':<8}  {ev['message']}"
+
+
+def exit_description(code: int) -> tuple[str, int | None, str | None]:
+    """A Popen returncode as (words, exit_status, signal name): -9 is
+    ("killed by SIGKILL", None, "SIGKILL"), 1 is ("exit status 1", 1, None)."""
+    if code < 0:
+        try:
+            name = _signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name}", None, name
+    return f"exit status {code}", code, None
+
+
+# -- the log and its followers -------------------------------------------------
+
+class Follower:
+    """One `events --follow` client's queue (rule 3). Its run() is a
+    hosting.Stream run(); close() (the Stream's close) unsubscribes it."""
+
+    def __init__(self, owner: "EventLog", limit: int = FOLLOW_QUEUE_MAX):
+        self._owner = owner
+        self.limit = limit
+        self.queue: deque[dict] = deque()
+        self.lost = 0          # events not queued since the last take()
+        self.lost_total = 0
+        self.ended = False     # the daemon stops: send what is queued, then end
+        self._ready = asyncio.Event()
+
+    def put(self, ev: dict) -> None:
+        if len(self.queue) >= self.limit:
+            self.lost += 1
+            self.lost_total += 1
+        else:
+            self.queue.append(ev)
+        self._ready.set()
+
+    def take(self) -> list[dict]:
+        """What is queued, then an events.lost event if any were lost."""
+        out = list(self.queue)
+        self.queue.clear()
+        if self.lost:
+            n, self.lost = self.lost, 0
+            out.append(make("events.lost", None, f"{n} events lost: this client read too slowly",
+                            count=n))
+        self._ready.clear()
+        return out
+
+    def end(self) -> None:
+        self.ended = True
+        self._ready.set()
+
+    async def run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Send each event as {"event": {...}}, one line, until the client
+        hangs up or the daemon stops. Waits only on this connection's
+        writer: the daemon's other work goes on (rule 3)."""
+        hangup = asyncio.ensure_future(_until_eof(reader))
+        try:
+            while True:
+                for ev in self.take():
+                    writer.write(protocol.encode({"event": ev}))
+                await writer.drain()
+                if self.ended or hangup.done():
+                    return
+                ready = asyncio.ensure_future(self._ready.wait())
+                await asyncio.wait({ready, hangup}, return_when=asyncio.FIRST_COMPLETED)
+                ready.cancel()
+        finally:
+            hangup.cancel()
+
+    def close(self) -> None:
+        self._owner._followers.discard(self)
+
+
+async def _until_eof(reader: asyncio.StreamReader) -> None:
+    """Returns when the client hangs up (what it sends is ignored)."""
+    try:
+        while await reader.read(4096):
+            pass
+    except (ConnectionError, OSError):
+        pass
+
+
+class EventLog:
+    """The daemon's events: emit(), history(), follow() (rules 1-4)."""
+
+    def __init__(self, history_max: int = HISTORY_MAX, follow_max: int = FOLLOW_QUEUE_MAX,
+                 logger: logging.Logger = log):
+        self._history: deque[dict] = deque(maxlen=history_max)
+        self._followers: set[Follower] = set()
+        self.follow_max = follow_max
+        self._log = logger
+
+    def emit(self, kind: str, partition: str | None, message: str, **details: Any) -> dict:
+        return self.add(make(kind, partition, message, **details))
+
+    def add(self, ev: dict) -> dict:
+        """Record a made event: history, log, followers. A detail that is no
+        JSON value is kept as its str(): a follower's line never fails."""
+        ev = json.loads(json.dumps(ev, default=str))
+        self._history.append(ev)
+        self._log.log(LEVELS.get(ev["event"], logging.INFO), "%s", log_line(ev))
+        for f in list(self._followers):
+            f.put(ev)
+        return ev
+
+    def history(self) -> list[dict]:
+        return list(self._history)
+
+    def follow(self) -> Follower:
+        """A new follower; it gets every event emitted from now on."""
+        f = Follower(self, self.follow_max)
+        self._followers.add(f)
+        return f
+
+    @property
+    def followers(self) -> int:
+        return len(self._followers)
+
+    async def end_followers(self, timeout: float = 1.0) -> None:
+        """Daemon stop: each follower sends what it has and ends; wait
+        until they did (their Stream closed), at most @timeout seconds."""
+        for f in list(self._followers):
+            f.end()
+        deadline = time.monotonic() + timeout
+        while self._followers and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+
+# -- the watcher ---------------------------------------------------------------
+
+def watched_reasons() -> frozenset[str]:
+    """Drop reasons that start a drops.started event (rule 5): every guard
+    verdict that drops (from the C enum, not listed here), storm control,
+    and unicast to another VLAN."""
+    from .dataplane.guard import DROP_REASONS
+
+    return frozenset(DROP_REASONS) | {"storm", "other_vlan"}
+
+
+@dataclass
+class Episode:
+    """A watched drop reason moving for one partition."""
+
+    count: int       # drops since it started
+    since: float     # when it started (the snapshot's time)
+    quiet: int = 0   # intervals since the last new drop
+
+
+@dataclass
+class WatchState:
+    """What compare() remembers between two looks."""
+
+    drops: dict[tuple[str, str], Episode] = field(default_factory=dict)
+    uplink_up: bool | None = None   # None: not looked at yet (taken as up)
+
+
+Pending = tuple[str, "str | None", str, dict]   # (kind, partition, message, details)
+
+
+def _delta(cur: int, prev: int) -> int:
+    """Counters only grow; a smaller one is a new port (same name, recreated)."""
+    return cur - prev if cur >= prev else cur
+
+
+def compare(prev: Mapping[str, Any], cur: Mapping[str, Any], state: WatchState, now: float,
+            reasons: Iterable[str], interval: float = WATCH_INTERVAL,
+            quiet: int = DROPS_QUIET, link: Mapping[str, Any] | None = None) -> list[Pending]:
+    """The events between two snapshots (Daemon.snapshot()), updating @state.
+
+    A partition not in @prev is new: its counters started at zero (a
+    port's counters are the daemon's own), so a first snapshot of {} sees
+    everything. @link: the uplink's {"up": bool, "operstate": str,
+    "ifname": str}, or None when it could not be looked at.
+    """
+    out: list[Pending] = []
+    reasons = frozenset(reasons)
+    prev_parts = prev.get("partitions", {})
+    cur_parts = cur.get("partitions", {})
+    for name in sorted(cur_parts):
+        c = cur_parts[name]
+        if not c:
+            continue  # unserved: no counters
+        p = prev_parts.get(name) or {}
+        if c.get("disconnected") and not p.get("disconnected"):
+            ring = {r: n for r, n in c.get("drops", {}).items() if r.startswith("ring_") and n}
+            worst = ", ".join(f"{r[5:]} {n}" for r, n in sorted(ring.items(), key=lambda x: -x[1])[:3])
+            out.append(("port.disconnected", name,
+                        f"disconnected after {c.get('violations', 0)} ring violations"
+                        + (f" ({worst})" if worst else "") + ": its agent broke the ring rules",
+                        {"violations": c.get("violations", 0), "reasons": ring}))
+        pd, cd = p.get("drops", {}), c.get("drops", {})
+        for reason in sorted(r for r in cd if r in reasons):
+            n = _delta(cd[reason], pd.get(reason, 0))
+            key = (name, reason)
+            ep = state.drops.get(key)
+            if n:
+                if ep is None:
+                    state.drops[key] = Episode(n, now)
+                    out.append(("drops.started", name,
+                                f"drops started: {reason} ({n} in the last {interval:g} s)",
+                                {"reason": reason, "count": n, "interval": interval}))
+                else:
+                    ep.count += n
+                    ep.quiet = 0
+            elif ep is not None:
+                ep.quiet += 1
+                if ep.quiet >= quiet:
+                    del state.drops[key]
+                    seconds = round(now - ep.since, 3)
+                    out.append(("drops.stopped", name,
+                                f"drops stopped: {reason} ({ep.count} in {seconds:.0f} s)",
+                                {"reason": reason, "count": ep.count, "seconds": seconds}))
+    for key in [k for k in state.drops if k[0] not in cur_parts]:
+        del state.drops[key]  # deleted: partition.deleted says so
+    if link is not None:
+        was = True if state.uplink_up is None else state.uplink_up
+        if link["up"] != was:
+            kind = "uplink.up" if link["up"] else "uplink.down"
+            out.append((kind, None, f"uplink {link['ifname']} {'up' if link['up'] else 'down'} "
+                                    f"(operstate {link['operstate']})",
+                        {"ifname": link["ifname"], "operstate": link["operstate"]}))
+        state.uplink_up = link["up"]
+    return out
+
+
+# rtnetlink, for the uplink's state: one socket, one RTM_GETLINK a look
+_RTM_GETLINK = 18
+_NLMSG_ERROR = 2
+_NLM_F_REQUEST = 1
+_IFF_UP = 0x1
+_IFF_RUNNING = 0x40  # the kernel's "operationally up" (netif_oper_up)
+
+
+class LinkState:
+    """The uplink's state through one NETLINK_ROUTE socket kept open (in
+    the daemon's namespace, the uplink's): one RTM_GETLINK per look,
+    parsed by pyroute2 (0.2 ms; pyroute2's IPRoute per look costs 2 ms).
+    A missing link is down, operstate "absent"."""
+
+    def __init__(self, ifname: str):
+        self.ifname = ifname
+        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                                   socket.NETLINK_ROUTE)
+        self._sock.bind((0, 0))
+        self._sock.settimeout(1.0)
+        self._seq = 0
+        self._index: int | None = None
+
+    def look(self) -> dict:
+        from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+        if self._index is None:
+            try:
+                self._index = socket.if_nametoindex(self.ifname)
+            except OSError:
+                return {"ifname": self.ifname, "up": False, "operstate": "absent"}
+        self._seq += 1
+        body = struct.pack("=BxHiII", socket.AF_UNSPEC, 0, self._index, 0, 0)
+        self._sock.send(struct.pack("=LHHLL", 16 + len(body), _RTM_GETLINK, _NLM_F_REQUEST,
+                                    self._seq, 0) + body)
+        while True:
+            data = self._sock.recv(65536)
+            _length, kind, _flags, seq, _pid = struct.unpack_from("=LHHLL", data)
+            if seq == self._seq:
+                break
+        if kind == _NLMSG_ERROR:
+            self._index = None  # gone, or renumbered: look it up next time
+            return {"ifname": self.ifname, "up": False, "operstate": "absent"}
+        msg = ifinfmsg(data)
+        msg.decode()
+        flags = msg["flags"]
+        return {"ifname": self.ifname, "up": bool(flags & _IFF_UP and flags & _IFF_RUNNING),
+                "operstate": msg.get_attr("IFLA_OPERSTATE") or "UNKNOWN"}
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class Watcher:
+    """Once every WATCH_INTERVAL: one snapshot, one link look, compare(),
+    emit (rule 5). Runs on the daemon's loop; a failing look is logged
+    once (until it works again) and the watcher goes on."""
+
+    def __init__(self, events: EventLog, snapshot: Callable[[], dict],
+                 link: LinkState | None = None, interval: float = WATCH_INTERVAL):
+        self.events = events
+        self.snapshot = snapshot
+        self.link = link
+        self.interval = interval
+        self.state = WatchState()
+        self.prev: dict = {"partitions": {}}
+        self.reasons = watched_reasons()
+        self._handle: asyncio.TimerHandle | None = None
+        self._failing: str | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._handle = loop.call_later(self.interval, self._tick)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self.link is not None:
+            self.link.close()
+            self.link = None
+
+    def tick(self) -> list[dict]:
+        """One look; the events it emitted. When the counters or the link
+        can't be read, the other is still judged, then the error raised."""
+        error: Exception | None = None
+        try:
+            cur = self.snapshot()
+        except Exception as e:  # noqa: BLE001 - raised below, after the link's turn
+            cur, error = self.prev, e
+        link = None
+        if self.link is not None:
+            try:
+                link = self.link.look()
+            except OSError as e:
+                error = error or e
+        pending = compare(self.prev, cur, self.state, time.time(), self.reasons,
+                          interval=self.interval, link=link)
+        self.prev = cur
+        emitted = [self.events.emit(kind, part, msg, **details) for kind, part, msg, details in pending]
+        if error is not None:
+            raise error
+        return emitted
+
+    def _tick(self) -> None:
+        try:
+            self.tick()
+            self._failing = None
+        except Exception as e:  # noqa: BLE001 - the watcher must not stop the daemon
+            if str(e) != self._failing:
+                log.warning("event watcher: %s (retrying every %g s)", e, self.interval)
+            self._failing = str(e)
+        if self._handle is not None:
+            self._handle = self._loop.call_later(self.interval, self._tick)
+
