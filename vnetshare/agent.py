@@ -19,13 +19,20 @@ Rules:
 2. It pumps frames in C (native/pump.c) with the GIL released; Python only
    waits for the end.
 3. It ends when the daemon ends: SIGTERM, the socketpair closing, or the
-   parent dying (PR_SET_PDEATHSIG) all stop the pump and exit 0.
+   parent dying (PR_SET_PDEATHSIG, set again after the uid change, which
+   clears it) all stop the pump and exit 0.
+4. This Python agent is the fallback: the daemon runs the C agent
+   (native/agent.c, vnetshare/_bin/vnetshare-agent, built with the
+   package: same hand-off, no interpreter, a seccomp allow-list) and this
+   one only if that binary is missing or not executable, and says so once
+   in its log (command()).
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
 import json
+import logging
 import os
 import selectors
 import signal
@@ -34,6 +41,21 @@ import sys
 
 from .dataplane.pump import Pump
 from .dataplane.ring import CONSUMER, PRODUCER, Ring, RingEnd, RingFds
+from .linux import procs
+
+log = logging.getLogger("vnetshare.agent")
+
+# The C agent, built and installed with the package (setup.py).
+C_AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bin", "vnetshare-agent")
+# Another C agent binary to run instead: tests point it at a missing path
+# to get the Python fallback (and benchmarks to compare the two).
+C_AGENT_ENV = "VNETSHARE_AGENT_BIN"
+# Test hook, never set in production: VNETSHARE_AGENT_SELFTEST=NAME makes
+# the first agent this daemon starts for partition NAME call socket()
+# after its "ready" (native/agent.c): the seccomp filter must kill it.
+SELFTEST_ENV = "VNETSHARE_AGENT_SELFTEST"
+_said_fallback = False
+_selftest_fired = False
 
 NOBODY = 65534
 PR_SET_PDEATHSIG = 1
@@ -47,6 +69,35 @@ HANDOFF_FDS = 7  # TAP + 3 per ring
 def pack_fds(tap_fd: int, a2h: RingFds, h2a: RingFds) -> list[int]:
     """The descriptors the daemon sends an agent, in hand-off order."""
     return [tap_fd, *a2h.end(PRODUCER), *h2a.end(CONSUMER)]
+
+
+def c_agent() -> str | None:
+    """The C agent's path if it can run (an executable file), else None."""
+    path = os.environ.get(C_AGENT_ENV) or C_AGENT
+    return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+
+
+def command(fd: int, name: str) -> list[str]:
+    """The command line of a new agent: the C one, else this module (rule 4)."""
+    global _said_fallback
+    path = c_agent()
+    if path is not None:
+        return [path, "--fd", str(fd), "--name", name]
+    if not _said_fallback:
+        _said_fallback = True
+        log.warning("the C agent %s is missing or not executable: partitions get the "
+                    "Python agent (vnetshare.agent)", os.environ.get(C_AGENT_ENV) or C_AGENT)
+    return procs.python_argv("vnetshare.agent", "--fd", str(fd), "--name", name)
+
+
+def hello_message(name: str, ring_size: int, coalesce_usecs: int | None) -> dict:
+    """The JSON half of the hand-off message (the descriptors: pack_fds())."""
+    global _selftest_fired
+    msg = {"name": name, "ring_size": ring_size, "coalesce_usecs": coalesce_usecs}
+    if not _selftest_fired and os.environ.get(SELFTEST_ENV) == name:
+        _selftest_fired = True  # once: the restarted agent must serve
+        msg["seccomp_selftest"] = True
+    return msg
 
 
 def unpack_fds(fds: list[int]) -> tuple[int, RingEnd, RingEnd]:
@@ -96,6 +147,9 @@ def run(sock_fd: int) -> int:
     hello, fds = receive_hello(sock)
     name = hello.get("name", "?")
     drop_privileges()
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # the uid change cleared it
+    if os.getppid() == 1:
+        return 0
 
     tap, a2h_end, h2a_end = unpack_fds(fds)
     a2h = Ring(a2h_end, PRODUCER, hello["ring_size"])

@@ -5,7 +5,9 @@ tracks, so no extension built in place) into a fresh virtual environment,
 then runs `vnetshare lab demo` from that environment as root, as a user
 would after `sudo`. The demo starts a daemon and two agents; agents drop
 to uid nobody, so everything they run must be loaded before that, and no
-helper process may import the package from its working directory.
+helper process may import the package from its working directory. The
+installation must carry the C agent (built by setup.py), which the demo's
+daemon then runs.
 """
 from __future__ import annotations
 
@@ -56,7 +58,16 @@ def pip_install(bindir: Path, *args: str, cwd: Path | None = None) -> None:
     assert p.returncode == 0, f"pip install {' '.join(args)}: {p.stderr[-2000:]}"
 
 
+def c_agent_installed(bindir: Path) -> None:
+    """The installation carries the C agent, executable, where the daemon looks."""
+    p = subprocess.run([str(bindir / "python"), "-P", "-c", "from vnetshare import agent; print(agent.c_agent())"],
+                       cwd="/", capture_output=True, text=True, timeout=60, env={})
+    assert p.returncode == 0 and p.stdout.strip().endswith("/site-packages/vnetshare/_bin/vnetshare-agent"), \
+        f"no C agent installed: {p.stdout} {p.stderr[-1500:]}"
+
+
 def demo(bindir: Path, cwd: Path, sock: Path) -> None:
+    c_agent_installed(bindir)
     p = subprocess.run([str(bindir / "vnetshare"), "--socket", str(sock), "lab", "demo", "--json"],
                        cwd=cwd, capture_output=True, text=True, timeout=DEMO_TIMEOUT)
     assert p.returncode == 0, f"lab demo from {cwd}: exit {p.returncode}\n{p.stdout[-1500:]}\n{p.stderr[-2500:]}"

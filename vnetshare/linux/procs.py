@@ -34,12 +34,24 @@ def cmdline(pid: int) -> list[bytes] | None:
         return None
 
 
+def agent_name(argv: list[bytes]) -> str | None:
+    """The partition an agent's command line serves, or None if @argv is no
+    agent's: the C agent (`.../vnetshare-agent --fd N --name NAME`) or the
+    Python one (`python -P -m vnetshare.agent --fd N --name NAME`)."""
+    c_agent = bool(argv) and os.path.basename(argv[0]) == b"vnetshare-agent"
+    py_agent = b"vnetshare.agent" in argv[1:4] and b"-m" in argv[1:3]
+    if not (c_agent or py_agent) or b"--name" not in argv:
+        return None
+    i = argv.index(b"--name")
+    return argv[i + 1].decode(errors="replace") if i + 1 < len(argv) else None
+
+
 def is_agent(pid: int, names: list[str] | str) -> bool:
-    """PID runs `-m vnetshare.agent ... --name NAME` for one of @names."""
+    """PID runs an agent (agent_name()) for one of @names."""
     argv = cmdline(pid)
     if isinstance(names, str):
         names = [names]
-    return argv is not None and b"vnetshare.agent" in argv and any(n.encode() in argv for n in names)
+    return argv is not None and agent_name(argv) in names
 
 
 def processes() -> Iterator[tuple[int, int, list[bytes]]]:
@@ -59,7 +71,7 @@ def processes() -> Iterator[tuple[int, int, list[bytes]]]:
 
 def agents_of(daemon_pid: int) -> list[int]:
     """The agent children of @daemon_pid (never anyone else's processes)."""
-    return [pid for pid, ppid, argv in processes() if ppid == daemon_pid and b"vnetshare.agent" in argv]
+    return [pid for pid, ppid, argv in processes() if ppid == daemon_pid and agent_name(argv) is not None]
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 5.0, *,

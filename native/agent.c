@@ -1,0 +1,839 @@
+// SPDX-License-Identifier: MIT
+/* agent.c - vnetshare-agent: one partition's agent, in C, under seccomp
+ *
+ * The daemon (vnetshare/manager.py) starts one agent per partition with
+ *
+ *   vnetshare-agent --fd N --name NAME
+ *
+ * N being its end of a SOCK_SEQPACKET socketpair. It does what the Python
+ * agent (vnetshare/agent.py) does, with the same hand-off, and nothing else:
+ *
+ *  1. PR_SET_PDEATHSIG(SIGTERM); if the daemon already died (our parent is
+ *     init), exit 0.
+ *  2. Receive the daemon's one message: a JSON object {"name", "ring_size",
+ *     "coalesce_usecs"} and 7 descriptors (SCM_RIGHTS) in pack_fds() order:
+ *     the TAP, the A2H ring's producer end (memfd, wait, kick), the H2A
+ *     ring's consumer end (memfd, wait, kick).
+ *  3. Drop every privilege, as drop_privileges() does: the capability
+ *     bounding set, the supplementary groups, gid and uid 65534 (which
+ *     clears the permitted, effective and ambient capabilities), then
+ *     no_new_privs. The parent-death signal is set again afterwards: the
+ *     kernel clears it when the effective uid or gid changes.
+ *  4. Map the rings (ring_attach(), both ends) and make the pump
+ *     (pump_create(), pump_set_coalesce()) - only after step 3.
+ *  5. Start the pump thread, held at a gate (an eventfd); install the
+ *     seccomp filter below on both threads (SECCOMP_FILTER_FLAG_TSYNC);
+ *     open the gate. No frame is moved before the filter is in place.
+ *  6. Answer {"ready": true, "pid": N}, then wait for SIGTERM (or SIGINT),
+ *     the daemon's end of the socketpair closing (EOF), or the pump
+ *     failing. The first two stop the pump and exit 0 after the line
+ *     "vnetshare-agent[NAME]: stopped"; a pump that fails (its TAP was
+ *     deleted) ends the agent at once, exit 1, so the daemon sees it and
+ *     restarts it or gives up (the Python agent instead idles until it is
+ *     stopped).
+ * Any error: one line "vnetshare-agent[NAME]: ..." on stderr, exit 1
+ * (exit 2 for a bad command line).
+ *
+ * The seccomp filter is an allow-list: SECCOMP_RET_KILL_PROCESS for
+ * anything else, for another architecture's system call numbers (the arch
+ * field is checked first) and for x32 numbers on x86-64. Measured with
+ * strace -f over start, traffic both ways and both ends; what stays
+ * allowed, and who needs it (docs/design-notes.md, "The agent is C"):
+ *   read		pump: TAP frames into A2H (ring_read_fd()), wakeup pipe
+ *			drains, its gate; main: the socketpair (EOF)
+ *   write		pump: ring kicks, pump_stop()'s eventfd, "ended";
+ *			main: "ready", the gate, the stderr line
+ *   writev		pump: H2A frames onto the TAP
+ *   poll, ppoll	pump_sleep(); main's wait; the parked pump thread
+ *   clock_nanosleep, nanosleep  coalescing naps (coalesce.h)
+ *   clock_gettime	the clock (vDSO; the system call only as its fallback)
+ *   prctl		only PR_SET_TIMERSLACK (coalesce_init() in pump_run())
+ *   exit_group		the end
+ *   restart_syscall	a poll or nap interrupted (ptrace, SIGSTOP) resumes
+ * (poll/ppoll and nanosleep/clock_nanosleep are pairs: which one glibc
+ * uses depends on its version and the architecture.) Nothing else: no
+ * futex (the threads meet through eventfds), no exit (the pump thread
+ * never returns, exit_group() ends it), no munmap or close (the kernel
+ * unmaps the rings and closes the descriptors at exit).
+ *
+ * Test hook: if the hello has "seccomp_selftest": true, the agent calls
+ * socket() once right after its "ready" answer, a call the filter forbids,
+ * so the kernel kills it with SIGSYS. Only tests ask for it: the daemon
+ * sets it only when its environment says so (vnetshare/agent.py,
+ * SELFTEST_ENV); tests/netns/test_agent_c.py checks the kill and the
+ * restart.
+ *
+ * Memory: no stdio, no allocation after the pump is made; the hello buffer
+ * is static (untouched pages cost nothing) and the pump thread has a small
+ * stack.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "pump.h"
+#include "ring.h"
+
+#define AGENT_NOBODY		65534
+#define AGENT_HELLO_MAX		65536	/* as vnetshare/agent.py HELLO_MAX */
+#define AGENT_MAX_FDS		16	/* as vnetshare/agent.py MAX_FDS */
+#define AGENT_HANDOFF_FDS	7	/* TAP + 3 per ring */
+#define AGENT_STACK_SIZE	(128u * 1024u)
+#define AGENT_JSON_DEPTH	16
+#define AGENT_KEY_MAX		32
+
+#if defined(__x86_64__)
+#define AGENT_AUDIT_ARCH	AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define AGENT_AUDIT_ARCH	AUDIT_ARCH_AARCH64
+#else
+#error "vnetshare-agent: seccomp filter for x86-64 and aarch64 only"
+#endif
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define AGENT_ARG_LO(n)	(offsetof(struct seccomp_data, args[n]))
+#else
+#define AGENT_ARG_LO(n)	(offsetof(struct seccomp_data, args[n]) + 4)
+#endif
+#define AGENT_ARG_HI(n)	(AGENT_ARG_LO(n) ^ 4)
+
+static const char *agent_name = "?";
+
+/**
+ * struct hello - what the daemon's JSON says
+ * @ring_size:	data size of each ring
+ * @coalesce_usecs: coalescing window, or -1 for the pump's default (null)
+ * @selftest:	test hook: make one forbidden call after "ready"
+ */
+struct hello {
+	uint64_t ring_size;
+	long coalesce_usecs;
+	int selftest;
+};
+
+/* The pump thread's world: set before it starts, read by it. */
+static struct {
+	struct pump *pump;
+	int started_efd;	/* it writes this when it runs */
+	int go_efd;		/* and waits for this: the filter is in place */
+	int end_efd;		/* it writes this when pump_run() returned */
+	int rc;			/* pump_run()'s return, read after end_efd said so */
+} agent_pump;
+
+static char agent_hello_buf[AGENT_HELLO_MAX];
+
+/**
+ * say() - one line "vnetshare-agent[NAME]: ..." on stderr, no stdio
+ * @fmt:	printf format
+ */
+__attribute__((format(printf, 1, 2)))
+static void say(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n, m;
+
+	n = snprintf(line, sizeof(line), "vnetshare-agent[%s]: ", agent_name);
+	if (n < 0 || (size_t)n >= sizeof(line) - 1)
+		n = 0;
+	va_start(ap, fmt);
+	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (m < 0)
+		m = 0;
+	n += m;
+	if ((size_t)n > sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	while (write(STDERR_FILENO, line, (size_t)n) < 0 && errno == EINTR)
+		;
+}
+
+#define fail(...) do { say(__VA_ARGS__); _exit(1); } while (0)
+
+/* -- the hello: a flat JSON object ------------------------------------------ */
+
+struct json {
+	const char *s;
+	size_t n;
+	size_t i;
+	const char *err;
+};
+
+static void json_ws(struct json *j)
+{
+	while (j->i < j->n && (j->s[j->i] == ' ' || j->s[j->i] == '\t' ||
+			       j->s[j->i] == '\n' || j->s[j->i] == '\r'))
+		j->i++;
+}
+
+static int json_lit(struct json *j, const char *lit)
+{
+	size_t len = strlen(lit);
+
+	if (j->n - j->i < len || memcmp(j->s + j->i, lit, len)) {
+		j->err = "bad literal";
+		return -1;
+	}
+	j->i += len;
+	return 0;
+}
+
+/**
+ * json_string() - a string; its first @max - 1 bytes (escapes kept as
+ * written) go to @out if given
+ * @j:		parser
+ * @out:	buffer or NULL
+ * @max:	its size
+ *
+ * Return: 0, 1 if @out was too small (the key is then no key we know), -1
+ */
+static int json_string(struct json *j, char *out, size_t max)
+{
+	size_t o = 0;
+	int over = 0;
+
+	if (j->i >= j->n || j->s[j->i] != '"') {
+		j->err = "a string expected";
+		return -1;
+	}
+	j->i++;
+	while (j->i < j->n && j->s[j->i] != '"') {
+		unsigned char c = (unsigned char)j->s[j->i];
+
+		if (c < 0x20) {
+			j->err = "a control character in a string";
+			return -1;
+		}
+		if (c == '\\') {
+			if (++j->i >= j->n)
+				break;
+			over = 1;	/* no key we know has an escape */
+		}
+		if (out && o + 1 < max)
+			out[o++] = (char)j->s[j->i];
+		else
+			over = 1;
+		j->i++;
+	}
+	if (j->i >= j->n) {
+		j->err = "an unterminated string";
+		return -1;
+	}
+	j->i++;
+	if (out)
+		out[o] = 0;
+	return over;
+}
+
+/**
+ * json_uint() - a non-negative integer, as the daemon writes them
+ * @j:		parser
+ * @v:		out
+ *
+ * Return: 0, or -1 for anything else (a sign, a fraction, an exponent,
+ * more than 64 bits)
+ */
+static int json_uint(struct json *j, uint64_t *v)
+{
+	size_t start = j->i;
+	uint64_t x = 0;
+
+	while (j->i < j->n && j->s[j->i] >= '0' && j->s[j->i] <= '9') {
+		unsigned int d = (unsigned int)(j->s[j->i] - '0');
+
+		if (x > (UINT64_MAX - d) / 10) {
+			j->err = "a number too large";
+			return -1;
+		}
+		x = x * 10 + d;
+		j->i++;
+	}
+	if (j->i == start || (j->i < j->n && strchr(".eE+-", j->s[j->i]) &&
+			      j->s[j->i])) {
+		j->err = "a non-negative integer expected";
+		return -1;
+	}
+	*v = x;
+	return 0;
+}
+
+/* Skip any value (keys we do not know). */
+static int json_skip(struct json *j, int depth)
+{
+	char c;
+
+	json_ws(j);
+	if (j->i >= j->n) {
+		j->err = "a value expected";
+		return -1;
+	}
+	c = j->s[j->i];
+	if (c == '"')
+		return json_string(j, NULL, 0) < 0 ? -1 : 0;
+	if (c == 't')
+		return json_lit(j, "true");
+	if (c == 'f')
+		return json_lit(j, "false");
+	if (c == 'n')
+		return json_lit(j, "null");
+	if (c == '{' || c == '[') {
+		char close = c == '{' ? '}' : ']';
+
+		if (depth >= AGENT_JSON_DEPTH) {
+			j->err = "nested too deep";
+			return -1;
+		}
+		j->i++;
+		json_ws(j);
+		if (j->i < j->n && j->s[j->i] == close) {
+			j->i++;
+			return 0;
+		}
+		for (;;) {
+			if (c == '{') {
+				json_ws(j);
+				if (json_string(j, NULL, 0) < 0)
+					return -1;
+				json_ws(j);
+				if (j->i >= j->n || j->s[j->i] != ':') {
+					j->err = "':' expected";
+					return -1;
+				}
+				j->i++;
+			}
+			if (json_skip(j, depth + 1) < 0)
+				return -1;
+			json_ws(j);
+			if (j->i < j->n && j->s[j->i] == ',') {
+				j->i++;
+				continue;
+			}
+			if (j->i < j->n && j->s[j->i] == close) {
+				j->i++;
+				return 0;
+			}
+			j->err = "',' or a closing bracket expected";
+			return -1;
+		}
+	}
+	if (c == '-' || (c >= '0' && c <= '9')) {
+		if (c == '-')
+			j->i++;
+		while (j->i < j->n && strchr("0123456789.eE+-", j->s[j->i]) &&
+		       j->s[j->i])
+			j->i++;
+		return 0;
+	}
+	j->err = "a value expected";
+	return -1;
+}
+
+/**
+ * parse_hello() - the daemon's JSON object; unknown keys are skipped
+ * @s:		the message
+ * @n:		its length
+ * @h:		out
+ *
+ * Return: 0, or -1 with a reason in @why
+ */
+static int parse_hello(const char *s, size_t n, struct hello *h, const char **why)
+{
+	struct json j = { .s = s, .n = n };
+	char key[AGENT_KEY_MAX];
+	int have_size = 0;
+
+	h->ring_size = 0;
+	h->coalesce_usecs = -1;
+	h->selftest = 0;
+	json_ws(&j);
+	if (j.i >= j.n || j.s[j.i] != '{') {
+		*why = "not a JSON object";
+		return -1;
+	}
+	j.i++;
+	json_ws(&j);
+	if (j.i < j.n && j.s[j.i] == '}') {
+		j.i++;
+		goto end;
+	}
+	for (;;) {
+		int over;
+
+		json_ws(&j);
+		over = json_string(&j, key, sizeof(key));
+		if (over < 0)
+			goto bad;
+		if (over)
+			key[0] = 0;
+		json_ws(&j);
+		if (j.i >= j.n || j.s[j.i] != ':') {
+			j.err = "':' expected";
+			goto bad;
+		}
+		j.i++;
+		json_ws(&j);
+		if (!strcmp(key, "ring_size")) {
+			if (json_uint(&j, &h->ring_size) < 0)
+				goto bad;
+			have_size = 1;
+		} else if (!strcmp(key, "coalesce_usecs")) {
+			uint64_t v;
+
+			if (j.i < j.n && j.s[j.i] == 'n') {
+				if (json_lit(&j, "null") < 0)
+					goto bad;
+				h->coalesce_usecs = -1;
+			} else {
+				if (json_uint(&j, &v) < 0)
+					goto bad;
+				if (v > LONG_MAX) {
+					j.err = "coalesce_usecs too large";
+					goto bad;
+				}
+				h->coalesce_usecs = (long)v;
+			}
+		} else if (!strcmp(key, "seccomp_selftest")) {
+			if (j.i < j.n && j.s[j.i] == 't') {
+				if (json_lit(&j, "true") < 0)
+					goto bad;
+				h->selftest = 1;
+			} else if (json_lit(&j, "false") < 0) {
+				goto bad;
+			}
+		} else if (json_skip(&j, 1) < 0) {
+			goto bad;
+		}
+		json_ws(&j);
+		if (j.i < j.n && j.s[j.i] == ',') {
+			j.i++;
+			continue;
+		}
+		if (j.i < j.n && j.s[j.i] == '}') {
+			j.i++;
+			break;
+		}
+		j.err = "',' or '}' expected";
+		goto bad;
+	}
+end:
+	json_ws(&j);
+	if (j.i != j.n) {
+		*why = "text after the object";
+		return -1;
+	}
+	if (!have_size) {
+		*why = "no ring_size";
+		return -1;
+	}
+	return 0;
+bad:
+	*why = j.err;
+	return -1;
+}
+
+/* -- the steps --------------------------------------------------------------- */
+
+/**
+ * receive_hello() - the daemon's one message: the JSON and the descriptors
+ * @sock:	our end of the socketpair
+ * @fds:	the AGENT_HANDOFF_FDS descriptors, out
+ *
+ * Return: the JSON's length; exits on any error
+ */
+static size_t receive_hello(int sock, int fds[AGENT_HANDOFF_FDS])
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * AGENT_MAX_FDS)];
+	} ctl;
+	struct iovec iov = { .iov_base = agent_hello_buf,
+			     .iov_len = sizeof(agent_hello_buf) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf) };
+	int got[AGENT_MAX_FDS];
+	unsigned int nfds = 0;
+	struct cmsghdr *c;
+	ssize_t n;
+
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		fail("receive from the daemon (--fd %d): %s", sock, strerror(errno));
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		size_t k;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k && nfds < AGENT_MAX_FDS; i++)
+			memcpy(&got[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+	}
+	if (n == 0 && nfds == 0)
+		fail("the daemon closed the socket before sending descriptors");
+	if (nfds != AGENT_HANDOFF_FDS || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC))) {
+		for (unsigned int i = 0; i < nfds; i++)
+			close(got[i]);
+		if (mh.msg_flags & MSG_TRUNC)
+			fail("the daemon's message is longer than %d bytes", AGENT_HELLO_MAX);
+		fail("expected %d descriptors from the daemon, got %u%s",
+		     AGENT_HANDOFF_FDS, nfds,
+		     mh.msg_flags & MSG_CTRUNC ? " or more" : "");
+	}
+	memcpy(fds, got, sizeof(int) * AGENT_HANDOFF_FDS);
+	return (size_t)n;
+}
+
+/**
+ * drop_privileges() - give up root for good, as vnetshare/agent.py does
+ *
+ * Bounding set, groups, gid, uid (clearing the permitted, effective and
+ * ambient capabilities), no_new_privs; exits on any error.
+ */
+static void drop_privileges(void)
+{
+	if (geteuid() == 0) {
+		for (unsigned long cap = 0; cap < 64; cap++)
+			if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0)
+				break;	/* past the last capability the kernel knows */
+		if (setgroups(0, NULL) < 0)
+			fail("setgroups: %s", strerror(errno));
+		if (setresgid(AGENT_NOBODY, AGENT_NOBODY, AGENT_NOBODY) < 0)
+			fail("setresgid(%d): %s", AGENT_NOBODY, strerror(errno));
+		if (setresuid(AGENT_NOBODY, AGENT_NOBODY, AGENT_NOBODY) < 0)
+			fail("setresuid(%d): %s", AGENT_NOBODY, strerror(errno));
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		fail("prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
+}
+
+/**
+ * watch_parent() - SIGTERM when the daemon dies; exit 0 if it already has
+ */
+static void watch_parent(void)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0)
+		fail("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
+	if (getppid() == 1)	/* the daemon died before we set the signal */
+		_exit(0);
+}
+
+#define AGENT_KILL	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS)
+#define AGENT_ALLOW(sysno) \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (sysno), 0, 1), \
+	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+/* Allow @sysno only when its argument @arg is exactly @val (64 bits). */
+#define AGENT_ALLOW_ARG(sysno, arg, val) \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (sysno), 0, 5), \
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, AGENT_ARG_LO(arg)), \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(val), 0, 3), \
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, AGENT_ARG_HI(arg)), \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)((uint64_t)(val) >> 32), 0, 1), \
+	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW), \
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr))
+
+/**
+ * install_seccomp() - the allow-list (file comment), on every thread
+ */
+static void install_seccomp(void)
+{
+	static const struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AGENT_AUDIT_ARCH, 1, 0),
+		AGENT_KILL,
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+#ifdef __x86_64__
+		/* x32 system calls: same arch field, numbers with this bit */
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1),
+		AGENT_KILL,
+#endif
+		AGENT_ALLOW(__NR_read),
+		AGENT_ALLOW(__NR_write),
+		AGENT_ALLOW(__NR_writev),
+#ifdef __NR_poll
+		AGENT_ALLOW(__NR_poll),
+#endif
+		AGENT_ALLOW(__NR_ppoll),
+		AGENT_ALLOW(__NR_clock_nanosleep),
+#ifdef __NR_nanosleep
+		AGENT_ALLOW(__NR_nanosleep),
+#endif
+		AGENT_ALLOW(__NR_clock_gettime),
+		AGENT_ALLOW(__NR_exit_group),
+		AGENT_ALLOW(__NR_restart_syscall),
+		AGENT_ALLOW_ARG(__NR_prctl, 0, PR_SET_TIMERSLACK),
+		AGENT_KILL,
+	};
+	const struct sock_fprog prog = {
+		.len = (unsigned short)(sizeof(filter) / sizeof(filter[0])),
+		.filter = (struct sock_filter *)filter,
+	};
+	long rc;
+
+	rc = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
+		     SECCOMP_FILTER_FLAG_TSYNC, &prog);
+	if (rc < 0)
+		fail("seccomp: %s", strerror(errno));
+	if (rc > 0)
+		fail("seccomp: thread %ld could not be synchronised", rc);
+}
+
+/* One eventfd step between the two threads: no futex, no barrier. */
+static void efd_post(int fd)
+{
+	uint64_t one = 1;
+
+	while (write(fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+static void efd_wait(int fd)
+{
+	uint64_t v;
+
+	while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+}
+
+/**
+ * pump_main() - the pump thread: run the pump once the filter is in place
+ * @arg:	unused
+ *
+ * It never returns: a returning thread makes glibc call rt_sigprocmask,
+ * madvise and exit, which the filter does not allow. Once the pump has
+ * ended and said so, the thread parks in poll() until exit_group() ends it.
+ *
+ * Return: never
+ */
+static void *pump_main(void *arg)
+{
+	(void)arg;
+	efd_post(agent_pump.started_efd);
+	efd_wait(agent_pump.go_efd);
+	__atomic_store_n(&agent_pump.rc, pump_run(agent_pump.pump), __ATOMIC_RELEASE);
+	efd_post(agent_pump.end_efd);
+	for (;;)
+		poll(NULL, 0, -1);
+	return NULL;
+}
+
+/**
+ * wait_for_the_end() - until SIGTERM/SIGINT, EOF from the daemon, or the
+ * pump's end
+ * @sock:	our end of the socketpair
+ * @sig_fd:	signalfd of SIGTERM and SIGINT
+ *
+ * Return: 1 if the pump ended by itself, 0 otherwise
+ */
+static int wait_for_the_end(int sock, int sig_fd)
+{
+	struct pollfd pfd[3] = {
+		{ .fd = sock, .events = POLLIN },
+		{ .fd = sig_fd, .events = POLLIN },
+		{ .fd = agent_pump.end_efd, .events = POLLIN },
+	};
+	char buf[256];
+
+	for (;;) {
+		ssize_t n;
+
+		if (poll(pfd, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			fail("poll: %s", strerror(errno));
+		}
+		if (pfd[2].revents)
+			return 1;
+		if (pfd[1].revents)
+			return 0;
+		if (pfd[0].revents) {
+			/* The daemon sends nothing more: data is ignored,
+			 * EOF or an error is the end. */
+			n = read(sock, buf, sizeof(buf));
+			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+				return 0;
+		}
+	}
+}
+
+/* Until the pump thread says pump_run() returned. */
+static void wait_for_the_pump(void)
+{
+	struct pollfd pfd = { .fd = agent_pump.end_efd, .events = POLLIN };
+
+	while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+		;
+}
+
+static int parse_fd(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0 || v > INT_MAX)
+		return -1;
+	return (int)v;
+}
+
+static void usage(const char *why)
+{
+	static const char text[] =
+		"usage: vnetshare-agent --fd N --name NAME (started by the daemon)\n";
+	char line[256];
+	int n;
+
+	n = snprintf(line, sizeof(line), "vnetshare-agent: error: %s\n", why);
+	if (write(STDERR_FILENO, text, sizeof(text) - 1) < 0 ||
+	    write(STDERR_FILENO, line, n > 0 ? (size_t)n : 0) < 0)
+		_exit(2);
+	_exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	int fds[AGENT_HANDOFF_FDS], sock = -1, named = 0, sig_fd, rc, ended;
+	struct ring *a2h, *h2a;
+	struct ring_end a2h_end, h2a_end;
+	pthread_attr_t attr;
+	pthread_t thread;
+	struct hello hello;
+	const char *why = NULL;
+	char ready[64];
+	pid_t pid = getpid();	/* getpid() is not on the allow-list */
+	sigset_t sigs;
+	size_t len;
+	int n;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = NULL;
+
+		if (!strcmp(a, "--fd") || !strcmp(a, "--name")) {
+			if (i + 1 >= argc)
+				usage("an option needs a value");
+			v = argv[++i];
+		} else if (!strncmp(a, "--fd=", 5) || !strncmp(a, "--name=", 7)) {
+			v = strchr(a, '=') + 1;
+		} else {
+			usage("unknown argument");
+		}
+		if (a[2] == 'f') {
+			sock = parse_fd(v);
+			if (sock < 0)
+				usage("--fd: not a descriptor number");
+		} else {
+			agent_name = v;
+			named = 1;
+		}
+	}
+	if (sock < 0 || !named)
+		usage("--fd and --name are required");
+
+	/* Stop signals come through a signalfd, blocked from the start and in
+	 * every thread (the pump thread inherits the mask): no handler runs
+	 * anywhere, and one that comes while we start ends us once we wait. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &sigs, NULL) < 0)
+		fail("sigprocmask: %s", strerror(errno));
+	sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sig_fd < 0)
+		fail("signalfd: %s", strerror(errno));
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		fail("signal(SIGPIPE): %s", strerror(errno));
+
+	watch_parent();
+	len = receive_hello(sock, fds);
+	if (parse_hello(agent_hello_buf, len, &hello, &why) < 0)
+		fail("bad message from the daemon: %s", why);
+
+	drop_privileges();
+	watch_parent();	/* the uid change cleared the parent-death signal */
+
+	a2h_end = (struct ring_end){ fds[1], fds[2], fds[3] };
+	h2a_end = (struct ring_end){ fds[4], fds[5], fds[6] };
+	rc = ring_attach(&a2h, &a2h_end, RING_PRODUCER, hello.ring_size);
+	if (rc < 0)
+		fail("ring_attach(A2H, %llu): %s",
+		     (unsigned long long)hello.ring_size, strerror(-rc));
+	rc = ring_attach(&h2a, &h2a_end, RING_CONSUMER, hello.ring_size);
+	if (rc < 0)
+		fail("ring_attach(H2A, %llu): %s",
+		     (unsigned long long)hello.ring_size, strerror(-rc));
+	rc = pump_create(&agent_pump.pump, fds[0], a2h, h2a, 0);
+	if (rc < 0)
+		fail("pump_create: %s", strerror(-rc));
+	if (hello.coalesce_usecs >= 0) {
+		rc = hello.coalesce_usecs > UINT_MAX ? -EINVAL :
+			pump_set_coalesce(agent_pump.pump,
+					  (unsigned int)hello.coalesce_usecs);
+		if (rc < 0)
+			fail("pump_set_coalesce(%ld): %s", hello.coalesce_usecs,
+			     strerror(-rc));
+	}
+
+	agent_pump.end_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	agent_pump.started_efd = eventfd(0, EFD_CLOEXEC);
+	agent_pump.go_efd = eventfd(0, EFD_CLOEXEC);
+	if (agent_pump.end_efd < 0 || agent_pump.started_efd < 0 || agent_pump.go_efd < 0)
+		fail("eventfd: %s", strerror(errno));
+
+	rc = pthread_attr_init(&attr);
+	if (!rc)
+		rc = pthread_attr_setstacksize(&attr, AGENT_STACK_SIZE);
+	if (!rc)
+		rc = pthread_create(&thread, &attr, pump_main, NULL);
+	if (rc)
+		fail("the pump thread: %s", strerror(rc));
+	efd_wait(agent_pump.started_efd);	/* it runs, held at the gate */
+	install_seccomp();
+	efd_post(agent_pump.go_efd);		/* open */
+
+	n = snprintf(ready, sizeof(ready), "{\"ready\": true, \"pid\": %d}\n",
+		     (int)pid);
+	if (write(sock, ready, (size_t)n) != n)
+		fail("answer the daemon: %s", strerror(errno));
+
+	if (hello.selftest) {
+		/* Test hook (file comment): a call the filter forbids. */
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+
+		fail("seccomp self-test: socket() was allowed (%d)", s);
+	}
+
+	ended = wait_for_the_end(sock, sig_fd);
+	if (!ended) {
+		rc = pump_stop(agent_pump.pump);
+		if (rc < 0)
+			fail("pump_stop: %s", strerror(-rc));
+		wait_for_the_pump();
+	}
+	rc = __atomic_load_n(&agent_pump.rc, __ATOMIC_ACQUIRE);
+	if (rc < 0)
+		fail("pump: %s", strerror(-rc));
+	say("stopped");
+	_exit(0);	/* exit_group: the parked pump thread ends with us */
+}
