@@ -50,6 +50,8 @@ fi
 echo "setup.sh: building and installing vnetshare (pip install -e '.[test]')"
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -c 'import vnetshare.dataplane._native' # the C extension really loads
+python3 -c 'import sys; from vnetshare import agent; sys.exit(agent.c_agent() is None)' \
+    || { echo "setup.sh: the C agent (vnetshare/_bin/vnetshare-agent) was not built" >&2; exit 1; }
 
 # `vnetshare` on PATH, for root and sudo alike
 if ! command -v vnetshare >/dev/null; then

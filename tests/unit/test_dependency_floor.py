@@ -42,3 +42,43 @@ def test_the_installed_pyroute2_meets_the_floor_and_has_what_vnetshare_uses():
     assert req.specifier.contains(installed), f"pyroute2 {installed} is installed, vnetshare needs {req}"
     assert hasattr(Ethtool, "__enter__") and hasattr(Ethtool, "__exit__"), \
         f"pyroute2 {installed}: Ethtool is no context manager (adapter.query uses it as one)"
+
+
+# prometheus_client: vnetshare.metrics.Exporter keeps the server that
+# start_http_server() returns, to stop it when the daemon stops; it returns
+# (server, thread) from 0.20.0 on and None before (its exposition.py at
+# v0.19.0 and v0.20.0). Debian 12's python3-prometheus-client is 0.16.0.
+# Checked with the two wheels: under 0.19.0 the Exporter fails with
+# "cannot unpack non-iterable NoneType", under 0.20.0 it serves and stops,
+# and tests/unit/test_metrics.py passes under both (it needs no server).
+PROMETHEUS_LAST_BROKEN = "0.19.0"
+PROMETHEUS_FIRST_WORKING = "0.20.0"
+
+
+def prometheus_requirement() -> Requirement:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    found = [r for r in map(Requirement, project["dependencies"]) if r.name == "prometheus_client"]
+    assert len(found) == 1, project["dependencies"]
+    return found[0]
+
+
+def test_the_prometheus_client_floor_excludes_the_releases_vnetshare_breaks_on():
+    spec = prometheus_requirement().specifier
+    assert not spec.contains(PROMETHEUS_LAST_BROKEN), f"prometheus_client{spec} lets pip keep {PROMETHEUS_LAST_BROKEN}"
+    assert not spec.contains("0.16.0"), f"prometheus_client{spec} lets pip keep Debian 12's 0.16.0"
+    assert spec.contains(PROMETHEUS_FIRST_WORKING), f"prometheus_client{spec} refuses {PROMETHEUS_FIRST_WORKING}"
+
+
+def test_the_installed_prometheus_client_meets_the_floor_and_has_what_vnetshare_uses():
+    import inspect
+
+    from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server  # noqa: F401
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily  # noqa: F401
+    from prometheus_client.registry import Collector  # noqa: F401
+
+    req = prometheus_requirement()
+    installed = version("prometheus_client")
+    assert req.specifier.contains(installed), f"prometheus_client {installed} is installed, vnetshare needs {req}"
+    returns = inspect.signature(start_http_server).return_annotation
+    assert returns not in (None, "None", inspect.Signature.empty), \
+        f"prometheus_client {installed}: start_http_server returns no server (metrics.Exporter keeps it)"
