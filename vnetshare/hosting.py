@@ -1,6 +1,6 @@
 """hosting.py - the hosting daemon: owns the uplink NIC and serves partitions.
 
-    vnetshare daemon --uplink IFACE [--offloads mirror|emulate]
+    vnetshare daemon --uplink IFACE [--offloads mirror|emulate] [--metrics [ADDR:]PORT]
 
 The patent's hosting partition. At start it queries the uplink's functions
 (adapter.py), opens it through AF_PACKET and runs the switch (native/switch.c)
@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import array
 import asyncio
+import errno
 import fcntl
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -35,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Awaitable, Callable
 
 from . import adapter
+from . import events
 from .core import config, protocol, state as statefile
 from .core.errors import ConfigError, VnetshareError
 from .linux import netns
@@ -88,8 +91,13 @@ class Daemon:
         self.manager: PartitionManager | None = None
         self.info = None
         self.functions = None
+        self.events = events.EventLog()  # lifecycle events: `vnetshare events`, the log
+        self.watcher: events.Watcher | None = None
         self._lock_fd = -1
         self.started = time.time()
+        self.exporter = None  # metrics.Exporter while --metrics serves /metrics
+        # capture id -> (partition, the reason it must end: set once, then its stream ends)
+        self.captures: dict[int, tuple[str, asyncio.Future]] = {}
 
     # -- start -----------------------------------------------------------
     def _lock(self) -> None:
@@ -107,6 +115,27 @@ class Daemon:
         # where adopted namespaces are pinned (manager.create): its own mount
         netns.share_dir(os.path.join(self.cfg.state_dir, config.NETNS_PIN_DIR))
 
+    def _start_metrics(self) -> None:
+        """--metrics: bind and serve /metrics first, so an address in use
+        fails the start with nothing made to undo; until the loop serves,
+        a scrape says vnetshare_up 0 (metrics.py, rule 1)."""
+        if self.cfg.metrics is None:
+            return
+        from . import metrics
+
+        where = config.format_address(self.cfg.metrics)
+        try:
+            self.exporter = metrics.Exporter(self.cfg.metrics, metrics.in_loop(self))
+        except OSError as e:
+            raise DaemonStartError(f"metrics address {where}: {e.strerror or e}") from None
+        log.info("metrics: http://%s/metrics", where)
+
+    async def _stop_metrics(self) -> None:
+        """Stop serving /metrics while the loop still runs, so a scrape in
+        progress gets its snapshot rather than waiting for a stopped loop."""
+        if self.exporter is not None:
+            await self.loop.run_in_executor(None, self.exporter.close)
+
     def _unlock(self) -> None:
         if self._lock_fd >= 0:
             os.ftruncate(self._lock_fd, 0)
@@ -121,7 +150,8 @@ class Daemon:
         except (ConfigError, OSError) as e:
             raise DaemonStartError(str(e)) from None
         self.functions = adapter.derive(self.info, self.cfg.offloads)
-        self.switch = Switch(self.cfg.uplink, coalesce_usecs=self.cfg.coalesce_usecs)
+        self.switch = Switch(self.cfg.uplink, coalesce_usecs=self.cfg.coalesce_usecs,
+                             max_ports=self.cfg.max_partitions)
         self.switch.start()
         log.info("uplink %s: mtu %d, speed %s, offloads to partitions: %s (%s mode), "
                  "coalescing %s", self.cfg.uplink, self.info.mtu, self.info.speed or "?",
@@ -134,6 +164,11 @@ class Daemon:
             raise DaemonStartError(
                 f"the state in {self.cfg.state_path} has {len(st.partitions)} partition(s) on uplink "
                 f"{st.uplink!r}: start with --uplink {st.uplink} or delete them first")
+        if len(st.partitions) > self.cfg.max_partitions:
+            raise DaemonStartError(
+                f"the state in {self.cfg.state_path} has {len(st.partitions)} partitions, more than "
+                f"--max-partitions {self.cfg.max_partitions}: start with --max-partitions "
+                f"{len(st.partitions)} or more")
         st.uplink = self.cfg.uplink
         st.offloads = self.cfg.offloads
         return st
@@ -212,8 +247,9 @@ class Daemon:
 
         m = self.manager
         parts, policy, labels = {}, {}, {}
+        served = m.all_counters()
         for name in m.names():
-            parts[name] = m.counters(name)
+            parts[name] = served.get(name, {})
             rec = m.state.partitions[name]
             policy[name] = {"vlan": rec.vlan,
                             "storm_limit": self.cfg.storm_limit if rec.storm_limit is None else rec.storm_limit,
@@ -224,6 +260,84 @@ class Daemon:
                 "daemon": {"pid": os.getpid(), "version": __version__, "uplink": self.cfg.uplink,
                            "started": self.started}}
 
+    # -- capture ---------------------------------------------------------
+    def _capture(self, args: dict) -> Stream:
+        """`vnetshare capture`: a capture ring whose consumer end goes to the
+        client. The switch writes into it until the client hangs up (or
+        half-closes: then it gets the capture's counters), the partition is
+        deleted, or the daemon stops."""
+        from .dataplane import switch as sw
+        from .dataplane.ring import CONSUMER, create_fds
+        from .manager import PartitionError
+
+        name = args["name"]
+        part = self.manager.parts.get(name)
+        if part is None:
+            if name in self.manager.state.partitions:
+                raise PartitionError("EAGAIN", f"partition {name!r} is not served now")
+            raise PartitionError("ENOENT", f"no partition named {name!r}")
+        flags = {"in": sw.CAP_RX, "out": sw.CAP_TX, "both": sw.CAP_RX | sw.CAP_TX}[args["direction"]]
+        if args["drops"]:
+            flags |= sw.CAP_DROPS
+        size = config.CAPTURE_RING_SIZE
+        fds = create_fds(size)
+        try:
+            cap_id = self.switch.add_capture(part.port_id, flags, args["snaplen"], fds, size)
+        except OSError as e:
+            fds.close()
+            if e.errno == errno.ENOSPC:
+                raise PartitionError("ENOSPC", f"partition {name!r}: too many captures (at most "
+                                               f"{sw.PORT_CAPTURES_MAX} on a partition and "
+                                               f"{sw.CAPTURES_MAX} in all)") from None
+            raise
+        end = fds.end(CONSUMER)
+        give = [os.dup(fd) for fd in end]
+        fds.close()  # the switch holds its own dup()s and mapping
+        ended: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.captures[cap_id] = (name, ended)
+        what = "drops" if args["drops"] else "frames"
+        log.info("partition %s: capture %d started (%s %s, snaplen %d)", name, cap_id, args["direction"],
+                 what, args["snaplen"])
+        final: dict = {}
+
+        def stop() -> dict:
+            if self.captures.pop(cap_id, None) is not None:
+                final.update(self.switch.del_capture(cap_id))
+                log.info("partition %s: capture %d ended: %d frames, %d not captured", name, cap_id,
+                         final["frames"], final["lost"])
+            return final
+
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            hangup = asyncio.ensure_future(until_closed(reader, writer))
+            try:
+                await asyncio.wait({hangup, ended}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                hangup.cancel()
+            why = ended.result() if ended.done() else "stopped"
+            writer.write(protocol.encode({"done": dict(stop(), reason=why)}))
+            await writer.drain()
+
+        answer = protocol.ok(capture={"id": cap_id, "partition": name, "ring_size": size,
+                                      "snaplen": args["snaplen"], "direction": args["direction"],
+                                      "drops": args["drops"]})
+        return Stream(answer, run, fds=give, close=stop)
+
+    def _end_captures(self, name: str | None, why: str = "partition deleted") -> None:
+        """The partition (None: every one) goes: its captures end, their
+        clients told @why."""
+        for part_name, ended in list(self.captures.values()):
+            if (name is None or part_name == name) and not ended.done():
+                ended.set_result(why)
+
+    async def _end_all_captures(self) -> None:
+        """Daemon stop: every capture ends and its client is told, within a
+        second (Python 3.12's server.wait_closed() waits for connections)."""
+        self._end_captures(None, "daemon stopping")
+        for _ in range(100):
+            if not self.captures:
+                return
+            await asyncio.sleep(0.01)
+
     def _dispatch(self, op: str, args: dict) -> dict | Stream:
         m = self.manager
         if op == "partition.create":
@@ -231,6 +345,7 @@ class Daemon:
         if op == "partition.set":
             return protocol.ok(partition=m.set(args))
         if op == "partition.delete":
+            self._end_captures(args["name"])
             m.delete(args["name"])
             return protocol.ok()
         if op == "partition.list":
@@ -244,6 +359,13 @@ class Daemon:
                 mode=self.cfg.offloads, functions=function_rows(m.functions))
         if op == "stats":
             return protocol.ok(**self.snapshot())
+        if op == "capture":
+            return self._capture(args)
+        if op == "events":
+            if not args["follow"]:
+                return protocol.ok(events=self.events.history())
+            follower = self.events.follow()  # subscribed now: nothing falls between
+            return Stream(protocol.ok(events=self.events.history()), follower.run, close=follower.close)
         if op == "daemon.status":
             return protocol.ok(pid=os.getpid(), uplink=self.cfg.uplink, partitions=len(m.names()))
         raise protocol.ProtocolError(f"op {op!r}: not supported", code="EOPNOTSUPP")
@@ -259,6 +381,7 @@ class Daemon:
             self.switch, self.functions, state, self.cfg,
             on_agent_fd=lambda fd, cb: self.loop.add_reader(fd, cb),
             on_agent_fd_remove=lambda fd: self.loop.remove_reader(fd),
+            on_event=self.events.emit,
         )
         try:
             self.manager.adopt_all()
@@ -276,25 +399,48 @@ class Daemon:
         finally:
             os.umask(old)
         os.chmod(self.cfg.socket, 0o600)
-        log.info("ready: control socket %s, %d partition(s)", self.cfg.socket, len(self.manager.names()))
+        self.events.emit("daemon.started", None, f"ready: control socket {self.cfg.socket}, "
+                         f"{len(self.manager.names())} partition(s)", uplink=self.cfg.uplink,
+                         partitions=len(self.manager.names()))
         try:
+            self.watcher = events.Watcher(self.events, self.snapshot, events.LinkState(self.cfg.uplink))
+            self.watcher.start(self.loop)
             await self.stop_event.wait()
         finally:
+            if self.watcher is not None:
+                self.watcher.stop()
+            await self.events.end_followers()  # before the server waits for its connections
+            await self._end_all_captures()
             server.close()
             await server.wait_closed()
             try:
                 os.unlink(self.cfg.socket)
             except FileNotFoundError:
                 pass
+            await self._stop_metrics()
             self.manager.shutdown()
 
     def _on_signal(self, sig: int) -> None:
-        log.info("%s: stopping", signal.Signals(sig).name)
+        name = signal.Signals(sig).name
+        self.events.emit("daemon.stopping", None, f"{name}: stopping", signal=name)
         self.stop_event.set()
 
+    def _raise_fd_limit(self) -> None:
+        """About 16 descriptors a partition (TAP, rings, the switch's dups):
+        the soft RLIMIT_NOFILE up to what --max-partitions needs, within the
+        hard limit (nothing here uses select())."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 256 + 16 * self.cfg.max_partitions
+        if hard != resource.RLIM_INFINITY:
+            want = min(want, hard)
+        if want > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
     def run(self) -> int:
+        self._raise_fd_limit()
         self._lock()
         try:
+            self._start_metrics()
             self._open_uplink()
             try:
                 asyncio.run(self._main())
@@ -302,6 +448,8 @@ class Daemon:
                 self.switch.stop()
                 self.switch.close()
         finally:
+            if self.exporter is not None:
+                self.exporter.close()  # if _main did not get to it
             self._unlock()
         log.info("stopped")
         return 0

@@ -31,10 +31,10 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
-from . import adapter
+from . import adapter, events
 from .core import config, state as statefile
 from .linux import netns, procs
-from .agent import pack_fds
+from .agent import command as agent_command, hello_message, pack_fds
 from .dataplane.guard import GuardPolicy
 from .core.errors import NativeError, VnetshareError
 from .core.lifecycle import Event, Lifecycle, State
@@ -140,7 +140,8 @@ class PartitionManager:
 
     def __init__(self, switch, functions, state: statefile.State, cfg: config.DaemonConfig,
                  on_agent_fd: Callable[[int, Callable[[], None]], None] | None = None,
-                 on_agent_fd_remove: Callable[[int], None] | None = None):
+                 on_agent_fd_remove: Callable[[int], None] | None = None,
+                 on_event: Callable[..., None] | None = None):
         self.switch = switch
         self.functions = functions
         self.state = state
@@ -148,6 +149,9 @@ class PartitionManager:
         self.parts: dict[str, Partition] = {}
         self._watch = on_agent_fd or (lambda fd, cb: None)
         self._unwatch = on_agent_fd_remove or (lambda fd: None)
+        # events.EventLog.emit(kind, partition, message, **details): the
+        # lifecycle events (and their log lines) of what happens here
+        self._event = on_event or (lambda kind, partition, message, **details: None)
         self.stopping = False
 
     # -- helpers ---------------------------------------------------------
@@ -194,8 +198,7 @@ class PartitionManager:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         try:
             proc = subprocess.Popen(
-                procs.python_argv("vnetshare.agent", "--fd", str(theirs.fileno()),
-                                  "--name", part.rec.name),
+                agent_command(theirs.fileno(), part.rec.name),  # the C agent, or the Python one
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, close_fds=True,
             )
         except OSError:
@@ -204,8 +207,7 @@ class PartitionManager:
             raise
         theirs.close()
         try:
-            hello = {"name": part.rec.name, "ring_size": part.rec.ring_size,
-                     "coalesce_usecs": self.cfg.coalesce_usecs}
+            hello = hello_message(part.rec.name, part.rec.ring_size, self.cfg.coalesce_usecs)
             fds = pack_fds(part.tap_fd, part.a2h, part.h2a)
             socket.send_fds(ours, [json.dumps(hello).encode()], fds)
             ours.settimeout(AGENT_START_TIMEOUT)
@@ -243,26 +245,35 @@ class PartitionManager:
         if self.stopping or part is None or part.agent is not agent:
             return
         part.agent = None
-        if not part.life.agent_died(time.monotonic()):
-            log.error("partition %s: %s", name, part.life.reason)
+        how, status, sig = events.exit_description(code)
+        again = part.life.agent_died(time.monotonic())
+        self._event("agent.died", name, f"agent {agent.pid} ended ({how})"
+                    + (", starting a new one" if again else ""),
+                    pid=agent.pid, exit_status=status, signal=sig)
+        if not again:
+            self._event("agent.failed", name, part.life.reason, reason=part.life.reason)
             return
-        log.warning("partition %s: agent %d ended (status %s), starting a new one", name, agent.pid, code)
         try:
             part.agent = self._spawn_agent(part)
             part.restarts += 1
             part.rec.agent_pid = part.agent.pid
             part.life.fire(Event.AGENT_STARTED)
             self._save()
-            log.info("partition %s: agent %d serves it", name, part.agent.pid)
+            self._event("agent.restarted", name, f"agent {part.agent.pid} serves it "
+                        f"(restart {part.restarts})", pid=part.agent.pid, restarts=part.restarts)
         except (VnetshareError, OSError) as e:
             part.life.fire(Event.GAVE_UP, f"agent restart failed: {e}")
-            log.error("partition %s: %s", name, part.life.reason)
+            self._event("agent.failed", name, part.life.reason, reason=part.life.reason)
 
     # -- create ----------------------------------------------------------
     def create(self, args: dict) -> dict:
         name = args["name"]
         if name in self.state.partitions:
             raise PartitionError("EEXIST", f"partition {name!r} already exists")
+        if len(self.parts) >= self.cfg.max_partitions:
+            raise PartitionError("ENOSPC", f"partition {name!r}: this daemon serves at most "
+                                           f"{self.cfg.max_partitions} partitions; start it with "
+                                           "--max-partitions N to raise the limit")
         uplink_mtu = self.functions.mtu
         mtu = args.get("mtu") or uplink_mtu
         if mtu > uplink_mtu:
@@ -343,8 +354,10 @@ class PartitionManager:
             self._save()
             undo.commit()
         part.life.fire(Event.CREATED)
-        log.info("partition %s: created (%s %s mtu %d %s), agent %d", name, ifname, mac, mtu,
-                 " ".join(ips) or "no address", part.agent.pid)
+        self._event("partition.created", name, f"created ({ifname} {mac} mtu {mtu} "
+                    f"{' '.join(ips) or 'no address'}" + (f", adopted {ns_path}" if adopted else "") + ")",
+                    ifname=ifname, mac=mac, mtu=mtu, ips=list(ips), netns=ns_path, adopted=bool(adopted))
+        self._event("agent.started", name, f"agent {part.agent.pid} serves it", pid=part.agent.pid)
         return self.describe(name)
 
     # -- live changes ----------------------------------------------------
@@ -395,7 +408,9 @@ class PartitionManager:
             undo.push("record", lambda: [setattr(rec, k, v) for k, v in before.items()])
             self._save()
             undo.commit()
-        log.info("partition %s: set %s", name, ", ".join(f"{k}={v}" for k, v in changes.items()))
+        shown = {k: v.describe() if hasattr(v, "describe") else v for k, v in changes.items()}
+        self._event("partition.changed", name, "set " + ", ".join(f"{k}={v}" for k, v in shown.items()),
+                    fields=sorted(changes), values=shown)
         return self.describe(name)
 
     # -- adopt -----------------------------------------------------------
@@ -410,7 +425,9 @@ class PartitionManager:
                     pass
             try:
                 self._adopt(rec)
-                log.info("partition %s: adopted, agent %d", name, self.parts[name].agent.pid)
+                pid = self.parts[name].agent.pid
+                self._event("partition.adopted", name, f"adopted ({rec.netns})", netns=rec.netns)
+                self._event("agent.started", name, f"agent {pid} serves it", pid=pid)
             except (VnetshareError, OSError) as e:
                 log.error("partition %s: cannot adopt it, forgetting it: %s", name, e)
                 self.state.partitions.pop(name, None)
@@ -459,7 +476,7 @@ class PartitionManager:
             netns.quietly(netns.unpin, rec.netns)
         self.state.partitions.pop(name, None)
         self._save()
-        log.info("partition %s: deleted", name)
+        self._event("partition.deleted", name, "deleted")
 
     def shutdown(self) -> None:
         """Daemon exit: stop agents, close descriptors; partitions stay (rule 4)."""
@@ -485,6 +502,13 @@ class PartitionManager:
         if part is None:
             return {}
         return dict(self.switch.port_stats(part.port_id), agent_restarts=part.restarts)
+
+    def all_counters(self) -> dict[str, dict]:
+        """counters() of every served partition, from one switch command
+        (Switch.all_port_stats): one snapshot, whatever their number."""
+        by_port = self.switch.all_port_stats(len(self.parts))
+        return {name: dict(by_port[part.port_id], agent_restarts=part.restarts)
+                for name, part in self.parts.items() if part.port_id in by_port}
 
     def describe(self, name: str, with_counters: bool = True) -> dict:
         rec = self.state.partitions.get(name)

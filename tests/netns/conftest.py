@@ -42,14 +42,21 @@ def lab():
 
 
 @pytest.fixture
-def system(tmp_path):
+def daemon_args() -> tuple[str, ...]:
+    """Extra `vnetshare daemon` arguments for `system` (and so `two`): a
+    test module overrides this fixture to start its daemon with them."""
+    return ()
+
+
+@pytest.fixture
+def system(tmp_path, daemon_args):
     """A system.System with its daemon running; removed after the test."""
     from vnetshare.linux import netns
     from system import System
 
     s = System(tmp_path)
     try:
-        s.start_daemon()
+        s.start_daemon(*daemon_args)
         yield s
     finally:
         s.close()

@@ -239,3 +239,10 @@ def test_bad_capture_arguments_one_line(two, argv, needle):
     assert needle in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert two.stats(A[0])["captures"] == 0
+
+
+def test_stopping_the_daemon_ends_captures_cleanly(two, captures):
+    cap = start(captures, two, A[0])
+    assert two.stop_daemon() == 0
+    code, _, err = cap.wait()
+    assert code == 0 and "the daemon stopped" in err, err

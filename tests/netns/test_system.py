@@ -442,3 +442,29 @@ def test_offloads_emulate_gives_partitions_everything(tmp_path):
     finally:
         s.close()
     assert netns.names() == []
+
+
+def test_the_partition_limit_is_one_clear_line(tmp_path):
+    from system import System
+
+    s = System(tmp_path)
+    try:
+        s.start_daemon("--max-partitions", "2")
+        s.cli("partition", "create", "pa")
+        s.cli("partition", "create", "pb")
+        p = s.cli("partition", "create", "pc", check=False)
+        assert p.returncode == 1
+        assert p.stderr.strip() == ("vnetshare: error: partition 'pc': this daemon serves at most 2 partitions; "
+                                    "start it with --max-partitions N to raise the limit"), p.stderr
+        assert "pc" not in netns.names() and s.state_names() == ["pa", "pb"]
+        assert s.stop_daemon() == 0
+        # a daemon told fewer than the state holds refuses to start and forgets nothing
+        bad = subprocess.run(python_argv("vnetshare", "--socket", s.sock, "daemon", "--uplink", UPLINK,
+                                         "--state-dir", s.dir, "--max-partitions", "1"),
+                             capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 1 and "start with --max-partitions 2 or more" in bad.stderr, bad.stderr
+        assert s.state_names() == ["pa", "pb"]
+        s.start_daemon("--max-partitions", "3")
+        assert [p["name"] for p in s.cli_json("partition", "list")] == ["pa", "pb"]
+    finally:
+        s.close()

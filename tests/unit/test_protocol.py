@@ -292,7 +292,37 @@ def test_invalid_requests(msg, code, why):
 
 def test_every_op_has_a_table_entry():
     assert set(p.OPS) == {"partition.create", "partition.set", "partition.delete", "partition.list",
-                          "partition.show", "adapter", "stats", "daemon.status"}
+                          "partition.show", "adapter", "stats", "daemon.status", "capture", "events"}
+
+
+def test_capture_request_defaults_and_values():
+    op, args = p.validate_request({"op": "capture", "name": "web"})
+    assert (op, args) == ("capture", {"name": "web", "direction": "both", "drops": False, "snaplen": 65537})
+    _, args = p.validate_request({"op": "capture", "name": "web", "direction": "in", "drops": True, "snaplen": 96})
+    assert (args["direction"], args["drops"], args["snaplen"]) == ("in", True, 96)
+
+
+@pytest.mark.parametrize("fields, why", [
+    ({"direction": "up"}, "direction 'up'"),
+    ({"snaplen": 13}, "snaplen 13"),
+    ({"snaplen": 70000}, "snaplen 70000"),
+    ({"drops": "yes"}, "field 'drops' must be a boolean"),
+    ({"count": 3}, "unknown field 'count'"),
+])
+def test_bad_capture_requests_name_the_value(fields, why):
+    with pytest.raises(ProtocolError, match=why) as e:
+        p.validate_request({"op": "capture", "name": "web", **fields})
+    assert e.value.code == "EINVAL"
+
+
+def test_events_request():
+    assert p.validate_request({"op": "events"}) == ("events", {"follow": False})
+    assert p.validate_request({"op": "events", "follow": True}) == ("events", {"follow": True})
+    for bad, why in (({"follow": 1}, "field 'follow' must be a boolean, not 1"),
+                     ({"lines": 5}, "events: unknown field 'lines'")):
+        with pytest.raises(ProtocolError, match=why) as e:
+            p.validate_request({"op": "events", **bad})
+        assert e.value.code == "EINVAL"
 
 
 @settings(max_examples=300)

@@ -44,6 +44,10 @@ NETNS_PIN_DIR = "netns"  # under the state dir: adopted namespaces, pinned (netn
 LABELS_MAX = 16
 LABEL_VALUE_MAX = 256
 OFFLOAD_MODES = ("mirror", "emulate")  # adapter.derive(): partitions' offloads
+# partitions one daemon serves at most: the switch's SW_PORTS_DEFAULT and
+# SW_PORTS_LIMIT (its tables are sized at start, 16 bytes a partition)
+PARTITIONS_MAX_DEFAULT, PARTITIONS_MAX_LIMIT = 4096, 65536
+METRICS_ADDR_DEFAULT = "127.0.0.1"  # daemon --metrics PORT: loopback unless an address is given
 COALESCE_USECS_DEFAULT = 100  # native/coalesce.h
 COALESCE_USECS_MAX = 10000
 VLAN_MIN, VLAN_MAX = 1, 4094  # 802.1Q: 0 and 4095 are reserved
@@ -301,6 +305,47 @@ def allow_ips(texts: object) -> list[str]:
     return out
 
 
+CAPTURE_DIRECTIONS = ("in", "out", "both")  # the partition's view: in = it received
+# `vnetshare capture`: most bytes of a frame kept; native/switch.h's capture
+# record has a 16-byte header in a frame of at most RING_FRAME_MAX (65553)
+SNAPLEN_MAX = 65535 + 18 - 16
+CAPTURE_RING_SIZE = 4 << 20  # a capture's ring: what a reader may lag behind
+
+
+def max_partitions(value: object) -> int:
+    """`daemon --max-partitions N`: 1 to PARTITIONS_MAX_LIMIT."""
+    n = value
+    if isinstance(value, str):
+        try:
+            n = int(value, 10)
+        except ValueError:
+            raise ConfigError(f"max partitions {value!r}: not a number") from None
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= PARTITIONS_MAX_LIMIT:
+        raise ConfigError(f"max partitions {value!r}: must be 1 to {PARTITIONS_MAX_LIMIT}")
+    return n
+
+
+def capture_direction(value: object) -> str:
+    """Which of a partition's frames a capture takes: in, out or both."""
+    if value not in CAPTURE_DIRECTIONS:
+        raise ConfigError(f"direction {value!r}: must be in, out or both")
+    return str(value)
+
+
+def snaplen(value: object) -> int:
+    """Bytes of each frame a capture keeps: 14 (an Ethernet header) to
+    SNAPLEN_MAX; 0 means SNAPLEN_MAX, as for tcpdump -s 0."""
+    n = value
+    if isinstance(value, str):
+        try:
+            n = int(value, 10)
+        except ValueError:
+            raise ConfigError(f"snaplen {value!r}: not a number") from None
+    if isinstance(n, bool) or not isinstance(n, int) or not (n == 0 or 14 <= n <= SNAPLEN_MAX):
+        raise ConfigError(f"snaplen {value!r}: must be 14 to {SNAPLEN_MAX}, or 0 for the whole frame")
+    return n or SNAPLEN_MAX
+
+
 def vlan(value: object) -> int:
     """An access VLAN: 1-4094, or 0 for 'none' (untagged). A string "0" is
     refused: that is 802.1p priority tagging, not a VLAN."""
@@ -520,6 +565,47 @@ def netns_path(path: object, probe: bool = True) -> str:
     return path
 
 
+def metrics_address(text: object) -> tuple[str, int]:
+    """`daemon --metrics [ADDR:]PORT`: where to serve /metrics, as (ADDR,
+    PORT). PORT is 1-65535; ADDR an IP address (an IPv6 one in brackets,
+    [::1]:10477), METRICS_ADDR_DEFAULT when left out: loopback unless
+    asked. No host names: the daemon binds what it is told, no lookup."""
+    text = _require_str(text, "metrics address")
+    what = f"metrics address {text!r}"
+    if text.startswith("["):
+        host, bracket, port = text[1:].partition("]")
+        if not bracket or not port.startswith(":"):
+            raise ConfigError(f"{what}: not [IPV6]:PORT, e.g. [::1]:10477")
+        port = port[1:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(f"{what}: {host!r} in brackets is not an IPv6 address") from None
+    elif text.count(":") > 1:
+        raise ConfigError(f"{what}: write an IPv6 address in brackets, e.g. [::1]:10477")
+    elif ":" in text:
+        host, _, port = text.partition(":")
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ConfigError(f"{what}: {host!r} is not an IP address (no host names: "
+                              "[ADDR:]PORT, e.g. 127.0.0.1:10477)") from None
+    else:
+        host, port = METRICS_ADDR_DEFAULT, text
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"{what}: port {port!r} is not a number from 1 to 65535")
+    ip = ipaddress.ip_address(host)
+    if ip.is_multicast:
+        raise ConfigError(f"{what}: {host} is a multicast address, not one to listen on")
+    return str(ip), int(port)
+
+
+def format_address(addr: tuple[str, int]) -> str:
+    """(ADDR, PORT) as a user writes it: 127.0.0.1:9477, [::1]:9477."""
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(frozen=True)
 class DaemonConfig:
     """What `vnetshare daemon` was told, every default filled here, once.
@@ -536,6 +622,8 @@ class DaemonConfig:
     ring_size: int = RING_SIZE_DEFAULT
     coalesce_usecs: int = COALESCE_USECS_DEFAULT
     storm_limit: int = STORM_PPS_DEFAULT  # partitions' default, 0 = none
+    metrics: tuple[str, int] | None = None  # (ADDR, PORT) to serve /metrics on; None: off
+    max_partitions: int = PARTITIONS_MAX_DEFAULT  # the switch's port table (native/switch.h)
 
     @property
     def state_path(self) -> str:

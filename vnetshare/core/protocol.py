@@ -242,6 +242,13 @@ OPS: dict[str, dict[str, Field]] = {
     "partition.show": {"name": _NAME},
     "adapter": {},
     "stats": {},
+    "capture": {
+        "name": _NAME,
+        "direction": Field((str,), default="both", check=lambda v, _a: config.capture_direction(v)),
+        "drops": Field((bool,), default=False),
+        "snaplen": Field((int,), default=0, check=lambda v, _a: config.snaplen(v)),
+    },
+    "events": {"follow": Field((bool,), default=False)},
     "daemon.status": {},
 }
 

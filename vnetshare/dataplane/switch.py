@@ -68,6 +68,8 @@ CAP_DROPS = lib.SW_CAP_DROPS  # instead: the frames the switch dropped for it
 CAP_HDR = ffi.sizeof("struct sw_cap_hdr")
 SNAPLEN_MAX = lib.RING_FRAME_MAX - CAP_HDR
 assert SNAPLEN_MAX == config.SNAPLEN_MAX, "config.py and switch.h differ"
+assert (PORTS_DEFAULT, PORTS_LIMIT) == (config.PARTITIONS_MAX_DEFAULT, config.PARTITIONS_MAX_LIMIT), \
+    "config.py and switch.h differ"
 CAPTURES_MAX = lib.SW_CAPTURES_MAX
 PORT_CAPTURES_MAX = lib.SW_PORT_CAPTURES_MAX
 

@@ -293,6 +293,8 @@ def main(args) -> int:
         print(f"{lost} frame{'s' if lost != 1 else ''} not captured (the reader fell behind)", file=sys.stderr)
     if final.get("reason") == "partition deleted":
         print(f"partition {args.name} was deleted", file=sys.stderr)
+    elif final.get("reason") == "daemon stopping":
+        print("the daemon stopped", file=sys.stderr)
     elif not final:
         print("the daemon ended the capture", file=sys.stderr)
     return 0

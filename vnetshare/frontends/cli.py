@@ -1,13 +1,16 @@
 """cli.py - the `vnetshare` command: a thin client of the daemon's control socket.
 
-    vnetshare daemon --uplink IFACE [--offloads mirror|emulate]
+    vnetshare daemon --uplink IFACE [--offloads mirror|emulate] [--metrics [ADDR:]PORT]
     vnetshare partition create NAME [--ip CIDR]... [--gateway IP] [--mac MAC]
                                     [--mtu N] [--ifname NAME] [--netns PATH]
     vnetshare partition delete NAME
     vnetshare partition list [--json]
     vnetshare partition show NAME [--json]
     vnetshare adapter [--json]
-    vnetshare stats [--json]
+    vnetshare stats [--json] [--watch [SECONDS] [-n COUNT]]
+    vnetshare top [-d SECONDS] [-n COUNT] [--json]
+    vnetshare events [--json] [--follow]
+    vnetshare capture NAME [-w FILE|-] [-c COUNT] [--direction in|out|both] [--drops]
     vnetshare lab up | down | demo
 
 Rules:
@@ -26,7 +29,8 @@ import os
 import sys
 
 from ..core import config
-from . import cni
+from . import capture, cni
+from . import live
 from .client import call, socket_path
 from ..core.errors import ConfigError, VnetshareError
 
@@ -140,6 +144,12 @@ def get_parser() -> argparse.ArgumentParser:
     d.add_argument("--storm-limit", type=_arg(config.storm_limit), default=None, metavar="PPS",
                    help="partitions' default storm limit: broadcast/multicast frames per second each "
                         f"may send (default {config.STORM_PPS_DEFAULT}, none: no limit)")
+    d.add_argument("--max-partitions", type=_arg(config.max_partitions), default=None, metavar="N",
+                   help=f"partitions it serves at most (default {config.PARTITIONS_MAX_DEFAULT}; "
+                        "16 bytes of table each, set at start)")
+    d.add_argument("--metrics", type=_arg(config.metrics_address), default=None, metavar="[ADDR:]PORT",
+                   help="serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default "
+                        f"{config.METRICS_ADDR_DEFAULT}, IPv6 as [::1]:PORT; default: off)")
 
     part = sub.add_parser("partition", help="create, delete, list and show partitions")
     psub = part.add_subparsers(dest="pcmd", required=True, metavar="ACTION")
@@ -177,6 +187,9 @@ def get_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true")
     s = sub.add_parser("stats", help="per-partition counters")
     s.add_argument("--json", action="store_true")
+    live.add_watch_options(s, _arg)
+    s.set_defaults(parser=s)
+    live.add_parsers(sub, _arg)
 
     v = sub.add_parser("verify", help="prove the daemon's guard: send hostile frames between two "
                                       "temporary partitions and check none leaked")
@@ -192,6 +205,7 @@ def get_parser() -> argparse.ArgumentParser:
     demo = lsub.add_parser("demo", help="build a lab, run ping and iperf3 through it, report, remove it")
     demo.add_argument("--seconds", type=int, default=3, help="iperf3 run time per path (default 3)")
     demo.add_argument("--json", action="store_true")
+    capture.add_parser(sub)
     cni.add_install_parser(sub)
     return p
 
@@ -318,6 +332,10 @@ def cmd_adapter(args) -> int:
 
 
 def cmd_stats(args) -> int:
+    if args.watch is not None:
+        return live.watch(socket_path(args.socket), args.watch, args.count, as_json=args.json)
+    if args.count is not None:
+        args.parser.error(f"-n/--count {args.count}: needs --watch")
     ans = _client(args, "stats")
     ans.pop("ok", None)
     print(json.dumps(ans, indent=1)) if args.json else _print_stats(ans)
@@ -328,7 +346,7 @@ def cmd_daemon(args) -> int:
     from ..hosting import run_daemon
 
     given = {"state_dir": args.state_dir, "ring_size": args.ring_size, "coalesce_usecs": args.coalesce_usecs,
-             "storm_limit": args.storm_limit}
+             "storm_limit": args.storm_limit, "metrics": args.metrics, "max_partitions": args.max_partitions}
     return run_daemon(config.DaemonConfig(uplink=args.uplink, offloads=args.offloads,
                                           socket=socket_path(args.socket),
                                           **{k: v for k, v in given.items() if v is not None}))
@@ -358,6 +376,9 @@ COMMANDS = {
     "lab": cmd_lab,
     "verify": cmd_verify,
     "cni": cni.install_main,
+    "capture": capture.main,
+    "events": live.events_main,
+    "top": live.top_main,
 }
 
 
