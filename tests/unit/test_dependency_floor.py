@@ -50,7 +50,7 @@ def test_the_installed_pyroute2_meets_the_floor_and_has_what_vnetshare_uses():
 # v0.19.0 and v0.20.0). Debian 12's python3-prometheus-client is 0.16.0.
 # Checked with the two wheels: under 0.19.0 the Exporter fails with
 # "cannot unpack non-iterable NoneType", under 0.20.0 it serves and stops,
-# and tests/unit/test_metrics.py passes under both (it needs no server).
+# and tests/unit/test_metrics_collector.py passes under both (it needs no server).
 PROMETHEUS_LAST_BROKEN = "0.19.0"
 PROMETHEUS_FIRST_WORKING = "0.20.0"
 
