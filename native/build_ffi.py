@@ -379,6 +379,8 @@ int sw_capture_add(struct sw *sw, uint32_t port_id, uint32_t flags,
 int sw_capture_del(struct sw *sw, uint32_t cap_id,
                    struct sw_capture_stats *final);
 const char *sw_drop_name(unsigned int drop);
+int sw_notify_fd(struct sw *sw);
+int sw_notes_rearm(struct sw *sw);
 int sw_mtu(struct sw *sw, uint32_t *mtu);
 """
 

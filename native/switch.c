@@ -83,6 +83,12 @@
  * are flushed with the H2A rings, once per round. A port deleted under a
  * capture leaves the capture idle until it is deleted itself.
  *
+ * Notes. A port's first policy drop (a guard verdict, storm control,
+ * another VLAN) or its disconnection since sw_notes_rearm() writes the
+ * notification eventfd (sw_notify_fd()) once: the daemon's event watcher
+ * sleeps on it instead of polling the counters, so an idle or a clean
+ * switch costs it nothing. One predictable branch on the drop path.
+ *
  * Policy. struct sw_port_policy is a port's identity (the guard's struct
  * guard_port), VLAN, storm and rate limits. sw_port_set_policy() changes
  * it through the command queue below, between rounds: buckets keep their
@@ -142,6 +148,7 @@ enum sw_cmd_op {
 	SW_CMD_ALL_STATS,
 	SW_CMD_CAP_ADD,
 	SW_CMD_CAP_DEL,
+	SW_CMD_REARM,
 };
 
 /**
@@ -187,6 +194,8 @@ struct sw_cap {
  * @dirty:	records committed to @h2a this round, not flushed yet
  * @armed:	@a2h is armed for this sleep
  * @disconnected: rule 7 tripped: neither served nor delivered to
+ * @noted:	a policy drop or the disconnection was notified since the
+ *		last sw_notes_rearm()
  * @ncaps:	entries in @caps: 0 while no capture runs on it (sw_tap())
  * @caps:	captures of this port
  * @st:		counters (ring counters are folded in when read)
@@ -208,6 +217,7 @@ struct sw_port {
 	int dirty;
 	int armed;
 	int disconnected;
+	int noted;
 	unsigned int ncaps;
 	struct sw_cap *caps[SW_PORT_CAPTURES_MAX];
 	struct sw_port_stats st;
@@ -261,6 +271,7 @@ struct sw_cmd {
  * @rr:		round-robin start
  * @epfd:	epoll of A2H data pipes, uplink socket, control eventfd
  * @ctl_efd:	control eventfd (commands and stop)
+ * @note_efd:	notification eventfd (sw_note(), sw_notify_fd())
  * @stop:	sw_stop() was called; sticky
  * @pending:	a command waits in @cmd
  * @running:	sw_run() is in its loop (under @lock)
@@ -284,6 +295,7 @@ struct sw {
 	unsigned int rr;
 	int epfd;
 	int ctl_efd;
+	int note_efd;
 	int stop;
 	int pending;
 	int running;
@@ -734,6 +746,24 @@ static unsigned int sw_uplink_rx(struct sw *sw)
 }
 
 /**
+ * sw_note() - tell the daemon's watcher, once until rearmed, that a port
+ * had a policy drop or was disconnected
+ * @sw:		switch
+ * @p:		port
+ */
+static inline void sw_note(struct sw *sw, struct sw_port *p)
+{
+	uint64_t one = 1;
+
+	if (likely(p->noted))
+		return;
+	p->noted = 1;
+	if (write(sw->note_efd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is full, a wakeup is pending anyway */
+	}
+}
+
+/**
  * sw_port_check() - fold ring violations in; disconnect past the limit
  * @sw:		switch
  * @p:		port
@@ -750,6 +780,7 @@ static void sw_port_check(struct sw *sw, struct sw_port *p)
 		     !p->disconnected)) {
 		p->disconnected = 1;
 		p->st.disconnected = 1;
+		sw_note(sw, p);
 		epoll_ctl(sw->epfd, EPOLL_CTL_DEL, p->fds[0], NULL);
 	}
 }
@@ -831,6 +862,7 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 			if (!tbucket_take(&p->storm, 1, now)) {
 				p->st.drop_storm++;
 				SW_TAP_TX(SW_DROP_STORM);
+				sw_note(sw, p);
 				continue;
 			}
 		} else if (v == GUARD_PASS_UNICAST) {
@@ -838,6 +870,7 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 			if (q && q->vlan != p->vlan) {
 				p->st.drop_other_vlan++;
 				SW_TAP_TX(SW_DROP_OTHER_VLAN);
+				sw_note(sw, p);
 				continue;
 			}
 		} else {	/* every drop verdict: counted under its own */
@@ -845,6 +878,7 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 				v = GUARD_DROP_LOOP;
 			p->st.guard_drops[v]++;
 			SW_TAP_TX(SW_DROP_GUARD + v);
+			sw_note(sw, p);
 			continue;
 		}
 		tbucket_charge(&p->tx_bits, (uint64_t)rec.frame_len * 8);
@@ -1244,6 +1278,11 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 		c->rc = 0;
 		break;
 	}
+	case SW_CMD_REARM:
+		for (unsigned int i = 0; i < sw->nports; i++)
+			sw->ports[i]->noted = 0;
+		c->rc = 0;
+		break;
 	case SW_CMD_UPLINK_STATS: {
 		struct uplink_stats us;
 
@@ -1616,6 +1655,36 @@ int sw_capture_del(struct sw *sw, uint32_t cap_id,
 }
 
 /**
+ * sw_notify_fd() - the eventfd the switch writes on a port's first policy
+ * drop or disconnection since sw_notes_rearm() (nonblocking; read it to
+ * clear it)
+ * @sw:		switch
+ *
+ * Return: the descriptor (the switch's; do not close it)
+ */
+int sw_notify_fd(struct sw *sw)
+{
+	return sw->note_efd;
+}
+
+/**
+ * sw_notes_rearm() - let every port notify again
+ * @sw:		switch
+ *
+ * Call it before reading the counters: a drop after it notifies anew.
+ *
+ * Return: 0
+ */
+int sw_notes_rearm(struct sw *sw)
+{
+	struct sw_cmd c = { .op = SW_CMD_REARM };
+
+	if (!sw)
+		return -EINVAL;
+	return sw_exec(sw, &c);
+}
+
+/**
  * sw_drop_name() - the name of an enum sw_drop (switch.h)
  * @drop:	the value
  *
@@ -1677,6 +1746,7 @@ int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg)
 		return -ENOMEM;
 	sw->epfd = -1;
 	sw->ctl_efd = -1;
+	sw->note_efd = -1;
 	sw->coalesce_usecs = COALESCE_USECS_DEFAULT;
 	if (cfg)
 		sw->cfg = *cfg;
@@ -1722,7 +1792,8 @@ int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg)
 	}
 	sw->epfd = epoll_create1(EPOLL_CLOEXEC);
 	sw->ctl_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (sw->epfd < 0 || sw->ctl_efd < 0) {
+	sw->note_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (sw->epfd < 0 || sw->ctl_efd < 0 || sw->note_efd < 0) {
 		rc = -errno;
 		goto fail;
 	}
@@ -1763,6 +1834,8 @@ void sw_destroy(struct sw *sw)
 		close(sw->epfd);
 	if (sw->ctl_efd >= 0)
 		close(sw->ctl_efd);
+	if (sw->note_efd >= 0)
+		close(sw->note_efd);
 	pthread_cond_destroy(&sw->cond);
 	pthread_mutex_destroy(&sw->lock);
 	free(sw->ports);

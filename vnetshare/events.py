@@ -34,7 +34,11 @@ The kinds, SUBJECT.WHAT, and their details:
 
 The manager emits partition.* and agent.* where it does the thing; the
 Watcher emits what only counters and the kernel show (port.*, drops.*,
-uplink.*) by comparing one Daemon.snapshot() a second with the one before.
+uplink.*) by comparing a Daemon.snapshot() with the one before, when
+something may have happened: the switch notified a policy drop or a
+disconnection, the kernel a change of the uplink, or, while a drops
+episode runs, once every WATCH_INTERVAL until it ends. An idle daemon's
+watcher does nothing at all.
 
 Rules:
 1. emit() is called in the daemon loop's thread only (the manager, the
@@ -61,6 +65,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal as _signal
 import socket
 import struct
@@ -75,7 +80,7 @@ log = logging.getLogger("vnetshare.events")
 
 HISTORY_MAX = 1000       # events `vnetshare events` shows (rule 2)
 FOLLOW_QUEUE_MAX = 1000  # events a follower may be behind (rule 3)
-WATCH_INTERVAL = 1.0     # seconds between two looks at the counters (rule 5)
+WATCH_INTERVAL = 1.0     # seconds between two looks while a drops episode runs (rule 5)
 DROPS_QUIET = 3          # intervals without a new drop that end an episode
 
 KINDS = (
@@ -350,13 +355,16 @@ _NLMSG_ERROR = 2
 _NLM_F_REQUEST = 1
 _IFF_UP = 0x1
 _IFF_RUNNING = 0x40  # the kernel's "operationally up" (netif_oper_up)
+_RTMGRP_LINK = 0x1
 
 
 class LinkState:
     """The uplink's state through one NETLINK_ROUTE socket kept open (in
     the daemon's namespace, the uplink's): one RTM_GETLINK per look,
     parsed by pyroute2 (0.2 ms; pyroute2's IPRoute per look costs 2 ms).
-    A missing link is down, operstate "absent"."""
+    A missing link is down, operstate "absent". A second socket, joined to
+    the kernel's link notifications (RTMGRP_LINK, as `ip monitor link`),
+    says when to look (monitor_fd(), changed())."""
 
     def __init__(self, ifname: str):
         self.ifname = ifname
@@ -364,8 +372,37 @@ class LinkState:
                                    socket.NETLINK_ROUTE)
         self._sock.bind((0, 0))
         self._sock.settimeout(1.0)
+        self._mon = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
+                                  socket.NETLINK_ROUTE)
+        self._mon.bind((0, _RTMGRP_LINK))
         self._seq = 0
         self._index: int | None = None
+
+    def monitor_fd(self) -> int:
+        """Readable when the kernel announced a link change."""
+        return self._mon.fileno()
+
+    def changed(self) -> bool:
+        """Read every pending link notification: did one concern the
+        uplink (or its index is not known: maybe)? An overrun (ENOBUFS)
+        counts as yes."""
+        ours = False
+        while True:
+            try:
+                data = self._mon.recv(65536)
+            except BlockingIOError:
+                return ours
+            except OSError:  # ENOBUFS: notifications were lost
+                ours = True
+                continue
+            off = 0
+            while off + 24 <= len(data):
+                length = struct.unpack_from("=L", data, off)[0]
+                index = struct.unpack_from("=i", data, off + 20)[0]  # ifinfomsg.ifi_index
+                ours = ours or self._index is None or index == self._index
+                if length < 16:
+                    break
+                off += (length + 3) & ~3
 
     def look(self) -> dict:
         from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
@@ -395,42 +432,85 @@ class LinkState:
 
     def close(self) -> None:
         self._sock.close()
+        self._mon.close()
 
 
 class Watcher:
-    """Once every WATCH_INTERVAL: one snapshot, one link look, compare(),
-    emit (rule 5). Runs on the daemon's loop; a failing look is logged
-    once (until it works again) and the watcher goes on."""
+    """One look: one snapshot, one link look, compare(), emit (rule 5).
+
+    It looks when woken, never on a clock while all is quiet: by the
+    switch's notification eventfd (@notify_fd: a port's first policy drop
+    or disconnection since the last look, which calls @rearm first), by a
+    kernel notification about the uplink, and every @interval while a
+    drops episode runs (to see it stop). A note while such looks are due
+    anyway changes nothing, so a port that drops without pause costs one
+    look an interval. Runs on the daemon's loop; a failing look is logged
+    once (until it works again) and retried every @interval."""
 
     def __init__(self, events: EventLog, snapshot: Callable[[], dict],
-                 link: LinkState | None = None, interval: float = WATCH_INTERVAL):
+                 link: LinkState | None = None, interval: float = WATCH_INTERVAL,
+                 notify_fd: int | None = None, rearm: Callable[[], None] | None = None):
         self.events = events
         self.snapshot = snapshot
         self.link = link
         self.interval = interval
+        self.notify_fd = notify_fd
+        self.rearm = rearm
         self.state = WatchState()
         self.prev: dict = {"partitions": {}}
+        self.prev_time: float | None = None
         self.reasons = watched_reasons()
+        self.looks = 0
         self._handle: asyncio.TimerHandle | None = None
         self._failing: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._handle = loop.call_later(self.interval, self._tick)
+        if self.notify_fd is not None:
+            loop.add_reader(self.notify_fd, self._on_note)
+        if self.link is not None:
+            loop.add_reader(self.link.monitor_fd(), self._on_link)
+        self._schedule(0)  # the first look: where the counters and the link start
 
     def stop(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        if self._loop is not None:
+            if self.notify_fd is not None:
+                self._loop.remove_reader(self.notify_fd)
+            if self.link is not None:
+                self._loop.remove_reader(self.link.monitor_fd())
+            self._loop = None
         if self.link is not None:
             self.link.close()
             self.link = None
+
+    def _schedule(self, delay: float) -> None:
+        if self._handle is None and self._loop is not None:
+            self._handle = self._loop.call_later(delay, self._tick)
+
+    def _on_note(self) -> None:
+        try:
+            os.read(self.notify_fd, 8)
+        except BlockingIOError:
+            pass
+        self._schedule(0)
+
+    def _on_link(self) -> None:
+        if self.link is not None and self.link.changed():
+            self._schedule(0)
 
     def tick(self) -> list[dict]:
         """One look; the events it emitted. When the counters or the link
         can't be read, the other is still judged, then the error raised."""
         error: Exception | None = None
+        now = time.time()
+        self.looks += 1
         try:
+            if self.rearm is not None:
+                self.rearm()  # first: a drop after it notifies anew
             cur = self.snapshot()
         except Exception as e:  # noqa: BLE001 - raised below, after the link's turn
             cur, error = self.prev, e
@@ -440,15 +520,21 @@ class Watcher:
                 link = self.link.look()
             except OSError as e:
                 error = error or e
-        pending = compare(self.prev, cur, self.state, time.time(), self.reasons,
-                          interval=self.interval, link=link)
+        # the drops since the last look happened within the last interval:
+        # the first of them woke this look, or looks come every interval
+        since = self.interval if self.prev_time is None else min(max(now - self.prev_time, 0.001),
+                                                                 self.interval)
+        pending = compare(self.prev, cur, self.state, now, self.reasons,
+                          interval=round(since, 3), link=link)
         self.prev = cur
+        self.prev_time = now
         emitted = [self.events.emit(kind, part, msg, **details) for kind, part, msg, details in pending]
         if error is not None:
             raise error
         return emitted
 
     def _tick(self) -> None:
+        self._handle = None
         try:
             self.tick()
             self._failing = None
@@ -456,6 +542,6 @@ class Watcher:
             if str(e) != self._failing:
                 log.warning("event watcher: %s (retrying every %g s)", e, self.interval)
             self._failing = str(e)
-        if self._handle is not None:
-            self._handle = self._loop.call_later(self.interval, self._tick)
+        if self._failing is not None or self.state.drops:
+            self._schedule(self.interval)  # to see the episode end, or to retry
 

@@ -403,7 +403,8 @@ class Daemon:
                          f"{len(self.manager.names())} partition(s)", uplink=self.cfg.uplink,
                          partitions=len(self.manager.names()))
         try:
-            self.watcher = events.Watcher(self.events, self.snapshot, events.LinkState(self.cfg.uplink))
+            self.watcher = events.Watcher(self.events, self.snapshot, events.LinkState(self.cfg.uplink),
+                                          notify_fd=self.switch.notify_fd(), rearm=self.switch.rearm_notes)
             self.watcher.start(self.loop)
             await self.stop_event.wait()
         finally:

@@ -306,6 +306,42 @@ def test_watcher_tick_emits_what_compare_finds_and_survives_a_failing_look():
     assert link.closed
 
 
+def test_the_watcher_looks_only_when_woken_or_while_drops_go_on():
+    """Idle, it never looks; a note wakes one look (after rearming the
+    notes); while an episode runs it looks every interval, and stops
+    looking once the episode has ended."""
+    import os
+
+    log = ev.EventLog()
+    efd = os.eventfd(0, os.EFD_NONBLOCK)
+    drops = {"n": 0}
+    rearms = []
+
+    def snapshot():
+        return {"partitions": {"pa": {"drops": {"spoof": drops["n"]}, "disconnected": False}}}
+
+    async def run():
+        w = ev.Watcher(log, snapshot, None, interval=0.05, notify_fd=efd, rearm=lambda: rearms.append(1))
+        w.start(asyncio.get_running_loop())
+        await asyncio.sleep(0.3)
+        assert w.looks == 1 and not log.history()  # the first look only: idle costs nothing
+        drops["n"] = 5
+        os.eventfd_write(efd, 1)  # the switch: a policy drop
+        await asyncio.sleep(0.02)
+        assert w.looks == 2 and [e["event"] for e in log.history()] == ["drops.started"]
+        await asyncio.sleep(0.5)  # three quiet intervals end it, then the looks stop
+        assert [e["event"] for e in log.history()] == ["drops.started", "drops.stopped"]
+        looks = w.looks
+        await asyncio.sleep(0.3)
+        assert w.looks == looks == 5 and len(rearms) == looks
+        w.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        os.close(efd)
+
+
 # -- the live view's rates -------------------------------------------------------------------
 
 def _stats(**parts) -> dict:

@@ -319,6 +319,17 @@ class Switch(NativeLoop):
         check(lib.sw_capture_del(self.handle, cap_id, st), f"delete capture {cap_id}")
         return counters.from_struct(st)
 
+    # notes: the event watcher's wakeup -----------------------------------------
+    def notify_fd(self) -> int:
+        """An eventfd the switch writes on a port's first policy drop (guard,
+        storm, another VLAN) or disconnection since rearm_notes(); read it to
+        clear it. The switch's own: never close it."""
+        return lib.sw_notify_fd(self.handle)
+
+    def rearm_notes(self) -> None:
+        """Let every port notify again; call it before reading counters."""
+        check(lib.sw_notes_rearm(self.handle), "rearm notes")
+
     def uplink_stats(self) -> dict:
         """Wire-side counters and loop counters; drops under "drops"."""
         st = ffi.new("struct sw_uplink_stats *")
