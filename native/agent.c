@@ -528,14 +528,22 @@ static void drop_privileges(void)
 		fail("prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
 }
 
+/* the daemon's pid, as main() first saw it */
+static pid_t parent;
+
 /**
  * watch_parent() - SIGTERM when the daemon dies; exit 0 if it already has
+ *
+ * "Already has": our parent changed since main() began (reparented). Not
+ * "our parent is 1": in a container the daemon may be PID 1 itself. A
+ * daemon that died before main() began closed its end of the socketpair:
+ * the hand-off read sees EOF.
  */
 static void watch_parent(void)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0)
 		fail("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
-	if (getppid() == 1)	/* the daemon died before we set the signal */
+	if (getppid() != parent)	/* the daemon died before we set it */
 		_exit(0);
 }
 
@@ -725,6 +733,8 @@ int main(int argc, char **argv)
 	pid_t pid = getpid();	/* getpid() is not on the allow-list */
 	sigset_t sigs;
 	size_t len;
+
+	parent = getppid();
 	int n;
 
 	for (int i = 1; i < argc; i++) {

@@ -140,15 +140,16 @@ def receive_hello(sock: socket.socket) -> tuple[dict, list[int]]:
 
 
 def run(sock_fd: int) -> int:
+    parent = os.getppid()  # not "1 means orphaned": in a container the daemon may be PID 1
     sock = socket.socket(fileno=sock_fd)
     _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() == 1:  # the daemon died before we set the death signal
+    if os.getppid() != parent:  # the daemon died before we set the death signal
         return 0
     hello, fds = receive_hello(sock)
     name = hello.get("name", "?")
     drop_privileges()
     _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # the uid change cleared it
-    if os.getppid() == 1:
+    if os.getppid() != parent:
         return 0
 
     tap, a2h_end, h2a_end = unpack_fds(fds)

@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 
 import pytest
 
@@ -144,17 +145,23 @@ class DirectAgent:
 
     def __init__(self, tmp_path, ifname: str, **hello):
         self.ifname = ifname
+        self.proc = self.sock = self.err = None
+        self.rings = []
         self.tap = open_tap(self.ifname)
-        self.rings = [create_fds(SIZE_DEFAULT), create_fds(SIZE_DEFAULT)]
-        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        self.err = open(tmp_path / f"{ifname}.err", "w+")
-        self.proc = subprocess.Popen(agent.command(theirs.fileno(), "direct"), pass_fds=[theirs.fileno()],
-                                     stdin=subprocess.DEVNULL, stderr=self.err)
-        theirs.close()
-        msg = {"name": "direct", "ring_size": SIZE_DEFAULT, "coalesce_usecs": None, **hello}
-        socket.send_fds(self.sock, [json.dumps(msg).encode()], agent.pack_fds(self.tap, *self.rings))
-        self.sock.settimeout(10)
-        self.ready = json.loads(self.sock.recv(4096))
+        try:
+            self.rings = [create_fds(SIZE_DEFAULT), create_fds(SIZE_DEFAULT)]
+            self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+            self.err = open(tmp_path / f"{ifname}.err", "w+")
+            self.proc = subprocess.Popen(agent.command(theirs.fileno(), "direct"), pass_fds=[theirs.fileno()],
+                                         stdin=subprocess.DEVNULL, stderr=self.err)
+            theirs.close()
+            msg = {"name": "direct", "ring_size": SIZE_DEFAULT, "coalesce_usecs": None, **hello}
+            socket.send_fds(self.sock, [json.dumps(msg).encode()], agent.pack_fds(self.tap, *self.rings))
+            self.sock.settimeout(10)
+            self.ready = json.loads(self.sock.recv(4096))
+        except BaseException:
+            self.close()  # nothing left behind: the TAP goes with its descriptor
+            raise
 
     def wait(self) -> int:
         return self.proc.wait(timeout=10)
@@ -164,11 +171,13 @@ class DirectAgent:
         return self.err.read()
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.sock.close()
-        self.err.close()
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+        for f in (self.sock, self.err):
+            if f is not None:
+                f.close()
         for r in self.rings:
             r.close()
         os.close(self.tap)
@@ -217,3 +226,27 @@ def test_a_deleted_tap_ends_it_with_status_1(direct):
     netns.delete_link(a.ifname)
     assert a.wait() == 1
     assert re.fullmatch(r"vnetshare-agent\[direct\]: pump: .+\n", a.stderr()), a.stderr()
+
+
+def test_an_agent_whose_daemon_is_pid_1_does_not_think_it_orphaned(tmp_path):
+    """In a container the daemon may be PID 1 (podman run ... vnetshare
+    daemon; the test suite in its container): its agents must serve, not
+    take a parent of 1 for a dead daemon."""
+    script = tmp_path / "pid1.py"
+    script.write_text(
+        "import json, os, socket, subprocess, sys\n"
+        "from vnetshare import agent\n"
+        "assert os.getpid() == 1, os.getpid()\n"
+        "ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+        "p = subprocess.Popen(agent.command(theirs.fileno(), 'pid1'), pass_fds=[theirs.fileno()],\n"
+        "                     stderr=subprocess.PIPE, text=True)\n"
+        "theirs.close()\n"
+        "socket.send_fds(ours, [json.dumps({'name': 'pid1', 'ring_size': 4096}).encode()], [])\n"
+        "_, err = p.communicate(timeout=10)\n"
+        "print(json.dumps([p.returncode, err]))\n")
+    out = subprocess.run(["unshare", "--pid", "--fork", sys.executable, str(script)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    code, err = json.loads(out.stdout)
+    # it got as far as reading the hand-off (which has no descriptors), not a silent exit 0
+    assert code == 1 and "expected 7 descriptors from the daemon, got 0" in err, (code, err)
