@@ -319,8 +319,11 @@ int ring_attach(struct ring **out, const struct ring_end *end, int role,
 	if (rc)
 		return rc;
 
+	/* not MAP_POPULATE: a page of the memfd exists once a producer wrote
+	 * it, so a ring costs what its traffic touched, not its size
+	 * (docs/design-notes.md, "Rings cost what they carried") */
 	map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
-		   MAP_SHARED | MAP_POPULATE, end->memfd, 0);
+		   MAP_SHARED, end->memfd, 0);
 	if (map == MAP_FAILED)
 		return -errno;
 	ctrl = map;

@@ -50,4 +50,5 @@ class Plan:
     idle_seconds: float      # scale: idle CPU window
     idle_settle: float       # scale: quiet time before it
     cli_creates: int         # scale: timed `vnetshare partition create`
+    many: int = 0            # scale: then this many idle partitions (issue 12: 1,000)
     only: list[str] = field(default_factory=list)

@@ -21,9 +21,9 @@ from .scale import bench_scale
 def plan_for(args) -> Plan:
     if args.quick:
         return Plan(reps=args.reps or 1, seconds=2, pings=100, levels=(1, 4), idle_seconds=2, idle_settle=1,
-                    cli_creates=2, only=args.only)
+                    cli_creates=2, only=args.only, many=args.many or 100)
     return Plan(reps=args.reps or 3, seconds=5, pings=500, levels=(1, 8, 32, 64), idle_seconds=10, idle_settle=5,
-                cli_creates=5, only=args.only)
+                cli_creates=5, only=args.only, many=args.many or 1000)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -41,6 +41,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", default=[], metavar="PATTERN",
                    help="net: only PATH/WORKLOAD matching this glob (or a PATH or WORKLOAD alone), "
                         "e.g. 'vns*/tcp1', vde, ping, storm, txlimit; repeatable")
+    p.add_argument("--many", type=int, default=None, metavar="N",
+                   help="scale: then N idle partitions at once (default 1000; 100 with --quick)")
     p.add_argument("--check", action="store_true", help="exit 3 if a target is not met")
     p.add_argument("--daemon-arg", action="append", default=[], metavar="ARG",
                    help="pass ARG to `vnetshare daemon` (net and scale), e.g. --daemon-arg=--coalesce-usecs=0; "

@@ -23,6 +23,11 @@ TARGETS = {
     "scale_64_idle_cpu_pct": ("<", 1.0, "% of a core"),
     "create_p50_s": ("<", 0.5, "s"),
     "scale_64_ok": (">=", 64, "partitions"),
+    # issue 12: many partitions at once (1,000; --many)
+    "many_mem_per_partition_MiB": ("<=", 4.0, "MiB"),
+    "many_idle_cpu_pct": ("<", 1.0, "% of a core"),
+    "many_create_p50_s": ("<", 0.05, "s"),
+    "ratio_many_create_last10_vs_first10": ("<=", 1.25, "x the first ten"),
     # issue 8: fair share, and the guard's cost (guard on against --allow-ip any)
     "ratio_vns_lan_storm_on_vs_off_tcp1": (">=", 0.8, "x without the storm"),
     "ratio_vns_lan_storm_on_vs_off_ping_p50": ("<=", 2.0, "x without the storm"),
@@ -39,7 +44,8 @@ SECTION_TARGETS = {
             "ratio_vns_lan_storm_on_vs_off_tcp1", "ratio_vns_lan_storm_on_vs_off_ping_p50",
             "ratio_vns_lan_txlimit_vs_limit_tcp1", "ratio_vns_vs_vns_open_tcp1", "ratio_vns_vs_vns_open_udp64",
             "ratio_vns_lan_vs_vns_lan_open_tcp1", "ratio_vns_lan_vs_vns_lan_open_udp64"),
-    "scale": ("scale_64_idle_cpu_pct", "create_p50_s", "scale_64_ok"),
+    "scale": ("scale_64_idle_cpu_pct", "create_p50_s", "scale_64_ok", "many_mem_per_partition_MiB",
+              "many_idle_cpu_pct", "many_create_p50_s", "ratio_many_create_last10_vs_first10"),
 }
 
 
@@ -161,6 +167,12 @@ def print_scale(rows: list[dict], plan: Plan) -> None:
               f"{by['mem_agent_pss_MiB']:.1f} + daemon growth {by['mem_daemon_growth_MiB']:.2f} + ring pages "
               f"{by['mem_rings_MiB']:.2f} (of {by['mem_rings_size_MiB']:.1f} MiB of rings); "
               f"agent RSS without rings {by['mem_agent_rss_MiB']:.1f} MiB")
+    if "many_partitions" in by:
+        print(f"many: {fmt(by['many_partitions'])} partitions at once, {fmt(by.get('many_ok'))} reached the LAN "
+              f"host and a peer; idle CPU {fmt(by.get('many_idle_cpu_pct'))} % of a core; memory "
+              f"{fmt(by.get('many_mem_per_partition_MiB'))} MiB a partition (MemAvailable); create p50 "
+              f"{fmt(by.get('many_create_p50_s'))} s (first ten {fmt(by.get('many_create_first10_p50_s'))}, "
+              f"last ten {fmt(by.get('many_create_last10_p50_s'))})")
 
 
 def target_rows(rows: list[dict], sections: list[str]) -> list[dict]:

@@ -6,6 +6,13 @@ stream per partition to its own server on the LAN host (bytes leaving the
 uplink over a window). Then the time to create a partition (the control
 request, and the whole `vnetshare partition create` command) and the memory
 a partition costs (agent PSS, daemon growth, ring memfd pages).
+
+Then many (issue 12: 1,000; --many N): that many partitions at once, IPv6
+only (fd00:5e::1:N/64, on the LAN host's link), each pinging the LAN host
+and another partition; the create time of the first ten and of the last
+ten; the idle CPU of daemon + agents; MemAvailable before and after,
+divided by their number (what a partition costs the machine, kernel
+included); then all deleted.
 """
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ from vnetshare.linux.probe import ping
 from .common import BenchError, Plan, say, stop
 from .measure import IperfClient, IperfServer, link_counter, mem_kib, pct, proc_cpu, ring_memfds, wait_servers
 from .paths import LAN_V4, VNS_LAN_NS, VNS_UPLINK, Made, create_partition, delete_partition, start_vns, vns_pids
+
+LAN_V6 = "fd00:5e::1"  # the LAN host (start_vns)
 
 
 def bench_scale(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
@@ -143,4 +152,90 @@ def bench_scale(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
             break
     if cli:
         row("create_cli_p50_s", round(statistics.median(cli), 3), "s")
+    for name in list(have):
+        try:
+            delete_partition(made, name)
+        except (DaemonError, DaemonUnreachable) as e:
+            errors.append(f"scale: partition delete {name}: {e}")
+    if plan.many:
+        rows += bench_many(made, plan, errors)
+    return rows
+
+
+def _mem_available_kib() -> int:
+    with open("/proc/meminfo") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("MemAvailable:"))
+
+
+def bench_many(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
+    """plan.many partitions at once (see the module's docstring)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vnetshare.frontends.client import DaemonError, DaemonUnreachable, call
+
+    n = plan.many
+    rows: list[dict] = []
+
+    def row(name: str, value, unit: str) -> None:
+        rows.append({"name": name, "value": value, "unit": unit})
+
+    def addr(i: int) -> str:
+        return f"fd00:5e::1:{i:x}"
+
+    time.sleep(1.0)
+    before = _mem_available_kib()
+    names: list[str] = []
+    creates: list[float] = []
+    t_all = time.monotonic()
+    for i in range(n):
+        name = f"vnb-m{i}"
+        made.partitions.append(name)
+        t0 = time.perf_counter()
+        try:
+            call(made.sock, "partition.create", name=name, ips=[f"{addr(i)}/64"], timeout=60)
+        except (DaemonError, DaemonUnreachable) as e:
+            made.partitions.remove(name)
+            errors.append(f"many: partition {i + 1} of {n}: {e}")
+            break
+        creates.append(time.perf_counter() - t0)
+        names.append(name)
+    say(f"many: {len(names)} partitions in {time.monotonic() - t_all:.0f} s")
+
+    def reach(i: int) -> bool:
+        peer = (i + 1) % len(names)
+        for dst in (LAN_V6, addr(peer)):
+            if not any(ping(names[i], dst, count=1, timeout=2).received for _ in range(3)):
+                return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        ok = list(pool.map(reach, range(len(names))))
+    unreachable = [names[i] for i, good in enumerate(ok) if not good]
+    if unreachable:
+        errors.append(f"many: {len(unreachable)} partitions did not reach the LAN host and a peer, "
+                      f"first {unreachable[0]}")
+    time.sleep(plan.idle_settle)
+    pids = vns_pids(made)
+    c0, t0 = proc_cpu(pids), time.monotonic()
+    time.sleep(plan.idle_seconds)
+    c1, t1 = proc_cpu(pids), time.monotonic()
+    after = _mem_available_kib()
+    row("many_partitions", len(names), "partitions")
+    row("many_ok", len(names) - len(unreachable), "partitions")
+    row("many_idle_cpu_pct", round((c1 - c0) / (t1 - t0) * 100, 2), "% of a core")
+    if names:
+        row("many_mem_per_partition_MiB", round((before - after) / 1024 / len(names), 2), "MiB")
+    if len(creates) >= 20:
+        first, last = statistics.median(creates[:10]), statistics.median(creates[-10:])
+        row("many_create_p50_s", round(statistics.median(creates), 3), "s")
+        row("many_create_first10_p50_s", round(first, 3), "s")
+        row("many_create_last10_p50_s", round(last, 3), "s")
+        row("ratio_many_create_last10_vs_first10", round(last / first, 3), "x")
+    t_del = time.monotonic()
+    for name in names:
+        try:
+            delete_partition(made, name)
+        except (DaemonError, DaemonUnreachable) as e:
+            errors.append(f"many: partition delete {name}: {e}")
+    say(f"many: deleted in {time.monotonic() - t_del:.0f} s")
     return rows

@@ -116,3 +116,34 @@ def test_corrupt_file_names_path_and_problem(tmp_path, content, why):
     assert str(e.value).startswith(f"state file {path}: ")
     assert why in str(e.value)
     assert isinstance(e.value, VnetshareError)
+
+
+def test_the_encoder_writes_what_to_dict_says_and_follows_every_change(tmp_path):
+    """Rule 5: kept texts never go stale: a change anywhere in a record (a
+    list, a label, a rate), a new and a removed partition all show."""
+    from vnetshare.core.config import Rate
+
+    s = st.State(uplink="u0", offloads="mirror")
+    for i in range(5):
+        s.partitions[f"p{i}"] = st.PartitionState(name=f"p{i}", netns=f"/run/netns/p{i}", netns_created=True,
+                                                     ifname="eth0", mac=f"02:00:00:00:00:0{i}", mtu=1500,
+                                                     ips=[f"10.0.0.{i}/24"])
+    path = tmp_path / "st.json"
+    enc = st.Encoder()
+
+    def same():
+        assert json.loads(enc.encode(s)) == json.loads(json.dumps(st.to_dict(s)))
+
+    same()
+    s.partitions["p1"].ips.append("fd00::1/64")
+    same()
+    s.partitions["p2"].labels["cni.container"] = "abc"
+    same()
+    s.partitions["p3"].tx_limit = Rate(bits_per_sec=8000, bits_burst=8000)
+    same()
+    del s.partitions["p4"]
+    s.partitions["p9"] = st.PartitionState(name="p9", netns="/x", netns_created=False, ifname="eth1",
+                                              mac="02:00:00:00:00:09", mtu=9000, ips=[])
+    same()
+    st.save(str(path), s)
+    assert st.load(str(path)) == s
