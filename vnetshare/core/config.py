@@ -312,14 +312,20 @@ SNAPLEN_MAX = 65535 + 18 - 16
 CAPTURE_RING_SIZE = 4 << 20  # a capture's ring: what a reader may lag behind
 
 
+def _whole(what: str, value: object) -> object:
+    """@value as an int if it is a decimal string (the CLI's), else as it
+    is, for the caller's range check; a string that is no number names it."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return int(value, 10)
+    except ValueError:
+        raise ConfigError(f"{what} {value!r}: not a number") from None
+
+
 def max_partitions(value: object) -> int:
     """`daemon --max-partitions N`: 1 to PARTITIONS_MAX_LIMIT."""
-    n = value
-    if isinstance(value, str):
-        try:
-            n = int(value, 10)
-        except ValueError:
-            raise ConfigError(f"max partitions {value!r}: not a number") from None
+    n = _whole("max partitions", value)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= PARTITIONS_MAX_LIMIT:
         raise ConfigError(f"max partitions {value!r}: must be 1 to {PARTITIONS_MAX_LIMIT}")
     return n
@@ -335,12 +341,7 @@ def capture_direction(value: object) -> str:
 def snaplen(value: object) -> int:
     """Bytes of each frame a capture keeps: 14 (an Ethernet header) to
     SNAPLEN_MAX; 0 means SNAPLEN_MAX, as for tcpdump -s 0."""
-    n = value
-    if isinstance(value, str):
-        try:
-            n = int(value, 10)
-        except ValueError:
-            raise ConfigError(f"snaplen {value!r}: not a number") from None
+    n = _whole("snaplen", value)
     if isinstance(n, bool) or not isinstance(n, int) or not (n == 0 or 14 <= n <= SNAPLEN_MAX):
         raise ConfigError(f"snaplen {value!r}: must be 14 to {SNAPLEN_MAX}, or 0 for the whole frame")
     return n or SNAPLEN_MAX
