@@ -17,11 +17,16 @@ LAST_BROKEN = "0.7.5"
 FIRST_WORKING = "0.7.6"
 
 
-def pyroute2_requirement() -> Requirement:
+def requirement(name: str) -> Requirement:
+    """pyproject.toml's one requirement on @name."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    found = [r for r in map(Requirement, project["dependencies"]) if r.name == "pyroute2"]
+    found = [r for r in map(Requirement, project["dependencies"]) if r.name == name]
     assert len(found) == 1, project["dependencies"]
     return found[0]
+
+
+def pyroute2_requirement() -> Requirement:
+    return requirement("pyroute2")
 
 
 def test_the_declared_floor_excludes_the_releases_vnetshare_breaks_on():
@@ -56,10 +61,7 @@ PROMETHEUS_FIRST_WORKING = "0.20.0"
 
 
 def prometheus_requirement() -> Requirement:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    found = [r for r in map(Requirement, project["dependencies"]) if r.name == "prometheus_client"]
-    assert len(found) == 1, project["dependencies"]
-    return found[0]
+    return requirement("prometheus_client")
 
 
 def test_the_prometheus_client_floor_excludes_the_releases_vnetshare_breaks_on():
