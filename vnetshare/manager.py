@@ -155,8 +155,10 @@ class PartitionManager:
         self.stopping = False
 
     # -- helpers ---------------------------------------------------------
-    def _save(self) -> None:
-        statefile.save(self.cfg.state_path, self.state)
+    def _save(self, *names: str) -> None:
+        """Write the state: the records of partitions @names (made, changed
+        or gone), or with none named everything that changed (state.py rule 5)."""
+        statefile.save(self.cfg.state_path, self.state, changed=names or None)
 
     def _open_tap(self, ifname: str, ns_path: str, mac: str | None = None) -> int:
         """The partition's persistent TAP with the partitions' offloads.
@@ -258,7 +260,7 @@ class PartitionManager:
             part.restarts += 1
             part.rec.agent_pid = part.agent.pid
             part.life.fire(Event.AGENT_STARTED)
-            self._save()
+            self._save(name)
             self._event("agent.restarted", name, f"agent {part.agent.pid} serves it "
                         f"(restart {part.restarts})", pid=part.agent.pid, restarts=part.restarts)
         except (VnetshareError, OSError) as e:
@@ -351,7 +353,7 @@ class PartitionManager:
             self.state.partitions[name] = rec
             self.parts[name] = part
             undo.push("state", lambda: (self.state.partitions.pop(name, None), self.parts.pop(name, None)))
-            self._save()
+            self._save(name)
             undo.commit()
         part.life.fire(Event.CREATED)
         self._event("partition.created", name, f"created ({ifname} {mac} mtu {mtu} "
@@ -406,7 +408,7 @@ class PartitionManager:
             for k, v in changes.items():
                 setattr(rec, k, v)
             undo.push("record", lambda: [setattr(rec, k, v) for k, v in before.items()])
-            self._save()
+            self._save(name)
             undo.commit()
         shown = {k: v.describe() if hasattr(v, "describe") else v for k, v in changes.items()}
         self._event("partition.changed", name, "set " + ", ".join(f"{k}={v}" for k, v in shown.items()),
@@ -475,7 +477,7 @@ class PartitionManager:
         elif rec.netns_source is not None:
             netns.quietly(netns.unpin, rec.netns)
         self.state.partitions.pop(name, None)
-        self._save()
+        self._save(name)
         self._event("partition.deleted", name, "deleted")
 
     def shutdown(self) -> None:

@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 
+from vnetshare.core import state as statefile
 from vnetshare.linux import netns, procs
 from vnetshare.frontends.lab import LabError, make_lan_host, start_daemon
 from vnetshare.linux.procs import python_argv
@@ -96,11 +97,12 @@ class System:
 
     # -- what exists -----------------------------------------------------
     def state_names(self) -> list[str]:
-        try:
-            with open(self.state_path) as f:
-                return sorted(json.load(f).get("partitions", {}))
-        except FileNotFoundError:
-            return []
+        return sorted(statefile.load(self.state_path).partitions)
+
+    def state_record(self, name: str) -> str:
+        """The text of partition @name's state file (state.py)."""
+        with open(os.path.join(statefile.partitions_dir(self.state_path), name + ".json")) as f:
+            return f.read()
 
     def agent_pids(self) -> list[int]:
         """The daemon's agent children (never anyone else's processes)."""

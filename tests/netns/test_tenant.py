@@ -478,8 +478,8 @@ def test_set_survives_a_daemon_restart_and_bad_values_change_nothing(system):
         frames = lan.close()
     assert [_vid(f) for f in frames if m in f] == [10]
 
-    with open(system.state_path) as f:
-        state = f.read()
+    state = system.state_record(name)
+    assert f'"name":"{name}"' in state  # the record, read where it lives
     for argv, needle in BAD_SET + [(["--vlan", "3"], "nosuch")]:
         target = "nosuch" if needle == "nosuch" else name
         p = system.cli("partition", "set", target, *argv, check=False)
@@ -487,8 +487,7 @@ def test_set_survives_a_daemon_restart_and_bad_values_change_nothing(system):
         assert p.returncode != 0, (argv, p.stdout)
         assert len(lines) == 1 and needle in lines[0] and "Traceback" not in p.stderr, (argv, p.stderr)
         assert _settings(system, name) == want, argv
-        with open(system.state_path) as f:
-            assert f.read() == state, argv
+        assert system.state_record(name) == state, argv
     # nor did the refused --ip touch the partition's addresses
     out = _ns(name, "ip", "addr", "show", "dev", "eth0").stdout
     assert re.findall(r"inet (\S+)", out) == [f"{ip}/24"] and "fd00:5e::50" not in out, out

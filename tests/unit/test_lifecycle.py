@@ -156,7 +156,7 @@ def world_manager(monkeypatch, tmp_path):
             w.step("spawn_agent", "agent")
             return type("A", (), {"pid": 4242})()
 
-        def save(self):
+        def save(self, *names):
             w.step("save")
 
         monkeypatch.setattr(mgr, "open_tap", open_tap)

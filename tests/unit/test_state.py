@@ -36,13 +36,17 @@ def test_round_trip(tmp_path):
     assert st.load(path) == sample()
 
 
-def test_file_is_0600_json_with_version(tmp_path):
+def test_files_are_0600_json_a_head_and_one_per_partition(tmp_path):
     path = tmp_path / "state.json"
     st.save(str(path), sample())
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    raw = json.loads(path.read_text())
-    assert raw["version"] == st.VERSION == 1
-    assert raw["partitions"]["web"]["agent_pid"] == 4242
+    assert sorted(os.listdir(tmp_path)) == ["partitions", "state.json"]
+    assert sorted(os.listdir(tmp_path / "partitions")) == ["ctr.json", "web.json"]
+    assert stat.S_IMODE((tmp_path / "partitions").stat().st_mode) == 0o700
+    for f in (path, tmp_path / "partitions" / "web.json", tmp_path / "partitions" / "ctr.json"):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    assert json.loads(path.read_text()) == {"version": 2, "uplink": "eth1", "offloads": "emulate"}
+    assert st.VERSION == 2
+    assert json.loads((tmp_path / "partitions" / "web.json").read_text())["agent_pid"] == 4242
 
 
 def test_save_replaces_and_leaves_no_temp_file(tmp_path):
@@ -51,7 +55,8 @@ def test_save_replaces_and_leaves_no_temp_file(tmp_path):
     empty = State(uplink="eth1")
     st.save(path, empty)
     assert st.load(path) == empty
-    assert os.listdir(tmp_path) == ["state.json"]
+    assert sorted(os.listdir(tmp_path)) == ["partitions", "state.json"]
+    assert os.listdir(tmp_path / "partitions") == []
 
 
 def test_failed_save_keeps_old_file_and_no_temp(tmp_path):
@@ -62,12 +67,15 @@ def test_failed_save_keeps_old_file_and_no_temp(tmp_path):
     with pytest.raises(TypeError):
         st.save(path, bad)
     assert st.load(path) == sample()
-    assert os.listdir(tmp_path) == ["state.json"]
+    assert sorted(os.listdir(tmp_path)) == ["partitions", "state.json"]
+    assert sorted(os.listdir(tmp_path / "partitions")) == ["ctr.json", "web.json"]
 
 
-def test_save_into_missing_dir_fails(tmp_path):
+@pytest.mark.parametrize("state", [State(), sample()], ids=["empty", "partitions"])
+def test_save_into_missing_dir_fails(tmp_path, state):
     with pytest.raises(FileNotFoundError):
-        st.save(str(tmp_path / "nope" / "state.json"), State())
+        st.save(str(tmp_path / "nope" / "state.json"), state)
+    assert not (tmp_path / "nope").exists()
 
 
 def test_unknown_keys_are_ignored(tmp_path):
@@ -77,6 +85,30 @@ def test_unknown_keys_are_ignored(tmp_path):
     raw["partitions"]["web"]["future_field"] = [1, 2]
     path.write_text(json.dumps(raw))
     assert st.load(str(path)) == sample()
+    st.save(str(path), sample())  # version 2: the same in the head and in a record
+    head = json.loads(path.read_text())
+    path.write_text(json.dumps({**head, "future_top": 1}))
+    web = tmp_path / "partitions" / "web.json"
+    web.write_text(json.dumps({**json.loads(web.read_text()), "future_field": [1, 2]}))
+    assert st.load(str(path)) == sample()
+
+
+def test_version_1_is_read_and_the_next_save_writes_version_2(tmp_path):
+    """A daemon upgraded over a version 1 state adopts every partition; its
+    first save (adopt_all's, a full one) moves them into their files, and a
+    save naming one partition never drops the others while the head still
+    holds them (a new process knows no file yet: it saves in full)."""
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(st.to_dict(sample())))
+    assert json.loads(path.read_text())["version"] == 1
+    s = st.load(str(path))
+    assert s == sample()
+    st._encoders.clear()  # a new daemon process
+    s.partitions["web"].mtu = 1400
+    st.save(str(path), s, changed=["web"])  # not trusted: nothing written by this process yet
+    assert json.loads(path.read_text()) == {"version": 2, "uplink": "eth1", "offloads": "emulate"}
+    again = st.load(str(path))
+    assert again == s and set(again.partitions) == {"web", "ctr"}
 
 
 def test_optional_partition_fields_default(tmp_path):
@@ -92,8 +124,9 @@ def test_optional_partition_fields_default(tmp_path):
     (b"{not json", "Expecting property name"),
     (b"\xff\xfe", "codec can't decode"),
     (b"[]", "not a JSON object"),
-    (b"{}", "version None, this vnetshare reads version 1"),
-    (b'{"version": 2}', "version 2"),
+    (b"{}", "version None, this vnetshare reads versions 1 and 2"),
+    (b'{"version": 3}', "version 3, this vnetshare reads versions 1 and 2"),
+    (b'{"version": true}', "version True"),
     (b'{"version": 1, "uplink": 5}', "'uplink' must be a string or null"),
     (b'{"version": 1, "offloads": "turbo"}', "'offloads' is 'turbo'"),
     (b'{"version": 1, "partitions": []}', "'partitions' must be an object"),
@@ -118,6 +151,48 @@ def test_corrupt_file_names_path_and_problem(tmp_path, content, why):
     assert isinstance(e.value, VnetshareError)
 
 
+def test_a_damaged_partition_file_names_its_path_and_other_files_are_not_records(tmp_path):
+    path = tmp_path / "state.json"
+    st.save(str(path), sample())
+    pdir = tmp_path / "partitions"
+    (pdir / ".vnetshare-x.tmp").write_text("{half")   # a save cut short
+    (pdir / "README").write_text("not a record")
+    assert st.load(str(path)) == sample()
+    (pdir / "web.json").write_text('{"name": "other"}')
+    with pytest.raises(StateError) as e:
+        st.load(str(path))
+    assert str(e.value).startswith(f"state file {pdir / 'web.json'}: partition 'web': ")
+    assert "missing 'netns'" in str(e.value)
+
+
+def test_a_named_save_writes_only_that_partition(tmp_path, monkeypatch):
+    """Rule 5: once a full save went through, save(changed=[NAME]) writes
+    NAME's file (or removes it) and nothing else: the cost of a create does
+    not grow with the partitions that exist."""
+    s = st.State(uplink="u0")
+    for i in range(50):
+        s.partitions[f"p{i}"] = st.PartitionState(name=f"p{i}", netns=f"/run/netns/p{i}", netns_created=True,
+                                                     ifname="eth0", mac=f"02:00:00:00:01:{i:02x}", mtu=1500)
+    path = str(tmp_path / "state.json")
+    st.save(path, s)
+    written, looked = [], []
+    real_write, real_dict = st.write_atomic, st.partition_dict
+    monkeypatch.setattr(st, "write_atomic", lambda p, *a, **k: (written.append(os.path.basename(p)),
+                                                                 real_write(p, *a, **k)))
+    monkeypatch.setattr(st, "partition_dict", lambda p: (looked.append(p.name), real_dict(p))[1])
+    s.partitions["p50"] = st.PartitionState(name="p50", netns="/run/netns/p50", netns_created=True,
+                                             ifname="eth0", mac="02:00:00:00:01:50", mtu=1500)
+    st.save(path, s, changed=["p50"])
+    assert written == ["p50.json"] and looked == ["p50"]
+    del s.partitions["p7"]
+    st.save(path, s, changed=["p7"])
+    assert written == ["p50.json"] and not (tmp_path / "partitions" / "p7.json").exists()
+    s.offloads = "emulate"
+    st.save(path, s, changed=[])
+    assert written == ["p50.json", "state.json"]
+    assert st.load(path) == s
+
+
 def test_the_encoder_writes_what_to_dict_says_and_follows_every_change(tmp_path):
     """Rule 5: kept texts never go stale: a change anywhere in a record (a
     list, a label, a rate), a new and a removed partition all show."""
@@ -129,10 +204,10 @@ def test_the_encoder_writes_what_to_dict_says_and_follows_every_change(tmp_path)
                                                      ifname="eth0", mac=f"02:00:00:00:00:0{i}", mtu=1500,
                                                      ips=[f"10.0.0.{i}/24"])
     path = tmp_path / "st.json"
-    enc = st.Encoder()
 
     def same():
-        assert json.loads(enc.encode(s)) == json.loads(json.dumps(st.to_dict(s)))
+        st.save(str(path), s)  # a full save: every record compared with its file
+        assert st.load(str(path)) == s
 
     same()
     s.partitions["p1"].ips.append("fd00::1/64")
@@ -147,3 +222,13 @@ def test_the_encoder_writes_what_to_dict_says_and_follows_every_change(tmp_path)
     same()
     st.save(str(path), s)
     assert st.load(str(path)) == s
+
+
+def test_remove_takes_the_head_and_the_records_and_nothing_else(tmp_path):
+    path = tmp_path / "state.json"
+    st.save(str(path), sample())
+    (tmp_path / "daemon.lock").write_text("")
+    st.remove(str(path))
+    assert os.listdir(tmp_path) == ["daemon.lock"]
+    assert st.load(str(path)) == State()
+    st.remove(str(path))  # twice: nothing to do

@@ -31,6 +31,7 @@ import time
 from ..linux import netns, procs
 from .client import DaemonError, DaemonUnreachable, call
 from ..core.errors import VnetshareError
+from ..core import state as statefile
 from ..linux.probe import iperf3, ping
 
 LAN_NS = "vns-lan"
@@ -176,10 +177,7 @@ def _teardown(sock: str, pid: int | None) -> None:
     netns.quietly(netns.delete_link, UPLINK)  # in case the pair outlived it
     state = os.path.join(_run_dir(sock), "state.json")
     if os.path.exists(state) and pid:
-        try:
-            os.unlink(state)
-        except FileNotFoundError:
-            pass
+        statefile.remove(state)
     try:
         os.unlink(_lab_file(sock))
     except FileNotFoundError:
