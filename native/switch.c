@@ -17,8 +17,10 @@
  *      Broadcast/multicast: a flood copy into each of them. Other unicast,
  *      a VLAN no port has, a port of another VLAN: dropped, counted.
  *
- *   2. ports -> anywhere, round robin (the first port moves each round),
- *      each port at most @burst_frames frames / @burst_bytes bytes (rule 6):
+ *   2. ports -> anywhere: the live ports (those kicked since they were
+ *      armed, new ones, throttled ones; @live), round robin (the first
+ *      port moves each round), each port at most @burst_frames frames /
+ *      @burst_bytes bytes (rule 6):
  *        TX token buckets empty -> stop: the frames wait in the A2H ring,
  *                                 the port is throttled until they refill
  *        ring_peek()                         rules 1-4, in ring.c
@@ -33,7 +35,10 @@
  *                                 the rest from the A2H record; another
  *                                 VLAN: drop (drop_other_vlan)
  *          broadcast/multicast -> a flood copy to every other port of the
- *                                 VLAN + the wire
+ *                                 VLAN that needs it (guard_group_scope():
+ *                                 router solicitations and MLD reports to
+ *                                 trusted routers only, no walk at all
+ *                                 when there is none) + the wire
  *          anything else       -> the wire, sendmmsg() with the iovec
  *                                 [private vnet, @hdr (+ 802.1Q tag of an
  *                                 access port), rest in ring memory]
@@ -46,17 +51,23 @@
  *      (rule 7): it is neither served nor delivered to any more, and its
  *      counters say so.
  *
- *   3. ring_flush() every H2A ring that got records (one kick at most per
- *      ring per round, and only if its agent sleeps).
+ *   3. ring_flush() every H2A ring that got records (@dirtyl; one kick at
+ *      most per ring per round, and only if its agent sleeps).
  *
  *   4. Frames moved: the next round at once, or, while frames come
  *      densely, after a nap of the coalescing window, so one wakeup takes
  *      a batch (coalesce.h, like a NIC's adaptive interrupt moderation).
+ *      A busy switch does not sleep, so it looks (epoll, no wait) for
+ *      armed ports that were kicked meanwhile: they join the live ones.
  *
- *   5. Nothing moved: ring_arm() every A2H ring but the throttled ones,
- *      then epoll_pwait2() on the A2H data pipes, the uplink socket and
- *      the control eventfd, until the first throttled port's buckets
- *      refill (no timeout if none is). An idle switch costs no CPU, nor
+ *   5. Nothing moved: ring_arm() the live A2H rings but the throttled
+ *      ones (they leave @live; ports armed before stay armed), then
+ *      epoll_pwait2() on the A2H data pipes, the uplink socket and the
+ *      control eventfd, until the first throttled port's buckets refill
+ *      (no timeout if none is). Only the ports whose pipe fired are
+ *      disarmed and live again: a wakeup costs what has work, not every
+ *      port (1,000 idle ports made each wakeup 1,000 pipe reads and port
+ *      visits). An idle switch costs no CPU, nor
  *      does a throttled one: its ring is not armed, so its frames do not
  *      wake the loop, the timeout does. ring_arm() re-checks after setting
  *      the waiting flag, so a record published meanwhile is never slept on.
@@ -132,7 +143,7 @@
 
 #define SW_EV_CTL	0ull	/* epoll data of the control eventfd */
 #define SW_EV_UPLINK	1ull	/* epoll data of the uplink socket */
-#define SW_EV_PORT	2ull	/* epoll data of any A2H data pipe */
+/* epoll data of a port's A2H data pipe: the struct sw_port pointer */
 #define SW_EVENTS	64
 #define SW_ETH_P_8021Q	0x8100u
 #define SW_VLAN_HLEN	4u
@@ -192,7 +203,12 @@ struct sw_cap {
  * @fds:	our dup()s of the rings' pipe ends (a2h wait, a2h kick, h2a
  *		wait, h2a kick): the rings use them, the caller's may close
  * @dirty:	records committed to @h2a this round, not flushed yet
- * @armed:	@a2h is armed for this sleep
+ * @armed:	@a2h is armed: the agent kicks its data pipe when it writes.
+ *		An idle port stays armed across the switch's sleeps; only a
+ *		kicked port is disarmed (sw_sleep())
+ * @live_at:	its index in @sw->live + 1; 0: not there (armed, or
+ *		disconnected)
+ * @sw:		the switch it is in (its dirty list)
  * @disconnected: rule 7 tripped: neither served nor delivered to
  * @noted:	a policy drop or the disconnection was notified since the
  *		last sw_notes_rearm()
@@ -214,8 +230,10 @@ struct sw_port {
 	struct ring *a2h;
 	struct ring *h2a;
 	int fds[4];
-	int dirty;
+	unsigned int dirty;
 	int armed;
+	unsigned int live_at;
+	struct sw *sw;
 	int disconnected;
 	int noted;
 	unsigned int ncaps;
@@ -268,6 +286,16 @@ struct sw_cmd {
  * @macs:	the ports by MAC: open addressing, linear probing, @mac_mask
  *		+ 1 slots (a power of two, at least twice @cfg.max_ports), so
  *		a lookup is one or two probes whatever the number of ports
+ * @live:	the ports a round serves: not armed (kicked, new, or
+ *		throttled), an array of @cfg.max_ports. A round and a sleep
+ *		cost what is live, not what exists (issue 12: 1,000 idle ports
+ *		cost every wakeup 1,000 pipe reads and port visits)
+ * @nlive:	entries in @live
+ * @dirtyl:	the ports whose H2A ring got records this round (a port's
+ *		@dirty is its index here + 1), an array of @cfg.max_ports
+ * @ndirty:	entries in @dirtyl
+ * @vlan_ports: ports per VLAN id (0: untagged)
+ * @nrouters:	ports with GUARD_F_TRUSTED_ROUTER
  * @rr:		round-robin start
  * @epfd:	epoll of A2H data pipes, uplink socket, control eventfd
  * @ctl_efd:	control eventfd (commands and stop)
@@ -292,6 +320,12 @@ struct sw {
 	unsigned int nports;
 	struct sw_port **macs;
 	uint32_t mac_mask;
+	struct sw_port **live;
+	unsigned int nlive;
+	struct sw_port **dirtyl;
+	unsigned int ndirty;
+	uint32_t vlan_ports[SW_VLAN_MAX + 1];
+	unsigned int nrouters;
 	unsigned int rr;
 	int epfd;
 	int ctl_efd;
@@ -636,7 +670,10 @@ static void sw_deliver(struct sw_port *q, const void *vnet,
 	ring_commit(q->h2a, plen);
 	q->st.rx_frames++;
 	q->st.rx_bytes += len;
-	q->dirty = 1;
+	if (!q->dirty) {
+		q->sw->dirtyl[q->sw->ndirty++] = q;
+		q->dirty = q->sw->ndirty;
+	}
 	sw_tap(q, SW_CAP_RX, SW_DROP_NONE, head, head_len, tail, tail_len);
 }
 
@@ -685,6 +722,14 @@ static void sw_uplink_frame(struct sw *sw, const struct uplink_frame *f,
 		struct guard_scope sc;
 
 		guard_group_scope(head, tail, len - RING_ETH_HLEN, &sc);
+		if (sc.kind == GUARD_SCOPE_ROUTERS && !sw->nrouters) {
+			/* for routers and no port is one: the idle chatter
+			   (RS, MLD reports) costs no walk of every port */
+			sw->st.flood_scoped += sw->vlan_ports[vid];
+			if (vid && !sw->vlan_ports[vid])
+				sw->st.rx_drop_vlan++;
+			return;
+		}
 		for (unsigned int i = 0; i < sw->nports; i++) {
 			q = sw->ports[i];
 			if (q->vlan != vid)
@@ -891,7 +936,14 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 
 			guard_group_scope(hdr, hdr + RING_ETH_HLEN,
 					  hdr_len - RING_ETH_HLEN, &sc);
-			for (unsigned int i = 0; i < sw->nports; i++) {
+			/* for routers and no port is one: the wire alone, no
+			   walk of every port (as from the wire) */
+			if (sc.kind == GUARD_SCOPE_ROUTERS && !sw->nrouters)
+				sw->st.flood_scoped +=
+					sw->vlan_ports[p->vlan] - 1;
+			for (unsigned int i = 0; i < sw->nports &&
+			     (sc.kind != GUARD_SCOPE_ROUTERS || sw->nrouters);
+			     i++) {
 				q = sw->ports[i];
 				if (q == p || q->vlan != p->vlan)
 					continue;
@@ -941,13 +993,13 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
  */
 static void sw_flush_h2a(struct sw *sw)
 {
-	for (unsigned int i = 0; i < sw->nports; i++) {
-		struct sw_port *q = sw->ports[i];
+	for (unsigned int i = 0; i < sw->ndirty; i++) {
+		struct sw_port *q = sw->dirtyl[i];
 
-		if (q->dirty)
-			ring_flush(q->h2a);
+		ring_flush(q->h2a);
 		q->dirty = 0;
 	}
+	sw->ndirty = 0;
 	for (unsigned int i = 0; i < sw->ncaps; i++) {
 		struct sw_cap *c = sw->caps[i];
 
@@ -965,15 +1017,15 @@ static void sw_flush_h2a(struct sw *sw)
  */
 static unsigned int sw_round(struct sw *sw)
 {
-	unsigned int work, n = sw->nports;
+	unsigned int work, n = sw->nlive;
 
 	sw->st.rounds++;
 	work = sw_uplink_rx(sw);
-	if (n) {
+	if (n) {	/* a port disconnected here stays in @live until sw_sleep() */
 		unsigned int start = sw->rr++ % n;
 
 		for (unsigned int k = 0; k < n; k++) {
-			struct sw_port *p = sw->ports[(start + k) % n];
+			struct sw_port *p = sw->live[(start + k) % n];
 
 			if (!p->disconnected)
 				work += sw_port_tx(sw, p);
@@ -984,58 +1036,90 @@ static unsigned int sw_round(struct sw *sw)
 }
 
 /**
- * sw_disarm_all() - undo ring_arm() on every armed port
+ * sw_live_add() - a port may have work: rounds serve it
  * @sw:		switch
+ * @p:		port
  */
-static void sw_disarm_all(struct sw *sw)
+static void sw_live_add(struct sw *sw, struct sw_port *p)
 {
-	for (unsigned int i = 0; i < sw->nports; i++) {
-		struct sw_port *p = sw->ports[i];
-
-		if (p->armed)
-			ring_disarm(p->a2h);
-		p->armed = 0;
-	}
+	if (p->live_at || p->disconnected)
+		return;
+	sw->live[sw->nlive++] = p;
+	p->live_at = sw->nlive;
 }
 
 /**
- * sw_sleep() - arm every A2H ring and sleep until something happens
+ * sw_live_del() - rounds no longer serve a port (armed, disconnected, gone)
+ * @sw:		switch
+ * @p:		port
+ */
+static void sw_live_del(struct sw *sw, struct sw_port *p)
+{
+	unsigned int i = p->live_at - 1;
+
+	if (!p->live_at)
+		return;
+	sw->live[i] = sw->live[--sw->nlive];
+	sw->live[i]->live_at = i + 1;
+	sw->live[sw->nlive] = NULL;
+	p->live_at = 0;
+}
+
+/**
+ * sw_port_count() - count a port in (@delta 1) or out (-1) of the VLAN
+ * and router tallies the floods use
+ * @sw:		switch
+ * @p:		port
+ * @delta:	1 or -1
+ */
+static void sw_port_count(struct sw *sw, struct sw_port *p, int delta)
+{
+	sw->vlan_ports[p->vlan] += (uint32_t)delta;
+	if (p->guard.flags & GUARD_F_TRUSTED_ROUTER)
+		sw->nrouters += (unsigned int)delta;
+}
+
+/**
+ * sw_sleep() - arm the live ports' A2H rings and sleep until something happens
  * @sw:		switch
  *
+ * Ports that were armed before stay armed: only those whose data pipe
+ * fired are disarmed (one pipe read each) and served again, so a wakeup
+ * costs the ports that have work, not every port.
  * A throttled port's ring is not armed (its frames wait for tokens, not
  * for us): the sleep ends when the first throttled port's buckets refill,
  * at the latest.
  *
  * Return: 0, or -errno from epoll_pwait2()
  */
+static int sw_events(struct sw *sw, const struct timespec *tmo);
+
 static int sw_sleep(struct sw *sw)
 {
-	struct epoll_event ev[SW_EVENTS];
 	uint64_t v, until = UINT64_MAX, now = 0;
 	struct timespec ts, *tmo = NULL;
-	int n, err;
 
-	for (unsigned int i = 0; i < sw->nports; i++) {
-		struct sw_port *p = sw->ports[i];
+	for (unsigned int i = 0; i < sw->nlive;) {
+		struct sw_port *p = sw->live[i];
 
-		if (p->disconnected)
+		if (p->disconnected) {
+			sw_live_del(sw, p);	/* @live[i] is another now */
 			continue;
+		}
 		if (p->throttled_until) {
 			if (p->throttled_until < until)
 				until = p->throttled_until;
+			i++;
 			continue;
 		}
-		if (ring_arm(p->a2h, 0)) {	/* work already: don't sleep */
-			sw_disarm_all(sw);
+		if (ring_arm(p->a2h, 0))	/* work already: don't sleep */
 			return 0;
-		}
 		p->armed = 1;
+		sw_live_del(sw, p);
 	}
 	if (__atomic_load_n(&sw->stop, __ATOMIC_ACQUIRE) ||
-	    __atomic_load_n(&sw->pending, __ATOMIC_ACQUIRE)) {
-		sw_disarm_all(sw);
+	    __atomic_load_n(&sw->pending, __ATOMIC_ACQUIRE))
 		return 0;
-	}
 	if (until != UINT64_MAX) {
 		now = util_now_ns();
 		v = until > now ? until - now : 0;
@@ -1044,12 +1128,38 @@ static int sw_sleep(struct sw *sw)
 		tmo = &ts;
 	}
 	sw->st.sleeps++;
+	return sw_events(sw, tmo);
+}
+
+/**
+ * sw_events() - wait up to @tmo for events and take them in
+ * @sw:		switch
+ * @tmo:	NULL: until one comes; zero: only look
+ *
+ * A kicked port is disarmed and served by the next rounds; the control
+ * eventfd is read (the command itself is taken at the top of the loop);
+ * an uplink error is cleared.
+ *
+ * Return: 0, or -errno from epoll_pwait2()
+ */
+static int sw_events(struct sw *sw, const struct timespec *tmo)
+{
+	struct epoll_event ev[SW_EVENTS];
+	uint64_t v;
+	int n, err;
+
 	n = epoll_pwait2(sw->epfd, ev, SW_EVENTS, tmo, NULL);
-	err = errno;	/* before ring_disarm()'s read() of the pipes */
-	sw_disarm_all(sw);
 	if (n < 0)
-		return err == EINTR ? 0 : -err;
+		return errno == EINTR ? 0 : -errno;
 	for (int i = 0; i < n; i++) {
+		if (ev[i].data.u64 > SW_EV_UPLINK) {	/* a port's data pipe */
+			struct sw_port *p = ev[i].data.ptr;
+
+			ring_disarm(p->a2h);
+			p->armed = 0;
+			sw_live_add(sw, p);
+			continue;
+		}
 		if (ev[i].data.u64 == SW_EV_CTL)
 			while (read(sw->ctl_efd, &v, sizeof(v)) < 0 &&
 			       errno == EINTR)
@@ -1154,7 +1264,7 @@ static void sw_port_apply_policy(struct sw_port *p,
  */
 static void sw_apply(struct sw *sw, struct sw_cmd *c)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = SW_EV_PORT };
+	struct epoll_event ev = { .events = EPOLLIN };
 	struct sw_port *p;
 	unsigned int idx;
 	int rc;
@@ -1171,6 +1281,7 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 			c->rc = -ENOSPC;
 			break;
 		}
+		ev.data.ptr = p;
 		if (epoll_ctl(sw->epfd, EPOLL_CTL_ADD, p->fds[0], &ev) < 0) {
 			c->rc = -errno;
 			break;
@@ -1183,6 +1294,12 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 		}
 		sw->ports[sw->nports++] = p;
 		sw_mac_add(sw, p);
+		p->sw = sw;
+		p->armed = 0;
+		p->live_at = 0;
+		p->dirty = 0;
+		sw_live_add(sw, p);	/* the first sleep arms it */
+		sw_port_count(sw, p, 1);
 		c->rc = 0;
 		break;
 	case SW_CMD_DEL:
@@ -1191,8 +1308,16 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 			c->rc = -ENOENT;
 			break;
 		}
-		if (p->dirty)
+		if (p->dirty) {
+			unsigned int i = p->dirty - 1;
+
 			ring_flush(p->h2a);
+			sw->dirtyl[i] = sw->dirtyl[--sw->ndirty];
+			sw->dirtyl[i]->dirty = i + 1;
+			p->dirty = 0;
+		}
+		sw_live_del(sw, p);
+		sw_port_count(sw, p, -1);
 		if (c->port_st)
 			sw_port_fill_stats(p, c->port_st);
 		if (!p->disconnected)
@@ -1215,7 +1340,10 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 			c->rc = -EINVAL;
 			break;
 		}
+		sw_port_count(sw, p, -1);
 		sw_port_apply_policy(p, c->pol, 0);
+		sw_port_count(sw, p, 1);
+		sw_live_add(sw, p);	/* no longer throttled: looked at again */
 		c->rc = 0;
 		break;
 	case SW_CMD_PORT_STATS:
@@ -1769,9 +1897,13 @@ int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg)
 		sw->mac_mask = sw->mac_mask * 2 + 1;
 	sw->ports = calloc(sw->cfg.max_ports, sizeof(*sw->ports));
 	sw->macs = calloc(sw->mac_mask + 1ull, sizeof(*sw->macs));
-	if (!sw->ports || !sw->macs) {
+	sw->live = calloc(sw->cfg.max_ports, sizeof(*sw->live));
+	sw->dirtyl = calloc(sw->cfg.max_ports, sizeof(*sw->dirtyl));
+	if (!sw->ports || !sw->macs || !sw->live || !sw->dirtyl) {
 		free(sw->ports);
 		free(sw->macs);
+		free(sw->live);
+		free(sw->dirtyl);
 		free(sw);
 		return -ENOMEM;
 	}
@@ -1840,6 +1972,8 @@ void sw_destroy(struct sw *sw)
 	pthread_mutex_destroy(&sw->lock);
 	free(sw->ports);
 	free(sw->macs);
+	free(sw->live);
+	free(sw->dirtyl);
 	free(sw);
 }
 
@@ -1909,6 +2043,15 @@ int sw_run(struct sw *sw)
 		if (moved) {
 			if (coalesce_round(&co, moved))
 				sw->st.naps++;
+			/* armed ports that were kicked meanwhile: a busy
+			   switch does not sleep, so it looks without waiting */
+			if (sw->nlive < sw->nports) {
+				static const struct timespec zero;
+
+				rc = sw_events(sw, &zero);
+				if (unlikely(rc))
+					break;
+			}
 			continue;
 		}
 		coalesce_round(&co, 0);
