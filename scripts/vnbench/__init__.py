@@ -35,7 +35,7 @@ repetition (so slow drifts of a shared machine hit every path alike):
                the same two on the same daemon, from partitions made with
                --allow-ip any (the L3 guard off): tcp1, udp64 and ping
                only, for ratio_vns*_vs_vns*_open_* (the guard's cost)
-Workloads: iperf3 TCP 1 and 4 streams (Gbit/s received), iperf3 UDP 64-byte
+Workloads: iperf3 TCP 1, 2 and 4 streams (Gbit/s received), iperf3 UDP 64-byte
 datagrams (packets per second received), ping -i 0.01 round trip p50/p99
 idle and under a TCP stream, and CPU seconds per GB received during the
 1-stream run: of the switch's own processes (daemon + agents; vde_switch +

@@ -30,7 +30,7 @@ from .measure import (Capture, Flooder, IperfClient, IperfServer, link_counter, 
 from .paths import BUILDERS, TX_LIMIT_MBPS, VNS_UPLINK, Made, Path, key, runs
 
 # the --only names of the workloads, in the order they run
-WORKLOADS = ("tcp1", "tcp4", "udp64", "ping", "pingload", "storm", "txlimit", "capture")
+WORKLOADS = ("tcp1", "tcp2", "tcp4", "udp64", "ping", "pingload", "storm", "txlimit", "capture")
 
 
 def selected(only: list[str], path: str, workload: str) -> bool:
@@ -94,11 +94,13 @@ def bench_net(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
         add(f"{k}_cpu_machine_s_per_GB", (m1 - m0) / gb)
         add(f"{k}_cpu_softirq_s_per_GB", (s1 - s0) / gb)
 
-    def tcp4(p: Path) -> None:
-        r = iperf3(p.server, p.client, p.addr, seconds=plan.seconds, streams=4)
-        if not r.ok:
-            raise BenchError(f"iperf3: {r.error}")
-        add(f"{key(p.name)}_tcp4_Gbps", r.gbps)
+    def tcp_streams(streams: int):
+        def run(p: Path) -> None:
+            r = iperf3(p.server, p.client, p.addr, seconds=plan.seconds, streams=streams)
+            if not r.ok:
+                raise BenchError(f"iperf3: {r.error}")
+            add(f"{key(p.name)}_tcp{streams}_Gbps", r.gbps)
+        return run
 
     def udp64(p: Path) -> None:
         r = iperf3(p.server, p.client, p.addr, seconds=plan.seconds, udp_len=64)
@@ -216,7 +218,7 @@ def bench_net(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
         add(f"{k}_txlimit_tcp1_Mbps", got[0] * 8 / dur / 1e6)
         add(f"{k}_txlimit_uplink_Mbps", (b1 - b0) * 8 / (w1 - w0) / 1e6)
 
-    workloads = (("tcp1", tcp1), ("tcp4", tcp4), ("udp64", udp64), ("ping", ping_idle), ("pingload", ping_load),
+    workloads = (("tcp1", tcp1), ("tcp2", tcp_streams(2)), ("tcp4", tcp_streams(4)), ("udp64", udp64), ("ping", ping_idle), ("pingload", ping_load),
                  ("storm", None), ("txlimit", txlimit), ("capture", None))
     for wl, fn in workloads:
         todo = [p for p in paths if selected(plan.only, p.name, wl)]
@@ -264,12 +266,15 @@ def bench_net(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
 
 # (numerator path, denominator path, metric): ratios printed, some are targets
 RATIOS = (
-    ("vns", "veth", "tcp1_Gbps", "tcp1"), ("vns", "veth", "tcp4_Gbps", "tcp4"),
+    ("vns", "veth", "tcp1_Gbps", "tcp1"), ("vns", "veth", "tcp2_Gbps", "tcp2"), ("vns", "veth", "tcp4_Gbps", "tcp4"),
     ("vns", "bridge", "tcp1_Gbps", "tcp1"), ("vns", "macvlan", "tcp1_Gbps", "tcp1"),
-    ("vns_lan", "macvlan_lan", "tcp1_Gbps", "tcp1"), ("vns_lan", "macvlan_lan", "tcp4_Gbps", "tcp4"),
+    ("vns_lan", "macvlan_lan", "tcp1_Gbps", "tcp1"), ("vns_lan", "macvlan_lan", "tcp2_Gbps", "tcp2"),
+    ("vns_lan", "macvlan_lan", "tcp4_Gbps", "tcp4"), ("vns_lan", "macvlan_lan", "udp64_pps", "udp64"),
     ("vns", "vde", "tcp1_Gbps", "tcp1"), ("vns", "vde", "tcp4_Gbps", "tcp4"),
     ("vns", "vde", "udp64_pps", "udp64"), ("vns", "veth", "udp64_pps", "udp64"),
     ("vns", "vde", "ping_idle_p50_us", "ping_idle_p50"), ("vns", "veth", "ping_idle_p50_us", "ping_idle_p50"),
+    ("vns_lan", "vde", "ping_idle_p50_us", "ping_idle_p50"),
+    ("vns_lan", "veth", "ping_idle_p50_us", "ping_idle_p50"),
     ("vns", "vde", "cpu_machine_s_per_GB", "cpu_machine"),
     # the guard's cost: guard on (default) against --allow-ip any, same daemon
     ("vns", "vns_open", "tcp1_Gbps", "tcp1"), ("vns", "vns_open", "udp64_pps", "udp64"),
