@@ -44,11 +44,9 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass, field
 
-from pyroute2 import Ethtool, IPRoute
-from pyroute2.ethtool.ioctl import EthtoolError
-
 from .core import config
 from .core.errors import ConfigError
+from .linux import ethtool
 from .linux.netns import NetnsError, NetnsRef, label, run_in
 
 TUN_F_CSUM = 0x01
@@ -211,42 +209,21 @@ def derive(uplink: UplinkInfo, mode: str = "mirror") -> PartitionFunctions:
 def query(ifname: str, netns: NetnsRef = None) -> UplinkInfo:
     """Ask the kernel about uplink @ifname in @netns (None: the caller's).
 
-    Runs in a thread inside @netns (netns.run_in): pyroute2's Ethtool, like
-    IPRoute, talks to the namespace its sockets were made in, so both are
-    made there. Raises NetnsError(ENODEV) "uplink 'xyz' not found".
+    Runs in a thread inside @netns (netns.run_in): the netlink and ethtool
+    sockets (linux/ethtool.py: no pyroute2, which a restarting daemon
+    cannot afford to import) talk to the namespace they were made in.
+    Raises NetnsError(ENODEV) "uplink 'xyz' not found".
     """
     ifname = config.ifname(ifname, "uplink")
 
-    def missing() -> NetnsError:
-        return NetnsError(errno.ENODEV, f"uplink {ifname!r} not found{label(netns)}")
-
     def ask() -> UplinkInfo:
-        with IPRoute() as ipr:
-            found = ipr.link_lookup(ifname=ifname)
-            if not found:
-                raise missing()
-            msg = ipr.link("get", index=found[0])[0]
-        with Ethtool() as et:
-            try:
-                feats = et.get_features(ifname).features
-            except OSError as e:
-                if e.errno == errno.ENODEV:
-                    raise missing() from None
-                raise
-            try:
-                mode = et.get_link_mode(ifname)
-                speed, duplex = mode.speed, mode.duplex
-            except (EthtoolError, OSError):  # no link settings (lo, some virtual devices)
-                speed, duplex = None, None
-        return UplinkInfo(
-            ifname=ifname,
-            mtu=msg.get("IFLA_MTU"),
-            ifindex=msg["index"],
-            mac=msg.get("IFLA_ADDRESS"),
-            operstate=msg.get("IFLA_OPERSTATE") or "UNKNOWN",
-            speed=speed,
-            duplex=duplex if duplex in ("Full", "Half") else None,
-            features={name: bool(f.enable) for name, f in feats.items() if name},
-        )
+        try:
+            f = ethtool.query(ifname)
+        except OSError as e:
+            if e.errno == errno.ENODEV:
+                raise NetnsError(errno.ENODEV, f"uplink {ifname!r} not found{label(netns)}") from None
+            raise
+        return UplinkInfo(ifname=ifname, mtu=f.mtu, ifindex=f.ifindex, mac=f.mac, operstate=f.operstate,
+                          speed=f.speed, duplex=f.duplex, features=f.features)
 
     return run_in(netns, ask)

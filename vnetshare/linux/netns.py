@@ -25,6 +25,9 @@ Rules:
    "link 'vp0' in netns 'web': File exists".
 4. Cleanup (quietly) swallows only "it is already gone": ENOENT, ENODEV,
    ESRCH. Anything else still raises.
+6. pyroute2 is imported by the first call that needs it, not with this
+   module: a restarting daemon's data path (open the TAPs, bring them up:
+   set_up()) needs none of it (issue 12, docs/design-notes.md).
 5. A named namespace is made like `ip netns add` makes it: /run/netns is a
    shared mount point, NAME is a file in it with the namespace bind-mounted
    on it; delete() is `ip netns del`: lazy unmount, unlink. The namespace
@@ -38,17 +41,18 @@ import errno
 import fcntl
 import ipaddress
 import os
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, TypeVar
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 from ..core.config import CLONE_NEWNET, NETNS_RUN_DIR, NS_GET_NSTYPE
 from ..core.errors import VnetshareError
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute  # imported by the calls (rule 6)
 
 RUN_DIR = NETNS_RUN_DIR
 MS_BIND = 0x1000
@@ -56,6 +60,9 @@ MS_REC = 0x4000
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
 IFF_UP = 0x1
+IFA_F_NODAD = 0x02   # linux/if_addr.h
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
 GONE = frozenset({errno.ENOENT, errno.ENODEV, errno.ESRCH, errno.EADDRNOTAVAIL})
 
 NetnsRef = str | int | None
@@ -262,6 +269,8 @@ def run_in(netns: NetnsRef, fn: Callable[..., T], *args: Any, **kwargs: Any) -> 
 
 @contextlib.contextmanager
 def _netlink(what: str) -> Iterator[None]:
+    from pyroute2.netlink.exceptions import NetlinkError  # rule 6
+
     try:
         yield
     except NetlinkError as e:
@@ -269,6 +278,8 @@ def _netlink(what: str) -> Iterator[None]:
 
 
 def _ipr(netns: NetnsRef, fn: Callable[[IPRoute], T]) -> T:
+    from pyroute2 import IPRoute  # rule 6
+
     def call() -> T:
         with IPRoute() as ipr:
             return fn(ipr)
@@ -369,6 +380,26 @@ def link_set(ifname: str, netns: NetnsRef = None, *, up: bool | None = None,
     _ipr(netns, do)
 
 
+def set_up(ifname: str, netns: NetnsRef = None) -> bool:
+    """Bring @ifname up (IFF_UP) unless it is; True if it was down.
+
+    link_set(up=True) without pyroute2 (rule 6): SIOCGIFFLAGS and, only
+    when IFF_UP is clear, SIOCSIFFLAGS, on a socket made in @netns.
+    """
+    def do() -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            req = struct.pack("16sH14x", ifname.encode(), 0)
+            try:
+                flags = struct.unpack_from("H", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req), 16)[0]
+                if flags & IFF_UP:
+                    return False
+                fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", ifname.encode(), flags | IFF_UP))
+            except OSError as e:
+                raise _fail(e.errno or errno.EIO, f"link {ifname!r}{label(netns)}: set up") from None
+            return True
+    return run_in(netns, do)
+
+
 def wait_up(ifname: str, netns: NetnsRef = None, timeout: float = 5.0) -> Link:
     """Wait until @ifname's operstate is UP; NetnsError(ETIMEDOUT) after @timeout s.
 
@@ -425,7 +456,7 @@ def add_address(ifname: str, cidr: str, netns: NetnsRef = None, nodad: bool = Fa
             if iface.version == 4 and iface.network.prefixlen < 31:
                 spec["broadcast"] = True
             if iface.version == 6 and nodad:
-                spec["flags"] = IFA_F_NODAD  # pyroute2 sends it as IFA_FLAGS
+                spec["flags"] = IFA_F_NODAD  # pyroute2 sends it as IFA_FLAGS (ifaddrmsg.IFA_F_NODAD)
             ipr.addr("add", **spec)
     _ipr(netns, do)
 
