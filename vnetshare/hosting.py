@@ -19,11 +19,15 @@ Rules:
    (switch.py); this thread never touches its tables.
 4. SIGTERM and SIGINT stop it cleanly: agents stopped, switch thread joined,
    socket removed, exit 0. Partitions stay for the next daemon (manager.py).
+5. The data path comes first (issue 12): lock, uplink and switch, the
+   partitions adopted and their agents pumping; only then asyncio, the
+   event log, the control socket and the watchers. asyncio and events.py
+   are imported then, not with this module; a signal that arrives before
+   the loop runs is kept and acted on as the loop starts.
 """
 from __future__ import annotations
 
 import array
-import asyncio
 import errno
 import fcntl
 import logging
@@ -34,14 +38,16 @@ import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from . import adapter
-from . import events
 from .core import config, protocol, state as statefile
 from .core.errors import ConfigError, VnetshareError
 from .linux import netns
 from .manager import PartitionManager, function_rows
+
+if TYPE_CHECKING:  # imported when the loop starts (rule 5)
+    import asyncio
 
 log = logging.getLogger("vnetshare.daemon")
 
@@ -91,8 +97,11 @@ class Daemon:
         self.manager: PartitionManager | None = None
         self.info = None
         self.functions = None
-        self.events = events.EventLog()  # lifecycle events: `vnetshare events`, the log
-        self.watcher: events.Watcher | None = None
+        self.events = None  # events.EventLog once the loop runs (rule 5): `vnetshare events`, the log
+        self._early_events: list[tuple] = []  # (time, kind, partition, message, details) until then
+        self._early_watch: dict[int, Callable[[], None]] = {}  # agents' pidfds, until the loop runs
+        self._early_signal: int | None = None
+        self.watcher = None
         self._lock_fd = -1
         self.started = time.time()
         self.exporter = None  # metrics.Exporter while --metrics serves /metrics
@@ -175,6 +184,8 @@ class Daemon:
 
     # -- control socket --------------------------------------------------
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import asyncio
+
         dec = protocol.Decoder()
         try:
             while True:
@@ -200,6 +211,8 @@ class Daemon:
 
     async def _stream(self, st: Stream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Rule 2's streaming op: the answer (and descriptors), then st.run."""
+        import asyncio
+
         try:
             await writer.drain()
             data = protocol.encode(st.answer)
@@ -266,6 +279,8 @@ class Daemon:
         client. The switch writes into it until the client hangs up (or
         half-closes: then it gets the capture's counters), the partition is
         deleted, or the daemon stops."""
+        import asyncio
+
         from .dataplane import switch as sw
         from .dataplane.ring import CONSUMER, create_fds
         from .manager import PartitionError
@@ -332,6 +347,8 @@ class Daemon:
     async def _end_all_captures(self) -> None:
         """Daemon stop: every capture ends and its client is told, within a
         second (Python 3.12's server.wait_closed() waits for connections)."""
+        import asyncio
+
         self._end_captures(None, "daemon stopping")
         for _ in range(100):
             if not self.captures:
@@ -371,37 +388,81 @@ class Daemon:
         raise protocol.ProtocolError(f"op {op!r}: not supported", code="EOPNOTSUPP")
 
     # -- run -------------------------------------------------------------
-    async def _main(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.stop_event = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self.loop.add_signal_handler(sig, self._on_signal, sig)
+    def _emit(self, kind: str, partition: str | None, message: str, **details) -> None:
+        """The manager's on_event: into the event log, or kept (with its
+        time) until the log exists (rule 5)."""
+        if self.events is None:
+            self._early_events.append((time.time(), kind, partition, message, details))
+        else:
+            self.events.emit(kind, partition, message, **details)
+
+    def _watch_fd(self, fd: int, cb: Callable[[], None]) -> None:
+        if self.loop is None:
+            self._early_watch[fd] = cb
+        else:
+            self.loop.add_reader(fd, cb)
+
+    def _unwatch_fd(self, fd: int) -> None:
+        if self.loop is None:
+            self._early_watch.pop(fd, None)
+        else:
+            self.loop.remove_reader(fd)
+
+    def _early_stop(self, sig: int, _frame) -> None:
+        self._early_signal = sig
+
+    def _serve_partitions(self) -> None:
+        """The data path (rule 5): every recorded partition adopted, its
+        agent pumping, before anything else is made."""
         state = self._load_state()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._early_stop)
         self.manager = PartitionManager(
             self.switch, self.functions, state, self.cfg,
-            on_agent_fd=lambda fd, cb: self.loop.add_reader(fd, cb),
-            on_agent_fd_remove=lambda fd: self.loop.remove_reader(fd),
-            on_event=self.events.emit,
+            on_agent_fd=self._watch_fd, on_agent_fd_remove=self._unwatch_fd, on_event=self._emit,
         )
         try:
             self.manager.adopt_all()
         except BaseException:
             self.manager.shutdown()
             raise
-        os.makedirs(os.path.dirname(self.cfg.socket) or ".", mode=0o755, exist_ok=True)
+
+    async def _main(self) -> None:
+        import asyncio
+
+        from . import events
+
+        self.loop = asyncio.get_running_loop()
+        self.stop_event = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self._on_signal, sig)
+        self.events = events.EventLog()  # lifecycle events: `vnetshare events`, the log
+        for t, kind, partition, message, details in self._early_events:
+            self.events.add(events.make(kind, partition, message, now=t, **details))
+        self._early_events.clear()
+        for fd, cb in self._early_watch.items():
+            self.loop.add_reader(fd, cb)
+        self._early_watch.clear()
         try:
-            os.unlink(self.cfg.socket)  # stale: we hold the lock, no daemon owns it
-        except FileNotFoundError:
-            pass
-        old = os.umask(0o177)
-        try:
-            server = await asyncio.start_unix_server(self._serve_client, path=self.cfg.socket)
-        finally:
-            os.umask(old)
+            os.makedirs(os.path.dirname(self.cfg.socket) or ".", mode=0o755, exist_ok=True)
+            try:
+                os.unlink(self.cfg.socket)  # stale: we hold the lock, no daemon owns it
+            except FileNotFoundError:
+                pass
+            old = os.umask(0o177)
+            try:
+                server = await asyncio.start_unix_server(self._serve_client, path=self.cfg.socket)
+            finally:
+                os.umask(old)
+        except BaseException:
+            self.manager.shutdown()
+            raise
         os.chmod(self.cfg.socket, 0o600)
         self.events.emit("daemon.started", None, f"ready: control socket {self.cfg.socket}, "
                          f"{len(self.manager.names())} partition(s)", uplink=self.cfg.uplink,
                          partitions=len(self.manager.names()))
+        if self._early_signal is not None:
+            self._on_signal(self._early_signal)
         try:
             self.watcher = events.Watcher(self.events, self.snapshot, events.LinkState(self.cfg.uplink),
                                           notify_fd=self.switch.notify_fd(), rearm=self.switch.rearm_notes)
@@ -444,8 +505,13 @@ class Daemon:
             self._start_metrics()
             self._open_uplink()
             try:
+                self._serve_partitions()
+                import asyncio
+
                 asyncio.run(self._main())
             finally:
+                if self.manager is not None and not self.manager.stopping:
+                    self.manager.shutdown()  # the loop did not get to it
                 self.switch.stop()
                 self.switch.close()
         finally:

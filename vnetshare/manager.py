@@ -24,6 +24,7 @@ import errno
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -31,7 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
-from . import adapter, events
+from . import adapter
 from .core import config, state as statefile
 from .linux import netns, procs
 from .agent import command as agent_command, hello_message, pack_fds
@@ -197,6 +198,11 @@ class PartitionManager:
     # -- agents ----------------------------------------------------------
     def _spawn_agent(self, part: Partition) -> Agent:
         """Start an agent, hand it the descriptors, wait until it pumps."""
+        return self._finish_agent(part, *self._start_agent(part))
+
+    def _start_agent(self, part: Partition) -> tuple[subprocess.Popen, socket.socket]:
+        """Start an agent and hand it the descriptors; _finish_agent() waits
+        for its answer (adopt_all starts many before waiting for any)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         try:
             proc = subprocess.Popen(
@@ -212,6 +218,22 @@ class PartitionManager:
             hello = hello_message(part.rec.name, part.rec.ring_size, self.cfg.coalesce_usecs)
             fds = pack_fds(part.tap_fd, part.a2h, part.h2a)
             socket.send_fds(ours, [json.dumps(hello).encode()], fds)
+        except BaseException as e:
+            self._abandon(proc, ours)
+            if isinstance(e, OSError):
+                raise PartitionError("EIO", f"partition {part.rec.name!r}: agent start failed: {e}") from None
+            raise
+        return proc, ours
+
+    @staticmethod
+    def _abandon(proc: subprocess.Popen, ours: socket.socket) -> None:
+        proc.kill()
+        proc.wait()
+        ours.close()
+
+    def _finish_agent(self, part: Partition, proc: subprocess.Popen, ours: socket.socket) -> Agent:
+        """Wait until the agent _start_agent() started pumps; watch its end."""
+        try:
             ours.settimeout(AGENT_START_TIMEOUT)
             reply = ours.recv(4096)
             if not reply or not json.loads(reply).get("ready"):
@@ -219,9 +241,7 @@ class PartitionManager:
             ours.settimeout(None)
             pidfd = os.pidfd_open(proc.pid)
         except BaseException as e:
-            proc.kill()
-            proc.wait()
-            ours.close()
+            self._abandon(proc, ours)
             if isinstance(e, (OSError, ValueError)) and not isinstance(e, PartitionError):
                 raise PartitionError("EIO", f"partition {part.rec.name!r}: agent start failed: {e}") from None
             raise
@@ -247,6 +267,8 @@ class PartitionManager:
         if self.stopping or part is None or part.agent is not agent:
             return
         part.agent = None
+        from . import events  # asyncio with it: not on a restart's data path
+
         how, status, sig = events.exit_description(code)
         again = part.life.agent_died(time.monotonic())
         self._event("agent.died", name, f"agent {agent.pid} ended ({how})"
@@ -417,45 +439,110 @@ class PartitionManager:
 
     # -- adopt -----------------------------------------------------------
     def adopt_all(self) -> None:
-        """Serve again every partition the state file records (daemon restart)."""
-        for name, rec in list(self.state.partitions.items()):
-            if rec.agent_pid and procs.is_agent(rec.agent_pid, name):
-                # an agent of a daemon that died without telling it
+        """Serve again every partition the state file records (daemon restart).
+
+        In the order that gets frames moving soonest (issue 12,
+        docs/design-notes.md): the old daemon's agents are gone first (a
+        TAP takes one reader); then every partition's rings and switch port,
+        so the first frame an agent pumps finds its destination's port (an
+        ARP request for a partition not yet in the switch goes to the wire
+        only, and the kernel asks again a second later; a frame for a port
+        whose agent is not yet running waits in its ring); then each TAP is
+        opened and its agent started, and only then their answers awaited
+        (they start side by side, not one after the other); then what can
+        wait: links someone set down, the state file, the events. A
+        partition that cannot be served is forgotten, with a log line
+        saying why.
+        """
+        recs = list(self.state.partitions.values())
+        self._end_stale_agents(recs)
+        ported: list[Partition] = []
+        for rec in recs:
+            try:
+                # ports 1..N in order (none are served yet): no O(N) search for a free one each
+                ported.append(self._adopt_port(rec, len(self.parts) + 1 if len(ported) == len(self.parts)
+                                               else self._free_port_id()))
+            except (VnetshareError, OSError) as e:
+                self._forget(rec, None, e)
+        started = []
+        for part in ported:
+            try:
+                part.tap_fd = self._open_tap(part.rec.ifname, part.rec.netns)
+                started.append((part, *self._start_agent(part)))
+            except (VnetshareError, OSError) as e:
+                self._forget(part.rec, part, e)
+        served: list[Partition] = []
+        for part, proc, ours in started:
+            try:
+                part.agent = self._finish_agent(part, proc, ours)
+            except (VnetshareError, OSError) as e:
+                self._forget(part.rec, part, e)
+                continue
+            part.rec.agent_pid = part.agent.pid
+            part.life.fire(Event.CREATED)
+            served.append(part)
+        for part in served:
+            rec = part.rec
+            try:
+                if netns.set_up(rec.ifname, rec.netns):
+                    log.warning("partition %s: %s was down; set it up", rec.name, rec.ifname)
+            except OSError as e:
+                log.warning("partition %s: %s", rec.name, e)
+        self._save()
+        for part in served:
+            name, pid = part.rec.name, part.agent.pid
+            self._event("partition.adopted", name, f"adopted ({part.rec.netns})", netns=part.rec.netns)
+            self._event("agent.started", name, f"agent {pid} serves it", pid=pid)
+
+    def _end_stale_agents(self, recs: list[statefile.PartitionState], timeout: float = 3.0) -> None:
+        """The agents of a daemon that died without stopping them (SIGKILL:
+        PR_SET_PDEATHSIG is on its way), ended and waited for: their TAP
+        must be free for the new agents. By PID, after procs.is_agent()."""
+        pidfds = []
+        for rec in recs:
+            if rec.agent_pid and procs.is_agent(rec.agent_pid, rec.name):
                 try:
-                    os.kill(rec.agent_pid, signal.SIGTERM)
+                    fd = os.pidfd_open(rec.agent_pid)
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+                    pidfds.append(fd)
                 except ProcessLookupError:
                     pass
+        deadline = time.monotonic() + timeout
+        for fd in pidfds:
             try:
-                self._adopt(rec)
-                pid = self.parts[name].agent.pid
-                self._event("partition.adopted", name, f"adopted ({rec.netns})", netns=rec.netns)
-                self._event("agent.started", name, f"agent {pid} serves it", pid=pid)
-            except (VnetshareError, OSError) as e:
-                log.error("partition %s: cannot adopt it, forgetting it: %s", name, e)
-                self.state.partitions.pop(name, None)
-        self._save()
+                select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            finally:
+                os.close(fd)
 
-    def _adopt(self, rec: statefile.PartitionState) -> None:
+    def _adopt_port(self, rec: statefile.PartitionState, port_id: int) -> Partition:
+        """@rec's new rings and switch port, all or nothing; its TAP is
+        opened (tap_fd) just before its agent starts."""
         if not os.path.exists(rec.netns):
             raise PartitionError("ENOENT", f"its namespace {rec.netns} is gone")
         with Undo() as undo:
-            tap_fd = self._open_tap(rec.ifname, rec.netns)
-            undo.push("tap fd", lambda: _close(tap_fd))
-            netns.link_set(rec.ifname, rec.netns, up=True)
             rec.ring_size = rec.ring_size or self.cfg.ring_size
             a2h = create_fds(rec.ring_size)
             undo.push("a2h", a2h.close)
             h2a = create_fds(rec.ring_size)
             undo.push("h2a", h2a.close)
-            part = Partition(rec, self._free_port_id(), tap_fd, a2h, h2a)
+            part = Partition(rec, port_id, -1, a2h, h2a)
             self.switch.add_port(part.port_id, rec.mac, a2h, h2a, rec.ring_size,
                                  policy=self._policy(rec))
-            undo.push("port", lambda: self.switch.del_port(part.port_id))
-            part.agent = self._spawn_agent(part)
-            rec.agent_pid = part.agent.pid
             self.parts[rec.name] = part
             undo.commit()
-        part.life.fire(Event.CREATED)
+        return part
+
+    def _forget(self, rec: statefile.PartitionState, part: Partition | None, why: Exception) -> None:
+        """Adoption of @rec failed: undo what was made for it, drop its record."""
+        log.error("partition %s: cannot adopt it, forgetting it: %s", rec.name, why)
+        if part is not None:
+            try:
+                self.switch.del_port(part.port_id)
+            except OSError as e:
+                log.warning("partition %s: port removal: %s", rec.name, e)
+            part.close_fds()
+            self.parts.pop(rec.name, None)
+        self.state.partitions.pop(rec.name, None)
 
     # -- delete ----------------------------------------------------------
     def delete(self, name: str) -> None:
@@ -488,8 +575,13 @@ class PartitionManager:
     def shutdown(self) -> None:
         """Daemon exit: stop agents, close descriptors; partitions stay (rule 4)."""
         self.stopping = True
+        agents = [part.agent for part in self.parts.values() if part.agent is not None]
+        for agent in agents:  # every agent told first (EOF), then each waited for
+            self._unwatch(agent.pidfd)
+            agent.sock.close()
+        for agent in agents:
+            self._stop_agent(agent)
         for part in self.parts.values():
-            self._stop_agent(part.agent)
             part.agent = None
             part.rec.agent_pid = None
             try:

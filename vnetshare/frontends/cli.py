@@ -29,8 +29,6 @@ import os
 import sys
 
 from ..core import config
-from . import capture, cni
-from . import live
 from .client import call, socket_path
 from ..core.errors import ConfigError, VnetshareError
 
@@ -120,7 +118,10 @@ def _policy_fields(parser: argparse.ArgumentParser, args) -> dict:
             "rx_limit": args.rx_limit, "rx_burst": args.rx_burst}
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
+    """The command line; with @only_daemon just `vnetshare [--socket S] daemon
+    ...`, which main() takes for that command: the other commands' modules
+    (live.py brings asyncio) are not imported before the daemon serves (issue 12)."""
     p = _Parser(
         prog="vnetshare",
         description="Share one network adapter between isolated partitions (network namespaces).",
@@ -150,6 +151,9 @@ def get_parser() -> argparse.ArgumentParser:
     d.add_argument("--metrics", type=_arg(config.metrics_address), default=None, metavar="[ADDR:]PORT",
                    help="serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default "
                         f"{config.METRICS_ADDR_DEFAULT}, IPv6 as [::1]:PORT; default: off)")
+    if only_daemon:
+        return p
+    capture, cni, live = _others()
 
     part = sub.add_parser("partition", help="create, delete, list and show partitions")
     psub = part.add_subparsers(dest="pcmd", required=True, metavar="ACTION")
@@ -332,6 +336,7 @@ def cmd_adapter(args) -> int:
 
 
 def cmd_stats(args) -> int:
+    live = _others()[2]
     if args.watch is not None:
         return live.watch(socket_path(args.socket), args.watch, args.count, as_json=args.json)
     if args.count is not None:
@@ -368,6 +373,39 @@ def cmd_lab(args) -> int:
     return lab.demo(socket_path(args.socket), seconds=args.seconds, as_json=args.json)
 
 
+def _others():
+    """The other commands' modules: capture, cni, live."""
+    from . import capture, cni, live
+
+    return capture, cni, live
+
+
+def _lazy(module: str, fn: str):
+    """A command in frontends/@module, imported when it runs."""
+    def run(args) -> int:
+        from importlib import import_module
+
+        return getattr(import_module(f"{__package__}.{module}"), fn)(args)
+    return run
+
+
+def _command(argv: list[str]) -> str | None:
+    """The command word of @argv (after the global --socket), or None."""
+    it = iter(argv)
+    for tok in it:
+        if tok == "--socket":
+            next(it, None)
+        elif not tok.startswith("--socket="):
+            return None if tok.startswith("-") else tok
+    return None
+
+
+# The other commands' modules (live.py brings asyncio) are imported with this
+# one, so a process that drops root later still has them (test_not_root),
+# except in `vnetshare daemon`, whose data path must not wait for them (issue 12).
+if _command(sys.argv[1:]) != "daemon":
+    _others()
+
 COMMANDS = {
     "partition": cmd_partition,
     "adapter": cmd_adapter,
@@ -375,15 +413,16 @@ COMMANDS = {
     "daemon": cmd_daemon,
     "lab": cmd_lab,
     "verify": cmd_verify,
-    "cni": cni.install_main,
-    "capture": capture.main,
-    "events": live.events_main,
-    "top": live.top_main,
+    "cni": _lazy("cni", "install_main"),
+    "capture": _lazy("capture", "main"),
+    "events": _lazy("live", "events_main"),
+    "top": _lazy("live", "top_main"),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = get_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = get_parser(only_daemon=_command(argv) == "daemon")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("vnetshare: error: must run as root (try: sudo vnetshare ...)", file=sys.stderr)
