@@ -127,3 +127,14 @@ def test_a_restart_after_sigkill_replaces_an_agent_that_outlived_its_daemon(two:
             os.kill(victim, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_a_partition_whose_namespace_went_while_no_daemon_ran_is_forgotten_alone(two: System):
+    assert two.stop_daemon() == 0
+    netns.delete(B[0])  # pb's namespace goes (and its TAP with it) while no daemon runs
+    two.start_daemon()
+    assert [p["name"] for p in two.cli_json("partition", "list")] == [A[0]]
+    assert two.state_names() == [A[0]]
+    assert f"partition {B[0]}: cannot adopt it, forgetting it: its namespace /run/netns/{B[0]} is gone" in two.log()
+    assert len(two.agent_pids()) == 1
+    assert wait_for(lambda: ping(A[0], LAN_V4, count=1, timeout=1).ok, timeout=10), two.log()
