@@ -14,8 +14,9 @@ over --reps rounds of:
 and for TCP whether the stream survived every round (iperf3 ended with
 status 0 and no error) and the bytes it moved from 1 s after the exec to
 its end. Then once (SIGKILL) with --many idle partitions more (1,000; 100
-with --quick), IPv6 only: the first reply, and when the new daemon
-answered on its control socket with every partition adopted.
+with --quick), IPv6 only: the first reply, the first reply of the last
+partition made (pinging the LAN host), and when the new daemon answered
+on its control socket with every partition adopted.
 
 Everything is made through paths.Made (removed by name and PID); every
 child is bounded in time (ping -w, iperf3 -t).
@@ -41,6 +42,7 @@ KINDS = (("term", signal.SIGTERM), ("kill", signal.SIGKILL))
 PORT = 5480
 BEFORE_S = 1.0      # traffic runs this long before the daemon is ended
 AFTER_S = 3.0       # and this long after the new one was started
+LAN_V6 = "fd00:5e::1"  # the LAN host (paths.start_vns)
 
 
 def _replies(text: str) -> list[float]:
@@ -69,8 +71,8 @@ def _restart(made: Made, sig: int) -> tuple[float, float, float]:
     return t_sig, t_exec, time.time()
 
 
-def _pinger(made: Made, dst: str, seconds: float) -> subprocess.Popen:
-    return made.proc(netns_cmd(PA[0], ["ping", "-D", "-n", "-i", "0.01", "-W", "1", "-w", f"{seconds:.0f}", dst]),
+def _pinger(made: Made, dst: str, seconds: float, ns: str = PA[0]) -> subprocess.Popen:
+    return made.proc(netns_cmd(ns, ["ping", "-D", "-n", "-i", "0.01", "-W", "1", "-w", f"{seconds:.0f}", dst]),
                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -89,9 +91,13 @@ def _first_and_gap(stamps: list[float], t_exec: float) -> tuple[float | None, fl
     return (after[0] - t_exec if after else None), (max(gaps) if gaps else None)
 
 
-def _round(made: Made, sig: int, tcp: bool) -> dict:
+def _round(made: Made, sig: int, tcp: bool, last: str | None = None) -> dict:
+    """One restart with the traffic of the module's docstring; @last: a
+    partition that also pings the LAN host (IPv6), path "last"."""
     seconds = BEFORE_S + AFTER_S + 1
     pings = {"p2p": _pinger(made, PB[1], seconds), "lan": _pinger(made, LAN_V4, seconds)}
+    if last is not None:
+        pings["last"] = _pinger(made, LAN_V6, seconds, ns=last)
     client = None
     t_client = time.time()
     if tcp:
@@ -101,14 +107,11 @@ def _round(made: Made, sig: int, tcp: bool) -> dict:
                                                  "-i", "0.1", "-J"]), stdout=f, stderr=subprocess.STDOUT)
     time.sleep(BEFORE_S)
     t_sig, t_exec, t_ready = _restart(made, sig)
-    got = {"kill_s": None, "ready_s": t_ready - t_exec}
-    firsts = []
+    got: dict = {"ready_s": t_ready - t_exec}
     for path, p in pings.items():
-        first, gap = _first_and_gap(_collect(p, seconds), t_exec)
-        got[f"{path}_first_s"], got[f"{path}_gap_s"] = first, gap
-        if first is not None:
-            firsts.append(first)
-    got["kill_s"] = (t_exec - t_sig) + max(firsts) if len(firsts) == len(pings) else None
+        got[f"{path}_first_s"], got[f"{path}_gap_s"] = _first_and_gap(_collect(p, seconds), t_exec)
+    both = (got["p2p_first_s"], got["lan_first_s"])
+    got["kill_s"] = None if None in both else (t_exec - t_sig) + max(both)
     if client is not None:
         try:
             client.wait(timeout=seconds + 30)
@@ -206,7 +209,7 @@ def _many(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
     say(f"restart: {len(names) + 2} partitions in {time.monotonic() - t0:.0f} s; restarting (kill)")
     rows = []
     try:
-        got = _round(made, signal.SIGKILL, tcp=False)
+        got = _round(made, signal.SIGKILL, tcp=False, last=names[-1] if names else None)
         served = call(made.sock, "partition.list", timeout=60)["partitions"]
         rows = [{"name": "restart_many_partitions", "value": len(names) + 2, "unit": "partitions"},
                 {"name": "restart_many_adopted", "value": sum(p["agent"].startswith("running") for p in served),
@@ -217,6 +220,9 @@ def _many(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
                          "value": round(max(got["p2p_first_s"], got["lan_first_s"]), 3), "unit": "s"})
         else:
             errors.append("restart many: no reply after the restart")
+        if got.get("last_first_s") is not None:
+            rows.append({"name": "restart_many_last_first_reply_s", "value": round(got["last_first_s"], 3),
+                         "unit": "s"})
     except (BenchError, DaemonError, DaemonUnreachable) as e:
         errors.append(f"restart many: {e}")
     for name in names:
