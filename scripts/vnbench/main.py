@@ -13,8 +13,9 @@ from .common import BenchError, Plan, say
 from .measure import Foreign, Section, machine_cpu
 from .net import WORKLOADS, bench_net
 from .paths import DAEMON_ARGS, PATHS, Made, free_names
-from .report import machine_line, print_net, print_scale, print_table, print_targets, target_rows
+from .report import machine_line, print_net, print_restart, print_scale, print_table, print_targets, target_rows
 from .ring import bench_ring
+from .restart import bench_restart
 from .scale import bench_scale
 
 
@@ -30,9 +31,10 @@ def get_parser() -> argparse.ArgumentParser:
     overview = sys.modules[__package__].__doc__
     p = argparse.ArgumentParser(prog="bench.py", description=overview.split("\n\n")[0],
                                 epilog="paths: " + ", ".join(PATHS) + "; workloads: " + ", ".join(WORKLOADS))
-    p.add_argument("what", nargs="?", default="all", choices=("ring", "net", "scale", "all"),
+    p.add_argument("what", nargs="?", default="all", choices=("ring", "net", "scale", "restart", "all"),
                    help="ring: the shared-memory ring against a socketpair; net: vnetshare against veth, "
-                        "bridge, macvlan, vde_switch; scale: 1 to 64 partitions (default: all)")
+                        "bridge, macvlan, vde_switch; scale: 1 to 64 partitions; restart: traffic across a "
+                        "daemon restart (default: all)")
     p.add_argument("--json", action="store_true", help="print rows {name, value, unit} as JSON")
     p.add_argument("--reps", type=int, default=None, help="runs per figure, median (default 3; 1 with --quick "
                                                            "for net and scale)")
@@ -42,7 +44,8 @@ def get_parser() -> argparse.ArgumentParser:
                    help="net: only PATH/WORKLOAD matching this glob (or a PATH or WORKLOAD alone), "
                         "e.g. 'vns*/tcp1', vde, ping, storm, txlimit; repeatable")
     p.add_argument("--many", type=int, default=None, metavar="N",
-                   help="scale: then N idle partitions at once (default 1000; 100 with --quick)")
+                   help="scale: then N idle partitions at once; restart: one restart with N idle partitions more "
+                        "(default 1000; 100 with --quick)")
     p.add_argument("--check", action="store_true", help="exit 3 if a target is not met")
     p.add_argument("--daemon-arg", action="append", default=[], metavar="ARG",
                    help="pass ARG to `vnetshare daemon` (net and scale), e.g. --daemon-arg=--coalesce-usecs=0; "
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     if args.reps is not None and args.reps < 1:
         get_parser().error(f"--reps {args.reps}: must be at least 1")
-    sections = ["ring", "net", "scale"] if args.what == "all" else [args.what]
+    sections = ["ring", "net", "scale", "restart"] if args.what == "all" else [args.what]
     needs_root = [s for s in sections if s != "ring"]
     if needs_root and os.geteuid() != 0:
         get_parser().error(f"{' and '.join(needs_root)} need root: "
@@ -98,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                 if "scale" in sections:
                     with Section(foreign, "scale", other):
                         rows["scale"] = bench_scale(made, plan, errors)
+                if "restart" in sections:
+                    with Section(foreign, "restart", other):
+                        rows["restart"] = bench_restart(made, plan, errors)
             except BenchError as e:
                 errors.append(str(e))
             finally:
@@ -127,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             print_net(rows["net"], plan)
         if "scale" in rows:
             print_scale(rows["scale"], plan)
+        if "restart" in rows:
+            print_restart(rows["restart"], plan)
         if needs_root:
             print_targets(targets)
     for e in errors:
