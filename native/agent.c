@@ -47,6 +47,7 @@
  *   poll, ppoll	pump_sleep(); main's wait; the parked pump thread
  *   clock_nanosleep, nanosleep  coalescing naps (coalesce.h)
  *   clock_gettime	the clock (vDSO; the system call only as its fallback)
+ *   sched_yield	between the turns of a poll for an answer (coalesce.h)
  *   prctl		only PR_SET_TIMERSLACK (coalesce_init() in pump_run())
  *   exit_group		the end
  *   restart_syscall	a poll or nap interrupted (ptrace, SIGSTOP) resumes
@@ -588,6 +589,7 @@ static void install_seccomp(void)
 		AGENT_ALLOW(__NR_nanosleep),
 #endif
 		AGENT_ALLOW(__NR_clock_gettime),
+		AGENT_ALLOW(__NR_sched_yield),
 		AGENT_ALLOW(__NR_exit_group),
 		AGENT_ALLOW(__NR_restart_syscall),
 		AGENT_ALLOW_ARG(__NR_prctl, 0, PR_SET_TIMERSLACK),

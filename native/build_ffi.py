@@ -157,6 +157,8 @@ struct pump_stats {
     uint64_t sleeps;
     uint64_t wakeups;
     uint64_t naps;
+    uint64_t polls;
+    uint64_t poll_hits;
 };
 struct pump;
 int pump_create(struct pump **out, int tap_fd, struct ring *a2h,
@@ -330,6 +332,8 @@ struct sw_uplink_stats {
     uint64_t ports;
     uint64_t naps;
     uint64_t flood_scoped;
+    uint64_t polls;
+    uint64_t poll_hits;
 };
 struct sw_rate {
     uint64_t bits_per_sec;

@@ -13,7 +13,12 @@
  *  3. Frames moved: go on at once, or, when frames come densely, nap for
  *     the coalescing window first so the next round takes a batch
  *     (coalesce.h: adaptive, like a NIC's interrupt moderation).
- *  4. No work in either direction: arm and sleep in poll() on
+ *  4. No work in either direction: if what moved since the pump woke was
+ *     a lone frame or two out of the TAP (a ping, a request: a round trip
+ *     in flight) and nothing came in, poll for the answer first
+ *     (coalesce_poll_ns(): bounded, yielding, rarer after misses), armed
+ *     as below but with a zero timeout; then, or at once otherwise, arm
+ *     and sleep in poll() on
  *       - the TAP, POLLIN (unless A2H is full) and POLLOUT (if a record is held)
  *       - the H2A data pipe, after ring_arm() said there is nothing
  *       - the A2H space pipe, only while A2H is full (ring_arm())
@@ -56,6 +61,8 @@
  * @rec:	the held record (its frame stays valid: nothing is released)
  * @a2h_seen:	A2H ring counters already added to @stats
  * @coalesce_usecs: coalescing window (coalesce.h), 0 for off
+ * @went_out:	frames TAP -> A2H since the pump last woke or polled
+ * @came_in:	frames H2A -> TAP since then
  * @stats:	counters
  */
 struct pump {
@@ -70,6 +77,8 @@ struct pump {
 	struct ring_rec rec;
 	struct ring_stats a2h_seen;
 	unsigned int coalesce_usecs;
+	unsigned int went_out;
+	unsigned int came_in;
 	struct pump_stats stats;
 };
 
@@ -199,6 +208,7 @@ static int pump_from_tap(struct pump *p, unsigned int *work)
 			      st.short_reads - p->a2h_seen.short_reads);
 		p->a2h_seen = st;
 		*work += n;
+		p->went_out += n;
 	}
 	if (rc == -EAGAIN) {
 		*work += 1;
@@ -264,6 +274,7 @@ static int pump_to_tap(struct pump *p, unsigned int *work)
 		n++;
 	}
 	*work += n;
+	p->came_in += n;
 	if (!p->held) {
 		int rrc = ring_release(p->h2a);
 
@@ -274,15 +285,24 @@ static int pump_to_tap(struct pump *p, unsigned int *work)
 }
 
 /**
- * pump_sleep() - arm what we wait for and sleep in poll()
+ * pump_sleep() - arm what we wait for, poll a while if asked, sleep in poll()
  * @p:		pump
+ * @co:		coalescing state: its poll budget (coalesce_poll_ns()) for
+ *		this sleep, 0 for none
+ * @poll_ns:	that budget
  *
- * Return: 0 (woken, or work found while arming) or -errno from poll()
+ * A poll is the same poll() with a zero timeout, turn after turn
+ * (coalesce_poll_turn() yields between them), until something is ready
+ * or the budget is spent; then the sleep proper, unless it found input.
+ *
+ * Return: 1 if the poll found the answer (H2A records), 2 if it found
+ * other input (more frames on the TAP: a stream, not a round trip), 0
+ * (woken, or work found while arming) or -errno from poll()
  */
-static int pump_sleep(struct pump *p)
+static int pump_sleep(struct pump *p, struct coalesce *co, uint64_t poll_ns)
 {
 	struct pollfd pfd[3];
-	int a2h_armed = 0, h2a_armed = 0, rc;
+	int a2h_armed = 0, h2a_armed = 0, hit = 0, rc;
 	nfds_t n = 0;
 
 	pfd[n++] = (struct pollfd){ .fd = p->stop_efd, .events = POLLIN };
@@ -311,11 +331,28 @@ static int pump_sleep(struct pump *p)
 	if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
 		goto disarm;
 
+	if (poll_ns) {
+		uint64_t deadline = util_now_ns() + poll_ns;
+
+		PUMP_STAT_ADD(p, polls, 1);
+		do {
+			rc = poll(pfd, n, 0);
+		} while (!rc && coalesce_poll_turn(co, deadline));
+		if (rc > 0 && h2a_armed && pfd[2].revents) {
+			PUMP_STAT_ADD(p, poll_hits, 1);
+			hit = 1;
+		} else if (rc > 0) {
+			hit = 2;
+		}
+		if (rc)
+			goto slept;
+	}
 	PUMP_STAT_ADD(p, sleeps, 1);
 	rc = poll(pfd, n, -1);
+	PUMP_STAT_ADD(p, wakeups, 1);
+slept:
 	if (rc < 0)
 		rc = errno == EINTR ? 0 : -errno;
-	PUMP_STAT_ADD(p, wakeups, 1);
 	if (rc < 0) {
 		if (h2a_armed)
 			ring_disarm(p->h2a);
@@ -331,7 +368,7 @@ disarm:
 		if (ring_ready(p->a2h, RING_LEN_MAX))
 			p->a2h_full = 0;
 	}
-	return 0;
+	return hit;
 }
 
 /**
@@ -349,6 +386,7 @@ int pump_run(struct pump *p)
 {
 	struct coalesce co;
 	unsigned int work;
+	uint64_t poll_ns;
 	int rc;
 
 	coalesce_init(&co, p->coalesce_usecs);
@@ -370,10 +408,17 @@ int pump_run(struct pump *p)
 			continue;
 		}
 		coalesce_round(&co, 0);
+		/* a round trip in flight: frames went out, none came in */
+		poll_ns = coalesce_poll_ns(&co, !p->came_in && p->went_out);
+		p->went_out = p->came_in = 0;
 		coalesce_sleeping(&co);
-		rc = pump_sleep(p);
+		rc = pump_sleep(p, &co, poll_ns);
 		if (unlikely(rc < 0))
 			return rc;
+		if (poll_ns && rc != 2)
+			coalesce_polled(&co, rc);
+		/* an answer within the window is dense traffic too (TCP's
+		   ACKs): busy, so the next rounds batch as before */
 		coalesce_woken(&co);
 	}
 	return 0;

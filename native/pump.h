@@ -42,6 +42,9 @@ struct pump;
  * @sleeps:	times the pump slept in poll()
  * @wakeups:	poll() returns
  * @naps:	coalescing naps taken between busy rounds (coalesce.h)
+ * @polls:	polls for an answer before sleeping (a lone frame went out)
+ * @poll_hits:	those that found the answer (H2A records), so the pump
+ *		did not sleep
  */
 struct pump_stats {
 	uint64_t tx_frames;
@@ -55,6 +58,8 @@ struct pump_stats {
 	uint64_t sleeps;
 	uint64_t wakeups;
 	uint64_t naps;
+	uint64_t polls;
+	uint64_t poll_hits;
 };
 
 int pump_create(struct pump **out, int tap_fd, struct ring *a2h,

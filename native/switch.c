@@ -71,6 +71,12 @@
  *      does a throttled one: its ring is not armed, so its frames do not
  *      wake the loop, the timeout does. ring_arm() re-checks after setting
  *      the waiting flag, so a record published meanwhile is never slept on.
+ *      But first, if what moved since the switch woke was a lone frame or
+ *      a few from one input (a round trip in flight: its answer comes
+ *      soon), the same epoll_pwait2() with a zero timeout, turn after
+ *      turn, yielding between (coalesce_poll_ns(): at most three
+ *      coalescing windows, rarer after misses, not after the answer
+ *      itself), so the answer finds the switch awake and costs no wakeup.
  *
  * H2A full never blocks: the frame is dropped and counted. The uplink
  * never blocks: a refused frame is dropped and counted.
@@ -297,6 +303,12 @@ struct sw_cmd {
  * @vlan_ports: ports per VLAN id (0: untagged)
  * @nrouters:	ports with GUARD_F_TRUSTED_ROUTER
  * @rr:		round-robin start
+ * @from:	the first input (a port, or @sw itself for the wire) that
+ *		moved frames since the switch last woke or polled
+ * @from_many:	another input moved frames since then too: a request and
+ *		its answer, or unrelated traffic, not a round trip in flight
+ * @answered:	sw_events() saw an input other than @from: during a poll,
+ *		the answer (the same input again is a stream)
  * @epfd:	epoll of A2H data pipes, uplink socket, control eventfd
  * @ctl_efd:	control eventfd (commands and stop)
  * @note_efd:	notification eventfd (sw_note(), sw_notify_fd())
@@ -327,6 +339,9 @@ struct sw {
 	uint32_t vlan_ports[SW_VLAN_MAX + 1];
 	unsigned int nrouters;
 	unsigned int rr;
+	const void *from;
+	int from_many;
+	int answered;
 	int epfd;
 	int ctl_efd;
 	int note_efd;
@@ -1010,6 +1025,19 @@ static void sw_flush_h2a(struct sw *sw)
 }
 
 /**
+ * sw_moved_from() - note the input a round moved frames from
+ * @sw:		switch
+ * @in:		the port, or @sw for the wire
+ */
+static inline void sw_moved_from(struct sw *sw, const void *in)
+{
+	if (!sw->from)
+		sw->from = in;
+	else if (sw->from != in)
+		sw->from_many = 1;
+}
+
+/**
  * sw_round() - one forwarding round
  * @sw:		switch
  *
@@ -1017,18 +1045,24 @@ static void sw_flush_h2a(struct sw *sw)
  */
 static unsigned int sw_round(struct sw *sw)
 {
-	unsigned int work, n = sw->nlive;
+	unsigned int work, got, n = sw->nlive;
 
 	sw->st.rounds++;
 	work = sw_uplink_rx(sw);
+	if (work)
+		sw_moved_from(sw, sw);
 	if (n) {	/* a port disconnected here stays in @live until sw_sleep() */
 		unsigned int start = sw->rr++ % n;
 
 		for (unsigned int k = 0; k < n; k++) {
 			struct sw_port *p = sw->live[(start + k) % n];
 
-			if (!p->disconnected)
-				work += sw_port_tx(sw, p);
+			if (p->disconnected)
+				continue;
+			got = sw_port_tx(sw, p);
+			if (got)
+				sw_moved_from(sw, p);
+			work += got;
 		}
 	}
 	sw_flush_h2a(sw);
@@ -1090,14 +1124,24 @@ static void sw_port_count(struct sw *sw, struct sw_port *p, int delta)
  * for us): the sleep ends when the first throttled port's buckets refill,
  * at the latest.
  *
- * Return: 0, or -errno from epoll_pwait2()
+ * With @poll_ns, the sleep begins with a poll: sw_events() with a zero
+ * timeout, turn after turn (coalesce_poll_turn() yields between them),
+ * until an event or the budget's end (or a throttled port's refill time).
+ *
+ * Return: 1 if the poll found the answer (input from another input than
+ * the one that moved frames, sw->from), 2 if it found other input (the
+ * same one again: a stream, or a command), 0, or -errno from
+ * epoll_pwait2()
  */
 static int sw_events(struct sw *sw, const struct timespec *tmo);
 
-static int sw_sleep(struct sw *sw)
+static int sw_sleep(struct sw *sw, const struct coalesce *co,
+		    uint64_t poll_ns)
 {
+	static const struct timespec zero;
 	uint64_t v, until = UINT64_MAX, now = 0;
 	struct timespec ts, *tmo = NULL;
+	int n;
 
 	for (unsigned int i = 0; i < sw->nlive;) {
 		struct sw_port *p = sw->live[i];
@@ -1120,6 +1164,21 @@ static int sw_sleep(struct sw *sw)
 	if (__atomic_load_n(&sw->stop, __ATOMIC_ACQUIRE) ||
 	    __atomic_load_n(&sw->pending, __ATOMIC_ACQUIRE))
 		return 0;
+	if (poll_ns) {
+		uint64_t deadline = util_now_ns() + poll_ns;
+
+		if (deadline > until)
+			deadline = until;
+		sw->st.polls++;
+		sw->answered = 0;
+		do {
+			n = sw_events(sw, &zero);
+		} while (!n && coalesce_poll_turn(co, deadline));
+		if (n > 0 && sw->answered)
+			sw->st.poll_hits++;
+		if (n)
+			return n < 0 ? n : sw->answered ? 1 : 2;
+	}
 	if (until != UINT64_MAX) {
 		now = util_now_ns();
 		v = until > now ? until - now : 0;
@@ -1128,7 +1187,8 @@ static int sw_sleep(struct sw *sw)
 		tmo = &ts;
 	}
 	sw->st.sleeps++;
-	return sw_events(sw, tmo);
+	n = sw_events(sw, tmo);
+	return n < 0 ? n : 0;
 }
 
 /**
@@ -1140,7 +1200,7 @@ static int sw_sleep(struct sw *sw)
  * eventfd is read (the command itself is taken at the top of the loop);
  * an uplink error is cleared.
  *
- * Return: 0, or -errno from epoll_pwait2()
+ * Return: the events taken (0: none), or -errno from epoll_pwait2()
  */
 static int sw_events(struct sw *sw, const struct timespec *tmo)
 {
@@ -1155,6 +1215,9 @@ static int sw_events(struct sw *sw, const struct timespec *tmo)
 		if (ev[i].data.u64 > SW_EV_UPLINK) {	/* a port's data pipe */
 			struct sw_port *p = ev[i].data.ptr;
 
+			if (p != sw->from)
+				sw->answered = 1;
+
 			ring_disarm(p->a2h);
 			p->armed = 0;
 			sw_live_add(sw, p);
@@ -1164,12 +1227,14 @@ static int sw_events(struct sw *sw, const struct timespec *tmo)
 			while (read(sw->ctl_efd, &v, sizeof(v)) < 0 &&
 			       errno == EINTR)
 				;
+		if (ev[i].data.u64 == SW_EV_UPLINK && sw->from != sw)
+			sw->answered = 1;
 		/* link down or gone: read the error, or POLLERR stays up */
 		if (ev[i].data.u64 == SW_EV_UPLINK &&
 		    (ev[i].events & EPOLLERR))
 			uplink_clear_error(sw->up, &err);
 	}
-	return 0;
+	return n;
 }
 
 /* Control -------------------------------------------------------------------- */
@@ -2026,6 +2091,7 @@ int sw_run(struct sw *sw)
 {
 	struct coalesce co;
 	unsigned int moved;
+	uint64_t poll_ns;
 	int rc = 0;
 
 	pthread_mutex_lock(&sw->lock);
@@ -2049,17 +2115,27 @@ int sw_run(struct sw *sw)
 				static const struct timespec zero;
 
 				rc = sw_events(sw, &zero);
-				if (unlikely(rc))
+				if (unlikely(rc < 0))
 					break;
+				rc = 0;
 			}
 			continue;
 		}
 		coalesce_round(&co, 0);
+		/* frames from one input only: a round trip in flight */
+		poll_ns = coalesce_poll_ns(&co, !sw->from_many);
 		coalesce_sleeping(&co);
-		rc = sw_sleep(sw);
-		if (unlikely(rc))
+		rc = sw_sleep(sw, &co, poll_ns);	/* sw_events() reads @from */
+		sw->from = NULL;
+		sw->from_many = 0;
+		if (unlikely(rc < 0))
 			break;
+		if (poll_ns && rc != 2)
+			coalesce_polled(&co, rc);
+		/* an answer within the window is dense traffic too (TCP's
+		   ACKs): busy, so the next rounds batch as before */
 		coalesce_woken(&co);
+		rc = 0;
 	}
 
 	pthread_mutex_lock(&sw->lock);

@@ -254,6 +254,10 @@ struct sw_port_stats {
  * @commands:	control commands applied
  * @ports:	ports now
  * @naps:	coalescing naps taken between busy rounds (coalesce.h)
+ * @polls:	polls for an answer before sleeping, after a lone frame or
+ *		a few (coalesce.h)
+ * @poll_hits:	those that found the answer (frames from another input
+ *		than the one polled after), so the switch did not sleep
  * @flood_scoped: flood copies not made, from the wire or a partition: a
  *		group frame only routers or its address's owner need
  *		(guard_group_scope()) and this port is neither
@@ -280,6 +284,8 @@ struct sw_uplink_stats {
 	uint64_t ports;
 	uint64_t naps;
 	uint64_t flood_scoped;
+	uint64_t polls;
+	uint64_t poll_hits;
 };
 
 int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg);

@@ -113,6 +113,9 @@ UPLINK_FIELDS: dict[str, Field] = {
     "naps": Field("counter", "switch_naps", "Coalescing naps the switch thread took between busy rounds."),
     "commands": Field("counter", "switch_commands", "Control commands the switch applied."),
     "ports": Field("gauge", "switch_ports", "Partitions' ports the switch serves now."),
+    "polls": Field("counter", "switch_polls",
+                   "Polls for an answer the switch thread made before sleeping, after a lone frame."),
+    "poll_hits": Field("counter", "switch_poll_hits", "Polls that found the answer, so the switch thread did not sleep."),
     "flood_scoped": Field("counter", "switch_flood_copies_skipped",
                           "Flood copies not made: group frames (from the wire or a partition) only routers or "
                           "the address's owner need, for a port that is neither."),
