@@ -141,7 +141,8 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
     d.add_argument("--coalesce-usecs", type=_arg(_coalesce_usecs), default=None, metavar="N",
                    help="while frames come densely, the switch and agents batch them, waiting up to "
                         f"N microseconds per hop (default {config.COALESCE_USECS_DEFAULT}, 0: off); "
-                        "a lone frame is never delayed")
+                        "a lone frame is never delayed, and its answer is polled for up to 3 N "
+                        "(0: no poll either)")
     d.add_argument("--storm-limit", type=_arg(config.storm_limit), default=None, metavar="PPS",
                    help="partitions' default storm limit: broadcast/multicast frames per second each "
                         f"may send (default {config.STORM_PPS_DEFAULT}, none: no limit)")
