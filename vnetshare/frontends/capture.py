@@ -232,21 +232,28 @@ def main(args) -> int:
               file=sys.stderr, flush=True)
 
         def drain() -> int:
+            """Write what the ring holds. Ctrl-C and SIGTERM wait until it is
+            done: a frame taken from the ring is always written (a signal
+            between recv() and write() lost it)."""
             nonlocal captured
             n = 0
-            while args.count is None or captured < args.count:
-                rec = ring.recv()
-                if rec is None:
-                    break
-                f = read_capture(rec)
-                if writer is not None:
-                    writer.write(f.time_ns, f.data, f.orig_len, f.direction, f.drop)
-                else:
-                    print(line(f.time_ns, f.direction, f.data, f.orig_len, f.drop))
-                captured += 1
-                n += 1
-            if n:
-                (writer or sys.stdout).flush()
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            try:
+                while args.count is None or captured < args.count:
+                    rec = ring.recv()
+                    if rec is None:
+                        break
+                    f = read_capture(rec)
+                    if writer is not None:
+                        writer.write(f.time_ns, f.data, f.orig_len, f.direction, f.drop)
+                    else:
+                        print(line(f.time_ns, f.direction, f.data, f.orig_len, f.drop))
+                    captured += 1
+                    n += 1
+                if n:
+                    (writer or sys.stdout).flush()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
             return n
 
         daemon_done = False
