@@ -104,6 +104,16 @@ def test_traffic_and_tcp_connections_survive_a_daemon_restart(two: System, sig):
             c.close()
 
 
+def _ended(pid: int) -> bool:
+    """@pid is gone or a zombie: it ended, and only its parent has not reaped
+    it (an orphan's parent is PID 1, which in the test container is pytest)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def test_a_restart_after_sigkill_replaces_an_agent_that_outlived_its_daemon(two: System):
     """A SIGKILLed daemon's agent that is still alive when the new daemon
     starts (here: stopped, so PR_SET_PDEATHSIG's SIGTERM waits) holds its
@@ -117,7 +127,7 @@ def test_a_restart_after_sigkill_replaces_an_agent_that_outlived_its_daemon(two:
         two.daemon = None
         assert procs.is_agent(victim, name)  # still there: the case under test
         two.start_daemon()
-        assert wait_for(lambda: not os.path.exists(f"/proc/{victim}"), timeout=10)
+        assert wait_for(lambda: _ended(victim), timeout=10)
         shown = two.cli_json("partition", "show", name)
         assert shown["agent"].startswith("running") and str(victim) not in shown["agent"], shown["agent"]
         assert wait_for(lambda: ping(A[0], B[1], count=1, timeout=1).ok, timeout=10), two.log()
