@@ -255,6 +255,29 @@ def create_partition(made: Made, name: str, ip: str, **policy) -> float:
     return time.perf_counter() - t0
 
 
+def create_idle(made: Made, names: list[str], cidr, errors: list[str], what: str,
+                times: list[float] | None = None) -> list[str]:
+    """Create partitions @names, each with the one address cidr(i) and no
+    gateway (the many-partition phases), until one fails (its error goes to
+    @errors, named by @what); the names made. Each create's seconds go to
+    @times."""
+    from vnetshare.frontends.client import DaemonError, DaemonUnreachable, call
+    made_now: list[str] = []
+    for i, name in enumerate(names):
+        made.partitions.append(name)
+        t0 = time.perf_counter()
+        try:
+            call(made.sock, "partition.create", name=name, ips=[cidr(i)], timeout=60)
+        except (DaemonError, DaemonUnreachable) as e:
+            made.partitions.remove(name)
+            errors.append(f"{what}: partition {name}: {e}")
+            break
+        if times is not None:
+            times.append(time.perf_counter() - t0)
+        made_now.append(name)
+    return made_now
+
+
 def partition_ifname(made: Made, name: str) -> str:
     from vnetshare.frontends.client import call
     return call(made.sock, "partition.show", name=name, timeout=30)["partition"]["ifname"]

@@ -35,7 +35,8 @@ from vnetshare.linux.probe import netns_cmd
 
 from .common import BenchError, Plan, die_with_parent, say, stop
 from .measure import IperfServer, wait_reachable, wait_servers
-from .paths import DAEMON_ARGS, LAN_V4, VNS_LAN_NS, VNS_UPLINK, Made, create_partition, delete_partition, start_vns
+from .paths import (DAEMON_ARGS, LAN_V4, VNS_LAN_NS, VNS_UPLINK, Made, create_idle, create_partition,
+                    delete_partition, start_vns)
 
 PA, PB = ("vnb-ra", "198.18.0.31"), ("vnb-rb", "198.18.0.32")
 KINDS = (("term", signal.SIGTERM), ("kill", signal.SIGKILL))
@@ -194,18 +195,9 @@ def _many(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
     """One SIGKILL round with plan.many idle partitions more."""
     from vnetshare.frontends.client import DaemonError, DaemonUnreachable, call
 
-    names = []
     t0 = time.monotonic()
-    for i in range(plan.many):
-        name = f"vnb-rm{i}"
-        made.partitions.append(name)
-        try:
-            call(made.sock, "partition.create", name=name, ips=[f"fd00:5e::3:{i:x}/64"], timeout=60)
-        except (DaemonError, DaemonUnreachable) as e:
-            made.partitions.remove(name)
-            errors.append(f"restart many: partition {i + 1} of {plan.many}: {e}")
-            break
-        names.append(name)
+    names = create_idle(made, [f"vnb-rm{i}" for i in range(plan.many)], lambda i: f"fd00:5e::3:{i:x}/64",
+                        errors, "restart many")
     say(f"restart: {len(names) + 2} partitions in {time.monotonic() - t0:.0f} s; restarting (kill)")
     rows = []
     try:

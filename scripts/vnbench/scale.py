@@ -40,7 +40,8 @@ from vnetshare.linux.probe import iperf3, ping
 from .common import BenchError, Plan, say, stop
 from .measure import (IperfClient, IperfServer, link_counter, mem_kib, pct, ping_times, proc_cpu, ring_memfds,
                       wait_servers)
-from .paths import LAN_V4, VNS_LAN_NS, VNS_UPLINK, Made, create_partition, delete_partition, start_vns, vns_pids
+from .paths import (LAN_V4, VNS_LAN_NS, VNS_UPLINK, Made, create_idle, create_partition, delete_partition,
+                    start_vns, vns_pids)
 
 LAN_V6 = "fd00:5e::1"  # the LAN host (start_vns)
 REACH_WAVE = 250       # partitions checked at once: 3 neighbour entries each, under gc_thresh3
@@ -196,7 +197,7 @@ def bench_many(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
     """plan.many partitions at once (see the module's docstring)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from vnetshare.frontends.client import DaemonError, DaemonUnreachable, call
+    from vnetshare.frontends.client import DaemonError, DaemonUnreachable
 
     n = plan.many
     rows: list[dict] = []
@@ -222,26 +223,17 @@ def bench_many(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
 
     time.sleep(1.0)
     before = _mem_available_kib()
-    names: list[str] = []
     creates: list[float] = []
     t_all = time.monotonic()
-    t_pair = 0.0
-    for i in range(n):
-        if i == 2:
-            t0 = time.monotonic()
-            pair("2")
-            t_pair = time.monotonic() - t0
-        name = f"vnb-m{i}"
-        made.partitions.append(name)
-        t0 = time.perf_counter()
-        try:
-            call(made.sock, "partition.create", name=name, ips=[f"{addr(i)}/64"], timeout=60)
-        except (DaemonError, DaemonUnreachable) as e:
-            made.partitions.remove(name)
-            errors.append(f"many: partition {i + 1} of {n}: {e}")
-            break
-        creates.append(time.perf_counter() - t0)
-        names.append(name)
+    # the first two alone first: their UDP and ping before the rest exist
+    names = create_idle(made, ["vnb-m0", "vnb-m1"], lambda i: f"{addr(i)}/64", errors, "many", creates)
+    t_pair = time.monotonic()
+    if len(names) == 2:
+        pair("2")
+    t_pair = time.monotonic() - t_pair
+    if len(names) == 2:
+        names += create_idle(made, [f"vnb-m{i}" for i in range(2, n)], lambda i: f"{addr(i + 2)}/64",
+                             errors, "many", creates)
     say(f"many: {len(names)} partitions in {time.monotonic() - t_all - t_pair:.0f} s")
 
     def reach(i: int) -> bool:
