@@ -347,7 +347,7 @@ def remove(path: str) -> None:
                 pass
     try:
         os.rmdir(pdir)
-    except (FileNotFoundError, OSError):
+    except OSError:  # gone, or holds files that are not ours
         pass
     try:
         os.unlink(path)
