@@ -22,7 +22,7 @@ from vnetshare.linux import netns, procs
 from vnetshare.linux.probe import ping
 
 PORT = 5390
-CHUNK = 256 << 10  # fits the sockets' buffers: written while no daemon runs, it waits there
+CHUNK = 256 << 10
 
 
 class Conn:
@@ -54,6 +54,20 @@ class Conn:
         self.client.sendall(data)
         self.sent += data
 
+    def write_nowait(self, n: int) -> int:
+        """Write up to @n bytes without waiting: what the socket's send
+        buffer takes (autotuned, so it can be less than @n). Returns the
+        count."""
+        data = os.urandom(n)
+        taken = 0
+        while taken < n:
+            try:
+                taken += self.client.send(data[taken:], socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+        self.sent += data[:taken]
+        return taken
+
     def read_all(self) -> bytes:
         """Everything the far end has read, once it has as much as was
         written (ConnectionError if the connection was reset or closed)."""
@@ -84,8 +98,9 @@ def test_traffic_and_tcp_connections_survive_a_daemon_restart(two: System, sig):
         two.daemon = None
         # the agents end with their daemon, however it ended (PR_SET_PDEATHSIG for SIGKILL)
         assert wait_for(lambda: not any(procs.is_agent(p, [A[0], B[0]]) for p in old), timeout=10)
-        for c in conns.values():
-            c.write(CHUNK)  # no daemon: these bytes wait in pa's socket, retransmitted later
+        for what, c in conns.items():
+            # no daemon: these bytes wait in pa's socket, retransmitted later
+            assert c.write_nowait(CHUNK) > 0, f"{what}: the socket took nothing"
 
         two.start_daemon()
         assert [p["name"] for p in two.cli_json("partition", "list")] == [A[0], B[0]]
