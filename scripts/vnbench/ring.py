@@ -5,17 +5,32 @@ ring and through the socketpair, then the round trip (ping-pong) with the
 waiting side polling and sleeping on its wakeup. Each side is its own
 process, pinned to its own core when there are two; the loops are C
 (native/ring_bench.c). No root needed.
+
+The ring moves records only as fast as the CPU its two sides get. On 2
+vCPUs shared with other work, a run during which other processes take a
+sixth of the machine or more moves 1500 B records at about 40 % of a quiet
+run's rate: either side preempted for longer than the ring's 4 MiB lasts
+(about 0.3 ms) stalls the other, so their stalls add up
+(docs/design-notes.md, "The ring's slow mode (issue 12)"). So each ring
+size also reports the slowest and the fastest run, the share of the
+machine other processes took during the median run and the most they
+took in any run, and the median run's sleeps and wakeup-pipe writes from
+the ring's own counters (struct ring_stats), per million records.
 """
 from __future__ import annotations
 
 import json
 import os
+import resource
 import socket
 import statistics
+import time
 
 from vnetshare import Ring, create_fds
 from vnetshare.dataplane._native import ffi, lib
 from vnetshare.core.errors import check
+
+from .measure import machine_cpu
 
 SIZES = {"64B": 64, "1500B": 1500, "64KiB": 65536}
 COUNTS = {"64B": 4_000_000, "1500B": 2_000_000, "64KiB": 60_000}
@@ -71,8 +86,22 @@ def _join(pid: int, rfd: int) -> dict:
     return out
 
 
+def _cpu_s(who: int) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+def _wake_counts(r: Ring, side: str) -> dict:
+    st = r.stats()
+    return {f"{side}_sleeps": st["sleeps"], f"{side}_kicks": st["kicks"]}
+
+
 def ring_stream(frame_len: int, count: int) -> dict:
-    """Producer in this process, consumer in a child; consumer's view counts."""
+    """Producer in this process, consumer in a child; consumer's view counts.
+
+    Also each side's sleeps and kicks, and "others": the share of the
+    machine (0 - 1) that processes other than the two sides used meanwhile.
+    """
     fds = create_fds()
     sizes = ffi.new("uint32_t[1]", [frame_len])
     try:
@@ -81,19 +110,25 @@ def ring_stream(frame_len: int, count: int) -> dict:
             with Ring(fds, "consumer") as r:
                 res = ffi.new("struct bench_result *")
                 check(lib.bench_consume(r.handle, count, sizes, 1, 0, TIMEOUT_MS, res))
-                return _result(res)
+                return _result(res) | _wake_counts(r, "consumer") | {"cpu_s": _cpu_s(resource.RUSAGE_SELF)}
 
+        busy0, t0 = machine_cpu()[0], time.monotonic()
         pid, rfd = _in_child(consumer)
         _pin(0)
+        cpu0 = _cpu_s(resource.RUSAGE_THREAD)
         with Ring(fds, "producer") as r:
             res = ffi.new("struct bench_result *")
             check(lib.bench_produce(r.handle, count, sizes, 1, 32, 0, 0, 0, TIMEOUT_MS, res))
+            prod = _wake_counts(r, "producer")
+        ours = _cpu_s(resource.RUSAGE_THREAD) - cpu0
         out = _join(pid, rfd)
+        busy, secs = machine_cpu()[0] - busy0, time.monotonic() - t0
     finally:
         fds.close()
     if out["bad"] or out["records"] != count:
         raise RuntimeError(f"ring stream lost or damaged records: {out}")
-    return out
+    others = max(0.0, busy - ours - out.pop("cpu_s")) / (secs * os.cpu_count())
+    return out | prod | {"others": others}
 
 
 def sock_stream(frame_len: int, count: int) -> dict:
@@ -155,17 +190,31 @@ def bench_ring(reps: int, quick: bool) -> list[dict]:
     scale = 20 if quick else 1
     rows = []
 
-    def med(fn) -> dict:
-        runs = [fn() for _ in range(reps)]
-        return sorted(runs, key=lambda r: r["elapsed_ns"])[len(runs) // 2]
+    def rate(r: dict) -> float:
+        return r["records"] / (r["elapsed_ns"] / 1e9)
 
     for name, flen in SIZES.items():
         count = COUNTS[name] // scale
         for kind, fn in (("ring", ring_stream), ("socketpair", sock_stream)):
-            r = med(lambda: fn(flen, count))
+            runs = [fn(flen, count) for _ in range(reps)]
+            r = sorted(runs, key=lambda r: r["elapsed_ns"])[len(runs) // 2]
             secs = r["elapsed_ns"] / 1e9
-            rows.append({"name": f"{kind}_{name}_records_per_s", "value": round(r["records"] / secs), "unit": "records/s"})
+            rows.append({"name": f"{kind}_{name}_records_per_s", "value": round(rate(r)), "unit": "records/s"})
             rows.append({"name": f"{kind}_{name}_GBps", "value": round(r["bytes"] / secs / 1e9, 3), "unit": "GB/s"})
+            if kind != "ring":
+                continue
+            per_m = 1e6 / r["records"]
+            rows += [
+                {"name": f"ring_{name}_records_per_s_min", "value": round(min(map(rate, runs))), "unit": "records/s"},
+                {"name": f"ring_{name}_records_per_s_max", "value": round(max(map(rate, runs))), "unit": "records/s"},
+                {"name": f"ring_{name}_others_cpu_pct", "value": round(r["others"] * 100, 1), "unit": "% of machine"},
+                {"name": f"ring_{name}_others_cpu_max_pct", "value": round(max(x["others"] for x in runs) * 100, 1),
+                 "unit": "% of machine"},
+            ]
+            for side in ("consumer", "producer"):
+                for what in ("sleeps", "kicks"):
+                    rows.append({"name": f"ring_{name}_{side}_{what}_per_M", "value": round(r[f"{side}_{what}"] * per_m),
+                                 "unit": "/M records"})
     for poll in (True, False):
         vals = [ring_rtt(RTT_COUNT // scale, poll) for _ in range(reps)]
         rows.append({"name": f"ring_rtt_{'poll' if poll else 'sleep'}_us", "value": round(statistics.median(vals), 2), "unit": "us"})
