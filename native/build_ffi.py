@@ -245,6 +245,7 @@ struct sw_config {
     uint32_t mtu;
     uint32_t violation_limit;
     uint32_t max_ports;
+    uint32_t direct_pct;
     struct uplink_config uplink;
 };
 /* guard.h */
@@ -291,6 +292,7 @@ struct sw_port_stats {
     uint64_t tx_bytes;
     uint64_t rx_frames;
     uint64_t rx_bytes;
+    uint64_t rx_direct;
     uint64_t tx_to_wire;
     uint64_t violations;
     uint64_t ring_skipped_bytes;
@@ -372,6 +374,7 @@ int sw_port_add(struct sw *sw, uint32_t port_id,
                 const struct ring_end *h2a, uint64_t ring_size);
 int sw_port_set_policy(struct sw *sw, uint32_t port_id,
                        const struct sw_port_policy *pol);
+int sw_port_set_tap(struct sw *sw, uint32_t port_id, int tap_fd);
 int sw_port_del(struct sw *sw, uint32_t port_id, struct sw_port_stats *final);
 int sw_port_stats(struct sw *sw, uint32_t port_id, struct sw_port_stats *st);
 int sw_all_port_stats(struct sw *sw, uint32_t *ids, struct sw_port_stats *st,

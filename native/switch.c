@@ -138,6 +138,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -166,6 +167,7 @@ enum sw_cmd_op {
 	SW_CMD_CAP_ADD,
 	SW_CMD_CAP_DEL,
 	SW_CMD_REARM,
+	SW_CMD_TAP,
 };
 
 /**
@@ -208,6 +210,9 @@ struct sw_cap {
  * @h2a:	H2A ring, producer side
  * @fds:	our dup()s of the rings' pipe ends (a2h wait, a2h kick, h2a
  *		wait, h2a kick): the rings use them, the caller's may close
+ * @tap:	our dup() of the partition's TAP (sw_port_set_tap()), -1 for
+ *		none: frames for an empty @h2a are written there directly
+ * @direct:	bucket of switch time (ns) for those writes (SW_DIRECT_*)
  * @dirty:	records committed to @h2a this round, not flushed yet
  * @armed:	@a2h is armed: the agent kicks its data pipe when it writes.
  *		An idle port stays armed across the switch's sleeps; only a
@@ -236,6 +241,8 @@ struct sw_port {
 	struct ring *a2h;
 	struct ring *h2a;
 	int fds[4];
+	int tap;
+	struct tbucket direct;
 	unsigned int dirty;
 	int armed;
 	unsigned int live_at;
@@ -263,6 +270,8 @@ struct sw_port {
  *		SW_CMD_CAP_DEL: the removed one, out
  * @cap_st:	SW_CMD_CAP_DEL: its last counters, out (may be NULL)
  * @uplink_st:	stats out (SW_CMD_UPLINK_STATS)
+ * @fd:		SW_CMD_TAP: the port's new TAP descriptor (-1: none); out,
+ *		its old one, for the caller to close
  * @rc:		0 or -errno, out
  * @done:	set when applied
  */
@@ -278,6 +287,7 @@ struct sw_cmd {
 	struct sw_cap *cap;
 	struct sw_capture_stats *cap_st;
 	struct sw_uplink_stats *uplink_st;
+	int fd;
 	int rc;
 	int done;
 };
@@ -323,6 +333,7 @@ struct sw_cmd {
  * @caps:	every capture, compact (flushed once per round)
  * @ncaps:	entries in @caps
  * @cap_id:	the last capture id given
+ * @direct:	bucket of switch time (ns) for all ports' direct writes
  * @st:		wire-side and loop counters
  */
 struct sw {
@@ -356,6 +367,7 @@ struct sw {
 	struct sw_cap *caps[SW_CAPTURES_MAX];
 	unsigned int ncaps;
 	uint32_t cap_id;
+	struct tbucket direct;
 	struct sw_uplink_stats st;
 };
 
@@ -627,6 +639,60 @@ static inline void sw_tap(struct sw_port *p, unsigned int dir,
 }
 
 /**
+ * sw_direct() - write one frame to a port's TAP, if that may be done now
+ * @q:		destination port
+ * @vnet:	vnet header, @vnet_len bytes (as for sw_deliver())
+ * @vnet_len:	12 from a ring, 10 from the wire
+ * @head:	the frame's first bytes (private memory)
+ * @head_len:	their number
+ * @tail:	the rest of the frame
+ * @tail_len:	its length
+ * @now:	time now, ns
+ *
+ * Only when @q has a TAP, its H2A ring is empty (everything put there
+ * before was written by its agent: order is kept) and the port and the
+ * switch have direct time left (SW_DIRECT_*). The write's cost, measured,
+ * is charged to both buckets. Any error (the partition's device down, a
+ * header it refuses) is left to the ring path, where the agent counts it;
+ * a kernel that does not take RWF_NOWAIT for a TAP ends direct delivery
+ * for the port.
+ *
+ * Return: 1 if the TAP took the frame, 0 to go through the ring
+ */
+static int sw_direct(struct sw_port *q, const void *vnet,
+		     unsigned int vnet_len, const uint8_t *head,
+		     uint32_t head_len, const uint8_t *tail, uint32_t tail_len,
+		     uint64_t now)
+{
+	struct ring_vnet_hdr vh = { 0 };
+	struct iovec iov[3];
+	uint64_t t0, spent;
+	ssize_t n;
+
+	if (q->tap < 0 || !tbucket_ok(&q->direct, now) ||
+	    !tbucket_ok(&q->sw->direct, now) || ring_used(q->h2a))
+		return 0;
+	memcpy(&vh, vnet, vnet_len);
+	vh.num_buffers = 0;
+	iov[0] = (struct iovec){ &vh, RING_VNET_HDR_LEN };
+	iov[1] = (struct iovec){ (void *)head, head_len };
+	iov[2] = (struct iovec){ (void *)tail, tail_len };
+	t0 = util_now_ns();
+	/* RWF_NOWAIT: never waits, whatever O_NONBLOCK says on the
+	   description the agent shares (the TAP's send buffer is unlimited
+	   unless TUNSETSNDBUF, which neither we nor the agent call) */
+	n = pwritev2(q->tap, iov, tail_len ? 3 : 2, -1, RWF_NOWAIT);
+	spent = util_now_ns() - t0;
+	tbucket_charge(&q->direct, spent);
+	tbucket_charge(&q->sw->direct, spent);
+	if (unlikely(n < 0 && errno == EOPNOTSUPP)) {
+		close(q->tap);	/* a kernel whose TAP has no RWF_NOWAIT */
+		q->tap = -1;
+	}
+	return n >= 0;
+}
+
+/**
  * sw_deliver() - copy one frame into a port's H2A ring
  * @q:		destination port
  * @vnet:	vnet header (12 bytes; num_buffers is written as 0)
@@ -639,9 +705,10 @@ static inline void sw_tap(struct sw_port *p, unsigned int dir,
  * @flood:	a flooded copy: skipped past the flood share
  * @now:	time now, ns (RX buckets)
  *
- * One copy. A flood copy into a ring past its share, a frame over the
- * port's RX budget, a full ring: dropped, each counted on @q under its
- * reason. Never blocks.
+ * One copy: into the ring, or into the partition's TAP when sw_direct()
+ * may write it there. A flood copy into a ring past its share, a frame
+ * over the port's RX budget, a full ring: dropped, each counted on @q
+ * under its reason. Never blocks.
  */
 static void sw_deliver(struct sw_port *q, const void *vnet,
 		       unsigned int vnet_len, const uint8_t *head,
@@ -668,6 +735,12 @@ static void sw_deliver(struct sw_port *q, const void *vnet,
 		       tail_len);
 		return;
 	}
+	if (likely(plen <= RING_LEN_MAX) &&
+	    sw_direct(q, vnet, vnet_len, head, head_len, tail, tail_len,
+		      now)) {
+		q->st.rx_direct++;
+		goto delivered;
+	}
 	if (unlikely(plen > RING_LEN_MAX ||
 		     ring_reserve(q->h2a, plen, &p) < 0)) {
 		q->st.drop_h2a_full++;
@@ -675,20 +748,21 @@ static void sw_deliver(struct sw_port *q, const void *vnet,
 		       tail_len);
 		return;
 	}
-	tbucket_charge(&q->rx_bits, (uint64_t)len * 8);
-	tbucket_charge(&q->rx_pkts, 1);
 	vh = (struct ring_vnet_hdr *)p;
 	memcpy(vh, vnet, vnet_len);
 	vh->num_buffers = 0;
 	memcpy(p + RING_VNET_HDR_LEN, head, head_len);
 	memcpy(p + RING_VNET_HDR_LEN + head_len, tail, tail_len);
 	ring_commit(q->h2a, plen);
-	q->st.rx_frames++;
-	q->st.rx_bytes += len;
 	if (!q->dirty) {
 		q->sw->dirtyl[q->sw->ndirty++] = q;
 		q->dirty = q->sw->ndirty;
 	}
+delivered:
+	tbucket_charge(&q->rx_bits, (uint64_t)len * 8);
+	tbucket_charge(&q->rx_pkts, 1);
+	q->st.rx_frames++;
+	q->st.rx_bytes += len;
 	sw_tap(q, SW_CAP_RX, SW_DROP_NONE, head, head_len, tail, tail_len);
 }
 
@@ -1476,6 +1550,20 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 			sw->ports[i]->noted = 0;
 		c->rc = 0;
 		break;
+	case SW_CMD_TAP: {
+		int old;
+
+		p = sw_find(sw, c->port_id, NULL);
+		if (!p) {
+			c->rc = -ENOENT;
+			break;
+		}
+		old = p->tap;
+		p->tap = c->fd;
+		c->fd = old;
+		c->rc = 0;
+		break;
+	}
 	case SW_CMD_UPLINK_STATS: {
 		struct uplink_stats us;
 
@@ -1569,6 +1657,8 @@ static void sw_port_free(struct sw_port *p)
 	for (int i = 0; i < 4; i++)
 		if (p->fds[i] >= 0)
 			close(p->fds[i]);
+	if (p->tap >= 0)
+		close(p->tap);
 	free(p);
 }
 
@@ -1608,6 +1698,9 @@ int sw_port_add(struct sw *sw, uint32_t port_id,
 		return -ENOMEM;
 	p->id = port_id;
 	sw_port_apply_policy(p, pol, 1);
+	p->tap = -1;
+	tbucket_init(&p->direct, sw->cfg.direct_pct * 10000000ull,
+		     SW_DIRECT_BURST_NS, util_now_ns());
 	for (int i = 0; i < 4; i++)
 		p->fds[i] = -1;
 	for (int i = 0; i < 4; i++) {
@@ -1664,6 +1757,39 @@ int sw_port_set_policy(struct sw *sw, uint32_t port_id,
 	if (!sw || sw_policy_check(pol))
 		return -EINVAL;
 	return sw_exec(sw, &c);
+}
+
+/**
+ * sw_port_set_tap() - give the switch a port's TAP, for direct delivery
+ * @sw:		switch
+ * @port_id:	port id
+ * @tap_fd:	the partition's TAP (IFF_VNET_HDR, a 12-byte header, as the
+ *		agent has it), or -1 to stop writing to it
+ *
+ * The switch dup()s @tap_fd (the caller keeps its own) and from the next
+ * frame writes a frame for the port to it itself while the port's H2A
+ * ring is empty and its share of the switch's time lasts (SW_DIRECT_*).
+ * The write never waits: a TAP's send buffer has no limit, and any error
+ * sends the frame through the ring instead.
+ *
+ * Return: 0, -ENOENT (no such port), -EINVAL, or -errno from dup()
+ */
+int sw_port_set_tap(struct sw *sw, uint32_t port_id, int tap_fd)
+{
+	struct sw_cmd c = { .op = SW_CMD_TAP, .port_id = port_id, .fd = -1 };
+	int rc;
+
+	if (!sw || tap_fd < -1)
+		return -EINVAL;
+	if (tap_fd >= 0) {
+		c.fd = fcntl(tap_fd, F_DUPFD_CLOEXEC, 3);
+		if (c.fd < 0)
+			return -errno;
+	}
+	rc = sw_exec(sw, &c);
+	if (c.fd >= 0)
+		close(c.fd);	/* the old one, or the new one refused */
+	return rc;
 }
 
 /**
@@ -1953,10 +2079,16 @@ int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg)
 		sw->cfg.violation_limit = SW_VIOLATION_LIMIT_DEFAULT;
 	if (!sw->cfg.max_ports)
 		sw->cfg.max_ports = SW_PORTS_DEFAULT;
-	if (sw->cfg.max_ports > SW_PORTS_LIMIT) {
+	if (!sw->cfg.direct_pct)
+		sw->cfg.direct_pct = SW_DIRECT_SHARE_PCT;
+	if (sw->cfg.max_ports > SW_PORTS_LIMIT || sw->cfg.direct_pct > 100) {
 		free(sw);
 		return -EINVAL;
 	}
+	tbucket_init(&sw->direct,
+		     (sw->cfg.direct_pct > SW_DIRECT_TOTAL_PCT ?
+		      sw->cfg.direct_pct : SW_DIRECT_TOTAL_PCT) * 10000000ull,
+		     SW_DIRECT_BURST_NS, util_now_ns());
 	sw->mac_mask = 1;
 	while (sw->mac_mask + 1 < 2 * sw->cfg.max_ports)
 		sw->mac_mask = sw->mac_mask * 2 + 1;

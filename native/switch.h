@@ -37,6 +37,21 @@
 #define SW_FLOOD_SHARE_NUM	1u
 #define SW_FLOOD_SHARE_DEN	2u
 
+/*
+ * Direct delivery (sw_port_set_tap()): a frame for a port whose H2A ring is
+ * empty is written to the port's TAP by the switch itself, one hop and one
+ * copy fewer than through the ring and the agent. That write runs the
+ * partition's receive path (its netfilter, its sockets) on the switch's
+ * thread, so each port gets a share of the switch's time for it: a token
+ * bucket of nanoseconds, SW_DIRECT_SHARE_PCT percent of one core with
+ * SW_DIRECT_BURST_NS of burst, and all ports together
+ * SW_DIRECT_TOTAL_PCT. Past its share a port's frames go through its
+ * ring and its agent, on the agent's own time, as before.
+ */
+#define SW_DIRECT_SHARE_PCT	25u	/* default of sw_config.direct_pct */
+#define SW_DIRECT_TOTAL_PCT	50u	/* all ports (at least one port's) */
+#define SW_DIRECT_BURST_NS	1000000u
+
 struct sw;
 
 /*
@@ -159,6 +174,10 @@ struct sw_port_policy {
  * @max_ports:	ports it serves at most (SW_PORTS_DEFAULT; at most
  *		SW_PORTS_LIMIT): its tables are made this big at sw_create(),
  *		16 bytes a port, so adding a port never allocates in the loop
+ * @direct_pct: percent of one core each port's direct writes may take
+ *		(SW_DIRECT_SHARE_PCT; at most 100); all ports together take
+ *		SW_DIRECT_TOTAL_PCT or this, the larger. Direct delivery is on
+ *		for ports given a TAP (sw_port_set_tap()) only.
  * @uplink:	AF_PACKET socket settings (TPACKET version, ring sizes)
  */
 struct sw_config {
@@ -168,6 +187,7 @@ struct sw_config {
 	uint32_t mtu;
 	uint32_t violation_limit;
 	uint32_t max_ports;
+	uint32_t direct_pct;
 	struct uplink_config uplink;
 };
 
@@ -176,8 +196,12 @@ struct sw_config {
  * @tx_frames:	frames the partition sent that the switch forwarded (to
  *		ports, the wire or both; uplink refusals included)
  * @tx_bytes:	their bytes
- * @rx_frames:	frames put into the partition's H2A ring
+ * @rx_frames:	frames delivered to the partition: into its H2A ring, or
+ *		written straight to its TAP (@rx_direct)
  * @rx_bytes:	their bytes
+ * @rx_direct:	frames of @rx_frames the switch wrote to the partition's
+ *		TAP itself (sw_port_set_tap()): its H2A ring was empty and
+ *		the port had switch time left (SW_DIRECT_SHARE)
  * @tx_to_wire:	frames (of @tx_frames) handed to the uplink
  * @violations:	ring violations on its A2H ring (sum of @ring_drops; the
  *		port is disconnected past the limit, rule 7)
@@ -211,6 +235,7 @@ struct sw_port_stats {
 	uint64_t tx_bytes;
 	uint64_t rx_frames;
 	uint64_t rx_bytes;
+	uint64_t rx_direct;
 	uint64_t tx_to_wire;
 	uint64_t violations;
 	uint64_t ring_skipped_bytes;
@@ -298,6 +323,7 @@ int sw_port_add(struct sw *sw, uint32_t port_id,
 		const struct ring_end *h2a, uint64_t ring_size);
 int sw_port_set_policy(struct sw *sw, uint32_t port_id,
 		       const struct sw_port_policy *pol);
+int sw_port_set_tap(struct sw *sw, uint32_t port_id, int tap_fd);
 int sw_port_del(struct sw *sw, uint32_t port_id, struct sw_port_stats *final);
 int sw_port_stats(struct sw *sw, uint32_t port_id, struct sw_port_stats *st);
 int sw_all_port_stats(struct sw *sw, uint32_t *ids, struct sw_port_stats *st,

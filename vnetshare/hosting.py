@@ -160,7 +160,7 @@ class Daemon:
             raise DaemonStartError(str(e)) from None
         self.functions = adapter.derive(self.info, self.cfg.offloads)
         self.switch = Switch(self.cfg.uplink, coalesce_usecs=self.cfg.coalesce_usecs,
-                             max_ports=self.cfg.max_partitions)
+                             max_ports=self.cfg.max_partitions, direct_pct=self.cfg.direct_share)
         self.switch.start()
         log.info("uplink %s: mtu %d, speed %s, offloads to partitions: %s (%s mode), "
                  "coalescing %s", self.cfg.uplink, self.info.mtu, self.info.speed or "?",

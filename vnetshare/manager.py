@@ -369,6 +369,8 @@ class PartitionManager:
             self.switch.add_port(part.port_id, mac, a2h, h2a, self.cfg.ring_size,
                                  policy=self._policy(rec))
             undo.push("port", lambda: self.switch.del_port(part.port_id))
+            if self.cfg.direct_share:
+                self.switch.set_tap(part.port_id, tap_fd)
             part.agent = self._spawn_agent(part)
             undo.push("agent", lambda: self._stop_agent(part.agent))
             rec.agent_pid = part.agent.pid
@@ -468,6 +470,8 @@ class PartitionManager:
         for part in ported:
             try:
                 part.tap_fd = self._open_tap(part.rec.ifname, part.rec.netns)
+                if self.cfg.direct_share:
+                    self.switch.set_tap(part.port_id, part.tap_fd)
                 started.append((part, *self._start_agent(part)))
             except (VnetshareError, OSError) as e:
                 self._forget(part.rec, part, e)

@@ -76,8 +76,12 @@ PARTITION_FIELDS: dict[str, Field] = {
     "tx_frames": Field("counter", "partition_transmit_frames",
                        "Frames the partition sent that the switch forwarded (to partitions, the uplink or both)."),
     "tx_bytes": Field("counter", "partition_transmit_bytes", "Bytes of the frames in transmit_frames."),
-    "rx_frames": Field("counter", "partition_receive_frames", "Frames the switch put into the partition's ring."),
+    "rx_frames": Field("counter", "partition_receive_frames",
+                       "Frames the switch delivered to the partition (into its ring, or straight to its TAP)."),
     "rx_bytes": Field("counter", "partition_receive_bytes", "Bytes of the frames in receive_frames."),
+    "rx_direct": Field("counter", "partition_receive_direct_frames",
+                       "Frames of receive_frames the switch wrote to the partition's TAP itself (its ring was "
+                       "empty)."),
     "tx_to_wire": Field("counter", "partition_transmit_uplink_frames",
                         "Frames of transmit_frames the switch handed to the uplink."),
     "tx_throttled": Field("counter", "partition_transmit_throttled",

@@ -91,8 +91,11 @@ def test_partitions_get_the_c_agent_confined_and_frames_flow(two):
 
 def test_agent_own_memory_is_small(two):
     # traffic first: a ring's pages exist once written (not populated at
-    # mmap), and they are what an agent's VmRSS holds besides its own
+    # mmap), and they are what an agent's VmRSS holds besides its own. Both
+    # ways: each agent's A2H ring carries a stream (what it receives may
+    # skip its H2A ring: the switch writes to an idle partition's TAP)
     assert tcp_transfer(B[0], A[0], B[1], 32 << 20).ok
+    assert tcp_transfer(A[0], B[0], A[1], 32 << 20).ok
     for name in (A[0], B[0]):
         pid = agent_pid(two, name)
         st = status(pid)

@@ -34,7 +34,7 @@ class Net:
     the PortPolicy its port gets (default: none, no limits)."""
 
     def __init__(self, lab: Lab, nparts: int = 2, pump_kw: dict | None = None,
-                 policies: dict | None = None, **sw_kw):
+                 policies: dict | None = None, direct: bool = False, **sw_kw):
         self.lab = lab
         self.lan = lab.netns("lan")
         lab.veth(f"up{lab.tag}", "lan0", self.lan)
@@ -52,6 +52,8 @@ class Net:
             p.start_pump(**(pump_kw or {}))
             self.sw.add_port(i, p.mac, p.a2h_fds, p.h2a_fds, p.ring_size,
                              policy=(policies or {}).get(i))
+            if direct:
+                self.sw.set_tap(i, p.tap)
             self.parts.append(p)
 
 
@@ -366,6 +368,49 @@ def test_dense_small_frames_are_coalesced_and_all_arrive_in_order(lab, usecs):
         assert naps == (0, 0, 0)
     else:  # switch, sending pump, receiving pump: each took batches
         assert all(x > 0 for x in naps), naps
+
+
+def test_direct_delivery_keeps_order_with_the_ring(lab):
+    """With the partitions' TAPs, the switch writes a frame itself while the
+    port's H2A ring is empty; a 1 % share of its time runs out within a
+    burst, and the rest goes through the ring and the agent. Both paths
+    carry frames, and not one datagram overtakes another."""
+    net = Net(lab, direct=True, direct_pct=1)
+    a, b = net.parts
+    s, r, out = ping(a.ns, "10.9.0.2", count=1)
+    assert (s, r) == (1, 1), out
+    n = 4000
+    sink = lab.popen(b.ns, "python3", "-c", UDP_SINK, str(n))
+    assert sink.stdout.readline().strip() == "listening"
+    nsexec(a.ns, "python3", "-c", UDP_BURSTS, "10.9.0.2", str(n), timeout=60)
+    out, _ = sink.communicate(timeout=30)
+    assert [int(x) for x in out.split()] == list(range(n)), "datagrams lost or reordered"
+    st, pumped = net.sw.port_stats(2), b.pump.stats()["rx_frames"]
+    # every frame for b went one way or the other: the switch's own writes
+    # (rx_direct) and the agent's (its pump's rx_frames)
+    assert st["rx_direct"] > 0 and pumped > 0, (st["rx_direct"], pumped)
+    assert st["rx_direct"] + pumped == st["rx_frames"] >= n, (st, pumped)
+
+
+def test_direct_delivery_both_paths_and_off_without_a_tap(lab):
+    net = Net(lab, direct=True)
+    a, b = net.parts
+    for src, dst in ((a, "10.9.0.2"), (a, LAN4), (b, LAN6)):
+        sent, received, out = ping(src.ns, dst, count=3, interval=0.05)
+        assert (sent, received) == (3, 3), f"{src.ns} -> {dst}: {out}"
+    _tcp_transfer(lab, a.ns, b.ns, "10.9.0.2")
+    _tcp_transfer(lab, net.lan, a.ns, "10.9.0.1")
+    for i, p in ((1, a), (2, b)):
+        st = net.sw.port_stats(i)
+        assert st["rx_direct"] > 0, st  # from a partition and from the wire
+        assert st["rx_direct"] + p.pump.stats()["rx_frames"] == st["rx_frames"], st
+    net.sw.set_tap(2, -1)  # the switch lets go of b's TAP: its agent writes everything
+    before = net.sw.port_stats(2)["rx_direct"]
+    sent, received, out = ping(a.ns, "10.9.0.2", count=3, interval=0.05)
+    assert (sent, received) == (3, 3), out
+    assert net.sw.port_stats(2)["rx_direct"] == before
+    with pytest.raises(OSError, match="set the TAP of port 7"):
+        net.sw.set_tap(7, b.tap)
 
 
 POLL_USECS = 5000  # a window (polls last 3) long enough that a busy test machine's answer comes within it

@@ -30,6 +30,8 @@ def test_ping(two, dst, family):
     assert r.ok, r.output
     st = two.stats(A[0])
     assert st["tx_frames"] >= 5 and st["rx_frames"] >= 5
+    # the replies were for an idle partition: the switch wrote them to its TAP itself
+    assert st["rx_direct"] >= 1, st
 
 
 @pytest.mark.parametrize("path", ["partition", "lan"])
@@ -189,6 +191,17 @@ def test_coalescing_batches_dense_traffic_and_can_be_turned_off(two):
     r = tcp_transfer(B[0], A[0], B[1], 64 << 20)
     assert r.ok and r.received_bytes == 64 << 20
     assert naps() == 0
+
+
+def test_direct_delivery_can_be_turned_off(two):
+    assert ping(A[0], B[1], count=3, interval=0.05).ok
+    assert two.stats(B[0])["rx_direct"] >= 1  # on by default (control)
+    assert two.stop_daemon() == 0
+    two.start_daemon("--direct-share", "0")
+    assert wait_for(lambda: ping(A[0], B[1], count=1, timeout=1).ok, timeout=10), two.log()
+    assert ping(A[0], B[1], count=3, interval=0.05).ok
+    st = two.stats(B[0])
+    assert st["rx_frames"] >= 3 and st["rx_direct"] == 0, st  # the agent wrote every frame
 
 
 def test_sigterm_stops_daemon_cleanly(two):

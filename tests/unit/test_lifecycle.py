@@ -101,6 +101,9 @@ class FakeSwitch:
         self.world.step("add_port", f"port{port_id}")
         self.policy = policy
 
+    def set_tap(self, port_id, tap_fd):
+        self.world.step("set_tap")
+
     def set_policy(self, port_id, mac, policy):
         self.world.step("set_policy")
         self.policy = policy

@@ -49,6 +49,7 @@ OFFLOAD_MODES = ("mirror", "emulate")  # adapter.derive(): partitions' offloads
 PARTITIONS_MAX_DEFAULT, PARTITIONS_MAX_LIMIT = 4096, 65536
 METRICS_ADDR_DEFAULT = "127.0.0.1"  # daemon --metrics PORT: loopback unless an address is given
 COALESCE_USECS_DEFAULT = 100  # native/coalesce.h
+DIRECT_SHARE_DEFAULT = 25  # native/switch.h SW_DIRECT_SHARE_PCT
 COALESCE_USECS_MAX = 10000
 VLAN_MIN, VLAN_MAX = 1, 4094  # 802.1Q: 0 and 4095 are reserved
 # Storm control: broadcast/multicast frames a partition may send per second,
@@ -321,6 +322,14 @@ def _whole(what: str, value: object) -> object:
         return int(value, 10)
     except ValueError:
         raise ConfigError(f"{what} {value!r}: not a number") from None
+
+
+def direct_share(value: object) -> int:
+    """`daemon --direct-share PCT`: 0 (off) to 100 percent of a core."""
+    n = _whole("direct share", value)
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 100:
+        raise ConfigError(f"direct share {value!r}: must be 0 (off) to 100 percent")
+    return n
 
 
 def max_partitions(value: object) -> int:
@@ -625,6 +634,7 @@ class DaemonConfig:
     storm_limit: int = STORM_PPS_DEFAULT  # partitions' default, 0 = none
     metrics: tuple[str, int] | None = None  # (ADDR, PORT) to serve /metrics on; None: off
     max_partitions: int = PARTITIONS_MAX_DEFAULT  # the switch's port table (native/switch.h)
+    direct_share: int = DIRECT_SHARE_DEFAULT  # % of a core a partition's direct writes may take; 0: off
 
     @property
     def state_path(self) -> str:

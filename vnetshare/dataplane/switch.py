@@ -166,16 +166,18 @@ class Switch(NativeLoop):
     block_size, block_nr, frame_size, block_tov_ms (RX ring), promisc;
     coalesce_usecs (the nap between busy rounds, native/coalesce.h; None
     for its default, 0 for off); max_ports (PORTS_DEFAULT; add_port() past
-    it is ENOSPC).
+    it is ENOSPC); direct_pct (percent of one core a port's direct writes
+    may take, set_tap(); 0 for the default).
     """
 
     def __init__(self, uplink: str | int, *, burst_frames: int = 0, burst_bytes: int = 0,
                  uplink_burst: int = 0, mtu: int = 0, violation_limit: int = 0,
                  tpacket: int = 0, block_size: int = 0, block_nr: int = 0,
                  frame_size: int = 0, block_tov_ms: int = 0, promisc: bool = False,
-                 coalesce_usecs: int | None = None, max_ports: int = 0):
+                 coalesce_usecs: int | None = None, max_ports: int = 0, direct_pct: int = 0):
         super().__init__()
         _uint("max_ports", max_ports, PORTS_LIMIT)
+        _uint("direct_pct", direct_pct, 100)
         if isinstance(uplink, str):
             try:
                 ifindex = socket.if_nametoindex(uplink)
@@ -190,6 +192,7 @@ class Switch(NativeLoop):
         cfg.mtu = mtu
         cfg.violation_limit = violation_limit
         cfg.max_ports = max_ports
+        cfg.direct_pct = direct_pct
         cfg.uplink.version = tpacket
         cfg.uplink.block_size = block_size
         cfg.uplink.block_nr = block_nr
@@ -268,6 +271,12 @@ class Switch(NativeLoop):
         their level). @mac must be the port's: EINVAL otherwise."""
         check(lib.sw_port_set_policy(self.handle, port_id, policy.to_c(mac)),
               f"set policy of port {port_id}")
+
+    def set_tap(self, port_id: int, tap_fd: int) -> None:
+        """Let the switch write frames for the port to its TAP itself while
+        the port's H2A ring is empty (sw_port_set_tap(): one hop fewer). The
+        switch keeps a dup() of @tap_fd; -1 stops it."""
+        check(lib.sw_port_set_tap(self.handle, port_id, tap_fd), f"set the TAP of port {port_id}")
 
     def del_port(self, port_id: int) -> dict:
         """Stop serving a port; return its last counters."""

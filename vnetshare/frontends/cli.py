@@ -149,6 +149,11 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
     d.add_argument("--max-partitions", type=_arg(config.max_partitions), default=None, metavar="N",
                    help=f"partitions it serves at most (default {config.PARTITIONS_MAX_DEFAULT}; "
                         "16 bytes of table each, set at start)")
+    d.add_argument("--direct-share", type=_arg(config.direct_share), default=None, metavar="PCT",
+                   help="the switch writes a frame for a partition whose ring is empty to its TAP "
+                        "itself (one hop fewer), running the partition's receive path for up to PCT "
+                        f"percent of a core per partition (default {config.DIRECT_SHARE_DEFAULT}; "
+                        "0: off, agents write every frame)")
     d.add_argument("--metrics", type=_arg(config.metrics_address), default=None, metavar="[ADDR:]PORT",
                    help="serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default "
                         f"{config.METRICS_ADDR_DEFAULT}, IPv6 as [::1]:PORT; default: off)")
@@ -352,7 +357,8 @@ def cmd_daemon(args) -> int:
     from ..hosting import run_daemon
 
     given = {"state_dir": args.state_dir, "ring_size": args.ring_size, "coalesce_usecs": args.coalesce_usecs,
-             "storm_limit": args.storm_limit, "metrics": args.metrics, "max_partitions": args.max_partitions}
+             "storm_limit": args.storm_limit, "metrics": args.metrics, "max_partitions": args.max_partitions,
+             "direct_share": args.direct_share}
     return run_daemon(config.DaemonConfig(uplink=args.uplink, offloads=args.offloads,
                                           socket=socket_path(args.socket),
                                           **{k: v for k, v in given.items() if v is not None}))
