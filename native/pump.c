@@ -56,6 +56,9 @@
  * @stop_efd:	eventfd pump_stop() writes
  * @stop:	set by pump_stop(), read by the loop
  * @burst:	frames per direction per round
+ * @release_bytes: H2A bytes written after which a burst releases them
+ *		(a quarter of the ring): the switch refills behind the writes
+ *		instead of waiting for a burst of 64 KiB records to end
  * @a2h_full:	A2H had no room for a largest record: TAP reads paused
  * @held:	@rec was peeked but the TAP said EAGAIN: retry it first
  * @rec:	the held record (its frame stays valid: nothing is released)
@@ -72,6 +75,7 @@ struct pump {
 	int stop_efd;
 	int stop;
 	unsigned int burst;
+	uint64_t release_bytes;
 	int a2h_full;
 	int held;
 	struct ring_rec rec;
@@ -124,6 +128,7 @@ int pump_create(struct pump **out, int tap, struct ring *a2h,
 	p->a2h = a2h;
 	p->h2a = h2a;
 	p->burst = burst ? burst : PUMP_BURST_DEFAULT;
+	p->release_bytes = ring_data_size(h2a) / 4;
 	p->coalesce_usecs = COALESCE_USECS_DEFAULT;
 	ring_get_stats(a2h, &p->a2h_seen);
 	*out = p;
@@ -222,7 +227,7 @@ static int pump_from_tap(struct pump *p, unsigned int *work)
 }
 
 /**
- * pump_to_tap() - H2A -> TAP, one burst, one release
+ * pump_to_tap() - H2A -> TAP, one burst, a release per quarter ring
  * @p:		pump
  * @work:	frames moved are added
  *
@@ -235,6 +240,7 @@ static int pump_to_tap(struct pump *p, unsigned int *work)
 {
 	struct iovec iov[2];
 	unsigned int n = 0;
+	uint64_t unreleased = 0;
 	int rc = 0;
 
 	while (n < p->burst) {
@@ -272,6 +278,13 @@ static int pump_to_tap(struct pump *p, unsigned int *work)
 		}
 		p->held = 0;
 		n++;
+		unreleased += p->rec.frame_len;
+		if (unreleased >= p->release_bytes) {
+			rc = ring_release(p->h2a);
+			if (rc < 0)
+				break;
+			unreleased = 0;
+		}
 	}
 	*work += n;
 	p->came_in += n;
