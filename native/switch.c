@@ -669,8 +669,9 @@ static int sw_direct(struct sw_port *q, const void *vnet,
 	uint64_t t0, spent;
 	ssize_t n;
 
-	if (q->tap < 0 || !tbucket_ok(&q->direct, now) ||
-	    !tbucket_ok(&q->sw->direct, now) || ring_used(q->h2a))
+	/* a stream keeps the ring busy: that check first */
+	if (q->tap < 0 || ring_used(q->h2a) || !tbucket_ok(&q->direct, now) ||
+	    !tbucket_ok(&q->sw->direct, now))
 		return 0;
 	memcpy(&vh, vnet, vnet_len);
 	vh.num_buffers = 0;

@@ -351,18 +351,22 @@ for i in range(n):
 """
 
 
-@pytest.mark.parametrize("usecs", [None, 0], ids=["coalescing", "off"])
-def test_dense_small_frames_are_coalesced_and_all_arrive_in_order(lab, usecs):
-    net = Net(lab, coalesce_usecs=usecs, pump_kw={"coalesce_usecs": usecs})
-    a, b = net.parts
+def _udp_bursts_arrive_in_order(lab, a, b, n: int) -> None:
+    """@n datagrams from partition @a to @b (10.9.0.2) in bursts: all arrive, in order."""
     s, r, out = ping(a.ns, "10.9.0.2", count=1)
     assert (s, r) == (1, 1), out
-    n = 4000
     sink = lab.popen(b.ns, "python3", "-c", UDP_SINK, str(n))
     assert sink.stdout.readline().strip() == "listening"
     nsexec(a.ns, "python3", "-c", UDP_BURSTS, "10.9.0.2", str(n), timeout=60)
     out, _ = sink.communicate(timeout=30)
     assert [int(x) for x in out.split()] == list(range(n)), "datagrams lost or reordered"
+
+
+@pytest.mark.parametrize("usecs", [None, 0], ids=["coalescing", "off"])
+def test_dense_small_frames_are_coalesced_and_all_arrive_in_order(lab, usecs):
+    net = Net(lab, coalesce_usecs=usecs, pump_kw={"coalesce_usecs": usecs})
+    a, b = net.parts
+    _udp_bursts_arrive_in_order(lab, a, b, 4000)
     naps = (net.sw.uplink_stats()["naps"], a.pump.stats()["naps"], b.pump.stats()["naps"])
     if usecs == 0:
         assert naps == (0, 0, 0)
@@ -377,14 +381,8 @@ def test_direct_delivery_keeps_order_with_the_ring(lab):
     carry frames, and not one datagram overtakes another."""
     net = Net(lab, direct=True, direct_pct=1)
     a, b = net.parts
-    s, r, out = ping(a.ns, "10.9.0.2", count=1)
-    assert (s, r) == (1, 1), out
     n = 4000
-    sink = lab.popen(b.ns, "python3", "-c", UDP_SINK, str(n))
-    assert sink.stdout.readline().strip() == "listening"
-    nsexec(a.ns, "python3", "-c", UDP_BURSTS, "10.9.0.2", str(n), timeout=60)
-    out, _ = sink.communicate(timeout=30)
-    assert [int(x) for x in out.split()] == list(range(n)), "datagrams lost or reordered"
+    _udp_bursts_arrive_in_order(lab, a, b, n)
     st, pumped = net.sw.port_stats(2), b.pump.stats()["rx_frames"]
     # every frame for b went one way or the other: the switch's own writes
     # (rx_direct) and the agent's (its pump's rx_frames)

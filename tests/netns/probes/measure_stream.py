@@ -15,7 +15,6 @@ bound?). Issue 12 found with it that a stream leaves a third of the two
 vCPUs idle (wakeups, not work) and is not window bound. A measurement,
 not a test; everything is removed at the end.
 """
-import glob
 import json
 import os
 import subprocess
@@ -23,26 +22,18 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "scripts"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import measure_idle  # noqa: E402
+from measure_idle import HZ  # noqa: E402
 from vnbench.paths import DAEMON_ARGS, Made, create_partition, start_vns  # noqa: E402
 from vnetshare.frontends.client import call  # noqa: E402
-
-HZ = os.sysconf("SC_CLK_TCK")
-
-
-def ticks(stat_path: str) -> int:
-    fields = open(stat_path).read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
 
 
 def threads(pids: list[int]) -> dict[str, tuple[str, int]]:
     out = {}
     for pid in pids:
-        for t in glob.glob(f"/proc/{pid}/task/*"):
-            try:
-                out[t] = (open(t + "/comm").read().strip(), ticks(t + "/stat"))
-            except OSError:
-                pass
+        out.update(measure_idle.threads(pid))
     return out
 
 
