@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import socket
 import statistics
-import time
 
 from vnetshare import Ring, create_fds
 from vnetshare.dataplane._native import ffi, lib
 from vnetshare.core.errors import check
 
-from .measure import machine_cpu
+from .measure import Foreign, Section
 
 SIZES = {"64B": 64, "1500B": 1500, "64KiB": 65536}
 COUNTS = {"64B": 4_000_000, "1500B": 2_000_000, "64KiB": 60_000}
@@ -86,11 +84,6 @@ def _join(pid: int, rfd: int) -> dict:
     return out
 
 
-def _cpu_s(who: int) -> float:
-    r = resource.getrusage(who)
-    return r.ru_utime + r.ru_stime
-
-
 def _wake_counts(r: Ring, side: str) -> dict:
     st = r.stats()
     return {f"{side}_sleeps": st["sleeps"], f"{side}_kicks": st["kicks"]}
@@ -110,25 +103,22 @@ def ring_stream(frame_len: int, count: int) -> dict:
             with Ring(fds, "consumer") as r:
                 res = ffi.new("struct bench_result *")
                 check(lib.bench_consume(r.handle, count, sizes, 1, 0, TIMEOUT_MS, res))
-                return _result(res) | _wake_counts(r, "consumer") | {"cpu_s": _cpu_s(resource.RUSAGE_SELF)}
+                return _result(res) | _wake_counts(r, "consumer")
 
-        busy0, t0 = machine_cpu()[0], time.monotonic()
-        pid, rfd = _in_child(consumer)
-        _pin(0)
-        cpu0 = _cpu_s(resource.RUSAGE_THREAD)
-        with Ring(fds, "producer") as r:
-            res = ffi.new("struct bench_result *")
-            check(lib.bench_produce(r.handle, count, sizes, 1, 32, 0, 0, 0, TIMEOUT_MS, res))
-            prod = _wake_counts(r, "producer")
-        ours = _cpu_s(resource.RUSAGE_THREAD) - cpu0
-        out = _join(pid, rfd)
-        busy, secs = machine_cpu()[0] - busy0, time.monotonic() - t0
+        others: dict = {}
+        with Section(Foreign(), "run", others):  # the bench's own other figure, per run
+            pid, rfd = _in_child(consumer)
+            _pin(0)
+            with Ring(fds, "producer") as r:
+                res = ffi.new("struct bench_result *")
+                check(lib.bench_produce(r.handle, count, sizes, 1, 32, 0, 0, 0, TIMEOUT_MS, res))
+                prod = _wake_counts(r, "producer")
+            out = _join(pid, rfd)
     finally:
         fds.close()
     if out["bad"] or out["records"] != count:
         raise RuntimeError(f"ring stream lost or damaged records: {out}")
-    others = max(0.0, busy - ours - out.pop("cpu_s")) / (secs * os.cpu_count())
-    return out | prod | {"others": others}
+    return out | prod | {"others": others["run"][1] / 100}
 
 
 def sock_stream(frame_len: int, count: int) -> dict:
