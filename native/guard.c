@@ -43,6 +43,13 @@ static const char *const guard_verdict_names[GUARD__MAX] = {
 	[GUARD_DROP_RA]			= "drop_ra",
 	[GUARD_DROP_REDIRECT]		= "drop_redirect",
 	[GUARD_DROP_DHCP_SERVER]	= "drop_dhcp_server",
+	[GUARD_DROP_DHCP_SPOOF]		= "drop_dhcp_spoof",
+	[GUARD_DROP_CSUM_OFFSET]	= "drop_csum_offset",
+	[GUARD_DROP_GSO]		= "drop_gso",
+	[GUARD_DROP_CISCO_GROUP]	= "drop_cisco_group",
+	[GUARD_DROP_MAC_CONTROL]	= "drop_mac_control",
+	[GUARD_DROP_EAPOL]		= "drop_eapol",
+	[GUARD_DROP_LLC]		= "drop_llc",
 };
 
 /* A check with no objection: the destination class decides. */

@@ -127,6 +127,25 @@
  *			(drop_redirect)
  * @GUARD_DROP_DHCP_SERVER: DHCP (UDP source port 67) or DHCPv6 (547)
  *			server message, not a trusted router (drop_dhcp_server)
+ * @GUARD_DROP_DHCP_SPOOF: a DHCP or DHCPv6 client message for another
+ *			client: a hardware address or DUID not the port's, a
+ *			release or decline of an address not the port's
+ *			(drop_dhcp_spoof)
+ * @GUARD_DROP_CSUM_OFFSET: the vnet header asks for a checksum anywhere
+ *			but the checksum field of the L4 header the guard
+ *			parsed (drop_csum_offset)
+ * @GUARD_DROP_GSO:	the vnet header asks for segmentation the packet
+ *			does not match: a GSO type not its protocol, a
+ *			segment size out of bounds, a header length not its
+ *			headers' (drop_gso)
+ * @GUARD_DROP_CISCO_GROUP: destination 01:00:0c:cc:cc:cc or :cd (CDP, VTP,
+ *			DTP, PVST+ BPDUs) (drop_cisco_group)
+ * @GUARD_DROP_MAC_CONTROL: EtherType 0x8808 (MAC control: PAUSE, PFC) or
+ *			0x8809 (slow protocols: LACP, marker, OAM)
+ *			(drop_mac_control)
+ * @GUARD_DROP_EAPOL:	EtherType 0x888e, 802.1X authentication (drop_eapol)
+ * @GUARD_DROP_LLC:	an 802.3 length field instead of an EtherType (below
+ *			0x0600: LLC, SNAP, STP of old bridges) (drop_llc)
  * @GUARD__MAX:		number of verdicts
  *
  * A counter array indexed by this enum counts every drop; a new verdict is
@@ -149,6 +168,13 @@ enum guard_verdict {
 	GUARD_DROP_RA,
 	GUARD_DROP_REDIRECT,
 	GUARD_DROP_DHCP_SERVER,
+	GUARD_DROP_DHCP_SPOOF,
+	GUARD_DROP_CSUM_OFFSET,
+	GUARD_DROP_GSO,
+	GUARD_DROP_CISCO_GROUP,
+	GUARD_DROP_MAC_CONTROL,
+	GUARD_DROP_EAPOL,
+	GUARD_DROP_LLC,
 	GUARD__MAX
 };
 
