@@ -171,9 +171,6 @@ class UidPool:
     def __contains__(self, uid: object) -> bool:
         return uid in self._held
 
-    def __len__(self) -> int:
-        return len(self._held)
-
     def _lock(self, uid: int) -> int | None:
         """The descriptor of DIR/UID, locked by us; None if another holds it."""
         path = os.path.join(self.lock_dir, str(uid))
