@@ -10,8 +10,8 @@ warning fails the install), into the build directory, so every install
 path carries the agent: `pip install .`, a virtual environment, a wheel
 (scripts/wheels.sh, the test container), and in place for
 `pip install -e .` and `python3 setup.py build_ext --inplace`. A compiler
-error fails the build loudly; the daemon's fallback to the Python agent is
-for an installation without the binary, never a silent way round a bug.
+error fails the build loudly; there is no other agent: a daemon without the
+binary does not start (vnetshare/agent.py rule 1).
 """
 import os
 

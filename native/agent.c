@@ -5,34 +5,45 @@
  *
  *   vnetshare-agent --fd N --name NAME
  *
- * N being its end of a SOCK_SEQPACKET socketpair. It does what the Python
- * agent (vnetshare/agent.py) does, with the same hand-off, and nothing else:
+ * N being its end of a SOCK_SEQPACKET socketpair; vnetshare/agent.py
+ * builds the command line and the hand-off. It is the only agent: there is
+ * no fallback that runs unconfined (docs/design-notes.md). It does this and
+ * nothing else:
  *
  *  1. PR_SET_PDEATHSIG(SIGTERM); if the daemon already died (our parent is
  *     init), exit 0.
  *  2. Receive the daemon's one message: a JSON object {"name", "ring_size",
- *     "coalesce_usecs"} and 7 descriptors (SCM_RIGHTS) in pack_fds() order:
- *     the TAP, the A2H ring's producer end (memfd, wait, kick), the H2A
- *     ring's consumer end (memfd, wait, kick).
- *  3. Drop every privilege, as drop_privileges() does: the capability
- *     bounding set, the supplementary groups, gid and uid 65534 (which
- *     clears the permitted, effective and ambient capabilities), then
- *     no_new_privs. The parent-death signal is set again afterwards: the
- *     kernel clears it when the effective uid or gid changes.
- *  4. Map the rings (ring_attach(), both ends) and make the pump
- *     (pump_create(), pump_set_coalesce()) - only after step 3.
- *  5. Start the pump thread, held at a gate (an eventfd); install the
+ *     "coalesce_usecs", "uid", "gid"} and 8 descriptors (SCM_RIGHTS) in
+ *     pack_fds() order: the TAP, the A2H ring's producer end (memfd, wait,
+ *     kick), the H2A ring's consumer end (memfd, wait, kick), and the
+ *     partition's network namespace.
+ *  3. Join that namespace (setns) and close it: the agent lives in its
+ *     partition's network namespace, not the daemon's, so whatever it
+ *     could reach there the tenant reaches already (docs/design-notes.md,
+ *     "Each agent its own uid, in its partition's namespace").
+ *  4. Drop every privilege, as drop_privileges() does: the capability
+ *     bounding set, the supplementary groups, gid and uid to the hello's
+ *     (its partition's own, from the daemon's --agent-uids: no other agent
+ *     has them, so none may signal or trace it), which clears the
+ *     permitted, effective and ambient capabilities; not dumpable (even
+ *     its own uid may not trace it or read its memory); no_new_privs. The
+ *     parent-death signal is set again afterwards: the kernel clears it
+ *     when the effective uid or gid changes.
+ *  5. Map the rings (ring_attach(), both ends) and make the pump
+ *     (pump_create(), pump_set_coalesce()) - only after step 4.
+ *  6. Start the pump thread, held at a gate (an eventfd); install the
  *     seccomp filter below on both threads (SECCOMP_FILTER_FLAG_TSYNC);
  *     open the gate. No frame is moved before the filter is in place.
- *  6. Answer {"ready": true, "pid": N}, then wait for SIGTERM (or SIGINT),
+ *  7. Answer {"ready": true, "pid": N}, then wait for SIGTERM (or SIGINT),
  *     the daemon's end of the socketpair closing (EOF), or the pump
  *     failing. The first two stop the pump and exit 0 after the line
  *     "vnetshare-agent[NAME]: stopped"; a pump that fails (its TAP was
  *     deleted) ends the agent at once, exit 1, so the daemon sees it and
- *     restarts it or gives up (the Python agent instead idles until it is
- *     stopped).
+ *     restarts it or gives up.
  * Any error: one line "vnetshare-agent[NAME]: ..." on stderr, exit 1
- * (exit 2 for a bad command line).
+ * (exit 2 for a bad command line); before the "ready" answer the same
+ * words go to the daemon too, as {"ready": false, "error": "..."}, so a
+ * create that fails says why in its one line.
  *
  * The seccomp filter is an allow-list: SECCOMP_RET_KILL_PROCESS for
  * anything else, for another architecture's system call numbers (the arch
@@ -57,12 +68,16 @@
  * never returns, exit_group() ends it), no munmap or close (the kernel
  * unmaps the rings and closes the descriptors at exit).
  *
- * Test hook: if the hello has "seccomp_selftest": true, the agent calls
- * socket() once right after its "ready" answer, a call the filter forbids,
- * so the kernel kills it with SIGSYS. Only tests ask for it: the daemon
- * sets it only when its environment says so (vnetshare/agent.py,
- * SELFTEST_ENV); tests/netns/test_agent_c.py checks the kill and the
- * restart.
+ * Test hook: if the hello has "seccomp_selftest": CALL, the agent makes
+ * that call once right after its "ready" answer, one the filter forbids,
+ * so the kernel kills it with SIGSYS: "socket" (true says the same),
+ * "kill" (signal 0 to the daemon), "ptrace" (PTRACE_SEIZE of the daemon),
+ * "process_vm_readv" (of the daemon's memory), "open" (the daemon's
+ * /proc/PID/mem). Only tests ask for it: the daemon sets it only when its
+ * environment says so (vnetshare/agent.py, SELFTEST_ENV);
+ * tests/netns/test_agent_c.py and test_agents_apart.py check the kill and
+ * the restart. Without the filter the call would still fail, by the uid
+ * (the daemon is root), and the agent would say so and exit 1.
  *
  * Memory: no stdio, no allocation after the pump is made; the hello buffer
  * is static (untouched pages cost nothing) and the pump thread has a small
@@ -70,6 +85,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <linux/audit.h>
@@ -77,6 +93,7 @@
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -86,18 +103,22 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "pump.h"
 #include "ring.h"
 
-#define AGENT_NOBODY		65534
 #define AGENT_HELLO_MAX		65536	/* as vnetshare/agent.py HELLO_MAX */
 #define AGENT_MAX_FDS		16	/* as vnetshare/agent.py MAX_FDS */
-#define AGENT_HANDOFF_FDS	7	/* TAP + 3 per ring */
+#define AGENT_HANDOFF_FDS	8	/* TAP + 3 per ring + netns */
+#define AGENT_FD_NETNS		7
+#define AGENT_ID_MAX		0x7fffffffu	/* vnetshare/core/config.py AGENT_UID_MAX */
 #define AGENT_STACK_SIZE	(128u * 1024u)
 #define AGENT_JSON_DEPTH	16
 #define AGENT_KEY_MAX		32
@@ -119,16 +140,39 @@
 
 static const char *agent_name = "?";
 
+/* The test hook's calls (file comment), by the name the hello gives. */
+enum selftest {
+	SELFTEST_NONE,
+	SELFTEST_SOCKET,
+	SELFTEST_KILL,
+	SELFTEST_PTRACE,
+	SELFTEST_VM_READV,
+	SELFTEST_OPEN,
+	SELFTEST__MAX,
+};
+
+static const char *const selftest_names[SELFTEST__MAX] = {
+	[SELFTEST_SOCKET] = "socket",
+	[SELFTEST_KILL] = "kill",
+	[SELFTEST_PTRACE] = "ptrace",
+	[SELFTEST_VM_READV] = "process_vm_readv",
+	[SELFTEST_OPEN] = "open",
+};
+
 /**
  * struct hello - what the daemon's JSON says
  * @ring_size:	data size of each ring
  * @coalesce_usecs: coalescing window, or -1 for the pump's default (null)
- * @selftest:	test hook: make one forbidden call after "ready"
+ * @uid:	the uid to run as, 1 to AGENT_ID_MAX
+ * @gid:	the gid to run as, likewise
+ * @selftest:	test hook: the forbidden call to make after "ready"
  */
 struct hello {
 	uint64_t ring_size;
 	long coalesce_usecs;
-	int selftest;
+	uid_t uid;
+	gid_t gid;
+	enum selftest selftest;
 };
 
 /* The pump thread's world: set before it starts, read by it. */
@@ -142,34 +186,97 @@ static struct {
 
 static char agent_hello_buf[AGENT_HELLO_MAX];
 
+/* our end of the socketpair, and whether the daemon has had our answer */
+static int agent_sock = -1;
+static int agent_answered;
+
 /**
- * say() - one line "vnetshare-agent[NAME]: ..." on stderr, no stdio
- * @fmt:	printf format
+ * tell_daemon() - the reason we fail, as our answer: {"ready": false, "error": ...}
+ * @msg:	the words after "vnetshare-agent[NAME]: "
+ *
+ * Only before the "ready" answer, and only once; JSON-escaped, every byte
+ * outside printable ASCII as \u00XX. Best effort: we are failing anyway.
  */
-__attribute__((format(printf, 1, 2)))
-static void say(const char *fmt, ...)
+static void tell_daemon(const char *msg)
 {
-	char line[512];
-	va_list ap;
+	static const char head[] = "{\"ready\": false, \"error\": \"";
+	char out[sizeof(head) + 6 * 512 + 4];
+	size_t n = sizeof(head) - 1;
+
+	if (agent_sock < 0 || agent_answered)
+		return;
+	agent_answered = 1;
+	memcpy(out, head, n);
+	for (const unsigned char *c = (const unsigned char *)msg; *c; c++) {
+		if (*c == '"' || *c == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)*c;
+		} else if (*c < 0x20 || *c >= 0x7f) {
+			n += (size_t)snprintf(out + n, 7, "\\u%04x", *c);
+		} else {
+			out[n++] = (char)*c;
+		}
+	}
+	memcpy(out + n, "\"}\n", 3);
+	n += 3;
+	while (write(agent_sock, out, n) < 0 && errno == EINTR)
+		;
+}
+
+/**
+ * vsay() - one line "vnetshare-agent[NAME]: ..." on stderr, no stdio
+ * @fmt:	printf format
+ * @ap:		its arguments
+ * @daemon:	also tell_daemon() the words
+ */
+static void vsay(const char *fmt, va_list ap, int daemon)
+{
+	char line[512], msg[512];
 	int n, m;
 
-	n = snprintf(line, sizeof(line), "vnetshare-agent[%s]: ", agent_name);
-	if (n < 0 || (size_t)n >= sizeof(line) - 1)
-		n = 0;
-	va_start(ap, fmt);
-	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
+	m = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (m < 0)
-		m = 0;
-	n += m;
+		msg[0] = 0;
+	n = snprintf(line, sizeof(line), "vnetshare-agent[%s]: %s", agent_name, msg);
+	if (n < 0)
+		n = 0;
 	if ((size_t)n > sizeof(line) - 2)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
 	while (write(STDERR_FILENO, line, (size_t)n) < 0 && errno == EINTR)
 		;
+	if (daemon)
+		tell_daemon(msg);
 }
 
-#define fail(...) do { say(__VA_ARGS__); _exit(1); } while (0)
+/**
+ * say() - one line "vnetshare-agent[NAME]: ..." on stderr
+ * @fmt:	printf format
+ */
+__attribute__((format(printf, 1, 2)))
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsay(fmt, ap, 0);
+	va_end(ap);
+}
+
+/**
+ * fail() - say() the line, tell the daemon if it waits for our answer, exit 1
+ * @fmt:	printf format
+ */
+__attribute__((format(printf, 1, 2), noreturn))
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsay(fmt, ap, 1);
+	va_end(ap);
+	_exit(1);
+}
 
 /* -- the hello: a flat JSON object ------------------------------------------ */
 
@@ -350,6 +457,39 @@ static int json_skip(struct json *j, int depth)
 }
 
 /**
+ * parse_selftest() - "seccomp_selftest": false, true ("socket") or a call's name
+ * @j:		parser, at the value
+ * @out:	the call, SELFTEST_NONE for false
+ *
+ * Return: 0, or -1 for anything else (an unknown name among them)
+ */
+static int parse_selftest(struct json *j, enum selftest *out)
+{
+	char name[AGENT_KEY_MAX];
+	int over;
+
+	if (j->i < j->n && j->s[j->i] == 't') {
+		*out = SELFTEST_SOCKET;
+		return json_lit(j, "true");
+	}
+	if (j->i < j->n && j->s[j->i] == 'f') {
+		*out = SELFTEST_NONE;
+		return json_lit(j, "false");
+	}
+	over = json_string(j, name, sizeof(name));
+	if (over < 0)
+		return -1;
+	for (int t = SELFTEST_NONE + 1; !over && t < SELFTEST__MAX; t++) {
+		if (!strcmp(name, selftest_names[t])) {
+			*out = (enum selftest)t;
+			return 0;
+		}
+	}
+	j->err = "seccomp_selftest: no such call";
+	return -1;
+}
+
+/**
  * parse_hello() - the daemon's JSON object; unknown keys are skipped
  * @s:		the message
  * @n:		its length
@@ -361,11 +501,13 @@ static int parse_hello(const char *s, size_t n, struct hello *h, const char **wh
 {
 	struct json j = { .s = s, .n = n };
 	char key[AGENT_KEY_MAX];
-	int have_size = 0;
+	int have_size = 0, have_uid = 0, have_gid = 0;
 
 	h->ring_size = 0;
 	h->coalesce_usecs = -1;
-	h->selftest = 0;
+	h->uid = 0;
+	h->gid = 0;
+	h->selftest = SELFTEST_NONE;
 	json_ws(&j);
 	if (j.i >= j.n || j.s[j.i] != '{') {
 		*why = "not a JSON object";
@@ -413,14 +555,27 @@ static int parse_hello(const char *s, size_t n, struct hello *h, const char **wh
 				}
 				h->coalesce_usecs = (long)v;
 			}
-		} else if (!strcmp(key, "seccomp_selftest")) {
-			if (j.i < j.n && j.s[j.i] == 't') {
-				if (json_lit(&j, "true") < 0)
-					goto bad;
-				h->selftest = 1;
-			} else if (json_lit(&j, "false") < 0) {
+		} else if (!strcmp(key, "uid") || !strcmp(key, "gid")) {
+			int is_uid = key[0] == 'u';
+			uint64_t v;
+
+			if (json_uint(&j, &v) < 0)
+				goto bad;
+			if (v < 1 || v > AGENT_ID_MAX) {
+				j.err = is_uid ? "uid not 1 to 2147483647 (never root)" :
+						 "gid not 1 to 2147483647 (never root)";
 				goto bad;
 			}
+			if (is_uid) {
+				h->uid = (uid_t)v;
+				have_uid = 1;
+			} else {
+				h->gid = (gid_t)v;
+				have_gid = 1;
+			}
+		} else if (!strcmp(key, "seccomp_selftest")) {
+			if (parse_selftest(&j, &h->selftest) < 0)
+				goto bad;
 		} else if (json_skip(&j, 1) < 0) {
 			goto bad;
 		}
@@ -442,8 +597,8 @@ end:
 		*why = "text after the object";
 		return -1;
 	}
-	if (!have_size) {
-		*why = "no ring_size";
+	if (!have_size || !have_uid || !have_gid) {
+		*why = !have_size ? "no ring_size" : !have_uid ? "no uid" : "no gid";
 		return -1;
 	}
 	return 0;
@@ -507,12 +662,38 @@ static size_t receive_hello(int sock, int fds[AGENT_HANDOFF_FDS])
 }
 
 /**
- * drop_privileges() - give up root for good, as vnetshare/agent.py does
+ * join_netns() - move into the partition's network namespace, close its fd
+ * @fd:		the namespace, from the hand-off
  *
- * Bounding set, groups, gid, uid (clearing the permitted, effective and
- * ambient capabilities), no_new_privs; exits on any error.
+ * Skipped when we are in it already (no privilege is needed for that);
+ * exits on any error, a descriptor that is no network namespace among them.
  */
-static void drop_privileges(void)
+static void join_netns(int fd)
+{
+	struct stat want, here;
+
+	if (fstat(fd, &want) < 0)
+		fail("the partition's network namespace: %s", strerror(errno));
+	if (stat("/proc/thread-self/ns/net", &here) < 0 ||
+	    here.st_dev != want.st_dev || here.st_ino != want.st_ino) {
+		if (setns(fd, CLONE_NEWNET) < 0)
+			fail("join the partition's network namespace: %s", strerror(errno));
+	}
+	close(fd);
+}
+
+/**
+ * drop_privileges() - give up root for good, to the partition's own ids
+ * @uid:	the agent's uid (never 0: parse_hello() refused it)
+ * @gid:	and gid
+ *
+ * As root: bounding set, groups, gid, uid (clearing the permitted,
+ * effective and ambient capabilities). Not as root (a test): the ids must
+ * be ours already. Then not dumpable, whatever fs.suid_dumpable says: not
+ * even a process of our own uid may ptrace us or read /proc/PID/mem; and
+ * no_new_privs. Exits on any error.
+ */
+static void drop_privileges(uid_t uid, gid_t gid)
 {
 	if (geteuid() == 0) {
 		for (unsigned long cap = 0; cap < 64; cap++)
@@ -520,11 +701,16 @@ static void drop_privileges(void)
 				break;	/* past the last capability the kernel knows */
 		if (setgroups(0, NULL) < 0)
 			fail("setgroups: %s", strerror(errno));
-		if (setresgid(AGENT_NOBODY, AGENT_NOBODY, AGENT_NOBODY) < 0)
-			fail("setresgid(%d): %s", AGENT_NOBODY, strerror(errno));
-		if (setresuid(AGENT_NOBODY, AGENT_NOBODY, AGENT_NOBODY) < 0)
-			fail("setresuid(%d): %s", AGENT_NOBODY, strerror(errno));
+		if (setresgid(gid, gid, gid) < 0)
+			fail("setresgid(%u): %s", (unsigned int)gid, strerror(errno));
+		if (setresuid(uid, uid, uid) < 0)
+			fail("setresuid(%u): %s", (unsigned int)uid, strerror(errno));
+	} else if (getuid() != uid || getgid() != gid) {
+		fail("not root, so cannot become uid %u gid %u", (unsigned int)uid,
+		     (unsigned int)gid);
 	}
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		fail("prctl(PR_SET_DUMPABLE): %s", strerror(errno));
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		fail("prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
 }
@@ -607,6 +793,44 @@ static void install_seccomp(void)
 		fail("seccomp: %s", strerror(errno));
 	if (rc > 0)
 		fail("seccomp: thread %ld could not be synchronised", rc);
+}
+
+/**
+ * selftest() - the test hook (file comment): one call the filter forbids
+ * @call:	which
+ *
+ * The filter kills us inside the call; if it returns, the filter let it
+ * through: say what it returned and exit 1.
+ */
+static void selftest(enum selftest call)
+{
+	char path[64], buf[8];
+	struct iovec local = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct iovec remote = { .iov_base = (void *)0x10000, .iov_len = sizeof(buf) };
+	long r = -1;
+
+	switch (call) {
+	case SELFTEST_SOCKET:
+		r = socket(AF_INET, SOCK_DGRAM, 0);
+		break;
+	case SELFTEST_KILL:
+		r = kill(parent, 0);
+		break;
+	case SELFTEST_PTRACE:
+		r = ptrace(PTRACE_SEIZE, parent, NULL, NULL);
+		break;
+	case SELFTEST_VM_READV:
+		r = process_vm_readv(parent, &local, 1, &remote, 1, 0);
+		break;
+	case SELFTEST_OPEN:
+		snprintf(path, sizeof(path), "/proc/%d/mem", (int)parent);
+		r = open(path, O_RDONLY | O_CLOEXEC);
+		break;
+	default:
+		break;
+	}
+	fail("seccomp self-test: %s() was allowed (%ld, %s)", selftest_names[call], r,
+	     r < 0 ? strerror(errno) : "no error");
 }
 
 /* One eventfd step between the two threads: no futex, no barrier. */
@@ -762,6 +986,7 @@ int main(int argc, char **argv)
 	}
 	if (sock < 0 || !named)
 		usage("--fd and --name are required");
+	agent_sock = sock;
 
 	/* Stop signals come through a signalfd, blocked from the start and in
 	 * every thread (the pump thread inherits the mask): no handler runs
@@ -782,7 +1007,8 @@ int main(int argc, char **argv)
 	if (parse_hello(agent_hello_buf, len, &hello, &why) < 0)
 		fail("bad message from the daemon: %s", why);
 
-	drop_privileges();
+	join_netns(fds[AGENT_FD_NETNS]);
+	drop_privileges(hello.uid, hello.gid);
 	watch_parent();	/* the uid change cleared the parent-death signal */
 
 	a2h_end = (struct ring_end){ fds[1], fds[2], fds[3] };
@@ -826,15 +1052,12 @@ int main(int argc, char **argv)
 
 	n = snprintf(ready, sizeof(ready), "{\"ready\": true, \"pid\": %d}\n",
 		     (int)pid);
+	agent_answered = 1;
 	if (write(sock, ready, (size_t)n) != n)
 		fail("answer the daemon: %s", strerror(errno));
 
-	if (hello.selftest) {
-		/* Test hook (file comment): a call the filter forbids. */
-		int s = socket(AF_INET, SOCK_DGRAM, 0);
-
-		fail("seccomp self-test: socket() was allowed (%d)", s);
-	}
+	if (hello.selftest != SELFTEST_NONE)
+		selftest(hello.selftest);
 
 	ended = wait_for_the_end(sock, sig_fd);
 	if (!ended) {

@@ -40,7 +40,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable
 
-from . import adapter
+from . import adapter, agent
 from .core import config, protocol, state as statefile
 from .core.errors import ConfigError, VnetshareError
 from .linux import netns
@@ -167,6 +167,15 @@ class Daemon:
                  ",".join(adapter.offload_names(self.functions.tun_offloads)) or "none", self.cfg.offloads,
                  f"adaptive, up to {self.cfg.coalesce_usecs} us" if self.cfg.coalesce_usecs else "off")
 
+    def _check_agents(self) -> None:
+        """The agent can run and its uids can be had (agent.py rules 1
+        and 2), or the daemon does not start: one line, nothing adopted."""
+        try:
+            agent.require_agent()
+            agent.check_ids_mapped(*self.cfg.agent_uids)
+        except agent.AgentError as e:
+            raise DaemonStartError(str(e)) from None
+
     def _load_state(self) -> statefile.State:
         st = statefile.load(self.cfg.state_path)
         if st.partitions and st.uplink and st.uplink != self.cfg.uplink:
@@ -177,6 +186,12 @@ class Daemon:
             raise DaemonStartError(
                 f"the state in {self.cfg.state_path} has {len(st.partitions)} partitions, more than "
                 f"--max-partitions {self.cfg.max_partitions}: start with --max-partitions "
+                f"{len(st.partitions)} or more")
+        first, last = self.cfg.agent_uids
+        if len(st.partitions) > last - first + 1:
+            raise DaemonStartError(
+                f"the state in {self.cfg.state_path} has {len(st.partitions)} partitions, more than "
+                f"the {last - first + 1} uids of --agent-uids {first}-{last}: give a range of "
                 f"{len(st.partitions)} or more")
         st.uplink = self.cfg.uplink
         st.offloads = self.cfg.offloads
@@ -500,6 +515,7 @@ class Daemon:
 
     def run(self) -> int:
         self._raise_fd_limit()
+        self._check_agents()
         self._lock()
         try:
             self._start_metrics()

@@ -17,6 +17,11 @@ Rules:
    adopts them (docs/design-notes.md says why).
 5. Only this module's own processes are signalled, by PID, and only after
    checking /proc/PID/cmdline names our agent for that partition.
+6. Each partition's agent has the uid its record keeps (agent.py rules 2
+   and 3): given by create(), the same for every agent started for it
+   (after one died, and by a new daemon), freed by delete(). A record whose
+   uid this daemon cannot have (outside --agent-uids, another daemon's,
+   another record's) gets a new one on adoption, with a log line.
 """
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ from typing import Callable
 from . import adapter
 from .core import config, state as statefile
 from .linux import netns, procs
-from .agent import command as agent_command, hello_message, pack_fds
+from .agent import AgentError, UidPool, command as agent_command, hello_message, pack_fds
 from .dataplane.guard import GuardPolicy
 from .core.errors import NativeError, VnetshareError
 from .core.lifecycle import Event, Lifecycle, State
@@ -154,6 +159,7 @@ class PartitionManager:
         # lifecycle events (and their log lines) of what happens here
         self._event = on_event or (lambda kind, partition, message, **details: None)
         self.stopping = False
+        self.uids = UidPool(*cfg.agent_uids, cfg.agent_uid_dir)
 
     # -- helpers ---------------------------------------------------------
     def _save(self, *names: str) -> None:
@@ -203,26 +209,32 @@ class PartitionManager:
     def _start_agent(self, part: Partition) -> tuple[subprocess.Popen, socket.socket]:
         """Start an agent and hand it the descriptors; _finish_agent() waits
         for its answer (adopt_all starts many before waiting for any)."""
+        name = part.rec.name
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         try:
-            proc = subprocess.Popen(
-                agent_command(theirs.fileno(), part.rec.name),  # the C agent, or the Python one
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, close_fds=True,
-            )
-        except OSError:
+            proc = subprocess.Popen(agent_command(theirs.fileno(), name), pass_fds=[theirs.fileno()],
+                                    stdin=subprocess.DEVNULL, close_fds=True)
+        except (OSError, AgentError) as e:
             ours.close()
             theirs.close()
+            if isinstance(e, AgentError):  # no unconfined fallback (agent.py rule 1)
+                raise PartitionError("ENOENT", f"partition {name!r}: {e}") from None
             raise
         theirs.close()
+        ns_fd = -1
         try:
-            hello = hello_message(part.rec.name, part.rec.ring_size, self.cfg.coalesce_usecs)
-            fds = pack_fds(part.tap_fd, part.a2h, part.h2a)
+            hello = hello_message(name, part.rec.ring_size, self.cfg.coalesce_usecs, part.rec.agent_uid)
+            ns_fd = netns.open_fd(part.rec.netns)  # it joins the partition's namespace
+            fds = pack_fds(part.tap_fd, part.a2h, part.h2a, ns_fd)
             socket.send_fds(ours, [json.dumps(hello).encode()], fds)
         except BaseException as e:
             self._abandon(proc, ours)
             if isinstance(e, OSError):
-                raise PartitionError("EIO", f"partition {part.rec.name!r}: agent start failed: {e}") from None
+                raise PartitionError("EIO", f"partition {name!r}: agent start failed: {e}") from None
             raise
+        finally:
+            if ns_fd >= 0:
+                os.close(ns_fd)
         return proc, ours
 
     @staticmethod
@@ -235,9 +247,11 @@ class PartitionManager:
         """Wait until the agent _start_agent() started pumps; watch its end."""
         try:
             ours.settimeout(AGENT_START_TIMEOUT)
-            reply = ours.recv(4096)
-            if not reply or not json.loads(reply).get("ready"):
-                raise PartitionError("EIO", f"partition {part.rec.name!r}: the agent did not start")
+            reply = json.loads(ours.recv(4096) or b"{}")
+            if not isinstance(reply, dict) or reply.get("ready") is not True:
+                why = reply.get("error") if isinstance(reply, dict) else None
+                raise PartitionError("EIO", f"partition {part.rec.name!r}: the agent did not start"
+                                     + (f": {why}" if isinstance(why, str) else ""))
             ours.settimeout(None)
             pidfd = os.pidfd_open(proc.pid)
         except BaseException as e:
@@ -320,6 +334,11 @@ class PartitionManager:
         self._policy(statefile.PartitionState(name=name, netns="", netns_created=False, ifname=ifname,
                                               mac=mac, mtu=mtu, ips=list(ips), **policy_args))
         with Undo() as undo:
+            try:
+                agent_uid = self.uids.allocate()  # rule 6
+            except AgentError as e:
+                raise PartitionError("ENOSPC", f"partition {name!r}: {e}") from None
+            undo.push("agent uid", lambda: self.uids.release(agent_uid))
             if adopted:
                 # pinned under our own name: the partition does not depend on
                 # the runtime's name for it (gone after `ip netns del`, or a
@@ -362,7 +381,7 @@ class PartitionManager:
             rec = statefile.PartitionState(
                 name=name, netns=ns_path, netns_created=created, ifname=ifname, mac=mac,
                 mtu=mtu, ips=list(ips), gateway=gateway, routes=list(routes), ring_size=self.cfg.ring_size,
-                netns_source=adopted or None, labels=dict(args.get("labels") or {}),
+                netns_source=adopted or None, labels=dict(args.get("labels") or {}), agent_uid=agent_uid,
                 **policy_args,
             )
             part = Partition(rec, self._free_port_id(), tap_fd, a2h, h2a)
@@ -524,6 +543,8 @@ class PartitionManager:
         if not os.path.exists(rec.netns):
             raise PartitionError("ENOENT", f"its namespace {rec.netns} is gone")
         with Undo() as undo:
+            self._adopt_uid(rec)
+            undo.push("agent uid", lambda: self.uids.release(rec.agent_uid))
             rec.ring_size = rec.ring_size or self.cfg.ring_size
             a2h = create_fds(rec.ring_size)
             undo.push("a2h", a2h.close)
@@ -536,6 +557,23 @@ class PartitionManager:
             undo.commit()
         return part
 
+    def _adopt_uid(self, rec: statefile.PartitionState) -> None:
+        """@rec's agent keeps its uid, or gets a new one if this daemon
+        cannot have it (rule 6); AgentError if none is free."""
+        old = rec.agent_uid
+        if old is None:
+            why = "its record has none (made before agents had their own)"
+        elif not self.uids.first <= old <= self.uids.last:
+            why = f"{old} is outside --agent-uids {self.uids.describe()}"
+        elif old in self.uids:
+            why = f"{old} is another partition's"
+        elif self.uids.claim(old):
+            return
+        else:
+            why = f"another daemon holds {old}"
+        rec.agent_uid = self.uids.allocate()
+        log.warning("partition %s: its agent gets uid %d: %s", rec.name, rec.agent_uid, why)
+
     def _forget(self, rec: statefile.PartitionState, part: Partition | None, why: Exception) -> None:
         """Adoption of @rec failed: undo what was made for it, drop its record."""
         log.error("partition %s: cannot adopt it, forgetting it: %s", rec.name, why)
@@ -546,6 +584,7 @@ class PartitionManager:
                 log.warning("partition %s: port removal: %s", rec.name, e)
             part.close_fds()
             self.parts.pop(rec.name, None)
+            self.uids.release(rec.agent_uid)
         self.state.partitions.pop(rec.name, None)
 
     # -- delete ----------------------------------------------------------
@@ -572,6 +611,7 @@ class PartitionManager:
             netns.quietly(netns.delete_link, rec.ifname, rec.netns)
             if rec.netns_source is not None:
                 netns.quietly(netns.unpin, rec.netns)
+        self.uids.release(rec.agent_uid)  # its agent has ended
         self.state.partitions.pop(name, None)
         self._save(name)
         self._event("partition.deleted", name, "deleted")
@@ -595,6 +635,7 @@ class PartitionManager:
             part.close_fds()
         self.parts.clear()
         self._save()
+        self.uids.close()
 
     # -- reports ---------------------------------------------------------
     def counters(self, name: str) -> dict:

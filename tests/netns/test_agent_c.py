@@ -1,13 +1,16 @@
 """The C agent (native/agent.c, issue 12): what the daemon runs for each partition.
 
-Through the daemon: partitions get the C agent, unprivileged (uid and gid
-65534, no capabilities, no_new_privs) under a seccomp filter on every
-thread, and frames flow; a forbidden system call kills it (SIGSYS) and the
-daemon starts a new one that serves; its own memory is measured; with the
-binary missing or not executable the daemon runs the Python agent and says
-so once. Without the daemon (DirectAgent plays its side of the hand-off):
-the exit statuses the daemon does not report - SIGTERM and EOF end it with
-0, the forbidden call with SIGSYS, a deleted TAP with 1.
+Through the daemon: partitions get the C agent, unprivileged (its own uid
+and gid from --agent-uids, no capabilities, not dumpable, no_new_privs) in
+its partition's network namespace under a seccomp filter on every thread,
+and frames flow; a forbidden system call kills it (SIGSYS) and the daemon
+starts a new one, with the same uid, that serves; its own memory is
+measured; with the binary missing or not executable the daemon does not
+start, and a create fails, each with one line (no unconfined fallback).
+Without the daemon (DirectAgent plays its side of the hand-off): the exit
+statuses the daemon does not report - SIGTERM and EOF end it with 0, each
+forbidden call with SIGSYS, a deleted TAP with 1. test_agents_apart.py
+shows what the uids and the filter keep agents from doing to each other.
 """
 from __future__ import annotations
 
@@ -22,17 +25,18 @@ import sys
 
 import pytest
 
-from system import A, B, LAN_V4, wait_for
+from system import A, B, LAN_V4, System, wait_for
 from vnetshare import agent
+from vnetshare.core import config
 from vnetshare.dataplane.ring import SIZE_DEFAULT, create_fds
 from vnetshare.dataplane.tap import open_tap
 from vnetshare.linux import netns, procs
 from vnetshare.linux.probe import ping, tcp_transfer
 
-NOBODY = "65534"
+FIRST_UID, LAST_UID = config.AGENT_UIDS_DEFAULT
 # The agent's own memory (RssAnon + RssFile; the rings are RssShmem, the
 # daemon's as much as the agent's): measured 0.8 MiB for the C agent
-# (static-pie), 22 MiB for the Python one on this machine.
+# (static-pie), 22 MiB for the Python one this project had until issue 20.
 OWN_MEMORY_MAX = 2 << 20
 
 
@@ -59,19 +63,34 @@ def restarts(system, name: str) -> int:
     return system.stats(name)["agent_restarts"]
 
 
-def assert_c_agent_confined(pid: int, name: str) -> None:
+def agent_uid(system, name: str) -> int:
+    return system.cli_json("partition", "show", name)["agent_uid"]
+
+
+def same_file(a: str, b: str) -> bool:
+    sa, sb = os.stat(a), os.stat(b)
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def assert_c_agent_confined(pid: int, name: str, uid: int, netns_path: str | None = None) -> None:
+    """@pid is the C agent of @name: uid and gid @uid, nothing else, not
+    dumpable, under the filter on both threads, in @netns_path if given."""
     assert os.path.realpath(f"/proc/{pid}/exe") == os.path.realpath(agent.C_AGENT)
     assert procs.is_agent(pid, name) and not procs.is_agent(pid, name + "x")
     st = status(pid)
-    assert st["Uid"].split() == [NOBODY] * 4 and st["Gid"].split() == [NOBODY] * 4, st
+    assert st["Uid"].split() == [str(uid)] * 4 and st["Gid"].split() == [str(uid)] * 4, st
     assert st["Groups"] == ""
     for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
         assert int(st[cap], 16) == 0, (cap, st[cap])
     assert st["NoNewPrivs"] == "1"
+    # not dumpable: the kernel gives its private /proc files to root, not to its uid
+    assert os.stat(f"/proc/{pid}").st_uid == uid and os.stat(f"/proc/{pid}/environ").st_uid == 0
     tasks = os.listdir(f"/proc/{pid}/task")
     assert len(tasks) == 2  # main and pump: the filter must be on both
     for tid in tasks:
         assert status(pid, int(tid))["Seccomp"] == "2", tid
+    if netns_path is not None:
+        assert same_file(f"/proc/{pid}/ns/net", netns_path), f"not in {netns_path}"
 
 
 # -- through the daemon ---------------------------------------------------------
@@ -80,8 +99,11 @@ def test_partitions_get_the_c_agent_confined_and_frames_flow(two):
     assert os.access(agent.C_AGENT, os.X_OK), f"{agent.C_AGENT} is not built: run scripts/setup.sh"
     pids = {name: agent_pid(two, name) for name in (A[0], B[0])}
     assert sorted(two.agent_pids()) == sorted(pids.values())
+    uids = {name: agent_uid(two, name) for name in pids}
+    assert len(set(uids.values())) == 2 and all(FIRST_UID <= u <= LAST_UID for u in uids.values()), uids
     for name, pid in pids.items():
-        assert_c_agent_confined(pid, name)
+        assert_c_agent_confined(pid, name, uids[name], f"/run/netns/{name}")
+        assert not same_file(f"/proc/{pid}/ns/net", f"/proc/{two.daemon.pid}/ns/net")
     assert ping(A[0], B[1], count=2).ok and ping(A[0], B[2], count=2).ok
     assert ping(A[0], LAN_V4, count=2).ok
     r = tcp_transfer(B[0], A[0], B[1], 64 << 20)
@@ -110,38 +132,56 @@ def test_a_forbidden_call_kills_it_and_the_daemon_restarts_it(tmp_path, monkeypa
     monkeypatch.setenv(agent.SELFTEST_ENV, "victim")  # test hook: the daemon passes it on once
     system = request.getfixturevalue("system")
     system.create("calm", "--ip", "198.18.0.20/24", "--gateway", LAN_V4)
-    system.create("victim", "--ip", "198.18.0.21/24", "--gateway", LAN_V4)
+    uid = system.create("victim", "--ip", "198.18.0.21/24", "--gateway", LAN_V4)["agent_uid"]
     assert wait_for(lambda: restarts(system, "victim") == 1, timeout=10), system.log()
     assert re.search(r"SIGSYS|status -31\b", system.log()), system.log()
-    # the new agent did not self-test: it is confined and serves
+    # the new agent did not self-test: it is confined, with the uid its
+    # partition had, and serves
     pid = agent_pid(system, "victim")
-    assert_c_agent_confined(pid, "victim")
+    assert_c_agent_confined(pid, "victim", uid, "/run/netns/victim")
     assert ping("victim", LAN_V4, count=2).ok and ping("victim", "198.18.0.20", count=1).ok
     assert restarts(system, "victim") == 1 and agent_pid(system, "victim") == pid
     assert restarts(system, "calm") == 0  # only the agent told to self-test died
 
 
-@pytest.mark.parametrize("how", ["missing", "not-executable"])
-def test_python_agent_when_the_c_agent_cannot_run(tmp_path, monkeypatch, request, how):
+def _unrunnable(tmp_path, how: str) -> str:
     path = tmp_path / "vnetshare-agent"
     if how == "not-executable":
         shutil.copy(agent.C_AGENT, path)
         os.chmod(path, 0o644)
+    return str(path)
+
+
+@pytest.mark.parametrize("how", ["missing", "not-executable"])
+def test_no_agent_no_daemon_one_line(tmp_path, monkeypatch, how):
+    """No unconfined fallback: a daemon without its agent does not start."""
+    path = _unrunnable(tmp_path, how)
+    monkeypatch.setenv(agent.C_AGENT_ENV, path)
+    s = System(tmp_path)
+    try:
+        with pytest.raises(AssertionError, match="daemon not ready"):
+            s.start_daemon()
+        lines = s.log().strip().splitlines()
+        assert lines == [f"vnetshare: error: the agent {path} is missing or not executable: reinstall "
+                         "vnetshare (its build makes it); partitions run no other agent"], s.log()
+    finally:
+        s.close()
+
+
+def test_an_agent_gone_while_the_daemon_runs_fails_the_create_in_one_line(tmp_path, monkeypatch, request):
+    path = tmp_path / "vnetshare-agent"
+    shutil.copy(agent.C_AGENT, path)
     monkeypatch.setenv(agent.C_AGENT_ENV, str(path))
     system = request.getfixturevalue("system")
-    for name, v4, v6 in (A, B):
-        system.create(name, "--ip", f"{v4}/24", "--ip", f"{v6}/64", "--gateway", LAN_V4)
-    pids = [agent_pid(system, name) for name in (A[0], B[0])]
-    assert sorted(system.agent_pids()) == sorted(pids)
-    for name, pid in zip((A[0], B[0]), pids):
-        argv = procs.cmdline(pid)
-        assert b"vnetshare.agent" in argv and procs.is_agent(pid, name), argv
-        assert status(pid)["Uid"].split() == [NOBODY] * 4
-        # the measure of test_agent_own_memory_is_small sees an interpreter
-        assert own_memory(pid) > OWN_MEMORY_MAX
-    assert ping(A[0], B[1], count=2).ok and ping(A[0], LAN_V4, count=2).ok
-    assert system.log().count("missing or not executable") == 1, system.log()
-    assert str(path) in system.log()
+    system.create(A[0], "--ip", f"{A[1]}/24", "--gateway", LAN_V4)  # positive control: it runs
+    os.chmod(path, 0o644)
+    p = system.cli("partition", "create", B[0], "--ip", f"{B[1]}/24", check=False)
+    assert p.returncode != 0
+    assert p.stderr.strip().splitlines() == [
+        f"vnetshare: error: partition {B[0]!r}: the agent {path} is missing or not executable: reinstall "
+        "vnetshare (its build makes it); partitions run no other agent"], p.stderr
+    assert system.state_names() == [A[0]] and sorted(netns.names()) == sorted(["vst-lan", A[0]])
+    assert ping(A[0], LAN_V4, count=1).ok
 
 
 # -- without the daemon: exit statuses ------------------------------------------
@@ -162,8 +202,13 @@ class DirectAgent:
             self.proc = subprocess.Popen(agent.command(theirs.fileno(), "direct"), pass_fds=[theirs.fileno()],
                                          stdin=subprocess.DEVNULL, stderr=self.err)
             theirs.close()
-            msg = {"name": "direct", "ring_size": SIZE_DEFAULT, "coalesce_usecs": None, **hello}
-            socket.send_fds(self.sock, [json.dumps(msg).encode()], agent.pack_fds(self.tap, *self.rings))
+            msg = {"name": "direct", "ring_size": SIZE_DEFAULT, "coalesce_usecs": None,
+                   "uid": LAST_UID, "gid": LAST_UID, **hello}
+            ns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                socket.send_fds(self.sock, [json.dumps(msg).encode()], agent.pack_fds(self.tap, *self.rings, ns))
+            finally:
+                os.close(ns)
             self.sock.settimeout(10)
             self.ready = json.loads(self.sock.recv(4096))
         except BaseException:
@@ -208,7 +253,7 @@ def test_sigterm_and_eof_end_it_with_status_0(direct, how):
     a = direct()
     assert a.ready == {"ready": True, "pid": a.proc.pid}
     assert os.path.realpath(f"/proc/{a.proc.pid}/exe") == os.path.realpath(agent.C_AGENT)
-    assert_c_agent_confined(a.proc.pid, "direct")
+    assert_c_agent_confined(a.proc.pid, "direct", LAST_UID, "/proc/self/ns/net")
     if how == "SIGTERM":
         a.proc.send_signal(signal.SIGTERM)
     else:
@@ -217,8 +262,13 @@ def test_sigterm_and_eof_end_it_with_status_0(direct, how):
     assert a.stderr() == "vnetshare-agent[direct]: stopped\n"
 
 
-def test_the_self_test_call_is_killed_with_sigsys(direct):
-    a = direct(seccomp_selftest=True)
+@pytest.mark.parametrize("call", [True, *agent.SELFTEST_CALLS])
+def test_the_self_test_call_is_killed_with_sigsys(direct, call):
+    # each call an agent might use against another process (signal, trace,
+    # read its memory) or the network (a socket): the filter kills it in
+    # the call; without the filter the uid would refuse it, and the agent
+    # would say so and exit 1
+    a = direct(seccomp_selftest=call)
     assert a.ready["ready"] is True
     assert a.wait() == -signal.SIGSYS
     assert a.stderr() == ""  # it never got to say the call was allowed
@@ -256,4 +306,4 @@ def test_an_agent_whose_daemon_is_pid_1_does_not_think_it_orphaned(tmp_path):
     assert out.returncode == 0, out.stderr
     code, err = json.loads(out.stdout)
     # it got as far as reading the hand-off (which has no descriptors), not a silent exit 0
-    assert code == 1 and "expected 7 descriptors from the daemon, got 0" in err, (code, err)
+    assert code == 1 and "expected 8 descriptors from the daemon, got 0" in err, (code, err)

@@ -4,10 +4,10 @@ Each test installs vnetshare from a copy of the source tree (the files git
 tracks, so no extension built in place) into a fresh virtual environment,
 then runs `vnetshare lab demo` from that environment as root, as a user
 would after `sudo`. The demo starts a daemon and two agents; agents drop
-to uid nobody, so everything they run must be loaded before that, and no
-helper process may import the package from its working directory. The
-installation must carry the C agent (built by setup.py), which the demo's
-daemon then runs.
+to uids of their own, so nothing they run may need the installation's
+files after that (the C agent is static), and no helper process may
+import the package from its working directory. The installation must
+carry the C agent (built by setup.py), which the demo's daemon then runs.
 """
 from __future__ import annotations
 

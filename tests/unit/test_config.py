@@ -244,3 +244,41 @@ def test_receive_bursts_default_to_100_ms_transmit_to_10():
     assert config.rate_limit(["100mbit"], direction="rx").bits_burst == 10_002_432  # 100 ms, whole KiB
     assert config.rate_limit(["100mbit"], direction="tx").bits_burst == 1_007_616   # 10 ms
     assert config.rate_limit(["10kpps"], direction="rx").pkts_burst == 1000
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("1879048192-1879113727", (1879048192, 1879113727)),
+    ("60578-61183", (60578, 61183)),  # what systemd leaves unused below nobody
+    ("5000-5000", (5000, 5000)),
+    ("1-65533", (1, 65533)),
+    ("65536-2147483647", (65536, 2147483647)),
+])
+def test_agent_uids(value, expected):
+    assert config.agent_uids(value) == expected
+
+
+def test_agent_uids_default_is_what_systemd_leaves_unused_above_its_container_ranges():
+    first, last = config.AGENT_UIDS_DEFAULT
+    assert config.agent_uids(f"{first}-{last}") == (first, last)
+    assert first > 1879048191 and last < 2**31  # systemd's container ranges end at 1879048191
+    assert last - first + 1 >= config.PARTITIONS_MAX_LIMIT  # one each for the most partitions a daemon serves
+
+
+@pytest.mark.parametrize("value, why", [
+    ("1000", "not FIRST-LAST"),
+    ("a-b", "not FIRST-LAST"),
+    ("-5-10", "not FIRST-LAST"),
+    ("10-", "not FIRST-LAST"),
+    (" 10-20", "not FIRST-LAST"),
+    ("0-100", "at least 1"),
+    ("200-100", "not above LAST"),
+    ("2147483000-2147483648", "above 2147483647"),
+    ("65000-66000", "holds 65534 (nobody)"),
+    ("65535-65535", "holds 65535"),
+    (1000, "must be a string"),
+])
+def test_agent_uids_bad_one_line_names_the_value(value, why):
+    with pytest.raises(ConfigError) as e:
+        config.agent_uids(value)
+    assert f"agent uid range {value!r}" in str(e.value) and why in str(e.value)
+    assert "\n" not in str(e.value)

@@ -167,7 +167,8 @@ def world_manager(monkeypatch, tmp_path):
         monkeypatch.setattr(mgr.PartitionManager, "_spawn_agent", spawn)
         monkeypatch.setattr(mgr.PartitionManager, "_stop_agent", lambda self, a: a and w.unmake("agent"))
         monkeypatch.setattr(mgr.PartitionManager, "_save", save)
-        cfg = DaemonConfig(uplink="up0", state_dir=str(tmp_path), ring_size=256 * 1024)
+        cfg = DaemonConfig(uplink="up0", state_dir=str(tmp_path), ring_size=256 * 1024,
+                           agent_uid_dir=str(tmp_path / "agent-uids"))
         return w, mgr.PartitionManager(FakeSwitch(w), FakeFunctions(), StateFile(), cfg)
 
     return make

@@ -18,7 +18,7 @@ def sample() -> State:
         partitions={
             "web": PartitionState(name="web", netns="/run/netns/web", netns_created=True, ifname="eth0",
                                   mac="02:00:00:00:00:01", mtu=1500, ips=["10.0.0.2/24", "fd00::2/64"],
-                                  gateway="10.0.0.1", agent_pid=4242, ring_size=1 << 22),
+                                  gateway="10.0.0.1", agent_pid=4242, agent_uid=1879048200, ring_size=1 << 22),
             "ctr": PartitionState(name="ctr", netns="/proc/77/ns/net", netns_created=False, ifname="tap0",
                                   mac="02:00:00:00:00:02", mtu=9000),
         },
@@ -118,6 +118,7 @@ def test_optional_partition_fields_default(tmp_path):
         "mac": "02:00:00:00:00:01", "mtu": 1500}}}))
     p = st.load(str(path)).partitions["a"]
     assert p.ips == [] and p.gateway is None and p.agent_pid is None and p.ring_size == 4 << 20
+    assert p.agent_uid is None  # a record from before agents had their own: the daemon gives one
 
 
 @pytest.mark.parametrize("content, why", [
@@ -140,6 +141,12 @@ def test_optional_partition_fields_default(tmp_path):
      b' "mac": "02:00:00:00:00:01", "mtu": true}}}', "'mtu' has the wrong type (bool)"),
     (b'{"version": 1, "partitions": {"a": {"name": "a", "netns": "/x", "netns_created": true, "ifname": "e",'
      b' "mac": "02:00:00:00:00:01", "mtu": 1500, "ips": [1]}}}', "'ips' must be a list of strings"),
+    (b'{"version": 1, "partitions": {"a": {"name": "a", "netns": "/x", "netns_created": true, "ifname": "e",'
+     b' "mac": "02:00:00:00:00:01", "mtu": 1500, "agent_uid": "7"}}}', "'agent_uid' has the wrong type (str)"),
+    (b'{"version": 1, "partitions": {"a": {"name": "a", "netns": "/x", "netns_created": true, "ifname": "e",'
+     b' "mac": "02:00:00:00:00:01", "mtu": 1500, "agent_uid": 0}}}', "'agent_uid' 0 is not 1 to 2147483647"),
+    (b'{"version": 1, "partitions": {"a": {"name": "a", "netns": "/x", "netns_created": true, "ifname": "e",'
+     b' "mac": "02:00:00:00:00:01", "mtu": 1500, "agent_uid": 4294967295}}}', "'agent_uid' 4294967295 is not"),
 ])
 def test_corrupt_file_names_path_and_problem(tmp_path, content, why):
     path = tmp_path / "state.json"

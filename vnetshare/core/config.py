@@ -56,6 +56,18 @@ VLAN_MIN, VLAN_MAX = 1, 4094  # 802.1Q: 0 and 4095 are reserved
 # by default. ARP, ND, MLD and mDNS of a busy host stay far below it.
 STORM_PPS_DEFAULT = 1000
 STORM_PPS_MAX = 10_000_000
+# The agents' uids (and gids, the same numbers): one per partition, from a
+# range reserved for vnetshare (agent.UidPool, docs/design-notes.md "Each
+# agent its own uid"). The default is the first 65,536 ids of what
+# systemd's UIDS-GIDS.md leaves unused between its container ranges
+# (524288-1879048191) and 2^31: above regular and system users, nobody,
+# systemd's dynamic users, shadow's /etc/subuid allocations (from 100000,
+# up to 600100000 by default) and the kubelet's pod ranges (65536 * max
+# pods), below the ids that some programs take for negative.
+AGENT_UIDS_DEFAULT = (0x70000000, 0x7000FFFF)   # 1879048192-1879113727
+AGENT_UID_MAX = (1 << 31) - 1
+AGENT_UID_SPECIAL = {65534: "nobody", 65535: "16-bit (uid_t) -1"}
+AGENT_UID_DIR = os.path.join(RUN_DIR, "agent-uids")  # one lock file per uid in use, host-wide
 # Rate limits: the default burst is what the rate gives in a window, but at
 # least one 64 KiB GSO frame (bits) or BURST_PKTS_MIN packets. Transmit is
 # shaped (frames wait), so 10 ms is enough; receive is policed (frames are
@@ -338,6 +350,26 @@ def max_partitions(value: object) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= PARTITIONS_MAX_LIMIT:
         raise ConfigError(f"max partitions {value!r}: must be 1 to {PARTITIONS_MAX_LIMIT}")
     return n
+
+
+def agent_uids(text: object) -> tuple[int, int]:
+    """`daemon --agent-uids FIRST-LAST`: the agents' uids and gids, as
+    (FIRST, LAST): 1 to AGENT_UID_MAX, without nobody (65534) or 65535."""
+    text = _require_str(text, "agent uid range")
+    what = f"agent uid range {text!r}"
+    first, dash, last = text.partition("-")
+    if not dash or not all(v.isascii() and v.isdigit() for v in (first, last)):
+        raise ConfigError(f"{what}: not FIRST-LAST, e.g. {AGENT_UIDS_DEFAULT[0]}-{AGENT_UIDS_DEFAULT[1]}")
+    lo, hi = int(first), int(last)
+    if not 1 <= lo <= hi:
+        raise ConfigError(f"{what}: FIRST must be at least 1 and not above LAST")
+    if hi > AGENT_UID_MAX:
+        raise ConfigError(f"{what}: above {AGENT_UID_MAX} (ids from 2^31 on are taken for negative "
+                          "by some programs)")
+    for uid, name in AGENT_UID_SPECIAL.items():
+        if lo <= uid <= hi:
+            raise ConfigError(f"{what}: holds {uid} ({name}), which no agent may have")
+    return lo, hi
 
 
 def capture_direction(value: object) -> str:
@@ -635,6 +667,8 @@ class DaemonConfig:
     metrics: tuple[str, int] | None = None  # (ADDR, PORT) to serve /metrics on; None: off
     max_partitions: int = PARTITIONS_MAX_DEFAULT  # the switch's port table (native/switch.h)
     direct_share: int = DIRECT_SHARE_DEFAULT  # % of a core a partition's direct writes may take; 0: off
+    agent_uids: tuple[int, int] = AGENT_UIDS_DEFAULT  # (FIRST, LAST): each agent its own uid and gid
+    agent_uid_dir: str = AGENT_UID_DIR  # their lock files, shared by every daemon of the host
 
     @property
     def state_path(self) -> str:

@@ -39,7 +39,7 @@ import tempfile
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
-from .config import OFFLOAD_MODES, RUN_DIR, Rate, labels
+from .config import AGENT_UID_MAX, OFFLOAD_MODES, RUN_DIR, Rate, labels
 from .errors import ConfigError
 from .errors import VnetshareError
 
@@ -67,6 +67,10 @@ class PartitionState:
     gateway: str | None = None
     routes: list[str] = field(default_factory=list)  # config.route(): "DST [via GW]"
     agent_pid: int | None = None
+    # its agent's uid and gid (the same number), from the daemon's
+    # --agent-uids: kept while the partition exists, through agent and
+    # daemon restarts (agent.UidPool); None in a record from before issue 20
+    agent_uid: int | None = None
     ring_size: int = 4 * 1024 * 1024
     # the tenant's policy (issue 8): what it may send, its VLAN and rates
     allow_ips: list[str] = field(default_factory=list)   # prefixes, or ["any"]
@@ -101,6 +105,7 @@ _PART_TYPES: dict[str, tuple[type, ...]] = {
     "gateway": (str, type(None)),
     "routes": (list,),
     "agent_pid": (int, type(None)),
+    "agent_uid": (int, type(None)),
     "ring_size": (int,),
     "allow_ips": (list,),
     "trusted_router": (bool,),
@@ -136,6 +141,8 @@ def _partition(key: str, raw: Any) -> PartitionState:
             values[name] = raw[name]
     if values["name"] != key:
         raise ValueError(f"{where}: recorded under another name ({values['name']!r})")
+    if values.get("agent_uid") is not None and not 1 <= values["agent_uid"] <= AGENT_UID_MAX:
+        raise ValueError(f"{where}: 'agent_uid' {values['agent_uid']} is not 1 to {AGENT_UID_MAX}")
     for name in ("ips", "allow_ips", "routes"):
         if not all(isinstance(ip, str) for ip in values.get(name, [])):
             raise ValueError(f"{where}: {name!r} must be a list of strings")

@@ -1,6 +1,7 @@
 """cli.py - the `vnetshare` command: a thin client of the daemon's control socket.
 
     vnetshare daemon --uplink IFACE [--offloads mirror|emulate] [--metrics [ADDR:]PORT]
+                     [--agent-uids FIRST-LAST]
     vnetshare partition create NAME [--ip CIDR]... [--gateway IP] [--mac MAC]
                                     [--mtu N] [--ifname NAME] [--netns PATH]
     vnetshare partition delete NAME
@@ -154,6 +155,10 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
                         "itself (one hop fewer), running the partition's receive path for up to PCT "
                         f"percent of a core per partition (default {config.DIRECT_SHARE_DEFAULT}; "
                         "0: off, agents write every frame)")
+    first, last = config.AGENT_UIDS_DEFAULT
+    d.add_argument("--agent-uids", type=_arg(config.agent_uids), default=None, metavar="FIRST-LAST",
+                   help="uids (and gids) for the partitions' agents, one each, none shared with "
+                        f"another daemon of the host (default {first}-{last})")
     d.add_argument("--metrics", type=_arg(config.metrics_address), default=None, metavar="[ADDR:]PORT",
                    help="serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default "
                         f"{config.METRICS_ADDR_DEFAULT}, IPv6 as [::1]:PORT; default: off)")
@@ -252,7 +257,7 @@ def _print_show(p: dict) -> None:
         print(f"  route     {route}")
     for key, value in sorted(p.get("labels", {}).items()):
         print(f"  label     {key}={value}")
-    print(f"  agent     {p.get('agent', '-')}")
+    print(f"  agent     {p.get('agent', '-')}" + (f", uid {p['agent_uid']}" if p.get("agent_uid") else ""))
     if "guard" in p:
         allowed = ", ".join(a for a in p.get("allow_ips", []) if a != "any")
         print(f"  guard     {p['guard']}" + (f"; also allowed: {allowed}" if allowed else ""))
@@ -358,7 +363,7 @@ def cmd_daemon(args) -> int:
 
     given = {"state_dir": args.state_dir, "ring_size": args.ring_size, "coalesce_usecs": args.coalesce_usecs,
              "storm_limit": args.storm_limit, "metrics": args.metrics, "max_partitions": args.max_partitions,
-             "direct_share": args.direct_share}
+             "direct_share": args.direct_share, "agent_uids": args.agent_uids}
     return run_daemon(config.DaemonConfig(uplink=args.uplink, offloads=args.offloads,
                                           socket=socket_path(args.socket),
                                           **{k: v for k, v in given.items() if v is not None}))

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Measure what one partition's agent costs: the C agent against the Python one.
+"""Measure what one partition's agent costs (the C agent, the only one since issue 20).
 
     ./scripts/sandbox.sh python3 tests/netns/probes/measure_agent.py [N]
 
-For each kind, N agents (default 50) are started the way the daemon starts
-them (vnetshare/manager.py: a socketpair, the hello and the descriptors of
-a TAP and two rings) and kept running together. Prints per kind:
+N agents (default 50) are started the way the daemon starts them
+(vnetshare/manager.py: a socketpair, the hello and the descriptors of a TAP,
+two rings and a network namespace, here this process's own; each agent its
+own uid, from the end of the default --agent-uids range) and kept running
+together. Prints:
   - start: Popen to the agent's "ready", p50 and p90, in ms;
   - memory per agent from /proc: VmRSS, and what is the agent's own
     (RssAnon + RssFile; RssShmem is the two rings, the daemon's as much as
@@ -27,9 +29,9 @@ import sys
 import time
 
 from vnetshare import agent
+from vnetshare.core import config
 from vnetshare.dataplane.ring import CONSUMER, PRODUCER, SIZE_DEFAULT, Ring, create_fds
 from vnetshare.dataplane.tap import open_tap
-from vnetshare.linux import procs
 
 
 def kib(path: str, key: str) -> int:
@@ -44,7 +46,7 @@ def mem_available() -> int:
     return kib("/proc/meminfo", "MemAvailable")
 
 
-def run(kind: str, n: int) -> dict:
+def run(n: int) -> dict:
     made, mapped = [], []
     for i in range(n):
         made.append((open_tap(f"vma{i}"), create_fds(SIZE_DEFAULT), create_fds(SIZE_DEFAULT)))
@@ -53,21 +55,22 @@ def run(kind: str, n: int) -> dict:
                    Ring(made[-1][2].end(PRODUCER), PRODUCER, SIZE_DEFAULT)]
     before = mem_available()
     agents, starts = [], []
+    ns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     for i, (tap, a2h, h2a) in enumerate(made):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         fd = theirs.fileno()
-        argv = ([agent.C_AGENT, "--fd", str(fd), "--name", f"m{i}"] if kind == "C"
-                else procs.python_argv("vnetshare.agent", "--fd", str(fd), "--name", f"m{i}"))
         t = time.perf_counter()
-        p = subprocess.Popen(argv, pass_fds=[fd], stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p = subprocess.Popen(agent.command(fd, f"m{i}"), pass_fds=[fd], stdin=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
         theirs.close()
-        hello = {"name": f"m{i}", "ring_size": SIZE_DEFAULT, "coalesce_usecs": None}
-        socket.send_fds(ours, [json.dumps(hello).encode()], agent.pack_fds(tap, a2h, h2a))
+        hello = agent.hello_message(f"m{i}", SIZE_DEFAULT, None, config.AGENT_UIDS_DEFAULT[1] - i)
+        socket.send_fds(ours, [json.dumps(hello).encode()], agent.pack_fds(tap, a2h, h2a, ns))
         ours.settimeout(30)
         assert json.loads(ours.recv(4096))["ready"]
         starts.append((time.perf_counter() - t) * 1e3)
         agents.append((p, ours))
     after = mem_available()
+    os.close(ns)
     st = {k: [kib(f"/proc/{p.pid}/status", k) for p, _ in agents] for k in ("VmRSS", "RssAnon", "RssFile", "RssShmem")}
     pss = [kib(f"/proc/{p.pid}/smaps_rollup", "Pss") for p, _ in agents]
     pss_shmem = [kib(f"/proc/{p.pid}/smaps_rollup", "Pss_Shmem") for p, _ in agents]
@@ -83,7 +86,7 @@ def run(kind: str, n: int) -> dict:
         h2a.close()
     med = statistics.median
     return {
-        "kind": kind, "n": n,
+        "kind": "C", "n": n,
         "start_ms_p50": round(med(starts), 1),
         "start_ms_p90": round(statistics.quantiles(starts, n=10)[-1], 1),
         "VmRSS_KiB": med(st["VmRSS"]), "RssAnon_KiB": med(st["RssAnon"]), "RssFile_KiB": med(st["RssFile"]),
@@ -96,8 +99,7 @@ def run(kind: str, n: int) -> dict:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 50
-    for kind in ("C", "Python"):
-        print(json.dumps(run(kind, n)))
+    print(json.dumps(run(n)))
 
 
 if __name__ == "__main__":
