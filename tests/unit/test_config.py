@@ -211,6 +211,12 @@ def test_rate_limit(rates, bursts, expected):
     assert config.rate_limit(rates, bursts) == expected
 
 
+@pytest.mark.parametrize("rates, bursts", [(["9" * 400 + "mbit"], []), (["1mbit"], ["9" * 400 + "kb"])])
+def test_rate_limit_of_hundreds_of_digits_is_too_large_not_an_overflow(rates, bursts):
+    with pytest.raises(ConfigError, match="too large"):
+        config.rate_limit(rates, bursts)
+
+
 def test_rate_describe_reads_back_as_the_user_wrote_it():
     assert config.rate_limit(["200mbit"]).describe() == "200mbit burst 245kb"
     assert config.rate_limit(["1gbit", "10kpps"], ["1mb", "100p"]).describe() == \
@@ -219,7 +225,8 @@ def test_rate_describe_reads_back_as_the_user_wrote_it():
 
 
 @pytest.mark.parametrize("value, expected", [("none", 0), ("0", 0), ("2000", 2000), ("2kpps", 2000),
-                                             ("500pps", 500), (0, 0), ("-1", None), ("5mbit", None)])
+                                             ("500pps", 500), (0, 0), ("-1", None), ("5mbit", None),
+                                             ("9" * 400, None)])
 def test_storm_limit(value, expected):
     if expected is None:
         with pytest.raises(ConfigError, match=re.escape(f"storm limit {value!r}")):

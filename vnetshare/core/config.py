@@ -400,7 +400,10 @@ def _quantity(text: str, what: str) -> tuple[float, str]:
     m = _QUANTITY_RE.fullmatch(text.strip().lower())
     if not m:
         raise ConfigError(f"{what} {text!r}: not a number with a unit")
-    return float(m.group(1)), m.group(2)
+    n = float(m.group(1))
+    if n > 1e18:  # hundreds of digits make float('inf'): no rate or size is near
+        raise ConfigError(f"{what} {text!r}: too large")
+    return n, m.group(2)
 
 
 @dataclass(frozen=True)
