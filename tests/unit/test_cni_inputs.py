@@ -395,3 +395,18 @@ def test_the_plugin_process_answers_on_stdout_with_a_status_and_nothing_else(com
     out = p.stdout.decode()
     assert out.count("\n") == 1 and strict_json(out)["code"] == cni.ERR_INVALID_CONFIG, out
     assert f"config key {key!r}" in strict_json(out)["msg"], out
+
+
+@pytest.mark.parametrize("valid", ["c1", {"containerID": "c1", "ifname": "eth0"}, [["c1", "eth0"]]])
+def test_gc_with_malformed_valid_attachments_deletes_nothing(valid):
+    """Read as they came (a string's letters, an object's keys), these kept
+    nothing valid, and GC deleted every attachment of the network."""
+    daemon = FakeDaemon(reachable=True)
+    name = cni.attachment_name("c1", "eth0")
+    daemon.parts[name] = {"name": name, "mac": "02:00:00:aa:bb:01", "labels": {
+        cni.LABEL_NETWORK: "n", cni.LABEL_CONTAINER: "c1", cni.LABEL_IFNAME: "eth0"}}
+    with mock.patch.object(client, "call", daemon.call):
+        status, out = cni.run({**ENV, "CNI_COMMAND": "GC"},
+                              json.dumps(conf(**{"cni.dev/valid-attachments": valid})).encode())
+    assert status == 1 and out["code"] == cni.ERR_INVALID_CONFIG, out
+    assert "cni.dev/valid-attachments" in out["msg"] and list(daemon.parts) == [name]
