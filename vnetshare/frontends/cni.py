@@ -209,7 +209,7 @@ class Request:
         if "CNI_IFNAME" in needed:
             _checked("CNI_IFNAME", self.ifname, config.ifname)
         if "CNI_NETNS" in needed:
-            _checked("CNI_NETNS", self.netns, lambda v: config.netns_path(v, probe=False))
+            _checked("CNI_NETNS", self.netns, config.netns_path)
         self.path = [d for d in env.get("CNI_PATH", "").split(os.pathsep) if d]
         self.args = _cni_args(env.get("CNI_ARGS", ""))
         self._check_config()
