@@ -342,8 +342,8 @@ class PartitionManager:
             if adopted:
                 # pinned under our own name: the partition does not depend on
                 # the runtime's name for it (gone after `ip netns del`, or a
-                # /proc/PID/ns/net whose PID is reused) and survives a restart
-                config.netns_path(adopted)
+                # /proc/PID/ns/net whose PID is reused) and survives a restart;
+                # pin() checks the very descriptor it pins (netns.py, rule 7)
                 ns_path = self._pin_path(name)
                 netns.quietly(netns.unpin, ns_path)  # a crash's leftover: the state has no such partition
                 netns.pin(adopted, ns_path)

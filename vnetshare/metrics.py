@@ -5,8 +5,9 @@
 
 A prometheus_client collector (SnapshotCollector) turns one
 Daemon.snapshot() into metric families on each scrape; Exporter serves it
-over HTTP with prometheus_client's own server. Nothing is formatted by
-hand and nothing is kept between scrapes.
+over HTTP with prometheus_client's own handler, from the bounded server of
+metrics_server.py. Nothing is formatted by hand and nothing is kept
+between scrapes.
 
 Rules:
 1. One snapshot per scrape, taken in the daemon's loop thread (in_loop())
@@ -52,11 +53,12 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from . import __version__
+from .metrics_server import MetricsServer
 
 log = logging.getLogger("vnetshare.metrics")
 
@@ -291,20 +293,20 @@ def in_loop(daemon, timeout: float = SNAPSHOT_TIMEOUT_S) -> Callable[[], dict]:
 class Exporter:
     """/metrics over HTTP on @addr (ADDR, PORT): the collector and the
     process' own metrics (process_*: CPU, memory, descriptors), in a
-    registry of their own. Binds at once: a port in use raises OSError."""
+    registry of their own, served by metrics_server.MetricsServer (a fixed
+    number of threads, a cap on connections, deadlines for slow clients).
+    Binds at once: a port in use raises OSError."""
 
     def __init__(self, addr: tuple[str, int], snapshot: Callable[[], dict]):
         self.registry = CollectorRegistry()
         self.registry.register(SnapshotCollector(snapshot))
         ProcessCollector(registry=self.registry)
-        self.server, self.thread = start_http_server(addr[1], addr=addr[0], registry=self.registry)
-        self.addr = self.server.server_address[:2]
+        self.server: MetricsServer | None = MetricsServer(addr, self.registry)
+        self.addr = self.server.address
 
     def close(self) -> None:
         """Stop serving and wait for the scrapes in progress; again: nothing."""
         if self.server is None:
             return
         server, self.server = self.server, None
-        server.shutdown()
-        server.server_close()
-        self.thread.join()
+        server.close()

@@ -196,6 +196,114 @@ def test_ipv6_loopback(tmp_path):
         s.close()
 
 
+# -- a bounded server ----------------------------------------------------------------
+
+def _tasks(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _heard(conn: socket.socket, got: bytearray) -> bool:
+    """Read what @conn (non-blocking) has; True once the daemon closed it."""
+    while True:
+        try:
+            chunk = conn.recv(4096)
+        except BlockingIOError:
+            return False
+        except ConnectionResetError:
+            return True
+        if not chunk:
+            return True
+        got += chunk
+
+
+def test_half_sent_requests_hold_no_thread_and_are_closed_after_the_timeout(tmp_path):
+    """Issue 20, item 8: 300 connections that never finish their request
+    cost the daemon no thread and at most MAX_CONNECTIONS descriptors (the
+    oldest make way for new ones, with a 503); a scrape still answers
+    meanwhile; the stalled ones are closed (408) once REQUEST_TIMEOUT_S has
+    passed since their request began, not before."""
+    from vnetshare.metrics_server import MAX_CONNECTIONS, REQUEST_TIMEOUT_S
+
+    port = free_port()
+    s = System(tmp_path)
+    slow: list[tuple[socket.socket, float, bytearray]] = []  # (connection, when it was opened, what it heard)
+
+    def closed() -> list[tuple[socket.socket, float, bytearray]]:
+        return [x for x in slow if _heard(x[0], x[2])]
+
+    try:
+        s.start_daemon("--metrics", f"127.0.0.1:{port}")
+        pid = s.daemon.pid
+        assert value(scrape(port), "vnetshare_up") == 1  # positive control, and the server is warm
+        threads, fds = _tasks(pid), _fds(pid)
+        # in batches the listen backlog takes at once (beyond it, the kernel
+        # holds a connect back for its retransmission timer)
+        for _ in range(6):
+            for _ in range(50):
+                c = socket.create_connection(("127.0.0.1", port), timeout=5)
+                c.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no empty line: never complete
+                c.setblocking(False)  # for _heard()
+                slow.append((c, time.monotonic(), bytearray()))
+            want = max(0, len(slow) - MAX_CONNECTIONS)
+            assert wait_for(lambda: len(closed()) >= want, timeout=2), (len(closed()), want, len(slow))
+            assert len(closed()) == want
+            assert _tasks(pid) <= threads, f"{_tasks(pid) - threads} more threads, {len(slow)} connections"
+            assert _fds(pid) <= fds + MAX_CONNECTIONS, f"{_fds(pid) - fds} more descriptors"
+        assert all(h.startswith(b"HTTP/1.0 503 ") for _, _, h in closed()), {bytes(h[:40]) for _, _, h in closed()}
+        held = [x for x in slow if x not in closed()]
+        assert len(held) == MAX_CONNECTIONS
+        # a real scrape answers while they are held (taking the oldest one's place)
+        t0 = time.monotonic()
+        assert value(scrape(port), "vnetshare_up") == 1 and time.monotonic() - t0 < 2
+        assert _tasks(pid) <= threads
+        # the held ones are closed when their time is up, not before, with a 408
+        held = [x for x in held if not _heard(x[0], x[2])]
+        assert held and time.monotonic() - max(t for _, t, _ in held) < REQUEST_TIMEOUT_S - 0.5
+        while held:
+            now = time.monotonic()
+            done = [x for x in held if _heard(x[0], x[2])]
+            for _, opened, heard in done:
+                assert now - opened >= REQUEST_TIMEOUT_S - 0.2, f"closed after {now - opened:.1f} s"
+                assert heard.startswith(b"HTTP/1.0 408 "), bytes(heard[:40])
+            held = [x for x in held if x not in done]
+            assert now - t0 < REQUEST_TIMEOUT_S + 5, f"{len(held)} still open"
+            time.sleep(0.05)
+        assert wait_for(lambda: _fds(pid) <= fds, timeout=5), f"{_fds(pid) - fds} descriptors left"
+        assert value(scrape(port), "vnetshare_up") == 1
+    finally:
+        for c, _, _ in slow:
+            c.close()
+        s.close()
+
+def test_the_librarys_content_negotiation_answers(tmp_path):
+    """The bounded server hands the request to prometheus_client's handler:
+    OpenMetrics and gzip when asked, the text format otherwise."""
+    import gzip
+
+    port = free_port()
+    s = System(tmp_path)
+    try:
+        s.start_daemon("--metrics", f"127.0.0.1:{port}")
+        url = f"http://127.0.0.1:{port}/metrics"
+        req = urllib.request.Request(url, headers={"Accept": "application/openmetrics-text; version=1.0.0",
+                                                   "Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+            assert r.headers["Content-Encoding"] == "gzip"
+            text = gzip.decompress(r.read()).decode()
+        assert "vnetshare_up 1.0" in text and text.endswith("# EOF\n")
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            assert "Content-Encoding" not in r.headers
+            assert "vnetshare_partitions 0.0\n" in r.read().decode()
+    finally:
+        s.close()
+
+
 # -- bad input: one line, no daemon -----------------------------------------------
 
 def _daemon(tmp_path, *extra: str) -> subprocess.CompletedProcess:

@@ -232,6 +232,82 @@ def test_adopt_a_netns_by_proc_path(host_links):
         proc.wait()
 
 
+# -- pinning an adopted namespace (issue 20, item 8) --------------------------------
+
+@pytest.fixture
+def pin_dir(tmp_path):
+    """Where a test pins; pin() makes it a shared mount point: unmounted after."""
+    d = tmp_path / "pins"
+    yield d
+    if os.path.ismount(d):
+        subprocess.run(["umount", "--lazy", str(d)], check=True)
+
+
+def _ino(path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+@pytest.mark.parametrize("kind, why", [
+    ("regular file", "not a namespace file (a regular file)"),
+    ("directory", "not a namespace file (a directory)"),
+    ("mount namespace", "a mount namespace, not a network namespace"),
+    ("FIFO", "not a namespace file (a FIFO)"),
+])
+def test_pin_refuses_what_is_no_network_namespace_and_leaves_nothing(tmp_path, pin_dir, kind, why):
+    import concurrent.futures
+
+    path = {"regular file": tmp_path / "plain", "directory": tmp_path / "dir", "FIFO": tmp_path / "fifo",
+            "mount namespace": f"/proc/{os.getpid()}/ns/mnt"}[kind]
+    if kind == "regular file":
+        path.write_text("")
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "FIFO":
+        os.mkfifo(path)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        attempt = pool.submit(ns.pin, str(path), str(pin_dir / "p"))
+        try:
+            with pytest.raises(NetnsError) as e:
+                attempt.result(timeout=10)  # a FIFO opened for reading without O_NONBLOCK waits for a writer
+        finally:
+            if kind == "FIFO" and not attempt.done():
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # let it go
+    assert e.value.errno == errno.EINVAL
+    assert e.value.strerror == f"netns {str(path)!r}: {why}"
+    assert not pin_dir.exists(), "pin() made its directory before its check"
+
+
+def test_pin_holds_the_namespace_it_checked_whatever_the_path_names_by_then(make_ns, tmp_path, pin_dir,
+                                                                            monkeypatch):
+    """A runtime's path that names another namespace between pin()'s check and
+    its mount (here a symlink retargeted from a to b in the hook pin() calls
+    in between) changes nothing: the pin is a mount of the checked descriptor."""
+    a, b = make_ns(), make_ns()
+    link = tmp_path / "ctr-netns"
+    os.symlink(ns.path_of(a), link)
+    share_dir = ns.share_dir
+
+    def retarget_then_share(directory):
+        os.symlink(ns.path_of(b), tmp_path / "next")
+        os.replace(tmp_path / "next", link)
+        share_dir(directory)
+
+    monkeypatch.setattr(ns, "share_dir", retarget_then_share)
+    pin = str(pin_dir / "p")
+    ns.pin(str(link), pin)
+    try:
+        assert os.readlink(link) == ns.path_of(b)  # the swap did happen, after the check
+        assert _ino(pin) == _ino(ns.path_of(a)) != _ino(ns.path_of(b))
+        # it is a's namespace that the pin keeps: a device made through it shows in a, not in b
+        ns.veth_pair("vpin0", "vpin1", pin, pin)
+        assert "vpin0" in [link.ifname for link in ns.links(a)]
+        assert [link.ifname for link in ns.links(b)] == ["lo"]
+    finally:
+        ns.unpin(pin)
+    assert not os.path.exists(pin)
+
+
 def test_adapter_query_on_a_veth(make_ns, host_links):
     name = make_ns()
     host_links.append("up0")

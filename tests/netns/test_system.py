@@ -244,6 +244,27 @@ def test_bad_input_one_line_names_the_value_leaves_nothing(system, argv, needle)
     _leftovers(system, [])
 
 
+@pytest.mark.parametrize("kind, why", [
+    ("regular file", "not a namespace file (a regular file)"),
+    ("directory", "not a namespace file (a directory)"),
+    ("mount namespace", "a mount namespace, not a network namespace"),
+])
+def test_adopting_what_is_no_network_namespace_is_one_line_naming_it(system, tmp_path, kind, why):
+    given = tmp_path / "given"
+    given.mkdir()
+    path = {"regular file": given / "plain", "directory": given / "dir",
+            "mount namespace": f"/proc/{os.getpid()}/ns/mnt"}[kind]
+    if kind == "regular file":
+        path.write_text("")
+    elif kind == "directory":
+        path.mkdir()
+    p = system.cli("partition", "create", "x1", "--netns", str(path), check=False)
+    assert p.returncode != 0
+    assert p.stderr.strip().splitlines() == [f"vnetshare: error: netns {str(path)!r}: {why}"], p.stderr
+    _leftovers(system, [])
+    assert os.listdir(os.path.join(system.dir, "netns")) == []
+
+
 def test_duplicate_name_is_refused_and_first_is_untouched(system):
     system.create("dup", "--ip", "198.18.0.21/24")
     p = system.cli("partition", "create", "dup", "--ip", "198.18.0.22/24", check=False)

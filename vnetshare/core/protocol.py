@@ -228,7 +228,7 @@ OPS: dict[str, dict[str, Field]] = {
         "mac": Field((str, type(None)), check=_optional(config.mac)),
         "mtu": Field((int, type(None)), check=_optional(config.mtu)),
         "ifname": Field((str, type(None)), check=_optional(config.ifname)),
-        "netns": Field((str, type(None)), check=_optional(lambda v: config.netns_path(v, probe=False))),
+        "netns": Field((str, type(None)), check=_optional(lambda v: config.netns_path(v))),
         "labels": Field((dict, type(None)), check=_optional(config.labels)),
         **_policy_fields(create=True),
     },

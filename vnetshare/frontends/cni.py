@@ -24,7 +24,12 @@ Rules:
    be asked (then the runtime retries, and the partition is not forgotten).
 4. Every failure is an error object with the spec's code (1-7, 11, 50) or
    one of ours from 100 (ERR_*), a one-line "msg" naming the bad key or
-   value, and "details" saying what to do.
+   value, and "details" saying what to do. A malformed value is invalid()'s
+   error object, made nowhere else: code 4 for a CNI_* variable, 7 for a
+   config key (named as a path: 'prevResult.ips[0].address'), "details"
+   the value as given. Every value the plugin reads is checked before
+   anything happens, and no input ends in a traceback: run() answers even
+   a bug of its own with an error object (ERR_INTERNAL).
 5. GC deletes the partitions labelled with this network whose attachment is
    not in cni.dev/valid-attachments, releases their leases, and never
    touches a partition without this network's label.
@@ -41,17 +46,21 @@ import io
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import traceback
 import zipfile
-from typing import Any, NoReturn
+from typing import Any, Callable, TypeVar
 
 from ..core import config
 from ..core.errors import ConfigError
 from ..core.state import write_atomic
 from . import client
+
+T = TypeVar("T")
 
 PLUGIN_TYPE = "vnetshare"
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
@@ -72,6 +81,7 @@ ERR_NO_DAEMON = 100       # nothing answers on the control socket
 ERR_DAEMON_REFUSED = 101  # the daemon answered with an error
 ERR_IPAM = 102            # the IPAM plugin is missing or failed
 ERR_CHECK = 103           # CHECK found the attachment not as ADD made it
+ERR_INTERNAL = 199        # a bug in this plugin (run()'s last resort): never expected
 
 LABEL_NETWORK = "cni.network"
 LABEL_CONTAINER = "cni.container"
@@ -98,9 +108,12 @@ _COMMANDS = {
 
 
 class CniError(Exception):
-    """A failure the runtime gets as the spec's error object."""
+    """A failure the runtime gets as the spec's error object (rule 4): "msg"
+    and "details" one line each, at most TEXT_MAX characters whatever they
+    quote."""
 
     def __init__(self, code: int, msg: str, details: str = "", daemon_code: str | None = None):
+        msg, details = _one_line(msg), _one_line(details)
         super().__init__(msg)
         self.code = code
         self.msg = msg
@@ -114,26 +127,64 @@ class CniError(Exception):
         return out
 
 
+TEXT_MAX = 400    # characters of an error's msg or details
+SHOWN_MAX = 120   # characters of a value quoted in details
+_MISSING = object()
+
+
+def _one_line(text: str) -> str:
+    text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return text if len(text) <= TEXT_MAX else text[:TEXT_MAX - 3] + "..."
+
+
+def _shown(value: Any) -> str:
+    """@value as JSON for a message, cut to SHOWN_MAX characters."""
+    if value is _MISSING:
+        return "not set"
+    try:
+        text = json.dumps(value)
+    except (ValueError, RecursionError):
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= SHOWN_MAX else text[:SHOWN_MAX - 3] + "..."
+
+
+def invalid(key: str, value: Any, why: str, code: int | None = None, hint: str = "") -> CniError:
+    """Rule 4's error object for a malformed value, the one place it is
+    made: @key is an environment variable (CNI_*: code 4 unless @code says
+    otherwise) or a config key as a path ('ipam.type',
+    'prevResult.ips[0].address': code 7 unless @code says otherwise); "msg"
+    names it and says @why, "details" shows the value as given and @hint."""
+    env = key.startswith("CNI_")
+    if code is None:
+        code = ERR_INVALID_ENV if env else ERR_INVALID_CONFIG
+    details = f"{key} is {_shown(value)}" + (f"; {hint}" if hint else "")
+    return CniError(code, f"{key if env else f'config key {key!r}'}: {why}", details)
+
+
 def _vkey(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split("."))
 
 
 # --- what the runtime gave ---------------------------------------------------------------
 
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # the spec's container id and network name
+
+
 class Request:
-    """One plugin call: the command, the CNI_* variables and the config, checked."""
+    """One plugin call: the command, the CNI_* variables and the config,
+    every value this plugin reads checked before anything happens."""
 
     def __init__(self, env: dict[str, str], stdin: bytes):
         self.command = env.get("CNI_COMMAND", "")
         if self.command not in _COMMANDS:
-            raise CniError(ERR_INVALID_ENV, f"CNI_COMMAND {self.command!r}: not one of "
-                           f"{', '.join(_COMMANDS)}", "the runtime sets CNI_COMMAND")
+            raise invalid("CNI_COMMAND", self.command, f"{self.command!r} is not one of {', '.join(_COMMANDS)}",
+                          hint="the runtime sets CNI_COMMAND")
         self.conf = _decode(stdin)
         self.version = self.conf.get("cniVersion")
         if self.version not in SUPPORTED_VERSIONS:
-            raise CniError(ERR_INCOMPATIBLE_VERSION,
-                           f"cniVersion {self.version!r}: vnetshare supports {', '.join(SUPPORTED_VERSIONS)}",
-                           "set the conflist's cniVersion to one of these")
+            raise invalid("cniVersion", self.conf.get("cniVersion", _MISSING),
+                          f"{self.version!r}: vnetshare supports {', '.join(SUPPORTED_VERSIONS)}",
+                          ERR_INCOMPATIBLE_VERSION, "set the conflist's cniVersion to one of these")
         since, needed = _COMMANDS[self.command]
         if _vkey(self.version) < _vkey(since):
             raise CniError(ERR_INCOMPATIBLE_VERSION,
@@ -142,11 +193,23 @@ class Request:
             return
         for var in needed:
             if not env.get(var):
-                raise CniError(ERR_INVALID_ENV, f"{var} is not set", f"{self.command} needs {', '.join(needed)}")
+                raise invalid(var, env.get(var, _MISSING), "not set", hint=f"{self.command} needs "
+                              f"{', '.join(needed)}")
+        for var, value in env.items():
+            if var.startswith("CNI_") and "\0" in value:
+                raise invalid(var, value, "contains a NUL character")
         self.env = env
         self.container = env.get("CNI_CONTAINERID", "")
         self.netns = env.get("CNI_NETNS", "")
         self.ifname = env.get("CNI_IFNAME", "")
+        if "CNI_CONTAINERID" in needed and (not _ID_RE.fullmatch(self.container)
+                                            or len(self.container) > config.LABEL_VALUE_MAX):
+            raise invalid("CNI_CONTAINERID", self.container, f"must be 1-{config.LABEL_VALUE_MAX} letters, "
+                          "digits, '_', '.' or '-', starting with a letter or digit")
+        if "CNI_IFNAME" in needed:
+            _checked("CNI_IFNAME", self.ifname, config.ifname)
+        if "CNI_NETNS" in needed:
+            _checked("CNI_NETNS", self.netns, config.netns_path)
         self.path = [d for d in env.get("CNI_PATH", "").split(os.pathsep) if d]
         self.args = _cni_args(env.get("CNI_ARGS", ""))
         self._check_config()
@@ -155,82 +218,78 @@ class Request:
         c = self.conf
         for key in c:
             if key not in _SPEC_KEYS and key not in _OWN_KEYS:
-                raise CniError(ERR_UNSUPPORTED_FIELD, f"config key {key!r}: vnetshare knows no such key",
-                               f"vnetshare's own keys are {', '.join(sorted(_OWN_KEYS))}")
+                raise invalid(key, c[key], "vnetshare knows no such key", ERR_UNSUPPORTED_FIELD,
+                              f"vnetshare's own keys are {', '.join(sorted(_OWN_KEYS))}")
         if c.get("type") != PLUGIN_TYPE:
-            raise CniError(ERR_INVALID_CONFIG, f"config key 'type': {c.get('type')!r}, not {PLUGIN_TYPE!r}")
-        if not isinstance(c.get("name"), str) or not c["name"]:
-            raise CniError(ERR_INVALID_CONFIG, "config key 'name': missing or not a string")
-        self.network = c["name"]
-        ipam = c.get("ipam") or {}
-        if not isinstance(ipam, dict) or (ipam and not isinstance(ipam.get("type"), str)):
-            raise CniError(ERR_INVALID_CONFIG, "config key 'ipam': must be an object with a 'type'")
-        self.ipam_type = ipam.get("type") or None
-        if self.ipam_type is not None and ("/" in self.ipam_type or self.ipam_type in (".", "..")):
-            raise CniError(ERR_INVALID_CONFIG, f"config key 'ipam.type': {self.ipam_type!r} is not a plugin name")
-        rc = c.get("runtimeConfig") or {}
-        if not isinstance(rc, dict):
-            raise CniError(ERR_INVALID_CONFIG, "config key 'runtimeConfig': must be an object")
-        self.runtime_config = rc
+            raise invalid("type", c.get("type", _MISSING), f"{c.get('type')!r}, not {PLUGIN_TYPE!r}")
+        name = c.get("name", _MISSING)
+        if not isinstance(name, str) or not _ID_RE.fullmatch(name) or len(name) > config.LABEL_VALUE_MAX:
+            raise invalid("name", name, f"must be 1-{config.LABEL_VALUE_MAX} letters, digits, '_', '.' or '-', "
+                          "starting with a letter or digit")
+        self.network = name
+        ipam = _object(c, "ipam")
+        self.ipam_type = None
+        if ipam:  # {}: no IPAM, as a missing key
+            kind = ipam.get("type", _MISSING)
+            if not isinstance(kind, str) or not kind or "/" in kind or "\0" in kind or kind in (".", ".."):
+                raise invalid("ipam.type", kind, "must name an IPAM plugin (a file name on CNI_PATH)")
+            self.ipam_type = kind
+        self.dns = _dns(c)
+        self.runtime_config = _object(c, "runtimeConfig")
         sock = c.get("socket")
-        if sock is not None and (not isinstance(sock, str) or not os.path.isabs(sock)):
-            raise CniError(ERR_INVALID_CONFIG, f"config key 'socket': {sock!r} is not an absolute path")
+        if sock is not None and (not isinstance(sock, str) or not os.path.isabs(sock) or "\0" in sock):
+            raise invalid("socket", sock, "must be an absolute path (the daemon's control socket)")
         self.socket = client.socket_path(sock)
         self.fields = self._partition_fields()
+        if self.command == "CHECK":
+            self.prev_ips, self.prev_macs = _prev_result(c)
+        if self.command == "GC":
+            self.valid = _attachments(c)
 
     def _partition_fields(self) -> dict[str, Any]:
         """vnetshare's own keys, checked by the same validators as the CLI's options."""
-        c, out = self.conf, {}
-
-        def check(key: str, fn, value=None):
-            value = c[key] if value is None else value
-            try:
-                return fn(value)
-            except (ConfigError, TypeError, ValueError) as e:
-                raise CniError(ERR_INVALID_CONFIG, f"config key {key!r}: {e}") from None
-
+        c, rc, out = self.conf, self.runtime_config, {}
         if "mtu" in c:
-            out["mtu"] = check("mtu", lambda v: config.mtu(v) if isinstance(v, int) and not isinstance(v, bool)
-                               else _bad("a whole number"))
-        mac = self.runtime_config.get("mac") or self.args.get("MAC") or c.get("mac")
-        if mac:
-            key = ("runtimeConfig.mac" if self.runtime_config.get("mac")
-                   else "CNI_ARGS MAC" if self.args.get("MAC") else "mac")
-            try:
-                out["mac"] = config.mac(mac)
-            except ConfigError as e:
-                raise CniError(ERR_INVALID_CONFIG, f"{key}: {e}") from None
+            out["mtu"] = _checked("mtu", c["mtu"], config.mtu)
+        for key, mac in (("runtimeConfig.mac", rc.get("mac")), ("CNI_ARGS MAC", self.args.get("MAC")),
+                         ("mac", c.get("mac"))):
+            if mac is not None and mac != "":  # the first one given wins
+                out["mac"] = _checked(key, mac, config.mac)
+                break
         if "vlan" in c:
-            out["vlan"] = check("vlan", config.vlan)
+            out["vlan"] = _checked("vlan", c["vlan"], config.vlan)
         if "allowIPs" in c:
-            out["allow_ips"] = check("allowIPs", lambda v: config.allow_ips(v) if isinstance(v, list)
-                                     else _bad("a list of prefixes or \"any\""))
+            if not isinstance(c["allowIPs"], list):
+                raise invalid("allowIPs", c["allowIPs"], "must be a list of prefixes or \"any\"")
+            out["allow_ips"] = _checked("allowIPs", c["allowIPs"], config.allow_ips)
         if "trustedRouter" in c:
-            out["trusted_router"] = check("trustedRouter", lambda v: v if isinstance(v, bool)
-                                          else _bad("true or false"))
+            if not isinstance(c["trustedRouter"], bool):
+                raise invalid("trustedRouter", c["trustedRouter"], "must be true or false")
+            out["trusted_router"] = c["trustedRouter"]
         if "stormLimit" in c:
-            out["storm_limit"] = check("stormLimit", config.storm_limit)
-        bandwidth = self.runtime_config.get("bandwidth") or {}
+            out["storm_limit"] = _checked("stormLimit", c["stormLimit"], config.storm_limit)
+        bandwidth = _object(rc, "bandwidth", "runtimeConfig.bandwidth")
         for d, ours, theirs in (("tx", "txLimit", "egress"), ("rx", "rxLimit", "ingress")):
-            rates = c.get(ours)
-            bursts = c.get(f"{d}Burst")
-            if isinstance(bandwidth, dict) and bandwidth.get(f"{theirs}Rate"):
+            what, rates, bursts = ours, c.get(ours), c.get(f"{d}Burst")
+            rate_key, burst_key = f"runtimeConfig.bandwidth.{theirs}Rate", f"runtimeConfig.bandwidth.{theirs}Burst"
+            rate = _count(bandwidth.get(f"{theirs}Rate"), rate_key, config.RATE_MAX_BITS)
+            if rate:
                 # Kubernetes' bandwidth capability: bits per second, bursts in bits
-                rates = f"{bandwidth[f'{theirs}Rate']}bit"
-                burst = bandwidth.get(f"{theirs}Burst")
-                bursts = f"{int(burst) // 8}b" if burst else None
+                burst = _count(bandwidth.get(f"{theirs}Burst"), burst_key, 8 * 10**12)
+                what, rates, bursts = rate_key, f"{rate}bit", f"{burst // 8}b" if burst else None
             if rates is None:
                 if bursts is not None:
-                    raise CniError(ERR_INVALID_CONFIG, f"config key '{d}Burst': needs '{ours}'")
+                    raise invalid(f"{d}Burst", bursts, f"needs '{ours}'")
                 continue
             rates = [rates] if isinstance(rates, str) else rates
             bursts = [] if bursts is None else [bursts] if isinstance(bursts, str) else bursts
-            if not isinstance(rates, list) or not isinstance(bursts, list):
-                raise CniError(ERR_INVALID_CONFIG, f"config key {ours!r}: a rate like \"100mbit\" or a list")
-            check(ours, lambda v: config.rate_limit(v, bursts, ours, d), rates)
-            out[f"{d}_limit"] = [str(r) for r in rates]
+            for key, value in ((what, rates), (f"{d}Burst", bursts)):
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise invalid(key, value, "a rate like \"100mbit\" (a burst like \"64kb\") or a list of them")
+            _checked(what, rates, lambda v: config.rate_limit(v, bursts, what, d))
+            out[f"{d}_limit"] = list(rates)
             if bursts:
-                out[f"{d}_burst"] = [str(b) for b in bursts]
+                out[f"{d}_burst"] = list(bursts)
         return out
 
     # -- the attachment ----------------------------------------------------
@@ -238,8 +297,100 @@ class Request:
         return {LABEL_NETWORK: self.network, LABEL_CONTAINER: self.container, LABEL_IFNAME: self.ifname}
 
 
-def _bad(what: str) -> NoReturn:
-    raise ConfigError(f"must be {what}")
+def _checked(key: str, value: Any, check: Callable[[Any], T]) -> T:
+    """check(@value), its ConfigError (which names the value) an error object for @key."""
+    try:
+        return check(value)
+    except ConfigError as e:
+        raise invalid(key, value, str(e)) from None
+
+
+def _object(parent: dict[str, Any], key: str, path: str | None = None) -> dict[str, Any]:
+    """@parent[@key] if it is an object; absent or null: {}."""
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid(path or key, value, "must be an object")
+    return value
+
+
+def _objects(parent: dict[str, Any], key: str, path: str | None = None) -> list[dict[str, Any]]:
+    """@parent[@key] if it is a list of objects; absent or null: []."""
+    path = path or key
+    value = parent.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise invalid(path, value, "must be a list of objects")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise invalid(f"{path}[{i}]", item, "must be an object")
+    return value
+
+
+def _count(value: Any, key: str, top: int) -> int:
+    """A whole number from 0 to @top (absent or null: 0)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+        raise invalid(key, value, f"must be a whole number from 0 to {top}")
+    return value
+
+
+def _string(parent: dict[str, Any], key: str, path: str) -> str | None:
+    value = parent.get(key)
+    if value is not None and not isinstance(value, str):
+        raise invalid(path, value, "must be a string")
+    return value
+
+
+def _dns(conf: dict[str, Any]) -> dict[str, Any]:
+    """The config's dns, with only the spec's fields (the result repeats it)."""
+    dns, out = _object(conf, "dns"), {}
+    for key in ("nameservers", "search", "options"):
+        value = dns.get(key)
+        if value is not None:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise invalid(f"dns.{key}", value, "must be a list of strings")
+            out[key] = value
+    domain = _string(dns, "domain", "dns.domain")
+    if domain is not None:
+        out["domain"] = domain
+    return out
+
+
+def _prev_result(conf: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """CHECK's prevResult: its addresses (CIDRs, sorted) and MACs by interface name."""
+    if not isinstance(conf.get("prevResult"), dict):
+        raise invalid("prevResult", conf.get("prevResult", _MISSING), "CHECK needs ADD's result here, an object")
+    prev, ips, macs = conf["prevResult"], [], {}
+    for i, ip in enumerate(_objects(prev, "ips", "prevResult.ips")):
+        key = f"prevResult.ips[{i}].address"
+        addr, why = ip.get("address", _MISSING), "must be an address with its prefix length, like \"10.1.0.2/24\""
+        if not isinstance(addr, str):
+            raise invalid(key, addr, why)
+        try:
+            ips.append(str(ipaddress.ip_interface(addr)))
+        except ValueError:
+            raise invalid(key, addr, why) from None
+    for i, iface in enumerate(_objects(prev, "interfaces", "prevResult.interfaces")):
+        name = _string(iface, "name", f"prevResult.interfaces[{i}].name")
+        mac = _string(iface, "mac", f"prevResult.interfaces[{i}].mac")
+        if name is not None and mac:
+            macs[name] = mac.lower()
+    return sorted(ips), macs
+
+
+def _attachments(conf: dict[str, Any]) -> set[tuple[str, str]]:
+    """GC's attachments still valid: (container id, ifname)."""
+    valid = set()
+    for key in ("cni.dev/valid-attachments", "cni.dev/attachments"):
+        for i, a in enumerate(_objects(conf, key)):
+            container = _string(a, "containerID", f"{key}[{i}].containerID")
+            ifname = _string(a, "ifname", f"{key}[{i}].ifname")
+            valid.add((container, ifname))
+    return valid
 
 
 def _decode(stdin: bytes) -> dict[str, Any]:
@@ -248,7 +399,8 @@ def _decode(stdin: bytes) -> dict[str, Any]:
     except (ValueError, RecursionError) as e:
         raise CniError(ERR_DECODE, f"the network config on stdin is not JSON: {e}") from None
     if not isinstance(conf, dict):
-        raise CniError(ERR_DECODE, "the network config on stdin must be a JSON object")
+        raise CniError(ERR_DECODE, "the network config on stdin must be a JSON object",
+                       f"stdin is {_shown(conf)}")
     return conf
 
 
@@ -258,13 +410,13 @@ def _cni_args(text: str) -> dict[str, str]:
     for part in filter(None, text.split(";")):
         key, eq, value = part.partition("=")
         if not eq:
-            raise CniError(ERR_INVALID_ENV, f"CNI_ARGS {part!r}: not KEY=VALUE")
+            raise invalid("CNI_ARGS", text, f"{part!r} is not KEY=VALUE")
         out[key] = value
     ignore = out.get("IgnoreUnknown", "").lower() in ("1", "true")
     unknown = sorted(set(out) - _KNOWN_ARGS)
     if unknown and not ignore:
-        raise CniError(ERR_INVALID_ENV, f"CNI_ARGS {unknown[0]!r}: unknown to vnetshare",
-                       "add IgnoreUnknown=1 to CNI_ARGS to pass keys meant for other plugins")
+        raise invalid("CNI_ARGS", text, f"{unknown[0]!r} is unknown to vnetshare",
+                      hint="add IgnoreUnknown=1 to CNI_ARGS to pass keys meant for other plugins")
     return out
 
 
@@ -335,19 +487,32 @@ def _ipam(req: Request, command: str, container: str | None = None, ifname: str 
     proc = _exec(exe, name, env, json.dumps(conf).encode())
     out = proc.stdout.strip()
     if proc.returncode != 0:
-        try:
-            err = json.loads(out)
-            code, msg, details = int(err.get("code", ERR_IPAM)), err.get("msg", ""), err.get("details", "")
-        except (ValueError, TypeError, AttributeError):
-            code, msg, details = ERR_IPAM, (out or proc.stderr).decode(errors="replace").strip(), ""
+        code, msg, details = _their_error(out or proc.stderr)
         raise CniError(code, f"IPAM plugin {name!r} {command}: {msg}", details)
     if not out:
         return None
     try:
         result = json.loads(out)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise CniError(ERR_IPAM, f"IPAM plugin {name!r} {command}: its answer is not JSON") from None
-    return result if isinstance(result, dict) else None
+    if not isinstance(result, dict):
+        raise CniError(ERR_IPAM, f"IPAM plugin {name!r} {command}: its answer is not a JSON object")
+    return result
+
+
+def _their_error(out: bytes) -> tuple[int, str, str]:
+    """A failed plugin's (code, msg, details): its error object, or its
+    output as the message under ERR_IPAM."""
+    try:
+        err = json.loads(out)
+    except (ValueError, RecursionError):
+        err = None
+    if not isinstance(err, dict):
+        return ERR_IPAM, out.decode(errors="replace").strip(), ""
+    code = err.get("code")
+    code = code if isinstance(code, int) and not isinstance(code, bool) and 0 < code < 1 << 31 else ERR_IPAM
+    msg, details = err.get("msg"), err.get("details")
+    return code, msg if isinstance(msg, str) else "", details if isinstance(details, str) else ""
 
 
 def _exec(exe: str, name: str, env: dict[str, str], data: bytes) -> subprocess.CompletedProcess:
@@ -362,7 +527,9 @@ def _common_version(exe: str, env: dict[str, str], version: str) -> str:
                  json.dumps({"cniVersion": version}).encode())
     try:
         theirs = json.loads(proc.stdout)["supportedVersions"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return version
+    if not isinstance(theirs, list):
         return version
     if version in theirs:
         return version
@@ -377,42 +544,63 @@ def _release(req: Request, container: str | None = None, ifname: str | None = No
 
 # --- results ----------------------------------------------------------------------------------
 
-def _addresses(ipam: dict[str, Any] | None) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    """From an IPAM result: the partition's CIDRs, its routes ("DST [via GW]")
-    and the result's ips entries."""
-    if not ipam:
-        return [], [], []
-    ips = [ip for ip in ipam.get("ips") or [] if isinstance(ip, dict) and ip.get("address")]
-    cidrs = [str(ipaddress.ip_interface(ip["address"])) for ip in ips]
-    gws = {}
-    for ip in ips:
-        if ip.get("gateway"):
-            gw = ipaddress.ip_address(ip["gateway"])
-            gws.setdefault(gw.version, str(gw))
-    routes = []
-    for r in ipam.get("routes") or []:
-        dst = ipaddress.ip_network(r["dst"], strict=False)
-        gw = r.get("gw") or gws.get(dst.version)
-        routes.append(f"{dst} via {gw}" if gw else str(dst))
-    return cidrs, routes, ips
+class Addresses:
+    """What an IPAM result gives the partition and the plugin's result,
+    each value read and normalised once (a malformed result raises
+    ValueError, TypeError or KeyError: cmd_add makes it ERR_IPAM)."""
+
+    def __init__(self, ipam: dict[str, Any] | None):
+        ipam = ipam or {}
+        self.cidrs: list[str] = []        # the partition's addresses
+        self.routes: list[str] = []       # the partition's routes, "DST [via GW]"
+        self.ips: list[dict[str, str]] = []       # the result's ips: address, gateway
+        self.result_routes: list[dict[str, str]] = []
+        gws: dict[int, str] = {}
+        for ip in _listed(ipam, "ips"):
+            addr = ipaddress.ip_interface(_text(ip["address"]))
+            entry = {"address": str(addr)}
+            if ip.get("gateway") is not None:
+                gw = ipaddress.ip_address(_text(ip["gateway"]))
+                gws.setdefault(gw.version, str(gw))
+                entry["gateway"] = str(gw)
+            self.cidrs.append(str(addr))
+            self.ips.append(entry)
+        for r in _listed(ipam, "routes"):
+            dst = ipaddress.ip_network(_text(r["dst"]), strict=False)
+            gw = str(ipaddress.ip_address(_text(r["gw"]))) if r.get("gw") is not None else None
+            self.result_routes.append({"dst": str(dst), **({"gw": gw} if gw else {})})
+            gw = gw or gws.get(dst.version)
+            self.routes.append(f"{dst} via {gw}" if gw else str(dst))
+        self.dns = _dns(ipam) if ipam.get("dns") is not None else {}
 
 
-def _result(req: Request, part: dict[str, Any], ipam: dict[str, Any] | None) -> dict[str, Any]:
+def _listed(obj: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = obj.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise TypeError(f"{key!r} is not a list of objects")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{_shown(value)} is not a string")
+    return value
+
+
+def _result(req: Request, part: dict[str, Any], addrs: Addresses) -> dict[str, Any]:
     iface: dict[str, Any] = {"name": req.ifname, "mac": part["mac"], "sandbox": req.netns}
     if _vkey(req.version) >= (1, 1, 0):
         iface["mtu"] = part["mtu"]
     ips = []
-    for ip in _addresses(ipam)[2]:
-        entry: dict[str, Any] = {"address": str(ipaddress.ip_interface(ip["address"])), "interface": 0}
-        if ip.get("gateway"):
-            entry["gateway"] = ip["gateway"]
+    for ip in addrs.ips:
+        entry: dict[str, Any] = dict(ip, interface=0)
         if _vkey(req.version) < (1, 0, 0):
             entry["version"] = str(ipaddress.ip_interface(ip["address"]).version)
         ips.append(entry)
     out: dict[str, Any] = {"cniVersion": req.version, "interfaces": [iface], "ips": ips}
-    if ipam and ipam.get("routes"):
-        out["routes"] = ipam["routes"]
-    dns = (ipam or {}).get("dns") or req.conf.get("dns")
+    if addrs.result_routes:
+        out["routes"] = addrs.result_routes
+    dns = addrs.dns or req.dns
     if dns:
         out["dns"] = dns
     return out
@@ -435,10 +623,11 @@ def cmd_add(req: Request) -> dict[str, Any]:
     ipam = _ipam(req, "ADD")
     try:
         try:
-            cidrs, routes, _ = _addresses(ipam)
-        except (KeyError, TypeError, ValueError) as e:
-            raise CniError(ERR_IPAM, f"IPAM plugin {req.ipam_type!r}: a result vnetshare can't read: {e}") from None
-        part = _call(req, "partition.create", name=name, ips=cidrs, routes=routes, ifname=req.ifname,
+            addrs = Addresses(ipam)
+        except (KeyError, TypeError, ValueError, CniError) as e:
+            why = e.msg if isinstance(e, CniError) else f"{type(e).__name__}: {e}"
+            raise CniError(ERR_IPAM, f"IPAM plugin {req.ipam_type!r}: a result vnetshare can't read: {why}") from None
+        part = _call(req, "partition.create", name=name, ips=addrs.cidrs, routes=addrs.routes, ifname=req.ifname,
                      netns=req.netns, labels=req.labels(), **req.fields)["partition"]
     except BaseException:
         try:
@@ -446,7 +635,7 @@ def cmd_add(req: Request) -> dict[str, Any]:
         except CniError:
             pass  # the first failure is the one to report
         raise
-    return _result(req, part, ipam)
+    return _result(req, part, addrs)
 
 
 def cmd_del(req: Request) -> None:
@@ -461,9 +650,6 @@ def cmd_del(req: Request) -> None:
 
 
 def cmd_check(req: Request) -> None:
-    prev = req.conf.get("prevResult")
-    if not isinstance(prev, dict):
-        raise CniError(ERR_INVALID_CONFIG, "CHECK needs 'prevResult' in the config")
     found = _find(req)
     if found is None:
         raise CniError(ERR_UNKNOWN_CONTAINER, f"vnetshare: no partition for container {req.container!r} "
@@ -474,12 +660,11 @@ def cmd_check(req: Request) -> None:
         problems.append(f"its agent is {part.get('agent')}")
     if part.get("ifname") != req.ifname:
         problems.append(f"its device is {part.get('ifname')!r}, not {req.ifname!r}")
-    want_ips = sorted(str(ipaddress.ip_interface(ip["address"])) for ip in prev.get("ips") or [])
-    if sorted(part.get("ips") or []) != want_ips:
-        problems.append(f"its addresses are {part.get('ips')}, prevResult has {want_ips}")
-    for iface in prev.get("interfaces") or []:
-        if iface.get("name") == req.ifname and iface.get("mac") and iface["mac"].lower() != part["mac"]:
-            problems.append(f"its MAC is {part['mac']}, prevResult has {iface['mac']}")
+    if sorted(part.get("ips") or []) != req.prev_ips:
+        problems.append(f"its addresses are {part.get('ips')}, prevResult has {req.prev_ips}")
+    mac = req.prev_macs.get(req.ifname)
+    if mac and mac != part["mac"]:
+        problems.append(f"its MAC is {part['mac']}, prevResult has {mac}")
     try:
         if os.stat(req.netns).st_ino != os.stat(part["netns"]).st_ino:
             problems.append(f"it lives in another network namespace than {req.netns}")
@@ -500,11 +685,7 @@ def cmd_status(req: Request) -> None:
 
 
 def cmd_gc(req: Request) -> None:
-    valid = set()
-    for key in ("cni.dev/valid-attachments", "cni.dev/attachments"):
-        for a in req.conf.get(key) or []:
-            if isinstance(a, dict):
-                valid.add((a.get("containerID"), a.get("ifname")))
+    valid = req.valid
     failures = []
     for p in _ours(req):
         labels = p.get("labels") or {}
@@ -522,21 +703,35 @@ def cmd_gc(req: Request) -> None:
 
 
 def run(env: dict[str, str], stdin: bytes) -> tuple[int, dict[str, Any] | None]:
-    """One plugin call, sans process: (exit status, JSON for stdout or None)."""
-    version = LATEST
+    """One plugin call, sans process: (exit status, JSON for stdout or None).
+    Whatever the input, the JSON is a result or an error object (rule 4):
+    even a bug here is ERR_INTERNAL, never a traceback."""
     try:
         if env.get("CNI_COMMAND") == "VERSION":
             conf = _decode(stdin) if stdin.strip() else {}
             version = conf.get("cniVersion") if conf.get("cniVersion") in SUPPORTED_VERSIONS else LATEST
             return 0, {"cniVersion": version, "supportedVersions": list(SUPPORTED_VERSIONS)}
         req = Request(env, stdin)
-        version = req.version
         if req.command == "ADD":
             return 0, cmd_add(req)
         {"DEL": cmd_del, "CHECK": cmd_check, "STATUS": cmd_status, "GC": cmd_gc}[req.command](req)
         return 0, None
     except CniError as e:
-        return 1, e.to_json(version)
+        return 1, e.to_json(_reply_version(stdin))
+    except Exception as e:  # noqa: BLE001 - rule 4: a bug is an error object too
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        return 1, CniError(ERR_INTERNAL, f"vnetshare: internal error: {type(e).__name__}: {e}",
+                           f"at {os.path.basename(where.filename)}:{where.lineno}; a bug in the plugin: "
+                           "please report it with the network config").to_json(_reply_version(stdin))
+
+
+def _reply_version(stdin: bytes) -> str:
+    """The cniVersion an error object is written in: the config's, if vnetshare speaks it."""
+    try:
+        version = _decode(stdin).get("cniVersion")
+    except CniError:
+        return LATEST
+    return version if version in SUPPORTED_VERSIONS else LATEST
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -546,10 +741,18 @@ def main(argv: list[str] | None = None) -> int:
               "with CNI_COMMAND and the network config on stdin.\n"
               "Install it with: vnetshare cni install [--bin-dir DIR] [--conf-dir DIR --subnet CIDR]")
         return 0
-    stdin = b"" if env_is_tty() else sys.stdin.buffer.read()
-    status, out = run(dict(os.environ), stdin)
+    try:
+        stdin = b"" if env_is_tty() else sys.stdin.buffer.read()
+    except OSError as e:
+        status, out = 1, CniError(ERR_IO, f"vnetshare: reading the network config from stdin: {e}").to_json(LATEST)
+    else:
+        status, out = run(dict(os.environ), stdin)
     if out is not None:
-        sys.stdout.write(json.dumps(out) + "\n")
+        try:
+            sys.stdout.write(json.dumps(out) + "\n")
+            sys.stdout.flush()
+        except OSError:
+            return status or 1  # nobody reads the answer: the status is all there is
     return status
 
 

@@ -32,6 +32,11 @@ Rules:
    shared mount point, NAME is a file in it with the namespace bind-mounted
    on it; delete() is `ip netns del`: lazy unmount, unlink. The namespace
    itself dies when nothing else holds it (no process, no open fd).
+7. A path given as a namespace is opened once (open_fd), and the
+   descriptor is what gets checked (on nsfs by its magic, then
+   NS_GET_NSTYPE says CLONE_NEWNET) and used: pin() bind-mounts
+   /proc/self/fd/N of that descriptor, never the path again, so whatever
+   the path names by then, the pin holds the namespace that was checked.
 """
 from __future__ import annotations
 
@@ -42,13 +47,14 @@ import fcntl
 import ipaddress
 import os
 import socket
+import stat
 import struct
 import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
-from ..core.config import CLONE_NEWNET, NETNS_RUN_DIR, NS_GET_NSTYPE
+from ..core.config import NETNS_RUN_DIR
 from ..core.errors import VnetshareError
 
 if TYPE_CHECKING:
@@ -64,6 +70,12 @@ IFA_F_NODAD = 0x02   # linux/if_addr.h
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 GONE = frozenset({errno.ENOENT, errno.ENODEV, errno.ESRCH, errno.EADDRNOTAVAIL})
+NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), linux/nsfs.h, Linux >= 4.11
+CLONE_NEWNET = 0x40000000
+NSFS_MAGIC = 0x6E736673  # linux/magic.h: the filesystem of /proc/PID/ns/* and their bind mounts
+# NS_GET_NSTYPE's answers (linux/sched.h), for the message when it is not CLONE_NEWNET
+NS_KINDS = {0x00020000: "mount", 0x04000000: "uts", 0x08000000: "ipc", 0x10000000: "user",
+            0x20000000: "pid", 0x02000000: "cgroup", 0x00000080: "time"}
 
 NetnsRef = str | int | None
 T = TypeVar("T")
@@ -137,24 +149,36 @@ def share_dir(directory: str) -> None:
         bound = True
 
 
-def pin(source: str, path: str) -> None:
+def pin(source: str | int, path: str) -> None:
     """Keep the network namespace at @source alive and reachable at @path,
     whatever happens to @source's name (a runtime's /run/netns entry, a
     /proc/PID/ns/net whose process ends): @path becomes a bind mount of it,
-    in a shared directory, the way `ip netns attach` does. NetnsError if
-    @path exists or @source is no network namespace; on failure nothing is left.
+    in a shared directory, the way `ip netns attach` does. @source is opened
+    and checked once (open_fd) and the mount is of that descriptor (rule 7).
+    NetnsError if @path exists or @source is no network namespace; on
+    failure nothing is left.
     """
-    os.close(open_fd(source))  # a network namespace, or a clear error
-    share_dir(os.path.dirname(path))
+    fd = open_fd(source)  # a network namespace, or a clear error
     try:
-        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
-    except FileExistsError:
-        raise NetnsError(errno.EEXIST, f"netns pin {path}: already exists") from None
-    if _libc.mount(source.encode(), path.encode(), b"none", MS_BIND, None) != 0:
-        err = ctypes.get_errno()
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise _fail(err, f"netns {source}: bind mount on {path}")
+        checked = os.fstat(fd)
+        share_dir(os.path.dirname(path))
+        try:
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+        except FileExistsError:
+            raise NetnsError(errno.EEXIST, f"netns pin {path}: already exists") from None
+        try:
+            _libc_call(_libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), b"none", MS_BIND, None),
+                       f"netns {source!r}: bind mount on {path}")
+            pinned = os.stat(path)
+            if (pinned.st_dev, pinned.st_ino) != (checked.st_dev, checked.st_ino):
+                raise NetnsError(errno.EIO, f"netns {source!r}: {path} holds another namespace than the one checked")
+        except BaseException:
+            _libc.umount2(path.encode(), MNT_DETACH)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+    finally:
+        os.close(fd)
 
 
 def unpin(path: str, what: str | None = None) -> None:
@@ -206,23 +230,50 @@ def delete(name: str) -> None:
 def open_fd(netns: str | int) -> int:
     """An O_RDONLY|O_CLOEXEC fd of a network namespace (name or path; an int is dup'ed).
 
-    Raises NetnsError (ENOENT, or EINVAL when it is no network namespace).
-    The caller closes it.
+    Opened once and checked through the fd (rule 7); O_NONBLOCK and
+    O_NOCTTY so that a FIFO or a terminal given by mistake neither blocks
+    nor changes anything. Raises NetnsError (ENOENT and the like, or EINVAL
+    when it is no network namespace). The caller closes it.
     """
     target = _resolve(netns)
+    what = f"netns {netns!r}"
     try:
-        fd = os.dup(target) if isinstance(target, int) else os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.dup(target) if isinstance(target, int) else os.open(
+            target, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as e:
-        raise _fail(e.errno or errno.EIO, f"netns {netns!r}") from None
+        raise _fail(e.errno or errno.EIO, what) from None
     try:
-        nstype = fcntl.ioctl(fd, NS_GET_NSTYPE)  # see config.netns_path()
-    except OSError:
+        _check_netns_fd(fd, what)
+    except BaseException:
         os.close(fd)
-        raise NetnsError(errno.EINVAL, f"netns {netns!r}: not a namespace file") from None
-    if nstype != CLONE_NEWNET:
-        os.close(fd)
-        raise NetnsError(errno.EINVAL, f"netns {netns!r}: not a network namespace")
+        raise
     return fd
+
+
+def _check_netns_fd(fd: int, what: str) -> None:
+    """NetnsError(EINVAL) naming @what unless @fd is a network namespace:
+    a file on nsfs (its magic, so that no other file ever gets the ioctl)
+    whose NS_GET_NSTYPE is CLONE_NEWNET."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs; f_type is its first field, a long
+    _libc_call(_libc.fstatfs(fd, buf), f"{what}: fstatfs")
+    if struct.unpack_from("l", buf.raw)[0] != NSFS_MAGIC:
+        raise NetnsError(errno.EINVAL, f"{what}: not a namespace file ({_file_kind(os.fstat(fd).st_mode)})")
+    try:
+        nstype = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError as e:
+        raise _fail(e.errno or errno.EIO, f"{what}: NS_GET_NSTYPE") from None
+    if nstype != CLONE_NEWNET:
+        raise NetnsError(errno.EINVAL, f"{what}: a {NS_KINDS.get(nstype, 'different')} namespace, "
+                                       "not a network namespace")
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "an unknown kind of file"
 
 
 def _in_thread(fn: Callable[[], T]) -> T:
