@@ -991,7 +991,7 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 		memcpy(hdr, rec.frame, hdr_len);
 		memcpy(hdr, rec.l2, RING_ETH_HLEN);
 		v = guard_check_frame(&p->guard, &rec, hdr, hdr_len,
-				      sw->cfg.mtu);
+				      sw->cfg.mtu, NULL);
 		q = NULL;
 		if (v == GUARD_PASS_GROUP) {
 			if (!tbucket_take(&p->storm, 1, now)) {
