@@ -21,6 +21,18 @@
  * length): a header inside the packet but past @limit is hidden from the
  * guard, and a frame that hides what the guard must see is dropped. No byte
  * at or past @limit is ever read, so the verdict cannot depend on one.
+ *
+ * The L3 guard leaves in the parse where it found the L4 header (@l4, 0
+ * for none) and whether the packet is a fragment; guard_vnet() holds the
+ * vnet header's requests against that, so a checksum lands only on the
+ * checksum field of the header the guard parsed and a GSO frame is cut
+ * into segments of the packet it is:
+ *
+ *   |  Eth  |  IPv4/IPv6 (+ext)  |  TCP (+options) / UDP  |  payload ...  |
+ *   0       14                   l4  ^                    hl
+ *                                    l4 + 16 (TCP), + 6 (UDP): the only
+ *                                    place csum_start + csum_offset may be
+ *   segments: ceil((frame_len - hl) / gso_size), each hl + gso_size or less
  */
 #include <string.h>
 
@@ -79,6 +91,10 @@ static const char *const guard_verdict_names[GUARD__MAX] = {
 #define GUARD_ND_OPT_SLLA	1u
 #define GUARD_ND_OPT_TLLA	2u
 
+#define GUARD_TCP_CSUM_OFF	16u	/* struct tcphdr, check */
+#define GUARD_UDP_CSUM_OFF	6u	/* struct udphdr, check */
+#define GUARD_CSUM_NONE		0x10000u	/* no 16-bit csum_offset is this */
+
 #define GUARD_PORT_BOOTPS	67u
 #define GUARD_PORT_BOOTPC	68u
 #define GUARD_PORT_DHCP6_SERVER	547u
@@ -90,12 +106,20 @@ static const char *const guard_verdict_names[GUARD__MAX] = {
  * @hdr:	the private copy of the frame's first bytes
  * @limit:	bytes of @hdr the guard may read (the copy, within the frame)
  * @end:	end of the L3 packet in the frame, <= frame length
+ * @l4:		offset of the L4 header the L3 guard parsed (its least
+ *		header inside @end and @limit), 0 if it reached none
+ * @proto:	its protocol, if @l4
+ * @frag:	the packet is a fragment (an IPv4 MF flag, an IPv6 fragment
+ *		header), if @l4
  */
 struct guard_pkt {
 	const struct guard_port *port;
 	const uint8_t *hdr;
 	uint32_t limit;
 	uint32_t end;
+	uint32_t l4;
+	unsigned int proto;
+	int frag;
 };
 
 /**
@@ -283,6 +307,9 @@ static enum guard_verdict guard_ipv4(struct guard_pkt *k, uint32_t frame_len)
 	if (rc)
 		return more && rc == GUARD_DROP_MALFORMED ? GUARD_DROP_FRAGMENT
 							  : rc;
+	k->l4 = l4;
+	k->proto = proto;
+	k->frag = more;
 	if (!any && unspec &&	/* 0.0.0.0 only in a DHCP client message */
 	    (more || proto != GUARD_IPPROTO_UDP || guard_need(k, l4, 9) ||
 	     guard_be16(h + l4) != GUARD_PORT_BOOTPC ||
@@ -433,6 +460,9 @@ static enum guard_verdict guard_ipv6(struct guard_pkt *k, uint32_t frame_len)
 	if (rc)
 		return first_frag && rc == GUARD_DROP_MALFORMED ?
 		       GUARD_DROP_FRAGMENT : rc;
+	k->l4 = off;
+	k->proto = nh;
+	k->frag = frag_seen;
 	type = nh == GUARD_IPPROTO_ICMPV6 ? h[off] : 0;
 	if (!any && unspec && type != GUARD_ICMP6_NS &&
 	    type != GUARD_ICMP6_MLD_REPORT && type != GUARD_ICMP6_MLD2_REPORT)
@@ -466,6 +496,121 @@ static enum guard_verdict guard_ipv6(struct guard_pkt *k, uint32_t frame_len)
 	    !guard_has6(port, h + off + 8))
 		return GUARD_DROP_ND_SPOOF;
 	return guard_nd_opts(k, off + hl, type == GUARD_ICMP6_NS && unspec);
+}
+
+/**
+ * guard_gso_segs() - the frames a GSO frame becomes, and their bytes
+ * @frame_len:	the GSO frame's length
+ * @hdr_len:	the headers each segment repeats (Ethernet to L4), at most
+ *		@frame_len
+ * @gso_size:	payload bytes per segment, > 0
+ * @bytes:	their bytes, out: @frame_len + (segments - 1) * @hdr_len
+ *
+ * As the kernel cuts it (tcp_gso_segment(), __udp_gso_segment()): a payload
+ * of at most @gso_size is one frame. The switch counts frames from the wire
+ * with it too.
+ *
+ * Return: segments, at least 1
+ */
+uint32_t guard_gso_segs(uint32_t frame_len, uint32_t hdr_len,
+			uint32_t gso_size, uint64_t *bytes)
+{
+	uint32_t pay = frame_len > hdr_len ? frame_len - hdr_len : 0;
+	uint32_t segs = 1;
+
+	if (gso_size && pay > gso_size)
+		segs = pay / gso_size + !!(pay % gso_size);
+	*bytes = frame_len + (uint64_t)(segs - 1) * hdr_len;
+	return segs;
+}
+
+/**
+ * guard_csum_field() - where an L4 protocol's checksum is, for NEEDS_CSUM
+ * @proto:	IP protocol / IPv6 next header
+ *
+ * Return: TCP 16, UDP 6; GUARD_CSUM_NONE for every other protocol (no
+ * Linux sender hands one to a device to checksum: guard.h)
+ */
+static uint32_t guard_csum_field(unsigned int proto)
+{
+	switch (proto) {
+	case GUARD_IPPROTO_TCP:
+		return GUARD_TCP_CSUM_OFF;
+	case GUARD_IPPROTO_UDP:
+		return GUARD_UDP_CSUM_OFF;
+	default:
+		return GUARD_CSUM_NONE;
+	}
+}
+
+/**
+ * guard_vnet() - what the vnet header asks for, held against the parse
+ * @k:		the parse: where the L3 guard found the L4 header
+ * @rec:	the frame's private copies: @rec->vnet is checked
+ * @mtu:	largest L3 size of a segment
+ * @gf:		@gf->hdr_len, @gf->segs, @gf->bytes, out, for a GSO frame
+ *
+ * guard.h has the rules: a checksum only at the checksum field of the TCP
+ * or UDP header the guard parsed, a segmentation only of the packet it is,
+ * in segments between the least the kernel makes and what fits the MTU.
+ *
+ * Return: GUARD_OK, GUARD_DROP_CSUM_OFFSET or GUARD_DROP_GSO
+ */
+static enum guard_verdict guard_vnet(const struct guard_pkt *k,
+				     const struct ring_rec *rec, uint32_t mtu,
+				     struct guard_frame *gf)
+{
+	const struct ring_vnet_hdr *v = &rec->vnet;
+	unsigned int gso = v->gso_type & ~RING_VNET_GSO_ECN;
+	unsigned int type = guard_be16(rec->l2 + 12);
+	uint32_t thl, hl, pay;
+	int ok;
+
+	if ((v->flags & RING_VNET_F_NEEDS_CSUM) &&
+	    (!k->l4 || k->frag || v->csum_start != k->l4 ||
+	     v->csum_offset != guard_csum_field(k->proto)))
+		return GUARD_DROP_CSUM_OFFSET;
+	if (v->gso_type == RING_VNET_GSO_NONE)
+		return GUARD_OK;
+	/* without NEEDS_CSUM the kernel looks for the L4 header itself */
+	if (!(v->flags & RING_VNET_F_NEEDS_CSUM))
+		return GUARD_DROP_GSO;
+	switch (gso) {
+	case RING_VNET_GSO_TCPV4:
+		ok = type == GUARD_ETH_P_IP && k->proto == GUARD_IPPROTO_TCP;
+		break;
+	case RING_VNET_GSO_TCPV6:
+		ok = type == GUARD_ETH_P_IPV6 && k->proto == GUARD_IPPROTO_TCP;
+		break;
+	case RING_VNET_GSO_UDP_L4:
+		ok = k->proto == GUARD_IPPROTO_UDP &&
+		     !(v->gso_type & RING_VNET_GSO_ECN);
+		break;
+	default:	/* ECN alone, UFO, anything ring.c would not pass */
+		ok = 0;
+	}
+	if (!ok || !v->gso_size)
+		return GUARD_DROP_GSO;
+	thl = 8;
+	if (k->proto == GUARD_IPPROTO_TCP) {
+		/* data offset: in the copy, inside TCP's least 20 bytes */
+		thl = (k->hdr[k->l4 + 12] >> 4) * 4u;
+		if (thl < 20 ||
+		    v->gso_size + (thl - 20) < GUARD_TCP_MIN_SND_MSS)
+			return GUARD_DROP_GSO;
+	}
+	hl = k->l4 + thl;
+	if (hl > k->end || v->hdr_len < hl)
+		return GUARD_DROP_GSO;
+	pay = rec->frame_len - hl;
+	if (k->proto == GUARD_IPPROTO_UDP &&
+	    pay > (uint64_t)v->gso_size * GUARD_UDP_MAX_SEGMENTS)
+		return GUARD_DROP_GSO;
+	if ((uint64_t)hl - RING_ETH_HLEN + v->gso_size > mtu)
+		return GUARD_DROP_GSO;
+	gf->hdr_len = hl;
+	gf->segs = guard_gso_segs(rec->frame_len, hl, v->gso_size, &gf->bytes);
+	return GUARD_OK;
 }
 
 /**
@@ -519,23 +664,27 @@ static enum guard_verdict guard_dest(const struct guard_port *port,
  *		header from @rec->l2 and reads @hdr from byte 14 on (rule 2)
  * @hdr_len:	bytes in @hdr; bytes past it are never read (a shorter copy
  *		hides headers: they are dropped as hidden)
- * @mtu:	largest L3 size of a non-GSO frame (frame length - 14)
+ * @mtu:	largest L3 size of a non-GSO frame (frame length - 14), and
+ *		of each segment of a GSO frame
+ * @gf:		what the guard found: the L4 header, a GSO frame's headers and
+ *		segments, out (filled on every verdict); may be NULL
  *
  * Checks in this order, the first that fails decides (guard.h, rule 3):
  * the L2 checks (guard_l2()), the 802.1D reserved group, the L3
- * identity guard by EtherType (guard.h has the list), then the destination
- * class.
+ * identity guard by EtherType (guard.h has the list), the vnet header's
+ * requests (guard_vnet()), then the destination class.
  *
  * The bytes checked must be the bytes that leave: the caller sends
  * @rec->l2 and @hdr[14..hdr_len) from its private memory, and only the rest
- * of the frame from ring memory.
+ * of the frame from ring memory; with a GSO frame it sends @gf->hdr_len as
+ * the vnet header's hdr_len.
  *
  * Return: an enum guard_verdict
  */
 enum guard_verdict guard_check_frame(const struct guard_port *port,
 				     const struct ring_rec *rec,
 				     const uint8_t *hdr, uint32_t hdr_len,
-				     uint32_t mtu)
+				     uint32_t mtu, struct guard_frame *gf)
 {
 	struct guard_pkt k = {
 		.port = port,
@@ -544,8 +693,12 @@ enum guard_verdict guard_check_frame(const struct guard_port *port,
 							 : rec->frame_len) : 0,
 		.end = rec->frame_len,
 	};
+	struct guard_frame none;
 	enum guard_verdict v;
 
+	if (!gf)
+		gf = &none;
+	*gf = (struct guard_frame){ .segs = 1, .bytes = rec->frame_len };
 	v = guard_l2(port, rec, mtu);
 	if (v)
 		return v;
@@ -564,6 +717,11 @@ enum guard_verdict guard_check_frame(const struct guard_port *port,
 	default:
 		v = GUARD_OK;
 	}
+	if (v)
+		return v;
+	gf->l4_off = k.l4;
+	gf->l4_proto = k.l4 ? k.proto : 0;
+	v = guard_vnet(&k, rec, mtu, gf);
 	return v ? v : guard_dest(port, rec);
 }
 

@@ -8,7 +8,11 @@
  *
  * One entry point, guard_check_frame(): the L2 checks (source MAC, VLAN
  * tag, MTU), then the IEEE 802.1D group, then the L3 identity guard on a
- * private copy of the frame's first bytes, then the destination class.
+ * private copy of the frame's first bytes, then what the vnet header asks
+ * for (checksum, segmentation), then the destination class. What it parsed
+ * comes back in a struct guard_frame: the headers every segment repeats and
+ * the segments the frame becomes, so the switch charges and counts what
+ * leaves, not the records it took.
  *
  * Rules of the guard:
  *  1. it decides only on private memory: the copies in struct ring_rec
@@ -20,7 +24,8 @@
  *     bytes, fewer if the frame is shorter), and checks only that copy;
  *  3. the checks run in a fixed order and the first that fails gives the
  *     verdict: source MAC, VLAN tag, MTU, 802.1D reserved group, the L3
- *     identity guard, then the destination class;
+ *     identity guard, the vnet header's checksum request, its segmentation
+ *     request, then the destination class;
  *  4. it never fails, allocates or blocks: every input gives one of the
  *     verdicts below, after a bounded number of steps (at most
  *     GUARD_EXT_MAX extension headers, ND options only inside the copy).
@@ -56,6 +61,33 @@
  *    none of the source kind in a DAD solicitation);
  *  - other EtherTypes carry no address the guard knows and pass.
  *
+ * What the vnet header may ask for (rec->vnet, the private copy), in
+ * guard_check_frame() after the L3 identity guard passed the frame. The
+ * header is an instruction to whoever finishes the frame (the kernel's
+ * software fallback on the uplink or in a partition, or a NIC): it writes a
+ * checksum into 2 bytes at csum_start + csum_offset, and cuts a GSO frame
+ * into gso_size pieces, each led by a copy of the headers. So:
+ *  - VIRTIO_NET_HDR_F_NEEDS_CSUM: only into a TCP or UDP packet that is
+ *    not a fragment, csum_start = the L4 header the guard parsed,
+ *    csum_offset = its checksum field (TCP 16, UDP 6); else
+ *    GUARD_DROP_CSUM_OFFSET (drop_csum_offset). Nothing else asks for it:
+ *    ICMP, ICMPv6, UDP-Lite and SCTP checksums are computed by the sending
+ *    kernel itself, a fragment never carries a partial checksum (the
+ *    kernel completes it before it fragments), and anywhere else the 2
+ *    bytes would land on bytes the guard checked (an ARP sender address,
+ *    an IP source, an IPv6 next header: issue 20);
+ *  - a GSO type: the packet it names (TCPV4: IPv4 + TCP, TCPV6: IPv6 + TCP,
+ *    UDP_L4: UDP, ECN with TCP only), with NEEDS_CSUM (the kernel then
+ *    takes csum_start as the L4 header, the one the guard parsed; a real
+ *    TAP always sets it), a TCP header of at least 20 bytes inside the
+ *    packet, hdr_len at least the headers (Ethernet, L3, L4 with its
+ *    options: a TAP writes skb_headlen(), which may be more, never less),
+ *    gso_size from the least segment the kernel's own senders make
+ *    (TCP: gso_size + TCP options >= GUARD_TCP_MIN_SND_MSS; UDP: at most
+ *    GUARD_UDP_MAX_SEGMENTS segments) up to what fits the MTU (headers
+ *    past Ethernet + gso_size <= @mtu); else GUARD_DROP_GSO (drop_gso).
+ * These hold whatever the flags: GUARD_F_L3_ANY does not turn them off.
+ *
  * Frames to the IEEE 802.1D reserved group 01:80:c2:00:00:00 to
  * 01:80:c2:00:00:0f (STP, pause, LACP, 802.1X, LLDP) are dropped whatever
  * the flags: a partition must not speak to the LAN's bridges, and a bridge
@@ -81,6 +113,18 @@
 
 /* IPv6 extension headers walked before the upper layer, at most (rule 4). */
 #define GUARD_EXT_MAX		4u
+
+/*
+ * The least GSO segment: what the kernel's own senders may make, not less.
+ * TCP: a segment's payload and options are at least tcp_min_snd_mss, whose
+ * floor is TCP_MIN_SND_MSS (48, include/net/tcp.h, since CVE-2019-11479);
+ * with 40 bytes of options that leaves 8 bytes of payload (the kernel's
+ * TCP_MIN_GSO_SIZE). UDP: udp_send_skb() and virtio_net_hdr_to_skb() allow
+ * UDP_MAX_SEGMENTS segments of any size (128 on Linux 6.18, 64 on older
+ * kernels; probed in tests/netns/probes/test_probe_tap.py).
+ */
+#define GUARD_TCP_MIN_SND_MSS	48u
+#define GUARD_UDP_MAX_SEGMENTS	128u
 
 #define GUARD_ETH_P_8021Q	0x8100u
 #define GUARD_ETH_P_8021AD	0x88a8u
@@ -222,6 +266,34 @@ struct guard_port {
 };
 
 /**
+ * struct guard_frame - what the guard found in a frame: what the switch
+ *			sends on with it and charges for it
+ * @l4_off:	offset of the L4 header in the frame the guard parsed; 0 if
+ *		it reached none (ARP, another EtherType, a fragment but the
+ *		first, or a drop before the L3 guard was done)
+ * @l4_proto:	its protocol (IP protocol, IPv6 next header), if @l4_off
+ * @hdr_len:	a GSO frame's headers, which every segment repeats:
+ *		Ethernet, L3 with its options or extension headers, L4 with
+ *		its options (TCP: data offset * 4; UDP: 8); 0 if not GSO. The
+ *		switch sends this as the vnet header's hdr_len, exact, in
+ *		place of the partition's hint
+ * @segs:	frames it becomes on the wire: 1, or a GSO frame's segments,
+ *		ceil((frame length - @hdr_len) / gso_size)
+ * @bytes:	their bytes: frame length + (@segs - 1) * @hdr_len
+ *
+ * Filled by guard_check_frame() on every verdict; on a drop @segs is 1
+ * and @bytes the frame's length. Storm control, the rate limits and the
+ * counters charge a frame @segs packets and @bytes bytes.
+ */
+struct guard_frame {
+	uint32_t l4_off;
+	uint32_t l4_proto;
+	uint32_t hdr_len;
+	uint32_t segs;
+	uint64_t bytes;
+};
+
+/**
  * enum guard_scope_kind - who needs a group frame (guard_group_scope())
  * @GUARD_SCOPE_ALL:	every port of the VLAN and the wire: broadcast and
  *			multicast in general
@@ -262,7 +334,9 @@ int guard_port_wants(const struct guard_port *port,
 enum guard_verdict guard_check_frame(const struct guard_port *port,
 				     const struct ring_rec *rec,
 				     const uint8_t *hdr, uint32_t hdr_len,
-				     uint32_t mtu);
+				     uint32_t mtu, struct guard_frame *gf);
 const char *guard_verdict_name(unsigned int verdict);
+uint32_t guard_gso_segs(uint32_t frame_len, uint32_t hdr_len,
+			uint32_t gso_size, uint64_t *bytes);
 
 #endif /* VNETSHARE_GUARD_H */

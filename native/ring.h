@@ -96,7 +96,9 @@
  *     within the published range and within the data area, no unknown flag
  *     bits, vnet_len == 12, len >= vnet_len + 14;
  *  4. the vnet header is checked: flags, gso_type, gso_size, hdr_len and
- *     csum_start + csum_offset against the frame length;
+ *     csum_start + csum_offset against the frame length (bounds only:
+ *     whether they are this frame's own checksum field and segments is
+ *     the guard's question, guard.h);
  *  5..7. anti-spoofing, fairness and disconnection are the daemon's job
  *     (switch.c); here, every violation drops the record, is counted under
  *     its own reason (enum ring_drop), and the consumer goes on with the

@@ -27,8 +27,11 @@
  *        copy the frame's first min(len, GUARD_HDR_COPY) bytes to the
  *        private @hdr (its L2 header from the validated rec.l2)
  *        guard_check_frame(), in guard.c, on that copy only:
- *          source MAC, VLAN tag, MTU, 802.1D group, L3 identity, a loop
+ *          source MAC, VLAN tag, MTU, 802.1D group, L3 identity, the
+ *          vnet header's checksum and GSO requests, a loop
  *          -> drop, counted under the verdict
+ *        a GSO frame's vnet hdr_len := its exact headers (the guard's
+ *        parse); from here it counts as the segments it becomes
  *        broadcast/multicast over the storm bucket -> drop (drop_storm)
  *        destination:
  *          another port's MAC  -> same VLAN: one copy, the head from @hdr,
@@ -85,7 +88,11 @@
  * token buckets (over: drop_rx_rate); a flood copy also finds the ring at
  * most SW_FLOOD_SHARE full (else drop_flood_share), so floods never take
  * the room a port's unicast needs. Buckets (tbucket.h) conform while not
- * empty and charge a frame its whole size, a GSO frame too; time is
+ * empty and charge a frame its whole size; a GSO frame is charged, and
+ * counted, as the segments it becomes (struct guard_frame: packets =
+ * segments, bytes = frame + (segments - 1) * headers), from a partition
+ * (the guard's parse) and from the wire (sw_wire_segs()), so a GSO frame
+ * with a tiny gso_size cannot pass a packet limit as one packet; time is
  * util_now_ns(), read once per port burst and once per wire burst.
  *
  * Capture. sw_capture_add() mirrors one port's frames into a ring of the
@@ -703,6 +710,8 @@ static int sw_direct(struct sw_port *q, const void *vnet,
  * @head_len:	their number, >= RING_ETH_HLEN
  * @tail:	the rest of the frame (ring or RX ring memory)
  * @tail_len:	its length
+ * @gf:		what it is charged: @gf->segs frames, @gf->bytes bytes (a GSO
+ *		frame as the segments it becomes)
  * @flood:	a flooded copy: skipped past the flood share
  * @now:	time now, ns (RX buckets)
  *
@@ -714,7 +723,8 @@ static int sw_direct(struct sw_port *q, const void *vnet,
 static void sw_deliver(struct sw_port *q, const void *vnet,
 		       unsigned int vnet_len, const uint8_t *head,
 		       uint32_t head_len, const uint8_t *tail,
-		       uint32_t tail_len, int flood, uint64_t now)
+		       uint32_t tail_len, const struct guard_frame *gf,
+		       int flood, uint64_t now)
 {
 	uint32_t len = head_len + tail_len;
 	uint32_t plen = RING_VNET_HDR_LEN + len;
@@ -739,7 +749,7 @@ static void sw_deliver(struct sw_port *q, const void *vnet,
 	if (likely(plen <= RING_LEN_MAX) &&
 	    sw_direct(q, vnet, vnet_len, head, head_len, tail, tail_len,
 		      now)) {
-		q->st.rx_direct++;
+		q->st.rx_direct += gf->segs;
 		goto delivered;
 	}
 	if (unlikely(plen > RING_LEN_MAX ||
@@ -760,11 +770,46 @@ static void sw_deliver(struct sw_port *q, const void *vnet,
 		q->dirty = q->sw->ndirty;
 	}
 delivered:
-	tbucket_charge(&q->rx_bits, (uint64_t)len * 8);
-	tbucket_charge(&q->rx_pkts, 1);
-	q->st.rx_frames++;
-	q->st.rx_bytes += len;
+	tbucket_charge(&q->rx_bits, gf->bytes * 8);
+	tbucket_charge(&q->rx_pkts, gf->segs);
+	q->st.rx_frames += gf->segs;
+	q->st.rx_bytes += gf->bytes;
 	sw_tap(q, SW_CAP_RX, SW_DROP_NONE, head, head_len, tail, tail_len);
+}
+
+/**
+ * sw_wire_segs() - what a frame from the wire is charged: its segments
+ * @vnet:	the kernel's vnet header (offsets from the untagged frame)
+ * @l3:		the frame past its Ethernet header (RX ring memory)
+ * @len:	the untagged frame's length
+ * @gf:		@gf->segs and @gf->bytes, out
+ *
+ * A GSO frame from the wire (GRO, or a LAN host's TSO through a veth)
+ * comes with NEEDS_CSUM at its L4 header (tcp_gro_complete() and
+ * udp_gro_complete() set it): the headers end there plus the TCP data
+ * offset, or 8 for UDP. A header the kernel wrote otherwise is charged
+ * one frame, as before.
+ */
+static void sw_wire_segs(const struct ring_vnet_hdr *vnet, const uint8_t *l3,
+			 uint32_t len, struct guard_frame *gf)
+{
+	unsigned int gso = vnet->gso_type & ~RING_VNET_GSO_ECN;
+	uint32_t cs = vnet->csum_start, hl;
+
+	*gf = (struct guard_frame){ .segs = 1, .bytes = len };
+	if (likely(gso == RING_VNET_GSO_NONE) || !vnet->gso_size ||
+	    !(vnet->flags & SW_NEEDS_CSUM) || cs < RING_ETH_HLEN)
+		return;
+	if (gso == RING_VNET_GSO_UDP_L4)
+		hl = cs + 8;
+	else if (cs + 13 <= len)	/* the TCP data offset, byte 12 */
+		hl = cs + (l3[cs - RING_ETH_HLEN + 12] >> 4) * 4u;
+	else
+		return;
+	if (hl > len)
+		return;
+	gf->hdr_len = hl;
+	gf->segs = guard_gso_segs(len, hl, vnet->gso_size, &gf->bytes);
 }
 
 /**
@@ -788,6 +833,7 @@ static void sw_uplink_frame(struct sw *sw, const struct uplink_frame *f,
 	struct ring_vnet_hdr vnet = { 0 };
 	const uint8_t *tail = f->mac + RING_ETH_HLEN;
 	uint8_t head[RING_ETH_HLEN];
+	struct guard_frame gf;
 	uint32_t len = f->len;
 	uint16_t vid = 0;
 	struct sw_port *q;
@@ -808,6 +854,7 @@ static void sw_uplink_frame(struct sw *sw, const struct uplink_frame *f,
 		if (vnet.hdr_len >= 18)
 			vnet.hdr_len -= SW_VLAN_HLEN;
 	}
+	sw_wire_segs(&vnet, tail, len, &gf);
 	if (sw_mac_is_group(head)) {
 		struct guard_scope sc;
 
@@ -833,8 +880,8 @@ static void sw_uplink_frame(struct sw *sw, const struct uplink_frame *f,
 				continue;
 			}
 			sw_deliver(q, &vnet, UPLINK_VNET_HDR_LEN, head,
-				   RING_ETH_HLEN, tail, len - RING_ETH_HLEN, 1,
-				   now);
+				   RING_ETH_HLEN, tail, len - RING_ETH_HLEN, &gf,
+				   1, now);
 			sw->st.rx_delivered++;
 		}
 		if (vid && !known)
@@ -852,7 +899,7 @@ static void sw_uplink_frame(struct sw *sw, const struct uplink_frame *f,
 		return;
 	}
 	sw_deliver(q, &vnet, UPLINK_VNET_HDR_LEN, head, RING_ETH_HLEN, tail,
-		   len - RING_ETH_HLEN, 0, now);
+		   len - RING_ETH_HLEN, &gf, 0, now);
 	sw->st.rx_delivered++;
 }
 
@@ -970,8 +1017,9 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 	uint8_t hdr[GUARD_HDR_COPY];
 	struct uplink_tx_result res;
 	unsigned int n = 0, wire = 0;
-	uint64_t now = util_now_ns();
+	uint64_t now = util_now_ns(), wire_segs = 0;
 	uint32_t bytes = 0, hdr_len;
+	struct guard_frame gf;
 	enum guard_verdict v;
 	struct ring_rec rec;
 	struct sw_port *q;
@@ -991,10 +1039,10 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 		memcpy(hdr, rec.frame, hdr_len);
 		memcpy(hdr, rec.l2, RING_ETH_HLEN);
 		v = guard_check_frame(&p->guard, &rec, hdr, hdr_len,
-				      sw->cfg.mtu);
+				      sw->cfg.mtu, &gf);
 		q = NULL;
 		if (v == GUARD_PASS_GROUP) {
-			if (!tbucket_take(&p->storm, 1, now)) {
+			if (!tbucket_take(&p->storm, gf.segs, now)) {
 				p->st.drop_storm++;
 				SW_TAP_TX(SW_DROP_STORM);
 				sw_note(sw, p);
@@ -1016,10 +1064,14 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 			sw_note(sw, p);
 			continue;
 		}
-		tbucket_charge(&p->tx_bits, (uint64_t)rec.frame_len * 8);
-		tbucket_charge(&p->tx_pkts, 1);
-		p->st.tx_frames++;
-		p->st.tx_bytes += rec.frame_len;
+		/* what leaves says exactly where a segment's headers end */
+		if (rec.vnet.gso_type != RING_VNET_GSO_NONE)
+			rec.vnet.hdr_len = (uint16_t)gf.hdr_len;
+		/* a GSO frame: as the segments it becomes (guard.h) */
+		tbucket_charge(&p->tx_bits, gf.bytes * 8);
+		tbucket_charge(&p->tx_pkts, gf.segs);
+		p->st.tx_frames += gf.segs;
+		p->st.tx_bytes += gf.bytes;
 		SW_TAP_TX(SW_DROP_NONE);
 		if (v == GUARD_PASS_GROUP) {
 			struct guard_scope sc;
@@ -1044,12 +1096,12 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 				}
 				sw_deliver(q, &rec.vnet, RING_VNET_HDR_LEN, hdr,
 					   hdr_len, rec.frame + hdr_len,
-					   rec.frame_len - hdr_len, 1, now);
+					   rec.frame_len - hdr_len, &gf, 1, now);
 			}
 		} else if (q) {
 			sw_deliver(q, &rec.vnet, RING_VNET_HDR_LEN, hdr,
 				   hdr_len, rec.frame + hdr_len,
-				   rec.frame_len - hdr_len, 0, now);
+				   rec.frame_len - hdr_len, &gf, 0, now);
 			continue;
 		}
 		if (unlikely(uplink_tx_queue(sw->up, &rec.vnet, hdr, hdr_len,
@@ -1060,11 +1112,12 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 			continue;
 		}
 		wire++;
+		wire_segs += gf.segs;
 	}
 	if (wire) {
 		/* the wire has every byte before the partition gets the space */
 		uplink_tx_flush(sw->up, &res);
-		p->st.tx_to_wire += wire;
+		p->st.tx_to_wire += wire_segs;
 		p->st.guard_drops[GUARD_DROP_MTU] += res.msgsize;
 		p->st.drop_uplink_tx += res.errors;
 		sw->st.tx_drop_msgsize += res.msgsize;

@@ -130,7 +130,8 @@ struct sw_capture_stats {
  * @pkts_burst:	packets a full bucket holds; > 0 when @pkts_per_sec is
  *
  * A frame passes while neither bucket is empty and is charged its whole
- * size, a GSO frame too (tbucket.h, rule 4).
+ * size (tbucket.h, rule 4); a GSO frame as the segments it becomes: one
+ * packet each, and the headers each of them repeats (struct guard_frame).
  */
 struct sw_rate {
 	uint64_t bits_per_sec;
@@ -193,6 +194,10 @@ struct sw_config {
 
 /**
  * struct sw_port_stats - counters of one port, as the partition sees them
+ *
+ * A GSO frame counts as the segments it becomes (frames) and their bytes
+ * (struct guard_frame): the frames and bytes the wire carries for it.
+ *
  * @tx_frames:	frames the partition sent that the switch forwarded (to
  *		ports, the wire or both; uplink refusals included)
  * @tx_bytes:	their bytes

@@ -23,6 +23,10 @@
  *    RS, NS, NA with targets in and out of the set and link-layer, nonce,
  *    padding and zero-length options, sources in the set, outside or ::);
  *    a third of them are then mutated, and only the invariants hold.
+ *    A structured frame's vnet header is built with it (fg_vnet()): none,
+ *    a checksum request, a segmentation request, valid or with one field
+ *    wrong (offsets, type, size, header length), and the oracle
+ *    (fg_vnet_want(), guard.h's vnet rules written again) judges it.
  * Each frame is in a malloc() of exactly its length and the header copy in
  * a malloc() of exactly hdr_len bytes, so ASan catches a read past either.
  * MACs are drawn so that every verdict comes up: the port's own, one bit
@@ -45,7 +49,15 @@
  *  - flags and addresses only ever let more through: a frame that passes
  *    passes the same with GUARD_F_L3_ANY, with GUARD_F_TRUSTED_ROUTER, and
  *    with one more prefix in the set; with L3_ANY nothing is an IP spoof,
- *    as a trusted router nothing is an RA, a redirect or a DHCP server.
+ *    as a trusted router nothing is an RA, a redirect or a DHCP server;
+ *  - a requested checksum moves nothing: with 2 random bytes written at
+ *    csum_start + csum_offset into the copies (what the kernel or a NIC
+ *    does to the frame that leaves), a frame that passed gets the same
+ *    verdict and the same struct guard_frame;
+ *  - what a frame that passed is charged (struct guard_frame): one frame
+ *    of its length without GSO; with GSO the segments the kernel cuts,
+ *    each fitting the MTU, at least the kernel's least segment, headers
+ *    ending past the checksum's L4 header and within the vnet hdr_len.
  *
  * Episodes, seeds, the summary and the replay command work as in
  * fuzz_ring.c: a failure prints the seed and the command that replays it
@@ -87,6 +99,7 @@ static struct {
 
 static struct {
 	uint64_t episodes, iterations, oracle, mutated;
+	uint64_t csum_passed, gso_passed;
 	uint64_t verdicts[GUARD__MAX];
 	uint64_t templates[FG__T_MAX];
 } fg_tot;
@@ -98,12 +111,23 @@ static struct {
  * @limit:	bytes of the frame the guard will see (its copy), for the oracle:
  *		GUARD_HDR_COPY (a frame shorter than that hides nothing)
  * @nopad:	no Ethernet padding may follow (the guard would read it)
+ * @ipv:	4 or 6 for an IP packet the builder made, else 0
+ * @l4:		offset of its L4 header (0: none: ARP)
+ * @proto:	its protocol
+ * @frag:	it is a fragment (IPv4 MF or offset, any IPv6 fragment header)
+ * @end:	where the IP packet ends in the frame (its total or payload
+ *		length): padding after it is not the packet's
  */
 struct fg_b {
 	uint8_t *p;
 	uint32_t n;
 	uint32_t limit;
 	int nopad;
+	int ipv;
+	uint32_t l4;
+	unsigned int proto;
+	int frag;
+	uint32_t end;
 };
 
 /**
@@ -520,6 +544,11 @@ static int fg_s_ipv4(uint64_t *s, struct fg_b *b, const struct guard_port *port)
 	l4n = b->n - l4;
 	b->p[ip + 2] = (uint8_t)((b->n - ip) >> 8);
 	b->p[ip + 3] = (uint8_t)(b->n - ip);
+	b->ipv = 4;
+	b->l4 = l4;
+	b->proto = proto;
+	b->frag = !!(frag & 0x3fff);
+	b->end = b->n;
 
 	if (!fuzz_below(s, 32)) {	/* not version 4 */
 		b->p[ip] = (uint8_t)((b->p[ip] & 0x0f) |
@@ -736,6 +765,12 @@ static int fg_s_ipv6(uint64_t *s, struct fg_b *b, const struct guard_port *port)
 	b->nopad = b->n - ip - 40 == 0;	/* 0: the guard reads to the frame's end */
 	b->p[ip + 4] = (uint8_t)((b->n - ip - 40) >> 8);
 	b->p[ip + 5] = (uint8_t)(b->n - ip - 40);
+	b->ipv = 6;
+	b->l4 = l4;
+	b->proto = next;
+	for (unsigned int i = 0; i < nexts; i++)
+		b->frag |= ext_kind[i] == 44;
+	b->end = b->n;
 
 	if (!fuzz_below(s, 32)) {	/* not version 6 */
 		b->p[ip] = (uint8_t)((b->p[ip] & 0x0f) | fuzz_below(s, 6) << 4);
@@ -810,6 +845,148 @@ static int fg_s_ipv6(uint64_t *s, struct fg_b *b, const struct guard_port *port)
 	return FG_OK;
 }
 /**
+ * fg_vnet_want() - guard.h's vnet rules, written again: the verdict on
+ *		    what a vnet header asks of a structured frame
+ * @b:		the frame as built: its L4 header, protocol, fragment, end
+ * @v:		the vnet header
+ * @len:	the frame's length (padding included)
+ * @mtu:	the MTU
+ * @hl:		a GSO frame's headers, out (0 otherwise)
+ * @segs:	the frames it becomes, out
+ *
+ * Return: FG_OK, GUARD_DROP_CSUM_OFFSET or GUARD_DROP_GSO
+ */
+static int fg_vnet_want(const struct fg_b *b, const struct ring_vnet_hdr *v,
+			uint32_t len, uint32_t mtu, uint32_t *hl,
+			uint32_t *segs)
+{
+	int tcp = b->l4 && b->proto == 6, udp = b->l4 && b->proto == 17;
+	unsigned int type = v->gso_type & 0x7f, ecn = v->gso_type & 0x80;
+	uint32_t thl, pay;
+
+	*hl = 0;
+	*segs = 1;
+	if (v->flags & 1) {		/* NEEDS_CSUM */
+		if (!(tcp || udp) || b->frag || v->csum_start != b->l4 ||
+		    v->csum_offset != (tcp ? 16 : 6))
+			return GUARD_DROP_CSUM_OFFSET;
+	}
+	if (!v->gso_type)
+		return FG_OK;
+	if (!(v->flags & 1) || !v->gso_size)
+		return GUARD_DROP_GSO;
+	if (!((type == 1 && b->ipv == 4 && tcp) ||
+	      (type == 4 && b->ipv == 6 && tcp) || (type == 5 && udp && !ecn)))
+		return GUARD_DROP_GSO;
+	thl = tcp ? (b->p[b->l4 + 12] >> 4) * 4u : 8u;
+	if (tcp && (thl < 20 || v->gso_size + thl - 20 < 48))
+		return GUARD_DROP_GSO;
+	if (b->l4 + thl > b->end || v->hdr_len < b->l4 + thl)
+		return GUARD_DROP_GSO;
+	pay = len - b->l4 - thl;
+	if (udp && pay > 128ull * v->gso_size)
+		return GUARD_DROP_GSO;
+	if ((uint64_t)b->l4 + thl - 14 + v->gso_size > mtu)
+		return GUARD_DROP_GSO;
+	*hl = b->l4 + thl;
+	while ((uint64_t)*segs * v->gso_size < pay)
+		++*segs;
+	return FG_OK;
+}
+
+/**
+ * fg_vnet() - a vnet header for a structured frame, valid or one field off
+ * @s:		PRNG
+ * @b:		the frame as built (a TCP data offset may be set here)
+ * @len:	the frame's length
+ * @mtu:	the MTU
+ * @v:		out
+ *
+ * Mostly none; else a checksum request at the frame's L4 checksum field
+ * (or somewhere, without one), half of those a segmentation request
+ * fitting the frame (type, headers, a segment size between the least and
+ * what fits the MTU, often below the payload); one in four then gets one
+ * field wrong. fg_vnet_want() judges whatever comes out.
+ */
+static void fg_vnet(uint64_t *s, struct fg_b *b, uint32_t len, uint32_t mtu,
+		    struct ring_vnet_hdr *v)
+{
+	int tcp = b->l4 && b->proto == 6, udp = b->l4 && b->proto == 17;
+	uint64_t lo, hi, top;
+	uint32_t thl, hl, pay;
+
+	memset(v, 0, sizeof(*v));
+	if (fuzz_below(s, 8) < 3)
+		return;
+	v->flags = 1;
+	v->csum_start = (uint16_t)(b->l4 ? b->l4 : fuzz_below(s, 64));
+	v->csum_offset = (uint16_t)(tcp ? 16 : udp ? 6 : fuzz_below(s, 20));
+	if ((tcp || udp) && fuzz_below(s, 2)) {
+		if (tcp && b->l4 + 20 <= b->end && fuzz_below(s, 4)) {
+			thl = 20 + 4 * (uint32_t)fuzz_below(s, 11);
+			while (b->l4 + thl > b->end)
+				thl -= 4;
+			b->p[b->l4 + 12] = (uint8_t)((thl / 4) << 4 |
+						     (b->p[b->l4 + 12] & 0xf));
+		}
+		thl = tcp && b->l4 + 13 <= b->n ?
+		      (b->p[b->l4 + 12] >> 4) * 4u : 8u;
+		hl = b->l4 + thl;
+		pay = len > hl ? len - hl : 0;
+		v->gso_type = (uint8_t)(udp ? 5 : b->ipv == 4 ? 1 : 4);
+		if (tcp && !fuzz_below(s, 4))
+			v->gso_type |= 0x80;	/* ECN */
+		v->hdr_len = (uint16_t)(hl + (fuzz_below(s, 2) ? 0 :
+					      fuzz_below(s, 64)));
+		lo = tcp ? (thl >= 68 ? 1 : thl >= 20 ? 68 - thl : 48) :
+		     pay / 128 + !!(pay % 128) + !pay;
+		hi = (uint64_t)mtu + 14 > hl ? (uint64_t)mtu + 14 - hl : 0;
+		if (hi > 0xffff)
+			hi = 0xffff;
+		top = hi < pay ? hi : pay;
+		if (top >= lo && fuzz_below(s, 2))
+			v->gso_size = (uint16_t)(lo + fuzz_below(s, top - lo + 1));
+		else if (hi >= lo)
+			v->gso_size = (uint16_t)(fuzz_below(s, 2) ? lo : hi);
+		else
+			v->gso_size = (uint16_t)fuzz_rand(s);
+	}
+	if (fuzz_below(s, 4))
+		return;
+	switch (fuzz_below(s, 8)) {	/* one field off */
+	case 0:
+		v->csum_start = (uint16_t)(v->csum_start + fuzz_below(s, 9) - 4);
+		break;
+	case 1:
+		v->csum_offset = (uint16_t)fuzz_below(s, 24);
+		break;
+	case 2:
+		v->flags = 0;
+		break;
+	case 3: {
+		static const uint8_t types[] = { 1, 4, 5, 0x81, 0x84, 0x85, 3, 0x80 };
+
+		v->gso_type = types[fuzz_below(s, sizeof(types))];
+		break;
+	}
+	case 4:
+		v->gso_size = (uint16_t)(fuzz_below(s, 2) ? v->gso_size - 1 -
+					 fuzz_below(s, 8) : v->gso_size + 1 +
+					 fuzz_below(s, 8));
+		break;
+	case 5:
+		v->hdr_len = (uint16_t)(v->hdr_len - 1 - fuzz_below(s, 8));
+		break;
+	case 6:
+		v->gso_size = fuzz_below(s, 2) ? 0 : 1;
+		break;
+	default:
+		if (tcp && b->l4 + 13 <= b->n)	/* a TCP header under 20 bytes */
+			b->p[b->l4 + 12] = (uint8_t)(fuzz_below(s, 5) << 4);
+	}
+}
+
+/**
  * fg_policy() - a port for one episode: MAC, prefixes, sometimes out of range
  * @s:		PRNG
  * @port:	out
@@ -877,6 +1054,65 @@ static const char *fg_name(int v)
 }
 
 /**
+ * fg_same_gf() - two struct guard_frame answers alike?
+ * @a:		one
+ * @b:		the other
+ *
+ * Return: 1 or 0
+ */
+static int fg_same_gf(const struct guard_frame *a, const struct guard_frame *b)
+{
+	return a->l4_off == b->l4_off && a->l4_proto == b->l4_proto &&
+	       a->hdr_len == b->hdr_len && a->segs == b->segs &&
+	       a->bytes == b->bytes;
+}
+
+/**
+ * fg_check_charge() - what a frame that passed is charged, by guard.h
+ * @rec:	the frame's private copies
+ * @mtu:	the MTU
+ * @gf:		the guard's struct guard_frame
+ * @what:	the frame's kind, for messages
+ */
+static void fg_check_charge(const struct ring_rec *rec, uint32_t mtu,
+			    const struct guard_frame *gf, const char *what)
+{
+	const struct ring_vnet_hdr *v = &rec->vnet;
+	uint64_t pay, thl;
+
+	if (!v->gso_type) {
+		if (gf->segs != 1 || gf->bytes != rec->frame_len || gf->hdr_len)
+			fg_fail("guard_check_frame: a frame without GSO charged "
+				"%u frames, %" PRIu64 " bytes, hdr_len %u (%s)",
+				gf->segs, gf->bytes, gf->hdr_len, what);
+		return;
+	}
+	if (!(v->flags & 1) || v->csum_start != gf->l4_off || !gf->l4_off ||
+	    gf->hdr_len <= gf->l4_off || gf->hdr_len > v->hdr_len ||
+	    gf->hdr_len > rec->frame_len || !v->gso_size ||
+	    (uint64_t)gf->hdr_len - 14 + v->gso_size > mtu)
+		fg_fail("guard_check_frame: GSO frame passed with csum_start %u "
+			"(L4 at %u), headers %u (hdr_len %u), gso_size %u, mtu %u "
+			"(%s)", v->csum_start, gf->l4_off, gf->hdr_len,
+			v->hdr_len, v->gso_size, mtu, what);
+	pay = rec->frame_len - gf->hdr_len;
+	thl = gf->hdr_len - gf->l4_off;
+	if ((uint64_t)gf->segs * v->gso_size < pay ||
+	    (gf->segs > 1 && (uint64_t)(gf->segs - 1) * v->gso_size >= pay) ||
+	    !gf->segs ||
+	    gf->bytes != rec->frame_len + (uint64_t)(gf->segs - 1) * gf->hdr_len)
+		fg_fail("guard_check_frame: %u segments, %" PRIu64 " bytes for "
+			"%" PRIu64 " bytes of payload in %u-byte segments (%s)",
+			gf->segs, gf->bytes, pay, v->gso_size, what);
+	if ((gf->l4_proto == 17 && gf->segs > GUARD_UDP_MAX_SEGMENTS) ||
+	    (gf->l4_proto == 6 && v->gso_size + thl < 20 + 48) ||
+	    (gf->l4_proto != 6 && gf->l4_proto != 17))
+		fg_fail("guard_check_frame: GSO of protocol %u passed in %u "
+			"segments of %u bytes, L4 header %" PRIu64 " (%s)",
+			gf->l4_proto, gf->segs, v->gso_size, thl, what);
+}
+
+/**
  * fg_check_frame() - every invariant of guard_check_frame() on one frame
  * @s:		PRNG
  * @port:	the port
@@ -886,6 +1122,8 @@ static const char *fg_name(int v)
  * @mtu:	the MTU
  * @l2v:	fg_ref()'s L2 verdict
  * @want:	the oracle's verdict, or FG_UNKNOWN
+ * @ghl:	with @want: a GSO frame's headers by the oracle (0: not GSO)
+ * @segs:	with @want: the frames it becomes by the oracle
  * @what:	the frame's kind, for messages
  *
  * Return: the verdict
@@ -893,17 +1131,18 @@ static const char *fg_name(int v)
 static int fg_check_frame(uint64_t *s, const struct guard_port *port,
 			  const struct ring_rec *rec, const uint8_t *hdr,
 			  uint32_t hl, uint32_t mtu, int l2v, int want,
-			  const char *what)
+			  uint32_t ghl, uint32_t segs, const char *what)
 {
 	uint8_t big[GUARD_HDR_COPY + 64];
 	unsigned int type = (unsigned int)rec->l2[12] << 8 | rec->l2[13];
 	int bridge = !memcmp(rec->l2, "\x01\x80\xc2\x00\x00", 5) &&
 		     rec->l2[5] <= 0x0f;
+	struct guard_frame gf, gf2;
 	struct guard_port p2;
 	uint32_t sh;
 	int v, again, exp;
 
-	v = guard_check_frame(port, rec, hdr, hl, mtu);
+	v = guard_check_frame(port, rec, hdr, hl, mtu, &gf);
 	if (v < 0 || v >= GUARD__MAX)
 		fg_fail("guard_check_frame: verdict %d is not an enum "
 			"guard_verdict (%s)", v, what);
@@ -913,7 +1152,8 @@ static int fg_check_frame(uint64_t *s, const struct guard_port *port,
 	else if (bridge)
 		exp = GUARD_DROP_BRIDGE_GROUP;
 	else if (type != 0x0800 && type != 0x0806 && type != 0x86dd)
-		exp = l2v;
+		exp = rec->vnet.flags & 1 ? GUARD_DROP_CSUM_OFFSET :
+		      rec->vnet.gso_type ? GUARD_DROP_GSO : l2v;
 	else
 		exp = want == FG_UNKNOWN ? FG_UNKNOWN : want ? want : l2v;
 	if (exp != FG_UNKNOWN && v != exp)
@@ -924,10 +1164,51 @@ static int fg_check_frame(uint64_t *s, const struct guard_port *port,
 		fg_fail("guard_check_frame: verdict %s on an IP or ARP frame "
 			"whose L2 verdict is %s (%s)", fg_name(v), fg_name(l2v),
 			what);
-	again = guard_check_frame(port, rec, hdr, hl, mtu);
-	if (again != v)
+	again = guard_check_frame(port, rec, hdr, hl, mtu, &gf2);
+	if (again != v || !fg_same_gf(&gf, &gf2))
 		fg_fail("guard_check_frame: %s, then %s on the same input (%s)",
 			fg_name(v), fg_name(again), what);
+	if (fg_is_pass(v))
+		fg_check_charge(rec, mtu, &gf, what);
+	if (fg_is_pass(v) && want != FG_UNKNOWN &&
+	    (gf.hdr_len != ghl || gf.segs != segs))
+		fg_fail("guard_check_frame: headers %u in %u segments, the rules "
+			"say %u in %u (%s, len %u, gso_size %u)", gf.hdr_len,
+			gf.segs, ghl, segs, what, rec->frame_len,
+			rec->vnet.gso_size);
+
+	/* the kernel or a NIC completes the checksum asked for: 2 bytes of
+	 * its own at csum_start + csum_offset of what leaves (the copies) */
+	if (fg_is_pass(v) && rec->vnet.gso_type && gf.segs > 1)
+		fg_tot.gso_passed++;
+	if (fg_is_pass(v) && (rec->vnet.flags & 1)) {
+		uint32_t at = (uint32_t)rec->vnet.csum_start +
+			      rec->vnet.csum_offset;
+		struct ring_rec r2 = *rec;
+		uint8_t *h2 = malloc(hl ? hl : 1);
+
+		if (!h2)
+			fg_fail("malloc");
+		memcpy(h2, hdr, hl);
+		for (uint32_t i = at; i < at + 2; i++) {
+			uint8_t x = (uint8_t)fuzz_rand(s);
+
+			if (i < RING_ETH_HLEN)
+				r2.l2[i] = x;
+			if (i < hl)
+				h2[i] = x;
+		}
+		again = guard_check_frame(port, &r2, h2, hl, mtu, &gf2);
+		free(h2);
+		fg_tot.csum_passed++;
+		if (again != v || !fg_same_gf(&gf, &gf2))
+			fg_fail("guard_check_frame: %s, but %s once the checksum "
+				"asked for is written at %u (csum_start %u + "
+				"csum_offset %u): the guard decided on bytes the "
+				"checksum rewrites (%s)", fg_name(v),
+				fg_name(again), at, rec->vnet.csum_start,
+				rec->vnet.csum_offset, what);
+	}
 
 	/* the group scope reads only inside what it is given (ASan: @hdr
 	 * is exactly @hl bytes), on any bytes, as the switch's wire floods
@@ -956,7 +1237,7 @@ static int fg_check_frame(uint64_t *s, const struct guard_port *port,
 	memcpy(big, hdr, hl);
 	for (int k = 0; k < 2; k++) {
 		fg_fill(s, big + hl, sizeof(big) - hl);
-		again = guard_check_frame(port, rec, big, hl, mtu);
+		again = guard_check_frame(port, rec, big, hl, mtu, NULL);
 		if (again != v)
 			fg_fail("guard_check_frame: verdict %s became %s when "
 				"only bytes past hdr_len (%u) changed (%s)",
@@ -964,7 +1245,7 @@ static int fg_check_frame(uint64_t *s, const struct guard_port *port,
 	}
 	/* a shorter copy never lets more through */
 	sh = (uint32_t)fuzz_below(s, hl + 1);
-	again = guard_check_frame(port, rec, hdr, sh, mtu);
+	again = guard_check_frame(port, rec, hdr, sh, mtu, NULL);
 	if (again < 0 || again >= GUARD__MAX || (fg_is_pass(again) && again != v))
 		fg_fail("guard_check_frame: a copy of %u bytes gives %s, the "
 			"full copy of %u gives %s (%s)", sh, fg_name(again), hl,
@@ -994,7 +1275,7 @@ static int fg_check_frame(uint64_t *s, const struct guard_port *port,
 				fg_fill(s, p2.ip6[p2.n_ip6].addr, 16);
 				p2.ip6[p2.n_ip6++].len = (uint8_t)fuzz_below(s, 129);
 			}
-			again = guard_check_frame(&p2, rec, hdr, hl, mtu);
+			again = guard_check_frame(&p2, rec, hdr, hl, mtu, NULL);
 			if (again != v)
 				fg_fail("guard_check_frame: %s, but %s with %s "
 					"(%s)", fg_name(v), fg_name(again),
@@ -1017,10 +1298,11 @@ static void fg_one(uint64_t *s, struct guard_port *port, uint8_t *scratch)
 	static const uint32_t mtus[] = { 1500, 9000, 68, 1280, 65535 - 18 };
 	int t = (int)fuzz_below(s, FG__T_MAX);
 	struct fg_b b = { .p = scratch, .limit = GUARD_HDR_COPY };
-	int vf, again, want = FG_UNKNOWN, l2v;
+	int vf, again, want = FG_UNKNOWN, l2v, built = 0;
+	uint32_t mtu, len, hl, ghl = 0, segs = 1;
+	struct ring_vnet_hdr vnet;
 	char what[96];
 	struct ring_rec rec;
-	uint32_t mtu, len, hl;
 	uint8_t *frame, *hdr;
 	size_t n;
 
@@ -1048,6 +1330,10 @@ static void fg_one(uint64_t *s, struct guard_port *port, uint8_t *scratch)
 		}
 		if (fuzz_below(s, 2))
 			mtu = 65535 - 18;
+		fg_vnet(s, &b, len, mtu, &vnet);	/* it may set the TCP header length */
+		built = 1;
+		if (want == FG_OK)
+			want = fg_vnet_want(&b, &vnet, len, mtu, &ghl, &segs);
 		if (!fuzz_below(s, 3)) {		/* then mutated */
 			for (uint64_t k = 1 + fuzz_below(s, 4); k; k--)
 				scratch[14 + fuzz_below(s, GUARD_HDR_COPY)] ^=
@@ -1077,7 +1363,9 @@ static void fg_one(uint64_t *s, struct guard_port *port, uint8_t *scratch)
 	fg_fill(s, rec.l2, sizeof(rec.l2));
 	memcpy(rec.l2, frame, len < 14 ? len : 14);
 	memcpy(hdr, frame, hl);
-	if (fuzz_below(s, 3)) {
+	if (built) {
+		rec.vnet = vnet;
+	} else if (fuzz_below(s, 3)) {
 		rec.vnet.gso_type = (uint8_t)(fuzz_below(s, 2) ? 0 :
 				    1 + fuzz_below(s, 5));
 		rec.vnet.gso_size = (uint16_t)fuzz_rand(s);
@@ -1091,12 +1379,13 @@ static void fg_one(uint64_t *s, struct guard_port *port, uint8_t *scratch)
 		 t >= FG_S_IPV4 && want == FG_UNKNOWN ? ", mutated" : "");
 
 	l2v = fg_ref(port->mac, rec.l2, len, rec.vnet.gso_type, mtu);
-	vf = fg_check_frame(s, port, &rec, hdr, hl, mtu, l2v, want, what);
+	vf = fg_check_frame(s, port, &rec, hdr, hl, mtu, l2v, want, ghl, segs,
+			    what);
 
 	/* rule 1: the peer rewrites the frame; the verdicts must not move */
 	for (uint32_t i = 0; i < len; i++)
 		frame[i] = (uint8_t)~frame[i];
-	again = guard_check_frame(port, &rec, hdr, hl, mtu);
+	again = guard_check_frame(port, &rec, hdr, hl, mtu, NULL);
 	if (again != vf)
 		fg_fail("guard_check_frame: verdict changed from %s to %s when "
 			"only the shared frame bytes changed (%s)", fg_name(vf),
@@ -1183,9 +1472,10 @@ int main(int argc, char **argv)
 	printf("{\"fuzzer\": \"guard\", \"seed\": %" PRIu64 ", \"episodes\": %"
 	       PRIu64 ", \"iterations_per_episode\": %u, \"iterations\": %" PRIu64
 	       ", \"seconds\": %.1f, \"oracle\": %" PRIu64 ", \"mutated\": %"
+	       PRIu64 ", \"csum_passed\": %" PRIu64 ", \"gso_passed\": %"
 	       PRIu64 ", \"verdicts\": {", seed, fg_tot.episodes, iters,
 	       fg_tot.iterations, (fg_now_ns() - t0) / 1e9, fg_tot.oracle,
-	       fg_tot.mutated);
+	       fg_tot.mutated, fg_tot.csum_passed, fg_tot.gso_passed);
 	for (unsigned int i = 0; i < GUARD__MAX; i++)
 		printf("%s\"%s\": %" PRIu64, i ? ", " : "", guard_verdict_name(i),
 		       fg_tot.verdicts[i]);

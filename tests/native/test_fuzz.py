@@ -29,7 +29,8 @@ DROP_REASONS = [
 VERDICTS = ["pass_unicast", "pass_group", "drop_spoof", "drop_vlan",
             "drop_mtu", "drop_loop", "drop_bridge_group", "drop_malformed",
             "drop_hidden", "drop_fragment", "drop_ip_spoof", "drop_arp_spoof",
-            "drop_nd_spoof", "drop_ra", "drop_redirect", "drop_dhcp_server"]
+            "drop_nd_spoof", "drop_ra", "drop_redirect", "drop_dhcp_server",
+            "drop_csum_offset", "drop_gso"]
 
 
 def run_fuzz(tmp_path, seconds, seed, only=None, ring_src=None, guard_src=None):
@@ -79,6 +80,9 @@ def test_fuzzers_find_nothing_and_really_work(tmp_path):
     guard = res["guard"]
     assert [v for v in VERDICTS if guard["verdicts"][v] == 0] == [], guard
     assert guard["oracle"] > 0 and guard["mutated"] > 0, guard
+    # offloaded frames that pass: a checksum was written over them, GSO
+    # frames were charged as several segments
+    assert guard["csum_passed"] > 0 and guard["gso_passed"] > 0, guard
 
 
 def mutant(tmp_path, name, src, old, new):
@@ -134,6 +138,16 @@ MUTANTS = {
     "guard_reads_past_copy": ("guard", "guard.c",
         "if (want > k->limit)\n\t\treturn GUARD_DROP_HIDDEN;",
         "if (want > k->limit + 8)\n\t\treturn GUARD_DROP_HIDDEN;"),
+    # a checksum anywhere in a TCP/UDP packet -> the oracle, or the checksum
+    # written over a checked byte changes the verdict
+    "guard_csum_start_free": ("guard", "guard.c",
+        " || v->csum_start != k->l4 ||", " ||"),
+    # gso_size 1 passes -> the rules say drop_gso
+    "guard_gso_no_least_mss": ("guard", "guard.c",
+        "v->gso_size + (thl - 20) < GUARD_TCP_MIN_SND_MSS)", "0)"),
+    # a GSO frame charged as one frame -> its segments are wrong
+    "guard_gso_one_segment": ("guard", "guard.c",
+        "segs = pay / gso_size + !!(pay % gso_size);", "segs = 1;"),
 }
 
 

@@ -40,10 +40,19 @@ from vnetshare import ConfigError
 from vnetshare.dataplane.guard import (
     ADDR_MAX,
     DROP_REASONS,
+    GSO_ECN,
+    GSO_TCPV4,
+    GSO_TCPV6,
+    GSO_UDP_L4,
     HDR_COPY,
+    NEEDS_CSUM,
+    TCP_MIN_SND_MSS,
+    UDP_MAX_SEGMENTS,
     VERDICTS,
     GuardPolicy,
+    Vnet,
     check,
+    check_frame,
     link_local,
 )
 
@@ -109,7 +118,7 @@ def test_l2_checks_unchanged():
         (eth(dst=MAC) / IP(src=IP4, dst=IP4) / UDP(), "drop_loop"),
     ])
     big = bytes(eth() / IP(src=IP4, dst=LAN4) / TCP() / bytes(8000))
-    assert check(POLICY, big, 1500, gso=True) == "pass_unicast"
+    assert check(POLICY, big, 1500, Vnet(NEEDS_CSUM, GSO_TCPV4, 54, 1460, 34, 16)) == "pass_unicast"
 
 
 def test_bridge_group_dropped():
@@ -464,3 +473,141 @@ def test_group_scope_survives_any_bytes():
         for etype in (0x0800, 0x0806, 0x86DD):
             for n in range(0, 90):
                 scope(bytes(Ether(src=MAC, dst=head, type=etype)) + bytes([0x60 | (n & 0xf)] * n))
+
+
+# -- what the vnet header may ask for: checksum offsets, GSO (issue 20) -----------
+
+TS = [("NOP", None), ("NOP", None), ("Timestamp", (1, 2))]      # 12 bytes of TCP options
+
+
+def csum(start, offset):
+    return Vnet(NEEDS_CSUM, 0, 0, 0, start, offset)
+
+
+def gso(kind, size, hdr_len, start, offset, flags=NEEDS_CSUM):
+    return Vnet(flags, kind, hdr_len, size, start, offset)
+
+
+def written(frame, at, value=b"\xa5\x5a"):
+    """@frame as it leaves once the checksum asked for is written at @at."""
+    frame = bytes(frame)
+    return frame[:at] + value + frame[at + 2:]
+
+
+def test_a_checksum_only_at_the_parsed_l4_headers_checksum_field():
+    tcp4 = eth() / IP(src=IP4, dst=LAN4) / TCP(sport=1, dport=2) / (b"x" * 100)
+    udp4 = eth() / IP(src=IP4, dst=LAN4) / UDP(sport=1, dport=2) / (b"x" * 100)
+    opts4 = eth() / IP(src=IP4, dst=LAN4, options=b"\x01\x01\x01\x00") / UDP(sport=1, dport=2) / b"x"
+    tcp6 = eth() / IPv6(src=IP6, dst=LAN6) / TCP(sport=1, dport=2) / (b"x" * 100)
+    udp6 = eth() / IPv6(src=IP6, dst=LAN6) / IPv6ExtHdrDestOpt() / UDP(sport=1, dport=2) / b"x"
+    good = [(tcp4, 34, 16), (udp4, 34, 6), (opts4, 38, 6), (tcp6, 54, 16), (udp6, 62, 6)]
+    for frame, start, offset in good:
+        for policy in (POLICY, ANY):
+            got = check_frame(policy, bytes(frame), vnet=csum(start, offset))
+            assert (got.verdict, got.l4_off) == ("pass_unicast", start), (frame, got)
+            # what the kernel writes there moves nothing the guard decided on
+            assert check(policy, written(frame, start + offset), vnet=csum(start, offset)) == "pass_unicast"
+
+    arp = eth(dst=BCAST) / ARP(op=1, hwsrc=MAC, psrc=IP4, pdst=LAN4)
+    # UDP from port 0x8600: with next header 58 its first byte is type 134, an RA
+    ra_bait = eth() / IPv6(src=IP6, dst=LAN6) / UDP(sport=0x8600, dport=2) / (b"x" * 40)
+    bad = [
+        (arp, 30, 0),            # issue 20: the sender IP's low half
+        (arp, 22, 0),            # the sender MAC
+        (udp4, 28, 0),           # issue 20: the IPv4 source
+        (udp4, 14 + 9 - 1, 0),   # the IPv4 protocol
+        (ra_bait, 20, 0),        # the IPv6 next header (UDP -> ICMPv6)
+        (ra_bait, 14, 8),        # the IPv6 source
+        (tcp4, 34, 6),           # a TCP packet's "UDP checksum"
+        (udp4, 34, 16),          # past the UDP header
+        (tcp4, 34, 0),           # the TCP ports
+        (tcp6, 34, 16),          # not where the L4 header is
+        (eth() / IP(src=IP4, dst=LAN4) / ICMP() / b"x", 34, 2),            # ICMP: the kernel sums it
+        (eth() / IPv6(src=IP6, dst=LAN6) / ICMPv6EchoRequest(), 54, 2),    # ICMPv6 likewise
+        (eth() / IP(src=IP4, dst=LAN4, proto=6, flags="MF") / Raw(bytes(TCP()) + bytes(8)), 34, 16),
+        (eth() / IP(src=IP4, dst=LAN4, proto=6, frag=3) / Raw(bytes(28)), 34, 16),
+        (eth() / IPv6(src=IP6, dst=LAN6) / IPv6ExtHdrFragment(nh=17, m=1) / UDP() / b"x", 62, 6),
+        (Ether(src=MAC, dst=LAN_MAC, type=0x88b5) / Raw(bytes(46)), 14, 0),
+    ]
+    for frame, start, offset in bad:
+        for policy in (POLICY, ANY, TRUSTED):
+            assert check(policy, bytes(frame), vnet=csum(start, offset)) == "drop_csum_offset", (frame, start)
+    # what those writes would have made: frames the guard refuses as they are
+    forged_arp = written(arp, 30, b"\x00\x03")                        # 10.0.0.3: another's address
+    assert check(POLICY, forged_arp) == "drop_arp_spoof"
+    assert check(POLICY, written(udp4, 28, b"\x00\x03")) == "drop_ip_spoof"
+    assert check(POLICY, written(ra_bait, 20, b"\x3a\xff")) == "drop_ra"       # next header 58
+
+
+def test_gso_only_of_the_packet_it_is_in_segments_the_kernel_makes():
+    tcp4 = bytes(eth() / IP(src=IP4, dst=LAN4) / TCP(sport=1, dport=2, options=TS) / bytes(60000))
+    tcp6 = bytes(eth() / IPv6(src=IP6, dst=LAN6) / TCP(sport=1, dport=2) / bytes(30000))
+    udp4 = bytes(eth() / IP(src=IP4, dst=LAN4) / UDP(sport=1, dport=2) / bytes(5000))
+    # what a TAP hands the agent (tests/netns/probes/test_probe_tap.py)
+    real = [
+        (tcp4, gso(GSO_TCPV4, 1448, 66, 34, 16), 66, 42),
+        (tcp4, gso(GSO_TCPV4 | GSO_ECN, 1448, 66, 34, 16), 66, 42),
+        (tcp4, gso(GSO_TCPV4, 1448, 200, 34, 16), 66, 42),       # a raw socket's hint passes through
+        (tcp6, gso(GSO_TCPV6, 1440, 74, 54, 16), 74, 21),
+        (udp4, gso(GSO_UDP_L4, 1000, 42, 34, 6), 42, 5),
+    ]
+    for frame, vnet, hdr_len, segs in real:
+        got = check_frame(POLICY, frame, 1500, vnet)
+        assert got.verdict == "pass_unicast", (vnet, got)
+        assert (got.hdr_len, got.segs) == (hdr_len, segs), (vnet, got)
+        assert got.bytes == len(frame) + (segs - 1) * hdr_len   # what the wire carries
+        assert check_frame(POLICY, written(frame, 34 + vnet.csum_offset), 1500, vnet) == got
+
+    bad = [
+        gso(GSO_TCPV4, 1, 66, 34, 16),                  # issue 20: 60,000 frames charged as 1
+        gso(GSO_TCPV4, TCP_MIN_SND_MSS - 12 - 1, 66, 34, 16),
+        gso(GSO_TCPV4, 1500 - 52 + 1, 66, 34, 16),      # a segment over the MTU
+        gso(GSO_TCPV4, 65000, 66, 34, 16),              # "not GSO": one frame of 60 KB
+        gso(GSO_TCPV6, 1448, 66, 34, 16),               # the wrong IP version
+        gso(GSO_UDP_L4, 1448, 66, 34, 16),              # the wrong protocol
+        gso(GSO_TCPV4, 1448, 66, 34, 16, flags=0),      # the kernel would find the L4 header itself
+        gso(GSO_TCPV4, 1448, 65, 34, 16),               # hdr_len short of the headers
+        gso(GSO_TCPV4, 1448, 54, 34, 16),               # ... of the TCP options
+        gso(GSO_TCPV4, 0, 66, 34, 16),
+        gso(0x03, 1448, 66, 34, 16),                    # UFO
+        gso(GSO_ECN, 1448, 66, 34, 16),                 # ECN alone
+    ]
+    for vnet in bad:
+        for policy in (POLICY, ANY, TRUSTED):
+            got = check_frame(policy, tcp4, 1500, vnet)
+            assert (got.verdict, got.segs) == ("drop_gso", 1), (vnet, got)
+    assert check(POLICY, udp4, 1500, gso(GSO_TCPV4, 1000, 42, 34, 6)) == "drop_gso"
+    assert check(POLICY, udp4, 1500, gso(GSO_UDP_L4 | GSO_ECN, 1000, 42, 34, 6)) == "drop_gso"
+    assert check(POLICY, tcp4, 1500, gso(GSO_TCPV4, 1448, 66, 34, 6)) == "drop_csum_offset"
+    arp = bytes(eth() / ARP(op=1, hwsrc=MAC, psrc=IP4, pdst=LAN4))
+    assert check(POLICY, arp, 1500, gso(GSO_TCPV4, 1448, 42, 30, 0, flags=0)) == "drop_gso"
+
+
+def test_the_least_gso_segment_is_the_kernels():
+    def tcp(options, pay=4000):
+        return bytes(eth() / IP(src=IP4, dst=LAN4) / TCP(options=options) / bytes(pay))
+
+    # TCP: payload + options of a segment >= TCP_MIN_SND_MSS (48)
+    sack = [("NOP", None), ("NOP", None), ("Timestamp", (1, 2)), ("NOP", None), ("NOP", None),
+            ("SAck", (1, 2, 3, 4, 5, 6))]          # 12 + 28 = 40 bytes of options
+    for options, opts in (([], 0), (TS, 12), (sack, 40)):
+        hl = 54 + opts
+        least = TCP_MIN_SND_MSS - opts
+        ok = check_frame(POLICY, tcp(options), 1500, gso(GSO_TCPV4, least, hl, 34, 16))
+        assert (ok.verdict, ok.segs) == ("pass_unicast", -(-4000 // least)), (opts, ok)
+        assert check(POLICY, tcp(options), 1500, gso(GSO_TCPV4, least - 1, hl, 34, 16)) == "drop_gso"
+    # UDP: any size, at most UDP_MAX_SEGMENTS segments
+    for n in (1, 7):
+        udp = bytes(eth() / IP(src=IP4, dst=LAN4) / UDP() / bytes(n * UDP_MAX_SEGMENTS))
+        ok = check_frame(POLICY, udp, 1500, gso(GSO_UDP_L4, n, 42, 34, 6))
+        assert (ok.verdict, ok.segs) == ("pass_unicast", UDP_MAX_SEGMENTS)
+        more = bytes(eth() / IP(src=IP4, dst=LAN4) / UDP() / bytes(n * UDP_MAX_SEGMENTS + 1))
+        assert check(POLICY, more, 1500, gso(GSO_UDP_L4, n, 42, 34, 6)) == "drop_gso"
+    # the largest: what fits the port's MTU, whatever the MTU
+    for mtu in (1280, 1500, 9000):
+        fits = mtu - 20 - 32
+        assert check(POLICY, tcp(TS, 20000), mtu, gso(GSO_TCPV4, fits, 66, 34, 16)) == "pass_unicast"
+        assert check(POLICY, tcp(TS, 20000), mtu, gso(GSO_TCPV4, fits + 1, 66, 34, 16)) == "drop_gso"
+    # a GSO frame whose payload fits one segment is one frame
+    one = check_frame(POLICY, tcp([], 1000), 1500, gso(GSO_TCPV4, 1460, 54, 34, 16))
+    assert (one.verdict, one.segs, one.bytes, one.hdr_len) == ("pass_unicast", 1, 1054, 54)

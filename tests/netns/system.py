@@ -18,7 +18,8 @@ import threading
 import time
 
 from vnetshare.core import state as statefile
-from vnetshare.linux import netns, procs
+from vnetshare.dataplane.guard import Vnet
+from vnetshare.linux import ethtool, netns, procs
 from vnetshare.frontends.lab import LabError, make_lan_host, start_daemon
 from vnetshare.linux.procs import python_argv
 
@@ -31,6 +32,8 @@ A = ("pa", "198.18.0.11", "fd00:5e::11")   # the two partitions of the `two` fix
 B = ("pb", "198.18.0.12", "fd00:5e::12")
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
+SOL_PACKET = 263
+PACKET_VNET_HDR = 15
 ETH_P_EXPERIMENTAL = 0x88B5  # IEEE 802 local experimental: no stack answers it
 
 
@@ -191,20 +194,56 @@ class Sniffer:
         return self.frames
 
 
-def send_frames(ns: str, frames: list[bytes], ifname: str = "eth0") -> None:
+def send_frames(ns: str, frames: list, ifname: str = "eth0") -> None:
     """Send raw Ethernet frames on @ifname (eth0 of partition @ns), as its
-    root could; the bytes go as they are (tagged ones too)."""
+    root could; the bytes go as they are (tagged ones too).
+
+    A (Vnet, frame) pair goes with that virtio_net header: the socket then
+    has PACKET_VNET_HDR (the frame's checksum and GSO requests reach the
+    partition's TAP and so the switch), and plain frames get an empty one.
+    """
+    vnet = any(isinstance(f, tuple) for f in frames)
+
     def sender():
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        if vnet:
+            s.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
         s.bind((ifname, 0))
         return s
 
     s = netns.run_in(ns, sender)
     try:
         for frame in frames:
+            if vnet:
+                hdr, frame = frame if isinstance(frame, tuple) else (Vnet(), frame)
+                frame = hdr.pack() + frame
             s.send(frame)
     finally:
         s.close()
+
+
+def set_features(ifname: str, ns: str | None = None, **on: bool) -> dict[str, bool]:
+    """`ethtool -K IFNAME FEATURE on|off` in @ns, FEATURE a kernel feature
+    name with "_" for "-" (tx_checksum_ip_generic=False: the kernel then
+    completes checksums in software, and segments GSO frames: no TSO without
+    checksumming); return the features then active."""
+    from pyroute2 import Ethtool
+
+    def apply() -> dict[str, bool]:
+        e = Ethtool()
+        try:
+            feats = e.get_features(ifname)
+            for name, value in on.items():
+                feats.features[name.replace("_", "-")].enable = value
+            e.set_features(ifname, feats)
+        finally:
+            e.close()
+        return ethtool.query(ifname).features
+
+    active = netns.run_in(ns, apply)
+    wrong = {n: active.get(n.replace("_", "-")) for n, v in on.items() if active.get(n.replace("_", "-")) != v}
+    assert not wrong, f"{ifname}: features not set: {wrong}"
+    return active
 
 
 def marker_broadcast(src: bytes, marker: bytes) -> bytes:

@@ -1,6 +1,8 @@
 """vnetshare verify builds its frames by hand; scapy reads each back as
 what it claims to be, checksums included."""
-from scapy.layers.inet import IP, UDP
+import struct
+
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import (ICMPv6ND_NA, ICMPv6ND_RA, ICMPv6NDOptDstLLAddr,
                                 ICMPv6NDOptPrefixInfo, IPv6)
 from scapy.layers.l2 import ARP, Dot1Q, Ether
@@ -51,3 +53,43 @@ def test_untag_matches_a_tagged_copy_of_a_frame():
     f = v.eth(B, A, v.ETH_P_EXPERIMENTAL, b"x" * 50)
     tagged = f[:12] + bytes.fromhex("8100 0ffe".replace(" ", "")) + f[12:]
     assert v._untag(tagged) == f and v._untag(f) == f
+
+
+def _complete(frame: bytes, start: int, offset: int) -> bytes:
+    """What the kernel makes of NEEDS_CSUM: the sum from @start, written at @start + @offset."""
+    return frame[:start + offset] + struct.pack("!H", v._csum(frame[start:])) + frame[start + offset + 2:]
+
+
+def test_pseudo_header_seed_completes_to_the_right_checksum():
+    for proto, l4 in ((17, v.udp4(1, 2, b"x" * 33)), (6, v.tcp4(1, 2, 7, b"y" * 40))):
+        seeded = (v.udp4(1, 2, b"x" * 33, v.pseudo4("198.18.0.1", "198.18.0.2", 17, len(l4))) if proto == 17
+                  else v.tcp4(1, 2, 7, b"y" * 40, v.pseudo4("198.18.0.1", "198.18.0.2", 6, len(l4))))
+        f = v.eth(B, A, v.ETH_P_IP, v.ipv4("198.18.0.1", "198.18.0.2", proto, seeded))
+        done = Ether(_complete(f, 34, 6 if proto == 17 else 16))
+        layer = UDP if proto == 17 else TCP
+        ours = done[layer].chksum
+        del done[layer].chksum
+        assert Ether(bytes(done))[layer].chksum == ours
+
+
+def test_vnet_rows_ask_for_what_their_names_say():
+    s = {"mac": "02:aa:bb:cc:dd:01", "ips": ["198.18.7.1/24", "2001:db8:7::1/64"], "mtu": 1500}
+    r = {"mac": "02:aa:bb:cc:dd:02", "ips": ["198.18.7.2/24", "2001:db8:7::2/64"], "mtu": 1500}
+    checks = {c.check: c for c in v._plan(s, r, 0)[0]}
+    arp = checks["a checksum asked for over the ARP sender address"]
+    (f,) = arp.frames
+    at = arp.vnet.csum_start + arp.vnet.csum_offset
+    assert Ether(f)[ARP].psrc == "198.18.7.1" and 28 <= at <= 30 and arp.reason == "csum_offset"
+    src = checks["a checksum asked for over the IPv4 source"]
+    at = src.vnet.csum_start + src.vnet.csum_offset
+    assert 26 <= at <= 28 and Ether(src.frames[0])[IP].src == "198.18.7.1"
+    ok = checks["checksum-offloaded datagram (control)"]
+    assert (ok.vnet.csum_start, ok.vnet.csum_offset) == (34, 6) and ok.reason is None
+    done = Ether(_complete(ok.frames[0], 34, 6))
+    ours = done[UDP].chksum
+    del done[UDP].chksum
+    assert Ether(bytes(done))[UDP].chksum == ours
+    gso, bad = checks["GSO frame of MTU-sized segments (control)"], checks["GSO frame with gso_size 1"]
+    assert gso.frames != bad.frames and Ether(gso.frames[0])[TCP].dataofs == 5
+    assert gso.vnet.gso_size + 20 + 20 == 1500 and len(gso.frames[0]) > 2 * 1514
+    assert bad.vnet.gso_size == 1 and bad.reason == "gso"

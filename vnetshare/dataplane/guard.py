@@ -2,8 +2,9 @@
 
 What a partition may send is decided in C, per frame, by guard_check_frame()
 against a struct guard_port: the port's MAC, the IPv4 and IPv6 prefixes it
-may send from, and two flags. This module builds that struct from a
-GuardPolicy, and offers check() to ask the C guard about one frame (tests).
+may send from, and two flags; the frame's vnet header (a Vnet) is part of
+what it sends. This module builds that struct from a GuardPolicy, and
+offers check() / check_frame() to ask the C guard about one frame (tests).
 
 Rules:
 1. A GuardPolicy is valid once built: a unicast MAC, prefixes without host
@@ -15,11 +16,14 @@ Rules:
    link-local address, which the daemon makes the TAP use.
 3. No frame is judged here: check() copies the frame into private memory
    exactly as the switch does (the Ethernet header, the first
-   GUARD_HDR_COPY bytes) and returns the C verdict's name.
+   GUARD_HDR_COPY bytes) and returns the C verdict's name; check_frame()
+   returns what the guard found too (struct guard_frame: a GSO frame's
+   headers and segments).
 """
 from __future__ import annotations
 
 import ipaddress
+import struct
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -38,7 +42,17 @@ HDR_COPY = lib.GUARD_HDR_COPY
 ADDR_MAX = lib.GUARD_ADDR_MAX
 
 _ETH_HLEN = 14
-_GSO_TCPV4 = 1
+
+#: struct virtio_net_hdr flags and gso_type values (native/ring_abi.h)
+NEEDS_CSUM = lib.RING_VNET_F_NEEDS_CSUM
+GSO_NONE = lib.RING_VNET_GSO_NONE
+GSO_TCPV4 = lib.RING_VNET_GSO_TCPV4
+GSO_TCPV6 = lib.RING_VNET_GSO_TCPV6
+GSO_UDP_L4 = lib.RING_VNET_GSO_UDP_L4
+GSO_ECN = lib.RING_VNET_GSO_ECN
+#: The least GSO segment the guard lets through (guard.h)
+TCP_MIN_SND_MSS = lib.GUARD_TCP_MIN_SND_MSS
+UDP_MAX_SEGMENTS = lib.GUARD_UDP_MAX_SEGMENTS
 
 IPv4Prefix = ipaddress.IPv4Network
 IPv6Prefix = ipaddress.IPv6Network
@@ -169,24 +183,67 @@ class GuardPolicy:
         return port
 
 
-def check(policy: GuardPolicy, frame: bytes, mtu: int = 1500, gso: bool = False) -> str:
-    """The C guard's verdict name on @frame sent by the port of @policy (rule 3).
+@dataclass(frozen=True)
+class Vnet:
+    """A frame's virtio_net header: what it asks of whoever finishes it.
 
-    @gso marks the frame as a TCPv4 GSO frame (exempt from the MTU check).
+    The fields of struct virtio_net_hdr, as a TAP writes them and a socket
+    with PACKET_VNET_HDR takes them: NEEDS_CSUM in @flags asks for a
+    checksum of the bytes from @csum_start on, written at @csum_start +
+    @csum_offset; a @gso_type asks for segments of @gso_size payload bytes,
+    led by copies of the headers (@hdr_len: how many, a hint).
     """
+
+    flags: int = 0
+    gso_type: int = GSO_NONE
+    hdr_len: int = 0
+    gso_size: int = 0
+    csum_start: int = 0
+    csum_offset: int = 0
+
+    def pack(self) -> bytes:
+        """The 10-byte struct virtio_net_hdr, little endian (PACKET_VNET_HDR)."""
+        return struct.pack("<BBHHHH", self.flags, self.gso_type, self.hdr_len,
+                           self.gso_size, self.csum_start, self.csum_offset)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The guard's answer on one frame: its verdict and struct guard_frame."""
+
+    verdict: str
+    l4_off: int
+    l4_proto: int
+    hdr_len: int
+    segs: int
+    bytes: int
+
+
+def check_frame(policy: GuardPolicy, frame: bytes, mtu: int = 1500,
+                vnet: Vnet | None = None) -> Checked:
+    """What the C guard says of @frame, with @vnet, sent by the port of @policy (rule 3)."""
     frame = bytes(frame)
     if not _ETH_HLEN <= len(frame) <= lib.RING_FRAME_MAX:
         raise ConfigError(f"frame of {len(frame)} bytes: a ring frame is "
                           f"{_ETH_HLEN} to {lib.RING_FRAME_MAX} bytes")
+    vnet = vnet or Vnet()
     rec = ffi.new("struct ring_rec *")
-    rec.vnet.gso_type = _GSO_TCPV4 if gso else 0
+    for name in ("flags", "gso_type", "hdr_len", "gso_size", "csum_start", "csum_offset"):
+        setattr(rec.vnet, name, getattr(vnet, name))
     rec.l2 = list(frame[:_ETH_HLEN])
     rec.frame_len = len(frame)
     shared = ffi.new("uint8_t[]", frame)     # stands for ring memory: never read
     rec.frame = shared
     hdr = ffi.new("uint8_t[]", frame[:HDR_COPY])
-    v = lib.guard_check_frame(policy.to_c(), rec, hdr, len(hdr), mtu)
-    return VERDICTS[v]
+    gf = ffi.new("struct guard_frame *")
+    v = lib.guard_check_frame(policy.to_c(), rec, hdr, len(hdr), mtu, gf)
+    return Checked(VERDICTS[v], gf.l4_off, gf.l4_proto, gf.hdr_len, gf.segs, gf.bytes)
+
+
+def check(policy: GuardPolicy, frame: bytes, mtu: int = 1500, vnet: Vnet | None = None) -> str:
+    """The C guard's verdict name on @frame (and its @vnet header) sent by
+    the port of @policy (rule 3)."""
+    return check_frame(policy, frame, mtu, vnet).verdict
 
 
 #: enum guard_scope_kind by value: who needs a group frame (guard.h).

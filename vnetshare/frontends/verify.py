@@ -10,8 +10,13 @@ What it does, in order:
    2001:db8::/32.
 2. Opens captures: on the receiver's device and, if the uplink is visible
    from here, a listener on the uplink (it only receives).
-3. From the sender (an AF_PACKET socket on its device) sends one frame of
-   each hostile class, then a short storm, then the barriers.
+3. From the sender (an AF_PACKET socket on its device; a second one with
+   PACKET_VNET_HDR for the frames whose virtio_net header asks for a
+   checksum or segmentation) sends one frame of each hostile class, then a
+   short storm, then the barriers. A class that needs an offload the
+   sender's device lacks (the partitions get the uplink's: `vnetshare
+   adapter`) is not sent and says so: without it the sender's own kernel
+   completes the checksum or segments before the switch sees the frame.
 4. Waits for the barriers: the switch serves a port's ring in order, so
    once the last frame is seen, every frame before it was forwarded or
    dropped. A capture that never sees its barrier makes the run fail: a
@@ -43,9 +48,9 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from ..core import config
-from ..linux import netns
+from ..linux import ethtool, netns
 from .client import DaemonError, call
-from ..dataplane.guard import link_local
+from ..dataplane.guard import GSO_TCPV4, NEEDS_CSUM, Vnet, link_local
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
@@ -53,6 +58,10 @@ ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
 ETH_P_8021Q = 0x8100
 ETH_P_EXPERIMENTAL = 0x88B5    # IEEE 802 local experimental 1
+SOL_PACKET = 263
+PACKET_VNET_HDR = 15
+CSUM_FEATURE = "tx-checksum-ip-generic"    # what a TAP with TUN_F_CSUM has
+TSO_FEATURE = "tx-tcp-segmentation"        # with TUN_F_TSO4
 BROADCAST = b"\xff" * 6
 NAME_PREFIX = "_vfy"
 WAIT_S = 5.0                   # for the barriers
@@ -83,8 +92,21 @@ def ipv4(src: str, dst: str, proto: int, payload: bytes) -> bytes:
     return hdr[:10] + struct.pack("!H", _csum(hdr)) + hdr[12:] + payload
 
 
-def udp4(sport: int, dport: int, payload: bytes) -> bytes:
-    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload  # no checksum (IPv4)
+def udp4(sport: int, dport: int, payload: bytes, check: int = 0) -> bytes:
+    """A UDP header and @payload; @check in its checksum field (0: none, IPv4)."""
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), check) + payload
+
+
+def tcp4(sport: int, dport: int, seq: int, payload: bytes, check: int = 0) -> bytes:
+    """A 20-byte TCP header (ACK, PSH) and @payload; @check in its checksum field."""
+    return struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, 0x18, 65535, check, 0) + payload
+
+
+def pseudo4(src: str, dst: str, proto: int, length: int) -> int:
+    """The IPv4 pseudo-header sum, not complemented: what a sender leaves in
+    the L4 checksum field when it asks for the rest (NEEDS_CSUM)."""
+    return ~_csum(ipaddress.IPv4Address(src).packed + ipaddress.IPv4Address(dst).packed
+                  + struct.pack("!BBH", 0, proto, length)) & 0xFFFF
 
 
 def arp_reply(sha: bytes, spa: str, tha: bytes, tpa: str) -> bytes:
@@ -165,6 +187,8 @@ class Check:
     expected: str
     reason: str | None = None        # the drop counter that must move
     frames: list[bytes] = field(default_factory=list, repr=False)
+    vnet: Vnet | None = field(default=None, repr=False)   # sent with this virtio_net header
+    needs: str | None = field(default=None, repr=False)   # a feature of the sender's device
     receiver: int = 0
     uplink: int | None = None
     counted: int = 0
@@ -172,7 +196,8 @@ class Check:
 
     def row(self) -> dict:
         out = asdict(self)
-        out.pop("frames")
+        for private in ("frames", "vnet", "needs"):
+            out.pop(private)
         return out
 
 
@@ -199,6 +224,17 @@ def _plan(s: dict, r: dict, storm_n: int) -> tuple[list[Check], list[bytes], byt
         return eth(rmac, mac, ETH_P_IP, ipv4(src, str(r4), 17, udp4(sport, dport, marked(what))))
 
     forged_mac = bytes([0x02]) + secrets.token_bytes(5)
+    s4_, r4_ = str(s4), str(r4)
+    offloaded = udp4(40000, 40001, marked("offloaded"))
+    offloaded = udp4(40000, 40001, marked("offloaded"), pseudo4(s4_, r4_, 17, len(offloaded)))
+    mss = s["mtu"] - 40
+
+    def tcp_to_r(what: str) -> bytes:
+        """3 segments' worth of TCP, its checksum left to the device."""
+        data = marked(what).ljust(2 * mss + 100, b".")
+        return eth(rmac, smac, ETH_P_IP, ipv4(s4_, r4_, 6, tcp4(40000, 40001, 1, data,
+                                                               pseudo4(s4_, r4_, 6, 20 + len(data)))))
+    arp = eth(rmac, smac, ETH_P_ARP, arp_reply(smac, s4_, rmac, r4_))
     checks = [
         Check("legitimate unicast (control)", "delivered", None,
               [udp_to_r(str(s4), 40000, 40001, "control")]),
@@ -216,6 +252,19 @@ def _plan(s: dict, r: dict, storm_n: int) -> tuple[list[Check], list[bytes], byt
               [udp_to_r(str(s4), 67, 68, "dhcp")]),
         Check("802.1Q-tagged frame", "dropped", "vlan",
               [eth(rmac, smac, ETH_P_IP, ipv4(str(s4), str(r4), 17, udp4(40000, 40001, marked("tag"))), vlan=7)]),
+        # the virtio_net header is part of the frame: a checksum lands 2
+        # bytes of the sender's choosing where it says, GSO cuts the frame
+        Check("checksum-offloaded datagram (control)", "delivered", None,
+              [eth(rmac, smac, ETH_P_IP, ipv4(s4_, r4_, 17, offloaded))],
+              Vnet(NEEDS_CSUM, 0, 0, 0, 34, 6), CSUM_FEATURE),
+        Check("a checksum asked for over the ARP sender address", "dropped", "csum_offset",
+              [arp + bytes(60 - len(arp))], Vnet(NEEDS_CSUM, 0, 0, 0, 30, 0), CSUM_FEATURE),
+        Check("a checksum asked for over the IPv4 source", "dropped", "csum_offset",
+              [udp_to_r(s4_, 40000, 40001, "csum-source")], Vnet(NEEDS_CSUM, 0, 0, 0, 28, 0), CSUM_FEATURE),
+        Check("GSO frame of MTU-sized segments (control)", "delivered", None,
+              [tcp_to_r("gso")], Vnet(NEEDS_CSUM, GSO_TCPV4, 54, mss, 34, 16), TSO_FEATURE),
+        Check("GSO frame with gso_size 1", "dropped", "gso",
+              [tcp_to_r("gso-1")], Vnet(NEEDS_CSUM, GSO_TCPV4, 54, 1, 34, 16), TSO_FEATURE),
     ]
     storm = [eth(BROADCAST, smac, ETH_P_EXPERIMENTAL, marked(f"storm {i:06d}")) for i in range(storm_n)]
     r_barrier = udp_to_r(str(s4), 40000, 40001, "barrier")
@@ -263,20 +312,29 @@ def run(sock: str, sender_allow_ips: list[str] | None = None) -> tuple[bool, lis
             ucap = Capture(uplink, None)
             caps.append(ucap)
         before = _drops(sock, s["name"])
+        feats = netns.run_in(s["netns"], ethtool.query, s["ifname"]).features
+        sent = [c for c in checks if c.needs is None or feats.get(c.needs)]
 
         def send_all() -> None:
             tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            vx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
             try:
                 tx.bind((s["ifname"], 0))
-                for c in checks[1:] + checks[:1]:  # the control goes last of the checks
+                vx.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
+                vx.bind((s["ifname"], 0))
+                for c in sent[1:] + sent[:1]:  # the control goes last of the checks
                     for f in c.frames:
-                        tx.send(f)
+                        if c.vnet is None:
+                            tx.send(f)
+                        else:
+                            vx.send(c.vnet.pack() + f)
                 for f in storm:
                     tx.send(f)
                 tx.send(r_barrier)
                 tx.send(u_barrier)
             finally:
                 tx.close()
+                vx.close()
         netns.run_in(s["netns"], send_all)
         deadline = time.monotonic() + WAIT_S
         r_ok = rcap.drain_until(r_barrier, deadline)
@@ -284,6 +342,11 @@ def run(sock: str, sender_allow_ips: list[str] | None = None) -> tuple[bool, lis
         after = _drops(sock, s["name"])
         ok = True
         for c in checks:
+            if c not in sent:
+                c.uplink = None
+                c.verdict = (f"n/a: the partitions have no {c.needs} (the uplink's offloads: "
+                             "vnetshare adapter), their kernel finishes such frames itself")
+                continue
             c.receiver = sum(rcap.seen(f) for f in c.frames)
             c.uplink = sum(ucap.seen(f) for f in c.frames) if ucap else None
             c.counted = after.get(c.reason, 0) - before.get(c.reason, 0) if c.reason else 0
