@@ -27,8 +27,12 @@
  *        copy the frame's first min(len, GUARD_HDR_COPY) bytes to the
  *        private @hdr (its L2 header from the validated rec.l2)
  *        guard_check_frame(), in guard.c, on that copy only:
- *          source MAC, VLAN tag, MTU, 802.1D group, L3 identity, a loop
- *          -> drop, counted under the verdict
+ *          source MAC, VLAN tag, MTU, link-layer control, L3 identity,
+ *          a loop -> drop, counted under the verdict
+ *          a DHCP message past the copy (drop_hidden, and the guard wants
+ *          a longer copy, rare) -> the first @want bytes copied into the
+ *          private @hdr_long, asked again on that (sw_guard_long()); from
+ *          then on @hdr is that copy, and it is what leaves
  *        broadcast/multicast over the storm bucket -> drop (drop_storm)
  *        destination:
  *          another port's MAC  -> same VLAN: one copy, the head from @hdr,
@@ -335,6 +339,8 @@ struct sw_cmd {
  * @cap_id:	the last capture id given
  * @direct:	bucket of switch time (ns) for all ports' direct writes
  * @st:		wire-side and loop counters
+ * @hdr_long:	the longer private copy of a frame the guard reads further
+ *		(a DHCP message, sw_guard_long()): one frame at a time
  */
 struct sw {
 	struct uplink *up;
@@ -369,7 +375,12 @@ struct sw {
 	uint32_t cap_id;
 	struct tbucket direct;
 	struct sw_uplink_stats st;
+	uint8_t hdr_long[GUARD_HDR_COPY_MAX];
 };
+
+_Static_assert(GUARD_HDR_COPY <= UPLINK_TX_HDR_MAX &&
+	       GUARD_HDR_COPY_MAX <= UPLINK_TX_HDR_LONG,
+	       "the uplink sends every private copy the guard checked");
 
 /**
  * sw_mac_is_group() - broadcast or multicast destination?
@@ -950,6 +961,36 @@ static int sw_tx_throttle(struct sw_port *p, uint64_t now)
 }
 
 /**
+ * sw_guard_long() - ask the guard again on a longer private copy
+ * @sw:		switch
+ * @p:		source port
+ * @rec:	the frame
+ * @hdr:	the first copy, @hdr_len bytes, which the guard found too short
+ * @hdr_len:	its length
+ * @want:	the copy the guard asked for (guard_check_frame())
+ *
+ * Rule 2 of guard.h: the first @hdr_len bytes come from @hdr (the L2
+ * header among them, the one ring.c validated), the rest from the ring,
+ * into @sw->hdr_long; the verdict is the guard's on that copy, which the
+ * caller then sends. A copy longer than GUARD_HDR_COPY_MAX, or than the
+ * frame, is never made: the frame stays hidden.
+ *
+ * Return: the verdict
+ */
+static enum guard_verdict sw_guard_long(struct sw *sw, struct sw_port *p,
+					const struct ring_rec *rec,
+					const uint8_t *hdr, uint32_t hdr_len,
+					uint32_t want)
+{
+	if (want <= hdr_len || want > rec->frame_len || want > GUARD_HDR_COPY_MAX)
+		return GUARD_DROP_HIDDEN;
+	memcpy(sw->hdr_long, hdr, hdr_len);
+	memcpy(sw->hdr_long + hdr_len, rec->frame + hdr_len, want - hdr_len);
+	return guard_check_frame(&p->guard, rec, sw->hdr_long, want,
+				 sw->cfg.mtu, NULL);
+}
+
+/**
  * sw_port_tx() - one port's A2H burst, switched
  * @sw:		switch
  * @p:		source port
@@ -967,11 +1008,11 @@ static int sw_tx_throttle(struct sw_port *p, uint64_t now)
 
 static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 {
-	uint8_t hdr[GUARD_HDR_COPY];
+	uint8_t hdr_copy[GUARD_HDR_COPY], *hdr;
 	struct uplink_tx_result res;
 	unsigned int n = 0, wire = 0;
 	uint64_t now = util_now_ns();
-	uint32_t bytes = 0, hdr_len;
+	uint32_t bytes = 0, hdr_len, want;
 	enum guard_verdict v;
 	struct ring_rec rec;
 	struct sw_port *q;
@@ -986,12 +1027,20 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 		n++;
 		bytes += rec.frame_len;
 		/* rule 2: one private copy; its L2 header the one ring.c checked */
+		hdr = hdr_copy;
 		hdr_len = rec.frame_len < GUARD_HDR_COPY ? rec.frame_len
 							 : GUARD_HDR_COPY;
 		memcpy(hdr, rec.frame, hdr_len);
 		memcpy(hdr, rec.l2, RING_ETH_HLEN);
 		v = guard_check_frame(&p->guard, &rec, hdr, hdr_len,
-				      sw->cfg.mtu);
+				      sw->cfg.mtu, &want);
+		if (unlikely(want)) {	/* a DHCP message: a longer copy */
+			v = sw_guard_long(sw, p, &rec, hdr, hdr_len, want);
+			if (v != GUARD_DROP_HIDDEN) {
+				hdr = sw->hdr_long;
+				hdr_len = want;
+			}
+		}
 		q = NULL;
 		if (v == GUARD_PASS_GROUP) {
 			if (!tbucket_take(&p->storm, 1, now)) {
