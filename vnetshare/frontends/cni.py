@@ -81,7 +81,7 @@ LABEL_IFNAME = "cni.ifname"
 _SPEC_KEYS = {"cniVersion", "cniVersions", "name", "type", "ipam", "dns", "capabilities", "runtimeConfig",
               "args", "prevResult", "cni.dev/valid-attachments", "cni.dev/attachments",
               "disableCheck", "disableGC"}
-_OWN_KEYS = {"socket", "mtu", "mac", "vlan", "allowIPs", "trustedRouter", "stormLimit",
+_OWN_KEYS = {"socket", "mtu", "mac", "vlan", "allowIPs", "trustedRouter", "allowLLC", "stormLimit",
              "txLimit", "txBurst", "rxLimit", "rxBurst"}
 # CNI_ARGS keys this plugin knows; others are refused unless IgnoreUnknown
 _KNOWN_ARGS = {"IgnoreUnknown", "MAC", "IP", "K8S_POD_NAME", "K8S_POD_NAMESPACE",
@@ -208,6 +208,9 @@ class Request:
         if "trustedRouter" in c:
             out["trusted_router"] = check("trustedRouter", lambda v: v if isinstance(v, bool)
                                           else _bad("true or false"))
+        if "allowLLC" in c:
+            out["allow_llc"] = check("allowLLC", lambda v: v if isinstance(v, bool)
+                                     else _bad("true or false"))
         if "stormLimit" in c:
             out["storm_limit"] = check("stormLimit", config.storm_limit)
         bandwidth = self.runtime_config.get("bandwidth") or {}
