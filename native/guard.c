@@ -33,6 +33,12 @@
  *                                    l4 + 16 (TCP), + 6 (UDP): the only
  *                                    place csum_start + csum_offset may be
  *   segments: ceil((frame_len - hl) / gso_size), each hl + gso_size or less
+ *
+ * A DHCP client message is read whole, options included, which lie past
+ * GUARD_HDR_COPY: when it runs past @limit, the verdict is drop_hidden and
+ * @want says how long a copy would hold it (its UDP datagram's end); the
+ * switch makes that copy, at most GUARD_HDR_COPY_MAX bytes, only for such
+ * a frame, and asks again. The common frame costs one copy and one call.
  */
 #include <string.h>
 
@@ -97,8 +103,48 @@ static const char *const guard_verdict_names[GUARD__MAX] = {
 
 #define GUARD_PORT_BOOTPS	67u
 #define GUARD_PORT_BOOTPC	68u
+#define GUARD_PORT_DHCP6_CLIENT	546u
 #define GUARD_PORT_DHCP6_SERVER	547u
 #define GUARD_BOOTREQUEST	1u
+#define GUARD_BOOTREPLY		2u
+
+/* DHCP (RFC 2131, 2132): the BOOTP header, the options, the message types */
+#define GUARD_DHCP_FIXED	236u	/* op .. file, before the magic cookie */
+#define GUARD_DHCP_CIADDR	12u
+#define GUARD_DHCP_CHADDR	28u
+#define GUARD_DHCP_SNAME	44u	/* 64 bytes */
+#define GUARD_DHCP_FILE		108u	/* 128 bytes */
+#define GUARD_DHCP_COOKIE	0x63825363u
+#define GUARD_DHCP_OPT_PAD	0u
+#define GUARD_DHCP_OPT_REQ_IP	50u
+#define GUARD_DHCP_OPT_OVERLOAD	52u
+#define GUARD_DHCP_OPT_TYPE	53u
+#define GUARD_DHCP_OPT_CLIENT_ID 61u
+#define GUARD_DHCP_OPT_END	255u
+#define GUARD_DHCPDISCOVER	1u
+#define GUARD_DHCPREQUEST	3u
+#define GUARD_DHCPDECLINE	4u
+#define GUARD_DHCPRELEASE	7u
+#define GUARD_DHCPINFORM	8u
+#define GUARD_DHCP_CID_ETHER	1u	/* client identifier: htype 1 + MAC */
+#define GUARD_DHCP_CID_DUID	255u	/* RFC 4361: IAID + DUID */
+
+/* DHCPv6 (RFC 8415): message types, options, DUID types */
+#define GUARD_DHCP6_SOLICIT	1u
+#define GUARD_DHCP6_REQUEST	3u
+#define GUARD_DHCP6_CONFIRM	4u
+#define GUARD_DHCP6_RENEW	5u
+#define GUARD_DHCP6_REBIND	6u
+#define GUARD_DHCP6_RELEASE	8u
+#define GUARD_DHCP6_DECLINE	9u
+#define GUARD_DHCP6_INFO_REQ	11u
+#define GUARD_DHCP6_OPT_CLIENTID 1u
+#define GUARD_DHCP6_OPT_IA_NA	3u
+#define GUARD_DHCP6_OPT_IA_TA	4u
+#define GUARD_DHCP6_OPT_IAADDR	5u
+#define GUARD_DUID_LLT		1u
+#define GUARD_DUID_LL		3u
+#define GUARD_HWTYPE_ETHER	1u
 
 /**
  * struct guard_pkt - one frame's L3 parse: the copy and its two bounds
@@ -111,6 +157,9 @@ static const char *const guard_verdict_names[GUARD__MAX] = {
  * @proto:	its protocol, if @l4
  * @frag:	the packet is a fragment (an IPv4 MF flag, an IPv6 fragment
  *		header), if @l4
+ * @want:	0, or the copy a message read whole needs (rule 2): set with
+ *		GUARD_DROP_HIDDEN
+ * @gso:	the vnet header asks for segmentation
  */
 struct guard_pkt {
 	const struct guard_port *port;
@@ -120,6 +169,8 @@ struct guard_pkt {
 	uint32_t l4;
 	unsigned int proto;
 	int frag;
+	uint32_t want;
+	int gso;
 };
 
 /**
@@ -262,6 +313,366 @@ static uint32_t guard_l4_min(unsigned int proto)
 	}
 }
 
+/* DHCP guard ------------------------------------------------------------------ */
+
+/**
+ * guard_be32() - a big-endian 32-bit field
+ * @p:		its first byte
+ *
+ * Return: the value
+ */
+static inline uint32_t guard_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+/**
+ * guard_dhcp_msg() - a DHCP or DHCPv6 client message's bounds: all of it
+ * @k:		the parse
+ * @l4:		offset of the UDP header (its 8 bytes inside the copy)
+ * @frag:	the packet is a first fragment: more of it follows
+ * @mend:	where the message ends (the datagram's end), out
+ *
+ * The guard reads a client message whole (its options), so the message
+ * lies inside the packet and inside the copy, in a frame nothing splits: a
+ * first fragment hides the rest, and the later segments of a GSO frame
+ * would be messages no check read. A message that runs past the copy sets
+ * @k->want to the copy it needs (rule 2).
+ *
+ *   l4      l4 + 8                              *mend = l4 + UDP length
+ *   | UDP   | the message: header, options ...  |  <= @k->end, <= @k->limit
+ *
+ * Return: GUARD_OK, GUARD_DROP_FRAGMENT, GUARD_DROP_GSO,
+ * GUARD_DROP_MALFORMED (a UDP length below 8 or past the packet), or
+ * GUARD_DROP_HIDDEN
+ */
+static enum guard_verdict guard_dhcp_msg(struct guard_pkt *k, uint32_t l4,
+					 int frag, uint32_t *mend)
+{
+	uint32_t ulen = guard_be16(k->hdr + l4 + 4);
+
+	if (frag)
+		return GUARD_DROP_FRAGMENT;
+	if (k->gso)
+		return GUARD_DROP_GSO;
+	if (ulen < 8 || (uint64_t)l4 + ulen > k->end)
+		return GUARD_DROP_MALFORMED;
+	*mend = l4 + ulen;
+	if (*mend > k->limit) {
+		k->want = *mend;
+		return GUARD_DROP_HIDDEN;
+	}
+	return GUARD_OK;
+}
+
+/**
+ * guard_duid() - a DUID that names a link-layer address names the port's
+ * @port:	the port
+ * @d:		the DUID
+ * @n:		its length
+ *
+ * DUID-LLT (type, hardware type, time, address) and DUID-LL (type,
+ * hardware type, address) name one: over Ethernet (hardware type 1, six
+ * bytes) the port's MAC, nothing else. DUID-EN, DUID-UUID and unknown
+ * types name none (RFC 8415 11).
+ *
+ * Return: GUARD_OK, GUARD_DROP_MALFORMED (no type), GUARD_DROP_DHCP_SPOOF
+ */
+static enum guard_verdict guard_duid(const struct guard_port *port,
+				     const uint8_t *d, uint32_t n)
+{
+	unsigned int type, at;
+
+	if (n < 2)
+		return GUARD_DROP_MALFORMED;
+	type = guard_be16(d);
+	if (type != GUARD_DUID_LLT && type != GUARD_DUID_LL)
+		return GUARD_OK;
+	at = type == GUARD_DUID_LLT ? 8 : 4;
+	if (n != at + 6 || guard_be16(d + 2) != GUARD_HWTYPE_ETHER ||
+	    memcmp(d + at, port->mac, 6))
+		return GUARD_DROP_DHCP_SPOOF;
+	return GUARD_OK;
+}
+
+#define GUARD_DHCP_SEEN_TYPE	0x1u
+#define GUARD_DHCP_SEEN_OVERLOAD 0x2u
+#define GUARD_DHCP_SEEN_REQ_IP	0x4u
+#define GUARD_DHCP_SEEN_CID	0x8u
+
+/**
+ * struct guard_dhcp4_opts - the DHCP options the guard reads
+ * @seen:	GUARD_DHCP_SEEN_* bits: the options found
+ * @type:	message type (option 53)
+ * @overload:	option overload (52): 1 file, 2 sname, 3 both
+ * @req_ip:	offset of the requested address (50), 4 bytes
+ * @cid:	offset of the client identifier (61)
+ * @cid_len:	its length, >= 2
+ */
+struct guard_dhcp4_opts {
+	unsigned int seen;
+	unsigned int type;
+	unsigned int overload;
+	uint32_t req_ip;
+	uint32_t cid;
+	uint32_t cid_len;
+};
+
+/**
+ * guard_dhcp4_opts() - walk one area of DHCP options
+ * @k:		the parse
+ * @off:	the area's first byte
+ * @end:	its end, inside the copy
+ * @o:		what was found, in and out
+ *
+ * Pad and end are one byte, every other option a code, a length and its
+ * value inside the area (RFC 2132). An option the guard reads that comes
+ * twice is malformed: a server may join the two (RFC 3396) or take either,
+ * the guard would have checked one. At most @end - @off steps.
+ *
+ * Return: GUARD_OK or GUARD_DROP_MALFORMED
+ */
+static enum guard_verdict guard_dhcp4_opts(const struct guard_pkt *k,
+					   uint32_t off, uint32_t end,
+					   struct guard_dhcp4_opts *o)
+{
+	const uint8_t *h = k->hdr;
+	unsigned int code, len, bit;
+
+	while (off < end) {
+		code = h[off];
+		if (code == GUARD_DHCP_OPT_END)
+			break;
+		if (code == GUARD_DHCP_OPT_PAD) {
+			off++;
+			continue;
+		}
+		if (end - off < 2 || h[off + 1] > end - off - 2)
+			return GUARD_DROP_MALFORMED;
+		len = h[off + 1];
+		switch (code) {
+		case GUARD_DHCP_OPT_TYPE:
+			bit = GUARD_DHCP_SEEN_TYPE;
+			o->type = h[off + 2];
+			break;
+		case GUARD_DHCP_OPT_OVERLOAD:
+			bit = GUARD_DHCP_SEEN_OVERLOAD;
+			o->overload = h[off + 2];
+			break;
+		case GUARD_DHCP_OPT_REQ_IP:
+			bit = GUARD_DHCP_SEEN_REQ_IP;
+			o->req_ip = off + 2;
+			break;
+		case GUARD_DHCP_OPT_CLIENT_ID:
+			bit = GUARD_DHCP_SEEN_CID;
+			o->cid = off + 2;
+			o->cid_len = len;
+			break;
+		default:
+			bit = 0;
+		}
+		if ((o->seen & bit) || (bit == GUARD_DHCP_SEEN_REQ_IP && len != 4) ||
+		    (bit == GUARD_DHCP_SEEN_CID && len < 2) ||
+		    (bit && bit != GUARD_DHCP_SEEN_REQ_IP &&
+		     bit != GUARD_DHCP_SEEN_CID && len != 1))
+			return GUARD_DROP_MALFORMED;
+		o->seen |= bit;
+		off += 2 + len;
+	}
+	return GUARD_OK;
+}
+
+/**
+ * guard_dhcp4() - the DHCP guard on a UDP datagram over IPv4
+ * @k:		the parse
+ * @l4:		offset of the UDP header (its 8 bytes inside the copy)
+ * @frag:	a first fragment: more of the packet follows
+ *
+ * guard.h has the rules, in the order checked here: a server's or relay
+ * agent's message; the client message whole, its BOOTP header and options
+ * (the options field, then file and sname if overloaded); its type; the
+ * port's MAC in chaddr and in the client identifier; then, but under
+ * GUARD_F_L3_ANY, a RELEASE's ciaddr and a DECLINE's requested address in
+ * the port's set. Other UDP passes.
+ *
+ * Return: GUARD_OK or a drop verdict
+ */
+static enum guard_verdict guard_dhcp4(struct guard_pkt *k, uint32_t l4,
+				      int frag)
+{
+	const struct guard_port *port = k->port;
+	const uint8_t *h = k->hdr, *m = k->hdr + l4 + 8, *cid;
+	int trusted = !!(port->flags & GUARD_F_TRUSTED_ROUTER);
+	unsigned int sport = guard_be16(h + l4), dport = guard_be16(h + l4 + 2);
+	struct guard_dhcp4_opts o = { 0 };
+	uint32_t mend, at = l4 + 8;
+	enum guard_verdict rc;
+
+	if (sport == GUARD_PORT_BOOTPS || dport == GUARD_PORT_BOOTPC)
+		return trusted ? GUARD_OK : GUARD_DROP_DHCP_SERVER;
+	if (dport != GUARD_PORT_BOOTPS)
+		return GUARD_OK;
+	rc = guard_dhcp_msg(k, l4, frag, &mend);
+	if (rc)
+		return rc;
+	if (mend - at < GUARD_DHCP_FIXED)
+		return GUARD_DROP_MALFORMED;
+	if (m[0] == GUARD_BOOTREPLY)
+		return trusted ? GUARD_OK : GUARD_DROP_DHCP_SERVER;
+	if (m[0] != GUARD_BOOTREQUEST)
+		return GUARD_DROP_MALFORMED;
+	if (mend - at >= GUARD_DHCP_FIXED + 4 &&
+	    guard_be32(m + GUARD_DHCP_FIXED) == GUARD_DHCP_COOKIE) {
+		rc = guard_dhcp4_opts(k, at + GUARD_DHCP_FIXED + 4, mend, &o);
+		if (!rc && (o.overload & 1))
+			rc = guard_dhcp4_opts(k, at + GUARD_DHCP_FILE,
+					      at + GUARD_DHCP_FILE + 128, &o);
+		if (!rc && (o.overload & 2))
+			rc = guard_dhcp4_opts(k, at + GUARD_DHCP_SNAME,
+					      at + GUARD_DHCP_SNAME + 64, &o);
+		if (rc)
+			return rc;
+	}
+	if ((o.seen & GUARD_DHCP_SEEN_TYPE) && o.type != GUARD_DHCPDISCOVER &&
+	    o.type != GUARD_DHCPREQUEST && o.type != GUARD_DHCPDECLINE &&
+	    o.type != GUARD_DHCPRELEASE && o.type != GUARD_DHCPINFORM)
+		return trusted ? GUARD_OK : GUARD_DROP_DHCP_SERVER;
+
+	if (m[1] != GUARD_HWTYPE_ETHER || m[2] != 6 ||
+	    memcmp(m + GUARD_DHCP_CHADDR, port->mac, 6))
+		return GUARD_DROP_DHCP_SPOOF;
+	if (o.seen & GUARD_DHCP_SEEN_CID) {
+		cid = h + o.cid;
+		if (cid[0] == GUARD_DHCP_CID_ETHER &&
+		    (o.cid_len != 7 || memcmp(cid + 1, port->mac, 6)))
+			return GUARD_DROP_DHCP_SPOOF;
+		if (cid[0] == GUARD_DHCP_CID_DUID) {	/* IAID, then a DUID */
+			if (o.cid_len < 5 + 2)
+				return GUARD_DROP_MALFORMED;
+			rc = guard_duid(port, cid + 5, o.cid_len - 5);
+			if (rc)
+				return rc;
+		}
+	}
+	if (port->flags & GUARD_F_L3_ANY)
+		return GUARD_OK;
+	if (o.type == GUARD_DHCPRELEASE && !guard_has4(port, m + GUARD_DHCP_CIADDR))
+		return GUARD_DROP_DHCP_SPOOF;
+	if (o.type == GUARD_DHCPDECLINE && (!(o.seen & GUARD_DHCP_SEEN_REQ_IP) ||
+					    !guard_has4(port, h + o.req_ip)))
+		return GUARD_DROP_DHCP_SPOOF;
+	return GUARD_OK;
+}
+
+/**
+ * guard_dhcp6_ia() - the addresses of one IA_NA or IA_TA option
+ * @k:		the parse
+ * @off:	the option's value
+ * @len:	its length, inside the message
+ * @hl:		the IA's fields before its options (IA_NA 12, IA_TA 4)
+ *
+ * Every IA address option (OPTION_IAADDR) inside it names an address of
+ * the port's IPv6 set. At most @len / 4 steps.
+ *
+ * Return: GUARD_OK, GUARD_DROP_MALFORMED or GUARD_DROP_DHCP_SPOOF
+ */
+static enum guard_verdict guard_dhcp6_ia(const struct guard_pkt *k,
+					 uint32_t off, uint32_t len,
+					 uint32_t hl)
+{
+	const uint8_t *h = k->hdr;
+	uint32_t end = off + len, n;
+
+	if (len < hl)
+		return GUARD_DROP_MALFORMED;
+	for (off += hl; off < end; off += 4 + n) {
+		if (end - off < 4)
+			return GUARD_DROP_MALFORMED;
+		n = guard_be16(h + off + 2);
+		if (n > end - off - 4)
+			return GUARD_DROP_MALFORMED;
+		if (guard_be16(h + off) != GUARD_DHCP6_OPT_IAADDR)
+			continue;
+		if (n < 24)	/* address, preferred and valid lifetimes */
+			return GUARD_DROP_MALFORMED;
+		if (!guard_has6(k->port, h + off + 4))
+			return GUARD_DROP_DHCP_SPOOF;
+	}
+	return GUARD_OK;
+}
+
+/**
+ * guard_dhcp6() - the DHCP guard on a UDP datagram over IPv6 (DHCPv6)
+ * @k:		the parse
+ * @l4:		offset of the UDP header (its 8 bytes inside the copy)
+ * @frag:	a first fragment: more of the packet follows
+ *
+ * guard.h has the rules, in the order checked here: a server's or relay
+ * agent's message; the client message whole, its options in order, each
+ * inside the message: the client identifier (once) a DUID of the port's,
+ * and, but under GUARD_F_L3_ANY, in a RELEASE or DECLINE every IA address
+ * in the port's set. Other UDP passes.
+ *
+ * Return: GUARD_OK or a drop verdict
+ */
+static enum guard_verdict guard_dhcp6(struct guard_pkt *k, uint32_t l4,
+				      int frag)
+{
+	const struct guard_port *port = k->port;
+	const uint8_t *h = k->hdr;
+	int trusted = !!(port->flags & GUARD_F_TRUSTED_ROUTER), rel;
+	unsigned int sport = guard_be16(h + l4), dport = guard_be16(h + l4 + 2);
+	unsigned int code, ids = 0;
+	uint32_t mend, off = l4 + 8, n;
+	enum guard_verdict rc;
+
+	if (sport == GUARD_PORT_DHCP6_SERVER || dport == GUARD_PORT_DHCP6_CLIENT)
+		return trusted ? GUARD_OK : GUARD_DROP_DHCP_SERVER;
+	if (dport != GUARD_PORT_DHCP6_SERVER)
+		return GUARD_OK;
+	rc = guard_dhcp_msg(k, l4, frag, &mend);
+	if (rc)
+		return rc;
+	if (mend - off < 4)	/* message type, transaction id */
+		return GUARD_DROP_MALFORMED;
+	switch (h[off]) {
+	case GUARD_DHCP6_SOLICIT:
+	case GUARD_DHCP6_REQUEST:
+	case GUARD_DHCP6_CONFIRM:
+	case GUARD_DHCP6_RENEW:
+	case GUARD_DHCP6_REBIND:
+	case GUARD_DHCP6_RELEASE:
+	case GUARD_DHCP6_DECLINE:
+	case GUARD_DHCP6_INFO_REQ:
+		break;
+	default:
+		return trusted ? GUARD_OK : GUARD_DROP_DHCP_SERVER;
+	}
+	rel = !(port->flags & GUARD_F_L3_ANY) &&
+	      (h[off] == GUARD_DHCP6_RELEASE || h[off] == GUARD_DHCP6_DECLINE);
+	for (off += 4; off < mend; off += 4 + n) {
+		if (mend - off < 4)
+			return GUARD_DROP_MALFORMED;
+		code = guard_be16(h + off);
+		n = guard_be16(h + off + 2);
+		if (n > mend - off - 4)
+			return GUARD_DROP_MALFORMED;
+		if (code == GUARD_DHCP6_OPT_CLIENTID)
+			rc = ids++ ? GUARD_DROP_MALFORMED :
+			     guard_duid(port, h + off + 4, n);
+		else if (rel && code == GUARD_DHCP6_OPT_IA_NA)
+			rc = guard_dhcp6_ia(k, off + 4, n, 12);
+		else if (rel && code == GUARD_DHCP6_OPT_IA_TA)
+			rc = guard_dhcp6_ia(k, off + 4, n, 4);
+		else
+			rc = GUARD_OK;
+		if (rc)
+			return rc;
+	}
+	return GUARD_OK;
+}
+
 /**
  * guard_ipv4() - the IPv4 identity, DHCP and redirect guard
  * @k:		the parse, @k->end the frame's length
@@ -316,10 +727,10 @@ static enum guard_verdict guard_ipv4(struct guard_pkt *k, uint32_t frame_len)
 	     guard_be16(h + l4 + 2) != GUARD_PORT_BOOTPS ||
 	     h[l4 + 8] != GUARD_BOOTREQUEST))
 		return GUARD_DROP_IP_SPOOF;
+	if (proto == GUARD_IPPROTO_UDP)
+		return guard_dhcp4(k, l4, more);
 	if (trusted)
 		return GUARD_OK;
-	if (proto == GUARD_IPPROTO_UDP && guard_be16(h + l4) == GUARD_PORT_BOOTPS)
-		return GUARD_DROP_DHCP_SERVER;
 	if (proto == GUARD_IPPROTO_ICMP && h[l4] == GUARD_ICMP_REDIRECT)
 		return GUARD_DROP_REDIRECT;
 	return GUARD_OK;
@@ -467,11 +878,8 @@ static enum guard_verdict guard_ipv6(struct guard_pkt *k, uint32_t frame_len)
 	if (!any && unspec && type != GUARD_ICMP6_NS &&
 	    type != GUARD_ICMP6_MLD_REPORT && type != GUARD_ICMP6_MLD2_REPORT)
 		return GUARD_DROP_IP_SPOOF;
-	if (nh == GUARD_IPPROTO_UDP) {
-		if (!trusted && guard_be16(h + off) == GUARD_PORT_DHCP6_SERVER)
-			return GUARD_DROP_DHCP_SERVER;
-		return GUARD_OK;
-	}
+	if (nh == GUARD_IPPROTO_UDP)
+		return guard_dhcp6(k, off, first_frag);
 	if (nh != GUARD_IPPROTO_ICMPV6)
 		return GUARD_OK;
 	switch (type) {
@@ -638,6 +1046,35 @@ static enum guard_verdict guard_l2(const struct guard_port *port,
 }
 
 /**
+ * guard_link_ctl() - the link-layer control frames (guard.h has the list)
+ * @port:	the sending port
+ * @rec:	the frame's private copies
+ *
+ * Return: GUARD_OK or a drop verdict
+ */
+static enum guard_verdict guard_link_ctl(const struct guard_port *port,
+					 const struct ring_rec *rec)
+{
+	const uint8_t *d = rec->l2;
+	unsigned int type = guard_be16(rec->l2 + 12);
+
+	if (d[0] & 1) {
+		if (!memcmp(d, "\x01\x80\xc2\x00\x00", 5) && d[5] < 0x10)
+			return GUARD_DROP_BRIDGE_GROUP;
+		if (!memcmp(d, "\x01\x00\x0c\xcc\xcc", 5) &&
+		    (d[5] == 0xcc || d[5] == 0xcd))
+			return GUARD_DROP_CISCO_GROUP;
+	}
+	if (type == GUARD_ETH_P_MAC_CTL || type == GUARD_ETH_P_SLOW)
+		return GUARD_DROP_MAC_CONTROL;
+	if (type == GUARD_ETH_P_EAPOL)
+		return GUARD_DROP_EAPOL;
+	if (type < GUARD_ETH_P_802_3_MIN && !(port->flags & GUARD_F_ALLOW_LLC))
+		return GUARD_DROP_LLC;
+	return GUARD_OK;
+}
+
+/**
  * guard_dest() - the destination class of a frame that passed every check
  * @port:	the sending port
  * @rec:	the frame's private copies
@@ -666,13 +1103,18 @@ static enum guard_verdict guard_dest(const struct guard_port *port,
  *		hides headers: they are dropped as hidden)
  * @mtu:	largest L3 size of a non-GSO frame (frame length - 14), and
  *		of each segment of a GSO frame
- * @gf:		what the guard found: the L4 header, a GSO frame's headers and
- *		segments, out (filled on every verdict); may be NULL
+ * @gf:		what the guard found, out (filled on every verdict; may be
+ *		NULL): the L4 header, a GSO frame's headers and segments, and
+ *		with GUARD_DROP_HIDDEN for a message the guard reads whole
+ *		(DHCP) that runs past @hdr_len, @gf->want, the copy it needs
+ *		(at most the frame's length; the caller may copy that much, up
+ *		to GUARD_HDR_COPY_MAX, and ask again: rule 2)
  *
  * Checks in this order, the first that fails decides (guard.h, rule 3):
- * the L2 checks (guard_l2()), the 802.1D reserved group, the L3
- * identity guard by EtherType (guard.h has the list), the vnet header's
- * requests (guard_vnet()), then the destination class.
+ * the L2 checks (guard_l2()), the link-layer control frames
+ * (guard_link_ctl()), the L3 identity guard by EtherType (guard.h has the
+ * list), the vnet header's requests (guard_vnet()), then the destination
+ * class.
  *
  * The bytes checked must be the bytes that leave: the caller sends
  * @rec->l2 and @hdr[14..hdr_len) from its private memory, and only the rest
@@ -692,6 +1134,7 @@ enum guard_verdict guard_check_frame(const struct guard_port *port,
 		.limit = hdr ? (hdr_len < rec->frame_len ? hdr_len
 							 : rec->frame_len) : 0,
 		.end = rec->frame_len,
+		.gso = rec->vnet.gso_type != RING_VNET_GSO_NONE,
 	};
 	struct guard_frame none;
 	enum guard_verdict v;
@@ -702,8 +1145,9 @@ enum guard_verdict guard_check_frame(const struct guard_port *port,
 	v = guard_l2(port, rec, mtu);
 	if (v)
 		return v;
-	if (!memcmp(rec->l2, "\x01\x80\xc2\x00\x00", 5) && rec->l2[5] < 0x10)
-		return GUARD_DROP_BRIDGE_GROUP;
+	v = guard_link_ctl(port, rec);
+	if (v)
+		return v;
 	switch (guard_be16(rec->l2 + 12)) {
 	case GUARD_ETH_P_IP:
 		v = guard_ipv4(&k, rec->frame_len);
@@ -717,8 +1161,11 @@ enum guard_verdict guard_check_frame(const struct guard_port *port,
 	default:
 		v = GUARD_OK;
 	}
-	if (v)
+	if (v) {
+		if (v == GUARD_DROP_HIDDEN)
+			gf->want = k.want;
 		return v;
+	}
 	gf->l4_off = k.l4;
 	gf->l4_proto = k.l4 ? k.proto : 0;
 	v = guard_vnet(&k, rec, mtu, gf);

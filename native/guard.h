@@ -7,12 +7,12 @@
  * can be fuzzed alone (native/fuzz/fuzz_guard.c).
  *
  * One entry point, guard_check_frame(): the L2 checks (source MAC, VLAN
- * tag, MTU), then the IEEE 802.1D group, then the L3 identity guard on a
- * private copy of the frame's first bytes, then what the vnet header asks
- * for (checksum, segmentation), then the destination class. What it parsed
- * comes back in a struct guard_frame: the headers every segment repeats and
- * the segments the frame becomes, so the switch charges and counts what
- * leaves, not the records it took.
+ * tag, MTU), then the link-layer control frames, then the L3 identity
+ * guard on a private copy of the frame's first bytes, then what the vnet
+ * header asks for (checksum, segmentation), then the destination class.
+ * What it parsed comes back in a struct guard_frame: the headers every
+ * segment repeats and the segments the frame becomes, so the switch
+ * charges and counts what leaves, not the records it took.
  *
  * Rules of the guard:
  *  1. it decides only on private memory: the copies in struct ring_rec
@@ -20,15 +20,23 @@
  *     rec->frame, which the partition can still rewrite;
  *  2. a check that needs bytes past the Ethernet header (the L3 identity
  *     guard: IPv4, ARP, IPv6, ND source checks) gets them from one bounded
- *     copy the caller makes into private memory (at most GUARD_HDR_COPY
- *     bytes, fewer if the frame is shorter), and checks only that copy;
+ *     copy the caller makes into private memory (GUARD_HDR_COPY bytes,
+ *     fewer if the frame is shorter), and checks only that copy. A message
+ *     the guard reads whole (a DHCP or DHCPv6 message: its options) may
+ *     run past that copy: the guard then says drop_hidden and how long a
+ *     copy it needs (@want); the caller may make that longer copy, at most
+ *     GUARD_HDR_COPY_MAX bytes, into private memory, ask again, and must
+ *     then send those bytes from that copy. A copy shorter than the guard
+ *     needs never lets more through;
  *  3. the checks run in a fixed order and the first that fails gives the
- *     verdict: source MAC, VLAN tag, MTU, 802.1D reserved group, the L3
- *     identity guard, the vnet header's checksum request, its segmentation
- *     request, then the destination class;
+ *     verdict: source MAC, VLAN tag, MTU, the link-layer control frames
+ *     (802.1D reserved group, Cisco group, MAC control, EAPOL, LLC), the
+ *     L3 identity guard, the vnet header's checksum request, its
+ *     segmentation request, then the destination class;
  *  4. it never fails, allocates or blocks: every input gives one of the
  *     verdicts below, after a bounded number of steps (at most
- *     GUARD_EXT_MAX extension headers, ND options only inside the copy).
+ *     GUARD_EXT_MAX extension headers, ND and DHCP options only inside the
+ *     copy).
  *
  * The L3 identity guard, in guard_check_frame(), each protocol's checks in
  * the order written (the first that fails decides; guard.c has the details):
@@ -38,8 +46,8 @@
  *    packet at offset 0 must hold its L4 header (TCP 20, UDP 8, ICMP 8
  *    bytes; others 0): a first fragment that does not is a tiny fragment;
  *    0.0.0.0 only in a DHCP client message (UDP 68 -> 67, BOOTP op
- *    BOOTREQUEST, not a fragment); DHCP server messages (UDP source port
- *    67) and ICMP redirects (type 5) only from a trusted router;
+ *    BOOTREQUEST, not a fragment); then the DHCP guard (below) on UDP;
+ *    ICMP redirects (type 5) only from a trusted router;
  *  - ARP (0x0806): Ethernet/IPv4 (htype 1, ptype 0x0800, hlen 6, plen 4,
  *    op request or reply), sender hardware address = the port's MAC, sender
  *    IP in the set or 0.0.0.0 (a probe);
@@ -51,8 +59,8 @@
  *    else the frame hides its upper layer and is dropped; a non-first
  *    fragment passes now (::: spoof), a first fragment must hold the
  *    upper-layer header (sizes as for IPv4); :: only in a DAD neighbour
- *    solicitation (135) or an MLD report (131, 143); DHCPv6 server messages
- *    (UDP source port 547), ICMPv6 router advertisements (134) and redirects
+ *    solicitation (135) or an MLD report (131, 143); then the DHCP guard
+ *    (below) on UDP; ICMPv6 router advertisements (134) and redirects
  *    (137) only from a trusted router; neighbour discovery (133, 135, 136):
  *    not in a fragment, a neighbour advertisement's target and a DAD
  *    solicitation's target in the set, then the options walked inside the
@@ -88,15 +96,53 @@
  *    past Ethernet + gso_size <= @mtu); else GUARD_DROP_GSO (drop_gso).
  * These hold whatever the flags: GUARD_F_L3_ANY does not turn them off.
  *
- * Frames to the IEEE 802.1D reserved group 01:80:c2:00:00:00 to
- * 01:80:c2:00:00:0f (STP, pause, LACP, 802.1X, LLDP) are dropped whatever
- * the flags: a partition must not speak to the LAN's bridges, and a bridge
- * must not forward them anyway.
+ * The DHCP guard, on UDP over IPv4 (DHCP) and IPv6 (DHCPv6):
+ *  - a server's or relay agent's message: from the server port (67, 547),
+ *    to the client port (68, 546), or to the server port but not a client
+ *    message (BOOTP op BOOTREPLY, a DHCP message type other than DISCOVER,
+ *    REQUEST, DECLINE, RELEASE, INFORM; a DHCPv6 type other than SOLICIT,
+ *    REQUEST, CONFIRM, RENEW, REBIND, RELEASE, DECLINE,
+ *    INFORMATION-REQUEST: ADVERTISE, REPLY, RECONFIGURE, RELAY-FORW,
+ *    RELAY-REPL, leasequery, anything unknown): only from a trusted router
+ *    (drop_dhcp_server);
+ *  - a client message (to port 67, 547) is read whole, inside one
+ *    private copy (rule 2): not in a first fragment (drop_fragment), not
+ *    GSO (its segments would be messages the guard never saw: drop_gso),
+ *    the UDP length inside the packet, a BOOTP header of 236 bytes, op
+ *    BOOTREQUEST, options inside the message, option overload followed
+ *    into the file and sname fields, no option the guard reads twice
+ *    (drop_malformed); then, whatever the flags, the port's own MAC:
+ *    DHCP htype 1, hlen 6, chaddr = the port's MAC; a client identifier
+ *    (DHCP option 61 of type 1, or 255 with a DUID; DHCPv6 OPTION_CLIENTID)
+ *    that names a link-layer address (type 1, DUID-LLT, DUID-LL) names the
+ *    port's MAC over Ethernet (other DUIDs, DUID-EN and DUID-UUID, name
+ *    none and pass); then, but under GUARD_F_L3_ANY, its own addresses: a
+ *    RELEASE's ciaddr and a DECLINE's requested address (option 50) in the
+ *    port's IPv4 set, every IA address (IA_NA, IA_TA) of a DHCPv6 RELEASE or
+ *    DECLINE in its IPv6 set (drop_dhcp_spoof).
+ *
+ * Link-layer control frames, in this order, each under its own verdict:
+ *  - the IEEE 802.1D reserved group 01:80:c2:00:00:00 to
+ *    01:80:c2:00:00:0f (STP, pause, LACP, 802.1X, LLDP);
+ *  - the Cisco group 01:00:0c:cc:cc:cc (CDP, VTP, DTP, UDLD, PAgP) and
+ *    01:00:0c:cc:cc:cd (PVST+ BPDUs);
+ *  - EtherType 0x8808 (MAC control: PAUSE, PFC) and 0x8809 (slow
+ *    protocols: LACP, marker, OAM), to any destination (PAUSE may be
+ *    unicast);
+ *  - EtherType 0x888e (EAPOL, 802.1X) to any destination;
+ *  are dropped whatever the flags: a partition must not speak to the LAN's
+ *  bridges or authenticate the shared port, and a bridge must not forward
+ *  them anyway;
+ *  - an 802.3 length field instead of an EtherType (below 0x0600: LLC,
+ *    SNAP, NetBIOS, IS-IS, old STP) only with GUARD_F_ALLOW_LLC.
  *
  * GUARD_F_L3_ANY turns off the address checks (IPv4, ARP and IPv6 source,
- * ND target), not the MAC in ARP and ND options, nor the RA, redirect and
- * DHCP guard. GUARD_F_TRUSTED_ROUTER turns off the RA, redirect and DHCP
- * server guard. Neither ever turns a pass into a drop.
+ * ND target, the addresses of a DHCP release or decline), not the MAC in
+ * ARP, ND options and DHCP, nor the RA, redirect and DHCP server guard.
+ * GUARD_F_TRUSTED_ROUTER turns off the RA, redirect and DHCP server guard,
+ * not the checks of its own client messages. GUARD_F_ALLOW_LLC lets 802.3
+ * length frames pass. No flag changes the other link-layer control drops,
+ * and none ever turns a pass into a drop.
  */
 #ifndef VNETSHARE_GUARD_H
 #define VNETSHARE_GUARD_H
@@ -107,6 +153,10 @@
 
 /* Bytes of a frame's headers a caller copies for checks past L2 (rule 2). */
 #define GUARD_HDR_COPY		128u
+
+/* The longest copy the guard may ask for (rule 2): a DHCP message read
+ * whole, in a standard Ethernet frame (clients send a few hundred bytes) */
+#define GUARD_HDR_COPY_MAX	1514u
 
 /* Prefixes per address family a port may send from. */
 #define GUARD_ADDR_MAX		16u
@@ -131,10 +181,15 @@
 #define GUARD_ETH_P_IP		0x0800u
 #define GUARD_ETH_P_ARP		0x0806u
 #define GUARD_ETH_P_IPV6	0x86ddu
+#define GUARD_ETH_P_MAC_CTL	0x8808u	/* MAC control: PAUSE, PFC */
+#define GUARD_ETH_P_SLOW	0x8809u	/* slow protocols: LACP, marker, OAM */
+#define GUARD_ETH_P_EAPOL	0x888eu
+#define GUARD_ETH_P_802_3_MIN	0x0600u	/* below: an 802.3 length, LLC follows */
 
 /* struct guard_port flags */
 #define GUARD_F_L3_ANY		0x1u	/* --allow-ip any: no address checks */
 #define GUARD_F_TRUSTED_ROUTER	0x2u	/* --trusted-router: RA, redirect, DHCP server */
+#define GUARD_F_ALLOW_LLC	0x4u	/* --allow-llc: 802.3 length (LLC) frames */
 
 /**
  * enum guard_verdict - what to do with one A2H frame
@@ -169,8 +224,10 @@
  *			(drop_ra)
  * @GUARD_DROP_REDIRECT: ICMPv6 or ICMP redirect, not a trusted router
  *			(drop_redirect)
- * @GUARD_DROP_DHCP_SERVER: DHCP (UDP source port 67) or DHCPv6 (547)
- *			server message, not a trusted router (drop_dhcp_server)
+ * @GUARD_DROP_DHCP_SERVER: a DHCP or DHCPv6 message that is not a client's
+ *			(from port 67 or 547, to port 68 or 546, a server's or
+ *			relay agent's message type), not a trusted router
+ *			(drop_dhcp_server)
  * @GUARD_DROP_DHCP_SPOOF: a DHCP or DHCPv6 client message for another
  *			client: a hardware address or DUID not the port's, a
  *			release or decline of an address not the port's
@@ -245,7 +302,8 @@ struct guard_prefix6 {
 /**
  * struct guard_port - what the guard knows of a port: its identity
  * @mac:	the partition's MAC: the only source it may send from
- * @flags:	GUARD_F_L3_ANY, GUARD_F_TRUSTED_ROUTER; other bits ignored
+ * @flags:	GUARD_F_L3_ANY, GUARD_F_TRUSTED_ROUTER, GUARD_F_ALLOW_LLC;
+ *		other bits ignored
  * @n_ip4:	entries of @ip4 in use (more than GUARD_ADDR_MAX counts as
  *		GUARD_ADDR_MAX)
  * @n_ip6:	entries of @ip6 in use (likewise)
@@ -280,6 +338,9 @@ struct guard_port {
  * @segs:	frames it becomes on the wire: 1, or a GSO frame's segments,
  *		ceil((frame length - @hdr_len) / gso_size)
  * @bytes:	their bytes: frame length + (@segs - 1) * @hdr_len
+ * @want:	0, or with GUARD_DROP_HIDDEN for a message the guard reads
+ *		whole (DHCP) that runs past the copy, the copy it needs: the
+ *		end of its UDP datagram (rule 2)
  *
  * Filled by guard_check_frame() on every verdict; on a drop @segs is 1
  * and @bytes the frame's length. Storm control, the rate limits and the
@@ -290,6 +351,7 @@ struct guard_frame {
 	uint32_t l4_proto;
 	uint32_t hdr_len;
 	uint32_t segs;
+	uint32_t want;
 	uint64_t bytes;
 };
 

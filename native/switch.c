@@ -27,9 +27,13 @@
  *        copy the frame's first min(len, GUARD_HDR_COPY) bytes to the
  *        private @hdr (its L2 header from the validated rec.l2)
  *        guard_check_frame(), in guard.c, on that copy only:
- *          source MAC, VLAN tag, MTU, 802.1D group, L3 identity, the
- *          vnet header's checksum and GSO requests, a loop
+ *          source MAC, VLAN tag, MTU, link-layer control, L3 identity,
+ *          the vnet header's checksum and GSO requests, a loop
  *          -> drop, counted under the verdict
+ *          a DHCP message past the copy (drop_hidden, and the guard wants
+ *          a longer copy, rare) -> the first @want bytes copied into the
+ *          private @hdr_long, asked again on that (sw_guard_long()); from
+ *          then on @hdr is that copy, and it is what leaves
  *        a GSO frame's vnet hdr_len := its exact headers (the guard's
  *        parse); from here it counts as the segments it becomes
  *        broadcast/multicast over the storm bucket -> drop (drop_storm)
@@ -342,6 +346,8 @@ struct sw_cmd {
  * @cap_id:	the last capture id given
  * @direct:	bucket of switch time (ns) for all ports' direct writes
  * @st:		wire-side and loop counters
+ * @hdr_long:	the longer private copy of a frame the guard reads further
+ *		(a DHCP message, sw_guard_long()): one frame at a time
  */
 struct sw {
 	struct uplink *up;
@@ -376,7 +382,12 @@ struct sw {
 	uint32_t cap_id;
 	struct tbucket direct;
 	struct sw_uplink_stats st;
+	uint8_t hdr_long[GUARD_HDR_COPY_MAX];
 };
+
+_Static_assert(GUARD_HDR_COPY <= UPLINK_TX_HDR_MAX &&
+	       GUARD_HDR_COPY_MAX <= UPLINK_TX_HDR_LONG,
+	       "the uplink sends every private copy the guard checked");
 
 /**
  * sw_mac_is_group() - broadcast or multicast destination?
@@ -997,6 +1008,37 @@ static int sw_tx_throttle(struct sw_port *p, uint64_t now)
 }
 
 /**
+ * sw_guard_long() - ask the guard again on a longer private copy
+ * @sw:		switch
+ * @p:		source port
+ * @rec:	the frame
+ * @hdr:	the first copy, @hdr_len bytes, which the guard found too short
+ * @hdr_len:	its length
+ * @want:	the copy the guard asked for (guard_check_frame())
+ * @gf:		what the guard found, out, as guard_check_frame() fills it
+ *
+ * Rule 2 of guard.h: the first @hdr_len bytes come from @hdr (the L2
+ * header among them, the one ring.c validated), the rest from the ring,
+ * into @sw->hdr_long; the verdict is the guard's on that copy, which the
+ * caller then sends. A copy longer than GUARD_HDR_COPY_MAX, or than the
+ * frame, is never made: the frame stays hidden.
+ *
+ * Return: the verdict
+ */
+static enum guard_verdict sw_guard_long(struct sw *sw, struct sw_port *p,
+					const struct ring_rec *rec,
+					const uint8_t *hdr, uint32_t hdr_len,
+					uint32_t want, struct guard_frame *gf)
+{
+	if (want <= hdr_len || want > rec->frame_len || want > GUARD_HDR_COPY_MAX)
+		return GUARD_DROP_HIDDEN;
+	memcpy(sw->hdr_long, hdr, hdr_len);
+	memcpy(sw->hdr_long + hdr_len, rec->frame + hdr_len, want - hdr_len);
+	return guard_check_frame(&p->guard, rec, sw->hdr_long, want,
+				 sw->cfg.mtu, gf);
+}
+
+/**
  * sw_port_tx() - one port's A2H burst, switched
  * @sw:		switch
  * @p:		source port
@@ -1014,7 +1056,7 @@ static int sw_tx_throttle(struct sw_port *p, uint64_t now)
 
 static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 {
-	uint8_t hdr[GUARD_HDR_COPY];
+	uint8_t hdr_copy[GUARD_HDR_COPY], *hdr;
 	struct uplink_tx_result res;
 	unsigned int n = 0, wire = 0;
 	uint64_t now = util_now_ns(), wire_segs = 0;
@@ -1034,12 +1076,22 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 		n++;
 		bytes += rec.frame_len;
 		/* rule 2: one private copy; its L2 header the one ring.c checked */
+		hdr = hdr_copy;
 		hdr_len = rec.frame_len < GUARD_HDR_COPY ? rec.frame_len
 							 : GUARD_HDR_COPY;
 		memcpy(hdr, rec.frame, hdr_len);
 		memcpy(hdr, rec.l2, RING_ETH_HLEN);
 		v = guard_check_frame(&p->guard, &rec, hdr, hdr_len,
 				      sw->cfg.mtu, &gf);
+		if (unlikely(gf.want)) {	/* a DHCP message: a longer copy */
+			uint32_t want = gf.want;
+
+			v = sw_guard_long(sw, p, &rec, hdr, hdr_len, want, &gf);
+			if (v != GUARD_DROP_HIDDEN) {
+				hdr = sw->hdr_long;
+				hdr_len = want;
+			}
+		}
 		q = NULL;
 		if (v == GUARD_PASS_GROUP) {
 			if (!tbucket_take(&p->storm, gf.segs, now)) {

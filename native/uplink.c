@@ -62,6 +62,9 @@
  * @iov:	[vnet header, private head, rest of the frame in ring memory]
  * @vnet:	private 10-byte vnet headers
  * @head:	private copies of the frames' first bytes (+ a VLAN tag)
+ * @head_long:	the private copy of one message's head longer than
+ *		UPLINK_TX_HDR_MAX (+ a VLAN tag), in place of its @head
+ * @long_used:	a queued message uses @head_long
  * @len:	frame lengths, for the byte counters
  * @n:		messages queued
  * @res:	results of the auto-flushes since the last uplink_tx_flush()
@@ -71,6 +74,8 @@ struct uplink_tx {
 	struct iovec iov[UPLINK_TX_BATCH][3];
 	uint8_t vnet[UPLINK_TX_BATCH][UPLINK_VNET_HDR_LEN];
 	uint8_t head[UPLINK_TX_BATCH][UPLINK_TX_HDR_MAX + UPLINK_VLAN_HLEN];
+	uint8_t head_long[UPLINK_TX_HDR_LONG + UPLINK_VLAN_HLEN];
+	int long_used;
 	uint32_t len[UPLINK_TX_BATCH];
 	unsigned int n;
 	struct uplink_tx_result res;
@@ -215,7 +220,8 @@ static int uplink_ring_setup(struct uplink *u, const struct uplink_config *cfg)
  * uplink_tx_init() - point every message of the batch at its own buffers
  * @u:		uplink
  *
- * Done once: only lengths and the frame iovec change per frame after this.
+ * Done once: only lengths, the frame iovec and the head's base (its own
+ * @head, or @head_long) change per frame after this.
  */
 static void uplink_tx_init(struct uplink *u)
 {
@@ -615,6 +621,7 @@ static void uplink_tx_send(struct uplink *u)
 		}
 	}
 	tx->n = 0;
+	tx->long_used = 0;
 }
 
 /**
@@ -624,7 +631,9 @@ static void uplink_tx_send(struct uplink *u)
  *		its first 10 bytes are the struct virtio_net_hdr sent
  * @hdr:	private copy of the frame's first @hdr_len bytes, the
  *		Ethernet header first: these bytes are sent from the copy
- * @hdr_len:	14 to UPLINK_TX_HDR_MAX, at most @frame_len
+ * @hdr_len:	14 to UPLINK_TX_HDR_MAX, at most @frame_len; up to
+ *		UPLINK_TX_HDR_LONG for a rare frame (one long head per batch:
+ *		a second one sends the batch first)
  * @vid:	0, or a VLAN id (1 to UPLINK_VID_MAX): an 802.1Q tag with it
  *		goes in after the MAC addresses, and the vnet header's
  *		csum_start and hdr_len move by its 4 bytes
@@ -650,7 +659,7 @@ int uplink_tx_queue(struct uplink *u, const struct ring_vnet_hdr *vnet,
 	uint8_t *head;
 	unsigned int i;
 
-	if (unlikely(hdr_len < RING_ETH_HLEN || hdr_len > UPLINK_TX_HDR_MAX ||
+	if (unlikely(hdr_len < RING_ETH_HLEN || hdr_len > UPLINK_TX_HDR_LONG ||
 		     hdr_len > frame_len || vid > UPLINK_VID_MAX))
 		return -EINVAL;
 	v = *vnet;
@@ -665,10 +674,16 @@ int uplink_tx_queue(struct uplink *u, const struct ring_vnet_hdr *vnet,
 		if (v.hdr_len)
 			v.hdr_len = (uint16_t)(v.hdr_len + tag);
 	}
-	if (tx->n == UPLINK_TX_BATCH)
+	if (tx->n == UPLINK_TX_BATCH ||
+	    (unlikely(hdr_len > UPLINK_TX_HDR_MAX) && tx->long_used))
 		uplink_tx_send(u);
 	i = tx->n++;
 	head = tx->head[i];
+	if (unlikely(hdr_len > UPLINK_TX_HDR_MAX)) {
+		head = tx->head_long;
+		tx->long_used = 1;
+	}
+	tx->iov[i][1].iov_base = head;
 	if (vid) {
 		memcpy(head, hdr, 12);
 		head[12] = 0x81;

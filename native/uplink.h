@@ -16,7 +16,9 @@
  *  - transmit with sendmmsg(), each message gathered from three pieces:
  *    the private 10-byte vnet header, the private copy of the frame's
  *    first bytes (the headers the guard checked, with an 802.1Q tag
- *    inserted for an access port), and the rest of the frame straight
+ *    inserted for an access port: up to UPLINK_TX_HDR_MAX bytes, or, for
+ *    one message of a batch at a time, up to UPLINK_TX_HDR_LONG: a DHCP
+ *    message the guard read whole), and the rest of the frame straight
  *    from the partition's ring memory.
  *
  * A received frame that the ring slot could not hold whole (tp_snaplen <
@@ -35,6 +37,7 @@
 #define UPLINK_VNET_HDR_LEN	10u	/* struct virtio_net_hdr, PACKET_VNET_HDR */
 #define UPLINK_TX_BATCH		64u	/* messages per sendmmsg() */
 #define UPLINK_TX_HDR_MAX	128u	/* private head bytes of a message */
+#define UPLINK_TX_HDR_LONG	1514u	/* ... of the batch's one long head */
 #define UPLINK_VLAN_HLEN	4u	/* an 802.1Q tag: TPID 0x8100, TCI */
 #define UPLINK_VID_MAX		4094u
 

@@ -32,6 +32,10 @@ declare -A NEED=(
     [promtool]=prometheus
     [prometheus]=prometheus
     [tcpdump]=tcpdump
+    # issue 20: a real DHCP server on the LAN host and a DHCPv6 client in a
+    # partition (the DHCPv4 client is pyroute2's)
+    [dnsmasq]=dnsmasq-base
+    [dhclient]=isc-dhcp-client
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -187,7 +187,8 @@ class PartitionManager:
         """The switch's view of @rec: identity guard, VLAN, storm control, rates."""
         storm = self.cfg.storm_limit if rec.storm_limit is None else rec.storm_limit
         try:
-            guard = GuardPolicy.for_partition(rec.mac, rec.ips, rec.allow_ips, rec.trusted_router)
+            guard = GuardPolicy.for_partition(rec.mac, rec.ips, rec.allow_ips, rec.trusted_router,
+                                              rec.allow_llc)
         except VnetshareError as e:
             raise PartitionError("EINVAL", f"partition {rec.name!r}: {e}") from None
         return PortPolicy(guard=guard, vlan=rec.vlan, storm_pps=storm,
@@ -324,7 +325,8 @@ class PartitionManager:
         gateway = args.get("gateway")
         routes = args.get("routes") or []
         adopted = args.get("netns")
-        policy_args = {k: args[k] for k in ("allow_ips", "trusted_router", "vlan", "storm_limit")
+        policy_args = {k: args[k] for k in ("allow_ips", "trusted_router", "allow_llc", "vlan",
+                                            "storm_limit")
                        if args.get(k) is not None}
         for k in ("tx_limit", "rx_limit"):
             if args.get(k) is not None:
@@ -406,7 +408,8 @@ class PartitionManager:
         return self.describe(name)
 
     # -- live changes ----------------------------------------------------
-    SETTABLE = ("ips", "allow_ips", "trusted_router", "vlan", "storm_limit", "tx_limit", "rx_limit")
+    SETTABLE = ("ips", "allow_ips", "trusted_router", "allow_llc", "vlan", "storm_limit", "tx_limit",
+                "rx_limit")
 
     def set(self, args: dict) -> dict:
         """Change a partition's addresses and policy while it runs.
@@ -671,8 +674,10 @@ class PartitionManager:
             out["agent"] = part.life.state.value
         out["state"] = part.life.state.value if part else "unserved"
         out["functions"] = function_rows(self.functions, rec.mtu)
-        out["guard"] = ("off (--allow-ip any)" if "any" in rec.allow_ips
-                        else "on" + (" (--trusted-router)" if rec.trusted_router else ""))
+        flags = ", ".join(f for f, on in (("--trusted-router", rec.trusted_router),
+                                          ("--allow-llc", rec.allow_llc)) if on)
+        out["guard"] = ("off (--allow-ip any" + (", --allow-llc" if rec.allow_llc else "") + ")"
+                        if "any" in rec.allow_ips else "on" + (f" ({flags})" if flags else ""))
         storm = self.cfg.storm_limit if rec.storm_limit is None else rec.storm_limit
         out["storm_limit"] = storm
         out["tx_limit"] = rec.tx_limit.describe()

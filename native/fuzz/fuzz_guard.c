@@ -22,6 +22,14 @@
  *    fragments, UDP with DHCPv6 ports, TCP, ICMPv6 echo, RA, redirect, MLD,
  *    RS, NS, NA with targets in and out of the set and link-layer, nonce,
  *    padding and zero-length options, sources in the set, outside or ::);
+ *    on the DHCP server ports, to them and from any port, whole DHCP and
+ *    DHCPv6 messages (fg_dhcp4(), fg_dhcp6()): BOOTP op, htype, hlen,
+ *    chaddr the port's or not, the options the guard reads (type,
+ *    requested address, client identifier of every kind and DUID,
+ *    overload into file and sname) and others, twice, of wrong lengths,
+ *    past their area, cut short, past GUARD_HDR_COPY_MAX; DHCPv6 types,
+ *    client identifiers, IA_NA/IA_TA addresses in and out of the set,
+ *    malformed; UDP lengths right or not;
  *    a third of them are then mutated, and only the invariants hold.
  *    A structured frame's vnet header is built with it (fg_vnet()): none,
  *    a checksum request, a segmentation request, valid or with one field
@@ -29,27 +37,36 @@
  *    (fg_vnet_want(), guard.h's vnet rules written again) judges it.
  * Each frame is in a malloc() of exactly its length and the header copy in
  * a malloc() of exactly hdr_len bytes, so ASan catches a read past either.
- * MACs are drawn so that every verdict comes up: the port's own, one bit
- * off, broadcast, multicast, the 802.1D group, random. The vnet header is
- * valid or random, the MTU a usual one or any u32.
+ * As the switch does, a frame the guard wants a longer copy of (a DHCP
+ * message) gets it, up to GUARD_HDR_COPY_MAX, again a malloc() of exactly
+ * that. MACs are drawn so that every verdict comes up: the port's own, one
+ * bit off, broadcast, multicast, the 802.1D group, the Cisco group, just
+ * past each, random; EtherTypes of MAC control, slow protocols, EAPOL and
+ * 802.3 lengths often. The vnet header is valid or random, the MTU a usual
+ * one or any u32.
  *
  * Checks, every iteration:
  *  - the verdict is in enum guard_verdict;
  *  - it agrees with fg_ref(), the L2 rules written again here, simply,
- *    from guard.h's description: the same L2 drops, the 802.1D
- *    group dropped, other EtherTypes than IPv4, ARP and IPv6 classified by
- *    L2 alone, else the L2 class or an L3 drop;
+ *    from guard.h's description: the same L2 drops, the link-layer control
+ *    frames (802.1D group, Cisco group, MAC control, EAPOL, LLC but with
+ *    GUARD_F_ALLOW_LLC) dropped, other EtherTypes than IPv4, ARP and IPv6
+ *    classified by L2 alone, else the L2 class or an L3 drop;
+ *  - a longer copy is asked for only with drop_hidden, past the copy and
+ *    within the frame;
  *  - a structured frame not mutated gets the oracle's verdict;
  *  - deterministic: the same call twice gives the same verdict;
  *  - the guard decides on private copies only: with every byte of
  *    rec->frame rewritten the verdict stays (rule 1); with different
  *    garbage after hdr_len in the copy's buffer the verdict stays (rule 2);
  *  - a shorter copy never lets more through: a verdict that passes with a
- *    short copy is the verdict of the full copy;
+ *    short copy (a malloc() of exactly its length, often a few bytes short
+ *    of the longer copy) is the verdict of the full copy;
  *  - flags and addresses only ever let more through: a frame that passes
- *    passes the same with GUARD_F_L3_ANY, with GUARD_F_TRUSTED_ROUTER, and
- *    with one more prefix in the set; with L3_ANY nothing is an IP spoof,
- *    as a trusted router nothing is an RA, a redirect or a DHCP server;
+ *    passes the same with GUARD_F_L3_ANY, with GUARD_F_TRUSTED_ROUTER, with
+ *    GUARD_F_ALLOW_LLC and with one more prefix in the set; with L3_ANY
+ *    nothing is an IP spoof, as a trusted router nothing is an RA, a
+ *    redirect or a DHCP server, with ALLOW_LLC nothing is drop_llc;
  *  - a requested checksum moves nothing: with 2 random bytes written at
  *    csum_start + csum_offset into the copies (what the kernel or a NIC
  *    does to the frame that leaves), a frame that passed gets the same
@@ -98,7 +115,7 @@ static struct {
 } fg;
 
 static struct {
-	uint64_t episodes, iterations, oracle, mutated;
+	uint64_t episodes, iterations, oracle, mutated, long_copies;
 	uint64_t csum_passed, gso_passed;
 	uint64_t verdicts[GUARD__MAX];
 	uint64_t templates[FG__T_MAX];
@@ -117,6 +134,8 @@ static struct {
  * @frag:	it is a fragment (IPv4 MF or offset, any IPv6 fragment header)
  * @end:	where the IP packet ends in the frame (its total or payload
  *		length): padding after it is not the packet's
+ * @gso_drop:	the oracle's verdict came after the DHCP guard's GSO check:
+ *		with a GSO vnet header the frame is drop_gso instead
  */
 struct fg_b {
 	uint8_t *p;
@@ -128,6 +147,7 @@ struct fg_b {
 	unsigned int proto;
 	int frag;
 	uint32_t end;
+	int gso_drop;
 };
 
 /**
@@ -231,7 +251,7 @@ static int fg_ref(const uint8_t *mac, const uint8_t *l2, uint32_t frame_len,
  */
 static void fg_mac(uint64_t *s, uint8_t *out, const uint8_t *port)
 {
-	switch (fuzz_below(s, 7)) {
+	switch (fuzz_below(s, 8)) {
 	case 0: case 1:
 		memcpy(out, port, 6);
 		break;
@@ -249,6 +269,10 @@ static void fg_mac(uint64_t *s, uint8_t *out, const uint8_t *port)
 	case 5:		/* the 802.1D reserved group, or just past it */
 		memcpy(out, "\x01\x80\xc2\x00\x00", 5);
 		out[5] = (uint8_t)fuzz_below(s, 0x12);
+		break;
+	case 6:		/* the Cisco group (cc, cd), or next to it */
+		memcpy(out, "\x01\x00\x0c\xcc\xcc", 5);
+		out[5] = (uint8_t)(0xcb + fuzz_below(s, 4));
 		break;
 	default:
 		fg_fill(s, out, 6);
@@ -307,8 +331,16 @@ static size_t fg_template(uint64_t *s, int t, uint8_t *buf, const uint8_t *port)
 		memcpy(buf + 22, ipv6, sizeof(ipv6));
 		n += 8 + sizeof(ipv6);
 		break;
-	default:
+	default:	/* any EtherType, link-layer control and 802.3 lengths often */
 		fg_fill(s, buf + 12, 2);
+		if (fuzz_below(s, 2)) {
+			static const uint16_t types[] = { 0x8808, 0x8809, 0x888e,
+							  0x05dc, 0x05ff, 0x0600,
+							  0x0026, 0x88cc };
+			uint16_t ty = types[fuzz_below(s, 8)];
+
+			buf[12] = (uint8_t)(ty >> 8), buf[13] = (uint8_t)ty;
+		}
 	}
 	return n;
 }
@@ -453,6 +485,510 @@ static uint32_t fg_l4_min(unsigned int proto)
 	return proto == 6 ? 20 : proto == 17 || proto == 1 || proto == 58 ? 8 : 0;
 }
 
+/* DHCP and DHCPv6 client messages, the oracle worked out alongside -------------- */
+
+/**
+ * fg_other_mac() - the port's MAC with one bit flipped
+ * @s:		PRNG
+ * @out:	six bytes, out
+ * @mac:	the port's MAC
+ */
+static void fg_other_mac(uint64_t *s, uint8_t *out, const uint8_t *mac)
+{
+	memcpy(out, mac, 6);
+	out[fuzz_below(s, 6)] ^= (uint8_t)(1u << fuzz_below(s, 8));
+}
+
+/**
+ * fg_duid() - a DUID, and what guard.h says of it in a client identifier
+ * @s:		PRNG
+ * @out:	its bytes, out (at most 32)
+ * @n:		its length, out
+ * @mac:	the port's MAC
+ *
+ * DUID-LLT and DUID-LL over Ethernet of the port's MAC or another, of
+ * another hardware type or length; DUID-EN, DUID-UUID, unknown types;
+ * sometimes shorter than a type.
+ *
+ * Return: FG_OK, GUARD_DROP_DHCP_SPOOF or GUARD_DROP_MALFORMED
+ */
+static int fg_duid(uint64_t *s, uint8_t *out, uint32_t *n, const uint8_t *mac)
+{
+	unsigned int k = (unsigned int)fuzz_below(s, 12), hw = 1, at;
+	int own = fuzz_below(s, 3) != 0, v;
+	uint8_t m[6];
+
+	if (own)
+		memcpy(m, mac, 6);
+	else
+		fg_other_mac(s, m, mac);
+	if (k < 7) {		/* DUID-LLT (1) or DUID-LL (3) */
+		unsigned int type = k < 4 ? 1 : 3;
+
+		at = type == 1 ? 8 : 4;
+		if (k == 3 || k == 6)	/* not Ethernet */
+			hw = 2 + (unsigned int)fuzz_below(s, 40);
+		out[0] = 0, out[1] = (uint8_t)type;
+		out[2] = (uint8_t)(hw >> 8), out[3] = (uint8_t)hw;
+		fg_fill(s, out + 4, 4);
+		memcpy(out + at, m, 6);
+		*n = at + 6;
+		v = own && hw == 1 ? FG_OK : GUARD_DROP_DHCP_SPOOF;
+		if (!fuzz_below(s, 6)) {	/* another length: names no MAC */
+			uint32_t l = 2 + (uint32_t)fuzz_below(s, at + 10);
+
+			if (l != *n) {
+				fg_fill(s, out + *n, 16);
+				*n = l;
+				v = GUARD_DROP_DHCP_SPOOF;
+			}
+		}
+		return v;
+	}
+	switch (k) {
+	case 7:			/* DUID-EN: enterprise number, identifier */
+		out[0] = 0, out[1] = 2;
+		fg_fill(s, out + 2, 16);
+		*n = 6 + (uint32_t)fuzz_below(s, 12);
+		return FG_OK;
+	case 8:			/* DUID-UUID */
+		out[0] = 0, out[1] = 4;
+		fg_fill(s, out + 2, 16);
+		*n = 18;
+		return FG_OK;
+	case 9:			/* a type of no link-layer kind */
+		fg_fill(s, out, 20);
+		if (out[0] == 0 && (out[1] == 1 || out[1] == 3))
+			out[0] = 1;
+		*n = 2 + (uint32_t)fuzz_below(s, 18);
+		return FG_OK;
+	default:		/* shorter than its type */
+		fg_fill(s, out, 2);
+		*n = (uint32_t)fuzz_below(s, 2);
+		return GUARD_DROP_MALFORMED;
+	}
+}
+
+/**
+ * struct fg_dh - the oracle's walk of DHCP options, as guard.h says
+ * @seen:	options read: 1 message type, 2 overload, 4 requested
+ *		address, 8 client identifier
+ * @type:	the message type
+ * @ov:		option overload: 1 file, 2 sname
+ * @bad:	a malformed option was walked: the verdict is drop_malformed
+ * @cid:	the client identifier's verdict
+ * @req_in:	the requested address is in the port's set
+ */
+struct fg_dh {
+	unsigned int seen, type, ov;
+	int bad, cid, req_in;
+};
+
+/**
+ * fg_dh_opts() - one area of DHCP options, written and walked
+ * @s:		PRNG
+ * @d:		the walk so far
+ * @p:		the area
+ * @cap:	its size (the options field: as much as the message may take)
+ * @fixed:	the area ends at @cap (file, sname), else where it is written
+ * @walked:	the guard walks this area (else only its bytes matter)
+ * @port:	the port
+ *
+ * Options the guard reads (type, overload, requested address, client
+ * identifier), of good and bad lengths, twice sometimes; others; pads; an
+ * end and bytes after it, or none; an option that runs past the area.
+ *
+ * Return: bytes written
+ */
+static uint32_t fg_dh_opts(uint64_t *s, struct fg_dh *d, uint8_t *p,
+			   uint32_t cap, int fixed, int walked,
+			   const struct guard_port *port)
+{
+	static const uint8_t types[] = { 1, 3, 4, 7, 8, 1, 3, 4, 7, 8,
+					 2, 5, 6, 9, 10, 13 };
+	unsigned int nopt = (unsigned int)fuzz_below(s, 7), code, bit, len;
+	uint8_t v[64];
+	uint32_t n = 0;
+	int good, cv;
+
+	for (unsigned int i = 0; i < nopt && n + 2 + 40 <= cap; i++) {
+		unsigned int k = (unsigned int)fuzz_below(s, 16);
+
+		good = 1;
+		cv = FG_OK;
+		fg_fill(s, v, sizeof(v));
+		switch (k) {
+		case 0: case 1: case 2:
+			code = 53, len = 1;
+			v[0] = fuzz_below(s, 12) ? types[fuzz_below(s, sizeof(types))]
+						 : (uint8_t)fuzz_rand(s);
+			break;
+		case 3:
+			code = 50, len = 4;
+			fg_addr4(s, v, port);
+			break;
+		case 4: case 5: case 6:
+			code = 61;
+			switch (fuzz_below(s, 4)) {
+			case 0:		/* hardware type 1 + a MAC */
+				v[0] = 1;
+				if (fuzz_below(s, 3))
+					memcpy(v + 1, port->mac, 6);
+				else
+					fg_other_mac(s, v + 1, port->mac);
+				len = fuzz_below(s, 8) ? 7 : 2 + (unsigned int)fuzz_below(s, 10);
+				cv = len == 7 && !memcmp(v + 1, port->mac, 6) ? FG_OK
+					: GUARD_DROP_DHCP_SPOOF;
+				break;
+			case 1: case 2:	/* 255, IAID, a DUID (RFC 4361) */
+				v[0] = 255;
+				fg_fill(s, v + 1, 4);
+				cv = fg_duid(s, v + 5, &len, port->mac);
+				len += 5;
+				if (len < 7)
+					cv = GUARD_DROP_MALFORMED;
+				break;
+			default:	/* another kind: names no MAC */
+				fg_fill(s, v, 20);
+				if (v[0] == 1 || v[0] == 255)
+					v[0] = 0;
+				len = 2 + (unsigned int)fuzz_below(s, 18);
+			}
+			break;
+		case 7:
+			code = 52, len = 1;
+			v[0] = (uint8_t)(1 + fuzz_below(s, 3));
+			break;
+		case 8:
+			p[n++] = 0;	/* pad */
+			continue;
+		default:
+			do
+				code = (unsigned int)fuzz_below(s, 255);
+			while (code == 0 || code == 50 || code == 52 || code == 53 ||
+			       code == 61);
+			len = (unsigned int)fuzz_below(s, 21);
+			fg_fill(s, v, len);
+		}
+		if (!fuzz_below(s, 24) && code != 61) {	/* a length not its own */
+			unsigned int l = (unsigned int)fuzz_below(s, 8);
+
+			if (l != len)
+				fg_fill(s, v, 8), len = l, good = 0;
+		}
+		p[n++] = (uint8_t)code;
+		p[n++] = (uint8_t)len;
+		memcpy(p + n, v, len);
+		n += len;
+		if (!walked || d->bad)
+			continue;
+		bit = code == 53 ? 1 : code == 52 ? 2 : code == 50 ? 4 :
+		      code == 61 ? 8 : 0;
+		if ((d->seen & bit) || (!good && bit) ||
+		    (code == 61 && len < 2)) {
+			d->bad = 1;
+			continue;
+		}
+		d->seen |= bit;
+		if (code == 53)
+			d->type = v[0];
+		else if (code == 52)
+			d->ov = v[0];
+		else if (code == 50)
+			d->req_in = fg_in4(port, v);
+		else if (code == 61)
+			d->cid = cv;
+	}
+	switch (fuzz_below(s, 8)) {
+	case 0:			/* an option past the area's end */
+		if (!fixed && n + 2 + 40 <= cap) {
+			len = 1 + (unsigned int)fuzz_below(s, 40);
+			p[n] = 12, p[n + 1] = (uint8_t)len;
+			fg_fill(s, p + n + 2, len);
+			n += 2 + (uint32_t)fuzz_below(s, len);
+		} else if (fixed && cap - n >= 2) {
+			p[n] = 12;
+			p[n + 1] = (uint8_t)(cap - n - 1 + fuzz_below(s, 20));
+			n = cap;
+		} else {
+			break;
+		}
+		if (walked)
+			d->bad = 1;
+		break;
+	case 1:			/* no end: the options run to the area's end */
+		break;
+	default:		/* an end, then bytes no one reads */
+		if (n < cap) {
+			p[n++] = 255;
+			len = (unsigned int)fuzz_below(s, 12);
+			len = len < cap - n ? len : cap - n;
+			fg_fill(s, p + n, len);
+			n += len;
+		}
+	}
+	return n;
+}
+
+/**
+ * fg_dhcp4() - a DHCP client message: the BOOTP header, its options
+ * @s:		PRNG
+ * @b:		the frame, the UDP header written
+ * @port:	the port
+ * @op:		the BOOTP op written, out
+ *
+ * Return: the verdict guard.h gives the message once read whole
+ */
+static int fg_dhcp4(uint64_t *s, struct fg_b *b, const struct guard_port *port,
+		    unsigned int *op)
+{
+	int any = !!(port->flags & GUARD_F_L3_ANY);
+	int trusted = !!(port->flags & GUARD_F_TRUSTED_ROUTER);
+	uint32_t m = b->n, n, fsz, ssz;
+	unsigned int htype = 1, hlen = 6, k = (unsigned int)fuzz_below(s, 20);
+	uint8_t *h = b->p + m, file[128] = { 0 }, sname[64] = { 0 };
+	struct fg_dh d = { 0 };
+	int own = 1, cookie;
+
+	*op = k == 0 ? 2 : k == 1 ? (unsigned int)fuzz_rand(s) & 0xff : 1;
+	if (!fuzz_below(s, 16))
+		htype = (unsigned int)fuzz_below(s, 4);
+	if (!fuzz_below(s, 16))
+		hlen = (unsigned int)fuzz_below(s, 17);
+	memset(h, 0, 236);
+	h[0] = (uint8_t)*op, h[1] = (uint8_t)htype, h[2] = (uint8_t)hlen;
+	fg_fill(s, h + 4, 4);				/* xid */
+	fg_addr4(s, h + 12, port);			/* ciaddr */
+	if (!fuzz_below(s, 4))
+		fg_fill(s, h + 16, 12);			/* yiaddr, siaddr, giaddr */
+	memcpy(h + 28, port->mac, 6);			/* chaddr */
+	if (!fuzz_below(s, 6)) {
+		fg_other_mac(s, h + 28, port->mac);
+		own = 0;
+	}
+	if (!fuzz_below(s, 8))
+		fg_fill(s, h + 34, 10);			/* chaddr's padding */
+	cookie = fuzz_below(s, 16) != 0;
+	memcpy(h + 236, cookie ? "\x63\x82\x53\x63" : "\x63\x82\x53\x64", 4);
+	n = 240;
+	if (fuzz_below(s, 8)) {		/* a message type first, mostly */
+		static const uint8_t first[] = { 1, 3, 4, 7, 7, 4, 8, 2, 5 };
+
+		h[n] = 53, h[n + 1] = 1;
+		h[n + 2] = first[fuzz_below(s, sizeof(first))];
+		if (cookie) {
+			d.seen = 1;
+			d.type = h[n + 2];
+		}
+		n += 3;
+	}
+	n += fg_dh_opts(s, &d, h + n, 300, 0, cookie, port);
+	if (!fuzz_below(s, 24)) {			/* past GUARD_HDR_COPY_MAX */
+		for (int i = 0; i < 7; i++) {
+			h[n] = 224, h[n + 1] = 255;
+			fg_fill(s, h + n + 2, 255);
+			n += 257;
+		}
+	}
+	/* overload: the file and sname fields hold options too */
+	fsz = fg_dh_opts(s, &d, file, 128, 1, cookie && (d.ov & 1), port);
+	ssz = fg_dh_opts(s, &d, sname, 64, 1, cookie && (d.ov & 2), port);
+	memcpy(h + 108, file, fsz);
+	memcpy(h + 44, sname, ssz);
+	if (!fuzz_below(s, 32))
+		n = 236 + (uint32_t)fuzz_below(s, 4);	/* no room for the cookie */
+	if (!fuzz_below(s, 16))
+		n = (uint32_t)fuzz_below(s, 236);	/* cut short */
+	b->n += n;
+
+	if (n < 236)
+		return GUARD_DROP_MALFORMED;
+	if (*op == 2)
+		return trusted ? FG_OK : GUARD_DROP_DHCP_SERVER;
+	if (*op != 1)
+		return GUARD_DROP_MALFORMED;
+	if (n < 240 || !cookie)
+		memset(&d, 0, sizeof(d));		/* no options read */
+	if (d.bad)
+		return GUARD_DROP_MALFORMED;
+	if ((d.seen & 1) && d.type != 1 && d.type != 3 && d.type != 4 &&
+	    d.type != 7 && d.type != 8)
+		return trusted ? FG_OK : GUARD_DROP_DHCP_SERVER;
+	if (htype != 1 || hlen != 6 || !own)
+		return GUARD_DROP_DHCP_SPOOF;
+	if ((d.seen & 8) && d.cid)
+		return d.cid;
+	if (any)
+		return FG_OK;
+	if ((d.seen & 1) && d.type == 7 && !fg_in4(port, h + 12))
+		return GUARD_DROP_DHCP_SPOOF;
+	if ((d.seen & 1) && d.type == 4 && (!(d.seen & 4) || !d.req_in))
+		return GUARD_DROP_DHCP_SPOOF;
+	return FG_OK;
+}
+
+/**
+ * fg_dhcp6_ia() - an IA_NA or IA_TA option's value: its fields, addresses
+ * @s:		PRNG
+ * @p:		where to write
+ * @hl:		the IA's own fields (IA_NA 12, IA_TA 4)
+ * @port:	the port
+ * @v:		the verdict if the guard walks it, out
+ *
+ * Return: bytes written
+ */
+static uint32_t fg_dhcp6_ia(uint64_t *s, uint8_t *p, uint32_t hl,
+			    const struct guard_port *port, int *v)
+{
+	unsigned int nsub = (unsigned int)fuzz_below(s, 4), code, len;
+	uint32_t n = hl;
+
+	*v = FG_OK;
+	fg_fill(s, p, hl);
+	if (!fuzz_below(s, 16)) {		/* shorter than its fields */
+		*v = GUARD_DROP_MALFORMED;
+		return (uint32_t)fuzz_below(s, hl);
+	}
+	for (unsigned int i = 0; i < nsub; i++) {
+		if (fuzz_below(s, 4)) {		/* an IA address */
+			code = 5;
+			len = fuzz_below(s, 12) ? 24 : (unsigned int)fuzz_below(s, 40);
+			fg_fill(s, p + n + 4, len);	/* random, or from the set */
+			if (len >= 16 && fuzz_below(s, 2))
+				fg_addr6(s, p + n + 4, port);
+			if (*v == FG_OK && len < 24)
+				*v = GUARD_DROP_MALFORMED;
+			else if (*v == FG_OK && !fg_in6(port, p + n + 4))
+				*v = GUARD_DROP_DHCP_SPOOF;
+		} else {
+			code = 6 + (unsigned int)fuzz_below(s, 40);
+			len = (unsigned int)fuzz_below(s, 12);
+			fg_fill(s, p + n + 4, len);
+		}
+		p[n] = 0, p[n + 1] = (uint8_t)code;
+		p[n + 2] = (uint8_t)(len >> 8), p[n + 3] = (uint8_t)len;
+		n += 4 + len;
+	}
+	if (!fuzz_below(s, 16)) {		/* a sub-option past the IA */
+		p[n] = 0, p[n + 1] = 5, p[n + 2] = 0, p[n + 3] = 30;
+		n += 4 + (uint32_t)fuzz_below(s, 30);
+		if (*v == FG_OK)
+			*v = GUARD_DROP_MALFORMED;
+	}
+	return n;
+}
+
+/**
+ * fg_dhcp6() - a DHCPv6 message to the server port: type, options
+ * @s:		PRNG
+ * @b:		the frame, the UDP header written
+ * @port:	the port
+ *
+ * Return: the verdict guard.h gives the message once read whole
+ */
+static int fg_dhcp6(uint64_t *s, struct fg_b *b, const struct guard_port *port)
+{
+	static const uint8_t types[] = { 1, 3, 4, 5, 6, 8, 9, 11, 1, 8, 9,
+					 8, 9, 8, 9, 2, 7, 10, 12, 13, 0, 14,
+					 36 };
+	int any = !!(port->flags & GUARD_F_L3_ANY);
+	int trusted = !!(port->flags & GUARD_F_TRUSTED_ROUTER);
+	unsigned int type, nopt = (unsigned int)fuzz_below(s, 6), ids = 0;
+	uint8_t *p = b->p + b->n;
+	uint32_t n = 4, len;
+	int v = FG_OK, ov, rel;
+
+	type = fuzz_below(s, 12) ? types[fuzz_below(s, sizeof(types))]
+				 : (unsigned int)fuzz_rand(s) & 0xff;
+	p[0] = (uint8_t)type;
+	fg_fill(s, p + 1, 3);
+	if (!fuzz_below(s, 24)) {		/* shorter than its header */
+		b->n += (uint32_t)fuzz_below(s, 4);
+		return GUARD_DROP_MALFORMED;
+	}
+	rel = !any && (type == 8 || type == 9);
+	for (unsigned int i = 0; i < nopt; i++) {
+		unsigned int k = (unsigned int)fuzz_below(s, 10), code;
+
+		ov = FG_OK;
+		if (k < 3) {
+			code = 1;
+			ov = fg_duid(s, p + n + 4, &len, port->mac);
+			if (ids++)
+				ov = GUARD_DROP_MALFORMED;
+		} else if (k < 7) {
+			code = k == 6 ? 4 : 3;
+			len = fg_dhcp6_ia(s, p + n + 4, code == 3 ? 12 : 4, port, &ov);
+			if (!rel)
+				ov = FG_OK;
+		} else {
+			do
+				code = (unsigned int)fuzz_below(s, 100);
+			while (code == 1 || code == 3 || code == 4);
+			len = (unsigned int)fuzz_below(s, 24);
+			fg_fill(s, p + n + 4, len);
+		}
+		p[n] = (uint8_t)(code >> 8), p[n + 1] = (uint8_t)code;
+		p[n + 2] = (uint8_t)(len >> 8), p[n + 3] = (uint8_t)len;
+		n += 4 + len;
+		if (v == FG_OK)
+			v = ov;
+	}
+	if (!fuzz_below(s, 12)) {		/* an option past the message */
+		p[n] = 0, p[n + 1] = (uint8_t)fuzz_below(s, 40);
+		p[n + 2] = 0, p[n + 3] = 64;
+		len = (uint32_t)fuzz_below(s, 64);
+		fg_fill(s, p + n + 4, len);
+		n += 4 + len;
+		if (v == FG_OK)
+			v = GUARD_DROP_MALFORMED;
+	} else if (!fuzz_below(s, 12)) {	/* a header cut short */
+		fg_fill(s, p + n, 3);
+		n += 1 + (uint32_t)fuzz_below(s, 3);
+		if (v == FG_OK)
+			v = GUARD_DROP_MALFORMED;
+	}
+	b->n += n;
+	switch (type) {
+	case 1: case 3: case 4: case 5: case 6: case 8: case 9: case 11:
+		return v;
+	default:
+		return trusted ? FG_OK : GUARD_DROP_DHCP_SERVER;
+	}
+}
+
+/**
+ * fg_dhcp_udp() - the DHCP guard's verdict on a UDP datagram, past its header
+ * @b:		the frame, built
+ * @l4:		offset of the UDP header (its 8 bytes in the frame)
+ * @v4:		DHCP (1) or DHCPv6 (0)
+ * @trusted:	the port is a trusted router
+ * @frag:	a first fragment
+ * @msg:	the message's own verdict (fg_dhcp4(), fg_dhcp6()), if built
+ *
+ * Return: the verdict guard.h gives the datagram
+ */
+static int fg_dhcp_udp(struct fg_b *b, uint32_t l4, int v4, int trusted,
+		       int frag, int msg)
+{
+	unsigned int sport = (unsigned int)b->p[l4] << 8 | b->p[l4 + 1];
+	unsigned int dport = (unsigned int)b->p[l4 + 2] << 8 | b->p[l4 + 3];
+	uint32_t ulen = (uint32_t)b->p[l4 + 4] << 8 | b->p[l4 + 5];
+
+	if (sport == (v4 ? 67u : 547u) || dport == (v4 ? 68u : 546u))
+		return trusted ? FG_OK : GUARD_DROP_DHCP_SERVER;
+	if (dport != (v4 ? 67u : 547u))
+		return FG_OK;
+	if (frag)
+		return GUARD_DROP_FRAGMENT;
+	b->gso_drop = 1;
+	if (ulen < 8 || l4 + ulen > b->n)
+		return GUARD_DROP_MALFORMED;
+	if (l4 + ulen > GUARD_HDR_COPY_MAX)
+		return GUARD_DROP_HIDDEN;
+	return msg;
+}
+
 /**
  * fg_s_ipv4() - a structured IPv4 packet after the Ethernet header
  * @s:		PRNG
@@ -468,9 +1004,9 @@ static int fg_s_ipv4(uint64_t *s, struct fg_b *b, const struct guard_port *port)
 	int trusted = !!(port->flags & GUARD_F_TRUSTED_ROUTER);
 	unsigned int ihl = 5, proto, frag = 0, sport = 0, dport = 0, type = 0;
 	unsigned int op = 0, kind = fuzz_below(s, 10), l4n;
-	uint32_t ip = b->n, l4, pay = 0;
+	uint32_t ip = b->n, l4, pay = 0, ulen;
 	uint8_t src[4];
-	int zero;
+	int zero, dmsg = FG_OK;
 
 	if (!fuzz_below(s, 4))
 		ihl += (unsigned int)fuzz_below(s, 11);
@@ -502,26 +1038,36 @@ static int fg_s_ipv4(uint64_t *s, struct fg_b *b, const struct guard_port *port)
 	if (frag & 0x1fff) {
 		pay = 8 + (uint32_t)fuzz_below(s, 40);
 	} else if (proto == 17) {
-		switch (fuzz_below(s, 5)) {
-		case 0: case 1:
+		switch (fuzz_below(s, 8)) {
+		case 0: case 1: case 2:
 			sport = 68, dport = 67;
 			break;
-		case 2:
+		case 3:
 			sport = 67, dport = 68;
+			break;
+		case 4:		/* a server's message from any port (1067 -> 68) */
+			sport = (unsigned int)fuzz_rand(s) & 0xffff, dport = 68;
+			break;
+		case 5:		/* to the server port from any */
+			sport = (unsigned int)fuzz_rand(s) & 0xffff, dport = 67;
 			break;
 		default:
 			sport = (unsigned int)fuzz_below(s, 70000) & 0xffff;
 			dport = (unsigned int)fuzz_rand(s) & 0xffff;
 		}
-		op = 1 + (unsigned int)fuzz_below(s, 3) / 2;	/* 1 mostly */
 		fg_u16(b, sport);
 		fg_u16(b, dport);
+		fg_u16(b, 0);			/* length, below */
 		fg_u16(b, 0);
-		fg_u16(b, 0);
-		fg_u8(b, op);
-		fg_u8(b, 1);
-		fg_u8(b, 6);
-		pay = (uint32_t)fuzz_below(s, 300);
+		if (dport == 67 && sport != 67) {
+			dmsg = fg_dhcp4(s, b, port, &op);
+		} else {
+			op = 1 + (unsigned int)fuzz_below(s, 3) / 2;	/* 1 mostly */
+			fg_u8(b, op);
+			fg_u8(b, 1);
+			fg_u8(b, 6);
+			pay = (uint32_t)fuzz_below(s, 300);
+		}
 	} else if (proto == 1) {
 		type = fuzz_below(s, 3) ? (fuzz_below(s, 2) ? 5 : 8) :
 			(unsigned int)fuzz_below(s, 256);
@@ -537,6 +1083,14 @@ static int fg_s_ipv4(uint64_t *s, struct fg_b *b, const struct guard_port *port)
 	}
 	fg_fill(s, b->p + b->n, pay);
 	b->n += pay;
+	if (proto == 17 && !(frag & 0x1fff)) {	/* UDP length, wrong sometimes */
+		ulen = b->n - l4;
+		if (!fuzz_below(s, 16))
+			ulen = fuzz_below(s, 2) ? (uint32_t)fuzz_below(s, 8) :
+			       ulen + 1 + (uint32_t)fuzz_below(s, 20);
+		b->p[l4 + 4] = (uint8_t)(ulen >> 8);
+		b->p[l4 + 5] = (uint8_t)ulen;
+	}
 	if (kind == 8) {		/* cut inside the L4 header */
 		l4n = (unsigned int)fuzz_below(s, fg_l4_min(proto) + 1);
 		b->n = l4 + l4n;
@@ -565,8 +1119,8 @@ static int fg_s_ipv4(uint64_t *s, struct fg_b *b, const struct guard_port *port)
 	if (!any && zero && (frag & 0x2000 || proto != 17 || sport != 68 ||
 			     dport != 67 || l4n < 9 || op != 1))
 		return GUARD_DROP_IP_SPOOF;
-	if (!trusted && proto == 17 && sport == 67)
-		return GUARD_DROP_DHCP_SERVER;
+	if (proto == 17)
+		return fg_dhcp_udp(b, l4, 1, trusted, !!(frag & 0x2000), dmsg);
 	if (!trusted && proto == 1 && type == 5)
 		return GUARD_DROP_REDIRECT;
 	return FG_OK;
@@ -638,11 +1192,11 @@ static int fg_s_ipv6(uint64_t *s, struct fg_b *b, const struct guard_port *port)
 	static const uint8_t exts[] = { 0, 60, 43, 44, 51 };
 	int any = !!(port->flags & GUARD_F_L3_ANY);
 	int trusted = !!(port->flags & GUARD_F_TRUSTED_ROUTER);
-	unsigned int next, type = 0, sport = 0, nexts = 0, nopts = 0;
+	unsigned int next, type = 0, sport = 0, dport, nexts = 0, nopts = 0;
 	unsigned int ext_kind[6], ext_len[6], frag_off[6], frag_m[6];
-	uint32_t ip = b->n, off, l4, l4n;
+	uint32_t ip = b->n, off, l4, l4n, ulen;
 	uint8_t src[16], tgt[16];
-	int zero, first_frag = 0, frags = 0, tiny;
+	int zero, first_frag = 0, frags = 0, tiny, dmsg = FG_OK;
 	struct { unsigned int type, len; int own; } opts[4];
 
 	fg_addr6(s, src, port);
@@ -701,13 +1255,37 @@ static int fg_s_ipv6(uint64_t *s, struct fg_b *b, const struct guard_port *port)
 	}
 	l4 = b->n;
 	if (next == 17) {
-		sport = fuzz_below(s, 3) ? (fuzz_below(s, 2) ? 547 : 546) :
-			(unsigned int)fuzz_rand(s) & 0xffff;
+		switch (fuzz_below(s, 7)) {
+		case 0: case 1: case 2:
+			sport = 546, dport = 547;
+			break;
+		case 3:
+			sport = 547, dport = 546;
+			break;
+		case 4:		/* a server's message from any port (1547 -> 546) */
+			sport = (unsigned int)fuzz_rand(s) & 0xffff, dport = 546;
+			break;
+		case 5:		/* to the server port from any */
+			sport = (unsigned int)fuzz_rand(s) & 0xffff, dport = 547;
+			break;
+		default:
+			sport = (unsigned int)fuzz_rand(s) & 0xffff;
+			dport = (unsigned int)fuzz_rand(s) & 0xffff;
+		}
 		fg_u16(b, sport);
-		fg_u16(b, sport == 546 ? 547 : 546);
+		fg_u16(b, dport);
+		fg_u16(b, 0);			/* length, below */
 		fg_u16(b, 0);
-		fg_u16(b, 0);
-		b->n += (uint32_t)fuzz_below(s, 200);
+		if (dport == 547 && sport != 547)
+			dmsg = fg_dhcp6(s, b, port);
+		else
+			b->n += (uint32_t)fuzz_below(s, 200);
+		ulen = b->n - l4;		/* wrong sometimes */
+		if (!fuzz_below(s, 16))
+			ulen = fuzz_below(s, 2) ? (uint32_t)fuzz_below(s, 8) :
+			       ulen + 1 + (uint32_t)fuzz_below(s, 20);
+		b->p[l4 + 4] = (uint8_t)(ulen >> 8);
+		b->p[l4 + 5] = (uint8_t)ulen;
 	} else if (next == 6) {
 		fg_fill(s, b->p + b->n, 20);
 		b->n += 20 + (uint32_t)fuzz_below(s, 1400);
@@ -806,7 +1384,7 @@ static int fg_s_ipv6(uint64_t *s, struct fg_b *b, const struct guard_port *port)
 					     type == 143)))
 		return GUARD_DROP_IP_SPOOF;
 	if (next == 17)
-		return !trusted && sport == 547 ? GUARD_DROP_DHCP_SERVER : FG_OK;
+		return fg_dhcp_udp(b, l4, 0, trusted, first_frag, dmsg);
 	if (next != 58)
 		return FG_OK;
 	if (type == 134)
@@ -1118,7 +1696,8 @@ static void fg_check_charge(const struct ring_rec *rec, uint32_t mtu,
  * @port:	the port
  * @rec:	the frame's private copies
  * @hdr:	the header copy, exactly @hl bytes long (malloc)
- * @hl:		min(frame length, GUARD_HDR_COPY)
+ * @hl:		min(frame length, GUARD_HDR_COPY), or the longer copy the
+ *		guard asked for (the switch's, sw_guard_long())
  * @mtu:	the MTU
  * @l2v:	fg_ref()'s L2 verdict
  * @want:	the oracle's verdict, or FG_UNKNOWN
@@ -1133,24 +1712,40 @@ static int fg_check_frame(uint64_t *s, const struct guard_port *port,
 			  uint32_t hl, uint32_t mtu, int l2v, int want,
 			  uint32_t ghl, uint32_t segs, const char *what)
 {
-	uint8_t big[GUARD_HDR_COPY + 64];
+	static uint8_t big[GUARD_HDR_COPY_MAX + 64];
 	unsigned int type = (unsigned int)rec->l2[12] << 8 | rec->l2[13];
 	int bridge = !memcmp(rec->l2, "\x01\x80\xc2\x00\x00", 5) &&
 		     rec->l2[5] <= 0x0f;
 	struct guard_frame gf, gf2;
+	int cisco = !memcmp(rec->l2, "\x01\x00\x0c\xcc\xcc", 5) &&
+		    (rec->l2[5] == 0xcc || rec->l2[5] == 0xcd);
 	struct guard_port p2;
 	uint32_t sh;
+	uint8_t *short_hdr;
 	int v, again, exp;
 
 	v = guard_check_frame(port, rec, hdr, hl, mtu, &gf);
 	if (v < 0 || v >= GUARD__MAX)
 		fg_fail("guard_check_frame: verdict %d is not an enum "
 			"guard_verdict (%s)", v, what);
+	if (gf.want && (v != GUARD_DROP_HIDDEN || gf.want <= hl ||
+			gf.want > rec->frame_len))
+		fg_fail("guard_check_frame: %s wants a copy of %u bytes, it has "
+			"%u of %u (%s)", fg_name(v), gf.want, hl, rec->frame_len,
+			what);
 	if (l2v == GUARD_DROP_SPOOF || l2v == GUARD_DROP_VLAN ||
 	    l2v == GUARD_DROP_MTU)
 		exp = l2v;
 	else if (bridge)
 		exp = GUARD_DROP_BRIDGE_GROUP;
+	else if (cisco)
+		exp = GUARD_DROP_CISCO_GROUP;
+	else if (type == 0x8808 || type == 0x8809)
+		exp = GUARD_DROP_MAC_CONTROL;
+	else if (type == 0x888e)
+		exp = GUARD_DROP_EAPOL;
+	else if (type < 0x0600 && !(port->flags & GUARD_F_ALLOW_LLC))
+		exp = GUARD_DROP_LLC;
 	else if (type != 0x0800 && type != 0x0806 && type != 0x86dd)
 		exp = rec->vnet.flags & 1 ? GUARD_DROP_CSUM_OFFSET :
 		      rec->vnet.gso_type ? GUARD_DROP_GSO : l2v;
@@ -1243,9 +1838,19 @@ static int fg_check_frame(uint64_t *s, const struct guard_port *port,
 				"only bytes past hdr_len (%u) changed (%s)",
 				fg_name(v), fg_name(again), hl, what);
 	}
-	/* a shorter copy never lets more through */
-	sh = (uint32_t)fuzz_below(s, hl + 1);
-	again = guard_check_frame(port, rec, hdr, sh, mtu, NULL);
+	/* a shorter copy never lets more through (by a caller that makes no
+	   longer copy when the guard asks for one, too), and the guard reads
+	   nothing past it (ASan: a malloc of exactly @sh bytes); a few bytes
+	   short of a longer copy often */
+	sh = hl > GUARD_HDR_COPY && fuzz_below(s, 2) ?
+	     hl - 1 - (uint32_t)fuzz_below(s, 8) :
+	     (uint32_t)fuzz_below(s, hl + 1);
+	short_hdr = malloc(sh ? sh : 1);
+	if (!short_hdr)
+		fg_fail("malloc");
+	memcpy(short_hdr, hdr, sh);
+	again = guard_check_frame(port, rec, short_hdr, sh, mtu, NULL);
+	free(short_hdr);
 	if (again < 0 || again >= GUARD__MAX || (fg_is_pass(again) && again != v))
 		fg_fail("guard_check_frame: a copy of %u bytes gives %s, the "
 			"full copy of %u gives %s (%s)", sh, fg_name(again), hl,
@@ -1260,13 +1865,18 @@ static int fg_check_frame(uint64_t *s, const struct guard_port *port,
 	     v == GUARD_DROP_DHCP_SERVER))
 		fg_fail("guard_check_frame: %s from a trusted router (%s)",
 			fg_name(v), what);
+	if ((port->flags & GUARD_F_ALLOW_LLC) && v == GUARD_DROP_LLC)
+		fg_fail("guard_check_frame: drop_llc with GUARD_F_ALLOW_LLC (%s)",
+			what);
 	if (fg_is_pass(v)) {
-		for (int k = 0; k < 3; k++) {
+		for (int k = 0; k < 4; k++) {
 			p2 = *port;
 			if (k == 0)
 				p2.flags |= GUARD_F_L3_ANY;
 			else if (k == 1)
 				p2.flags |= GUARD_F_TRUSTED_ROUTER;
+			else if (k == 3)
+				p2.flags |= GUARD_F_ALLOW_LLC;
 			if (k == 2 && p2.n_ip4 < GUARD_ADDR_MAX) {
 				fg_fill(s, p2.ip4[p2.n_ip4].addr, 4);
 				p2.ip4[p2.n_ip4++].len = (uint8_t)fuzz_below(s, 33);
@@ -1280,8 +1890,9 @@ static int fg_check_frame(uint64_t *s, const struct guard_port *port,
 				fg_fail("guard_check_frame: %s, but %s with %s "
 					"(%s)", fg_name(v), fg_name(again),
 					k == 0 ? "GUARD_F_L3_ANY" : k == 1 ?
-					"GUARD_F_TRUSTED_ROUTER" :
-					"one more prefix", what);
+					"GUARD_F_TRUSTED_ROUTER" : k == 3 ?
+					"GUARD_F_ALLOW_LLC" : "one more prefix",
+					what);
 		}
 	}
 	return v;
@@ -1303,12 +1914,14 @@ static void fg_one(uint64_t *s, struct guard_port *port, uint8_t *scratch)
 	struct ring_vnet_hdr vnet;
 	char what[96];
 	struct ring_rec rec;
+	uint32_t lim;
+	struct guard_frame lg;
 	uint8_t *frame, *hdr;
 	size_t n;
 
-	port->flags = (uint32_t)fuzz_below(s, 4);
+	port->flags = (uint32_t)fuzz_below(s, 8);
 	if (!fuzz_below(s, 16))
-		port->flags |= (uint32_t)fuzz_rand(s) & ~3u;
+		port->flags |= (uint32_t)fuzz_rand(s) & ~7u;
 	mtu = fuzz_below(s, 4) ? mtus[fuzz_below(s, 5)] : (uint32_t)fuzz_rand(s);
 	if (t >= FG_S_IPV4) {
 		fg_mac(s, scratch, port->mac);
@@ -1332,11 +1945,20 @@ static void fg_one(uint64_t *s, struct guard_port *port, uint8_t *scratch)
 			mtu = 65535 - 18;
 		fg_vnet(s, &b, len, mtu, &vnet);	/* it may set the TCP header length */
 		built = 1;
-		if (want == FG_OK)
+		if (b.gso_drop && fuzz_below(s, 4))	/* a DHCP message: rarely GSO */
+			vnet.gso_type = RING_VNET_GSO_NONE;
+		if (want != FG_UNKNOWN && b.gso_drop &&
+		    vnet.gso_type != RING_VNET_GSO_NONE)
+			want = GUARD_DROP_GSO;	/* the DHCP guard's, before the vnet's */
+		else if (want == FG_OK)
 			want = fg_vnet_want(&b, &vnet, len, mtu, &ghl, &segs);
 		if (!fuzz_below(s, 3)) {		/* then mutated */
+			/* in the headers, or anywhere in a DHCP message */
+			lim = len - 14 > GUARD_HDR_COPY && fuzz_below(s, 2) ?
+			      (len - 14 < GUARD_HDR_COPY_MAX ? len - 14 :
+			       GUARD_HDR_COPY_MAX) : GUARD_HDR_COPY;
 			for (uint64_t k = 1 + fuzz_below(s, 4); k; k--)
-				scratch[14 + fuzz_below(s, GUARD_HDR_COPY)] ^=
+				scratch[14 + fuzz_below(s, lim)] ^=
 					(uint8_t)(1u << fuzz_below(s, 8));
 			if (!fuzz_below(s, 4))
 				len = 14 + (uint32_t)fuzz_below(s, len - 13);
@@ -1377,6 +1999,19 @@ static void fg_one(uint64_t *s, struct guard_port *port, uint8_t *scratch)
 	rec.pos = fuzz_rand(s) & ~63ull;
 	snprintf(what, sizeof(what), "template %s%s", fg_template_names[t],
 		 t >= FG_S_IPV4 && want == FG_UNKNOWN ? ", mutated" : "");
+
+	/* as the switch does: the longer private copy the guard asks for */
+	if (guard_check_frame(port, &rec, hdr, hl, mtu, &lg) ==
+	    GUARD_DROP_HIDDEN && lg.want > hl && lg.want <= len &&
+	    lg.want <= GUARD_HDR_COPY_MAX) {
+		free(hdr);
+		hdr = malloc(lg.want);
+		if (!hdr)
+			fg_fail("malloc");
+		memcpy(hdr, frame, lg.want);
+		hl = lg.want;
+		fg_tot.long_copies++;
+	}
 
 	l2v = fg_ref(port->mac, rec.l2, len, rec.vnet.gso_type, mtu);
 	vf = fg_check_frame(s, port, &rec, hdr, hl, mtu, l2v, want, ghl, segs,
@@ -1472,10 +2107,11 @@ int main(int argc, char **argv)
 	printf("{\"fuzzer\": \"guard\", \"seed\": %" PRIu64 ", \"episodes\": %"
 	       PRIu64 ", \"iterations_per_episode\": %u, \"iterations\": %" PRIu64
 	       ", \"seconds\": %.1f, \"oracle\": %" PRIu64 ", \"mutated\": %"
-	       PRIu64 ", \"csum_passed\": %" PRIu64 ", \"gso_passed\": %"
-	       PRIu64 ", \"verdicts\": {", seed, fg_tot.episodes, iters,
-	       fg_tot.iterations, (fg_now_ns() - t0) / 1e9, fg_tot.oracle,
-	       fg_tot.mutated, fg_tot.csum_passed, fg_tot.gso_passed);
+	       PRIu64 ", \"long_copies\": %" PRIu64 ", \"csum_passed\": %"
+	       PRIu64 ", \"gso_passed\": %" PRIu64 ", \"verdicts\": {", seed,
+	       fg_tot.episodes, iters, fg_tot.iterations,
+	       (fg_now_ns() - t0) / 1e9, fg_tot.oracle, fg_tot.mutated,
+	       fg_tot.long_copies, fg_tot.csum_passed, fg_tot.gso_passed);
 	for (unsigned int i = 0; i < GUARD__MAX; i++)
 		printf("%s\"%s\": %" PRIu64, i ? ", " : "", guard_verdict_name(i),
 		       fg_tot.verdicts[i]);

@@ -30,7 +30,8 @@ VERDICTS = ["pass_unicast", "pass_group", "drop_spoof", "drop_vlan",
             "drop_mtu", "drop_loop", "drop_bridge_group", "drop_malformed",
             "drop_hidden", "drop_fragment", "drop_ip_spoof", "drop_arp_spoof",
             "drop_nd_spoof", "drop_ra", "drop_redirect", "drop_dhcp_server",
-            "drop_csum_offset", "drop_gso"]
+            "drop_dhcp_spoof", "drop_csum_offset", "drop_gso", "drop_cisco_group",
+            "drop_mac_control", "drop_eapol", "drop_llc"]
 
 
 def run_fuzz(tmp_path, seconds, seed, only=None, ring_src=None, guard_src=None):
@@ -83,6 +84,7 @@ def test_fuzzers_find_nothing_and_really_work(tmp_path):
     # offloaded frames that pass: a checksum was written over them, GSO
     # frames were charged as several segments
     assert guard["csum_passed"] > 0 and guard["gso_passed"] > 0, guard
+    assert guard["long_copies"] > 0, guard     # DHCP messages read from the longer copy
 
 
 def mutant(tmp_path, name, src, old, new):
@@ -148,6 +150,25 @@ MUTANTS = {
     # a GSO frame charged as one frame -> its segments are wrong
     "guard_gso_one_segment": ("guard", "guard.c",
         "segs = pay / gso_size + !!(pay % gso_size);", "segs = 1;"),
+    # a DHCP message read 8 bytes past the copy, not asked for (rule 2) -> ASan
+    "guard_dhcp_reads_past_copy": ("guard", "guard.c",
+        "if (*mend > k->limit) {", "if (*mend > k->limit + 8) {"),
+    # a DHCP server's message to port 68 from another port -> drop_dhcp_server
+    "guard_dhcp_server_by_source_port_only": ("guard", "guard.c",
+        "if (sport == GUARD_PORT_BOOTPS || dport == GUARD_PORT_BOOTPC)",
+        "if (sport == GUARD_PORT_BOOTPS)"),
+    # chaddr not compared with the port's MAC -> drop_dhcp_spoof
+    "guard_dhcp_chaddr": ("guard", "guard.c",
+        "memcmp(m + GUARD_DHCP_CHADDR, port->mac, 6))", "0)"),
+    # a DHCPv6 RELEASE of any address -> drop_dhcp_spoof
+    "guard_dhcp6_release_any": ("guard", "guard.c",
+        "if (!guard_has6(k->port, h + off + 4))", "if (0)"),
+    # PVST+ BPDUs pass -> drop_cisco_group
+    "guard_no_pvst": ("guard", "guard.c",
+        "(d[5] == 0xcc || d[5] == 0xcd))", "(d[5] == 0xcc))"),
+    # LLC allowed by the wrong flag -> the reference says drop_llc
+    "guard_llc_wrong_flag": ("guard", "guard.c",
+        "!(port->flags & GUARD_F_ALLOW_LLC)", "!(port->flags & GUARD_F_TRUSTED_ROUTER)"),
 }
 
 

@@ -147,6 +147,55 @@ def lan_mac() -> str:
     return netns.link(LAN_IF, LAN_NS).mac
 
 
+class DhcpServer:
+    """dnsmasq on the LAN host (DHCP and DHCPv6, no DNS), as a LAN's
+    server would be: leases from RANGE4 and RANGE6, its lease file and log
+    in @dir. Started and stopped by PID; close() also when a test failed."""
+
+    RANGE4 = ("198.18.0.128", "198.18.0.191")      # in --allow-ip 198.18.0.128/26
+    RANGE6 = ("fd00:5e::100", "fd00:5e::1ff")      # in --allow-ip fd00:5e::100/120
+
+    def __init__(self, dir: str):
+        self.leasefile = os.path.join(dir, "dnsmasq.leases")
+        self.logfile = os.path.join(dir, "dnsmasq.log")
+        argv = ["ip", "netns", "exec", LAN_NS, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+                "--port=0", f"--interface={LAN_IF}", "--bind-interfaces", "--user=root", "--group=root",
+                f"--dhcp-range={self.RANGE4[0]},{self.RANGE4[1]},255.255.255.0,10m",
+                f"--dhcp-range={self.RANGE6[0]},{self.RANGE6[1]},64,10m",
+                f"--dhcp-leasefile={self.leasefile}", "--dhcp-authoritative", "--log-dhcp",
+                f"--log-facility={self.logfile}", f"--pid-file={os.path.join(dir, 'dnsmasq.pid')}"]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if not wait_for(lambda: "DHCPv6, IP range" in self.log() or self.proc.poll() is not None):
+            self.close()
+            raise AssertionError(f"dnsmasq did not start: {self.log()}")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"dnsmasq ended: {self.proc.stderr.read()} {self.log()}")
+
+    def log(self) -> str:
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def leases(self) -> str:
+        """The lease file: one line per lease (the address among its fields)."""
+        try:
+            with open(self.leasefile) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 # -- frames: captures and a partition's raw socket ------------------------------
 
 class Sniffer:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import statistics
 import struct
 import subprocess
@@ -20,15 +21,17 @@ import sys
 import time
 
 from scapy.layers.dhcp import BOOTP, DHCP
-from scapy.layers.dhcp6 import DHCP6_Advertise
+from scapy.layers.dhcp6 import (DHCP6_Advertise, DHCP6_Solicit, DHCP6OptClientId, DHCP6OptServerId, DUID_LL,
+                                DUID_LLT)
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import (ICMPv6ND_NA, ICMPv6ND_RA, ICMPv6NDOptDstLLAddr, ICMPv6NDOptPrefixInfo,
                                 ICMPv6NDOptSrcLLAddr, IPv6)
-from scapy.layers.l2 import ARP, Dot1Q, Ether
+from scapy.layers.l2 import ARP, LLC, SNAP, STP, Dot1Q, Dot3, Ether
+from scapy.packet import Raw
 
 from dataplane_helpers import Capture
-from system import (A, B, LAN_IF, LAN_NS, LAN_V4, LAN_V6, Sniffer, lan_mac, marker_broadcast, send_frames,
-                    wait_for)
+from system import (A, B, LAN_IF, LAN_NS, LAN_V4, LAN_V6, DhcpServer, Sniffer, lan_mac, marker_broadcast,
+                    send_frames, wait_for)
 from vnetshare.core import config
 from vnetshare.core.config import mac_bytes
 from vnetshare.dataplane.guard import link_local
@@ -36,6 +39,7 @@ from vnetshare.linux import netns
 from vnetshare.linux.probe import iperf3, ping
 
 BCAST = "ff:ff:ff:ff:ff:ff"
+PYROUTE2_DHCP = os.path.join(os.path.dirname(sys.executable), "pyroute2-dhcp-client")
 ALL_NODES_MAC = "33:33:00:00:00:01"
 BAD_PREFIX = "2001:db8:bad::"          # what the hostile RA advertises
 ROUTER_PREFIX = "2001:db8:7::"         # what a trusted router advertises
@@ -458,9 +462,10 @@ def test_set_survives_a_daemon_restart_and_bad_values_change_nothing(system):
     name, ip = "pset", "198.18.0.51"
     system.create(name, "--ip", f"{ip}/24", "--gateway", LAN_V4)
     system.cli("partition", "set", name, "--vlan", "10", "--tx-limit", "300mbit", "--rx-limit", "20kpps",
-               "--storm-limit", "500", "--allow-ip", "203.0.113.0/24")
+               "--storm-limit", "500", "--allow-ip", "203.0.113.0/24", "--allow-llc")
     want = _settings(system, name)
     assert want["vlan"] == 10 and want["storm_limit"] == 500 and want["allow_ips"] == ["203.0.113.0/24"]
+    assert want["allow_llc"] is True
     assert "300" in json.dumps(want["tx_limit"]) and "20" in json.dumps(want["rx_limit"]), want
 
     assert system.stop_daemon() == 0
@@ -533,3 +538,211 @@ def test_verify_passes_without_disturbing_and_reports_leaks_with_the_guard_off(t
     assert two.state_names() == [A[0], B[0]]
     assert sorted(netns.names()) == sorted([LAN_NS, A[0], B[0]])
     assert len(two.agent_pids()) == 2
+
+
+# -- 8. DHCP guard and link-layer control frames (issue 20, items 4 and 7) ----------------------------
+
+CISCO_GROUP, PVST_GROUP = "01:00:0c:cc:cc:cc", "01:00:0c:cc:cc:cd"
+DHCP6_MAC = "33:33:00:01:00:02"      # All_DHCP_Relay_Agents_and_Servers, ff02::1:2
+
+
+def _dhcp4(mac: str, dst_mac: str, src: str, dst: str, msg: str, chaddr: str, sport: int = 68,
+           dport: int = 67, op: int = 1, options=(), **bootp) -> bytes:
+    return bytes(Ether(src=mac, dst=dst_mac) / IP(src=src, dst=dst) / UDP(sport=sport, dport=dport)
+                 / BOOTP(op=op, chaddr=mac_bytes(chaddr), xid=int.from_bytes(os.urandom(4), "big"), **bootp)
+                 / DHCP(options=[("message-type", msg), *options, "end"]))
+
+
+def _snap(mac: str, dst: str, oui: int, code: int, payload) -> bytes:
+    return bytes(Dot3(src=mac, dst=dst) / LLC(dsap=0xAA, ssap=0xAA, ctrl=3) / SNAP(OUI=oui, code=code) / payload)
+
+
+def test_dhcp_and_link_layer_control_attacks_are_dropped_counted_and_reach_no_one(two):
+    a_mac = two.cli_json("partition", "show", A[0])["mac"]
+    b_mac = two.cli_json("partition", "show", B[0])["mac"]
+    lmac = lan_mac()
+    a_ll = str(link_local(a_mac))
+    hostile = {
+        "dhcp_server": [
+            # an OFFER from port 1067: clients take anything sent to port 68
+            _dhcp4(a_mac, BCAST, A[1], "255.255.255.255", "offer", b_mac, sport=1067, dport=68, op=2,
+                   yiaddr="198.18.0.99", siaddr=A[1],
+                   options=[("server_id", A[1]), ("router", A[1]), ("lease_time", 86400)]),
+            bytes(Ether(src=a_mac, dst=ALL_NODES_MAC) / IPv6(src=a_ll, dst="ff02::1") / UDP(sport=1547, dport=546)
+                  / DHCP6_Advertise(trid=0x7E57) / DHCP6OptServerId(duid=DUID_LL(lladdr=a_mac))
+                  / DHCP6OptClientId(duid=DUID_LL(lladdr=b_mac))),
+        ],
+        "dhcp_spoof": [
+            # pool starvation: a DISCOVER with pb's hardware address
+            _dhcp4(a_mac, BCAST, "0.0.0.0", "255.255.255.255", "discover", b_mac),
+            # pb's lease released: pb's address, then pb's address and hardware address
+            _dhcp4(a_mac, lmac, A[1], LAN_V4, "release", a_mac, ciaddr=B[1], options=[("server_id", LAN_V4)]),
+            _dhcp4(a_mac, lmac, A[1], LAN_V4, "release", b_mac, ciaddr=B[1], options=[("server_id", LAN_V4)]),
+        ],
+        "cisco_group": [
+            # one PVST+ BPDU shuts a BPDU-guarded switch port: the shared uplink
+            _snap(a_mac, PVST_GROUP, 0x0C, 0x010B, STP(rootid=0, rootmac=a_mac, bridgeid=0, bridgemac=a_mac)),
+            # CDP (DTP and VTP use the same group)
+            _snap(a_mac, CISCO_GROUP, 0x0C, 0x2000, Raw(b"\x02\xb4\x00\x00" + _mark("CDP"))),
+        ],
+        "mac_control": [
+            bytes(Ether(src=a_mac, dst=lmac, type=0x8808) / Raw(b"\x00\x01\xff\xff" + _mark("PAUSE").ljust(42, b"\0"))),
+            bytes(Ether(src=a_mac, dst=lmac, type=0x8809) / Raw(b"\x01\x01" + _mark("LACP").ljust(108, b"\0"))),
+        ],
+        "eapol": [bytes(Ether(src=a_mac, dst=lmac, type=0x888E) / Raw(b"\x02\x01\x00\x00" + _mark("EAPOL")))],
+        "llc": [bytes(Dot3(src=a_mac, dst=BCAST) / LLC(dsap=0xF0, ssap=0xF0, ctrl=3) / Raw(_mark("NETBIOS")))],
+    }
+    # positive controls of the same kinds, after the hostile ones: pa's own
+    # DISCOVER and SOLICIT (DUID-LL of its MAC), and a broadcast
+    legit = [_dhcp4(a_mac, BCAST, "0.0.0.0", "255.255.255.255", "discover", a_mac),
+             bytes(Ether(src=a_mac, dst=DHCP6_MAC) / IPv6(src=a_ll, dst="ff02::1:2") / UDP(sport=546, dport=547)
+                   / DHCP6_Solicit(trid=0x5011) / DHCP6OptClientId(duid=DUID_LL(lladdr=a_mac))),
+             marker_broadcast(mac_bytes(a_mac), _mark("LEGIT"))]
+    before = _drops(two, A[0])
+    lan = Sniffer(LAN_NS, LAN_IF)
+    peer = Sniffer(B[0], "eth0")
+    try:
+        send_frames(A[0], [f for fs in hostile.values() for f in fs] + legit)
+        for cap, where in ((lan, "the LAN host"), (peer, "pb")):
+            for i, f in enumerate(legit):
+                assert wait_for(lambda: _seen(cap.frames, f), timeout=5), f"{where} missed legit frame {i}"
+        want = {r: len(fs) for r, fs in hostile.items()}
+        assert wait_for(lambda: _counted(two, A[0], before, want), timeout=5), (want, _drops(two, A[0]))
+    finally:
+        got = {"the LAN host": lan.close(), "pb": peer.close()}
+    for where, frames in got.items():
+        for reason, fs in hostile.items():
+            leaked = [i for i, f in enumerate(fs) if _seen(frames, f)]
+            assert not leaked, f"{where} saw {reason} frame(s) {leaked}"
+    # exactly those, nothing else counted for the controls
+    assert {r: _drops(two, A[0])[r] - before[r] for r in want} == want
+
+
+def test_allow_llc_is_per_partition_live_and_lets_nothing_else_through(system):
+    name, ip = "pllc", "198.18.0.61"
+    rtr = ("prtr", "198.18.0.62")
+    system.create(name, "--ip", f"{ip}/24")
+    system.create(rtr[0], "--ip", f"{rtr[1]}/24", "--trusted-router")
+    mac = {n: system.cli_json("partition", "show", n)["mac"] for n in (name, rtr[0])}
+    assert system.cli_json("partition", "show", name)["allow_llc"] is False
+
+    def round_of(tag: str):
+        llc = bytes(Dot3(src=mac[name], dst=BCAST) / LLC(dsap=0xFE, ssap=0xFE, ctrl=3) / Raw(_mark(f"LLC-{tag}")))
+        others = [_snap(mac[name], PVST_GROUP, 0x0C, 0x010B, STP(rootmac=mac[name], bridgemac=mac[name])),
+                  bytes(Ether(src=mac[name], dst=BCAST, type=0x888E) / Raw(b"\x02\x01\x00\x00" + _mark("EAPOL"))),
+                  bytes(Ether(src=mac[name], dst=BCAST, type=0x8808) / Raw(b"\x00\x01\x00\x10" + _mark("PAUSE")))]
+        legit = marker_broadcast(mac_bytes(mac[name]), _mark(f"LEGIT-{tag}"))
+        lan = Sniffer(LAN_NS, LAN_IF)
+        try:
+            send_frames(name, [llc] + others + [legit])
+            assert wait_for(lambda: _seen(lan.frames, legit), timeout=5), "the LAN missed the legit frame"
+        finally:
+            frames = lan.close()
+        assert not [f for f in others if _seen(frames, f)], "--allow-llc let a control frame through"
+        return _seen(frames, llc)
+
+    before = _drops(system, name)
+    assert not round_of("default")
+    assert wait_for(lambda: _counted(system, name, before, {"llc": 1, "cisco_group": 1, "eapol": 1,
+                                                             "mac_control": 1}))
+    system.cli("partition", "set", name, "--allow-llc")
+    show = system.cli_json("partition", "show", name)
+    assert show["allow_llc"] is True and show["guard"] == "on (--allow-llc)"
+    assert "guard     on (--allow-llc)" in system.cli("partition", "show", name).stdout
+    assert round_of("allowed"), "--allow-llc: the LLC frame did not reach the LAN"
+    system.cli("partition", "set", name, "--no-allow-llc")
+    assert not round_of("again")
+
+    # a trusted router serves DHCP, from any port
+    offer = _dhcp4(mac[rtr[0]], BCAST, rtr[1], "255.255.255.255", "offer", "02:00:00:00:00:99", sport=1067,
+                   dport=68, op=2, yiaddr="198.18.0.99", options=[("server_id", rtr[1])])
+    lan = Sniffer(LAN_NS, LAN_IF)
+    try:
+        send_frames(rtr[0], [offer])
+        assert wait_for(lambda: _seen(lan.frames, offer), timeout=5), "the trusted router's OFFER did not pass"
+    finally:
+        lan.close()
+
+
+DHCLIENT_SCRIPT = """#!/bin/sh
+# dhclient -sf: only the address on the partition's device (no resolv.conf, no routes)
+case "$reason" in
+BOUND6|RENEW6|REBIND6|REBOOT6)
+    ip -6 addr replace "$new_ip6_address/${new_ip6_prefixlen:-128}" dev "$interface" nodad ;;
+RELEASE6|EXPIRE6|STOP6)
+    [ -z "$old_ip6_address" ] || ip -6 addr del "$old_ip6_address/${old_ip6_prefixlen:-128}" dev "$interface" ;;
+esac
+exit 0
+"""
+
+
+def _addresses(ns: str, family: str) -> list[str]:
+    out = json.loads(_ns(ns, "ip", "-j", f"-{family}", "addr", "show", "dev", "eth0").stdout)
+    return [a["local"] for link in out for a in link.get("addr_info", [])
+            if a.get("scope") == "global" and not a.get("tentative")]
+
+
+def test_a_real_dhcp_exchange_leases_and_releases_through_the_guard(system, tmp_path):
+    """dnsmasq on the LAN host; in a partition, pyroute2's DHCP client and
+    ISC dhclient -6 (DUID-LLT of the partition's MAC) get their leases, use
+    them, and release them: every client message passes the guard."""
+    name = "pdhcp"
+    server = DhcpServer(str(tmp_path))
+    clients: list[subprocess.Popen] = []
+    try:
+        system.create(name, "--allow-ip", "198.18.0.128/26", "--allow-ip", "fd00:5e::100/120")
+        mac = system.cli_json("partition", "show", name)["mac"]
+        before = _drops(system, name)
+
+        # DHCPv4: DISCOVER, OFFER, REQUEST, ACK; the client sets the address and route
+        v4 = subprocess.Popen(["ip", "netns", "exec", name, PYROUTE2_DHCP, "eth0", "--log-level", "INFO"],
+                              cwd=str(tmp_path), stdout=subprocess.DEVNULL,
+                              stderr=open(tmp_path / "dhcp4.log", "w"))
+        clients.append(v4)
+        lease4 = wait_for(lambda: _addresses(name, "4"), timeout=30)
+        assert lease4, f"no DHCPv4 lease: {(tmp_path / 'dhcp4.log').read_text()[-2000:]} {server.log()[-2000:]}"
+        assert lease4[0] in server.leases() and mac in server.leases()
+        assert ping(name, LAN_V4, count=2).ok
+
+        # DHCPv6: SOLICIT, ADVERTISE, REQUEST, REPLY, with dhclient's DUID-LLT
+        script = tmp_path / "dhclient-script"
+        script.write_text(DHCLIENT_SCRIPT)
+        script.chmod(0o755)
+        d6 = ["-lf", str(tmp_path / "dhclient6.leases"), "-pf", str(tmp_path / "dhclient6.pid"), "-sf", str(script)]
+        lan = Sniffer(LAN_NS, LAN_IF)
+        try:
+            v6 = subprocess.Popen(["ip", "netns", "exec", name, "dhclient", "-6", "-d", "-1", *d6, "eth0"],
+                                  stdout=subprocess.DEVNULL, stderr=open(tmp_path / "dhcp6.log", "w"))
+            clients.append(v6)
+            lease6 = wait_for(lambda: [a for a in _addresses(name, "6") if a.startswith("fd00:5e::1")],
+                              timeout=30)
+        finally:
+            frames = lan.close()
+        assert lease6, f"no DHCPv6 lease: {(tmp_path / 'dhcp6.log').read_text()[-2000:]} {server.log()[-2000:]}"
+        solicits = [Ether(f) for f in frames if f[12:14] == b"\x86\xdd" and Ether(f).haslayer(DHCP6_Solicit)]
+        assert solicits and isinstance(solicits[0][DHCP6OptClientId].duid, DUID_LLT)
+        assert solicits[0][DHCP6OptClientId].duid.lladdr == mac, "dhclient's DUID is not of the partition's MAC"
+        _ns(name, "ip", "-6", "route", "add", "fd00:5e::/64", "dev", "eth0")   # the on-link prefix an RA gives
+        r = _ns(name, "ping", "-n", "-c", "2", "-i", "0.1", "-W", "2", "-I", lease6[0], LAN_V6, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+        # RELEASE, both: the server frees the leases (pyroute2's client
+        # releases when interrupted)
+        v4.send_signal(signal.SIGINT)
+        v4.wait(timeout=20)
+        _ns(name, "dhclient", "-6", "-r", *d6, "eth0")
+        assert wait_for(lambda: lease4[0] not in server.leases() and lease6[0] not in server.leases(),
+                        timeout=10), server.leases()
+        drops = _drops(system, name)
+        assert {r: drops[r] - before[r] for r in ("dhcp_server", "dhcp_spoof", "malformed", "hidden", "ip_spoof")} \
+            == dict.fromkeys(("dhcp_server", "dhcp_spoof", "malformed", "hidden", "ip_spoof"), 0)
+    finally:
+        for p in clients:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        server.close()

@@ -75,6 +75,7 @@ def test_cni_args_refused(text, words):
 @pytest.mark.parametrize("change, code, word", [
     ({"allowIPs": "10.0.0.0/8"}, cni.ERR_INVALID_CONFIG, "'allowIPs'"),
     ({"trustedRouter": "yes"}, cni.ERR_INVALID_CONFIG, "'trustedRouter'"),
+    ({"allowLLC": "yes"}, cni.ERR_INVALID_CONFIG, "'allowLLC'"),
     ({"stormLimit": -1}, cni.ERR_INVALID_CONFIG, "'stormLimit'"),
     ({"txBurst": "64kb"}, cni.ERR_INVALID_CONFIG, "'txBurst'"),
     ({"ipam": {"type": "../evil"}}, cni.ERR_INVALID_CONFIG, "'ipam.type'"),

@@ -200,8 +200,9 @@ def test_create_routes_and_labels_refused(fields, words):
         assert w in str(e.value), (w, str(e.value))
 
 
-POLICY_DEFAULTS = {"allow_ips": [], "trusted_router": False, "vlan": None, "storm_limit": None,
-                   "tx_burst": None, "tx_limit": None, "rx_burst": None, "rx_limit": None}
+POLICY_DEFAULTS = {"allow_ips": [], "trusted_router": False, "allow_llc": False, "vlan": None,
+                   "storm_limit": None, "tx_burst": None, "tx_limit": None, "rx_burst": None,
+                   "rx_limit": None}
 
 
 def test_create_policy_is_normalised():
@@ -217,8 +218,8 @@ def test_create_policy_is_normalised():
 
 def test_set_fields_left_out_are_unchanged_and_none_removes():
     _, args = p.validate_request({"op": "partition.set", "name": "r"})
-    assert args == {"name": "r", "ips": None, "allow_ips": None, "trusted_router": None, "vlan": None,
-                    "storm_limit": None, "tx_burst": None, "tx_limit": None, "rx_burst": None,
+    assert args == {"name": "r", "ips": None, "allow_ips": None, "trusted_router": None,
+                    "allow_llc": None, "vlan": None, "storm_limit": None, "tx_burst": None, "tx_limit": None, "rx_burst": None,
                     "rx_limit": None}
     _, args = p.validate_request({"op": "partition.set", "name": "r", "vlan": "none",
                                   "tx_limit": ["none"], "storm_limit": "none", "ips": []})
@@ -240,6 +241,7 @@ def test_set_fields_left_out_are_unchanged_and_none_removes():
     ({"storm_limit": "-5"}, "storm limit '-5'"),
     ({"storm_limit": True}, "field 'storm_limit' must be"),
     ({"trusted_router": "yes"}, "field 'trusted_router' must be a boolean"),
+    ({"allow_llc": 1}, "field 'allow_llc' must be a boolean"),
 ])
 @pytest.mark.parametrize("op", ["partition.create", "partition.set"])
 def test_bad_policy_values_name_the_value(op, fields, why):
@@ -328,7 +330,7 @@ def test_events_request():
 @settings(max_examples=300)
 @given(st.dictionaries(st.sampled_from(["op", "name", "ips", "mtu", "mac", "gateway", "netns", "ifname", "x",
                                         "allow_ips", "vlan", "storm_limit", "tx_limit", "tx_burst",
-                                        "rx_limit", "trusted_router"]),
+                                        "rx_limit", "trusted_router", "allow_llc"]),
                        json_values, max_size=6))
 def test_validate_request_raises_only_protocol_error(msg):
     if "op" in msg and isinstance(msg["op"], str):

@@ -93,3 +93,45 @@ def test_vnet_rows_ask_for_what_their_names_say():
     assert gso.frames != bad.frames and Ether(gso.frames[0])[TCP].dataofs == 5
     assert gso.vnet.gso_size + 20 + 20 == 1500 and len(gso.frames[0]) > 2 * 1514
     assert bad.vnet.gso_size == 1 and bad.reason == "gso"
+
+
+def test_dhcp_messages_are_real_ones():
+    from scapy.layers.dhcp import BOOTP, DHCP
+    from scapy.layers.dhcp6 import DHCP6_Advertise
+
+    f = Ether(v.eth(B, A, v.ETH_P_IP, v.ipv4("198.18.0.1", "198.18.0.2", 17, v.udp4(
+        68, 67, v.bootp(1, A, 7, ciaddr="198.18.0.2", options=bytes([54, 4, 198, 18, 0, 9]))))))
+    assert f[BOOTP].op == 1 and f[BOOTP].chaddr[:6] == A and f[BOOTP].ciaddr == "198.18.0.2"
+    assert ("message-type", 7) in f[DHCP].options and ("server_id", "198.18.0.9") in f[DHCP].options
+    adv = Ether(v.eth(B, A, v.ETH_P_IPV6, v.ipv6_udp("2001:db8::1", "2001:db8::2", 1547, 546,
+                                                      b"\x02\x7e\x57\x00")))
+    assert adv[UDP].sport == 1547 and adv[UDP].dport == 546 and adv.haslayer(DHCP6_Advertise)
+    ours = adv[UDP].chksum
+    del adv[UDP].chksum
+    assert Ether(bytes(adv))[UDP].chksum == ours
+
+
+def test_snap_frame_is_an_8023_length_frame_of_no_protocol():
+    from scapy.layers.l2 import LLC, SNAP, Dot3
+
+    p = Dot3(v.snap(v.PVST_GROUP, A, b"x" * 40))
+    assert p.dst == "01:00:0c:cc:cc:cd" and p.len == 8 + 40
+    assert p[LLC].dsap == p[LLC].ssap == 0xAA and p[SNAP].OUI == 0 and p[SNAP].code == v.ETH_P_EXPERIMENTAL
+
+
+def test_every_hostile_frame_gets_its_reason_from_the_guard():
+    """verify's frames, judged by the C guard as the sender's port: each
+    hostile one under the reason its check counts, the control passes."""
+    from vnetshare.dataplane.guard import GuardPolicy, check
+
+    s = {"mac": "02:aa:bb:cc:dd:01", "ips": ["198.18.7.1/24", "2001:db8:7::1/64"], "mtu": 1500}
+    r = {"mac": "02:aa:bb:cc:dd:02", "ips": ["198.18.7.2/24", "2001:db8:7::2/64"], "mtu": 1500}
+    checks, _, r_barrier, u_barrier = v._plan(s, r, 0)
+    policy = GuardPolicy.for_partition(s["mac"], s["ips"])
+    got = {c.check: [check(policy, f, vnet=c.vnet) for f in c.frames] for c in checks}
+    want = {c.check: ["pass_unicast" if c.reason is None else f"drop_{c.reason}"] * len(c.frames)
+            for c in checks}
+    assert got == want
+    assert {c.reason for c in checks} >= {"dhcp_server", "dhcp_spoof", "cisco_group", "mac_control",
+                                          "eapol", "llc", "csum_offset", "gso"}
+    assert check(policy, r_barrier) == "pass_unicast" and check(policy, u_barrier) == "pass_unicast"

@@ -210,6 +210,7 @@ def _policy_fields(create: bool) -> dict[str, Field]:
         "allow_ips": Field((list,) + none, default=() if create else None,
                            check=_strings("allow_ips", config.allow_ips)),
         "trusted_router": Field((bool,) + none, default=False if create else None),
+        "allow_llc": Field((bool,) + none, default=False if create else None),
         "vlan": Field((int, str) + none, check=_optional(config.vlan)),
         "storm_limit": Field((int, str) + none, check=_optional(config.storm_limit)),
         "tx_burst": Field((list,) + none, check=_strings("tx_burst", list)),

@@ -75,6 +75,7 @@ class PartitionState:
     # the tenant's policy (issue 8): what it may send, its VLAN and rates
     allow_ips: list[str] = field(default_factory=list)   # prefixes, or ["any"]
     trusted_router: bool = False
+    allow_llc: bool = False                              # 802.3 length (LLC) frames pass
     vlan: int = 0                                        # 0: untagged
     storm_limit: int | None = None                       # None: the daemon's default
     tx_limit: Rate = field(default_factory=Rate)
@@ -109,6 +110,7 @@ _PART_TYPES: dict[str, tuple[type, ...]] = {
     "ring_size": (int,),
     "allow_ips": (list,),
     "trusted_router": (bool,),
+    "allow_llc": (bool,),
     "vlan": (int,),
     "storm_limit": (int, type(None)),
     "tx_limit": (dict,),

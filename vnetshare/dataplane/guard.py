@@ -2,8 +2,8 @@
 
 What a partition may send is decided in C, per frame, by guard_check_frame()
 against a struct guard_port: the port's MAC, the IPv4 and IPv6 prefixes it
-may send from, and two flags; the frame's vnet header (a Vnet) is part of
-what it sends. This module builds that struct from a GuardPolicy, and
+may send from, and three flags; the frame's vnet header (a Vnet) is part
+of what it sends. This module builds that struct from a GuardPolicy, and
 offers check() / check_frame() to ask the C guard about one frame (tests).
 
 Rules:
@@ -16,9 +16,10 @@ Rules:
    link-local address, which the daemon makes the TAP use.
 3. No frame is judged here: check() copies the frame into private memory
    exactly as the switch does (the Ethernet header, the first
-   GUARD_HDR_COPY bytes) and returns the C verdict's name; check_frame()
-   returns what the guard found too (struct guard_frame: a GSO frame's
-   headers and segments).
+   GUARD_HDR_COPY bytes, and the longer copy the guard asks for a DHCP
+   message, up to GUARD_HDR_COPY_MAX) and returns the C verdict's name;
+   check_frame() returns what the guard found too (struct guard_frame: a
+   GSO frame's headers and segments).
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ VERDICTS = tuple(
 DROP_REASONS = tuple(v[len("drop_"):] for v in VERDICTS if v.startswith("drop_"))
 
 HDR_COPY = lib.GUARD_HDR_COPY
+HDR_COPY_MAX = lib.GUARD_HDR_COPY_MAX
 ADDR_MAX = lib.GUARD_ADDR_MAX
 
 _ETH_HLEN = 14
@@ -115,7 +117,8 @@ class GuardPolicy:
     strings, addresses, networks and interfaces (taken as their address)
     are accepted and normalised. l3_any turns the address checks off
     (--allow-ip any); trusted_router lets RAs, redirects and DHCP server
-    messages through (--trusted-router).
+    messages through (--trusted-router); allow_llc lets 802.3 length
+    frames (LLC, SNAP) through (--allow-llc).
     """
 
     mac: str
@@ -123,6 +126,7 @@ class GuardPolicy:
     ipv6: tuple = ()
     l3_any: bool = False
     trusted_router: bool = False
+    allow_llc: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.mac, (bytes, bytearray)) and len(self.mac) == 6:
@@ -132,19 +136,20 @@ class GuardPolicy:
         object.__setattr__(self, "mac", config.mac(mac))
         object.__setattr__(self, "ipv4", _prefixes(self.ipv4, 4, "allowed IPv4"))
         object.__setattr__(self, "ipv6", _prefixes(self.ipv6, 6, "allowed IPv6"))
-        for name in ("l3_any", "trusted_router"):
+        for name in ("l3_any", "trusted_router", "allow_llc"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} {getattr(self, name)!r}: must be true or false")
 
     @classmethod
     def for_partition(cls, mac: object, ips: Iterable[str] = (),
                       allow_ips: Iterable[str] = (),
-                      trusted_router: bool = False) -> "GuardPolicy":
+                      trusted_router: bool = False,
+                      allow_llc: bool = False) -> "GuardPolicy":
         """A partition's policy from its options (rule 2).
 
         @ips are its --ip CIDRs ("10.0.0.2/24": the address 10.0.0.2 only);
         @allow_ips its --allow-ip prefixes, or "any"; its EUI-64 link-local
-        address is added.
+        address is added. @trusted_router and @allow_llc are its flags.
         """
         v4: list = []
         v6: list = [link_local(mac)]
@@ -164,7 +169,7 @@ class GuardPolicy:
                 raise ConfigError(f"--allow-ip {text!r}: not a prefix or 'any' ({e})") from None
             (v4 if net.version == 4 else v6).append(net)
         return cls(mac, tuple(v4), tuple(v6), l3_any=l3_any,
-                   trusted_router=bool(trusted_router))
+                   trusted_router=bool(trusted_router), allow_llc=bool(allow_llc))
 
     def to_c(self):
         """A new cffi ``struct guard_port *`` with this policy, owned by Python."""
@@ -179,7 +184,8 @@ class GuardPolicy:
             port.ip6[i].addr = list(net.network_address.packed)
             port.ip6[i].len = net.prefixlen
         port.flags = ((lib.GUARD_F_L3_ANY if self.l3_any else 0)
-                      | (lib.GUARD_F_TRUSTED_ROUTER if self.trusted_router else 0))
+                      | (lib.GUARD_F_TRUSTED_ROUTER if self.trusted_router else 0)
+                      | (lib.GUARD_F_ALLOW_LLC if self.allow_llc else 0))
         return port
 
 
@@ -234,9 +240,14 @@ def check_frame(policy: GuardPolicy, frame: bytes, mtu: int = 1500,
     rec.frame_len = len(frame)
     shared = ffi.new("uint8_t[]", frame)     # stands for ring memory: never read
     rec.frame = shared
+    port = policy.to_c()
     hdr = ffi.new("uint8_t[]", frame[:HDR_COPY])
     gf = ffi.new("struct guard_frame *")
-    v = lib.guard_check_frame(policy.to_c(), rec, hdr, len(hdr), mtu, gf)
+    v = lib.guard_check_frame(port, rec, hdr, len(hdr), mtu, gf)
+    want = gf.want
+    if want and len(hdr) < want <= min(len(frame), HDR_COPY_MAX):
+        hdr = ffi.new("uint8_t[]", frame[:want])   # the switch's longer copy
+        v = lib.guard_check_frame(port, rec, hdr, len(hdr), mtu, gf)
     return Checked(VERDICTS[v], gf.l4_off, gf.l4_proto, gf.hdr_len, gf.segs, gf.bytes)
 
 

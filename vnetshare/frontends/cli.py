@@ -88,6 +88,9 @@ def _policy_options(p: argparse.ArgumentParser, create: bool) -> None:
                    f"{again}); 'any' turns the address guard off (a router, a VPN)")
     p.add_argument("--trusted-router", action=argparse.BooleanOptionalAction, default=None,
                    help="let it send router advertisements, redirects and DHCP server messages")
+    p.add_argument("--allow-llc", action=argparse.BooleanOptionalAction, default=None,
+                   help="let it send 802.3 length frames (LLC, SNAP: NetBIOS, IS-IS); "
+                        "dropped by default")
     p.add_argument("--vlan", type=_arg(config.vlan), metavar="ID|none",
                    help="access VLAN 1-4094: tagged on the uplink, isolated from other VLANs")
     p.add_argument("--storm-limit", type=_arg(config.storm_limit), metavar="PPS",
@@ -114,7 +117,8 @@ def _policy_fields(parser: argparse.ArgumentParser, args) -> dict:
                 config.rate_limit(limit, burst or [], f"--{d}-limit", d)
             except ConfigError as e:
                 parser.error(str(e))
-    return {"allow_ips": args.allow_ip, "trusted_router": args.trusted_router, "vlan": args.vlan,
+    return {"allow_ips": args.allow_ip, "trusted_router": args.trusted_router,
+            "allow_llc": args.allow_llc, "vlan": args.vlan,
             "storm_limit": args.storm_limit, "tx_limit": args.tx_limit, "tx_burst": args.tx_burst,
             "rx_limit": args.rx_limit, "rx_burst": args.rx_burst}
 
@@ -322,7 +326,8 @@ def cmd_partition(args) -> int:
             fields["ips"] = args.ip
         if not fields:
             args.parser.error("partition set: nothing to change (give --ip, --allow-ip, --vlan, "
-                              "--storm-limit, --tx-limit, --rx-limit or --trusted-router)")
+                              "--storm-limit, --tx-limit, --rx-limit, --trusted-router "
+                              "or --allow-llc)")
         ans = _client(args, "partition.set", name=args.name, **fields)
         print(f"changed partition {args.name}: {', '.join(sorted(fields))}")
         return 0

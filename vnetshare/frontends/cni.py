@@ -91,7 +91,7 @@ LABEL_IFNAME = "cni.ifname"
 _SPEC_KEYS = {"cniVersion", "cniVersions", "name", "type", "ipam", "dns", "capabilities", "runtimeConfig",
               "args", "prevResult", "cni.dev/valid-attachments", "cni.dev/attachments",
               "disableCheck", "disableGC"}
-_OWN_KEYS = {"socket", "mtu", "mac", "vlan", "allowIPs", "trustedRouter", "stormLimit",
+_OWN_KEYS = {"socket", "mtu", "mac", "vlan", "allowIPs", "trustedRouter", "allowLLC", "stormLimit",
              "txLimit", "txBurst", "rxLimit", "rxBurst"}
 # CNI_ARGS keys this plugin knows; others are refused unless IgnoreUnknown
 _KNOWN_ARGS = {"IgnoreUnknown", "MAC", "IP", "K8S_POD_NAME", "K8S_POD_NAMESPACE",
@@ -266,6 +266,10 @@ class Request:
             if not isinstance(c["trustedRouter"], bool):
                 raise invalid("trustedRouter", c["trustedRouter"], "must be true or false")
             out["trusted_router"] = c["trustedRouter"]
+        if "allowLLC" in c:
+            if not isinstance(c["allowLLC"], bool):
+                raise invalid("allowLLC", c["allowLLC"], "must be true or false")
+            out["allow_llc"] = c["allowLLC"]
         if "stormLimit" in c:
             out["storm_limit"] = _checked("stormLimit", c["stormLimit"], config.storm_limit)
         bandwidth = _object(rc, "bandwidth", "runtimeConfig.bandwidth")

@@ -34,7 +34,13 @@ the IEEE local experimental EtherType 0x88b5, which no host acts on), and
 one unicast barrier of that EtherType to a locally administered MAC that
 no one has. Every hostile frame is addressed to the receiver's MAC, so
 even a daemon whose guard is broken delivers it to the receiver, never to
-the wire.
+the wire, but the two whose class is their destination, the Cisco group
+addresses (CDP/VTP/DTP's and PVST+'s): those are SNAP frames of the local
+experimental EtherType, not CDP, DTP or a BPDU, which no switch acts on.
+The link-layer control frames carry no operation a device knows (a MAC
+control opcode 0, a slow protocols subtype 0, an EAPOL packet type 0xff),
+and the DHCP messages go to the receiver, which runs no DHCP server or
+client.
 """
 from __future__ import annotations
 
@@ -57,11 +63,16 @@ ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
 ETH_P_8021Q = 0x8100
+ETH_P_MAC_CONTROL = 0x8808     # PAUSE, PFC
+ETH_P_SLOW = 0x8809            # LACP, marker, OAM
+ETH_P_EAPOL = 0x888E
 ETH_P_EXPERIMENTAL = 0x88B5    # IEEE 802 local experimental 1
 SOL_PACKET = 263
 PACKET_VNET_HDR = 15
 CSUM_FEATURE = "tx-checksum-ip-generic"    # what a TAP with TUN_F_CSUM has
 TSO_FEATURE = "tx-tcp-segmentation"        # with TUN_F_TSO4
+CISCO_GROUP = bytes.fromhex("01000ccccccc")   # CDP, VTP, DTP, UDLD, PAgP
+PVST_GROUP = bytes.fromhex("01000ccccccd")    # PVST+ BPDUs
 BROADCAST = b"\xff" * 6
 NAME_PREFIX = "_vfy"
 WAIT_S = 5.0                   # for the barriers
@@ -107,6 +118,32 @@ def pseudo4(src: str, dst: str, proto: int, length: int) -> int:
     the L4 checksum field when it asks for the rest (NEEDS_CSUM)."""
     return ~_csum(ipaddress.IPv4Address(src).packed + ipaddress.IPv4Address(dst).packed
                   + struct.pack("!BBH", 0, proto, length)) & 0xFFFF
+
+
+def ipv6_udp(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
+    """An IPv6 packet of one UDP datagram, checksummed (mandatory over IPv6)."""
+    s, d = ipaddress.IPv6Address(src).packed, ipaddress.IPv6Address(dst).packed
+    msg = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    csum = _csum(s + d + struct.pack("!I3xB", len(msg), 17) + msg) or 0xFFFF
+    msg = msg[:6] + struct.pack("!H", csum) + msg[8:]
+    return struct.pack("!IHBB", 6 << 28, len(msg), 17, 64) + s + d + msg
+
+
+def bootp(op: int, chaddr: bytes, msg_type: int, ciaddr: str = "0.0.0.0",
+          options: bytes = b"") -> bytes:
+    """A DHCP message (RFC 2131): BOOTP header, magic cookie, message type,
+    @options (raw), end."""
+    hdr = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", op, 1, 6, 0, 0x7E57, 0, 0,
+                      ipaddress.IPv4Address(ciaddr).packed, bytes(4), bytes(4), bytes(4),
+                      chaddr, b"", b"")
+    return hdr + b"\x63\x82\x53\x63" + bytes([53, 1, msg_type]) + options + b"\xff"
+
+
+def snap(dst: bytes, src: bytes, payload: bytes) -> bytes:
+    """An 802.3 frame (a length, not an EtherType) with LLC/SNAP carrying
+    the local experimental EtherType: no protocol any device speaks."""
+    body = b"\xaa\xaa\x03" + bytes(3) + struct.pack("!H", ETH_P_EXPERIMENTAL) + payload
+    return dst + src + struct.pack("!H", len(body)) + body
 
 
 def arp_reply(sha: bytes, spa: str, tha: bytes, tpa: str) -> bytes:
@@ -215,6 +252,7 @@ def _plan(s: dict, r: dict, storm_n: int) -> tuple[list[Check], list[bytes], byt
     smac, rmac = _mac(s["mac"]), _mac(r["mac"])
     s4, r4 = (ipaddress.ip_interface(a).ip for a in (s["ips"][0], r["ips"][0]))
     s6_ll, r6 = str(link_local(s["mac"])), str(ipaddress.ip_interface(r["ips"][1]).ip)
+    s6 = str(ipaddress.ip_interface(s["ips"][1]).ip)
     tag = secrets.token_bytes(8)
 
     def marked(what: str) -> bytes:
@@ -250,6 +288,31 @@ def _plan(s: dict, r: dict, storm_n: int) -> tuple[list[Check], list[bytes], byt
               [eth(rmac, smac, ETH_P_IPV6, ipv6_icmp(s6_ll, "ff02::1", 134, router_advert("2001:db8:bad::/64")))]),
         Check("DHCP server message (offer)", "dropped", "dhcp_server",
               [udp_to_r(str(s4), 67, 68, "dhcp")]),
+        Check("DHCP offer from another port (1067 -> 68)", "dropped", "dhcp_server",
+              [eth(rmac, smac, ETH_P_IP, ipv4(str(s4), str(r4), 17, udp4(
+                  1067, 68, bootp(2, rmac, 2) + marked("dhcp-1067"))))]),
+        Check("DHCPv6 advertise from another port (1547 -> 546)", "dropped", "dhcp_server",
+              [eth(rmac, smac, ETH_P_IPV6, ipv6_udp(s6, r6, 1547, 546,
+                                                    b"\x02\x7e\x57\x00" + marked("dhcp6-1547")))]),
+        Check("DHCP discover with another's hardware address", "dropped", "dhcp_spoof",
+              [eth(rmac, smac, ETH_P_IP, ipv4(str(s4), str(r4), 17, udp4(
+                  68, 67, bootp(1, rmac, 1) + marked("dhcp-chaddr"))))]),
+        Check("DHCP release of another's address", "dropped", "dhcp_spoof",
+              [eth(rmac, smac, ETH_P_IP, ipv4(str(s4), str(r4), 17, udp4(
+                  68, 67, bootp(1, smac, 7, ciaddr=str(r4), options=bytes([54, 4]) + r4.packed)
+                  + marked("dhcp-release"))))]),
+        Check("to the Cisco group (CDP, VTP, DTP)", "dropped", "cisco_group",
+              [snap(CISCO_GROUP, smac, marked("cisco-cdp"))]),
+        Check("to the PVST+ group (BPDUs)", "dropped", "cisco_group",
+              [snap(PVST_GROUP, smac, marked("cisco-pvst"))]),
+        Check("MAC control (EtherType 0x8808, PAUSE)", "dropped", "mac_control",
+              [eth(rmac, smac, ETH_P_MAC_CONTROL, b"\x00\x00" + marked("mac-control"))]),
+        Check("slow protocols (EtherType 0x8809, LACP)", "dropped", "mac_control",
+              [eth(rmac, smac, ETH_P_SLOW, b"\x00" + marked("slow-protocols"))]),
+        Check("EAPOL (802.1X)", "dropped", "eapol",
+              [eth(rmac, smac, ETH_P_EAPOL, b"\x02\xff" + struct.pack("!H", 40) + marked("eapol"))]),
+        Check("802.3 length frame (LLC/SNAP)", "dropped", "llc",
+              [snap(rmac, smac, marked("llc"))]),
         Check("802.1Q-tagged frame", "dropped", "vlan",
               [eth(rmac, smac, ETH_P_IP, ipv4(str(s4), str(r4), 17, udp4(40000, 40001, marked("tag"))), vlan=7)]),
         # the virtio_net header is part of the frame: a checksum lands 2
