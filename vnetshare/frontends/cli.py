@@ -154,6 +154,16 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
                         "itself (one hop fewer), running the partition's receive path for up to PCT "
                         f"percent of a core per partition (default {config.DIRECT_SHARE_DEFAULT}; "
                         "0: off, agents write every frame)")
+    d.add_argument("--mac-conflict", type=_arg(config.mac_conflict), default=None, metavar="yield|keep",
+                   help="a partition's MAC seen as a source on the wire means a LAN station has it too: "
+                        "counted, an event, and with yield (default) the LAN's station gets that MAC's unicast "
+                        "frames, from the wire and from other partitions, until it has been quiet for "
+                        "--fdb-age; keep: the partition keeps getting them. A partition can't be created "
+                        "with the uplink's MAC, another partition's, or one the switch learned on the "
+                        "wire, nor with an address another partition of its VLAN has")
+    d.add_argument("--fdb-age", type=_arg(config.fdb_age), default=None, metavar="SECONDS",
+                   help="the switch forgets a station of the wire it has not heard for SECONDS "
+                        f"(default {config.FDB_AGE_DEFAULT}, as a bridge's ageing time)")
     d.add_argument("--metrics", type=_arg(config.metrics_address), default=None, metavar="[ADDR:]PORT",
                    help="serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default "
                         f"{config.METRICS_ADDR_DEFAULT}, IPv6 as [::1]:PORT; default: off)")
@@ -358,7 +368,7 @@ def cmd_daemon(args) -> int:
 
     given = {"state_dir": args.state_dir, "ring_size": args.ring_size, "coalesce_usecs": args.coalesce_usecs,
              "storm_limit": args.storm_limit, "metrics": args.metrics, "max_partitions": args.max_partitions,
-             "direct_share": args.direct_share}
+             "direct_share": args.direct_share, "mac_conflict": args.mac_conflict, "fdb_age": args.fdb_age}
     return run_daemon(config.DaemonConfig(uplink=args.uplink, offloads=args.offloads,
                                           socket=socket_path(args.socket),
                                           **{k: v for k, v in given.items() if v is not None}))
