@@ -28,7 +28,16 @@ Rules:
 5. GC deletes the partitions labelled with this network whose attachment is
    not in cni.dev/valid-attachments, releases their leases, and never
    touches a partition without this network's label.
-6. Imports only the pure parts of vnetshare (core.config, core.protocol,
+6. A MAC or an address that is someone else's is refused as the daemon
+   refuses it for `partition create` (EADDRINUSE, manager.py rule 6), and an
+   IPAM address no host may have as config.cidr() refuses it; the plugin
+   answers code 7, invalid network config, naming the key or the IPAM
+   plugin the value came from: the runtime passed it from the network's own
+   configuration (its IPAM range, runtimeConfig.mac, the MAC= argument a
+   Kubernetes annotation fills), retrying the same call cannot succeed (11
+   would say it could), and it is no broken environment (4). The lease is
+   released (rule 2): nothing is left half made.
+7. Imports only the pure parts of vnetshare (core.config, core.protocol,
    core.errors, core.state, frontends.client): `vnetshare cni install --standalone`
    packs exactly those into one executable file for nodes that have only
    python3.
@@ -193,9 +202,10 @@ class Request:
             out["mtu"] = check("mtu", lambda v: config.mtu(v) if isinstance(v, int) and not isinstance(v, bool)
                                else _bad("a whole number"))
         mac = self.runtime_config.get("mac") or self.args.get("MAC") or c.get("mac")
+        self.mac_key = None  # where the MAC came from, for a refusal (rule 6)
         if mac:
-            key = ("runtimeConfig.mac" if self.runtime_config.get("mac")
-                   else "CNI_ARGS MAC" if self.args.get("MAC") else "mac")
+            key = self.mac_key = ("runtimeConfig.mac" if self.runtime_config.get("mac")
+                                  else "CNI_ARGS MAC" if self.args.get("MAC") else "mac")
             try:
                 out["mac"] = config.mac(mac)
             except ConfigError as e:
@@ -397,6 +407,29 @@ def _addresses(ipam: dict[str, Any] | None) -> tuple[list[str], list[str], list[
     return cidrs, routes, ips
 
 
+def _check_addresses(req: Request, cidrs: list[str]) -> None:
+    """Rule 6: an IPAM address no partition may have, refused as the CLI's --ip is."""
+    try:
+        config.cidrs(cidrs)
+    except ConfigError as e:
+        raise CniError(ERR_INVALID_CONFIG, f"IPAM plugin {req.ipam_type!r} gave {e}",
+                       "the network's ipam section hands out addresses no host may have: fix its range") from None
+
+
+def _in_use(req: Request, e: CniError) -> CniError:
+    """Rule 6: the daemon refused the MAC or an address as someone else's
+    (EADDRINUSE); the same refusal as code 7, naming where the value came from."""
+    said = e.msg.removeprefix("vnetshare: ")
+    mac = req.fields.get("mac")
+    if mac and said.startswith(f"MAC {mac}:"):
+        return CniError(ERR_INVALID_CONFIG, f"{req.mac_key}: {said}",
+                        f"give a MAC no partition, uplink or LAN station has, or leave {req.mac_key} out "
+                        "(the daemon makes a random one)", daemon_code=e.daemon_code)
+    return CniError(ERR_INVALID_CONFIG, f"IPAM plugin {req.ipam_type!r} gave {said}",
+                    "the network's IPAM range holds addresses other partitions of its VLAN have: "
+                    "exclude them (rangeStart/rangeEnd, or a subnet of its own)", daemon_code=e.daemon_code)
+
+
 def _result(req: Request, part: dict[str, Any], ipam: dict[str, Any] | None) -> dict[str, Any]:
     iface: dict[str, Any] = {"name": req.ifname, "mac": part["mac"], "sandbox": req.netns}
     if _vkey(req.version) >= (1, 1, 0):
@@ -438,8 +471,14 @@ def cmd_add(req: Request) -> dict[str, Any]:
             cidrs, routes, _ = _addresses(ipam)
         except (KeyError, TypeError, ValueError) as e:
             raise CniError(ERR_IPAM, f"IPAM plugin {req.ipam_type!r}: a result vnetshare can't read: {e}") from None
-        part = _call(req, "partition.create", name=name, ips=cidrs, routes=routes, ifname=req.ifname,
-                     netns=req.netns, labels=req.labels(), **req.fields)["partition"]
+        _check_addresses(req, cidrs)
+        try:
+            part = _call(req, "partition.create", name=name, ips=cidrs, routes=routes, ifname=req.ifname,
+                         netns=req.netns, labels=req.labels(), **req.fields)["partition"]
+        except CniError as e:
+            if e.daemon_code != "EADDRINUSE":
+                raise
+            raise _in_use(req, e) from None
     except BaseException:
         try:
             _release(req)
