@@ -30,10 +30,8 @@ _Static_assert(sizeof(struct fdb_entry) == 16, "an fdb entry is 16 bytes");
  */
 static inline uint32_t fdb_slot(const struct fdb *f, const uint8_t *mac)
 {
-	uint64_t v = 0;
+	uint64_t v = util_mac64(mac) ^ f->seed;
 
-	memcpy(&v, mac, 6);
-	v ^= f->seed;
 	v *= 0x9e3779b97f4a7c15ull;
 	v ^= v >> 29;
 	return (uint32_t)(v >> 32) & f->mask;

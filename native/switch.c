@@ -440,9 +440,8 @@ static inline int sw_mac_eq(const uint8_t *a, const uint8_t *b)
  */
 static inline uint32_t sw_mac_slot(const struct sw *sw, const uint8_t *mac)
 {
-	uint64_t v = 0;
+	uint64_t v = util_mac64(mac);
 
-	memcpy(&v, mac, 6);
 	return (uint32_t)((v * 0x9e3779b97f4a7c15ull) >> 32) & sw->mac_mask;
 }
 
