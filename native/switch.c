@@ -105,8 +105,11 @@
  * Learning. The source MAC of every frame from the wire goes into the
  * FDB (fdb.c: per VLAN, with the time it was last seen, a fixed table, no
  * allocation), so the switch knows which stations the LAN has:
- * sw_port_add() refuses a port whose MAC a live entry has (-EADDRINUSE),
- * and sw_fdb_find()/sw_fdb_dump() answer the daemon. A frame from the same
+ * sw_fdb_find() and sw_fdb_dump() answer the daemon, which asks before it
+ * gives a partition a MAC. The port table does not ask: a daemon that
+ * starts again re-adds its partitions' ports while the wire speaks, and a
+ * station heard between the daemon's question and the port's add is a
+ * conflict from its first frame. A frame from the same
  * station as the frame before costs one compare (the table's last entry);
  * the port that owns a new source MAC is looked up once (@src_port) and
  * kept until the source changes or a port comes or goes. A source that is
@@ -1559,10 +1562,6 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 			c->rc = -EEXIST;
 			break;
 		}
-		if (fdb_find(&sw->fdb, p->guard.mac, -1, util_now_ns())) {
-			c->rc = -EADDRINUSE;	/* a station on the wire has it */
-			break;
-		}
 		if (sw->nports == sw->cfg.max_ports) {
 			c->rc = -ENOSPC;
 			break;
@@ -1851,8 +1850,7 @@ static void sw_port_free(struct sw_port *p)
  * PACKET_MR_UNICAST membership for @mac.
  *
  * Return: 0, -EINVAL (bad policy, as for sw_port_set_policy(), or
- * descriptors), -EEXIST (id or MAC in use by a port), -EADDRINUSE (a
- * station on the wire has the MAC: a live FDB entry, any VLAN), -ENOSPC
+ * descriptors), -EEXIST (id or MAC in use by a port), -ENOSPC
  * (max_ports ports), or -errno from ring_attach()
  */
 int sw_port_add(struct sw *sw, uint32_t port_id,

@@ -21,8 +21,9 @@ Rules:
    uplink, another partition or a station the switch learned on the wire
    has, and create and set an address another partition of the same VLAN
    has (_check_identity()), before anything is made, with EADDRINUSE and
-   one line naming the owner. The switch refuses a MAC learned on the wire
-   again when it adds the port, so a station heard in between loses nothing.
+   one line naming the owner. Adoption does not ask: a partition that
+   exists keeps its MAC, and a station on the wire with it is a conflict
+   (native/switch.h), as is one heard between the question and the port.
 """
 from __future__ import annotations
 
@@ -398,15 +399,8 @@ class PartitionManager:
                 **policy_args,
             )
             part = Partition(rec, self._free_port_id(), tap_fd, a2h, h2a)
-            try:
-                self.switch.add_port(part.port_id, mac, a2h, h2a, self.cfg.ring_size,
-                                     policy=self._policy(rec))
-            except NativeError as e:
-                if e.errno != errno.EADDRINUSE:
-                    raise
-                # learned on the wire since _check_identity(): rule 6 again
-                raise PartitionError("EADDRINUSE", f"MAC {mac}: in use by "
-                                     f"{self._mac_owner(mac) or 'a station on the wire'}") from None
+            self.switch.add_port(part.port_id, mac, a2h, h2a, self.cfg.ring_size,
+                                 policy=self._policy(rec))
             undo.push("port", lambda: self.switch.del_port(part.port_id))
             if self.cfg.direct_share:
                 self.switch.set_tap(part.port_id, tap_fd)

@@ -23,7 +23,7 @@ Rules:
    counted in the capture's own counters (del_capture()).
 6. The switch learns the stations of the wire (native/fdb.h); fdb_find()
    and fdb() read that table through the command queue, like the counters.
-   add_port() refuses a MAC a station there has (EADDRINUSE).
+   add_port() does not: whoever gives a port its MAC asks fdb_find() first.
 """
 from __future__ import annotations
 
