@@ -1024,7 +1024,7 @@ static unsigned int sw_uplink_rx(struct sw *sw)
 
 /**
  * sw_note() - tell the daemon's watcher, once until rearmed, that a port
- * had a policy drop or was disconnected
+ * had a policy drop, a MAC conflict started or it was disconnected
  * @sw:		switch
  * @p:		port
  */
@@ -2146,8 +2146,8 @@ int sw_capture_del(struct sw *sw, uint32_t cap_id,
 
 /**
  * sw_notify_fd() - the eventfd the switch writes on a port's first policy
- * drop or disconnection since sw_notes_rearm() (nonblocking; read it to
- * clear it)
+ * drop, the start of its MAC conflict or its disconnection since
+ * sw_notes_rearm() (nonblocking; read it to clear it)
  * @sw:		switch
  *
  * Return: the descriptor (the switch's; do not close it)

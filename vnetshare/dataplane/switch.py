@@ -354,8 +354,9 @@ class Switch(NativeLoop):
     # notes: the event watcher's wakeup -----------------------------------------
     def notify_fd(self) -> int:
         """An eventfd the switch writes on a port's first policy drop (guard,
-        storm, another VLAN) or disconnection since rearm_notes(); read it to
-        clear it. The switch's own: never close it."""
+        storm, another VLAN), the start of its MAC conflict or its
+        disconnection since rearm_notes(); read it to clear it. The switch's
+        own: never close it."""
         return lib.sw_notify_fd(self.handle)
 
     def rearm_notes(self) -> None:
