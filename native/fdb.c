@@ -64,7 +64,8 @@ static inline int fdb_same(const struct fdb_entry *e, const uint8_t *mac,
  */
 int fdb_live(const struct fdb *f, const struct fdb_entry *e, uint64_t now)
 {
-	return e->seen_ns && (now <= e->seen_ns || now - e->seen_ns < f->age_ns);
+	return e->seen_ns &&
+	       (now <= e->seen_ns || now - e->seen_ns < f->age_ns);
 }
 
 /**

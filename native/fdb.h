@@ -32,7 +32,7 @@
 #define FDB_SIZE_DEFAULT	4096u	/* stations, 16 bytes each */
 #define FDB_SIZE_MIN		16u
 #define FDB_SIZE_MAX		(1u << 20)
-#define FDB_AGE_DEFAULT_S	300u	/* IEEE 802.1Q's default ageing time */
+#define FDB_AGE_DEFAULT_S	300u	/* 802.1Q's default ageing time */
 #define FDB_AGE_MAX_S		1000000u	/* 802.1Q's upper bound */
 #define FDB_PROBES		8u	/* slots a chain may span */
 
@@ -40,7 +40,8 @@
  * struct fdb_entry - one station seen on the wire
  * @mac:	its address
  * @vlan:	the VLAN it was seen in: 0 untagged, else the VLAN id
- * @seen_ns:	when it was last seen (util_now_ns()); 0: the slot was never used
+ * @seen_ns:	when it was last seen (util_now_ns()); 0: the slot was
+ *		never used
  */
 struct fdb_entry {
 	uint8_t mac[6];

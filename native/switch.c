@@ -885,7 +885,7 @@ static inline void sw_learn(struct sw *sw, const uint8_t *src, uint16_t vid,
 	int added;
 
 	if (unlikely(sw_mac_is_group(src)))
-		return;		/* no station sends from a group address */
+		return;		/* no station sends from a group MAC */
 	e = fdb_learn(&sw->fdb, src, vid, now, &added);
 	if (unlikely(added || e != sw->src_e)) {
 		sw->src_e = e;
@@ -1585,7 +1585,7 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 		p->dirty = 0;
 		sw_live_add(sw, p);	/* the first sleep arms it */
 		sw_port_count(sw, p, 1);
-		sw->src_e = NULL;	/* the wire's sources: whose is whose */
+		sw->src_e = NULL;	/* whose are the wire's sources? */
 		sw->src_port = NULL;
 		c->rc = 0;
 		break;
