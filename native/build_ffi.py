@@ -9,7 +9,7 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ["ring.c", "ring_bench.c", "tap.c", "pump.c", "uplink.c", "guard.c", "switch.c"]
+SOURCES = ["ring.c", "ring_bench.c", "tap.c", "pump.c", "uplink.c", "guard.c", "fdb.c", "switch.c"]
 
 CDEF = """
 #define RING_CTRL_SIZE ...
@@ -232,6 +232,48 @@ void tbucket_charge(struct tbucket *tb, uint64_t n);
 int tbucket_take(struct tbucket *tb, uint64_t n, uint64_t now);
 uint64_t tbucket_wait_ns(struct tbucket *tb, uint64_t now);
 
+/* fdb.h */
+#define FDB_SIZE_DEFAULT ...
+#define FDB_SIZE_MIN ...
+#define FDB_SIZE_MAX ...
+#define FDB_AGE_DEFAULT_S ...
+#define FDB_AGE_MAX_S ...
+#define FDB_PROBES ...
+struct fdb_entry {
+    uint8_t mac[6];
+    uint16_t vlan;
+    uint64_t seen_ns;
+};
+struct fdb_info {
+    uint8_t mac[6];
+    uint16_t vlan;
+    uint64_t age_ns;
+};
+struct fdb_stats {
+    uint64_t entries;
+    uint64_t learned;
+    uint64_t evicted;
+    uint64_t size;
+};
+struct fdb {
+    uint64_t age_ns;
+    uint64_t learned;
+    uint64_t evicted;
+    ...;
+};
+int fdb_init(struct fdb *f, uint32_t size, uint64_t age_ns, uint64_t seed);
+void fdb_fini(struct fdb *f);
+struct fdb_entry *fdb_learn(struct fdb *f, const uint8_t *mac, uint16_t vlan,
+                            uint64_t now, int *added);
+const struct fdb_entry *fdb_find(const struct fdb *f, const uint8_t *mac,
+                                 int vlan, uint64_t now);
+int fdb_live(const struct fdb *f, const struct fdb_entry *e, uint64_t now);
+void fdb_describe(const struct fdb_entry *e, uint64_t now,
+                  struct fdb_info *out);
+unsigned int fdb_dump(const struct fdb *f, uint64_t now, struct fdb_info *out,
+                      unsigned int max, unsigned int *total);
+void fdb_get_stats(const struct fdb *f, uint64_t now, struct fdb_stats *st);
+
 /* switch.h */
 #define SW_PORTS_DEFAULT ...
 #define SW_PORTS_LIMIT ...
@@ -244,6 +286,8 @@ uint64_t tbucket_wait_ns(struct tbucket *tb, uint64_t now);
 #define SW_CAP_RX ...
 #define SW_CAP_TX ...
 #define SW_CAP_DROPS ...
+#define SW_MAC_CONFLICT_YIELD ...
+#define SW_MAC_CONFLICT_KEEP ...
 struct sw_config {
     uint32_t burst_frames;
     uint32_t burst_bytes;
@@ -252,6 +296,9 @@ struct sw_config {
     uint32_t violation_limit;
     uint32_t max_ports;
     uint32_t direct_pct;
+    uint32_t fdb_size;
+    uint32_t fdb_age_s;
+    uint32_t mac_conflict;
     struct uplink_config uplink;
 };
 /* guard.h */
@@ -328,6 +375,9 @@ struct sw_port_stats {
     uint64_t h2a_used;
     uint64_t ring_bytes;
     uint64_t captures;
+    uint64_t mac_conflicts;
+    uint64_t mac_conflict;
+    uint64_t drop_mac_conflict;
     uint64_t guard_drops[...];
     uint64_t ring_drops[...];
     ...;
@@ -356,6 +406,9 @@ struct sw_uplink_stats {
     uint64_t flood_scoped;
     uint64_t polls;
     uint64_t poll_hits;
+    uint64_t fdb_entries;
+    uint64_t fdb_learned;
+    uint64_t fdb_evicted;
 };
 struct sw_rate {
     uint64_t bits_per_sec;
@@ -409,6 +462,9 @@ const char *sw_drop_name(unsigned int drop);
 int sw_notify_fd(struct sw *sw);
 int sw_notes_rearm(struct sw *sw);
 int sw_mtu(struct sw *sw, uint32_t *mtu);
+int sw_fdb_find(struct sw *sw, const uint8_t *mac, struct fdb_info *out);
+int sw_fdb_dump(struct sw *sw, struct fdb_info *out, unsigned int max,
+                unsigned int *n);
 """
 
 ffibuilder = FFI()
@@ -416,7 +472,7 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "vnetshare.dataplane._native",
     '#include "ring.h"\n#include "ring_bench.h"\n#include "tap.h"\n#include "coalesce.h"\n#include "pump.h"\n'
-    '#include "uplink.h"\n#include "switch.h"\n',
+    '#include "uplink.h"\n#include "fdb.h"\n#include "switch.h"\n',
     sources=[f"native/{name}" for name in SOURCES],
     include_dirs=["native"],
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"],

@@ -16,6 +16,8 @@
  *      (the 10-byte vnet header becomes the 12-byte one).
  *      Broadcast/multicast: a flood copy into each of them. Other unicast,
  *      a VLAN no port has, a port of another VLAN: dropped, counted.
+ *      Before that, its source MAC is learned (sw_learn(), "Learning"
+ *      below).
  *
  *   2. ports -> anywhere: the live ports (those kicked since they were
  *      armed, new ones, throttled ones; @live), round robin (the first
@@ -111,8 +113,26 @@
  * are flushed with the H2A rings, once per round. A port deleted under a
  * capture leaves the capture idle until it is deleted itself.
  *
+ * Learning. The source MAC of every frame from the wire goes into the
+ * FDB (fdb.c: per VLAN, with the time it was last seen, a fixed table, no
+ * allocation), so the switch knows which stations the LAN has:
+ * sw_fdb_find() and sw_fdb_dump() answer the daemon, which asks before it
+ * gives a partition a MAC. The port table does not ask: a daemon that
+ * starts again re-adds its partitions' ports while the wire speaks, and a
+ * station heard between the daemon's question and the port's add is a
+ * conflict from its first frame. A frame from the same
+ * station as the frame before costs one compare (the table's last entry);
+ * the port that owns a new source MAC is looked up once (@src_port) and
+ * kept until the source changes or a port comes or goes. A source that is
+ * a port's MAC is a conflict (switch.h, SW_MAC_CONFLICT_*): counted on the
+ * port, noted once an episode (below), and while the port is in conflict
+ * its unicast from the wire and from other ports goes to the LAN's station
+ * under SW_MAC_CONFLICT_YIELD: one predictable branch per delivery
+ * (@conflict_ns, 0 outside a conflict).
+ *
  * Notes. A port's first policy drop (a guard verdict, storm control,
- * another VLAN) or its disconnection since sw_notes_rearm() writes the
+ * another VLAN), the start of a MAC conflict or its disconnection since
+ * sw_notes_rearm() writes the
  * notification eventfd (sw_notify_fd()) once: the daemon's event watcher
  * sleeps on it instead of polling the counters, so an idle or a clean
  * switch costs it nothing. One predictable branch on the drop path.
@@ -149,11 +169,13 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "coalesce.h"
+#include "fdb.h"
 #include "guard.h"
 #include "switch.h"
 #include "tbucket.h"
@@ -179,6 +201,8 @@ enum sw_cmd_op {
 	SW_CMD_CAP_DEL,
 	SW_CMD_REARM,
 	SW_CMD_TAP,
+	SW_CMD_FDB_FIND,
+	SW_CMD_FDB_DUMP,
 };
 
 /**
@@ -234,6 +258,8 @@ struct sw_cap {
  * @disconnected: rule 7 tripped: neither served nor delivered to
  * @noted:	a policy drop or the disconnection was notified since the
  *		last sw_notes_rearm()
+ * @conflict_ns: when the wire last showed its MAC as a source (a MAC
+ *		conflict, see switch.h); 0 once that was an ageing time ago
  * @ncaps:	entries in @caps: 0 while no capture runs on it (sw_tap())
  * @caps:	captures of this port
  * @st:		counters (ring counters are folded in when read)
@@ -260,6 +286,7 @@ struct sw_port {
 	struct sw *sw;
 	int disconnected;
 	int noted;
+	uint64_t conflict_ns;
 	unsigned int ncaps;
 	struct sw_cap *caps[SW_PORT_CAPTURES_MAX];
 	struct sw_port_stats st;
@@ -283,6 +310,9 @@ struct sw_port {
  * @uplink_st:	stats out (SW_CMD_UPLINK_STATS)
  * @fd:		SW_CMD_TAP: the port's new TAP descriptor (-1: none); out,
  *		its old one, for the caller to close
+ * @mac:	SW_CMD_FDB_FIND: the MAC to look for
+ * @fdb:	SW_CMD_FDB_FIND: the entry, out; SW_CMD_FDB_DUMP: an array of
+ *		@max entries, out (@n: entries there are)
  * @rc:		0 or -errno, out
  * @done:	set when applied
  */
@@ -299,6 +329,8 @@ struct sw_cmd {
 	struct sw_capture_stats *cap_st;
 	struct sw_uplink_stats *uplink_st;
 	int fd;
+	const uint8_t *mac;
+	struct fdb_info *fdb;
 	int rc;
 	int done;
 };
@@ -345,6 +377,11 @@ struct sw_cmd {
  * @ncaps:	entries in @caps
  * @cap_id:	the last capture id given
  * @direct:	bucket of switch time (ns) for all ports' direct writes
+ * @fdb:	the stations learned on the wire (fdb.h)
+ * @src_e:	the FDB entry of the last source learned...
+ * @src_port:	...and the port whose MAC that source is, or NULL: looked
+ *		up again when the entry changes; reset when a port comes or
+ *		goes (sw_learn())
  * @st:		wire-side and loop counters
  * @hdr_long:	the longer private copy of a frame the guard reads further
  *		(a DHCP message, sw_guard_long()): one frame at a time
@@ -381,6 +418,9 @@ struct sw {
 	unsigned int ncaps;
 	uint32_t cap_id;
 	struct tbucket direct;
+	struct fdb fdb;
+	const struct fdb_entry *src_e;
+	struct sw_port *src_port;
 	struct sw_uplink_stats st;
 	uint8_t hdr_long[GUARD_HDR_COPY_MAX];
 };
@@ -421,9 +461,8 @@ static inline int sw_mac_eq(const uint8_t *a, const uint8_t *b)
  */
 static inline uint32_t sw_mac_slot(const struct sw *sw, const uint8_t *mac)
 {
-	uint64_t v = 0;
+	uint64_t v = util_mac64(mac);
 
-	memcpy(&v, mac, 6);
 	return (uint32_t)((v * 0x9e3779b97f4a7c15ull) >> 32) & sw->mac_mask;
 }
 
@@ -788,6 +827,100 @@ delivered:
 	sw_tap(q, SW_CAP_RX, SW_DROP_NONE, head, head_len, tail, tail_len);
 }
 
+static inline void sw_note(struct sw *sw, struct sw_port *p);
+
+/**
+ * sw_in_conflict() - is a port in a MAC conflict now? (ends one that aged)
+ * @sw:		switch
+ * @p:		port, @p->conflict_ns not 0
+ * @now:	time now, ns
+ *
+ * A conflict lasts while the wire showed the port's MAC as a source
+ * within the FDB's ageing time; once over, @p->conflict_ns is 0 again and
+ * the deliveries to @p skip the question.
+ *
+ * Return: non-zero while it lasts
+ */
+static int sw_in_conflict(struct sw *sw, struct sw_port *p, uint64_t now)
+{
+	if (now <= p->conflict_ns || now - p->conflict_ns < sw->fdb.age_ns)
+		return 1;
+	p->conflict_ns = 0;
+	return 0;
+}
+
+/**
+ * sw_yields() - does a port leave the unicast for its MAC to the LAN's
+ * station now (a conflict under SW_MAC_CONFLICT_YIELD)?
+ * @sw:		switch
+ * @p:		port
+ * @now:	time now, ns
+ *
+ * One predictable branch for a port in no conflict.
+ *
+ * Return: non-zero if it does
+ */
+static inline int sw_yields(struct sw *sw, struct sw_port *p, uint64_t now)
+{
+	return unlikely(p->conflict_ns) &&
+	       sw->cfg.mac_conflict == SW_MAC_CONFLICT_YIELD &&
+	       sw_in_conflict(sw, p, now);
+}
+
+/**
+ * sw_unicast_port() - the port a unicast frame from a port goes to
+ * @sw:		switch
+ * @mac:	its destination MAC
+ * @now:	time now, ns
+ *
+ * A port that yields its MAC (sw_yields()) is none: the frame goes to the
+ * wire, where the LAN's station with that MAC is.
+ *
+ * Return: the port, or NULL for the wire
+ */
+static inline struct sw_port *sw_unicast_port(struct sw *sw,
+					      const uint8_t *mac, uint64_t now)
+{
+	struct sw_port *q = sw_lookup(sw, mac);
+
+	return q && sw_yields(sw, q, now) ? NULL : q;
+}
+
+/**
+ * sw_learn() - learn the source of a frame from the wire; see a conflict
+ * @sw:		switch
+ * @src:	its source MAC (the private copy of its header)
+ * @vid:	its VLAN, 0 untagged
+ * @now:	time now, ns
+ *
+ * The FDB gets the station (fdb_learn(): one compare for the same station
+ * as the frame before). If the source is a port's MAC, in any VLAN (a
+ * router's MAC is one station on all of its VLANs), the port is in a MAC
+ * conflict: counted, and noted to the daemon when it starts.
+ */
+static inline void sw_learn(struct sw *sw, const uint8_t *src, uint16_t vid,
+			    uint64_t now)
+{
+	const struct fdb_entry *e;
+	struct sw_port *q;
+	int added;
+
+	if (unlikely(sw_mac_is_group(src)))
+		return;		/* no station sends from a group MAC */
+	e = fdb_learn(&sw->fdb, src, vid, now, &added);
+	if (unlikely(added || e != sw->src_e)) {
+		sw->src_e = e;
+		sw->src_port = sw_lookup(sw, src);
+	}
+	q = sw->src_port;
+	if (unlikely(q)) {
+		if (!q->conflict_ns || !sw_in_conflict(sw, q, now))
+			sw_note(sw, q);		/* an episode starts */
+		q->conflict_ns = now;
+		q->st.mac_conflicts++;
+	}
+}
+
 /**
  * sw_wire_segs() - what a frame from the wire is charged: its segments
  * @vnet:	the kernel's vnet header (offsets from the untagged frame)
@@ -832,7 +965,9 @@ static void sw_wire_segs(const struct ring_vnet_hdr *vnet, const uint8_t *l3,
  * The frame's VLAN: the tag the NIC stripped (@f->vlan_valid), else an
  * 802.1Q tag inline, which is taken out: the partition gets the frame
  * untagged, and the vnet header's offsets move back by 4. Priority tags
- * (VLAN id 0) count as untagged.
+ * (VLAN id 0) count as untagged. Its source is learned (sw_learn()); a
+ * unicast frame for a port that yields its MAC (sw_yields()) is the LAN
+ * station's, not the port's: dropped for the port (drop_mac_conflict).
  *
  *   inline:  | dst src | 8100 TCI | type L3... |
  *   sent on: | dst src | type | L3...          |  head (14, private)
@@ -865,6 +1000,7 @@ static void sw_uplink_frame(struct sw *sw, const struct uplink_frame *f,
 		if (vnet.hdr_len >= 18)
 			vnet.hdr_len -= SW_VLAN_HLEN;
 	}
+	sw_learn(sw, head + 6, vid, now);
 	sw_wire_segs(&vnet, tail, len, &gf);
 	if (sw_mac_is_group(head)) {
 		struct guard_scope sc;
@@ -909,6 +1045,12 @@ static void sw_uplink_frame(struct sw *sw, const struct uplink_frame *f,
 			sw->st.rx_drop_other_vlan++;
 		return;
 	}
+	if (sw_yields(sw, q, now)) {
+		q->st.drop_mac_conflict++;
+		sw_tap(q, SW_CAP_RX, SW_DROP_MAC_CONFLICT, head, RING_ETH_HLEN,
+		       tail, len - RING_ETH_HLEN);
+		return;
+	}
 	sw_deliver(q, &vnet, UPLINK_VNET_HDR_LEN, head, RING_ETH_HLEN, tail,
 		   len - RING_ETH_HLEN, &gf, 0, now);
 	sw->st.rx_delivered++;
@@ -940,7 +1082,7 @@ static unsigned int sw_uplink_rx(struct sw *sw)
 
 /**
  * sw_note() - tell the daemon's watcher, once until rearmed, that a port
- * had a policy drop or was disconnected
+ * had a policy drop, a MAC conflict started or it was disconnected
  * @sw:		switch
  * @p:		port
  */
@@ -1101,7 +1243,8 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 				continue;
 			}
 		} else if (v == GUARD_PASS_UNICAST) {
-			q = sw_lookup(sw, hdr);	/* never p: GUARD_DROP_LOOP */
+			/* never p: GUARD_DROP_LOOP; NULL: the wire */
+			q = sw_unicast_port(sw, hdr, now);
 			if (q && q->vlan != p->vlan) {
 				p->st.drop_other_vlan++;
 				SW_TAP_TX(SW_DROP_OTHER_VLAN);
@@ -1442,6 +1585,8 @@ static void sw_port_fill_stats(struct sw_port *p, struct sw_port_stats *st)
 	st->h2a_used = ring_used(p->h2a);
 	st->ring_bytes = p->h2a_size;
 	st->captures = p->ncaps;
+	st->mac_conflict = p->conflict_ns &&
+			   sw_in_conflict(p->sw, p, util_now_ns());
 }
 
 /**
@@ -1545,6 +1690,8 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 		p->dirty = 0;
 		sw_live_add(sw, p);	/* the first sleep arms it */
 		sw_port_count(sw, p, 1);
+		sw->src_e = NULL;	/* whose are the wire's sources? */
+		sw->src_port = NULL;
 		c->rc = 0;
 		break;
 	case SW_CMD_DEL:
@@ -1569,6 +1716,8 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 			epoll_ctl(sw->epfd, EPOLL_CTL_DEL, p->fds[0], NULL);
 		uplink_del_mac(sw->up, p->guard.mac);
 		sw_mac_del(sw, p);
+		sw->src_e = NULL;	/* @src_port may be @p */
+		sw->src_port = NULL;
 		p->ncaps = 0;	/* its captures stay, idle, until deleted */
 		sw->ports[idx] = sw->ports[--sw->nports];
 		sw->ports[sw->nports] = NULL;
@@ -1670,8 +1819,25 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 		c->rc = 0;
 		break;
 	}
+	case SW_CMD_FDB_FIND: {
+		uint64_t now = util_now_ns();
+		const struct fdb_entry *e = fdb_find(&sw->fdb, c->mac, -1, now);
+
+		if (!e) {
+			c->rc = -ENOENT;
+			break;
+		}
+		fdb_describe(e, now, c->fdb);
+		c->rc = 0;
+		break;
+	}
+	case SW_CMD_FDB_DUMP:
+		fdb_dump(&sw->fdb, util_now_ns(), c->fdb, c->max, &c->n);
+		c->rc = 0;
+		break;
 	case SW_CMD_UPLINK_STATS: {
 		struct uplink_stats us;
+		struct fdb_stats fs;
 
 		c->rc = uplink_get_stats(sw->up, &us);
 		sw->st.rx_drop_truncated = us.rx_truncated;
@@ -1684,6 +1850,10 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 		sw->st.rx_drop_h2a_full = 0;	/* every port's, wire or not */
 		for (unsigned int i = 0; i < sw->nports; i++)
 			sw->st.rx_drop_h2a_full += sw->ports[i]->st.drop_h2a_full;
+		fdb_get_stats(&sw->fdb, util_now_ns(), &fs);
+		sw->st.fdb_entries = fs.entries;
+		sw->st.fdb_learned = fs.learned;
+		sw->st.fdb_evicted = fs.evicted;
 		*c->uplink_st = sw->st;
 		break;
 	}
@@ -1785,8 +1955,8 @@ static void sw_port_free(struct sw_port *p)
  * PACKET_MR_UNICAST membership for @mac.
  *
  * Return: 0, -EINVAL (bad policy, as for sw_port_set_policy(), or
- * descriptors), -EEXIST (id or MAC in use), -ENOSPC (max_ports ports),
- * or -errno from ring_attach()
+ * descriptors), -EEXIST (id or MAC in use by a port), -ENOSPC
+ * (max_ports ports), or -errno from ring_attach()
  */
 int sw_port_add(struct sw *sw, uint32_t port_id,
 		const struct sw_port_policy *pol, const struct ring_end *a2h,
@@ -2081,8 +2251,8 @@ int sw_capture_del(struct sw *sw, uint32_t cap_id,
 
 /**
  * sw_notify_fd() - the eventfd the switch writes on a port's first policy
- * drop or disconnection since sw_notes_rearm() (nonblocking; read it to
- * clear it)
+ * drop, the start of its MAC conflict or its disconnection since
+ * sw_notes_rearm() (nonblocking; read it to clear it)
  * @sw:		switch
  *
  * Return: the descriptor (the switch's; do not close it)
@@ -2125,6 +2295,7 @@ const char *sw_drop_name(unsigned int drop)
 		[SW_DROP_FLOOD_SHARE]	= "flood_share",
 		[SW_DROP_RX_RATE]	= "rx_rate",
 		[SW_DROP_OTHER_VLAN]	= "other_vlan",
+		[SW_DROP_MAC_CONFLICT]	= "mac_conflict",
 	};
 
 	if (drop < SW_DROP_GUARD)
@@ -2147,6 +2318,46 @@ int sw_mtu(struct sw *sw, uint32_t *mtu)
 	return 0;
 }
 
+/**
+ * sw_fdb_find() - is a MAC a station's on the wire?
+ * @sw:		switch
+ * @mac:	six bytes
+ * @out:	its live FDB entry (the most recently seen, of any VLAN), out
+ *
+ * Return: 0, -ENOENT (not learned, or aged out) or -EINVAL
+ */
+int sw_fdb_find(struct sw *sw, const uint8_t *mac, struct fdb_info *out)
+{
+	struct sw_cmd c = { .op = SW_CMD_FDB_FIND, .mac = mac, .fdb = out };
+
+	if (!sw || !mac || !out)
+		return -EINVAL;
+	return sw_exec(sw, &c);
+}
+
+/**
+ * sw_fdb_dump() - the stations learned on the wire, in one command
+ * @sw:		switch
+ * @out:	their entries, out: an array of @max
+ * @max:	entries @out holds
+ * @n:		live entries there are, out; if more than @max, only @max
+ *		were written
+ *
+ * Return: 0 or -EINVAL
+ */
+int sw_fdb_dump(struct sw *sw, struct fdb_info *out, unsigned int max,
+		unsigned int *n)
+{
+	struct sw_cmd c = { .op = SW_CMD_FDB_DUMP, .fdb = out, .max = max };
+	int rc;
+
+	if (!sw || !n || (max && !out))
+		return -EINVAL;
+	rc = sw_exec(sw, &c);
+	*n = c.n;
+	return rc;
+}
+
 /* Life cycle ----------------------------------------------------------------- */
 
 /**
@@ -2156,11 +2367,12 @@ int sw_mtu(struct sw *sw, uint32_t *mtu)
  * @cfg:	settings, or NULL for defaults
  *
  * Return: 0 or -errno (from uplink_open(), epoll, eventfd; -EINVAL for a
- * bad setting)
+ * bad setting, -ENOMEM for the tables)
  */
 int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
+	uint64_t seed;
 	struct sw *sw;
 	int rc;
 
@@ -2187,7 +2399,13 @@ int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg)
 		sw->cfg.max_ports = SW_PORTS_DEFAULT;
 	if (!sw->cfg.direct_pct)
 		sw->cfg.direct_pct = SW_DIRECT_SHARE_PCT;
-	if (sw->cfg.max_ports > SW_PORTS_LIMIT || sw->cfg.direct_pct > 100) {
+	if (!sw->cfg.fdb_size)
+		sw->cfg.fdb_size = FDB_SIZE_DEFAULT;
+	if (!sw->cfg.fdb_age_s)
+		sw->cfg.fdb_age_s = FDB_AGE_DEFAULT_S;
+	if (sw->cfg.max_ports > SW_PORTS_LIMIT || sw->cfg.direct_pct > 100 ||
+	    sw->cfg.fdb_age_s > FDB_AGE_MAX_S ||
+	    sw->cfg.mac_conflict > SW_MAC_CONFLICT_KEEP) {
 		free(sw);
 		return -EINVAL;
 	}
@@ -2213,6 +2431,12 @@ int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg)
 	pthread_mutex_init(&sw->lock, NULL);
 	pthread_cond_init(&sw->cond, NULL);
 
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+		seed = util_now_ns() ^ (uint64_t)(uintptr_t)sw;
+	rc = fdb_init(&sw->fdb, sw->cfg.fdb_size,
+		      sw->cfg.fdb_age_s * 1000000000ull, seed);
+	if (rc)
+		goto fail;
 	rc = uplink_open(&sw->up, uplink_ifindex, &sw->cfg.uplink);
 	if (rc)
 		goto fail;
@@ -2273,6 +2497,7 @@ void sw_destroy(struct sw *sw)
 		close(sw->note_efd);
 	pthread_cond_destroy(&sw->cond);
 	pthread_mutex_destroy(&sw->lock);
+	fdb_fini(&sw->fdb);
 	free(sw->ports);
 	free(sw->macs);
 	free(sw->live);

@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "fdb.h"
 #include "guard.h"
 #include "ring.h"
 #include "tbucket.h"
@@ -52,6 +53,20 @@
 #define SW_DIRECT_TOTAL_PCT	50u	/* all ports (at least one port's) */
 #define SW_DIRECT_BURST_NS	1000000u
 
+/*
+ * MAC conflicts (sw_config.mac_conflict): a partition's MAC seen as the
+ * source of a frame from the wire means a station on the LAN has it too.
+ * The port counts it (mac_conflicts) and is in conflict (mac_conflict)
+ * until no such frame came for the FDB's ageing time. Meanwhile, with
+ * SW_MAC_CONFLICT_YIELD (the default) the LAN's station keeps its MAC, as
+ * a learning switch would have it: unicast for that MAC from the wire is
+ * not delivered to the port (drop_mac_conflict) and from other ports goes
+ * to the wire; broadcasts still reach the port. SW_MAC_CONFLICT_KEEP
+ * delivers to the port as before, and only counts.
+ */
+#define SW_MAC_CONFLICT_YIELD	0u
+#define SW_MAC_CONFLICT_KEEP	1u
+
 struct sw;
 
 /*
@@ -78,6 +93,8 @@ struct sw;
  * @SW_DROP_FLOOD_SHARE: a flood copy over the port's flood share
  * @SW_DROP_RX_RATE:	over the port's receive rate limit
  * @SW_DROP_OTHER_VLAN:	unicast to a port of another VLAN
+ * @SW_DROP_MAC_CONFLICT: for its MAC from the wire while a station there
+ *		has that MAC (SW_MAC_CONFLICT_YIELD)
  * @SW_DROP_GUARD:	the guard's verdict v is SW_DROP_GUARD + v
  */
 enum sw_drop {
@@ -88,6 +105,7 @@ enum sw_drop {
 	SW_DROP_FLOOD_SHARE,
 	SW_DROP_RX_RATE,
 	SW_DROP_OTHER_VLAN,
+	SW_DROP_MAC_CONFLICT,
 	SW_DROP_GUARD,
 	SW_DROP__MAX = SW_DROP_GUARD + GUARD__MAX
 };
@@ -179,6 +197,12 @@ struct sw_port_policy {
  *		(SW_DIRECT_SHARE_PCT; at most 100); all ports together take
  *		SW_DIRECT_TOTAL_PCT or this, the larger. Direct delivery is on
  *		for ports given a TAP (sw_port_set_tap()) only.
+ * @fdb_size:	stations learned on the wire it keeps (fdb.h:
+ *		FDB_SIZE_DEFAULT; a power of two), 16 bytes each, allocated
+ *		at sw_create()
+ * @fdb_age_s:	seconds after which a station not seen again is forgotten,
+ *		and a port's MAC conflict ends (FDB_AGE_DEFAULT_S)
+ * @mac_conflict: SW_MAC_CONFLICT_YIELD (0, default) or SW_MAC_CONFLICT_KEEP
  * @uplink:	AF_PACKET socket settings (TPACKET version, ring sizes)
  */
 struct sw_config {
@@ -189,6 +213,9 @@ struct sw_config {
 	uint32_t violation_limit;
 	uint32_t max_ports;
 	uint32_t direct_pct;
+	uint32_t fdb_size;
+	uint32_t fdb_age_s;
+	uint32_t mac_conflict;
 	struct uplink_config uplink;
 };
 
@@ -227,6 +254,12 @@ struct sw_config {
  *		gauge
  * @ring_bytes:	data size of each of its rings
  * @captures:	captures running on it now
+ * @mac_conflicts: frames from the wire whose source was its MAC: a station
+ *		on the LAN has it too (see SW_MAC_CONFLICT_*)
+ * @mac_conflict: 1 while in conflict (such a frame came within the FDB's
+ *		ageing time): a gauge
+ * @drop_mac_conflict: frames for its MAC from the wire not delivered to it
+ *		while in conflict (SW_MAC_CONFLICT_YIELD)
  * @guard_drops: frames the guard dropped, by enum guard_verdict (guard.h);
  *		the PASS entries stay 0. EMSGSIZE from the uplink counts
  *		under GUARD_DROP_MTU.
@@ -256,6 +289,9 @@ struct sw_port_stats {
 	uint64_t h2a_used;
 	uint64_t ring_bytes;
 	uint64_t captures;
+	uint64_t mac_conflicts;
+	uint64_t mac_conflict;
+	uint64_t drop_mac_conflict;
 	uint64_t guard_drops[GUARD__MAX];
 	uint64_t ring_drops[RING_DROP__MAX];
 };
@@ -291,6 +327,9 @@ struct sw_port_stats {
  * @flood_scoped: flood copies not made, from the wire or a partition: a
  *		group frame only routers or its address's owner need
  *		(guard_group_scope()) and this port is neither
+ * @fdb_entries: stations learned on the wire and not aged out (a gauge)
+ * @fdb_learned: stations learned (new, or back after they aged out)
+ * @fdb_evicted: live stations forgotten for want of room in the table
  */
 struct sw_uplink_stats {
 	uint64_t rx_frames;
@@ -316,6 +355,9 @@ struct sw_uplink_stats {
 	uint64_t flood_scoped;
 	uint64_t polls;
 	uint64_t poll_hits;
+	uint64_t fdb_entries;
+	uint64_t fdb_learned;
+	uint64_t fdb_evicted;
 };
 
 int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg);
@@ -343,5 +385,8 @@ const char *sw_drop_name(unsigned int drop);
 int sw_notify_fd(struct sw *sw);
 int sw_notes_rearm(struct sw *sw);
 int sw_mtu(struct sw *sw, uint32_t *mtu);
+int sw_fdb_find(struct sw *sw, const uint8_t *mac, struct fdb_info *out);
+int sw_fdb_dump(struct sw *sw, struct fdb_info *out, unsigned int max,
+		unsigned int *n);
 
 #endif /* VNETSHARE_SWITCH_H */

@@ -27,6 +27,11 @@ The kinds, SUBJECT.WHAT, and their details:
     drops.started        reason, count (drops of that reason in the last
                          interval), interval (seconds)
     drops.stopped        reason, count (drops in the whole episode), seconds
+    partition.mac_conflict  a station on the wire sends from the partition's
+                         MAC: mac, frames (seen so far), mode ("yield": that
+                         station gets the MAC's unicast meanwhile, "keep")
+    partition.mac_conflict_ended  no such frame for the switch's FDB ageing
+                         time: mac, frames (in the whole episode), seconds
     uplink.down          ifname, operstate
     uplink.up            ifname, operstate
     events.lost          count: only in a follower's stream, never in the
@@ -34,11 +39,12 @@ The kinds, SUBJECT.WHAT, and their details:
 
 The manager emits partition.* and agent.* where it does the thing; the
 Watcher emits what only counters and the kernel show (port.*, drops.*,
-uplink.*) by comparing a Daemon.snapshot() with the one before, when
-something may have happened: the switch notified a policy drop or a
-disconnection, the kernel a change of the uplink, or, while a drops
-episode runs, once every WATCH_INTERVAL until it ends. An idle daemon's
-watcher does nothing at all.
+partition.mac_conflict*, uplink.*) by comparing a Daemon.snapshot() with
+the one before, when something may have happened: the switch notified a
+policy drop, the start of a MAC conflict or a disconnection, the kernel a
+change of the uplink, or, while a drops episode or a MAC conflict runs,
+once every WATCH_INTERVAL until it ends. An idle daemon's watcher does
+nothing at all.
 
 Rules:
 1. emit() is called in the daemon loop's thread only (the manager, the
@@ -59,6 +65,12 @@ Rules:
    sent that its policy refuses) that moved after being still; it stops
    after DROPS_QUIET intervals without a new one. Congestion drops (full
    rings, rate limits, the uplink's refusals) are left to the counters.
+6. A MAC conflict (native/switch.h: a partition's MAC seen as a source on
+   the wire) is an episode of the partition's own: partition.mac_conflict
+   when its mac_conflict gauge is 1 or its mac_conflicts counter moved,
+   partition.mac_conflict_ended at the first look that finds the gauge 0
+   again (the switch ends it after its FDB ageing time without such a
+   frame): one event each, however many frames.
 """
 from __future__ import annotations
 
@@ -80,7 +92,7 @@ log = logging.getLogger("vnetshare.events")
 
 HISTORY_MAX = 1000       # events `vnetshare events` shows (rule 2)
 FOLLOW_QUEUE_MAX = 1000  # events a follower may be behind (rule 3)
-WATCH_INTERVAL = 1.0     # seconds between two looks while a drops episode runs (rule 5)
+WATCH_INTERVAL = 1.0     # seconds between two looks while an episode runs (rules 5, 6)
 DROPS_QUIET = 3          # intervals without a new drop that end an episode
 
 KINDS = (
@@ -88,11 +100,12 @@ KINDS = (
     "partition.created", "partition.adopted", "partition.changed", "partition.deleted",
     "agent.started", "agent.died", "agent.restarted", "agent.failed",
     "port.disconnected", "drops.started", "drops.stopped",
+    "partition.mac_conflict", "partition.mac_conflict_ended",
     "uplink.down", "uplink.up", "events.lost",
 )
 LEVELS = {"agent.died": logging.WARNING, "agent.failed": logging.ERROR,
           "port.disconnected": logging.ERROR, "drops.started": logging.WARNING,
-          "uplink.down": logging.WARNING}
+          "partition.mac_conflict": logging.WARNING, "uplink.down": logging.WARNING}
 
 
 def make(kind: str, partition: str | None, message: str, now: float | None = None, **details: Any) -> dict:
@@ -273,10 +286,19 @@ class Episode:
 
 
 @dataclass
+class Conflict:
+    """A partition's MAC conflict running (rule 6)."""
+
+    base: int        # its mac_conflicts counter before the episode
+    since: float     # when it started (the snapshot's time)
+
+
+@dataclass
 class WatchState:
     """What compare() remembers between two looks."""
 
     drops: dict[tuple[str, str], Episode] = field(default_factory=dict)
+    conflicts: dict[str, Conflict] = field(default_factory=dict)
     uplink_up: bool | None = None   # None: not looked at yet (taken as up)
 
 
@@ -336,8 +358,11 @@ def compare(prev: Mapping[str, Any], cur: Mapping[str, Any], state: WatchState, 
                     out.append(("drops.stopped", name,
                                 f"drops stopped: {reason} ({ep.count} in {seconds:.0f} s)",
                                 {"reason": reason, "count": ep.count, "seconds": seconds}))
+        out += _mac_conflict(name, p, c, cur, state, now)
     for key in [k for k in state.drops if k[0] not in cur_parts]:
         del state.drops[key]  # deleted: partition.deleted says so
+    for name in [n for n in state.conflicts if n not in cur_parts]:
+        del state.conflicts[name]
     if link is not None:
         was = True if state.uplink_up is None else state.uplink_up
         if link["up"] != was:
@@ -346,6 +371,33 @@ def compare(prev: Mapping[str, Any], cur: Mapping[str, Any], state: WatchState, 
                                     f"(operstate {link['operstate']})",
                         {"ifname": link["ifname"], "operstate": link["operstate"]}))
         state.uplink_up = link["up"]
+    return out
+
+
+def _mac_conflict(name: str, p: Mapping[str, Any], c: Mapping[str, Any], cur: Mapping[str, Any],
+                  state: WatchState, now: float) -> list[Pending]:
+    """Rule 6 for one partition: its counters now (@c) and before (@p)."""
+    out: list[Pending] = []
+    mac = cur.get("policy", {}).get(name, {}).get("mac", "?")
+    frames, before = c.get("mac_conflicts", 0), p.get("mac_conflicts", 0)
+    ep = state.conflicts.get(name)
+    if ep is None and (c.get("mac_conflict") or _delta(frames, before)):
+        ep = state.conflicts[name] = Conflict(before if frames >= before else 0, now)
+        mode = cur.get("daemon", {}).get("mac_conflict", "yield")
+        n = frames - ep.base
+        then = ("that station gets the unicast for it until it is quiet for the ageing time (--mac-conflict yield)"
+                if mode == "yield" else "the partition keeps getting it (--mac-conflict keep)")
+        out.append(("partition.mac_conflict", name,
+                    f"MAC {mac}: a station on the wire uses it too ({n} frame{'s' * (n != 1)} from it); {then}",
+                    {"mac": mac, "frames": n, "mode": mode}))
+    if ep is not None and not c.get("mac_conflict"):
+        del state.conflicts[name]
+        n = _delta(frames, ep.base)
+        seconds = round(now - ep.since, 3)
+        out.append(("partition.mac_conflict_ended", name,
+                    f"MAC {mac}: no station on the wire used it for the ageing time "
+                    f"({n} frame{'s' * (n != 1)} from one in {seconds:.0f} s)",
+                    {"mac": mac, "frames": n, "seconds": seconds}))
     return out
 
 
@@ -439,12 +491,12 @@ class Watcher:
     """One look: one snapshot, one link look, compare(), emit (rule 5).
 
     It looks when woken, never on a clock while all is quiet: by the
-    switch's notification eventfd (@notify_fd: a port's first policy drop
-    or disconnection since the last look, which calls @rearm first), by a
-    kernel notification about the uplink, and every @interval while a
-    drops episode runs (to see it stop). A note while such looks are due
-    anyway changes nothing, so a port that drops without pause costs one
-    look an interval. Runs on the daemon's loop; a failing look is logged
+    switch's notification eventfd (@notify_fd: a port's first policy drop,
+    MAC conflict or disconnection since the last look, which calls @rearm
+    first), by a kernel notification about the uplink, and every @interval
+    while a drops episode or a MAC conflict runs (to see it stop). A note
+    while such looks are due anyway changes nothing, so a port that drops
+    without pause costs one look an interval. Runs on the daemon's loop; a failing look is logged
     once (until it works again) and retried every @interval."""
 
     def __init__(self, events: EventLog, snapshot: Callable[[], dict],
@@ -542,6 +594,6 @@ class Watcher:
             if str(e) != self._failing:
                 log.warning("event watcher: %s (retrying every %g s)", e, self.interval)
             self._failing = str(e)
-        if self._failing is not None or self.state.drops:
+        if self._failing is not None or self.state.drops or self.state.conflicts:
             self._schedule(self.interval)  # to see the episode end, or to retry
 

@@ -160,7 +160,8 @@ class Daemon:
             raise DaemonStartError(str(e)) from None
         self.functions = adapter.derive(self.info, self.cfg.offloads)
         self.switch = Switch(self.cfg.uplink, coalesce_usecs=self.cfg.coalesce_usecs,
-                             max_ports=self.cfg.max_partitions, direct_pct=self.cfg.direct_share)
+                             max_ports=self.cfg.max_partitions, direct_pct=self.cfg.direct_share,
+                             fdb_age_s=self.cfg.fdb_age, mac_conflict=self.cfg.mac_conflict)
         self.switch.start()
         log.info("uplink %s: mtu %d, speed %s, offloads to partitions: %s (%s mode), "
                  "coalescing %s", self.cfg.uplink, self.info.mtu, self.info.speed or "?",
@@ -267,9 +268,10 @@ class Daemon:
 
         partitions: {name: counters} (Switch.port_stats, plus agent_restarts);
         uplink: Switch.uplink_stats() plus "ifname"; policy: {name: {vlan,
-        storm_limit, tx_limit, rx_limit}} with the limits as the switch's
+        storm_limit, tx_limit, rx_limit, mac}} with the limits as the switch's
         struct sw_rate fields; labels: {name: {key: value}}; daemon: pid,
-        version, uplink, started (Unix time). Call it in the loop's thread.
+        version, uplink, started (Unix time), mac_conflict (the mode). Call
+        it in the loop's thread.
         """
         from . import __version__
 
@@ -281,12 +283,13 @@ class Daemon:
             rec = m.state.partitions[name]
             policy[name] = {"vlan": rec.vlan,
                             "storm_limit": self.cfg.storm_limit if rec.storm_limit is None else rec.storm_limit,
-                            "tx_limit": asdict(rec.tx_limit), "rx_limit": asdict(rec.rx_limit)}
+                            "tx_limit": asdict(rec.tx_limit), "rx_limit": asdict(rec.rx_limit),
+                            "mac": rec.mac}
             labels[name] = dict(rec.labels)
         uplink = dict(self.switch.uplink_stats(), ifname=self.cfg.uplink)
         return {"partitions": parts, "uplink": uplink, "policy": policy, "labels": labels,
                 "daemon": {"pid": os.getpid(), "version": __version__, "uplink": self.cfg.uplink,
-                           "started": self.started}}
+                           "started": self.started, "mac_conflict": self.cfg.mac_conflict}}
 
     # -- capture ---------------------------------------------------------
     def _capture(self, args: dict) -> Stream:
@@ -435,6 +438,7 @@ class Daemon:
         self.manager = PartitionManager(
             self.switch, self.functions, state, self.cfg,
             on_agent_fd=self._watch_fd, on_agent_fd_remove=self._unwatch_fd, on_event=self._emit,
+            uplink_mac=self.info.mac,
         )
         try:
             self.manager.adopt_all()

@@ -22,6 +22,13 @@ Rules:
    (after one died, and by a new daemon), freed by delete(). A record whose
    uid this daemon cannot have (outside --agent-uids, another daemon's,
    another record's) gets a new one on adoption, with a log line.
+7. A partition's MAC and addresses are its own: create refuses a MAC the
+   uplink, another partition or a station the switch learned on the wire
+   has, and create and set an address another partition of the same VLAN
+   has (_check_identity()), before anything is made, with EADDRINUSE and
+   one line naming the owner. Adoption does not ask: a partition that
+   exists keeps its MAC, and a station on the wire with it is a conflict
+   (native/switch.h), as is one heard between the question and the port.
 """
 from __future__ import annotations
 
@@ -147,8 +154,9 @@ class PartitionManager:
     def __init__(self, switch, functions, state: statefile.State, cfg: config.DaemonConfig,
                  on_agent_fd: Callable[[int, Callable[[], None]], None] | None = None,
                  on_agent_fd_remove: Callable[[int], None] | None = None,
-                 on_event: Callable[..., None] | None = None):
+                 on_event: Callable[..., None] | None = None, uplink_mac: str | None = None):
         self.switch = switch
+        self.uplink_mac = uplink_mac.lower() if uplink_mac else None  # no partition may take it
         self.functions = functions
         self.state = state
         self.cfg = cfg
@@ -194,6 +202,32 @@ class PartitionManager:
         return PortPolicy(guard=guard, vlan=rec.vlan, storm_pps=storm,
                           storm_burst=config.storm_burst(storm),
                           tx=rec.tx_limit, rx=rec.rx_limit)
+
+    def _mac_owner(self, mac: str) -> str | None:
+        """Who has @mac already (rule 6), as words to follow "in use by", or None."""
+        if mac == self.uplink_mac:
+            return f"the uplink {self.cfg.uplink} itself"
+        owner = next((r.name for r in self.state.partitions.values() if r.mac == mac), None)
+        if owner is not None:
+            return f"partition {owner!r}"
+        station = self.switch.fdb_find(mac)
+        if station is not None:
+            return (f"a station on the wire ({config.vlan_name(station['vlan'])}, "
+                    f"seen {station['age']:.0f} s ago)")
+        return None
+
+    def _check_identity(self, name: str, mac: str | None, ips: list[str], vlan: int) -> None:
+        """Rule 6: @mac (None: not changing) and @ips (normalised, in VLAN
+        @vlan) are no one else's; a PartitionError EADDRINUSE names the owner."""
+        if mac is not None:
+            owner = self._mac_owner(mac)
+            if owner is not None:
+                raise PartitionError("EADDRINUSE", f"MAC {mac}: in use by {owner}")
+        others = ((r.name, r.vlan, r.ips) for r in self.state.partitions.values() if r.name != name)
+        taken = config.address_owner(ips, vlan, others)
+        if taken is not None:
+            raise PartitionError("EADDRINUSE", f"address {taken[0]}: in use by partition {taken[1]!r} "
+                                               f"({config.vlan_name(vlan)})")
 
     def _pin_path(self, name: str) -> str:
         return os.path.join(self.cfg.state_dir, config.NETNS_PIN_DIR, name)
@@ -319,8 +353,6 @@ class PartitionManager:
             raise PartitionError("EINVAL", f"MTU {mtu}: above the uplink's MTU {uplink_mtu}")
         ifname = args.get("ifname") or DEFAULT_IFNAME
         mac = args.get("mac") or config.random_mac()
-        if any(p.rec.mac == mac for p in self.parts.values()):
-            raise PartitionError("EEXIST", f"MAC {mac}: already used by another partition")
         ips = args.get("ips") or []
         gateway = args.get("gateway")
         routes = args.get("routes") or []
@@ -331,6 +363,7 @@ class PartitionManager:
         for k in ("tx_limit", "rx_limit"):
             if args.get(k) is not None:
                 policy_args[k] = args[k]
+        self._check_identity(name, mac, ips, policy_args.get("vlan", 0))
 
         # a policy the switch would refuse fails here, before anything is made
         self._policy(statefile.PartitionState(name=name, netns="", netns_created=False, ifname=ifname,
@@ -426,6 +459,8 @@ class PartitionManager:
             raise PartitionError("ENOENT", f"no partition named {name!r}")
         changes = {k: args[k] for k in self.SETTABLE if args.get(k) is not None}
         new = replace(rec, **changes)
+        if "ips" in changes or "vlan" in changes:
+            self._check_identity(name, None, new.ips, new.vlan)
         if "ips" in changes and rec.gateway:
             try:
                 config.gateway(rec.gateway, new.ips)

@@ -98,6 +98,12 @@ PARTITION_FIELDS: dict[str, Field] = {
     "agent_restarts": Field("counter", "partition_agent_restarts",
                             "Times the daemon restarted its agent after the agent died."),
     "captures": Field("gauge", "partition_captures", "Captures (vnetshare capture) running on it now."),
+    "mac_conflicts": Field("counter", "partition_mac_conflict_frames",
+                           "Frames from the uplink whose source was the partition's MAC: a station on the LAN "
+                           "has it too."),
+    "mac_conflict": Field("gauge", "partition_mac_conflict",
+                          "1 while a station on the LAN uses the partition's MAC (seen within the FDB's "
+                          "ageing time), else 0."),
 }
 # the rings' gauges: one family each, label ring="a2h" (what the partition
 # sends: agent to hosting) or "h2a" (what it receives)
@@ -125,6 +131,12 @@ UPLINK_FIELDS: dict[str, Field] = {
     "flood_scoped": Field("counter", "switch_flood_copies_skipped",
                           "Flood copies not made: group frames (from the wire or a partition) only routers or "
                           "the address's owner need, for a port that is neither."),
+    "fdb_entries": Field("gauge", "uplink_fdb_stations",
+                         "Stations the switch learned on the wire and still knows (seen within the ageing time)."),
+    "fdb_learned": Field("counter", "uplink_fdb_learned_stations",
+                         "Stations learned on the wire: new ones, or back after they aged out."),
+    "fdb_evicted": Field("counter", "uplink_fdb_evicted_stations",
+                         "Stations forgotten before their time for want of room in the switch's table."),
 }
 UPLINK_NAME = "ifname"  # the uplink's label, not a counter
 

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from runtimes import NET, attachments, conflist, leases_held, plugin_config
-from system import LAN_NS, LAN_V4, LAN_V6, wait_for
+from system import LAN_NS, LAN_V4, LAN_V6, UPLINK, wait_for
 from vnetshare.frontends import cni
 from vnetshare.linux import netns
 
@@ -312,6 +312,50 @@ def test_add_failing_in_the_daemon_releases_the_lease(plug, system):
     out = plug.fails("ADD", plug.conf(), cni.ERR_DAEMON_REFUSED, "eth0", "already exists", ns=ns)
     assert "EEXIST" in out["details"]
     assert plug.leases_held() == [] and plug.ours() == []
+
+
+def _nothing_made(plug, ns_name: str) -> None:
+    """A refused ADD left no partition of ours, no lease and no device."""
+    assert plug.ours() == [] and plug.leases_held() == []
+    assert [link.ifname for link in netns.links(ns_name)] == ["lo"]
+
+
+def test_add_with_a_mac_someone_has_is_code_7_naming_the_key_and_owner(plug, system):
+    """CNI_ARGS MAC= is what Multus fills from a pod's annotation: a pod must
+    not get another partition's MAC, nor the uplink's, through it."""
+    ns = plug.netns("ctrmac")
+    taken = system.create("manual")["mac"]
+    out = plug.fails("ADD", plug.conf(), cni.ERR_INVALID_CONFIG, "CNI_ARGS MAC", taken, "partition 'manual'",
+                     ns=ns, args=f"IgnoreUnknown=1;MAC={taken}")
+    assert "CNI_ARGS MAC" in out["details"]
+    _nothing_made(plug, "ctrmac")
+    uplink = netns.link(UPLINK).mac
+    plug.fails("ADD", plug.conf(runtimeConfig={"mac": uplink}), cni.ERR_INVALID_CONFIG, "runtimeConfig.mac",
+               uplink, f"uplink {UPLINK}", ns=ns)
+    _nothing_made(plug, "ctrmac")
+    # positive control: the same call with a MAC no one has
+    res = plug.ok("ADD", plug.conf(), ns=ns, args="IgnoreUnknown=1;MAC=02:00:00:aa:bb:07")
+    assert res["interfaces"][0]["mac"] == "02:00:00:aa:bb:07" and len(plug.leases_held()) == 2
+    plug.ok("DEL", plug.conf(), ns=ns)
+
+
+def test_an_ipam_address_another_partition_has_is_code_7_and_the_lease_goes_back(plug, system):
+    ns = plug.netns("ctrip")
+    system.create("holder", "--ip", "198.18.0.100/24")   # host-local's first address
+    out = plug.fails("ADD", plug.conf(), cni.ERR_INVALID_CONFIG, "IPAM plugin 'host-local'", "198.18.0.100/24",
+                     "partition 'holder'", ns=ns)
+    assert "range" in out["details"]
+    _nothing_made(plug, "ctrip")
+    # an address no host may have: refused before the daemon is asked
+    static = {"type": "static", "addresses": [{"address": "198.18.0.255/24"}]}
+    plug.fails("ADD", dict(plug.conf(), ipam=static), cni.ERR_INVALID_CONFIG, "IPAM plugin 'static'",
+               "198.18.0.255/24", "broadcast address", ns=ns)
+    _nothing_made(plug, "ctrip")
+    # positive control: the next address host-local hands out is free
+    res = plug.ok("ADD", plug.conf(), ns=ns)
+    assert res["ips"][0]["address"] == "198.18.0.101/24", res
+    plug.ok("DEL", plug.conf(), ns=ns)
+    assert plug.leases_held() == []
 
 
 @pytest.mark.parametrize("conf_change, code, words", [

@@ -664,3 +664,21 @@ def test_floods_go_only_where_they_matter(lab):
     assert {n: seen(cap) for n, cap in caps.items()} == want
     # 10 copies fewer than floods to all would have made
     assert net.sw.uplink_stats()["flood_scoped"] - scoped0 >= 10
+
+
+def test_the_switch_learns_the_wires_stations_and_refuses_their_mac_to_a_port(lab):
+    """native/fdb.c in the switch: the LAN host's MAC is learned from its
+    frames, listed with its VLAN and age; the partitions' own MACs are not
+    (the switch never receives its own sends)."""
+    net = Net(lab)
+    a, b = net.parts
+    _sent, received, out = ping(net.lan, "10.9.0.1", count=1)
+    assert received == 1, out
+    assert wait_for(lambda: net.sw.fdb_find(LAN_MAC))
+    station = net.sw.fdb_find(LAN_MAC)
+    assert station["mac"] == LAN_MAC and station["vlan"] == 0 and 0 <= station["age"] < 5, station
+    listed = {s["mac"]: s for s in net.sw.fdb()}
+    assert LAN_MAC in listed and a.mac not in listed and b.mac not in listed, listed
+    assert net.sw.fdb_find(a.mac) is None
+    up = net.sw.uplink_stats()
+    assert up["fdb_entries"] == len(listed) and up["fdb_learned"] >= 1 and up["fdb_evicted"] == 0

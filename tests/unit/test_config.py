@@ -51,7 +51,13 @@ def test_ifname_label_is_used():
     ("10.0.0.0/31", "10.0.0.0/31"),
     ("FD00:0::1/64", "fd00::1/64"),
     ("fe80::1/64", "fe80::1/64"),
-    ("2001:db8::/64", "2001:db8::/64"),  # IPv6 has no broadcast; the subnet-router anycast is a legal host
+    ("2001:db8::1/64", "2001:db8::1/64"),
+    ("2001:db8::/127", "2001:db8::/127"),   # a point-to-point link (RFC 6164): no subnet-router anycast
+    ("2001:db8::/128", "2001:db8::/128"),
+    ("2001:db8::fdff:ffff:ffff:ff7f/64", "2001:db8::fdff:ffff:ffff:ff7f/64"),  # just below RFC 2526's
+    ("2001:db8::fdff:ffff:ffff:ff80/96", "2001:db8::fdff:ffff:ffff:ff80/96"),  # not EUI-64 format
+    ("255.255.255.254/31", "255.255.255.254/31"),
+    ("1.0.0.1/8", "1.0.0.1/8"),
 ])
 def test_cidr_ok(text, norm):
     assert config.cidr(text) == norm
@@ -63,6 +69,32 @@ def test_cidrs_normalises_and_refuses_duplicates():
         config.cidrs(["10.0.0.2/24", "10.0.0.2/16"])
     with pytest.raises(ConfigError, match="must be a list"):
         config.cidrs("10.0.0.2/24")
+
+
+def test_address_owner_is_the_partition_of_the_same_vlan_with_the_same_address():
+    others = [("t1", 0, ["10.50.0.11/24", "fd00::11/64"]), ("t2", 10, ["10.50.0.12/24"]),
+              ("t3", 0, [])]
+    assert config.address_owner(["10.50.0.11/24"], 0, others) == ("10.50.0.11/24", "t1")
+    assert config.address_owner(["10.50.0.11/16"], 0, others) == ("10.50.0.11/16", "t1")  # any prefix length
+    assert config.address_owner(["10.9.0.1/24", "fd00::11/120"], 0, others) == ("fd00::11/120", "t1")
+    assert config.address_owner(["10.50.0.12/24"], 10, others) == ("10.50.0.12/24", "t2")
+    assert config.address_owner(["10.50.0.12/24"], 0, others) is None     # another VLAN: another LAN
+    assert config.address_owner(["10.50.0.11/24"], 10, others) is None
+    assert config.address_owner(["10.50.0.13/24"], 0, others) is None
+    assert config.address_owner([], 0, others) is None
+    assert config.vlan_name(0) == "untagged" and config.vlan_name(10) == "VLAN 10"
+
+
+def test_daemon_fdb_age_and_mac_conflict():
+    assert config.fdb_age("2") == 2 and config.fdb_age(300) == 300
+    assert config.FDB_AGE_DEFAULT == 300
+    for bad in ("0", 0, "1000001", "soon", True):
+        with pytest.raises(ConfigError, match=re.escape(f"FDB ageing time {bad!r}")):
+            config.fdb_age(bad)
+    assert [config.mac_conflict(m) for m in ("yield", "keep")] == ["yield", "keep"]
+    with pytest.raises(ConfigError, match=r"MAC conflict mode 'share': must be yield or keep"):
+        config.mac_conflict("share")
+    assert config.DaemonConfig(uplink="x").mac_conflict == "yield"     # the safe one by default
 
 
 def test_gateway():
@@ -105,6 +137,18 @@ def test_mac_ok(text, norm):
     (config.cidr, "address", "ff02::1/64", "multicast"),
     (config.cidr, "address", "10.0.0.0/24", "network address"),
     (config.cidr, "address", "10.0.0.255/24", "broadcast address"),
+    (config.cidr, "address", "255.255.255.255/32", "limited broadcast address"),
+    (config.cidr, "address", "255.255.255.255/0", "limited broadcast address"),
+    (config.cidr, "address", "0.1.2.3/8", "this network"),
+    (config.cidr, "address", "0.0.0.0/32", "unspecified"),
+    (config.cidr, "address", "::/128", "unspecified"),
+    (config.cidr, "address", "127.0.0.1/32", "loopback"),
+    (config.cidr, "address", "2001:db8::/64", "subnet-router anycast address of 2001:db8::/64"),
+    (config.cidr, "address", "fd00:5e::/120", "subnet-router anycast"),
+    (config.cidr, "address", "2001:db8::fdff:ffff:ffff:ff80/64", "reserved subnet anycast"),
+    (config.cidr, "address", "2001:db8::fdff:ffff:ffff:fffe/64", "RFC 2526"),
+    (config.cidr, "address", "::ffff:10.0.0.2/120", "IPv4-mapped"),
+    (config.cidr, "address", "::ffff:127.0.0.1/128", "IPv4-mapped"),
     (config.cidr, "address", " 10.0.0.2/24", "not an IPv4 or IPv6"),
     (config.mac, "MAC", "01:00:5e:00:00:01", "multicast"),
     (config.mac, "MAC", "ff:ff:ff:ff:ff:ff", "multicast"),

@@ -254,6 +254,45 @@ def test_a_new_partition_counts_from_zero_and_a_recreated_one_from_its_new_value
     assert [(k, d["count"]) for k, _p, _m, d in got] == [("drops.started", 3)]
 
 
+def _mac(name: str, mac: str, **parts) -> dict:
+    """A snapshot whose partition @name has @mac, of a daemon in the mode @parts may name."""
+    mode = parts.pop("mode", "yield")
+    return {"partitions": parts, "policy": {name: {"mac": mac}}, "daemon": {"mac_conflict": mode}}
+
+
+def test_a_mac_conflict_is_one_event_when_it_starts_and_one_when_it_ends():
+    st = ev.WatchState()
+    m = "02:00:00:00:00:0a"
+    c0 = _mac("pa", m, pa=_counters(mac_conflicts=0, mac_conflict=0), pb=_counters())
+    # positive control: traffic moves, no conflict, no event
+    assert _cmp(c0, _mac("pa", m, pa=_counters(rx_frames=9, mac_conflict=0), pb=_counters()), st) == []
+    c1 = _mac("pa", m, pa=_counters(mac_conflicts=3, mac_conflict=1), pb=_counters())
+    got = _cmp(c0, c1, st, now=101.0)
+    assert got == [("partition.mac_conflict", "pa",
+                    f"MAC {m}: a station on the wire uses it too (3 frames from it); that station gets the "
+                    "unicast for it until it is quiet for the ageing time (--mac-conflict yield)",
+                    {"mac": m, "frames": 3, "mode": "yield"})]
+    # more frames, the same episode: nothing
+    c2 = _mac("pa", m, pa=_counters(mac_conflicts=40, mac_conflict=1), pb=_counters())
+    assert _cmp(c1, c2, st, now=102.0) == [] and _cmp(c2, c2, st, now=103.0) == []
+    # the switch ended it (its ageing time without such a frame)
+    c3 = _mac("pa", m, pa=_counters(mac_conflicts=40, mac_conflict=0), pb=_counters())
+    got = _cmp(c2, c3, st, now=106.0)
+    assert got == [("partition.mac_conflict_ended", "pa",
+                    f"MAC {m}: no station on the wire used it for the ageing time (40 frames from one in 5 s)",
+                    {"mac": m, "frames": 40, "seconds": 5.0})]
+    assert st.conflicts == {} and _cmp(c3, c3, st) == []
+    # a conflict that began and ended between two looks still says both; keep mode says so
+    c4 = _mac("pa", m, pa=_counters(mac_conflicts=41, mac_conflict=0), pb=_counters(), mode="keep")
+    got = _cmp(c3, c4, st, now=107.0)
+    assert [(k, d["frames"]) for k, _p, _m, d in got] == [("partition.mac_conflict", 1),
+                                                        ("partition.mac_conflict_ended", 1)]
+    assert "--mac-conflict keep" in got[0][2]
+    # a partition deleted during one: forgotten, silently
+    _cmp(c4, c1, st)
+    assert st.conflicts and _cmp(c1, _snap(pb=_counters()), st) == [] and st.conflicts == {}
+
+
 def test_unserved_partition_without_counters_is_skipped():
     assert _cmp(_snap(pa=_counters()), _snap(pa={}), ev.WatchState()) == []
 

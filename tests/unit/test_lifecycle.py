@@ -115,6 +115,9 @@ class FakeSwitch:
     def port_stats(self, port_id):
         return {}
 
+    def fdb_find(self, mac):
+        return None  # no station on the wire has it
+
 
 class FakeFunctions:
     mtu = 1500

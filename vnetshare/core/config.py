@@ -11,11 +11,18 @@ Rules:
 2. An interface name follows the kernel's dev_valid_name(): 1-15 bytes, not
    '.' or '..', no '/', ':', NUL or whitespace.
 3. Addresses carry an explicit prefix length; values that can never be a
-   host's own address (unspecified, loopback, multicast, an IPv4 network or
-   broadcast address) are refused.
+   host's own address are refused (not_a_host()): unspecified (and IPv4's
+   0.0.0.0/8), loopback, multicast, the limited broadcast 255.255.255.255,
+   an IPv4 network or broadcast address (prefixes below /31), IPv6's
+   subnet-router anycast (the prefix itself, below /127: the subnet's
+   routers answer it) and its reserved subnet anycasts (RFC 2526), and
+   IPv4-mapped IPv6 addresses.
 4. A MAC is unicast and not all-zero; it is returned as lower-case colon form.
 5. Nothing here touches the file system: whether a --netns path is a
    network namespace is netns.pin()'s check, on the descriptor it pins.
+6. Within a VLAN an address is one partition's: address_owner() names the
+   partition that has it already (the same address, whatever the prefix
+   length). Another VLAN is another LAN: there it may be given again.
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Iterable
 
 from .errors import ConfigError
 
@@ -51,6 +59,14 @@ COALESCE_USECS_DEFAULT = 100  # native/coalesce.h
 DIRECT_SHARE_DEFAULT = 25  # native/switch.h SW_DIRECT_SHARE_PCT
 COALESCE_USECS_MAX = 10000
 VLAN_MIN, VLAN_MAX = 1, 4094  # 802.1Q: 0 and 4095 are reserved
+# The switch's table of stations learned on the wire (native/fdb.h): an
+# entry not seen for FDB_AGE_DEFAULT seconds is forgotten (802.1Q's default
+# ageing time, the Linux bridge's and Open vSwitch's); up to FDB_AGE_MAX.
+FDB_AGE_DEFAULT, FDB_AGE_MAX = 300, 1_000_000
+# daemon --mac-conflict: a partition's MAC seen as a source on the wire;
+# yield: the LAN's station gets that MAC's frames until it has been quiet
+# for the ageing time (native/switch.h); keep: the partition keeps them
+MAC_CONFLICT_MODES = ("yield", "keep")
 # Storm control: broadcast/multicast frames a partition may send per second,
 # by default. ARP, ND, MLD and mDNS of a busy host stay far below it.
 STORM_PPS_DEFAULT = 1000
@@ -124,6 +140,42 @@ def ifname(name: object, what: str = "interface name") -> str:
     return name
 
 
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+# RFC 2526: in a subnet with 64-bit (EUI-64 format) interface identifiers,
+# the highest 128 are reserved subnet anycast addresses
+_RESERVED_ANYCAST_IID = range(0xFDFF_FFFF_FFFF_FF80, 0xFDFF_FFFF_FFFF_FFFF + 1)
+
+
+def not_a_host(iface: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> str | None:
+    """Why @iface's address can never be a partition's own (rule 3), as the
+    end of a sentence, or None if it can be."""
+    ip, net = iface.ip, iface.network
+    if ip.is_unspecified:
+        return "is the unspecified address"
+    if ip.version == 4:
+        if ip in _THIS_NETWORK:
+            return "is in 0.0.0.0/8 ('this network'): only a source while a host learns its address"
+        if ip == _LIMITED_BROADCAST:
+            return "is the limited broadcast address"
+    elif ip.ipv4_mapped is not None:
+        return "is an IPv4-mapped IPv6 address: give the IPv4 address"
+    if ip.is_loopback:
+        return "is a loopback address"
+    if ip.is_multicast:
+        return "is a multicast address"
+    if ip.version == 4 and net.prefixlen < 31:
+        if ip == net.network_address:
+            return f"is the network address of {net}"
+        if ip == net.broadcast_address:
+            return f"is the broadcast address of {net}"
+    if ip.version == 6 and net.prefixlen < 127 and ip == net.network_address:
+        return f"is the subnet-router anycast address of {net}: the subnet's routers answer it"
+    if ip.version == 6 and net.prefixlen <= 64 and int(ip) & (2**64 - 1) in _RESERVED_ANYCAST_IID:
+        return f"is a reserved subnet anycast address of {net} (RFC 2526)"
+    return None
+
+
 def cidr(text: object) -> str:
     """An address with its prefix length, IPv4 or IPv6: rule 3.
 
@@ -136,16 +188,9 @@ def cidr(text: object) -> str:
         iface = ipaddress.ip_interface(text)
     except ValueError as e:
         raise ConfigError(f"address {text!r}: not an IPv4 or IPv6 address with prefix ({e})") from None
-    ip = iface.ip
-    if ip.is_unspecified or ip.is_loopback or ip.is_multicast:
-        kind = "unspecified" if ip.is_unspecified else "loopback" if ip.is_loopback else "multicast"
-        raise ConfigError(f"address {text!r}: a {kind} address can't be a partition's address")
-    net = iface.network
-    if ip.version == 4 and net.prefixlen < 31:
-        if ip == net.network_address:
-            raise ConfigError(f"address {text!r}: is the network address of {net}")
-        if ip == net.broadcast_address:
-            raise ConfigError(f"address {text!r}: is the broadcast address of {net}")
+    why = not_a_host(iface)
+    if why:
+        raise ConfigError(f"address {text!r}: {why}, not a partition's address")
     return iface.with_prefixlen
 
 
@@ -167,6 +212,27 @@ def cidrs(texts: object) -> list[str]:
         seen[ip] = text
         out.append(value)
     return out
+
+
+def vlan_name(vid: int) -> str:
+    """A VLAN as messages name it: 'VLAN 10', or 'untagged' for 0."""
+    return f"VLAN {vid}" if vid else "untagged"
+
+
+def address_owner(ips: list[str], vlan: int,
+                  others: Iterable[tuple[str, int, Iterable[str]]]) -> tuple[str, str] | None:
+    """Rule 6: the first of @ips (normalised CIDRs) that one of @others
+    (name, VLAN, its CIDRs) in VLAN @vlan has already, whatever its prefix
+    length, as (that CIDR of @ips, the other's name); None if none is taken."""
+    wanted = {ipaddress.ip_interface(c).ip: c for c in ips}
+    for name, their_vlan, theirs in others:
+        if their_vlan != vlan:
+            continue
+        for c in theirs:
+            ip = ipaddress.ip_interface(c).ip
+            if ip in wanted:
+                return wanted[ip], name
+    return None
 
 
 def gateway(text: object, addresses: list[str]) -> str:
@@ -339,6 +405,21 @@ def direct_share(value: object) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 100:
         raise ConfigError(f"direct share {value!r}: must be 0 (off) to 100 percent")
     return n
+
+
+def fdb_age(value: object) -> int:
+    """`daemon --fdb-age SECONDS`: 1 to FDB_AGE_MAX."""
+    n = _whole("FDB ageing time", value)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= FDB_AGE_MAX:
+        raise ConfigError(f"FDB ageing time {value!r}: must be 1 to {FDB_AGE_MAX} seconds")
+    return n
+
+
+def mac_conflict(value: object) -> str:
+    """`daemon --mac-conflict`: what a partition's MAC seen on the wire does."""
+    if value not in MAC_CONFLICT_MODES:
+        raise ConfigError(f"MAC conflict mode {value!r}: must be {' or '.join(MAC_CONFLICT_MODES)}")
+    return str(value)
 
 
 def max_partitions(value: object) -> int:
@@ -647,6 +728,8 @@ class DaemonConfig:
     direct_share: int = DIRECT_SHARE_DEFAULT  # % of a core a partition's direct writes may take; 0: off
     agent_uids: tuple[int, int] = AGENT_UIDS_DEFAULT  # (FIRST, LAST): each agent its own uid and gid
     agent_uid_dir: str = AGENT_UID_DIR  # their lock files, shared by every daemon of the host
+    fdb_age: int = FDB_AGE_DEFAULT  # seconds a station learned on the wire is remembered
+    mac_conflict: str = "yield"  # MAC_CONFLICT_MODES: who gets a MAC a partition and the wire both use
 
     @property
     def state_path(self) -> str:

@@ -21,9 +21,13 @@ Rules:
    consumer end the caller hands to the reader; read_capture() decodes its
    records. The switch never waits for the reader: a full ring loses frames,
    counted in the capture's own counters (del_capture()).
+6. The switch learns the stations of the wire (native/fdb.h); fdb_find()
+   and fdb() read that table through the command queue, like the counters.
+   add_port() does not: whoever gives a port its MAC asks fdb_find() first.
 """
 from __future__ import annotations
 
+import errno
 import socket
 from dataclasses import dataclass, field
 
@@ -70,6 +74,10 @@ SNAPLEN_MAX = lib.RING_FRAME_MAX - CAP_HDR
 assert SNAPLEN_MAX == config.SNAPLEN_MAX, "config.py and switch.h differ"
 assert (PORTS_DEFAULT, PORTS_LIMIT) == (config.PARTITIONS_MAX_DEFAULT, config.PARTITIONS_MAX_LIMIT), \
     "config.py and switch.h differ"
+assert lib.FDB_AGE_DEFAULT_S == config.FDB_AGE_DEFAULT and lib.FDB_AGE_MAX_S == config.FDB_AGE_MAX, \
+    "config.py and fdb.h differ"
+MAC_CONFLICT = {"yield": lib.SW_MAC_CONFLICT_YIELD, "keep": lib.SW_MAC_CONFLICT_KEEP}
+assert tuple(MAC_CONFLICT) == config.MAC_CONFLICT_MODES, "config.py and switch.h differ"
 CAPTURES_MAX = lib.SW_CAPTURES_MAX
 PORT_CAPTURES_MAX = lib.SW_PORT_CAPTURES_MAX
 
@@ -149,6 +157,11 @@ class PortPolicy:
         return pol
 
 
+def _station(info) -> dict:
+    """A struct fdb_info as fdb() lists it."""
+    return {"mac": bytes(info.mac).hex(":"), "vlan": int(info.vlan), "age": info.age_ns / 1e9}
+
+
 def _port_counters(st) -> dict:
     out = counters.from_struct(st, _PORT_ARRAYS)
     out["disconnected"] = bool(out["disconnected"])
@@ -167,17 +180,24 @@ class Switch(NativeLoop):
     coalesce_usecs (the nap between busy rounds, native/coalesce.h; None
     for its default, 0 for off); max_ports (PORTS_DEFAULT; add_port() past
     it is ENOSPC); direct_pct (percent of one core a port's direct writes
-    may take, set_tap(); 0 for the default).
+    may take, set_tap(); 0 for the default); fdb_size (stations of the
+    wire it learns at most, a power of two; 0: fdb.h's default), fdb_age_s
+    (seconds until a quiet station is forgotten; 0: 300), mac_conflict
+    ("yield" or "keep": who gets a MAC a port and the wire both use).
     """
 
     def __init__(self, uplink: str | int, *, burst_frames: int = 0, burst_bytes: int = 0,
                  uplink_burst: int = 0, mtu: int = 0, violation_limit: int = 0,
                  tpacket: int = 0, block_size: int = 0, block_nr: int = 0,
                  frame_size: int = 0, block_tov_ms: int = 0, promisc: bool = False,
-                 coalesce_usecs: int | None = None, max_ports: int = 0, direct_pct: int = 0):
+                 coalesce_usecs: int | None = None, max_ports: int = 0, direct_pct: int = 0,
+                 fdb_size: int = 0, fdb_age_s: int = 0, mac_conflict: str = "yield"):
         super().__init__()
         _uint("max_ports", max_ports, PORTS_LIMIT)
         _uint("direct_pct", direct_pct, 100)
+        _uint("fdb_size", fdb_size, lib.FDB_SIZE_MAX)
+        _uint("fdb_age_s", fdb_age_s, config.FDB_AGE_MAX)
+        config.mac_conflict(mac_conflict)
         if isinstance(uplink, str):
             try:
                 ifindex = socket.if_nametoindex(uplink)
@@ -193,6 +213,9 @@ class Switch(NativeLoop):
         cfg.violation_limit = violation_limit
         cfg.max_ports = max_ports
         cfg.direct_pct = direct_pct
+        cfg.fdb_size = fdb_size
+        cfg.fdb_age_s = fdb_age_s
+        cfg.mac_conflict = MAC_CONFLICT[mac_conflict]
         cfg.uplink.version = tpacket
         cfg.uplink.block_size = block_size
         cfg.uplink.block_nr = block_nr
@@ -331,8 +354,9 @@ class Switch(NativeLoop):
     # notes: the event watcher's wakeup -----------------------------------------
     def notify_fd(self) -> int:
         """An eventfd the switch writes on a port's first policy drop (guard,
-        storm, another VLAN) or disconnection since rearm_notes(); read it to
-        clear it. The switch's own: never close it."""
+        storm, another VLAN), the start of its MAC conflict or its
+        disconnection since rearm_notes(); read it to clear it. The switch's
+        own: never close it."""
         return lib.sw_notify_fd(self.handle)
 
     def rearm_notes(self) -> None:
@@ -344,6 +368,31 @@ class Switch(NativeLoop):
         st = ffi.new("struct sw_uplink_stats *")
         check(lib.sw_uplink_stats(self.handle, st), "uplink stats")
         return counters.from_struct(st)
+
+    # the stations of the wire (rule 6) -----------------------------------------
+    def fdb_find(self, mac) -> dict | None:
+        """The station on the wire with @mac, as fdb() lists it (its most
+        recently seen VLAN), or None if the switch has not seen it (or it
+        was quiet for the ageing time)."""
+        out = ffi.new("struct fdb_info *")
+        rc = lib.sw_fdb_find(self.handle, config.mac_bytes(mac), out)
+        if rc == -errno.ENOENT:
+            return None
+        check(rc, f"look up {config.mac(mac) if isinstance(mac, str) else mac.hex(':')} in the FDB")
+        return _station(out)
+
+    def fdb(self, expect: int = 0) -> list[dict]:
+        """Every station the switch learned on the wire and still knows, in
+        one command: {"mac", "vlan" (0: untagged), "age" (seconds since it
+        was last seen)}. @expect: about how many there are (as all_port_stats())."""
+        room = expect + 64
+        while True:
+            out = ffi.new("struct fdb_info[]", room)
+            n = ffi.new("unsigned int *")
+            check(lib.sw_fdb_dump(self.handle, out, room, n), "dump the FDB")
+            if n[0] <= room:
+                return [_station(out + i) for i in range(n[0])]
+            room = n[0] + 64
 
     @property
     def mtu(self) -> int:

@@ -163,6 +163,16 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
     d.add_argument("--agent-uids", type=_arg(config.agent_uids), default=None, metavar="FIRST-LAST",
                    help="uids (and gids) for the partitions' agents, one each, none shared with "
                         f"another daemon of the host (default {first}-{last})")
+    d.add_argument("--mac-conflict", type=_arg(config.mac_conflict), default=None, metavar="yield|keep",
+                   help="a partition's MAC seen as a source on the wire means a LAN station has it too: "
+                        "counted, an event, and with yield (default) the LAN's station gets that MAC's unicast "
+                        "frames, from the wire and from other partitions, until it has been quiet for "
+                        "--fdb-age; keep: the partition keeps getting them. A partition can't be created "
+                        "with the uplink's MAC, another partition's, or one the switch learned on the "
+                        "wire, nor with an address another partition of its VLAN has")
+    d.add_argument("--fdb-age", type=_arg(config.fdb_age), default=None, metavar="SECONDS",
+                   help="the switch forgets a station of the wire it has not heard for SECONDS "
+                        f"(default {config.FDB_AGE_DEFAULT}, as a bridge's ageing time)")
     d.add_argument("--metrics", type=_arg(config.metrics_address), default=None, metavar="[ADDR:]PORT",
                    help="serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default "
                         f"{config.METRICS_ADDR_DEFAULT}, IPv6 as [::1]:PORT; default: off)")
@@ -368,7 +378,8 @@ def cmd_daemon(args) -> int:
 
     given = {"state_dir": args.state_dir, "ring_size": args.ring_size, "coalesce_usecs": args.coalesce_usecs,
              "storm_limit": args.storm_limit, "metrics": args.metrics, "max_partitions": args.max_partitions,
-             "direct_share": args.direct_share, "agent_uids": args.agent_uids}
+             "direct_share": args.direct_share, "agent_uids": args.agent_uids,
+             "mac_conflict": args.mac_conflict, "fdb_age": args.fdb_age}
     return run_daemon(config.DaemonConfig(uplink=args.uplink, offloads=args.offloads,
                                           socket=socket_path(args.socket),
                                           **{k: v for k, v in given.items() if v is not None}))

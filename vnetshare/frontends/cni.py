@@ -33,7 +33,16 @@ Rules:
 5. GC deletes the partitions labelled with this network whose attachment is
    not in cni.dev/valid-attachments, releases their leases, and never
    touches a partition without this network's label.
-6. Imports only the pure parts of vnetshare (core.config, core.protocol,
+6. A MAC or an address that is someone else's is refused as the daemon
+   refuses it for `partition create` (EADDRINUSE, manager.py rule 7), and an
+   IPAM address no host may have as config.cidr() refuses it; the plugin
+   answers code 7, invalid network config, naming the key or the IPAM
+   plugin the value came from: the runtime passed it from the network's own
+   configuration (its IPAM range, runtimeConfig.mac, the MAC= argument a
+   Kubernetes annotation fills), retrying the same call cannot succeed (11
+   would say it could), and it is no broken environment (4). The lease is
+   released (rule 2): nothing is left half made.
+7. Imports only the pure parts of vnetshare (core.config, core.protocol,
    core.errors, core.state, frontends.client): `vnetshare cni install --standalone`
    packs exactly those into one executable file for nodes that have only
    python3.
@@ -251,10 +260,12 @@ class Request:
         c, rc, out = self.conf, self.runtime_config, {}
         if "mtu" in c:
             out["mtu"] = _checked("mtu", c["mtu"], config.mtu)
+        self.mac_key = None  # where the MAC came from, for a refusal (rule 6)
         for key, mac in (("runtimeConfig.mac", rc.get("mac")), ("CNI_ARGS MAC", self.args.get("MAC")),
                          ("mac", c.get("mac"))):
             if mac is not None and mac != "":  # the first one given wins
                 out["mac"] = _checked(key, mac, config.mac)
+                self.mac_key = key
                 break
         if "vlan" in c:
             out["vlan"] = _checked("vlan", c["vlan"], config.vlan)
@@ -591,6 +602,29 @@ def _text(value: Any) -> str:
     return value
 
 
+def _check_addresses(req: Request, cidrs: list[str]) -> None:
+    """Rule 6: an IPAM address no partition may have, refused as the CLI's --ip is."""
+    try:
+        config.cidrs(cidrs)
+    except ConfigError as e:
+        raise CniError(ERR_INVALID_CONFIG, f"IPAM plugin {req.ipam_type!r} gave {e}",
+                       "the network's ipam section hands out addresses no host may have: fix its range") from None
+
+
+def _in_use(req: Request, e: CniError) -> CniError:
+    """Rule 6: the daemon refused the MAC or an address as someone else's
+    (EADDRINUSE); the same refusal as code 7, naming where the value came from."""
+    said = e.msg.removeprefix("vnetshare: ")
+    mac = req.fields.get("mac")
+    if mac and said.startswith(f"MAC {mac}:"):
+        return CniError(ERR_INVALID_CONFIG, f"{req.mac_key}: {said}",
+                        f"give a MAC no partition, uplink or LAN station has, or leave {req.mac_key} out "
+                        "(the daemon makes a random one)", daemon_code=e.daemon_code)
+    return CniError(ERR_INVALID_CONFIG, f"IPAM plugin {req.ipam_type!r} gave {said}",
+                    "the network's IPAM range holds addresses other partitions of its VLAN have: "
+                    "exclude them (rangeStart/rangeEnd, or a subnet of its own)", daemon_code=e.daemon_code)
+
+
 def _result(req: Request, part: dict[str, Any], addrs: Addresses) -> dict[str, Any]:
     iface: dict[str, Any] = {"name": req.ifname, "mac": part["mac"], "sandbox": req.netns}
     if _vkey(req.version) >= (1, 1, 0):
@@ -631,8 +665,14 @@ def cmd_add(req: Request) -> dict[str, Any]:
         except (KeyError, TypeError, ValueError, CniError) as e:
             why = e.msg if isinstance(e, CniError) else f"{type(e).__name__}: {e}"
             raise CniError(ERR_IPAM, f"IPAM plugin {req.ipam_type!r}: a result vnetshare can't read: {why}") from None
-        part = _call(req, "partition.create", name=name, ips=addrs.cidrs, routes=addrs.routes, ifname=req.ifname,
-                     netns=req.netns, labels=req.labels(), **req.fields)["partition"]
+        _check_addresses(req, addrs.cidrs)
+        try:
+            part = _call(req, "partition.create", name=name, ips=addrs.cidrs, routes=addrs.routes,
+                         ifname=req.ifname, netns=req.netns, labels=req.labels(), **req.fields)["partition"]
+        except CniError as e:
+            if e.daemon_code != "EADDRINUSE":
+                raise
+            raise _in_use(req, e) from None
     except BaseException:
         try:
             _release(req)
