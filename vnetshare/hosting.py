@@ -402,7 +402,8 @@ class Daemon:
             follower = self.events.follow()  # subscribed now: nothing falls between
             return Stream(protocol.ok(events=self.events.history()), follower.run, close=follower.close)
         if op == "daemon.status":
-            return protocol.ok(pid=os.getpid(), uplink=self.cfg.uplink, partitions=len(m.names()))
+            return protocol.ok(pid=os.getpid(), uplink=self.cfg.uplink, uplink_mac=self.info.mac,
+                               partitions=len(m.names()))
         raise protocol.ProtocolError(f"op {op!r}: not supported", code="EOPNOTSUPP")
 
     # -- run -------------------------------------------------------------

@@ -198,9 +198,12 @@ def test_a_slow_reader_loses_frames_counted_never_stalls_traffic(two, captures, 
     r, w = os.pipe()
     try:
         slow = start(captures, two, A[0], "-w", "-", stdout=w)
-        res = iperf3(B[0], A[0], B[1], seconds=2)
+        # UDP: a capture records what the partitions' kernels handed over, one
+        # record per frame here, while the counters count a GSO record as the
+        # segments it becomes (switch.h): with TCP the two would not compare
+        res = iperf3(B[0], A[0], B[1], seconds=2, udp_len=1400)
         assert res.ok, res.error
-        assert res.gbps > 0.5, f"traffic stalled under a capture: {res.gbps:.2f} Gbit/s"
+        assert res.gbps > 0.2, f"traffic stalled under a capture: {res.gbps:.2f} Gbit/s"
         counters = two.stats(A[0])
         slow.proc.send_signal(signal.SIGINT)
         os.close(w)

@@ -517,6 +517,12 @@ def test_verify_passes_without_disturbing_and_reports_leaks_with_the_guard_off(t
     assert p.returncode == 0, p.stdout + p.stderr
     rep = json.loads(p.stdout)
     assert rep["ok"] and all(r["verdict"] == "ok" for r in rep["checks"]), rep
+    # the control plane and the agents were looked at too (issue 20, items 2, 3, 6)
+    checks = {r["check"] for r in rep["checks"]}
+    assert {"a partition with the uplink's MAC", "a partition with another partition's MAC",
+            "a partition with another's address, same VLAN", "a partition with the address 255.255.255.255",
+            "the sender set to the receiver's addresses", "agents run under their own uids", "agents confined",
+            "agents in their partitions' namespaces", "one agent's uid signals or reads the other"} <= checks, checks
     storm = [r for r in rep["checks"] if r.get("reason") == "storm"]
     assert storm and storm[0]["receiver"] > 0, storm       # its storm did flood its own receiver
     # but not ours: the storm and the hostile frames stayed on verify's own VLAN
@@ -538,6 +544,22 @@ def test_verify_passes_without_disturbing_and_reports_leaks_with_the_guard_off(t
     assert two.state_names() == [A[0], B[0]]
     assert sorted(netns.names()) == sorted([LAN_NS, A[0], B[0]])
     assert len(two.agent_pids()) == 2
+
+
+def test_verify_agent_probe_sees_a_hole_where_there_is_one():
+    """verify's probe of one agent's uid against another can fail: against a
+    process of its own uid it is allowed to signal (the hole it looks for),
+    against one of another uid it is not."""
+    from vnetshare.frontends import verify
+    uid = 1879113000   # in the agents' default range, which no account has
+    sleeper = subprocess.Popen(["sleep", "30"], user=uid, group=uid, extra_groups=[])
+    try:
+        assert wait_for(lambda: os.stat(f"/proc/{sleeper.pid}").st_uid == uid)
+        assert "signal allowed" in verify._as_uid_try(uid, sleeper.pid)
+        assert verify._as_uid_try(uid + 1, sleeper.pid) == []
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 # -- 8. DHCP guard and link-layer control frames (issue 20, items 4 and 7) ----------------------------

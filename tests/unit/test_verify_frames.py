@@ -135,3 +135,40 @@ def test_every_hostile_frame_gets_its_reason_from_the_guard():
     assert {c.reason for c in checks} >= {"dhcp_server", "dhcp_spoof", "cisco_group", "mac_control",
                                           "eapol", "llc", "csum_offset", "gso"}
     assert check(policy, r_barrier) == "pass_unicast" and check(policy, u_barrier) == "pass_unicast"
+
+
+def test_identity_rows_report_a_daemon_that_gives_anything_away(monkeypatch):
+    """verify's control-plane checks can fail: against a daemon that accepts
+    every create and set, each row is a leak, and what it made is handed
+    back for deletion; against one that refuses as it must, each is ok."""
+    s = {"name": "_vfys", "mac": "02:aa:bb:cc:dd:01", "ips": ["198.18.7.1/24"], "vlan": 7}
+    r = {"name": "_vfyr", "mac": "02:aa:bb:cc:dd:02", "ips": ["198.18.7.2/24", "2001:db8:7::2/64"], "vlan": 7}
+    status = {"uplink_mac": "02:aa:bb:cc:dd:ff"}
+    asked = []
+
+    def accepts(sock, op, **args):
+        asked.append((op, args))
+        return {}
+    monkeypatch.setattr(v, "call", accepts)
+    made: list[str] = []
+    rows = v._identity_rows("sock", status, s, r, "_vfyx", made)
+    assert len(rows) == 5 and all(row["verdict"].startswith("LEAK") for row in rows), rows
+    assert made == ["_vfyx"] * 4
+    # the leaked set is undone: the sender gets its own addresses back
+    assert asked[-1] == ("partition.set", {"name": "_vfys", "ips": ["198.18.7.1/24"]})
+    assert ("partition.create", {"name": "_vfyx", "mac": "02:aa:bb:cc:dd:ff", "vlan": 7}) in asked
+
+    def refuses(sock, op, **args):
+        if args.get("ips") == ["255.255.255.255/32"]:
+            raise v.DaemonError("EINVAL", "address 255.255.255.255/32: no host may have it")
+        raise v.DaemonError("EADDRINUSE", "in use")
+    monkeypatch.setattr(v, "call", refuses)
+    made = []
+    rows = v._identity_rows("sock", status, s, r, "_vfyx", made)
+    assert [row["verdict"] for row in rows] == ["ok"] * 5 and made == []
+
+    def wrong_code(sock, op, **args):
+        raise v.DaemonError("EEXIST", "exists")
+    monkeypatch.setattr(v, "call", wrong_code)
+    rows = v._identity_rows("sock", status, s, r, "_vfyx", [])
+    assert all(row["verdict"].startswith("FAIL: refused, but as EEXIST") for row in rows), rows

@@ -24,7 +24,17 @@ What it does, in order:
 5. Compares: no hostile frame seen on the receiver or the uplink, each
    counted under its reason on the sender's port (partition show); the
    legitimate frames sent alongside arrived.
-6. Deletes both partitions, whatever happened.
+6. Asks the daemon for what it must refuse (_identity_rows()): a third
+   partition (``_vfy<hex>x``) with the uplink's MAC, the receiver's MAC,
+   the receiver's address, 255.255.255.255, and the sender changed to the
+   receiver's addresses; a partition it makes after all is a leak, and is
+   deleted with the others.
+7. Looks at both partitions' agents as the kernel sees them
+   (_agent_rows()): each under a uid of its own, under its seccomp filter,
+   with no capability, not dumpable, in its partition's network namespace;
+   and a child process of verify's, under one agent's uid, tries to signal
+   the other agent and to open its memory: both must be refused.
+8. Deletes the partitions it made, whatever happened.
 
 What reaches the LAN (tagged with the chosen VLAN, which a LAN switch
 drops unless it is trunked there): what any new interface sends (IPv6
@@ -46,6 +56,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import secrets
 import select
 import socket
@@ -335,6 +346,129 @@ def _plan(s: dict, r: dict, storm_n: int) -> tuple[list[Check], list[bytes], byt
     return checks, storm, r_barrier, u_barrier
 
 
+def _row(check: str, expected: str, verdict: str, reason: str | None = None) -> dict:
+    """A row of a check that sends no frame (the control plane, the agents)."""
+    return {"check": check, "expected": expected, "reason": reason, "receiver": None, "uplink": None,
+            "counted": None, "verdict": verdict}
+
+
+def _refused(sock: str, op: str, made: list[str], codes: tuple[str, ...], **args) -> str:
+    """The verdict on asking the daemon for what it must refuse: "ok" if it
+    answered one of @codes, else what went wrong (a partition it made after
+    all goes into @made, for run() to delete)."""
+    try:
+        call(sock, op, **args)
+    except DaemonError as e:
+        return "ok" if e.code in codes else f"FAIL: refused, but as {e.code}: {e}"
+    if op == "partition.create":
+        made.append(args["name"])
+    return "LEAK: accepted"
+
+
+def _identity_rows(sock: str, status: dict, s: dict, r: dict, spare: str, made: list[str]) -> list[dict]:
+    """A partition's MAC and addresses are its own (issue 20, items 2 and 3):
+    the daemon refuses to give the uplink's MAC, the receiver's MAC or its
+    address to another partition, an address no host may have, and a change
+    of the sender to the receiver's address. @spare is a name nobody has."""
+    r4 = r["ips"][0]
+    r6 = next((a for a in r["ips"] if ":" in a), None)
+    vlan = {"vlan": r["vlan"]} if r.get("vlan") else {}
+    rows = []
+    if status.get("uplink_mac"):
+        rows.append(_row("a partition with the uplink's MAC", "refused (EADDRINUSE)",
+                         _refused(sock, "partition.create", made, ("EADDRINUSE",), name=spare,
+                                  mac=status["uplink_mac"], **vlan)))
+    rows.append(_row("a partition with another partition's MAC", "refused (EADDRINUSE)",
+                     _refused(sock, "partition.create", made, ("EADDRINUSE",), name=spare, mac=r["mac"],
+                              **vlan)))
+    rows.append(_row("a partition with another's address, same VLAN", "refused (EADDRINUSE)",
+                     _refused(sock, "partition.create", made, ("EADDRINUSE",), name=spare, ips=[r4], **vlan)))
+    rows.append(_row("a partition with the address 255.255.255.255", "refused (EINVAL)",
+                     _refused(sock, "partition.create", made, ("EINVAL",), name=spare,
+                              ips=["255.255.255.255/32"], **vlan)))
+    verdict = _refused(sock, "partition.set", made, ("EADDRINUSE",), name=s["name"],
+                       ips=[r4] + ([r6] if r6 else []))
+    if verdict.startswith("LEAK"):     # it took them: give the sender its own back
+        call(sock, "partition.set", name=s["name"], ips=s["ips"])
+    rows.append(_row("the sender set to the receiver's addresses", "refused (EADDRINUSE)", verdict))
+    return rows
+
+
+def _proc_status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def _as_uid_try(uid: int, victim: int) -> list[str]:
+    """What a process of @uid may do to the process @victim: a child of ours
+    takes @uid and tries to signal it (signal 0) and to open its memory;
+    every "allowed" in the answer is a hole."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:    # the child: no Python cleanup, only os._exit
+        out = []
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            try:
+                os.kill(victim, 0)
+                out.append("signal allowed")
+            except PermissionError:
+                pass
+            try:
+                os.close(os.open(f"/proc/{victim}/mem", os.O_RDONLY))
+                out.append("memory readable")
+            except PermissionError:
+                pass
+        except BaseException as e:  # noqa: BLE001 - told to the parent, never raised in a fork
+            out.append(f"the probe failed: {e}")
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    return json.loads(data or b'["the probe said nothing"]')
+
+
+def _agent_rows(sock: str, s: dict, r: dict) -> list[dict]:
+    """Agents apart from each other (issue 20, item 6): the sender's and the
+    receiver's agents, as the kernel sees them in /proc."""
+    agents = []
+    for p in (s, r):
+        info = call(sock, "partition.show", name=p["name"])["partition"]
+        pid, uid = info.get("agent_pid"), info.get("agent_uid")
+        if not pid or not uid or not os.path.exists(f"/proc/{pid}"):
+            return [_row("the partitions' agents", "running, each its own uid",
+                         f"FAIL: no running agent with a uid for {p['name']} (pid {pid}, uid {uid})")]
+        agents.append((p, pid, uid, _proc_status(pid)))
+    (_, pa, ua, sa), (_, pb, ub, sb) = agents
+
+    def ids(st: dict, key: str) -> set[int]:
+        return {int(x) for x in st.get(key, "").split()}
+    own = all(ids(st, "Uid") == {u} and ids(st, "Gid") == {u} for _, _, u, st in agents)
+    rows = [_row("agents run under their own uids", "two uids, neither root nor nobody",
+                 "ok" if own and ua != ub and not {ua, ub} & {0, 65534}
+                 else f"FAIL: uids {sa.get('Uid')} and {sb.get('Uid')}")]
+    bad = [f"pid {pid}: {k} {st.get(k)}" for _, pid, _, st in agents for k, want in
+           (("Seccomp", "2"), ("NoNewPrivs", "1"), ("CapEff", "0" * 16), ("CapPrm", "0" * 16))
+           if st.get(k) != want]
+    bad += [f"pid {pid}: dumpable" for _, pid, _, _ in agents if os.stat(f"/proc/{pid}/status").st_uid != 0]
+    rows.append(_row("agents confined", "seccomp filter, no privileges, not dumpable",
+                     "ok" if not bad else "FAIL: " + "; ".join(bad)))
+    wrong = [p["name"] for p, pid, _, _ in agents
+             if os.stat(f"/proc/{pid}/ns/net").st_ino != os.stat(p["netns"]).st_ino]
+    rows.append(_row("agents in their partitions' namespaces", "not the host's",
+                     "ok" if not wrong else "FAIL: not in the namespace of " + ", ".join(wrong)))
+    holes = [f"as {ua} against {pb}: {h}" for h in _as_uid_try(ua, pb)]
+    holes += [f"as {ub} against {pa}: {h}" for h in _as_uid_try(ub, pa)]
+    rows.append(_row("one agent's uid signals or reads the other", "refused (EPERM, EACCES)",
+                     "ok" if not holes else "LEAK: " + "; ".join(holes)))
+    return rows
+
+
 def _drops(sock: str, name: str) -> dict[str, int]:
     return call(sock, "partition.show", name=name)["partition"]["counters"].get("drops", {})
 
@@ -435,6 +569,9 @@ def run(sock: str, sender_allow_ips: list[str] | None = None) -> tuple[bool, lis
                          "verdict": "ok" if good else "FAIL: the storm was not limited"
                          if got >= len(storm) else "FAIL: no storm frame arrived, or none was counted"})
             ok &= good
+        apart = _identity_rows(sock, status, s, r, f"{NAME_PREFIX}{hexid}x", made) + _agent_rows(sock, s, r)
+        ok &= all(row["verdict"] == "ok" for row in apart)
+        rows += apart
         for where, seen in (("receiver", r_ok), ("uplink", u_ok)):
             if seen is None:
                 continue
