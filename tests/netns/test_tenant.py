@@ -39,7 +39,10 @@ from vnetshare.linux import netns
 from vnetshare.linux.probe import iperf3, ping
 
 BCAST = "ff:ff:ff:ff:ff:ff"
-PYROUTE2_DHCP = os.path.join(os.path.dirname(sys.executable), "pyroute2-dhcp-client")
+# pyroute2's DHCP client (its pyroute2-dhcp-client command), run by this
+# interpreter: where pip put the command depends on the install (a venv's
+# bin, /usr/local/bin for Debian's python3)
+PYROUTE2_DHCP = [sys.executable, "-c", "from pyroute2.dhcp.cli import run; run()"]
 ALL_NODES_MAC = "33:33:00:00:00:01"
 BAD_PREFIX = "2001:db8:bad::"          # what the hostile RA advertises
 ROUTER_PREFIX = "2001:db8:7::"         # what a trusted router advertises
@@ -717,7 +720,7 @@ def test_a_real_dhcp_exchange_leases_and_releases_through_the_guard(system, tmp_
         before = _drops(system, name)
 
         # DHCPv4: DISCOVER, OFFER, REQUEST, ACK; the client sets the address and route
-        v4 = subprocess.Popen(["ip", "netns", "exec", name, PYROUTE2_DHCP, "eth0", "--log-level", "INFO"],
+        v4 = subprocess.Popen(["ip", "netns", "exec", name, *PYROUTE2_DHCP, "eth0", "--log-level", "INFO"],
                               cwd=str(tmp_path), stdout=subprocess.DEVNULL,
                               stderr=open(tmp_path / "dhcp4.log", "w"))
         clients.append(v4)
