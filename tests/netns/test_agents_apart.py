@@ -35,7 +35,7 @@ import subprocess
 
 import pytest
 
-from system import A, B, LAN_V4, UPLINK, System, wait_for
+from system import A, B, LAN_V4, UPLINK, wait_for
 from test_agent_c import agent_pid, agent_uid, assert_c_agent_confined, restarts, status
 from vnetshare.core import config
 from vnetshare.linux import netns

@@ -27,7 +27,6 @@ Rules:
 """
 from __future__ import annotations
 
-import os
 import select
 import signal
 import socket
