@@ -8,8 +8,10 @@ in its own thread; the control plane is this asyncio loop: the control
 socket, agent supervision, signals.
 
 Rules:
-1. One daemon per state directory: an flock on DIR/daemon.lock; the
-   control socket is made only under that lock, mode 0600 (root only).
+1. One daemon per state directory and per runtime directory: an flock on
+   RUNTIME_DIR/daemon.lock (it names the holder's PID) and one on the state
+   directory itself; the control socket is made only under them, mode
+   0600 (root only).
 2. Requests are handled one at a time, in order; each answer is one JSON
    line (protocol.py). A bad request gets an error answer, never a crash,
    and leaves the daemon as it was. A streaming op (capture, events
@@ -103,6 +105,7 @@ class Daemon:
         self._early_signal: int | None = None
         self.watcher = None
         self._lock_fd = -1
+        self._state_dir_fd = -1
         self.started = time.time()
         self.exporter = None  # metrics.Exporter while --metrics serves /metrics
         # capture id -> (partition, the reason it must end: set once, then its stream ends)
@@ -110,6 +113,9 @@ class Daemon:
 
     # -- start -----------------------------------------------------------
     def _lock(self) -> None:
+        """Rule 1's locks (both directories made if missing), then the pin
+        directory, a shared mount."""
+        os.makedirs(self.cfg.runtime_dir, mode=0o700, exist_ok=True)
         os.makedirs(self.cfg.state_dir, mode=0o700, exist_ok=True)
         fd = os.open(self.cfg.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -117,12 +123,20 @@ class Daemon:
         except BlockingIOError:
             other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise DaemonStartError(f"another daemon (pid {other}) already runs on {self.cfg.state_dir}") from None
+            raise DaemonStartError(f"another daemon (pid {other}) already runs on "
+                                   f"{self.cfg.runtime_dir}") from None
+        dfd = os.open(self.cfg.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(dfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(dfd)
+            os.close(fd)
+            raise DaemonStartError(f"another daemon already keeps its state in {self.cfg.state_dir}") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._lock_fd = fd
+        self._lock_fd, self._state_dir_fd = fd, dfd
         # where adopted namespaces are pinned (manager.create): its own mount
-        netns.share_dir(os.path.join(self.cfg.state_dir, config.NETNS_PIN_DIR))
+        netns.share_dir(self.cfg.pin_dir)
 
     def _start_metrics(self) -> None:
         """--metrics: bind and serve /metrics first, so an address in use
@@ -150,6 +164,9 @@ class Daemon:
             os.ftruncate(self._lock_fd, 0)
             os.close(self._lock_fd)
             self._lock_fd = -1
+        if self._state_dir_fd >= 0:
+            os.close(self._state_dir_fd)
+            self._state_dir_fd = -1
 
     def _open_uplink(self) -> None:
         from .dataplane.switch import Switch
@@ -178,6 +195,17 @@ class Daemon:
             raise DaemonStartError(str(e)) from None
 
     def _load_state(self) -> statefile.State:
+        """The state to serve. A state the runtime dir still holds (a
+        vnetshare from before they were apart) is moved to the state dir
+        first."""
+        old = self.cfg.old_state_path
+        if old is not None:
+            moved = statefile.migrate(old, self.cfg.state_path)
+            if moved is not None:
+                log.warning("moved the state of %d partition(s) from %s to %s (it outlives a reboot there)",
+                            moved, os.path.dirname(old), self.cfg.state_dir)
+            elif os.path.exists(old):
+                log.warning("ignoring %s: the state is in %s", old, self.cfg.state_path)
         st = statefile.load(self.cfg.state_path)
         if st.partitions and st.uplink and st.uplink != self.cfg.uplink:
             raise DaemonStartError(

@@ -230,7 +230,7 @@ class PartitionManager:
                                                f"({config.vlan_name(vlan)})")
 
     def _pin_path(self, name: str) -> str:
-        return os.path.join(self.cfg.state_dir, config.NETNS_PIN_DIR, name)
+        return os.path.join(self.cfg.pin_dir, name)
 
     def _free_port_id(self) -> int:
         used = {p.port_id for p in self.parts.values()}

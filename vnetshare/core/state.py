@@ -1,9 +1,13 @@
 """state.py - the daemon's state: what exists, for a new daemon to adopt.
 
-The state (default /run/vnetshare/state.json) is a head file and one file
-per partition beside it, in a directory named `partitions`:
+The state (default /var/lib/vnetshare/state.json: it outlives a reboot) is
+a head file and one file per partition beside it, in a directory named
+`partitions`:
     state.json              {"version": 2, "uplink": "eth1", "offloads": "mirror"}
     partitions/web.json     {"name": "web", "netns": "/run/netns/web", ...}
+Before the state moved out of /run (issue 21) the
+default was /run/vnetshare/state.json; migrate() moves such a state to its
+new directory.
 Version 1 kept every partition inside the head ({"version": 1, ...,
 "partitions": {"web": {...}}}); load() still reads it, and the next full
 save() writes it out in version 2's layout (partition files first, the head
@@ -29,6 +33,9 @@ Rules:
    that differ. One file for everything made a create at 1,000 partitions
    cost 6 ms of encoding and writing (46 ms pretty-printed), 2.5x the create
    at 10.
+6. migrate() moves a state, never copies it: the records are written in the
+   new directory (head last) before the old files go, so a crash between
+   leaves the old state and a complete new one, and the new one is read.
 """
 from __future__ import annotations
 
@@ -39,14 +46,14 @@ import tempfile
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
-from .config import AGENT_UID_MAX, OFFLOAD_MODES, RUN_DIR, Rate, labels
+from .config import AGENT_UID_MAX, OFFLOAD_MODES, STATE_DIR, Rate, labels
 from .errors import ConfigError
 from .errors import VnetshareError
 
 VERSION = 2
 VERSIONS_READ = (1, 2)  # 1: partitions inside the head (rule 4)
 PARTITIONS_DIR = "partitions"  # beside the head
-DEFAULT_PATH = os.path.join(RUN_DIR, "state.json")
+DEFAULT_PATH = os.path.join(STATE_DIR, "state.json")
 
 
 class StateError(VnetshareError):
@@ -363,6 +370,19 @@ def remove(path: str) -> None:
     except FileNotFoundError:
         pass
     _encoders.pop(os.path.abspath(path), None)
+
+
+def migrate(old: str, new: str) -> int | None:
+    """Move the state at @old to @new (rule 6), when @new has none: the
+    number of partitions moved, or None if there was nothing to move (no
+    state at @old, or one at @new already: then @old is left as it is).
+    The directory of @new must exist. A StateError names a damaged @old."""
+    if not os.path.exists(old) or os.path.exists(new):
+        return None
+    st = load(old)
+    save(new, st)
+    remove(old)
+    return len(st.partitions)
 
 
 def _sync_dir(directory: str) -> None:
