@@ -194,10 +194,11 @@ class Daemon:
         except agent.AgentError as e:
             raise DaemonStartError(str(e)) from None
 
-    def _load_state(self) -> statefile.State:
-        """The state to serve. A state the runtime dir still holds (a
-        vnetshare from before they were apart) is moved to the state dir
-        first."""
+    def _load_state(self) -> tuple[statefile.State, bool]:
+        """The state to serve, and whether the host has rebooted since it
+        was written (its boot id is another: every namespace it names is
+        gone). A state the runtime dir still holds (a vnetshare from before
+        they were apart) is moved to the state dir first."""
         old = self.cfg.old_state_path
         if old is not None:
             moved = statefile.migrate(old, self.cfg.state_path)
@@ -224,7 +225,10 @@ class Daemon:
                 f"{len(st.partitions)} or more")
         st.uplink = self.cfg.uplink
         st.offloads = self.cfg.offloads
-        return st
+        boot = statefile.boot_id()
+        rebooted = bool(st.partitions) and None not in (st.boot_id, boot) and st.boot_id != boot
+        st.boot_id = boot
+        return st, rebooted
 
     # -- control socket --------------------------------------------------
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -461,7 +465,7 @@ class Daemon:
     def _serve_partitions(self) -> None:
         """The data path (rule 5): every recorded partition adopted, its
         agent pumping, before anything else is made."""
-        state = self._load_state()
+        state, rebooted = self._load_state()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._early_stop)
         self.manager = PartitionManager(
@@ -470,7 +474,7 @@ class Daemon:
             uplink_mac=self.info.mac,
         )
         try:
-            self.manager.adopt_all()
+            self.manager.adopt_all(rebooted)
         except BaseException:
             self.manager.shutdown()
             raise

@@ -44,11 +44,11 @@ MTU_MAX = 65535
 RING_SIZE_MIN = 256 * 1024
 RING_SIZE_MAX = 1 << 30
 RING_SIZE_DEFAULT = 4 << 20
-# What the daemon keeps is split by how long it must last (docs/design-notes.md
-# "Records persist, the rest is gone at reboot"): the partitions' records
-# in STATE_DIR, which outlives a reboot (systemd's StateDirectory=); the
-# control socket, the daemon's lock and the pins of adopted namespaces in
-# RUN_DIR, a tmpfs that a reboot empties (RuntimeDirectory=), as their
+# What the daemon keeps is split by how long it means something
+# (docs/design-notes.md "Partitions outlive a reboot"): the partitions'
+# records in STATE_DIR, which outlives a reboot (systemd's StateDirectory=);
+# the control socket, the daemon's lock and the pins of adopted namespaces
+# in RUN_DIR, a tmpfs that a reboot empties (RuntimeDirectory=), as their
 # meaning ends with the boot.
 STATE_DIR = "/var/lib/vnetshare"  # state.json and partitions/ (core/state.py)
 RUN_DIR = "/run/vnetshare"  # the control socket, daemon.lock, netns/ pins, agent-uids/

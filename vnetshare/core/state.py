@@ -3,9 +3,12 @@
 The state (default /var/lib/vnetshare/state.json: it outlives a reboot) is
 a head file and one file per partition beside it, in a directory named
 `partitions`:
-    state.json              {"version": 2, "uplink": "eth1", "offloads": "mirror"}
+    state.json              {"version": 2, "uplink": "eth1", "offloads": "mirror",
+                             "boot_id": "0f6e..."}
     partitions/web.json     {"name": "web", "netns": "/run/netns/web", ...}
-Before the state moved out of /run (issue 21) the
+boot_id is the kernel's id of the boot the daemon that wrote the head ran
+in (boot_id()): a different one says every namespace the records name is
+gone with that boot. Before the state moved out of /run (issue 21) the
 default was /run/vnetshare/state.json; migrate() moves such a state to its
 new directory.
 Version 1 kept every partition inside the head ({"version": 1, ...,
@@ -54,6 +57,7 @@ VERSION = 2
 VERSIONS_READ = (1, 2)  # 1: partitions inside the head (rule 4)
 PARTITIONS_DIR = "partitions"  # beside the head
 DEFAULT_PATH = os.path.join(STATE_DIR, "state.json")
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 
 
 class StateError(VnetshareError):
@@ -99,6 +103,7 @@ class State:
     uplink: str | None = None
     offloads: str = "mirror"
     partitions: dict[str, PartitionState] = field(default_factory=dict)
+    boot_id: str | None = None  # the boot its daemon ran in (boot_id()); None: not known
 
 
 # field -> accepted JSON types, for the partition records
@@ -184,10 +189,13 @@ def _head(raw: Any) -> tuple[State, int]:
     offloads = raw.get("offloads", "mirror")
     if offloads not in OFFLOAD_MODES:
         raise ValueError(f"'offloads' is {offloads!r}, not one of {', '.join(OFFLOAD_MODES)}")
+    boot = raw.get("boot_id")
+    if not _is(boot, (str, type(None))):
+        raise ValueError("'boot_id' must be a string or null")
     parts = raw.get("partitions", {}) if version == 1 else {}
     if not isinstance(parts, dict):
         raise ValueError("'partitions' must be an object")
-    return State(uplink=uplink, offloads=offloads,
+    return State(uplink=uplink, offloads=offloads, boot_id=boot,
                  partitions={k: _partition(k, v) for k, v in parts.items()}), version
 
 
@@ -339,7 +347,10 @@ def save(path: str, state: State, changed: Iterable[str] | None = None) -> None:
                 wrote = True
     if wrote:
         _sync_dir(pdir)
-    head = _compact({"offloads": state.offloads, "uplink": state.uplink, "version": VERSION})
+    top: dict[str, Any] = {"offloads": state.offloads, "uplink": state.uplink, "version": VERSION}
+    if state.boot_id is not None:
+        top["boot_id"] = state.boot_id
+    head = _compact(top)
     if head != enc.head:
         write_atomic(path, head.encode() + b"\n")
         enc.head = head
@@ -383,6 +394,16 @@ def migrate(old: str, new: str) -> int | None:
     save(new, st)
     remove(old)
     return len(st.partitions)
+
+
+def boot_id() -> str | None:
+    """The kernel's id of this boot (random, new at each boot); None where
+    /proc does not say."""
+    try:
+        with open(BOOT_ID_PATH) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
 
 
 def _sync_dir(directory: str) -> None:

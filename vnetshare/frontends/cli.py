@@ -276,6 +276,8 @@ def _print_show(p: dict) -> None:
     for key, value in sorted(p.get("labels", {}).items()):
         print(f"  label     {key}={value}")
     print(f"  agent     {p.get('agent', '-')}" + (f", uid {p['agent_uid']}" if p.get("agent_uid") else ""))
+    if p.get("unserved"):
+        print(f"  unserved  {p['unserved']}")
     if "guard" in p:
         allowed = ", ".join(a for a in p.get("allow_ips", []) if a != "any")
         print(f"  guard     {p['guard']}" + (f"; also allowed: {allowed}" if allowed else ""))
@@ -308,6 +310,9 @@ def _print_adapter(ans: dict) -> None:
 def _print_stats(ans: dict) -> None:
     rows = []
     for name, c in sorted(ans["partitions"].items()):
+        if not c:  # unserved (its re-creation failed): no counters
+            rows.append([name, "-", "-", "-", "-", "-"])
+            continue
         drops = sum(c.get("drops", {}).values())
         rows.append([name, str(c["rx_frames"]), str(c["rx_bytes"]), str(c["tx_frames"]),
                      str(c["tx_bytes"]), str(drops)])
