@@ -16,6 +16,13 @@ The kinds, SUBJECT.WHAT, and their details:
     daemon.stopping      signal
     partition.created    ifname, mac, mtu, ips, netns, adopted (bool)
     partition.adopted    a partition of an earlier daemon served again: netns
+    partition.recreated  its namespace was gone at start (a reboot) and is made
+                         again from its record: cause, ifname, mac, mtu, ips, netns
+    partition.recreate_failed  that failed; the record is kept, unserved:
+                         cause, reason
+    partition.forgotten  it could not be adopted (its adopted namespace is
+                         gone, ...); its record is dropped: reason, netns,
+                         adopted (bool)
     partition.changed    fields (names), values ({field: new value as shown})
     partition.deleted    -
     agent.started        pid (the agent a create or an adoption started)
@@ -98,6 +105,7 @@ DROPS_QUIET = 3          # intervals without a new drop that end an episode
 KINDS = (
     "daemon.started", "daemon.stopping",
     "partition.created", "partition.adopted", "partition.changed", "partition.deleted",
+    "partition.recreated", "partition.recreate_failed", "partition.forgotten",
     "agent.started", "agent.died", "agent.restarted", "agent.failed",
     "port.disconnected", "drops.started", "drops.stopped",
     "partition.mac_conflict", "partition.mac_conflict_ended",
@@ -105,7 +113,8 @@ KINDS = (
 )
 LEVELS = {"agent.died": logging.WARNING, "agent.failed": logging.ERROR,
           "port.disconnected": logging.ERROR, "drops.started": logging.WARNING,
-          "partition.mac_conflict": logging.WARNING, "uplink.down": logging.WARNING}
+          "partition.mac_conflict": logging.WARNING, "uplink.down": logging.WARNING,
+          "partition.recreate_failed": logging.ERROR, "partition.forgotten": logging.WARNING}
 
 
 def make(kind: str, partition: str | None, message: str, now: float | None = None, **details: Any) -> dict:

@@ -8,8 +8,10 @@ in its own thread; the control plane is this asyncio loop: the control
 socket, agent supervision, signals.
 
 Rules:
-1. One daemon per state directory: an flock on DIR/daemon.lock; the
-   control socket is made only under that lock, mode 0600 (root only).
+1. One daemon per state directory and per runtime directory: an flock on
+   RUNTIME_DIR/daemon.lock (it names the holder's PID) and one on the state
+   directory itself; the control socket is made only under them, mode
+   0600 (root only).
 2. Requests are handled one at a time, in order; each answer is one JSON
    line (protocol.py). A bad request gets an error answer, never a crash,
    and leaves the daemon as it was. A streaming op (capture, events
@@ -103,6 +105,7 @@ class Daemon:
         self._early_signal: int | None = None
         self.watcher = None
         self._lock_fd = -1
+        self._state_dir_fd = -1
         self.started = time.time()
         self.exporter = None  # metrics.Exporter while --metrics serves /metrics
         # capture id -> (partition, the reason it must end: set once, then its stream ends)
@@ -110,6 +113,9 @@ class Daemon:
 
     # -- start -----------------------------------------------------------
     def _lock(self) -> None:
+        """Rule 1's locks (both directories made if missing), then the pin
+        directory, a shared mount."""
+        os.makedirs(self.cfg.runtime_dir, mode=0o700, exist_ok=True)
         os.makedirs(self.cfg.state_dir, mode=0o700, exist_ok=True)
         fd = os.open(self.cfg.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -117,12 +123,20 @@ class Daemon:
         except BlockingIOError:
             other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise DaemonStartError(f"another daemon (pid {other}) already runs on {self.cfg.state_dir}") from None
+            raise DaemonStartError(f"another daemon (pid {other}) already runs on "
+                                   f"{self.cfg.runtime_dir}") from None
+        dfd = os.open(self.cfg.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(dfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(dfd)
+            os.close(fd)
+            raise DaemonStartError(f"another daemon already keeps its state in {self.cfg.state_dir}") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._lock_fd = fd
+        self._lock_fd, self._state_dir_fd = fd, dfd
         # where adopted namespaces are pinned (manager.create): its own mount
-        netns.share_dir(os.path.join(self.cfg.state_dir, config.NETNS_PIN_DIR))
+        netns.share_dir(self.cfg.pin_dir)
 
     def _start_metrics(self) -> None:
         """--metrics: bind and serve /metrics first, so an address in use
@@ -150,6 +164,9 @@ class Daemon:
             os.ftruncate(self._lock_fd, 0)
             os.close(self._lock_fd)
             self._lock_fd = -1
+        if self._state_dir_fd >= 0:
+            os.close(self._state_dir_fd)
+            self._state_dir_fd = -1
 
     def _open_uplink(self) -> None:
         from .dataplane.switch import Switch
@@ -177,7 +194,19 @@ class Daemon:
         except agent.AgentError as e:
             raise DaemonStartError(str(e)) from None
 
-    def _load_state(self) -> statefile.State:
+    def _load_state(self) -> tuple[statefile.State, bool]:
+        """The state to serve, and whether the host has rebooted since it
+        was written (its boot id is another: every namespace it names is
+        gone). A state the runtime dir still holds (a vnetshare from before
+        they were apart) is moved to the state dir first."""
+        old = self.cfg.old_state_path
+        if old is not None:
+            moved = statefile.migrate(old, self.cfg.state_path)
+            if moved is not None:
+                log.warning("moved the state of %d partition(s) from %s to %s (it outlives a reboot there)",
+                            moved, os.path.dirname(old), self.cfg.state_dir)
+            elif os.path.exists(old):
+                log.warning("ignoring %s: the state is in %s", old, self.cfg.state_path)
         st = statefile.load(self.cfg.state_path)
         if st.partitions and st.uplink and st.uplink != self.cfg.uplink:
             raise DaemonStartError(
@@ -196,7 +225,10 @@ class Daemon:
                 f"{len(st.partitions)} or more")
         st.uplink = self.cfg.uplink
         st.offloads = self.cfg.offloads
-        return st
+        boot = statefile.boot_id()
+        rebooted = bool(st.partitions) and None not in (st.boot_id, boot) and st.boot_id != boot
+        st.boot_id = boot
+        return st, rebooted
 
     # -- control socket --------------------------------------------------
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -433,7 +465,7 @@ class Daemon:
     def _serve_partitions(self) -> None:
         """The data path (rule 5): every recorded partition adopted, its
         agent pumping, before anything else is made."""
-        state = self._load_state()
+        state, rebooted = self._load_state()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._early_stop)
         self.manager = PartitionManager(
@@ -442,7 +474,7 @@ class Daemon:
             uplink_mac=self.info.mac,
         )
         try:
-            self.manager.adopt_all()
+            self.manager.adopt_all(rebooted)
         except BaseException:
             self.manager.shutdown()
             raise

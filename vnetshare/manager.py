@@ -9,12 +9,14 @@ Rules:
    on any failure it runs them backwards, so a failed create leaves no
    namespace, link, process, descriptor, port or state entry.
 2. The state file changes only after the kernel did: it always describes
-   what exists (saved atomically, see state.py).
+   what exists (saved atomically, see state.py), and what should exist
+   again: a record whose re-creation failed (rule 8) is kept, unserved.
 3. The daemon keeps every descriptor of a live partition (TAP, rings), so a
    dead agent is replaced with the same ones and traffic resumes.
 4. Agents are the daemon's children and end with it; partitions (netns,
    persistent TAP, addresses, state entry) outlive it and a new daemon
-   adopts them (docs/design-notes.md says why).
+   adopts them (docs/design-notes.md says why). Records outlive a reboot
+   too; namespaces do not (rule 8).
 5. Only this module's own processes are signalled, by PID, and only after
    checking /proc/PID/cmdline names our agent for that partition.
 6. Each partition's agent has the uid its record keeps (agent.py rules 2
@@ -29,6 +31,16 @@ Rules:
    one line naming the owner. Adoption does not ask: a partition that
    exists keeps its MAC, and a station on the wire with it is a conflict
    (native/switch.h), as is one heard between the question and the port.
+   Re-creation (rule 8) asks, as create does.
+8. A partition whose namespace is gone when a daemon starts (a reboot, or
+   `ip netns del` while no daemon ran) is made again from its record if
+   vnetshare had made that namespace: by the code create() runs, all or
+   nothing, after every surviving partition is served (adopt_all), with a
+   partition.recreated event. If that fails, the record is kept unserved
+   (set refused, delete drops only the record, the next daemon tries
+   again) with a partition.recreate_failed event. One whose namespace was
+   adopted (--netns, CNI) is forgotten, its pin removed, with a
+   partition.forgotten event: its runtime makes a new one and adds it again.
 """
 from __future__ import annotations
 
@@ -168,6 +180,7 @@ class PartitionManager:
         self._event = on_event or (lambda kind, partition, message, **details: None)
         self.stopping = False
         self.uids = UidPool(*cfg.agent_uids, cfg.agent_uid_dir)
+        self.unserved: dict[str, str] = {}  # records kept whose re-creation failed: why (rule 8)
 
     # -- helpers ---------------------------------------------------------
     def _save(self, *names: str) -> None:
@@ -203,11 +216,13 @@ class PartitionManager:
                           storm_burst=config.storm_burst(storm),
                           tx=rec.tx_limit, rx=rec.rx_limit)
 
-    def _mac_owner(self, mac: str) -> str | None:
-        """Who has @mac already (rule 6), as words to follow "in use by", or None."""
+    def _mac_owner(self, mac: str, name: str) -> str | None:
+        """Who but partition @name has @mac already (rule 7), as words to
+        follow "in use by", or None."""
         if mac == self.uplink_mac:
             return f"the uplink {self.cfg.uplink} itself"
-        owner = next((r.name for r in self.state.partitions.values() if r.mac == mac), None)
+        owner = next((r.name for r in self.state.partitions.values()
+                      if r.mac == mac and r.name != name), None)
         if owner is not None:
             return f"partition {owner!r}"
         station = self.switch.fdb_find(mac)
@@ -220,7 +235,7 @@ class PartitionManager:
         """Rule 6: @mac (None: not changing) and @ips (normalised, in VLAN
         @vlan) are no one else's; a PartitionError EADDRINUSE names the owner."""
         if mac is not None:
-            owner = self._mac_owner(mac)
+            owner = self._mac_owner(mac, name)
             if owner is not None:
                 raise PartitionError("EADDRINUSE", f"MAC {mac}: in use by {owner}")
         others = ((r.name, r.vlan, r.ips) for r in self.state.partitions.values() if r.name != name)
@@ -230,7 +245,7 @@ class PartitionManager:
                                                f"({config.vlan_name(vlan)})")
 
     def _pin_path(self, name: str) -> str:
-        return os.path.join(self.cfg.state_dir, config.NETNS_PIN_DIR, name)
+        return os.path.join(self.cfg.pin_dir, name)
 
     def _free_port_id(self) -> int:
         used = {p.port_id for p in self.parts.values()}
@@ -374,60 +389,13 @@ class PartitionManager:
             except AgentError as e:
                 raise PartitionError("ENOSPC", f"partition {name!r}: {e}") from None
             undo.push("agent uid", lambda: self.uids.release(agent_uid))
-            if adopted:
-                # pinned under our own name: the partition does not depend on
-                # the runtime's name for it (gone after `ip netns del`, or a
-                # /proc/PID/ns/net whose PID is reused) and survives a restart;
-                # pin() checks the very descriptor it pins (netns.py, rule 7)
-                ns_path = self._pin_path(name)
-                netns.quietly(netns.unpin, ns_path)  # a crash's leftover: the state has no such partition
-                netns.pin(adopted, ns_path)
-                undo.push("netns pin", lambda: netns.quietly(netns.unpin, ns_path))
-                created = False
-            else:
-                if netns.exists(name):
-                    raise PartitionError("EEXIST", f"network namespace {name!r} already exists "
-                                                   "(adopt it with --netns /run/netns/" + name + ")")
-                ns_path = netns.create(name)
-                created = True
-                undo.push("netns", lambda: netns.delete(name))
-            if any(link.ifname == ifname for link in netns.links(ns_path)):
-                raise PartitionError("EEXIST", f"device {ifname!r} already exists in {ns_path}")
-            tap_fd = self._open_tap(ifname, ns_path, mac)
-            undo.push("tap fd", lambda: _close(tap_fd))
-            undo.push("tap", lambda: netns.quietly(netns.delete_link, ifname, ns_path))
-            netns.link_set(ifname, ns_path, mtu=mtu, eui64=True, up=True)
-            # `partition set --ip` adds the new address before the old one
-            # goes; without this, removing a primary IPv4 address takes the
-            # secondaries of its subnet with it
-            netns.sysctl(f"net/ipv4/conf/{ifname}/promote_secondaries", 1, ns_path)
-            netns.lo_up(ns_path)
-            for cidr in ips:
-                netns.add_address(ifname, cidr, ns_path, nodad=True)
-            if gateway:
-                netns.add_default_route(gateway, ns_path)
-            for route in routes:
-                dst, _, gw = route.partition(" via ")
-                netns.add_route(dst, gw or None, ns_path, ifname=ifname)
-            a2h = create_fds(self.cfg.ring_size)
-            undo.push("a2h ring", a2h.close)
-            h2a = create_fds(self.cfg.ring_size)
-            undo.push("h2a ring", h2a.close)
             rec = statefile.PartitionState(
-                name=name, netns=ns_path, netns_created=created, ifname=ifname, mac=mac,
+                name=name, netns="", netns_created=not adopted, ifname=ifname, mac=mac,
                 mtu=mtu, ips=list(ips), gateway=gateway, routes=list(routes), ring_size=self.cfg.ring_size,
                 netns_source=adopted or None, labels=dict(args.get("labels") or {}), agent_uid=agent_uid,
                 **policy_args,
             )
-            part = Partition(rec, self._free_port_id(), tap_fd, a2h, h2a)
-            self.switch.add_port(part.port_id, mac, a2h, h2a, self.cfg.ring_size,
-                                 policy=self._policy(rec))
-            undo.push("port", lambda: self.switch.del_port(part.port_id))
-            if self.cfg.direct_share:
-                self.switch.set_tap(part.port_id, tap_fd)
-            part.agent = self._spawn_agent(part)
-            undo.push("agent", lambda: self._stop_agent(part.agent))
-            rec.agent_pid = part.agent.pid
+            part = self._make(rec, undo)
             self.state.partitions[name] = rec
             self.parts[name] = part
             undo.push("state", lambda: (self.state.partitions.pop(name, None), self.parts.pop(name, None)))
@@ -435,10 +403,66 @@ class PartitionManager:
             undo.commit()
         part.life.fire(Event.CREATED)
         self._event("partition.created", name, f"created ({ifname} {mac} mtu {mtu} "
-                    f"{' '.join(ips) or 'no address'}" + (f", adopted {ns_path}" if adopted else "") + ")",
-                    ifname=ifname, mac=mac, mtu=mtu, ips=list(ips), netns=ns_path, adopted=bool(adopted))
+                    f"{' '.join(ips) or 'no address'}" + (f", adopted {rec.netns}" if adopted else "") + ")",
+                    ifname=ifname, mac=mac, mtu=mtu, ips=list(ips), netns=rec.netns, adopted=bool(adopted))
         self._event("agent.started", name, f"agent {part.agent.pid} serves it", pid=part.agent.pid)
         return self.describe(name)
+
+    def _make(self, rec: statefile.PartitionState, undo: Undo) -> Partition:
+        """Everything @rec describes, made (rule 1: each step pushed on
+        @undo): its namespace (a new one, or the one rec.netns_source names,
+        pinned), its TAP with its MAC and MTU, its addresses, gateway and
+        routes, two rings, its switch port and its agent. Sets rec.netns and
+        rec.agent_pid. create() and re-creation (rule 8) both make a
+        partition this way."""
+        name, ifname = rec.name, rec.ifname
+        if not rec.netns_created:
+            # pinned under our own name: the partition does not depend on
+            # the runtime's name for it (gone after `ip netns del`, or a
+            # /proc/PID/ns/net whose PID is reused) and survives a restart;
+            # pin() checks the very descriptor it pins (netns.py, rule 7)
+            ns_path = self._pin_path(name)
+            netns.quietly(netns.unpin, ns_path)  # a crash's leftover: the state has no such partition
+            netns.pin(rec.netns_source, ns_path)
+            undo.push("netns pin", lambda: netns.quietly(netns.unpin, ns_path))
+        else:
+            if netns.exists(name):
+                raise PartitionError("EEXIST", f"network namespace {name!r} already exists "
+                                               "(adopt it with --netns /run/netns/" + name + ")")
+            ns_path = netns.create(name)
+            undo.push("netns", lambda: netns.delete(name))
+        rec.netns = ns_path
+        if any(link.ifname == ifname for link in netns.links(ns_path)):
+            raise PartitionError("EEXIST", f"device {ifname!r} already exists in {ns_path}")
+        tap_fd = self._open_tap(ifname, ns_path, rec.mac)
+        undo.push("tap fd", lambda: _close(tap_fd))
+        undo.push("tap", lambda: netns.quietly(netns.delete_link, ifname, ns_path))
+        netns.link_set(ifname, ns_path, mtu=rec.mtu, eui64=True, up=True)
+        # `partition set --ip` adds the new address before the old one
+        # goes; without this, removing a primary IPv4 address takes the
+        # secondaries of its subnet with it
+        netns.sysctl(f"net/ipv4/conf/{ifname}/promote_secondaries", 1, ns_path)
+        netns.lo_up(ns_path)
+        for cidr in rec.ips:
+            netns.add_address(ifname, cidr, ns_path, nodad=True)
+        if rec.gateway:
+            netns.add_default_route(rec.gateway, ns_path)
+        for route in rec.routes:
+            dst, _, gw = route.partition(" via ")
+            netns.add_route(dst, gw or None, ns_path, ifname=ifname)
+        a2h = create_fds(rec.ring_size)
+        undo.push("a2h ring", a2h.close)
+        h2a = create_fds(rec.ring_size)
+        undo.push("h2a ring", h2a.close)
+        part = Partition(rec, self._free_port_id(), tap_fd, a2h, h2a)
+        self.switch.add_port(part.port_id, rec.mac, a2h, h2a, rec.ring_size, policy=self._policy(rec))
+        undo.push("port", lambda: self.switch.del_port(part.port_id))
+        if self.cfg.direct_share:
+            self.switch.set_tap(part.port_id, tap_fd)
+        part.agent = self._spawn_agent(part)
+        undo.push("agent", lambda: self._stop_agent(part.agent))
+        rec.agent_pid = part.agent.pid
+        return part
 
     # -- live changes ----------------------------------------------------
     SETTABLE = ("ips", "allow_ips", "trusted_router", "allow_llc", "vlan", "storm_limit", "tx_limit",
@@ -457,6 +481,8 @@ class PartitionManager:
         rec = self.state.partitions.get(name)
         if rec is None:
             raise PartitionError("ENOENT", f"no partition named {name!r}")
+        if name in self.unserved:
+            raise PartitionError("EAGAIN", self._unserved_line(name))
         changes = {k: args[k] for k in self.SETTABLE if args.get(k) is not None}
         new = replace(rec, **changes)
         if "ips" in changes or "vlan" in changes:
@@ -497,7 +523,7 @@ class PartitionManager:
         return self.describe(name)
 
     # -- adopt -----------------------------------------------------------
-    def adopt_all(self) -> None:
+    def adopt_all(self, rebooted: bool = False) -> None:
         """Serve again every partition the state file records (daemon restart).
 
         In the order that gets frames moving soonest (issue 12,
@@ -510,11 +536,23 @@ class PartitionManager:
         opened and its agent started, and only then their answers awaited
         (they start side by side, not one after the other); then what can
         wait: links someone set down, the state file, the events. A
-        partition that cannot be served is forgotten, with a log line
-        saying why.
+        partition that cannot be served is forgotten, with an event saying
+        why. Those whose namespace is gone (every one if the host has
+        @rebooted since the state was written) are not adopted (rule 8):
+        one adopted from elsewhere is forgotten first, one vnetshare made
+        is re-created last, once the others serve.
         """
         recs = list(self.state.partitions.values())
-        self._end_stale_agents(recs)
+        gone = [rec for rec in recs if rebooted or not netns.mounted(rec.netns)]
+        if gone:
+            recs = [rec for rec in recs if rec not in gone]
+        if not rebooted:  # after a reboot no agent of ours runs yet
+            self._end_stale_agents(recs + gone)
+        for rec in gone:
+            if not rec.netns_created:
+                self._forget(rec, None, f"the namespace it adopted ({rec.netns_source or rec.netns}) is gone"
+                             + (" with the boot it was made in" if rebooted else "")
+                             + ": its runtime adds it again")
         ported: list[Partition] = []
         for rec in recs:
             try:
@@ -554,6 +592,43 @@ class PartitionManager:
             name, pid = part.rec.name, part.agent.pid
             self._event("partition.adopted", name, f"adopted ({part.rec.netns})", netns=part.rec.netns)
             self._event("agent.started", name, f"agent {pid} serves it", pid=pid)
+        again = [rec for rec in gone if rec.netns_created]
+        for rec in again:
+            self._recreate(rec, "the host rebooted" if rebooted else f"its namespace {rec.netns} was gone")
+        if again:
+            self._save()
+
+    def _recreate(self, rec: statefile.PartitionState, cause: str) -> None:
+        """Make @rec's partition again (rule 8), its namespace gone because
+        of @cause: the checks create() makes, then _make(), all or nothing,
+        with its agent's old uid if it is still free (rule 6). Says how it
+        went with an event; a failure keeps the record, unserved."""
+        name = rec.name
+        try:
+            if rec.mtu > self.functions.mtu:
+                raise PartitionError("EINVAL", f"MTU {rec.mtu}: above the uplink's MTU {self.functions.mtu}")
+            self._check_identity(name, rec.mac, rec.ips, rec.vlan)
+            rec.ring_size = rec.ring_size or self.cfg.ring_size
+            with Undo() as undo:
+                old_uid = rec.agent_uid
+                self._adopt_uid(rec)
+                undo.push("agent uid", lambda: (self.uids.release(rec.agent_uid),
+                                                setattr(rec, "agent_uid", old_uid)))
+                part = self._make(rec, undo)
+                self.parts[name] = part
+                undo.commit()
+        except (VnetshareError, OSError) as e:
+            why = str(e)
+            self.unserved[name] = why
+            self._event("partition.recreate_failed", name, f"cannot re-create it ({cause}): {why}; "
+                        "its record is kept, unserved: delete it, or a new daemon tries again",
+                        cause=cause, reason=why)
+            return
+        part.life.fire(Event.CREATED)
+        self._event("partition.recreated", name, f"re-created ({cause}): {rec.ifname} {rec.mac} mtu {rec.mtu} "
+                    f"{' '.join(rec.ips) or 'no address'}", cause=cause, ifname=rec.ifname, mac=rec.mac,
+                    mtu=rec.mtu, ips=list(rec.ips), netns=rec.netns)
+        self._event("agent.started", name, f"agent {part.agent.pid} serves it", pid=part.agent.pid)
 
     def _end_stale_agents(self, recs: list[statefile.PartitionState], timeout: float = 3.0) -> None:
         """The agents of a daemon that died without stopping them (SIGKILL:
@@ -612,9 +687,11 @@ class PartitionManager:
         rec.agent_uid = self.uids.allocate()
         log.warning("partition %s: its agent gets uid %d: %s", rec.name, rec.agent_uid, why)
 
-    def _forget(self, rec: statefile.PartitionState, part: Partition | None, why: Exception) -> None:
-        """Adoption of @rec failed: undo what was made for it, drop its record."""
-        log.error("partition %s: cannot adopt it, forgetting it: %s", rec.name, why)
+    def _forget(self, rec: statefile.PartitionState, part: Partition | None, why: Exception | str) -> None:
+        """@rec cannot be adopted (@why): undo what was made for it, remove
+        its pin, drop its record, say so (partition.forgotten)."""
+        self._event("partition.forgotten", rec.name, f"cannot adopt it, forgetting it: {why}",
+                    reason=str(why), netns=rec.netns, adopted=not rec.netns_created)
         if part is not None:
             try:
                 self.switch.del_port(part.port_id)
@@ -623,6 +700,11 @@ class PartitionManager:
             part.close_fds()
             self.parts.pop(rec.name, None)
             self.uids.release(rec.agent_uid)
+        if rec.netns_source is not None:  # our pin: nothing else will ever remove it
+            try:
+                netns.quietly(netns.unpin, rec.netns)
+            except OSError as e:
+                log.warning("partition %s: %s", rec.name, e)
         self.state.partitions.pop(rec.name, None)
 
     # -- delete ----------------------------------------------------------
@@ -631,6 +713,12 @@ class PartitionManager:
         rec = self.state.partitions.get(name)
         if rec is None:
             raise PartitionError("ENOENT", f"no partition named {name!r}")
+        if self.unserved.pop(name, None) is not None:
+            # nothing of it exists; a namespace of its name is someone else's
+            self.state.partitions.pop(name, None)
+            self._save(name)
+            self._event("partition.deleted", name, "deleted (its record: it was not served)")
+            return
         if part is not None:
             part.life.fire(Event.DELETE)
             self._stop_agent(part.agent)
@@ -699,7 +787,10 @@ class PartitionManager:
         part = self.parts.get(name)
         out = asdict(rec)
         out["adopted"] = not rec.netns_created
-        if part is None:
+        if name in self.unserved:
+            out["agent"] = "none (not re-created)"
+            out["unserved"] = self.unserved[name]
+        elif part is None:
             out["agent"] = "none"
         elif part.life.state is State.FAILED:
             out["agent"] = f"failed: {part.life.reason}"
@@ -723,3 +814,7 @@ class PartitionManager:
 
     def names(self) -> list[str]:
         return sorted(self.state.partitions)
+
+    def _unserved_line(self, name: str) -> str:
+        return (f"partition {name!r} is not served: its re-creation failed ({self.unserved[name]}); "
+                f"delete it, or restart the daemon to try again")

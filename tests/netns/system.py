@@ -48,10 +48,15 @@ def wait_for(pred, timeout: float = 10.0, step: float = 0.05):
 
 
 class System:
-    def __init__(self, tmp_path):
+    """@state_dir and @runtime_dir: the daemon's --state-dir and
+    --runtime-dir (default: both @tmp_path, as a lab keeps them)."""
+
+    def __init__(self, tmp_path, state_dir: str | None = None, runtime_dir: str | None = None):
         self.dir = str(tmp_path)
         self.sock = os.path.join(self.dir, "control.sock")
-        self.state_path = os.path.join(self.dir, "state.json")
+        self.state_dir = state_dir or self.dir
+        self.runtime_dir = runtime_dir
+        self.state_path = os.path.join(self.state_dir, "state.json")
         self.daemon: subprocess.Popen | None = None
         self.log_path = os.path.join(self.dir, "daemon.log")
         make_lan_host(UPLINK, LAN_NS, LAN_IF, f"{LAN_V4}/24", f"{LAN_V6}/64")
@@ -59,7 +64,9 @@ class System:
     # -- the daemon ------------------------------------------------------
     def start_daemon(self, *extra: str) -> None:
         try:
-            self.daemon = start_daemon(self.sock, UPLINK, self.dir, self.log_path, extra,
+            if self.runtime_dir is not None:
+                extra = ("--runtime-dir", self.runtime_dir, *extra)
+            self.daemon = start_daemon(self.sock, UPLINK, self.state_dir, self.log_path, extra,
                                        timeout=20, new_session=False)
         except LabError as e:
             raise AssertionError(f"daemon not ready: {e}\n{self.log()}") from None

@@ -154,12 +154,27 @@ def test_a_restart_after_sigkill_replaces_an_agent_that_outlived_its_daemon(two:
             pass
 
 
-def test_a_partition_whose_namespace_went_while_no_daemon_ran_is_forgotten_alone(two: System):
+def test_a_partition_whose_namespace_went_while_no_daemon_ran_is_recreated_alone(two: System):
+    """pb's namespace is deleted while no daemon runs: the new daemon adopts
+    pa as it is and makes pb again from its record (manager.py rule 8)."""
+    before = {n: two.cli_json("partition", "show", n) for n in (A[0], B[0])}
+    pa_ns = os.stat(f"/run/netns/{A[0]}").st_ino
     assert two.stop_daemon() == 0
     netns.delete(B[0])  # pb's namespace goes (and its TAP with it) while no daemon runs
     two.start_daemon()
-    assert [p["name"] for p in two.cli_json("partition", "list")] == [A[0]]
-    assert two.state_names() == [A[0]]
-    assert f"partition {B[0]}: cannot adopt it, forgetting it: its namespace /run/netns/{B[0]} is gone" in two.log()
-    assert len(two.agent_pids()) == 1
-    assert wait_for(lambda: ping(A[0], LAN_V4, count=1, timeout=1).ok, timeout=10), two.log()
+    assert [p["name"] for p in two.cli_json("partition", "list")] == [A[0], B[0]]
+    assert two.state_names() == [A[0], B[0]]
+    assert os.stat(f"/run/netns/{A[0]}").st_ino == pa_ns  # adopted, not made again
+    pb = two.cli_json("partition", "show", B[0])
+    for key in ("mac", "mtu", "ips", "gateway", "agent_uid"):
+        assert pb[key] == before[B[0]][key], key
+    assert netns.link("eth0", B[0]).mac == before[B[0]]["mac"]
+    assert [a for a in netns.addresses("eth0", B[0]) if not a.startswith("fe80:")] == before[B[0]]["ips"]
+    log = two.log()
+    assert f"partition {B[0]}: re-created (its namespace /run/netns/{B[0]} was gone)" in log, log
+    # the data path of what survived first (issue 12), then what is made again
+    assert log.index(f"partition {A[0]}: adopted") < log.index(f"partition {B[0]}: re-created")
+    assert "cannot adopt" not in two.log()
+    assert len(two.agent_pids()) == 2
+    assert wait_for(lambda: ping(B[0], A[1], count=1, timeout=1).ok, timeout=10), two.log()
+    assert ping(A[0], LAN_V4, count=2, interval=0.05).ok, two.log()

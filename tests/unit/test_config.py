@@ -317,3 +317,19 @@ def test_agent_uids_bad_one_line_names_the_value(value, why):
         config.agent_uids(value)
     assert f"agent uid range {value!r}" in str(e.value) and why in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_records_persist_the_rest_is_in_the_runtime_dir():
+    """Issue 21: by default the records are in /var/lib/vnetshare, the lock
+    and the pins in /run/vnetshare; a state dir given alone keeps all (a
+    lab's, a test's, a deployment's /run/vnetshare from before the split)."""
+    d = config.DaemonConfig(uplink="x")
+    assert (d.state_path, d.lock_path, d.pin_dir, d.socket) == (
+        "/var/lib/vnetshare/state.json", "/run/vnetshare/daemon.lock", "/run/vnetshare/netns",
+        "/run/vnetshare/control.sock")
+    assert d.old_state_path == "/run/vnetshare/state.json"  # state.migrate() looks there
+    one = config.DaemonConfig(uplink="x", state_dir="/tmp/lab")
+    assert (one.runtime_dir, one.lock_path, one.pin_dir, one.old_state_path) == (
+        "/tmp/lab", "/tmp/lab/daemon.lock", "/tmp/lab/netns", None)
+    apart = config.DaemonConfig(uplink="x", state_dir="/var/lib/vns/eth1", runtime_dir="/run/vns/eth1")
+    assert (apart.state_path, apart.lock_path) == ("/var/lib/vns/eth1/state.json", "/run/vns/eth1/daemon.lock")

@@ -75,13 +75,16 @@ class Boom(OSError):
 class World:
     """What the fakes made and unmade, in order; fails the step named @fail."""
 
-    def __init__(self, fail: str | None):
+    def __init__(self, fail: str | None, once: bool = False):
         self.fail = fail
+        self.once = once  # fail the first such step only
         self.live: list[str] = []
         self.log: list[str] = []
 
     def step(self, what: str, makes: str | None = None):
         if what == self.fail:
+            if self.once:
+                self.fail = None
             raise Boom(5, f"injected failure at {what}")
         if makes:
             self.live.append(makes)
@@ -203,6 +206,49 @@ def test_a_failed_create_undoes_every_step_before_it_in_reverse(world_manager, f
     assert _fds() == before, "a descriptor was left open"
     if STEPS.index(fail) > STEPS.index("open_tap"):  # a late failure really exercised the stack
         assert "netns:p1" in made and "tap:eth0" in made
+
+
+# -- re-creation after a reboot (manager.py rule 8) ------------------------------
+
+def _record(name: str, mac: str, ip: str, created: bool = True) -> "mgr.statefile.PartitionState":
+    return mgr.statefile.PartitionState(
+        name=name, netns=f"/run/netns/{name}" if created else f"/run/vnetshare/netns/{name}",
+        netns_created=created, ifname="eth0", mac=mac, mtu=1500, ips=[ip], gateway="192.0.2.254",
+        netns_source=None if created else "/proc/1/ns/net", agent_uid=0x70000000 + int(name[1:]))
+
+
+@pytest.mark.parametrize("fail", [s for s in STEPS if s != "save"])
+def test_a_failed_recreation_undoes_its_steps_keeps_its_record_and_the_next_is_made(
+        world_manager, monkeypatch, fail):
+    """After a reboot (every namespace gone) p1 fails at @fail, p2 comes
+    back: what p1's re-creation made is undone in reverse, its record stays
+    (unserved, with its old agent uid) and the events say which is which;
+    the adopted p3 is forgotten, its pin removed."""
+    w, m = world_manager(None)
+    events = []
+    m._event = lambda kind, partition, message, **d: events.append((kind, partition))
+    unpinned = []
+    monkeypatch.setattr(mgr.netns, "unpin", lambda path, what=None: unpinned.append(path))
+    p1 = _record("p1", "02:00:00:00:00:01", "192.0.2.1/24")
+    p2 = _record("p2", "02:00:00:00:00:02", "192.0.2.2/24")
+    p3 = _record("p3", "02:00:00:00:00:03", "192.0.2.3/24", created=False)
+    m.state.partitions = {"p1": p1, "p2": p2, "p3": p3}
+    before = _fds()
+    w.fail, w.once = fail, True
+    m.adopt_all(rebooted=True)
+    assert ("partition.recreate_failed", "p1") in events and ("partition.recreated", "p2") in events
+    assert ("partition.forgotten", "p3") in events and unpinned == [p3.netns]
+    assert sorted(m.state.partitions) == ["p1", "p2"] and list(m.parts) == ["p2"]
+    assert "p1" in m.unserved and "injected failure" in m.unserved["p1"]
+    assert p1.agent_uid == 0x70000001 and p1.agent_uid not in m.uids
+    assert w.live == ["netns:p2", "tap:eth0", "port1", "agent"], w.log
+    p1_log = w.log[:w.log.index("+netns:p2")]
+    made = [e[1:] for e in p1_log if e[0] == "+"]
+    assert [e[1:] for e in p1_log if e[0] == "-"] == list(reversed(made))
+    assert m.describe("p1", with_counters=False)["state"] == "unserved"
+    m.parts["p2"].close_fds()
+    m.uids.release(p2.agent_uid)
+    assert _fds() == before, "a descriptor was left open"
 
 
 def test_create_retries_without_uso_on_a_kernel_before_6_2(world_manager, monkeypatch):

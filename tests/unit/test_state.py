@@ -239,3 +239,34 @@ def test_remove_takes_the_head_and_the_records_and_nothing_else(tmp_path):
     assert os.listdir(tmp_path) == ["daemon.lock"]
     assert st.load(str(path)) == State()
     st.remove(str(path))  # twice: nothing to do
+
+
+def test_the_head_says_which_boot_wrote_it(tmp_path):
+    path = tmp_path / "state.json"
+    s = sample()
+    s.boot_id = "0f6e4d1c-6b0f-4d0e-9a53-2c1e8f0b7d11"
+    st.save(str(path), s)
+    assert json.loads(path.read_text())["boot_id"] == s.boot_id
+    assert st.load(str(path)).boot_id == s.boot_id
+    path.write_text(json.dumps({"version": 2, "boot_id": 7}))
+    with pytest.raises(StateError, match="'boot_id' must be a string or null"):
+        st.load(str(path))
+    boot = st.boot_id()
+    assert boot is not None and len(boot) == 36 and boot == st.boot_id()  # this boot's, the same each time
+
+
+def test_migrate_moves_a_state_and_never_overwrites_one(tmp_path):
+    """Rule 6: an old runtime dir's state moves whole to the state dir; when
+    the state dir has one already, neither is touched."""
+    old, new = tmp_path / "run" / "state.json", tmp_path / "lib" / "state.json"
+    old.parent.mkdir()
+    new.parent.mkdir()
+    (old.parent / "daemon.lock").write_text("")
+    st.save(str(old), sample())
+    assert st.migrate(str(old), str(new)) == 2
+    assert st.load(str(new)) == sample()
+    assert os.listdir(old.parent) == ["daemon.lock"]  # the records gone, the rest left
+    assert st.migrate(str(old), str(new)) is None  # nothing left to move
+    st.save(str(old), State(uplink="eth9"))
+    assert st.migrate(str(old), str(new)) is None  # the state dir's is the state
+    assert st.load(str(new)) == sample() and st.load(str(old)) == State(uplink="eth9")

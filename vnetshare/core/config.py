@@ -44,10 +44,17 @@ MTU_MAX = 65535
 RING_SIZE_MIN = 256 * 1024
 RING_SIZE_MAX = 1 << 30
 RING_SIZE_DEFAULT = 4 << 20
-RUN_DIR = "/run/vnetshare"  # the daemon's control socket, state file and lock
+# What the daemon keeps is split by how long it means something
+# (docs/design-notes.md "Partitions outlive a reboot"): the partitions'
+# records in STATE_DIR, which outlives a reboot (systemd's StateDirectory=);
+# the control socket, the daemon's lock and the pins of adopted namespaces
+# in RUN_DIR, a tmpfs that a reboot empties (RuntimeDirectory=), as their
+# meaning ends with the boot.
+STATE_DIR = "/var/lib/vnetshare"  # state.json and partitions/ (core/state.py)
+RUN_DIR = "/run/vnetshare"  # the control socket, daemon.lock, netns/ pins, agent-uids/
 DEFAULT_SOCKET = os.path.join(RUN_DIR, "control.sock")
 NETNS_RUN_DIR = "/run/netns"  # iproute2's named network namespaces
-NETNS_PIN_DIR = "netns"  # under the state dir: adopted namespaces, pinned (netns.pin)
+NETNS_PIN_DIR = "netns"  # under the runtime dir: adopted namespaces, pinned (netns.pin)
 LABELS_MAX = 16
 LABEL_VALUE_MAX = 256
 OFFLOAD_MODES = ("mirror", "emulate")  # adapter.derive(): partitions' offloads
@@ -719,7 +726,12 @@ class DaemonConfig:
     uplink: str
     offloads: str = "mirror"
     socket: str = DEFAULT_SOCKET
-    state_dir: str = RUN_DIR
+    state_dir: str = STATE_DIR  # the records: they outlive a reboot
+    # the lock and the pins, gone at reboot; None: RUN_DIR with the default
+    # state_dir, else state_dir itself (everything in one directory, as a
+    # lab's or a test's temporary one, or a state dir in /run from before
+    # the split)
+    runtime_dir: str | None = None
     ring_size: int = RING_SIZE_DEFAULT
     coalesce_usecs: int = COALESCE_USECS_DEFAULT
     storm_limit: int = STORM_PPS_DEFAULT  # partitions' default, 0 = none
@@ -731,10 +743,28 @@ class DaemonConfig:
     fdb_age: int = FDB_AGE_DEFAULT  # seconds a station learned on the wire is remembered
     mac_conflict: str = "yield"  # MAC_CONFLICT_MODES: who gets a MAC a partition and the wire both use
 
+    def __post_init__(self) -> None:
+        if self.runtime_dir is None:
+            object.__setattr__(self, "runtime_dir", RUN_DIR if self.state_dir == STATE_DIR else self.state_dir)
+
     @property
     def state_path(self) -> str:
         return os.path.join(self.state_dir, "state.json")
 
     @property
     def lock_path(self) -> str:
-        return os.path.join(self.state_dir, "daemon.lock")
+        return os.path.join(self.runtime_dir, "daemon.lock")
+
+    @property
+    def pin_dir(self) -> str:
+        """Where adopted namespaces are pinned (netns.pin), a shared mount."""
+        return os.path.join(self.runtime_dir, NETNS_PIN_DIR)
+
+    @property
+    def old_state_path(self) -> str | None:
+        """Where a vnetshare from before the split kept the records of this
+        runtime dir (its state dir was /run/vnetshare by default), when that
+        is not where they are now: state.migrate() moves them."""
+        if os.path.abspath(self.runtime_dir) == os.path.abspath(self.state_dir):
+            return None
+        return os.path.join(self.runtime_dir, "state.json")

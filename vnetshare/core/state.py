@@ -1,9 +1,16 @@
 """state.py - the daemon's state: what exists, for a new daemon to adopt.
 
-The state (default /run/vnetshare/state.json) is a head file and one file
-per partition beside it, in a directory named `partitions`:
-    state.json              {"version": 2, "uplink": "eth1", "offloads": "mirror"}
+The state (default /var/lib/vnetshare/state.json: it outlives a reboot) is
+a head file and one file per partition beside it, in a directory named
+`partitions`:
+    state.json              {"version": 2, "uplink": "eth1", "offloads": "mirror",
+                             "boot_id": "0f6e..."}
     partitions/web.json     {"name": "web", "netns": "/run/netns/web", ...}
+boot_id is the kernel's id of the boot the daemon that wrote the head ran
+in (boot_id()): a different one says every namespace the records name is
+gone with that boot. Before the state moved out of /run (issue 21) the
+default was /run/vnetshare/state.json; migrate() moves such a state to its
+new directory.
 Version 1 kept every partition inside the head ({"version": 1, ...,
 "partitions": {"web": {...}}}); load() still reads it, and the next full
 save() writes it out in version 2's layout (partition files first, the head
@@ -29,6 +36,9 @@ Rules:
    that differ. One file for everything made a create at 1,000 partitions
    cost 6 ms of encoding and writing (46 ms pretty-printed), 2.5x the create
    at 10.
+6. migrate() moves a state, never copies it: the records are written in the
+   new directory (head last) before the old files go, so a crash between
+   leaves the old state and a complete new one, and the new one is read.
 """
 from __future__ import annotations
 
@@ -39,14 +49,15 @@ import tempfile
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
-from .config import AGENT_UID_MAX, OFFLOAD_MODES, RUN_DIR, Rate, labels
+from .config import AGENT_UID_MAX, OFFLOAD_MODES, STATE_DIR, Rate, labels
 from .errors import ConfigError
 from .errors import VnetshareError
 
 VERSION = 2
 VERSIONS_READ = (1, 2)  # 1: partitions inside the head (rule 4)
 PARTITIONS_DIR = "partitions"  # beside the head
-DEFAULT_PATH = os.path.join(RUN_DIR, "state.json")
+DEFAULT_PATH = os.path.join(STATE_DIR, "state.json")
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 
 
 class StateError(VnetshareError):
@@ -92,6 +103,7 @@ class State:
     uplink: str | None = None
     offloads: str = "mirror"
     partitions: dict[str, PartitionState] = field(default_factory=dict)
+    boot_id: str | None = None  # the boot its daemon ran in (boot_id()); None: not known
 
 
 # field -> accepted JSON types, for the partition records
@@ -177,10 +189,13 @@ def _head(raw: Any) -> tuple[State, int]:
     offloads = raw.get("offloads", "mirror")
     if offloads not in OFFLOAD_MODES:
         raise ValueError(f"'offloads' is {offloads!r}, not one of {', '.join(OFFLOAD_MODES)}")
+    boot = raw.get("boot_id")
+    if not _is(boot, (str, type(None))):
+        raise ValueError("'boot_id' must be a string or null")
     parts = raw.get("partitions", {}) if version == 1 else {}
     if not isinstance(parts, dict):
         raise ValueError("'partitions' must be an object")
-    return State(uplink=uplink, offloads=offloads,
+    return State(uplink=uplink, offloads=offloads, boot_id=boot,
                  partitions={k: _partition(k, v) for k, v in parts.items()}), version
 
 
@@ -332,7 +347,10 @@ def save(path: str, state: State, changed: Iterable[str] | None = None) -> None:
                 wrote = True
     if wrote:
         _sync_dir(pdir)
-    head = _compact({"offloads": state.offloads, "uplink": state.uplink, "version": VERSION})
+    top: dict[str, Any] = {"offloads": state.offloads, "uplink": state.uplink, "version": VERSION}
+    if state.boot_id is not None:
+        top["boot_id"] = state.boot_id
+    head = _compact(top)
     if head != enc.head:
         write_atomic(path, head.encode() + b"\n")
         enc.head = head
@@ -363,6 +381,29 @@ def remove(path: str) -> None:
     except FileNotFoundError:
         pass
     _encoders.pop(os.path.abspath(path), None)
+
+
+def migrate(old: str, new: str) -> int | None:
+    """Move the state at @old to @new (rule 6), when @new has none: the
+    number of partitions moved, or None if there was nothing to move (no
+    state at @old, or one at @new already: then @old is left as it is).
+    The directory of @new must exist. A StateError names a damaged @old."""
+    if not os.path.exists(old) or os.path.exists(new):
+        return None
+    st = load(old)
+    save(new, st)
+    remove(old)
+    return len(st.partitions)
+
+
+def boot_id() -> str | None:
+    """The kernel's id of this boot (random, new at each boot); None where
+    /proc does not say."""
+    try:
+        with open(BOOT_ID_PATH) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
 
 
 def _sync_dir(directory: str) -> None:

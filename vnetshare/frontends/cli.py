@@ -140,7 +140,11 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
     d.add_argument("--offloads", choices=config.OFFLOAD_MODES, default="mirror",
                    help="partition offloads: what the uplink has (mirror, default) or all, done in software (emulate)")
     d.add_argument("--state-dir", default=None, metavar="DIR",
-                   help="state file and lock directory (default: /run/vnetshare)")
+                   help="where the partitions' records are kept, to outlive a reboot "
+                        f"(default: {config.STATE_DIR})")
+    d.add_argument("--runtime-dir", default=None, metavar="DIR",
+                   help="the daemon's lock and the pins of adopted namespaces, which a reboot ends "
+                        f"(default: {config.RUN_DIR}; with --state-dir alone, that directory)")
     d.add_argument("--ring-size", type=_arg(_ring_size), default=None, metavar="BYTES",
                    help="data area of each ring, a power of two (default 4 MiB)")
     d.add_argument("--coalesce-usecs", type=_arg(_coalesce_usecs), default=None, metavar="N",
@@ -272,6 +276,8 @@ def _print_show(p: dict) -> None:
     for key, value in sorted(p.get("labels", {}).items()):
         print(f"  label     {key}={value}")
     print(f"  agent     {p.get('agent', '-')}" + (f", uid {p['agent_uid']}" if p.get("agent_uid") else ""))
+    if p.get("unserved"):
+        print(f"  unserved  {p['unserved']}")
     if "guard" in p:
         allowed = ", ".join(a for a in p.get("allow_ips", []) if a != "any")
         print(f"  guard     {p['guard']}" + (f"; also allowed: {allowed}" if allowed else ""))
@@ -304,6 +310,9 @@ def _print_adapter(ans: dict) -> None:
 def _print_stats(ans: dict) -> None:
     rows = []
     for name, c in sorted(ans["partitions"].items()):
+        if not c:  # unserved (its re-creation failed): no counters
+            rows.append([name, "-", "-", "-", "-", "-"])
+            continue
         drops = sum(c.get("drops", {}).values())
         rows.append([name, str(c["rx_frames"]), str(c["rx_bytes"]), str(c["tx_frames"]),
                      str(c["tx_bytes"]), str(drops)])
@@ -376,7 +385,8 @@ def cmd_stats(args) -> int:
 def cmd_daemon(args) -> int:
     from ..hosting import run_daemon
 
-    given = {"state_dir": args.state_dir, "ring_size": args.ring_size, "coalesce_usecs": args.coalesce_usecs,
+    given = {"state_dir": args.state_dir, "runtime_dir": args.runtime_dir,
+             "ring_size": args.ring_size, "coalesce_usecs": args.coalesce_usecs,
              "storm_limit": args.storm_limit, "metrics": args.metrics, "max_partitions": args.max_partitions,
              "direct_share": args.direct_share, "agent_uids": args.agent_uids,
              "mac_conflict": args.mac_conflict, "fdb_age": args.fdb_age}

@@ -122,7 +122,14 @@ def label(netns: NetnsRef) -> str:
 
 def exists(name: str) -> bool:
     """A named namespace /run/netns/NAME exists (as a mount point)."""
-    return os.path.ismount(path_of(name))
+    return mounted(path_of(name))
+
+
+def mounted(path: str) -> bool:
+    """Something is mounted at @path, as a namespace's name or pin is: the
+    file alone (left by a reboot in a directory that outlives it, or by a
+    lazy unmount) is no namespace."""
+    return os.path.ismount(path)
 
 
 def names() -> list[str]:
