@@ -167,6 +167,7 @@ class PartitionManager:
         # lifecycle events (and their log lines) of what happens here
         self._event = on_event or (lambda kind, partition, message, **details: None)
         self.stopping = False
+        self.no_uso = False  # the kernel refused TUN_F_USO4/6: never offered again (_open_tap)
         self.uids = UidPool(*cfg.agent_uids, cfg.agent_uid_dir)
 
     # -- helpers ---------------------------------------------------------
@@ -189,6 +190,7 @@ class PartitionManager:
                 raise
         log.warning("the kernel refuses TUN_F_USO4/6 (before Linux 6.2): partitions get no UDP segmentation")
         self.functions = adapter.drop_uso(self.functions)
+        self.no_uso = True
         return open_tap(ifname, ns_path, mac=mac, offloads=self.functions.tun_offloads, persist=True)
 
     def _policy(self, rec: statefile.PartitionState):
@@ -415,7 +417,7 @@ class PartitionManager:
             undo.push("h2a ring", h2a.close)
             rec = statefile.PartitionState(
                 name=name, netns=ns_path, netns_created=created, ifname=ifname, mac=mac,
-                mtu=mtu, ips=list(ips), gateway=gateway, routes=list(routes), ring_size=self.cfg.ring_size,
+                mtu=mtu, mtu_given=args.get("mtu") or None, ips=list(ips), gateway=gateway, routes=list(routes), ring_size=self.cfg.ring_size,
                 netns_source=adopted or None, labels=dict(args.get("labels") or {}), agent_uid=agent_uid,
                 **policy_args,
             )
@@ -495,6 +497,61 @@ class PartitionManager:
         self._event("partition.changed", name, "set " + ", ".join(f"{k}={v}" for k, v in shown.items()),
                     fields=sorted(changes), values=shown)
         return self.describe(name)
+
+    # -- the uplink changed (rule 8) ----------------------------------------
+    @staticmethod
+    def mtu_for(rec: statefile.PartitionState, uplink_mtu: int) -> int:
+        """The MTU @rec's TAP has under an uplink of @uplink_mtu (rule 8)."""
+        return uplink_mtu if rec.mtu_given is None else min(rec.mtu_given, uplink_mtu)
+
+    def follow_mtu(self, uplink_mtu: int) -> tuple[dict[str, int], dict[str, str]]:
+        """Every served partition's TAP to mtu_for() the uplink's new MTU;
+        ({name: its MTU now} for those changed, {name: why} for those whose
+        TAP refused). The records change with their TAPs (rule 2)."""
+        changed: dict[str, int] = {}
+        failed: dict[str, str] = {}
+        for name in sorted(self.parts):
+            rec = self.parts[name].rec
+            mtu = self.mtu_for(rec, uplink_mtu)
+            if mtu == rec.mtu:
+                continue
+            try:
+                netns.link_set(rec.ifname, rec.netns, mtu=mtu)
+            except OSError as e:
+                failed[name] = str(e.strerror or e)
+                continue
+            rec.mtu = mtu
+            changed[name] = mtu
+        if changed:
+            self._save(*changed)
+        return changed, failed
+
+    def follow_functions(self, functions: adapter.PartitionFunctions) -> tuple[list[str], dict[str, str]]:
+        """The uplink's functions changed: new partitions get @functions;
+        served ones whose TAP offloads differ get them live (TUNSETOFFLOAD on
+        the TAP descriptor the daemon holds). ([names changed], {name: why
+        it could not follow live: a re-create is needed})."""
+        from .dataplane.tap import set_offload
+
+        if self.no_uso:
+            functions = adapter.drop_uso(functions)
+        before, self.functions = self.functions.tun_offloads, functions
+        if functions.tun_offloads == before:
+            return [], {}
+        changed: list[str] = []
+        recreate: dict[str, str] = {}
+        for name in sorted(self.parts):
+            part = self.parts[name]
+            if part.tap_fd < 0:
+                recreate[name] = "the daemon holds no descriptor of its TAP"
+                continue
+            try:
+                set_offload(part.tap_fd, functions.tun_offloads)
+            except OSError as e:
+                recreate[name] = f"TUNSETOFFLOAD: {e.strerror or e}"
+                continue
+            changed.append(name)
+        return changed, recreate
 
     # -- adopt -----------------------------------------------------------
     def adopt_all(self) -> None:

@@ -239,3 +239,22 @@ def test_remove_takes_the_head_and_the_records_and_nothing_else(tmp_path):
     assert os.listdir(tmp_path) == ["daemon.lock"]
     assert st.load(str(path)) == State()
     st.remove(str(path))  # twice: nothing to do
+
+
+def test_the_mtu_given_is_kept_and_an_older_record_keeps_its_own(tmp_path):
+    """mtu_given None: the partition follows the uplink's MTU (manager.py
+    rule 8); a record from before the field: its MTU was its own choice."""
+    s = sample()
+    s.partitions["web"].mtu_given = None
+    s.partitions["ctr"].mtu_given = 1400
+    s.partitions["ctr"].mtu = 1400
+    path = str(tmp_path / "state.json")
+    st.save(path, s)
+    again = st.load(path)
+    assert again.partitions["web"].mtu_given is None and again.partitions["ctr"].mtu_given == 1400
+    old = tmp_path / "old" / "state.json"
+    old.parent.mkdir()
+    old.write_text(json.dumps({"version": 1, "partitions": {"a": {
+        "name": "a", "netns": "/run/netns/a", "netns_created": True, "ifname": "eth0",
+        "mac": "02:00:00:00:00:01", "mtu": 1500}}}))
+    assert st.load(str(old)).partitions["a"].mtu_given == 1500

@@ -262,7 +262,8 @@ def _print_show(p: dict) -> None:
     source = f" (adopted: {p['netns_source']})" if p.get("netns_source") else (
         " (adopted)" if p.get("adopted") else "")
     print(f"  netns     {p['netns']}{source}")
-    print(f"  device    {p['ifname']}  mac {p['mac']}  mtu {p['mtu']}")
+    print(f"  device    {p['ifname']}  mac {p['mac']}  mtu {p['mtu']}"
+          + (" (the uplink's)" if p.get("mtu_given", p["mtu"]) is None else ""))
     for ip in p["ips"]:
         print(f"  address   {ip}")
     if p.get("gateway"):
