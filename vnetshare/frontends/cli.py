@@ -30,7 +30,7 @@ import os
 import sys
 
 from ..core import config
-from .client import call, socket_path
+from .client import call, daemon_socket, socket_path
 from ..core.errors import ConfigError, VnetshareError
 
 
@@ -318,7 +318,7 @@ def _print_stats(ans: dict) -> None:
 # -- commands -------------------------------------------------------------
 
 def _client(args, op: str, **fields) -> dict:
-    return call(socket_path(args.socket), op, **fields)
+    return call(daemon_socket(args.socket), op, **fields)
 
 
 def cmd_partition(args) -> int:
@@ -365,7 +365,7 @@ def cmd_adapter(args) -> int:
 def cmd_stats(args) -> int:
     live = _others()[2]
     if args.watch is not None:
-        return live.watch(socket_path(args.socket), args.watch, args.count, as_json=args.json)
+        return live.watch(daemon_socket(args.socket), args.watch, args.count, as_json=args.json)
     if args.count is not None:
         args.parser.error(f"-n/--count {args.count}: needs --watch")
     ans = _client(args, "stats")
@@ -389,17 +389,18 @@ def cmd_daemon(args) -> int:
 def cmd_verify(args) -> int:
     from . import verify
 
-    return verify.main(socket_path(args.socket), as_json=args.json, sender_allow_ips=args.sender_allow_ip)
+    return verify.main(daemon_socket(args.socket), as_json=args.json, sender_allow_ips=args.sender_allow_ip)
 
 
 def cmd_lab(args) -> int:
     from . import lab
 
+    sock = args.socket or lab.SOCKET  # its own, beside a deployment's (lab.py rule 4)
     if args.lcmd == "up":
-        return lab.up(socket_path(args.socket))
+        return lab.up(sock)
     if args.lcmd == "down":
-        return lab.down(socket_path(args.socket))
-    return lab.demo(socket_path(args.socket), seconds=args.seconds, as_json=args.json)
+        return lab.down(sock)
+    return lab.demo(sock, seconds=args.seconds, as_json=args.json)
 
 
 def _others():
