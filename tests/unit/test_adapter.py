@@ -166,8 +166,10 @@ def test_feature_changes_name_what_moved_both_ways():
     before = uplink(rx_gro=False)
     after = uplink(tx_tcp_segmentation=False, rx_gro=True)
     del after.features["tx-udp-segmentation"]  # a feature the new device does not list: off
+    after.features["rx-gro-list"] = True       # and one only the new device lists
     assert a.feature_changes(before, after) == {
-        "rx-gro": (False, True), "tx-tcp-segmentation": (True, False), "tx-udp-segmentation": (True, False)}
+        "rx-gro": (False, True), "rx-gro-list": (False, True), "tx-tcp-segmentation": (True, False),
+        "tx-udp-segmentation": (True, False)}
     assert a.feature_changes(before, before) == {}
     # what the partitions get follows from derive() on the new facts
     assert not derive(after).tun_offloads & a.TUN_F_TSO4 and derive(before).tun_offloads & a.TUN_F_TSO4
