@@ -331,8 +331,8 @@ struct sw_port {
  * @mac:	SW_CMD_FDB_FIND: the MAC to look for
  * @fdb:	SW_CMD_FDB_FIND: the entry, out; SW_CMD_FDB_DUMP: an array of
  *		@max entries, out (@n: entries there are)
- * @up:		SW_CMD_UPLINK: the new uplink (NULL: none); out, the old one
- *		(or, if refused, the new one), for the caller to close
+ * @up:		SW_CMD_UPLINK: the new uplink (NULL: none); out, the old
+ *		one (or, if refused, the new one), for the caller to close
  * @mtu:	SW_CMD_MTU: the new MTU, checked
  * @rc:		0 or -errno, out
  * @done:	set when applied
@@ -360,7 +360,7 @@ struct sw_cmd {
 
 /**
  * struct sw - the switch
- * @up:		the uplink; NULL while the NIC is gone (sw_uplink_detach())
+ * @up:		the uplink; NULL while its NIC is gone (sw_uplink_detach())
  * @up_gone:	the counters of the uplinks the switch let go of, summed
  * @cfg:	settings, defaults applied
  * @ports:	active ports, compact (order is only the round-robin order),
@@ -1703,8 +1703,8 @@ static void sw_uplink_stats_add(struct uplink_stats *sum,
 /**
  * sw_uplink_swap() - SW_CMD_UPLINK: put @c->up in the old uplink's place
  * @sw:		switch
- * @c:		command: @c->up the new uplink or NULL; on success it is set
- *		to the old one (maybe NULL), else left as it was
+ * @c:		command: @c->up the new uplink or NULL; on success it is
+ *		set to the old one (maybe NULL), else left as it was
  *
  * The new socket gets every port's MAC membership and the old one's place
  * in the epoll set, all or nothing; the old one's counters go into

@@ -4,8 +4,8 @@
  * The patent's I/O hosting interface. One thread runs sw_run(); the control
  * thread adds and removes ports, swaps the uplink's socket and reads
  * counters through calls that are applied by that thread between bursts
- * (see "Theory of operation" in switch.c). Every function returns 0 or -errno; none allocates once
- * sw_run() forwards frames, none exits.
+ * (see "Theory of operation" in switch.c). Every function returns 0 or
+ * -errno; none allocates once sw_run() forwards frames, none exits.
  */
 #ifndef VNETSHARE_SWITCH_H
 #define VNETSHARE_SWITCH_H
@@ -28,7 +28,7 @@
 #define SW_VLAN_MAX		4094u		/* access VLAN ids: 1 to this */
 #define SW_CAPTURES_MAX		64u		/* captures at once, whole switch */
 #define SW_PORT_CAPTURES_MAX	4u		/* captures at once on one port */
-#define SW_MTU_MIN		68u		/* sw_set_mtu(): IPv4's minimum */
+#define SW_MTU_MIN		68u		/* sw_set_mtu(): IPv4's least */
 
 /*
  * Flood share: a flooded copy (broadcast, multicast) goes into a port's H2A
@@ -96,8 +96,8 @@ struct sw;
  * @SW_DROP_OTHER_VLAN:	unicast to a port of another VLAN
  * @SW_DROP_MAC_CONFLICT: for its MAC from the wire while a station there
  *		has that MAC (SW_MAC_CONFLICT_YIELD)
- * @SW_DROP_NO_UPLINK:	for the wire while the switch has no uplink (the NIC
- *		gone: sw_uplink_detach())
+ * @SW_DROP_NO_UPLINK:	for the wire while the switch has no uplink
+ *		(the NIC gone: sw_uplink_detach())
  * @SW_DROP_GUARD:	the guard's verdict v is SW_DROP_GUARD + v
  */
 enum sw_drop {
