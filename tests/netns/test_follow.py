@@ -76,6 +76,8 @@ def test_a_recreated_nic_is_rebound_and_partitions_reach_the_lan_within_a_second
                 netns.delete_link(UPLINK)  # lan0 goes with it
                 gone = f.wait(lambda e: e["event"] == "uplink.gone" and e["ifindex"] == old)
                 assert gone and gone["ifname"] == UPLINK, (f.events, two.log())
+                if rnd == 0:
+                    assert "(gone: not served" in two.cli("adapter").stdout.splitlines()[0]
                 time.sleep(0.2)  # frames for the wire meanwhile: dropped and counted, never blocking
                 t0 = time.time()
                 new = recreate_uplink(mac)

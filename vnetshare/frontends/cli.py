@@ -297,7 +297,9 @@ def _print_show(p: dict) -> None:
 def _print_adapter(ans: dict) -> None:
     up = ans["uplink"]
     print(f"uplink {up['ifname']}: mtu {up['mtu']}, speed {up.get('speed') or '?'}, "
-          f"duplex {up.get('duplex') or '?'}, mode {ans['mode']}")
+          f"duplex {up.get('duplex') or '?'}, mode {ans['mode']}"
+          + (" (gone: not served until a device of that name is back)"
+             if "ifindex" in up and up["ifindex"] is None else ""))
     rows = [[f["function"], str(f["value"]), f["source"], str(f["source_value"])] for f in ans["functions"]]
     print(_table(rows, ["PARTITION FUNCTION", "VALUE", "UPLINK FEATURE", "UPLINK VALUE"]))
 
