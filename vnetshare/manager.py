@@ -417,9 +417,9 @@ class PartitionManager:
             undo.push("h2a ring", h2a.close)
             rec = statefile.PartitionState(
                 name=name, netns=ns_path, netns_created=created, ifname=ifname, mac=mac,
-                mtu=mtu, mtu_given=args.get("mtu") or None, ips=list(ips), gateway=gateway, routes=list(routes), ring_size=self.cfg.ring_size,
+                mtu=mtu, ips=list(ips), gateway=gateway, routes=list(routes), ring_size=self.cfg.ring_size,
                 netns_source=adopted or None, labels=dict(args.get("labels") or {}), agent_uid=agent_uid,
-                **policy_args,
+                mtu_given=args.get("mtu") or None, **policy_args,
             )
             part = Partition(rec, self._free_port_id(), tap_fd, a2h, h2a)
             self.switch.add_port(part.port_id, mac, a2h, h2a, self.cfg.ring_size,
