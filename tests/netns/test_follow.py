@@ -15,6 +15,7 @@ import re
 import signal
 import statistics
 import subprocess
+import threading
 import time
 
 from vnetshare.core import config
@@ -25,6 +26,7 @@ from vnetshare.linux.procs import python_argv
 from system import A, B, LAN_IF, LAN_NS, LAN_V4, LAN_V6, UPLINK, System, lan_mac, set_features, wait_for
 from test_events import Follower
 
+REPLY = re.compile(r"\[(\d+\.\d+)\] \d+ bytes from")
 REBIND_ROUNDS = 5
 REBIND_BOUND_S = 1.0  # issue 21: the LAN again within a second
 
@@ -49,18 +51,30 @@ def daemon_argv(sock: str, uplink: str, state_dir: str) -> list[str]:
 
 
 class Pinger:
-    """`ping -D -i 0.01` from a partition in the background: reply times."""
+    """`ping -D -i 0.01` from a partition in the background; its lines as
+    they come (ping flushes each), read by a thread."""
 
     def __init__(self, ns: str, addr: str):
         self.proc = subprocess.Popen(netns_cmd(ns, ["ping", "-D", "-n", "-i", "0.01", "-W", "1", addr]),
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._t = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self._t.start()
 
-    def stop(self) -> list[float]:
-        """End it (by its PID); the Unix times of its replies."""
+    def replies(self) -> list[float]:
+        """The Unix times of its replies so far."""
+        return [float(m.group(1)) for m in map(REPLY.match, list(self.lines)) if m]
+
+    def reply_after(self, t0: float, timeout: float = 5.0) -> float | None:
+        """The time of its first reply after @t0, waiting up to @timeout s."""
+        return wait_for(lambda: next((t for t in self.replies() if t > t0), None), timeout=timeout)
+
+    def stop(self) -> None:
+        """End it, by its PID."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-        self.output, _ = self.proc.communicate(timeout=10)
-        return [float(t) for t in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from", self.output, re.M)]
+        self.proc.wait(timeout=10)
+        self._t.join(timeout=5)
 
 
 def test_a_recreated_nic_is_rebound_and_partitions_reach_the_lan_within_a_second(two, tmp_path):
@@ -83,11 +97,10 @@ def test_a_recreated_nic_is_rebound_and_partitions_reach_the_lan_within_a_second
                 new = recreate_uplink(mac)
                 rebound = f.wait(lambda e: e["event"] == "uplink.rebound" and e["new_ifindex"] == new)
                 assert rebound and rebound["old_ifindex"] == old != new, (f.events, two.log())
-                assert wait_for(lambda: ping(A[0], LAN_V4, count=1, timeout=0.5).ok, timeout=5)
+                first = pinger.reply_after(t0)
             finally:
-                replies = pinger.stop()
-            first = next((t for t in replies if t > t0), None)
-            assert first is not None, f"no reply after the NIC was re-created (round {rnd}): {pinger.output[-2000:]}"
+                pinger.stop()
+            assert first is not None, f"no reply after the NIC was re-created (round {rnd}): {pinger.lines[-5:]}"
             figures.append({"reply_s": round(first - t0, 3), "rebound_s": round(rebound["time"] - t0, 3)})
             up = two.cli_json("stats")["uplink"]
             assert up["drops"]["tx_no_uplink"] >= 1 and up["attached"] == 1 and up["rebinds"] == rnd + 1, up
