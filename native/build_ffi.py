@@ -283,6 +283,7 @@ void fdb_get_stats(const struct fdb *f, uint64_t now, struct fdb_stats *st);
 #define SW_FLOOD_SHARE_DEN ...
 #define SW_CAPTURES_MAX ...
 #define SW_PORT_CAPTURES_MAX ...
+#define SW_MTU_MIN ...
 #define SW_CAP_RX ...
 #define SW_CAP_TX ...
 #define SW_CAP_DROPS ...
@@ -378,6 +379,7 @@ struct sw_port_stats {
     uint64_t mac_conflicts;
     uint64_t mac_conflict;
     uint64_t drop_mac_conflict;
+    uint64_t drop_no_uplink;
     uint64_t guard_drops[...];
     uint64_t ring_drops[...];
     ...;
@@ -396,8 +398,11 @@ struct sw_uplink_stats {
     uint64_t tx_bytes;
     uint64_t tx_drop_msgsize;
     uint64_t tx_drop_errors;
+    uint64_t tx_drop_no_uplink;
     uint64_t tx_calls;
     uint64_t socket_errors;
+    uint64_t attached;
+    uint64_t rebinds;
     uint64_t rounds;
     uint64_t sleeps;
     uint64_t commands;
@@ -462,6 +467,9 @@ const char *sw_drop_name(unsigned int drop);
 int sw_notify_fd(struct sw *sw);
 int sw_notes_rearm(struct sw *sw);
 int sw_mtu(struct sw *sw, uint32_t *mtu);
+int sw_set_mtu(struct sw *sw, uint32_t mtu);
+int sw_uplink_attach(struct sw *sw, int ifindex);
+int sw_uplink_detach(struct sw *sw);
 int sw_fdb_find(struct sw *sw, const uint8_t *mac, struct fdb_info *out);
 int sw_fdb_dump(struct sw *sw, struct fdb_info *out, unsigned int max,
                 unsigned int *n);

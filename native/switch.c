@@ -143,6 +143,22 @@
  * level (tbucket_set()), a VLAN change moves the port's flood domain with
  * its next frame, a throttled port is looked at again at once.
  *
+ * Uplink. The NIC may go away and come back as another device of the same
+ * name (a new ifindex: a driver reloaded, a veth re-created), and its
+ * socket does not follow it: the kernel unbinds an AF_PACKET socket from a
+ * device it unregisters, for good. So the uplink can be swapped while the
+ * switch runs, through the command queue like a port: sw_uplink_attach()
+ * opens the new socket and maps its RX ring in the caller's thread; the
+ * data-plane thread, between rounds, gives it every port's MAC membership,
+ * puts it in the epoll set in place of the old one and hands the old one
+ * back, which the caller closes once the switch let go of it.
+ * sw_uplink_detach() hands the socket back and leaves none (the NIC is
+ * gone): frames for the wire are then dropped and counted (drop_no_uplink,
+ * tx_drop_no_uplink), the wire is not read, nothing waits. The counters of
+ * every socket the switch let go of are kept (@up_gone) and added to the
+ * current one's, so the uplink's counters only grow. sw_set_mtu() changes
+ * the guard's MTU the same way, between rounds.
+ *
  * Control. The port table belongs to the data-plane thread. sw_port_add(),
  * sw_port_del() and the stats calls build a command, post it (one at a
  * time), write the control eventfd and wait on a condition variable; the
@@ -203,6 +219,8 @@ enum sw_cmd_op {
 	SW_CMD_TAP,
 	SW_CMD_FDB_FIND,
 	SW_CMD_FDB_DUMP,
+	SW_CMD_UPLINK,
+	SW_CMD_MTU,
 };
 
 /**
@@ -313,6 +331,9 @@ struct sw_port {
  * @mac:	SW_CMD_FDB_FIND: the MAC to look for
  * @fdb:	SW_CMD_FDB_FIND: the entry, out; SW_CMD_FDB_DUMP: an array of
  *		@max entries, out (@n: entries there are)
+ * @up:		SW_CMD_UPLINK: the new uplink (NULL: none); out, the old
+ *		one (or, if refused, the new one), for the caller to close
+ * @mtu:	SW_CMD_MTU: the new MTU, checked
  * @rc:		0 or -errno, out
  * @done:	set when applied
  */
@@ -331,13 +352,16 @@ struct sw_cmd {
 	int fd;
 	const uint8_t *mac;
 	struct fdb_info *fdb;
+	struct uplink *up;
+	uint32_t mtu;
 	int rc;
 	int done;
 };
 
 /**
  * struct sw - the switch
- * @up:		the uplink
+ * @up:		the uplink; NULL while its NIC is gone (sw_uplink_detach())
+ * @up_gone:	the counters of the uplinks the switch let go of, summed
  * @cfg:	settings, defaults applied
  * @ports:	active ports, compact (order is only the round-robin order),
  *		an array of @cfg.max_ports
@@ -388,6 +412,7 @@ struct sw_cmd {
  */
 struct sw {
 	struct uplink *up;
+	struct uplink_stats up_gone;
 	struct sw_config cfg;
 	struct sw_port **ports;
 	unsigned int nports;
@@ -1060,7 +1085,7 @@ static void sw_uplink_frame(struct sw *sw, const struct uplink_frame *f,
  * sw_uplink_rx() - wire -> ports, one burst
  * @sw:		switch
  *
- * Return: frames taken from the wire
+ * Return: frames taken from the wire (0 while there is no uplink)
  */
 static unsigned int sw_uplink_rx(struct sw *sw)
 {
@@ -1068,6 +1093,8 @@ static unsigned int sw_uplink_rx(struct sw *sw)
 	unsigned int n = 0;
 	uint64_t now = 0;
 
+	if (unlikely(!sw->up))	/* the NIC is gone: nothing to read */
+		return 0;
 	while (n < sw->cfg.uplink_burst && !uplink_rx_next(sw->up, &f)) {
 		if (!n)
 			now = util_now_ns();
@@ -1297,6 +1324,12 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 			sw_deliver(q, &rec.vnet, RING_VNET_HDR_LEN, hdr,
 				   hdr_len, rec.frame + hdr_len,
 				   rec.frame_len - hdr_len, &gf, 0, now);
+			continue;
+		}
+		if (unlikely(!sw->up)) {	/* the NIC is gone */
+			p->st.drop_no_uplink++;
+			sw->st.tx_drop_no_uplink++;
+			SW_TAP_TX(SW_DROP_NO_UPLINK);
 			continue;
 		}
 		if (unlikely(uplink_tx_queue(sw->up, &rec.vnet, hdr, hdr_len,
@@ -1554,7 +1587,7 @@ static int sw_events(struct sw *sw, const struct timespec *tmo)
 			sw->answered = 1;
 		/* link down or gone: read the error, or POLLERR stays up */
 		if (ev[i].data.u64 == SW_EV_UPLINK &&
-		    (ev[i].events & EPOLLERR))
+		    (ev[i].events & EPOLLERR) && sw->up)
 			uplink_clear_error(sw->up, &err);
 	}
 	return n;
@@ -1647,6 +1680,70 @@ static void sw_port_apply_policy(struct sw_port *p,
 }
 
 /**
+ * sw_uplink_stats_add() - add one uplink's counters to a sum
+ * @sum:	the sum
+ * @st:		the counters to add
+ */
+static void sw_uplink_stats_add(struct uplink_stats *sum,
+				const struct uplink_stats *st)
+{
+	sum->rx_frames += st->rx_frames;
+	sum->rx_bytes += st->rx_bytes;
+	sum->rx_truncated += st->rx_truncated;
+	sum->rx_kernel_drops += st->rx_kernel_drops;
+	sum->rx_wakeups += st->rx_wakeups;
+	sum->tx_frames += st->tx_frames;
+	sum->tx_bytes += st->tx_bytes;
+	sum->tx_msgsize += st->tx_msgsize;
+	sum->tx_errors += st->tx_errors;
+	sum->tx_calls += st->tx_calls;
+	sum->socket_errors += st->socket_errors;
+}
+
+/**
+ * sw_uplink_swap() - SW_CMD_UPLINK: put @c->up in the old uplink's place
+ * @sw:		switch
+ * @c:		command: @c->up the new uplink or NULL; on success it is
+ *		set to the old one (maybe NULL), else left as it was
+ *
+ * The new socket gets every port's MAC membership and the old one's place
+ * in the epoll set, all or nothing; the old one's counters go into
+ * @sw->up_gone. Between rounds, its TX batch is empty (every burst flushes
+ * it), so nothing queued points into ring memory.
+ *
+ * Return: 0 or -errno (a membership or the epoll set refused)
+ */
+static int sw_uplink_swap(struct sw *sw, struct sw_cmd *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN,
+				  .data.u64 = SW_EV_UPLINK };
+	struct uplink *old = sw->up, *new = c->up;
+	struct uplink_stats st;
+	unsigned int i;
+	int rc = 0;
+
+	if (new) {	/* refused: the caller closes @new, memberships too */
+		for (i = 0; i < sw->nports && !rc; i++)
+			rc = uplink_add_mac(new, sw->ports[i]->guard.mac);
+		if (!rc && epoll_ctl(sw->epfd, EPOLL_CTL_ADD, uplink_fd(new),
+				     &ev) < 0)
+			rc = -errno;
+		if (rc)
+			return rc;
+		sw->st.rebinds++;
+	}
+	if (old) {
+		epoll_ctl(sw->epfd, EPOLL_CTL_DEL, uplink_fd(old), NULL);
+		if (!uplink_get_stats(old, &st))
+			sw_uplink_stats_add(&sw->up_gone, &st);
+	}
+	sw->up = new;
+	sw->st.attached = !!new;
+	c->up = old;
+	return 0;
+}
+
+/**
  * sw_apply() - carry out a command; the caller holds @sw->lock and is
  * the data-plane thread, or sw_run() is not running
  * @sw:		switch
@@ -1676,7 +1773,7 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 			c->rc = -errno;
 			break;
 		}
-		rc = uplink_add_mac(sw->up, p->guard.mac);
+		rc = sw->up ? uplink_add_mac(sw->up, p->guard.mac) : 0;
 		if (rc) {
 			epoll_ctl(sw->epfd, EPOLL_CTL_DEL, p->fds[0], NULL);
 			c->rc = rc;
@@ -1714,7 +1811,8 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 			sw_port_fill_stats(p, c->port_st);
 		if (!p->disconnected)
 			epoll_ctl(sw->epfd, EPOLL_CTL_DEL, p->fds[0], NULL);
-		uplink_del_mac(sw->up, p->guard.mac);
+		if (sw->up)
+			uplink_del_mac(sw->up, p->guard.mac);
 		sw_mac_del(sw, p);
 		sw->src_e = NULL;	/* @src_port may be @p */
 		sw->src_port = NULL;
@@ -1835,11 +1933,24 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 		fdb_dump(&sw->fdb, util_now_ns(), c->fdb, c->max, &c->n);
 		c->rc = 0;
 		break;
+	case SW_CMD_UPLINK:
+		c->rc = sw_uplink_swap(sw, c);
+		break;
+	case SW_CMD_MTU:
+		__atomic_store_n(&sw->cfg.mtu, c->mtu, __ATOMIC_RELAXED);
+		c->rc = 0;
+		break;
 	case SW_CMD_UPLINK_STATS: {
-		struct uplink_stats us;
+		struct uplink_stats us = sw->up_gone, cur;
 		struct fdb_stats fs;
 
-		c->rc = uplink_get_stats(sw->up, &us);
+		c->rc = 0;
+		if (sw->up) {
+			c->rc = uplink_get_stats(sw->up, &cur);
+			if (!c->rc)
+				sw_uplink_stats_add(&us, &cur);
+		}
+		sw->st.attached = !!sw->up;
 		sw->st.rx_drop_truncated = us.rx_truncated;
 		sw->st.rx_drop_kernel = us.rx_kernel_drops;
 		sw->st.tx_frames = us.tx_frames;
@@ -2296,6 +2407,7 @@ const char *sw_drop_name(unsigned int drop)
 		[SW_DROP_RX_RATE]	= "rx_rate",
 		[SW_DROP_OTHER_VLAN]	= "other_vlan",
 		[SW_DROP_MAC_CONFLICT]	= "mac_conflict",
+		[SW_DROP_NO_UPLINK]	= "no_uplink",
 	};
 
 	if (drop < SW_DROP_GUARD)
@@ -2314,8 +2426,81 @@ const char *sw_drop_name(unsigned int drop)
  */
 int sw_mtu(struct sw *sw, uint32_t *mtu)
 {
-	*mtu = sw->cfg.mtu;
+	*mtu = __atomic_load_n(&sw->cfg.mtu, __ATOMIC_RELAXED);
 	return 0;
+}
+
+/**
+ * sw_set_mtu() - change the MTU the guard holds partitions' frames to
+ * @sw:		switch
+ * @mtu:	largest L3 size of a non-GSO frame, 68 to RING_FRAME_MAX - 14
+ *
+ * Applied between rounds: the uplink's MTU changed (the daemon follows
+ * it), and the next frame is checked against the new value.
+ *
+ * Return: 0 or -EINVAL
+ */
+int sw_set_mtu(struct sw *sw, uint32_t mtu)
+{
+	struct sw_cmd c = { .op = SW_CMD_MTU, .mtu = mtu };
+
+	if (!sw || mtu < SW_MTU_MIN || mtu > RING_FRAME_MAX - RING_ETH_HLEN)
+		return -EINVAL;
+	return sw_exec(sw, &c);
+}
+
+/**
+ * sw_uplink_attach() - serve the wire through a new socket on @ifindex
+ * @sw:		switch
+ * @ifindex:	the NIC, in the calling thread's network namespace: the
+ *		same one again, or another (the device re-created)
+ *
+ * The socket is opened (and its RX ring mapped) here, with the settings
+ * of sw_create(); the data-plane thread then swaps it in between rounds
+ * (sw_uplink_swap(): the ports' MAC memberships, the epoll set), and the
+ * socket it had, if any, is closed here once it let go of it. Frames
+ * the old socket's ring still held are lost with it.
+ *
+ * Return: 0, or -errno from uplink_open() (-ENODEV: no such device) or
+ * from a membership (the switch keeps the uplink it had)
+ */
+int sw_uplink_attach(struct sw *sw, int ifindex)
+{
+	struct sw_cmd c = { .op = SW_CMD_UPLINK };
+	struct uplink *u;
+	int rc;
+
+	if (!sw || ifindex <= 0)
+		return -EINVAL;
+	rc = uplink_open(&u, ifindex, &sw->cfg.uplink);
+	if (rc)
+		return rc;
+	c.up = u;
+	rc = sw_exec(sw, &c);
+	uplink_close(c.up);	/* the old one, or the new one refused */
+	return rc;
+}
+
+/**
+ * sw_uplink_detach() - let go of the uplink: its NIC is gone
+ * @sw:		switch
+ *
+ * From the next round on, frames for the wire are dropped and counted
+ * (drop_no_uplink, tx_drop_no_uplink) and the wire is not read, until
+ * sw_uplink_attach(). The socket is closed once the switch let go of it.
+ *
+ * Return: 0 (also when there was none)
+ */
+int sw_uplink_detach(struct sw *sw)
+{
+	struct sw_cmd c = { .op = SW_CMD_UPLINK, .up = NULL };
+	int rc;
+
+	if (!sw)
+		return -EINVAL;
+	rc = sw_exec(sw, &c);
+	uplink_close(c.up);
+	return rc;
 }
 
 /**
@@ -2440,6 +2625,7 @@ int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg)
 	rc = uplink_open(&sw->up, uplink_ifindex, &sw->cfg.uplink);
 	if (rc)
 		goto fail;
+	sw->st.attached = 1;
 	if (!sw->cfg.mtu) {
 		rc = uplink_mtu(sw->up, &sw->cfg.mtu);
 		if (rc)

@@ -2,10 +2,10 @@
 /* switch.h - the hosting daemon's data plane: partitions' rings <-> uplink
  *
  * The patent's I/O hosting interface. One thread runs sw_run(); the control
- * thread adds and removes ports and reads counters through calls that are
- * applied by that thread between bursts (see "Theory of operation" in
- * switch.c). Every function returns 0 or -errno; none allocates once
- * sw_run() forwards frames, none exits.
+ * thread adds and removes ports, swaps the uplink's socket and reads
+ * counters through calls that are applied by that thread between bursts
+ * (see "Theory of operation" in switch.c). Every function returns 0 or
+ * -errno; none allocates once sw_run() forwards frames, none exits.
  */
 #ifndef VNETSHARE_SWITCH_H
 #define VNETSHARE_SWITCH_H
@@ -28,6 +28,7 @@
 #define SW_VLAN_MAX		4094u		/* access VLAN ids: 1 to this */
 #define SW_CAPTURES_MAX		64u		/* captures at once, whole switch */
 #define SW_PORT_CAPTURES_MAX	4u		/* captures at once on one port */
+#define SW_MTU_MIN		68u		/* sw_set_mtu(): IPv4's least */
 
 /*
  * Flood share: a flooded copy (broadcast, multicast) goes into a port's H2A
@@ -95,6 +96,8 @@ struct sw;
  * @SW_DROP_OTHER_VLAN:	unicast to a port of another VLAN
  * @SW_DROP_MAC_CONFLICT: for its MAC from the wire while a station there
  *		has that MAC (SW_MAC_CONFLICT_YIELD)
+ * @SW_DROP_NO_UPLINK:	for the wire while the switch has no uplink
+ *		(the NIC gone: sw_uplink_detach())
  * @SW_DROP_GUARD:	the guard's verdict v is SW_DROP_GUARD + v
  */
 enum sw_drop {
@@ -106,6 +109,7 @@ enum sw_drop {
 	SW_DROP_RX_RATE,
 	SW_DROP_OTHER_VLAN,
 	SW_DROP_MAC_CONFLICT,
+	SW_DROP_NO_UPLINK,
 	SW_DROP_GUARD,
 	SW_DROP__MAX = SW_DROP_GUARD + GUARD__MAX
 };
@@ -187,7 +191,8 @@ struct sw_port_policy {
  *		(a burst stops once it reached this; one frame may cross it)
  * @uplink_burst: most frames taken from the wire per round
  * @mtu:	largest L3 size of a non-GSO frame from a partition
- *		(frame length - 14); 0: the uplink's MTU at sw_create()
+ *		(frame length - 14); 0: the uplink's MTU at sw_create();
+ *		sw_set_mtu() changes it
  * @violation_limit: ring violations (rules 1-4) after which a port is
  *		disconnected (rule 7); SW_VIOLATION_NEVER to never
  * @max_ports:	ports it serves at most (SW_PORTS_DEFAULT; at most
@@ -260,6 +265,8 @@ struct sw_config {
  *		ageing time): a gauge
  * @drop_mac_conflict: frames for its MAC from the wire not delivered to it
  *		while in conflict (SW_MAC_CONFLICT_YIELD)
+ * @drop_no_uplink: frames (or a flood's wire copy) for the wire while the
+ *		switch had no uplink: the NIC was gone (sw_uplink_detach())
  * @guard_drops: frames the guard dropped, by enum guard_verdict (guard.h);
  *		the PASS entries stay 0. EMSGSIZE from the uplink counts
  *		under GUARD_DROP_MTU.
@@ -292,6 +299,7 @@ struct sw_port_stats {
 	uint64_t mac_conflicts;
 	uint64_t mac_conflict;
 	uint64_t drop_mac_conflict;
+	uint64_t drop_no_uplink;
 	uint64_t guard_drops[GUARD__MAX];
 	uint64_t ring_drops[RING_DROP__MAX];
 };
@@ -313,8 +321,13 @@ struct sw_port_stats {
  * @tx_bytes:	their bytes
  * @tx_drop_msgsize: frames refused with EMSGSIZE
  * @tx_drop_errors: frames refused otherwise
+ * @tx_drop_no_uplink: frames for the wire while the switch had no uplink
+ *		(sw_uplink_detach(): the NIC gone), dropped
  * @tx_calls:	sendmmsg() calls
  * @socket_errors: errors the uplink socket reported (link down or gone)
+ * @attached:	1 while the switch has a socket on the uplink, 0 after
+ *		sw_uplink_detach() until the next sw_uplink_attach(): a gauge
+ * @rebinds:	sockets swapped in by sw_uplink_attach() since sw_create()
  * @rounds:	forwarding rounds
  * @sleeps:	times the loop slept in epoll_wait()
  * @commands:	control commands applied
@@ -345,8 +358,11 @@ struct sw_uplink_stats {
 	uint64_t tx_bytes;
 	uint64_t tx_drop_msgsize;
 	uint64_t tx_drop_errors;
+	uint64_t tx_drop_no_uplink;
 	uint64_t tx_calls;
 	uint64_t socket_errors;
+	uint64_t attached;
+	uint64_t rebinds;
 	uint64_t rounds;
 	uint64_t sleeps;
 	uint64_t commands;
@@ -385,6 +401,9 @@ const char *sw_drop_name(unsigned int drop);
 int sw_notify_fd(struct sw *sw);
 int sw_notes_rearm(struct sw *sw);
 int sw_mtu(struct sw *sw, uint32_t *mtu);
+int sw_set_mtu(struct sw *sw, uint32_t mtu);
+int sw_uplink_attach(struct sw *sw, int ifindex);
+int sw_uplink_detach(struct sw *sw);
 int sw_fdb_find(struct sw *sw, const uint8_t *mac, struct fdb_info *out);
 int sw_fdb_dump(struct sw *sw, struct fdb_info *out, unsigned int max,
 		unsigned int *n);

@@ -35,6 +35,13 @@ set_offload()):
    kernel segments and checksums in software when the daemon sends a GSO
    frame through AF_PACKET to a NIC that can't. MTU, speed and duplex are
    the uplink's in both modes.
+7. Only an Ethernet device can be the uplink (unusable()): partitions
+   are Ethernet stations, and the switch sends and reads Ethernet frames.
+   lo, a TUN, WireGuard, IP tunnels (their ARPHRD is not ARPHRD_ETHER)
+   are refused, at start and when a device of that name comes back.
+8. The uplink changes under a running daemon (its MTU, its features, the
+   device itself): query() again, derive() again; feature_changes() says
+   which features moved (hosting.py follows them, docs/design-notes.md).
 Note: TUN_F_USO4/USO6 exist from Linux 6.2; an older kernel answers
 TUNSETOFFLOAD with EINVAL when they are set: the partition manager then
 takes drop_uso(functions) for every partition and retries (manager.py).
@@ -92,6 +99,7 @@ class UplinkInfo:
     speed: int | None = None        # Mb/s; None when the driver doesn't say
     duplex: str | None = None       # "Full", "Half" or None
     features: dict[str, bool] = field(default_factory=dict)  # kernel feature name -> enabled
+    arphrd: int = ethtool.ARPHRD_ETHER  # link type (linux/if_arp.h ARPHRD_*): rule 7
 
 
 @dataclass(frozen=True)
@@ -206,6 +214,46 @@ def derive(uplink: UplinkInfo, mode: str = "mirror") -> PartitionFunctions:
                               tun_offloads=flags, vnet_gso=vnet_gso, rows=tuple(rows))
 
 
+# rule 7: what a link of another type is, for the one line that refuses it
+ARPHRD_NAMES = {
+    ethtool.ARPHRD_LOOPBACK: "the loopback device",
+    ethtool.ARPHRD_NONE: "a layer-3 device (TUN, WireGuard: no link-layer header)",
+    32: "an InfiniBand device",
+    512: "a PPP link",
+    768: "an IP-in-IP tunnel",
+    769: "an IPv6-in-IPv6 tunnel",
+    776: "an IPv6-in-IPv4 (sit) tunnel",
+    778: "a GRE tunnel",
+    801: "an 802.11 monitor device",
+    823: "an IPv6 GRE tunnel",
+}
+
+
+def unusable(info: UplinkInfo) -> str | None:
+    """Why @info's device cannot be the uplink (rule 7), as the end of a
+    sentence about it, or None if it can."""
+    if info.arphrd == ethtool.ARPHRD_ETHER:
+        return None
+    what = ARPHRD_NAMES.get(info.arphrd, f"a device of link type {info.arphrd}")
+    return f"{what} (ARPHRD {info.arphrd}), not an Ethernet NIC: vnetshare shares an Ethernet device"
+
+
+def check_uplink(info: UplinkInfo) -> UplinkInfo:
+    """@info, or ConfigError "uplink 'lo': the loopback device ..." (rule 7)."""
+    why = unusable(info)
+    if why is not None:
+        raise ConfigError(f"uplink {info.ifname!r}: {why}")
+    return info
+
+
+def feature_changes(before: UplinkInfo, after: UplinkInfo) -> dict[str, tuple[bool, bool]]:
+    """{feature: (was on, is on)} for each ethtool feature that differs
+    between @before and @after (rule 8); a name one side lacks is off there."""
+    names = sorted(set(before.features) | set(after.features))
+    return {n: (bool(before.features.get(n)), bool(after.features.get(n))) for n in names
+            if bool(before.features.get(n)) != bool(after.features.get(n))}
+
+
 def query(ifname: str, netns: NetnsRef = None) -> UplinkInfo:
     """Ask the kernel about uplink @ifname in @netns (None: the caller's).
 
@@ -224,6 +272,6 @@ def query(ifname: str, netns: NetnsRef = None) -> UplinkInfo:
                 raise NetnsError(errno.ENODEV, f"uplink {ifname!r} not found{label(netns)}") from None
             raise
         return UplinkInfo(ifname=ifname, mtu=f.mtu, ifindex=f.ifindex, mac=f.mac, operstate=f.operstate,
-                          speed=f.speed, duplex=f.duplex, features=f.features)
+                          speed=f.speed, duplex=f.duplex, features=f.features, arphrd=f.arphrd)
 
     return run_in(netns, ask)

@@ -41,10 +41,28 @@ The kinds, SUBJECT.WHAT, and their details:
                          time: mac, frames (in the whole episode), seconds
     uplink.down          ifname, operstate
     uplink.up            ifname, operstate
+    uplink.gone          ifname, ifindex: the device the daemon served is
+                         gone (deleted, or renamed away); frames for the
+                         wire are dropped (no_uplink) until one is back
+    uplink.rebound       ifname, old_ifindex, new_ifindex, mac, mtu,
+                         seconds (since it went): a device of that name
+                         is back and served, through a new socket
+    uplink.unusable      ifname, ifindex, reason: a device of that name is
+                         there but cannot be served (not Ethernet, its
+                         socket refused)
+    uplink.mtu           ifname, old, new, partitions ({name: MTU now},
+                         those whose TAP changed), failed ({name: why})
+    uplink.offloads      ifname, features ({name: [was on, is on]}),
+                         offloads ({"before", "after": TUN_F_* names the
+                         partitions get}), partitions (names whose TAP
+                         changed live), recreate ({name: why}: those that
+                         could not follow live: delete and create them)
     events.lost          count: only in a follower's stream, never in the
                          history or the log (rule 3)
 
-The manager emits partition.* and agent.* where it does the thing; the
+The manager emits partition.* and agent.* where it does the thing, the
+daemon the uplink's changes it followed (uplink.gone, .rebound, .unusable,
+.mtu, .offloads: hosting.py, Daemon.follow_uplink()); the
 Watcher emits what only counters and the kernel show (port.*, drops.*,
 partition.mac_conflict*, uplink.*) by comparing a Daemon.snapshot() with
 the one before, when something may have happened: the switch notified a
@@ -109,12 +127,14 @@ KINDS = (
     "agent.started", "agent.died", "agent.restarted", "agent.failed",
     "port.disconnected", "drops.started", "drops.stopped",
     "partition.mac_conflict", "partition.mac_conflict_ended",
-    "uplink.down", "uplink.up", "events.lost",
+    "uplink.down", "uplink.up", "uplink.gone", "uplink.rebound", "uplink.unusable",
+    "uplink.mtu", "uplink.offloads", "events.lost",
 )
 LEVELS = {"agent.died": logging.WARNING, "agent.failed": logging.ERROR,
           "port.disconnected": logging.ERROR, "drops.started": logging.WARNING,
           "partition.mac_conflict": logging.WARNING, "uplink.down": logging.WARNING,
-          "partition.recreate_failed": logging.ERROR, "partition.forgotten": logging.WARNING}
+          "partition.recreate_failed": logging.ERROR, "partition.forgotten": logging.WARNING,
+          "uplink.gone": logging.WARNING, "uplink.unusable": logging.ERROR}
 
 
 def make(kind: str, partition: str | None, message: str, now: float | None = None, **details: Any) -> dict:
@@ -417,6 +437,19 @@ _NLM_F_REQUEST = 1
 _IFF_UP = 0x1
 _IFF_RUNNING = 0x40  # the kernel's "operationally up" (netif_oper_up)
 _RTMGRP_LINK = 0x1
+_IFLA_IFNAME = 3
+
+
+def _link_name(data: bytes, off: int, end: int) -> str | None:
+    """IFLA_IFNAME among the attributes of a link message, from @off to @end."""
+    while off + 4 <= end:
+        n, kind = struct.unpack_from("=HH", data, off)
+        if n < 4:
+            return None
+        if kind & 0x3FFF == _IFLA_IFNAME:
+            return data[off + 4:off + n].split(b"\0", 1)[0].decode(errors="replace")
+        off += (n + 3) & ~3
+    return None
 
 
 class LinkState:
@@ -425,7 +458,9 @@ class LinkState:
     parsed by pyroute2 (0.2 ms; pyroute2's IPRoute per look costs 2 ms).
     A missing link is down, operstate "absent". A second socket, joined to
     the kernel's link notifications (RTMGRP_LINK, as `ip monitor link`),
-    says when to look (monitor_fd(), changed())."""
+    says when to look (monitor_fd(), changed()). The uplink is the link of
+    that name, whatever its index: one deleted and made again, or renamed
+    to it, is looked at (hosting.py rebinds to it)."""
 
     def __init__(self, ifname: str):
         self.ifname = ifname
@@ -445,8 +480,9 @@ class LinkState:
 
     def changed(self) -> bool:
         """Read every pending link notification: did one concern the
-        uplink (or its index is not known: maybe)? An overrun (ENOBUFS)
-        counts as yes."""
+        uplink (its index, or a link of its name: re-created, renamed to
+        it; or its index is not known: maybe)? An overrun (ENOBUFS) counts
+        as yes."""
         ours = False
         while True:
             try:
@@ -460,7 +496,8 @@ class LinkState:
             while off + 24 <= len(data):
                 length = struct.unpack_from("=L", data, off)[0]
                 index = struct.unpack_from("=i", data, off + 20)[0]  # ifinfomsg.ifi_index
-                ours = ours or self._index is None or index == self._index
+                ours = (ours or self._index is None or index == self._index
+                        or _link_name(data, off + 32, min(off + length, len(data))) == self.ifname)
                 if length < 16:
                     break
                 off += (length + 3) & ~3
@@ -468,25 +505,29 @@ class LinkState:
     def look(self) -> dict:
         from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
-        if self._index is None:
-            try:
-                self._index = socket.if_nametoindex(self.ifname)
-            except OSError:
-                return {"ifname": self.ifname, "up": False, "operstate": "absent"}
-        self._seq += 1
-        body = struct.pack("=BxHiII", socket.AF_UNSPEC, 0, self._index, 0, 0)
-        self._sock.send(struct.pack("=LHHLL", 16 + len(body), _RTM_GETLINK, _NLM_F_REQUEST,
-                                    self._seq, 0) + body)
-        while True:
-            data = self._sock.recv(65536)
-            _length, kind, _flags, seq, _pid = struct.unpack_from("=LHHLL", data)
-            if seq == self._seq:
-                break
-        if kind == _NLMSG_ERROR:
-            self._index = None  # gone, or renumbered: look it up next time
+        for _ in range(2):  # the index it had may be gone, and a new link have the name
+            if self._index is None:
+                try:
+                    self._index = socket.if_nametoindex(self.ifname)
+                except OSError:
+                    return {"ifname": self.ifname, "up": False, "operstate": "absent"}
+            self._seq += 1
+            body = struct.pack("=BxHiII", socket.AF_UNSPEC, 0, self._index, 0, 0)
+            self._sock.send(struct.pack("=LHHLL", 16 + len(body), _RTM_GETLINK, _NLM_F_REQUEST,
+                                        self._seq, 0) + body)
+            while True:
+                data = self._sock.recv(65536)
+                _length, kind, _flags, seq, _pid = struct.unpack_from("=LHHLL", data)
+                if seq == self._seq:
+                    break
+            if kind != _NLMSG_ERROR:
+                msg = ifinfmsg(data)
+                msg.decode()
+                if msg.get_attr("IFLA_IFNAME") == self.ifname:
+                    break
+            self._index = None  # gone, renamed, or renumbered: by name again
+        else:
             return {"ifname": self.ifname, "up": False, "operstate": "absent"}
-        msg = ifinfmsg(data)
-        msg.decode()
         flags = msg["flags"]
         return {"ifname": self.ifname, "up": bool(flags & _IFF_UP and flags & _IFF_RUNNING),
                 "operstate": msg.get_attr("IFLA_OPERSTATE") or "UNKNOWN"}
@@ -506,17 +547,21 @@ class Watcher:
     while a drops episode or a MAC conflict runs (to see it stop). A note
     while such looks are due anyway changes nothing, so a port that drops
     without pause costs one look an interval. Runs on the daemon's loop; a failing look is logged
-    once (until it works again) and retried every @interval."""
+    once (until it works again) and retried every @interval. @on_link is
+    called first, at once, on each kernel notification about the uplink
+    (the daemon follows the NIC: hosting.py)."""
 
     def __init__(self, events: EventLog, snapshot: Callable[[], dict],
                  link: LinkState | None = None, interval: float = WATCH_INTERVAL,
-                 notify_fd: int | None = None, rearm: Callable[[], None] | None = None):
+                 notify_fd: int | None = None, rearm: Callable[[], None] | None = None,
+                 on_link: Callable[[], None] | None = None):
         self.events = events
         self.snapshot = snapshot
         self.link = link
         self.interval = interval
         self.notify_fd = notify_fd
         self.rearm = rearm
+        self.on_link = on_link
         self.state = WatchState()
         self.prev: dict = {"partitions": {}}
         self.prev_time: float | None = None
@@ -561,6 +606,11 @@ class Watcher:
 
     def _on_link(self) -> None:
         if self.link is not None and self.link.changed():
+            if self.on_link is not None:
+                try:
+                    self.on_link()
+                except Exception:  # noqa: BLE001 - the watcher must not stop the daemon
+                    log.exception("following the uplink failed")
             self._schedule(0)
 
     def tick(self) -> list[dict]:

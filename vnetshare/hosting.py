@@ -12,6 +12,13 @@ Rules:
    RUNTIME_DIR/daemon.lock (it names the holder's PID) and one on the state
    directory itself; the control socket is made only under them, mode
    0600 (root only).
+   And one daemon per NIC, whatever its socket or state directory: an
+   flock on UPLINK_LOCK_DIR/NAME@NETNS.lock (the uplink's name, and the
+   inode of the network namespace the name is in), taken before the NIC
+   is opened; a second daemon is refused in one line naming the first's
+   PID. The name is the key because the name is what the daemon serves
+   (rule 6): a device re-created keeps it, a device renamed away is let
+   go. Only an Ethernet device is served (adapter.py rule 7).
 2. Requests are handled one at a time, in order; each answer is one JSON
    line (protocol.py). A bad request gets an error answer, never a crash,
    and leaves the daemon as it was. A streaming op (capture, events
@@ -26,6 +33,14 @@ Rules:
    event log, the control socket and the watchers. asyncio and events.py
    are imported then, not with this module; a signal that arrives before
    the loop runs is kept and acted on as the loop starts.
+6. The daemon serves the device named --uplink, whatever its index, and
+   follows it (follow_uplink(), on each kernel notification about it):
+   gone (deleted, renamed away): the switch lets go of its socket, frames
+   for the wire are dropped and counted (no_uplink), an event; back (a new
+   device of the name: a new ifindex): a new socket swapped in through the
+   switch's command queue, the functions queried again, an event; its MTU
+   or features changed: the switch's MTU, the partitions' TAPs (manager.py
+   rule 9) and new partitions follow, an event says what changed.
 """
 from __future__ import annotations
 
@@ -46,6 +61,7 @@ from . import adapter, agent
 from .core import config, protocol, state as statefile
 from .core.errors import ConfigError, VnetshareError
 from .linux import netns
+from .linux.netns import NetnsError
 from .manager import PartitionManager, function_rows
 
 if TYPE_CHECKING:  # imported when the loop starts (rule 5)
@@ -106,6 +122,10 @@ class Daemon:
         self.watcher = None
         self._lock_fd = -1
         self._state_dir_fd = -1
+        self._uplink_lock_fd = -1
+        self._gone: tuple[int, float] | None = None  # (ifindex, monotonic time) the NIC went
+        self._unusable: int | None = None  # the ifindex an uplink.unusable was emitted for
+        self._follow_retry: asyncio.TimerHandle | None = None  # follow_uplink() failed: again then
         self.started = time.time()
         self.exporter = None  # metrics.Exporter while --metrics serves /metrics
         # capture id -> (partition, the reason it must end: set once, then its stream ends)
@@ -138,6 +158,27 @@ class Daemon:
         # where adopted namespaces are pinned (manager.create): its own mount
         netns.share_dir(self.cfg.pin_dir)
 
+    def _uplink_lock_path(self) -> str:
+        ns = os.stat("/proc/thread-self/ns/net").st_ino
+        return os.path.join(self.cfg.uplink_lock_dir, f"{self.cfg.uplink}@{ns}.lock")
+
+    def _lock_uplink(self) -> None:
+        """Rule 1: one daemon per NIC; the lock says whose (PID, socket)."""
+        os.makedirs(self.cfg.uplink_lock_dir, mode=0o755, exist_ok=True)
+        fd = os.open(self._uplink_lock_path(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid, _, sock = os.pread(fd, 4096, 0).decode(errors="replace").partition("\n")
+            os.close(fd)
+            raise DaemonStartError(
+                f"uplink {self.cfg.uplink}: another daemon (pid {pid.strip() or '?'}"
+                + (f", control socket {sock.strip()}" if sock.strip() else "")
+                + ") already serves it; one daemon per NIC") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n{self.cfg.socket}\n".encode(), 0)
+        self._uplink_lock_fd = fd
+
     def _start_metrics(self) -> None:
         """--metrics: bind and serve /metrics first, so an address in use
         fails the start with nothing made to undo; until the loop serves,
@@ -160,10 +201,12 @@ class Daemon:
             await self.loop.run_in_executor(None, self.exporter.close)
 
     def _unlock(self) -> None:
-        if self._lock_fd >= 0:
-            os.ftruncate(self._lock_fd, 0)
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+        for attr in ("_uplink_lock_fd", "_lock_fd"):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                os.ftruncate(fd, 0)
+                os.close(fd)
+                setattr(self, attr, -1)
         if self._state_dir_fd >= 0:
             os.close(self._state_dir_fd)
             self._state_dir_fd = -1
@@ -172,7 +215,7 @@ class Daemon:
         from .dataplane.switch import Switch
 
         try:
-            self.info = adapter.query(self.cfg.uplink)
+            self.info = adapter.check_uplink(adapter.query(self.cfg.uplink))
         except (ConfigError, OSError) as e:
             raise DaemonStartError(str(e)) from None
         self.functions = adapter.derive(self.info, self.cfg.offloads)
@@ -184,6 +227,105 @@ class Daemon:
                  "coalescing %s", self.cfg.uplink, self.info.mtu, self.info.speed or "?",
                  ",".join(adapter.offload_names(self.functions.tun_offloads)) or "none", self.cfg.offloads,
                  f"adaptive, up to {self.cfg.coalesce_usecs} us" if self.cfg.coalesce_usecs else "off")
+
+    # -- the NIC changes (rule 6) ----------------------------------------
+    def follow_uplink(self) -> None:
+        """Serve the device named --uplink as it is now (rule 6): called on
+        each kernel notification about it (events.Watcher's on_link), and
+        once as the loop starts. Idempotent: it compares what the kernel
+        says with what the switch serves, and acts on the difference."""
+        name = self.cfg.uplink
+        try:
+            info = adapter.query(name)
+        except NetnsError as e:
+            if e.errno != errno.ENODEV:
+                raise
+            info = None
+        served = self.switch.ifindex
+        if served is not None and (info is None or info.ifindex != served):
+            self.switch.detach_uplink()
+            self._gone = (served, time.monotonic())
+            self._emit("uplink.gone", None, f"uplink {name} (ifindex {served}) is gone: frames for the "
+                       f"wire are dropped (no_uplink) until a device named {name} is back",
+                       ifname=name, ifindex=served)
+        if info is None or (self.switch.ifindex is None and not self._rebind(info)):
+            return
+        before, self.info = self.info, info
+        self._follow_functions(before, info)
+
+    def _rebind(self, info: adapter.UplinkInfo) -> bool:
+        """A device named --uplink is back: a new socket on it, swapped
+        into the switch (rule 6); False (and one event per device) if it
+        cannot be served."""
+        name = self.cfg.uplink
+        why = adapter.unusable(info)
+        if why is None:
+            try:
+                self.switch.attach_uplink(info.ifindex)
+            except OSError as e:
+                why = f"its socket: {e.strerror or e}"
+        if why is not None:
+            if self._unusable != info.ifindex:
+                self._unusable = info.ifindex
+                self._emit("uplink.unusable", None, f"uplink {name} (ifindex {info.ifindex}): not served: {why}",
+                           ifname=name, ifindex=info.ifindex, reason=why)
+            return False
+        self._unusable = None
+        old, since = self._gone or (None, None)
+        self._gone = None
+        seconds = None if since is None else round(time.monotonic() - since, 3)
+        self.manager.uplink_mac = info.mac.lower() if info.mac else None
+        self._emit("uplink.rebound", None, f"uplink {name}: served again, through ifindex {info.ifindex} "
+                   f"(was {old})" + (f", {seconds:.3f} s after it went" if seconds is not None else ""),
+                   ifname=name, old_ifindex=old, new_ifindex=info.ifindex, mac=info.mac, mtu=info.mtu,
+                   seconds=seconds)
+        return True
+
+    def _follow_functions(self, before: adapter.UplinkInfo, info: adapter.UplinkInfo) -> None:
+        """The uplink's MTU and features as @info says, where they were as
+        @before said: the switch, the partitions, new partitions follow."""
+        name = self.cfg.uplink
+        if info.mtu != before.mtu:
+            try:
+                self.switch.set_mtu(info.mtu)
+            except (ConfigError, OSError) as e:
+                log.warning("uplink %s: the switch keeps MTU %d: %s", name, self.switch.mtu, e)
+            changed, failed = self.manager.follow_mtu(info.mtu)
+            what = ", ".join(f"{n} {m}" for n, m in changed.items())
+            self._emit("uplink.mtu", None, f"uplink {name}: MTU {before.mtu} -> {info.mtu}; "
+                       + (f"partitions' MTU now: {what}" if what else "no partition's MTU changed")
+                       + "".join(f"; {n} refused: {why}" for n, why in failed.items()),
+                       ifname=name, old=before.mtu, new=info.mtu, partitions=changed, failed=failed)
+        features = adapter.feature_changes(before, info)
+        flags = self.manager.functions.tun_offloads
+        changed, recreate = self.manager.follow_functions(adapter.derive(info, self.cfg.offloads))
+        self.functions = self.manager.functions
+        if not features:
+            return
+        after = self.functions.tun_offloads
+        offloads = {"before": adapter.offload_names(flags), "after": adapter.offload_names(after)}
+        moved = ", ".join(f"{n} {'on' if on else 'off'}" for n, (_was, on) in features.items())
+        if after == flags:
+            effect = "partitions' offloads unchanged"
+        else:
+            effect = (f"partitions' offloads {'|'.join(offloads['before']) or 'none'} -> "
+                      f"{'|'.join(offloads['after']) or 'none'}, {len(changed)} partition(s) changed live"
+                      + (f"; re-create {', '.join(recreate)} to follow ({'; '.join(recreate.values())})"
+                         if recreate else ""))
+        self._emit("uplink.offloads", None, f"uplink {name}: features changed: {moved}; {effect}",
+                   ifname=name, features={n: list(v) for n, v in features.items()}, offloads=offloads,
+                   partitions=changed, recreate=recreate)
+
+    def _follow_soon(self) -> None:
+        """follow_uplink(), retried every second while it fails."""
+        if self._follow_retry is not None:
+            self._follow_retry.cancel()
+            self._follow_retry = None
+        try:
+            self.follow_uplink()
+        except Exception as e:  # noqa: BLE001 - the daemon goes on serving what it has
+            log.warning("uplink %s: following it failed: %s (retrying in 1 s)", self.cfg.uplink, e)
+            self._follow_retry = self.loop.call_later(1.0, self._follow_soon)
 
     def _check_agents(self) -> None:
         """The agent can run and its uids can be had (agent.py rules 1
@@ -422,7 +564,8 @@ class Daemon:
         if op == "adapter":
             return protocol.ok(
                 uplink={"ifname": self.info.ifname, "mtu": self.info.mtu, "speed": self.info.speed,
-                        "duplex": self.info.duplex, "mac": self.info.mac, "features": self.info.features},
+                        "duplex": self.info.duplex, "mac": self.info.mac, "features": self.info.features,
+                        "ifindex": self.switch.ifindex},
                 mode=self.cfg.offloads, functions=function_rows(m.functions))
         if op == "stats":
             return protocol.ok(**self.snapshot())
@@ -478,6 +621,14 @@ class Daemon:
         except BaseException:
             self.manager.shutdown()
             raise
+        # the uplink's MTU may have changed while no daemon ran (rule 6)
+        changed, failed = self.manager.follow_mtu(self.functions.mtu)
+        if changed or failed:
+            self._emit("uplink.mtu", None, f"uplink {self.cfg.uplink}: MTU {self.functions.mtu}; partitions' "
+                       f"MTU now: {', '.join(f'{n} {m}' for n, m in changed.items()) or 'unchanged'}"
+                       + "".join(f"; {n} refused: {why}" for n, why in failed.items()),
+                       ifname=self.cfg.uplink, old=None, new=self.functions.mtu, partitions=changed,
+                       failed=failed)
 
     async def _main(self) -> None:
         import asyncio
@@ -517,12 +668,16 @@ class Daemon:
             self._on_signal(self._early_signal)
         try:
             self.watcher = events.Watcher(self.events, self.snapshot, events.LinkState(self.cfg.uplink),
-                                          notify_fd=self.switch.notify_fd(), rearm=self.switch.rearm_notes)
+                                          notify_fd=self.switch.notify_fd(), rearm=self.switch.rearm_notes,
+                                          on_link=self._follow_soon)
             self.watcher.start(self.loop)
+            self._follow_soon()  # what changed between the start and the watcher's first look
             await self.stop_event.wait()
         finally:
             if self.watcher is not None:
                 self.watcher.stop()
+            if self._follow_retry is not None:
+                self._follow_retry.cancel()
             await self.events.end_followers()  # before the server waits for its connections
             await self._end_all_captures()
             server.close()
@@ -555,6 +710,7 @@ class Daemon:
         self._check_agents()
         self._lock()
         try:
+            self._lock_uplink()
             self._start_metrics()
             self._open_uplink()
             try:

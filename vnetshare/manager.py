@@ -41,6 +41,13 @@ Rules:
    again) with a partition.recreate_failed event. One whose namespace was
    adopted (--netns, CNI) is forgotten, its pin removed, with a
    partition.forgotten event: its runtime makes a new one and adds it again.
+9. Partitions follow their uplink: a record's mtu_given is the MTU it was
+   created with (None: the uplink's); its TAP has mtu_for() of it under
+   the uplink's MTU now, lowered with the uplink and raised back up to
+   mtu_given (follow_mtu()), at start, at re-creation and whenever the
+   NIC's MTU changes; changed offloads are set on each TAP live
+   (TUNSETOFFLOAD), and a TAP that refuses is named as needing a re-create
+   (follow_functions()).
 """
 from __future__ import annotations
 
@@ -179,6 +186,7 @@ class PartitionManager:
         # lifecycle events (and their log lines) of what happens here
         self._event = on_event or (lambda kind, partition, message, **details: None)
         self.stopping = False
+        self.no_uso = False  # the kernel refused TUN_F_USO4/6: never offered again (_open_tap)
         self.uids = UidPool(*cfg.agent_uids, cfg.agent_uid_dir)
         self.unserved: dict[str, str] = {}  # records kept whose re-creation failed: why (rule 8)
 
@@ -202,6 +210,7 @@ class PartitionManager:
                 raise
         log.warning("the kernel refuses TUN_F_USO4/6 (before Linux 6.2): partitions get no UDP segmentation")
         self.functions = adapter.drop_uso(self.functions)
+        self.no_uso = True
         return open_tap(ifname, ns_path, mac=mac, offloads=self.functions.tun_offloads, persist=True)
 
     def _policy(self, rec: statefile.PartitionState):
@@ -393,7 +402,7 @@ class PartitionManager:
                 name=name, netns="", netns_created=not adopted, ifname=ifname, mac=mac,
                 mtu=mtu, ips=list(ips), gateway=gateway, routes=list(routes), ring_size=self.cfg.ring_size,
                 netns_source=adopted or None, labels=dict(args.get("labels") or {}), agent_uid=agent_uid,
-                **policy_args,
+                mtu_given=args.get("mtu") or None, **policy_args,
             )
             part = self._make(rec, undo)
             self.state.partitions[name] = rec
@@ -522,6 +531,61 @@ class PartitionManager:
                     fields=sorted(changes), values=shown)
         return self.describe(name)
 
+    # -- the uplink changed (rule 9) ----------------------------------------
+    @staticmethod
+    def mtu_for(rec: statefile.PartitionState, uplink_mtu: int) -> int:
+        """The MTU @rec's TAP has under an uplink of @uplink_mtu (rule 9)."""
+        return uplink_mtu if rec.mtu_given is None else min(rec.mtu_given, uplink_mtu)
+
+    def follow_mtu(self, uplink_mtu: int) -> tuple[dict[str, int], dict[str, str]]:
+        """Every served partition's TAP to mtu_for() the uplink's new MTU;
+        ({name: its MTU now} for those changed, {name: why} for those whose
+        TAP refused). The records change with their TAPs (rule 2)."""
+        changed: dict[str, int] = {}
+        failed: dict[str, str] = {}
+        for name in sorted(self.parts):
+            rec = self.parts[name].rec
+            mtu = self.mtu_for(rec, uplink_mtu)
+            if mtu == rec.mtu:
+                continue
+            try:
+                netns.link_set(rec.ifname, rec.netns, mtu=mtu)
+            except OSError as e:
+                failed[name] = str(e.strerror or e)
+                continue
+            rec.mtu = mtu
+            changed[name] = mtu
+        if changed:
+            self._save(*changed)
+        return changed, failed
+
+    def follow_functions(self, functions: adapter.PartitionFunctions) -> tuple[list[str], dict[str, str]]:
+        """The uplink's functions changed: new partitions get @functions;
+        served ones whose TAP offloads differ get them live (TUNSETOFFLOAD on
+        the TAP descriptor the daemon holds). ([names changed], {name: why
+        it could not follow live: a re-create is needed})."""
+        from .dataplane.tap import set_offload
+
+        if self.no_uso:
+            functions = adapter.drop_uso(functions)
+        before, self.functions = self.functions.tun_offloads, functions
+        if functions.tun_offloads == before:
+            return [], {}
+        changed: list[str] = []
+        recreate: dict[str, str] = {}
+        for name in sorted(self.parts):
+            part = self.parts[name]
+            if part.tap_fd < 0:
+                recreate[name] = "the daemon holds no descriptor of its TAP"
+                continue
+            try:
+                set_offload(part.tap_fd, functions.tun_offloads)
+            except OSError as e:
+                recreate[name] = f"TUNSETOFFLOAD: {e.strerror or e}"
+                continue
+            changed.append(name)
+        return changed, recreate
+
     # -- adopt -----------------------------------------------------------
     def adopt_all(self, rebooted: bool = False) -> None:
         """Serve again every partition the state file records (daemon restart).
@@ -605,8 +669,7 @@ class PartitionManager:
         went with an event; a failure keeps the record, unserved."""
         name = rec.name
         try:
-            if rec.mtu > self.functions.mtu:
-                raise PartitionError("EINVAL", f"MTU {rec.mtu}: above the uplink's MTU {self.functions.mtu}")
+            rec.mtu = self.mtu_for(rec, self.functions.mtu)   # rule 9: the uplink may have changed
             self._check_identity(name, rec.mac, rec.ips, rec.vlan)
             rec.ring_size = rec.ring_size or self.cfg.ring_size
             with Undo() as undo:

@@ -682,3 +682,48 @@ def test_the_switch_learns_the_wires_stations_and_refuses_their_mac_to_a_port(la
     assert net.sw.fdb_find(a.mac) is None
     up = net.sw.uplink_stats()
     assert up["fdb_entries"] == len(listed) and up["fdb_learned"] >= 1 and up["fdb_evicted"] == 0
+
+
+def test_the_uplink_swapped_while_running_the_nic_gone_and_recreated(net, lab):
+    """The NIC deleted: detach_uplink(), frames for the wire dropped and
+    counted, never blocking; a new NIC of the same name (a new ifindex):
+    attach_uplink() through the command queue, and the LAN is reached again
+    by both partitions (their MACs' memberships moved to the new socket);
+    the uplink's counters only grow across the swap."""
+    a, b = net.parts
+    assert ping(a.ns, LAN4, count=1)[1] == 1 and ping(b.ns, LAN4, count=1)[1] == 1
+    before = net.sw.uplink_stats()
+    assert before["attached"] == 1 and before["rebinds"] == 0 and before["tx_frames"] >= 2
+    old = net.sw.ifindex
+    netns.delete_link(net.uplink)  # and lan0 with it: the LAN host's MAC stays LAN_MAC below
+    net.sw.detach_uplink()
+    assert net.sw.ifindex is None and net.sw.uplink_stats()["attached"] == 0
+    assert ping(a.ns, LAN4, count=3, interval=0.05, wait=0.3)[1] == 0
+    assert ping(a.ns, "10.9.0.2", count=1)[1] == 1  # the partitions still reach each other
+    st = net.sw.port_stats(1)
+    assert st["drops"]["no_uplink"] >= 3 and net.sw.uplink_stats()["drops"]["tx_no_uplink"] >= 3, st
+    lab.veth(net.uplink, "lan0", net.lan)
+    netns.link_set("lan0", net.lan, mac=LAN_MAC)
+    netns.add_address("lan0", f"{LAN4}/24", net.lan)
+    netns.link_set(net.uplink, up=True)
+    new = netns.link(net.uplink).index
+    assert new != old
+    net.sw.attach_uplink(net.uplink)
+    assert net.sw.ifindex == new
+    assert wait_for(lambda: ping(a.ns, LAN4, count=1, wait=0.5)[1] == 1, timeout=10)
+    assert ping(b.ns, LAN4, count=2)[1] == 2  # b's unicast membership is on the new socket too
+    after = net.sw.uplink_stats()
+    assert after["attached"] == 1 and after["rebinds"] == 1
+    assert after["tx_frames"] > before["tx_frames"] and after["tx_calls"] >= before["tx_calls"]
+    with pytest.raises(OSError) as e:
+        net.sw.attach_uplink(10 ** 6)  # no such device: the switch keeps the one it has
+    assert e.value.errno == 19
+    assert net.sw.ifindex == new and ping(a.ns, LAN4, count=1)[1] == 1
+    net.sw.set_mtu(1400)
+    assert net.sw.mtu == 1400
+    assert ping(a.ns, LAN4, count=1, size=1400 - 28)[1] == 1
+    assert ping(a.ns, LAN4, count=1, size=1401 - 28, wait=0.5)[1] == 0
+    assert net.sw.port_stats(1)["drops"]["mtu"] >= 1
+    with pytest.raises(ConfigError, match="mtu 67"):
+        net.sw.set_mtu(67)
+    assert net.sw.running

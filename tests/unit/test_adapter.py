@@ -144,3 +144,32 @@ def test_drop_uso_for_a_kernel_before_6_2():
 def test_rows_are_complete_and_ordered():
     assert [r.function for r in derive(uplink()).rows] == [
         "mtu", "speed", "duplex", "csum", "tso4", "tso6", "tso_ecn", "uso4", "uso6", "vnet_gso"]
+
+
+@pytest.mark.parametrize("arphrd, words", [
+    (772, "the loopback device (ARPHRD 772), not an Ethernet NIC"),
+    (0xFFFE, "a layer-3 device (TUN, WireGuard: no link-layer header) (ARPHRD 65534)"),
+    (778, "a GRE tunnel (ARPHRD 778)"),
+    (4242, "a device of link type 4242 (ARPHRD 4242)"),
+])
+def test_only_an_ethernet_device_can_be_the_uplink(arphrd, words):
+    info = UplinkInfo(ifname="x0", mtu=1500, arphrd=arphrd)
+    assert words in a.unusable(info)
+    with pytest.raises(ConfigError) as e:
+        a.check_uplink(info)
+    assert str(e.value).startswith("uplink 'x0': ") and words in str(e.value) and "\n" not in str(e.value)
+    ether = UplinkInfo(ifname="x0", mtu=1500)
+    assert a.unusable(ether) is None and a.check_uplink(ether) is ether
+
+
+def test_feature_changes_name_what_moved_both_ways():
+    before = uplink(rx_gro=False)
+    after = uplink(tx_tcp_segmentation=False, rx_gro=True)
+    del after.features["tx-udp-segmentation"]  # a feature the new device does not list: off
+    after.features["rx-gro-list"] = True       # and one only the new device lists
+    assert a.feature_changes(before, after) == {
+        "rx-gro": (False, True), "rx-gro-list": (False, True), "tx-tcp-segmentation": (True, False),
+        "tx-udp-segmentation": (True, False)}
+    assert a.feature_changes(before, before) == {}
+    # what the partitions get follows from derive() on the new facts
+    assert not derive(after).tun_offloads & a.TUN_F_TSO4 and derive(before).tun_offloads & a.TUN_F_TSO4

@@ -492,3 +492,20 @@ def test_watch_json_and_ctrl_c(monkeypatch):
     def interrupted(s):
         raise KeyboardInterrupt
     assert live.watch("/x", 1.0, None, out=io.StringIO(), clock=lambda: d.now, sleep=interrupted) == 0
+
+
+def test_a_link_notifications_name_is_read_from_its_attributes():
+    """events.LinkState.changed() knows a link of the uplink's name by
+    IFLA_IFNAME, whatever its index (a NIC re-created or renamed to it)."""
+    import struct
+
+    from vnetshare.events import _link_name
+
+    def attr(kind, payload):
+        n = 4 + len(payload)
+        return struct.pack("=HH", n, kind) + payload + bytes((-n) % 4)
+
+    attrs = attr(4, struct.pack("=I", 1500)) + attr(3, b"vsu0\0") + attr(16, b"\x06")
+    assert _link_name(attrs, 0, len(attrs)) == "vsu0"
+    assert _link_name(attrs[:8], 0, 8) is None
+    assert _link_name(attrs, 0, 3) is None

@@ -270,3 +270,22 @@ def test_migrate_moves_a_state_and_never_overwrites_one(tmp_path):
     st.save(str(old), State(uplink="eth9"))
     assert st.migrate(str(old), str(new)) is None  # the state dir's is the state
     assert st.load(str(new)) == sample() and st.load(str(old)) == State(uplink="eth9")
+
+
+def test_the_mtu_given_is_kept_and_an_older_record_keeps_its_own(tmp_path):
+    """mtu_given None: the partition follows the uplink's MTU (manager.py
+    rule 9); a record from before the field: its MTU was its own choice."""
+    s = sample()
+    s.partitions["web"].mtu_given = None
+    s.partitions["ctr"].mtu_given = 1400
+    s.partitions["ctr"].mtu = 1400
+    path = str(tmp_path / "state.json")
+    st.save(path, s)
+    again = st.load(path)
+    assert again.partitions["web"].mtu_given is None and again.partitions["ctr"].mtu_given == 1400
+    old = tmp_path / "old" / "state.json"
+    old.parent.mkdir()
+    old.write_text(json.dumps({"version": 1, "partitions": {"a": {
+        "name": "a", "netns": "/run/netns/a", "netns_created": True, "ifname": "eth0",
+        "mac": "02:00:00:00:00:01", "mtu": 1500}}}))
+    assert st.load(str(old)).partitions["a"].mtu_given == 1500

@@ -90,6 +90,12 @@ AGENT_UIDS_DEFAULT = (0x70000000, 0x7000FFFF)   # 1879048192-1879113727
 AGENT_UID_MAX = (1 << 31) - 1
 AGENT_UID_SPECIAL = {65534: "nobody", 65535: "16-bit (uid_t) -1"}
 AGENT_UID_DIR = os.path.join(RUN_DIR, "agent-uids")  # one lock file per uid in use, host-wide
+# One daemon per NIC: a lock file per uplink name (and network namespace),
+# host-wide, whatever a daemon's socket and state directory (hosting.py)
+UPLINK_LOCK_DIR = os.path.join(RUN_DIR, "uplinks")
+# `vnetshare lab`: its own socket and state, beside a real deployment's
+LAB_RUN_DIR = "/run/vnetshare-lab"
+LAB_SOCKET = os.path.join(LAB_RUN_DIR, "control.sock")
 # Rate limits: the default burst is what the rate gives in a window, but at
 # least one 64 KiB GSO frame (bits) or BURST_PKTS_MIN packets. Transmit is
 # shaped (frames wait), so 10 ms is enough; receive is policed (frames are
@@ -740,6 +746,7 @@ class DaemonConfig:
     direct_share: int = DIRECT_SHARE_DEFAULT  # % of a core a partition's direct writes may take; 0: off
     agent_uids: tuple[int, int] = AGENT_UIDS_DEFAULT  # (FIRST, LAST): each agent its own uid and gid
     agent_uid_dir: str = AGENT_UID_DIR  # their lock files, shared by every daemon of the host
+    uplink_lock_dir: str = UPLINK_LOCK_DIR  # one lock per uplink, shared by every daemon of the host
     fdb_age: int = FDB_AGE_DEFAULT  # seconds a station learned on the wire is remembered
     mac_conflict: str = "yield"  # MAC_CONFLICT_MODES: who gets a MAC a partition and the wire both use
 

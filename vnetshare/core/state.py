@@ -73,7 +73,7 @@ class PartitionState:
     netns_created: bool         # True: vnetshare made the netns and deletes it; False: adopted
     ifname: str                 # the TAP inside the netns
     mac: str
-    mtu: int
+    mtu: int                    # its TAP's MTU now
     ips: list[str] = field(default_factory=list)
     gateway: str | None = None
     routes: list[str] = field(default_factory=list)  # config.route(): "DST [via GW]"
@@ -94,6 +94,10 @@ class PartitionState:
     # adopted namespaces: the path given (--netns, CNI_NETNS); `netns` pins it
     netns_source: str | None = None
     labels: dict[str, str] = field(default_factory=dict)  # config.labels()
+    # the MTU `partition create --mtu` asked for; None: the uplink's. The
+    # TAP's (mtu) follows the uplink's down, and back up to this (hosting.py,
+    # Daemon.follow_uplink()). A record from before it keeps its mtu.
+    mtu_given: int | None = None
 
 
 @dataclass
@@ -129,6 +133,7 @@ _PART_TYPES: dict[str, tuple[type, ...]] = {
     "rx_limit": (dict,),
     "netns_source": (str, type(None)),
     "labels": (dict,),
+    "mtu_given": (int, type(None)),
 }
 _RATE_FIELDS = ("bits_per_sec", "bits_burst", "pkts_per_sec", "pkts_burst")
 _PART_REQUIRED = ("name", "netns", "netns_created", "ifname", "mac", "mtu")
@@ -155,6 +160,7 @@ def _partition(key: str, raw: Any) -> PartitionState:
             values[name] = raw[name]
     if values["name"] != key:
         raise ValueError(f"{where}: recorded under another name ({values['name']!r})")
+    values.setdefault("mtu_given", values["mtu"])  # an older record: its MTU is its own
     if values.get("agent_uid") is not None and not 1 <= values["agent_uid"] <= AGENT_UID_MAX:
         raise ValueError(f"{where}: 'agent_uid' {values['agent_uid']} is not 1 to {AGENT_UID_MAX}")
     for name in ("ips", "allow_ips", "routes"):

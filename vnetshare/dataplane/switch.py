@@ -24,6 +24,11 @@ Rules:
 6. The switch learns the stations of the wire (native/fdb.h); fdb_find()
    and fdb() read that table through the command queue, like the counters.
    add_port() does not: whoever gives a port its MAC asks fdb_find() first.
+7. The uplink's socket can be swapped while the loop runs (attach_uplink():
+   the NIC re-created, another ifindex) or let go (detach_uplink(): the NIC
+   gone; frames for the wire are then dropped, counted as no_uplink), and
+   the guard's MTU changed (set_mtu()), each through the command queue.
+   .ifindex is the uplink it serves, None while it has none.
 """
 from __future__ import annotations
 
@@ -226,7 +231,7 @@ class Switch(NativeLoop):
         check(lib.sw_create(out, ifindex, cfg), f"sw_create on uplink {uplink}")
         self._sw = out[0]
         self.max_ports = max_ports or PORTS_DEFAULT
-        self.ifindex = ifindex
+        self.ifindex: int | None = ifindex
         if coalesce_usecs is not None:
             rc = lib.sw_set_coalesce(self._sw, coalesce_usecs)
             if rc < 0:
@@ -393,6 +398,29 @@ class Switch(NativeLoop):
             if n[0] <= room:
                 return [_station(out + i) for i in range(n[0])]
             room = n[0] + 64
+
+    # the uplink (rule 7) ---------------------------------------------------------
+    def attach_uplink(self, uplink: str | int) -> None:
+        """Serve the wire through a new socket on @uplink (a name or an
+        index, in this thread's namespace), in place of the one it has, if
+        any; the old one is closed once the switch let go of it."""
+        ifindex = socket.if_nametoindex(uplink) if isinstance(uplink, str) else int(uplink)
+        check(lib.sw_uplink_attach(self.handle, ifindex), f"attach uplink {uplink}")
+        self.ifindex = ifindex
+
+    def detach_uplink(self) -> None:
+        """Let go of the uplink (its NIC is gone): frames for the wire are
+        dropped and counted until attach_uplink()."""
+        check(lib.sw_uplink_detach(self.handle), "detach uplink")
+        self.ifindex = None
+
+    def set_mtu(self, mtu: int) -> None:
+        """The MTU the guard holds partitions' non-GSO frames to, from the
+        next round on (the uplink's changed)."""
+        _uint("mtu", mtu, lib.RING_FRAME_MAX - lib.RING_ETH_HLEN)
+        if mtu < lib.SW_MTU_MIN:
+            raise ConfigError(f"mtu {mtu}: must be at least {lib.SW_MTU_MIN}")
+        check(lib.sw_set_mtu(self.handle, mtu), f"set MTU {mtu}")
 
     @property
     def mtu(self) -> int:

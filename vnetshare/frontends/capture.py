@@ -36,7 +36,7 @@ import time
 from typing import BinaryIO
 
 from ..core import config
-from .client import Stream, socket_path
+from .client import Stream, daemon_socket
 
 LINKTYPE_ETHERNET = 1
 DROP_COMMENT = "vnetshare-drop: "
@@ -201,7 +201,7 @@ def main(args) -> int:
     from ..dataplane.ring import CONSUMER, Ring, RingEnd
     from ..dataplane.switch import read_capture
 
-    path = socket_path(args.socket)
+    path = daemon_socket(args.socket)
     out_file: BinaryIO | None = None
     if args.write == "-":
         out_file = sys.stdout.buffer

@@ -30,7 +30,7 @@ import os
 import sys
 
 from ..core import config
-from .client import call, socket_path
+from .client import call, daemon_socket, socket_path
 from ..core.errors import ConfigError, VnetshareError
 
 
@@ -266,7 +266,8 @@ def _print_show(p: dict) -> None:
     source = f" (adopted: {p['netns_source']})" if p.get("netns_source") else (
         " (adopted)" if p.get("adopted") else "")
     print(f"  netns     {p['netns']}{source}")
-    print(f"  device    {p['ifname']}  mac {p['mac']}  mtu {p['mtu']}")
+    print(f"  device    {p['ifname']}  mac {p['mac']}  mtu {p['mtu']}"
+          + (" (the uplink's)" if p.get("mtu_given", p["mtu"]) is None else ""))
     for ip in p["ips"]:
         print(f"  address   {ip}")
     if p.get("gateway"):
@@ -302,7 +303,9 @@ def _print_show(p: dict) -> None:
 def _print_adapter(ans: dict) -> None:
     up = ans["uplink"]
     print(f"uplink {up['ifname']}: mtu {up['mtu']}, speed {up.get('speed') or '?'}, "
-          f"duplex {up.get('duplex') or '?'}, mode {ans['mode']}")
+          f"duplex {up.get('duplex') or '?'}, mode {ans['mode']}"
+          + (" (gone: not served until a device of that name is back)"
+             if "ifindex" in up and up["ifindex"] is None else ""))
     rows = [[f["function"], str(f["value"]), f["source"], str(f["source_value"])] for f in ans["functions"]]
     print(_table(rows, ["PARTITION FUNCTION", "VALUE", "UPLINK FEATURE", "UPLINK VALUE"]))
 
@@ -326,7 +329,7 @@ def _print_stats(ans: dict) -> None:
 # -- commands -------------------------------------------------------------
 
 def _client(args, op: str, **fields) -> dict:
-    return call(socket_path(args.socket), op, **fields)
+    return call(daemon_socket(args.socket), op, **fields)
 
 
 def cmd_partition(args) -> int:
@@ -373,7 +376,7 @@ def cmd_adapter(args) -> int:
 def cmd_stats(args) -> int:
     live = _others()[2]
     if args.watch is not None:
-        return live.watch(socket_path(args.socket), args.watch, args.count, as_json=args.json)
+        return live.watch(daemon_socket(args.socket), args.watch, args.count, as_json=args.json)
     if args.count is not None:
         args.parser.error(f"-n/--count {args.count}: needs --watch")
     ans = _client(args, "stats")
@@ -398,17 +401,18 @@ def cmd_daemon(args) -> int:
 def cmd_verify(args) -> int:
     from . import verify
 
-    return verify.main(socket_path(args.socket), as_json=args.json, sender_allow_ips=args.sender_allow_ip)
+    return verify.main(daemon_socket(args.socket), as_json=args.json, sender_allow_ips=args.sender_allow_ip)
 
 
 def cmd_lab(args) -> int:
     from . import lab
 
+    sock = args.socket or lab.SOCKET  # its own, beside a deployment's (lab.py rule 4)
     if args.lcmd == "up":
-        return lab.up(socket_path(args.socket))
+        return lab.up(sock)
     if args.lcmd == "down":
-        return lab.down(socket_path(args.socket))
-    return lab.demo(socket_path(args.socket), seconds=args.seconds, as_json=args.json)
+        return lab.down(sock)
+    return lab.demo(sock, seconds=args.seconds, as_json=args.json)
 
 
 def _others():

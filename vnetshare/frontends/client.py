@@ -8,6 +8,11 @@ Rules:
    closes.
 2. Every failure to reach the daemon becomes a DaemonUnreachable that says
    where it looked and how to start one; nothing here prints.
+3. A command finds its daemon at daemon_socket(): --socket, else
+   $VNETSHARE_SOCKET, else the default socket; but with neither given, if
+   nothing is at the default and the lab's socket (`vnetshare lab up`) is
+   there, the lab's. A daemon listens where socket_path() says, never
+   where the fallback would lead.
 """
 from __future__ import annotations
 
@@ -19,13 +24,26 @@ from ..core import config, protocol
 from ..core.errors import VnetshareError
 
 DEFAULT_SOCKET = config.DEFAULT_SOCKET
+LAB_SOCKET = config.LAB_SOCKET
 TIMEOUT = 30.0  # partition create waits for netlink and an agent start
 ANSWER_MAX = 64 << 20  # an answer (stats of every partition) may be far longer than a request
 
 
 def socket_path(arg: str | None = None) -> str:
-    """--socket, else $VNETSHARE_SOCKET, else the default."""
+    """--socket, else $VNETSHARE_SOCKET, else the default: where a daemon listens."""
     return arg or os.environ.get("VNETSHARE_SOCKET") or DEFAULT_SOCKET
+
+
+def daemon_socket(arg: str | None = None) -> str:
+    """Where a command finds its daemon (rule 3): socket_path(@arg), or the
+    lab's socket when neither --socket nor $VNETSHARE_SOCKET is given, no
+    socket is at the default and the lab's is: `vnetshare partition list`
+    after `vnetshare lab up` reaches the lab's daemon, and a deployment's
+    daemon, when it runs, is always the one found."""
+    path = socket_path(arg)
+    if arg or os.environ.get("VNETSHARE_SOCKET") or os.path.exists(path) or not os.path.exists(LAB_SOCKET):
+        return path
+    return LAB_SOCKET
 
 
 class DaemonUnreachable(VnetshareError):

@@ -18,6 +18,13 @@ Rules:
    whose PID the lab recorded (checked against /proc/PID/cmdline).
 3. `demo` always ends with `down`, whatever happened, and exits 0 only if
    every check passed.
+4. The lab is a deployment of its own, beside a real one: its daemon's
+   socket is SOCKET (/run/vnetshare-lab/control.sock) unless --socket
+   says otherwise, its state directory is the socket's directory, and its
+   uplink is its own veth, so neither the per-state-directory lock nor the
+   per-NIC lock (hosting.py rule 1) meets a real daemon's. Plain
+   `vnetshare partition list` reaches the lab's daemon when no daemon's
+   socket is at the default (client.daemon_socket()).
 """
 from __future__ import annotations
 
@@ -29,9 +36,9 @@ import sys
 import time
 
 from ..linux import netns, procs
-from .client import DaemonError, DaemonUnreachable, call
+from .client import DaemonError, DaemonUnreachable, call, daemon_socket
 from ..core.errors import VnetshareError
-from ..core import state as statefile
+from ..core import config, state as statefile
 from ..linux.probe import iperf3, ping
 
 LAN_NS = "vns-lan"
@@ -44,6 +51,7 @@ PARTITIONS = (
     ("lab-b", "198.18.0.12", "fd00:5e::12"),
 )
 DAEMON_START_TIMEOUT = 15.0
+SOCKET = config.LAB_SOCKET  # rule 4
 
 
 class LabError(VnetshareError):
@@ -157,7 +165,10 @@ def up(sock: str) -> int:
     except BaseException:
         _teardown(sock, info.get("daemon_pid"))
         raise
-    _say("up. Try: ip netns exec lab-a ping 198.18.0.12 ; vnetshare partition list ; vnetshare lab down")
+    found = daemon_socket() == sock  # plain commands reach this daemon (rule 4)
+    _say("up. Try: ip netns exec lab-a ping 198.18.0.12 ; "
+         + ("vnetshare partition list" if found else f"vnetshare --socket {sock} partition list")
+         + " ; vnetshare " + ("" if sock == SOCKET else f"--socket {sock} ") + "lab down")
     return 0
 
 

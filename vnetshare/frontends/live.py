@@ -246,12 +246,12 @@ def add_parsers(sub, arg) -> None:
 
 
 def events_main(args) -> int:
-    from .client import socket_path
+    from .client import daemon_socket
 
-    return show_events(socket_path(args.socket), follow=args.follow, as_json=args.json)
+    return show_events(daemon_socket(args.socket), follow=args.follow, as_json=args.json)
 
 
 def top_main(args) -> int:
-    from .client import socket_path
+    from .client import daemon_socket
 
-    return watch(socket_path(args.socket), args.delay, args.count, as_json=args.json)
+    return watch(daemon_socket(args.socket), args.delay, args.count, as_json=args.json)

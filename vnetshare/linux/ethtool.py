@@ -14,6 +14,10 @@ Rules:
    Ethtool.get_link_mode() says for them; an unknown speed (0, -1) is None.
 3. A feature is on when its bit is set in the `active` word of
    ETHTOOL_GFEATURES (what `ethtool -k` prints, what pyroute2 calls enable).
+4. The link's hardware type is the ifinfomsg's ifi_type, an ARPHRD_*
+   number (linux/if_arp.h): ARPHRD_ETHER for Ethernet (and veth, bridges,
+   bonds, macvlan), ARPHRD_LOOPBACK for lo, ARPHRD_NONE for an L3 device
+   (a TUN, WireGuard).
 """
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ NLMSG_ERROR = 2
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_OPERSTATE = 1, 3, 4, 16
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 IFLA_EXT_MASK = 29
+ARPHRD_ETHER, ARPHRD_LOOPBACK, ARPHRD_NONE = 1, 772, 0xFFFE  # linux/if_arp.h (rule 4)
 # IF_OPER_* (RFC 2863), as pyroute2 and iproute2 name them
 OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP")
 
@@ -56,6 +61,7 @@ class LinkFacts:
     speed: int | None              # Mb/s
     duplex: str | None             # "Full", "Half"
     features: dict[str, bool] = field(default_factory=dict)
+    arphrd: int = ARPHRD_ETHER     # its hardware type (rule 4)
 
 
 def _error(err: int, what: str) -> OSError:
@@ -69,8 +75,8 @@ def _attr(rta_type: int, payload: bytes) -> bytes:
     return struct.pack("HH", n, rta_type) + payload + bytes((-n) % 4)
 
 
-def _getlink(ifname: str) -> tuple[int, dict[int, bytes]]:
-    """(ifindex, {IFLA_*: payload}) of @ifname by one RTM_GETLINK."""
+def _getlink(ifname: str) -> tuple[int, int, dict[int, bytes]]:
+    """(ifindex, ARPHRD type, {IFLA_*: payload}) of @ifname by one RTM_GETLINK."""
     body = struct.pack("BxHiII", socket.AF_UNSPEC, 0, 0, 0, 0)  # struct ifinfomsg
     body += _attr(IFLA_IFNAME, ifname.encode() + b"\0")
     body += _attr(IFLA_EXT_MASK, struct.pack("I", RTEXT_FILTER_SKIP_STATS))
@@ -84,7 +90,7 @@ def _getlink(ifname: str) -> tuple[int, dict[int, bytes]]:
         raise _error(err or errno.EIO, f"link {ifname!r}")
     if kind != RTM_NEWLINK:
         raise _error(errno.EPROTO, f"link {ifname!r}: netlink answered type {kind}")
-    ifindex = struct.unpack_from("i", data, 16 + 4)[0]
+    arphrd, ifindex = struct.unpack_from("=Hi", data, 16 + 2)  # ifinfomsg: ifi_type, ifi_index
     attrs: dict[int, bytes] = {}
     off = 16 + 16
     while off + 4 <= length:
@@ -93,7 +99,7 @@ def _getlink(ifname: str) -> tuple[int, dict[int, bytes]]:
             break
         attrs[t & 0x3FFF] = data[off + 4:off + n]
         off += (n + 3) & ~3
-    return ifindex, attrs
+    return ifindex, arphrd, attrs
 
 
 def _ethtool(sock: socket.socket, ifname: str, buf: ctypes.Array) -> None:
@@ -135,7 +141,7 @@ def _speed_duplex(sock: socket.socket, ifname: str) -> tuple[int | None, str | N
 def query(ifname: str) -> LinkFacts:
     """What the kernel says of link @ifname in this thread's namespace (rule 1)."""
     try:
-        ifindex, attrs = _getlink(ifname)
+        ifindex, arphrd, attrs = _getlink(ifname)
     except OSError as e:
         if e.errno == errno.ENODEV:
             raise _error(errno.ENODEV, f"link {ifname!r}") from None
@@ -153,4 +159,4 @@ def query(ifname: str) -> LinkFacts:
         mtu=struct.unpack("I", attrs[IFLA_MTU])[0] if IFLA_MTU in attrs else 0,
         mac=":".join(f"{b:02x}" for b in mac) if mac else None,
         operstate=OPERSTATES[oper[0]] if oper and oper[0] < len(OPERSTATES) else "UNKNOWN",
-        speed=speed, duplex=duplex, features=feats)
+        speed=speed, duplex=duplex, features=feats, arphrd=arphrd)

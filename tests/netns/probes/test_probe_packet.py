@@ -236,3 +236,57 @@ def test_unicast_membership_on_a_device_without_filter_goes_promiscuous(veth):
         assert promiscuity >= 1, out
     finally:
         s.close()
+
+
+def test_a_socket_stays_unbound_when_its_device_is_made_again(veth):
+    """The device a packet socket is bound to is unregistered: ENETDOWN on
+    the socket (POLLERR), and the socket is bound to nothing from then on:
+    a new device of the same name (a new ifindex) neither reaches it nor
+    takes its sends. So the daemon opens a new socket on the new device
+    (hosting.py rule 6, sw_uplink_attach())."""
+    a, b = veth
+    old = socket.if_nametoindex(a)
+    s = packet_socket(a, vnet=False)
+    try:
+        netns.delete_link(a)
+        r, _, x = select.select([s], [], [s], 2.0)
+        assert s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ENETDOWN
+        netns.veth_pair(a, b)
+        for dev in (a, b):
+            dh.sh("sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1")
+            netns.link_set(dev, up=True)
+        assert socket.if_nametoindex(a) != old
+        fresh = packet_socket(a, vnet=False)  # positive control: the new device's frames
+        peer = packet_socket(b, vnet=False)
+        try:
+            peer.send(tcp_frame(300))
+            assert recv_matching(fresh, len(tcp_frame(300))) is not None
+            assert recv_matching(s, len(tcp_frame(300)), timeout=0.5) is None
+            with pytest.raises(OSError) as e:
+                s.send(tcp_frame(100))
+            assert e.value.errno == errno.ENXIO, e.value
+        finally:
+            fresh.close()
+            peer.close()
+    finally:
+        s.close()
+
+
+def test_an_up_link_can_be_renamed_and_its_socket_keeps_it(veth):
+    """A link may be renamed while up (this kernel allows it), and a packet
+    socket bound to it goes on with it under its new name: the socket is
+    bound to the device, not the name. The daemon serves the name
+    (hosting.py rule 6), so a rename away is a change it acts on: it lets
+    the device go (uplink.gone) and its per-NIC lock stays the name's."""
+    a, b = veth
+    s = packet_socket(a, vnet=False)
+    peer = packet_socket(b, vnet=False)
+    try:
+        p = dh.sh("ip", "link", "set", a, "name", "pkrename0", check=False)
+        assert p.returncode == 0, p.stderr
+        peer.send(tcp_frame(300))
+        assert recv_matching(s, len(tcp_frame(300))) is not None
+    finally:
+        s.close()
+        peer.close()
+        dh.sh("ip", "link", "set", "pkrename0", "name", a, check=False)
