@@ -105,6 +105,7 @@ class Daemon:
         self._lock_fd = -1
         self.started = time.time()
         self.exporter = None  # metrics.Exporter while --metrics serves /metrics
+        self.host_port = None  # hostport.HostPort once the partitions are served
         # capture id -> (partition, the reason it must end: set once, then its stream ends)
         self.captures: dict[int, tuple[str, asyncio.Future]] = {}
 
@@ -160,7 +161,8 @@ class Daemon:
             raise DaemonStartError(str(e)) from None
         self.functions = adapter.derive(self.info, self.cfg.offloads)
         self.switch = Switch(self.cfg.uplink, coalesce_usecs=self.cfg.coalesce_usecs,
-                             max_ports=self.cfg.max_partitions, direct_pct=self.cfg.direct_share,
+                             max_ports=self.cfg.max_partitions + (self.cfg.host_port is not None),
+                             direct_pct=self.cfg.direct_share,
                              fdb_age_s=self.cfg.fdb_age, mac_conflict=self.cfg.mac_conflict)
         self.switch.start()
         log.info("uplink %s: mtu %d, speed %s, offloads to partitions: %s (%s mode), "
@@ -287,7 +289,10 @@ class Daemon:
                             "mac": rec.mac}
             labels[name] = dict(rec.labels)
         uplink = dict(self.switch.uplink_stats(), ifname=self.cfg.uplink)
-        return {"partitions": parts, "uplink": uplink, "policy": policy, "labels": labels,
+        host = self.host_port.describe() if self.host_port is not None else None
+        if host is not None:
+            host["counters"] = m.host_counters()
+        return {"partitions": parts, "uplink": uplink, "policy": policy, "labels": labels, "host_port": host,
                 "daemon": {"pid": os.getpid(), "version": __version__, "uplink": self.cfg.uplink,
                            "started": self.started, "mac_conflict": self.cfg.mac_conflict}}
 
@@ -403,7 +408,8 @@ class Daemon:
             return Stream(protocol.ok(events=self.events.history()), follower.run, close=follower.close)
         if op == "daemon.status":
             return protocol.ok(pid=os.getpid(), uplink=self.cfg.uplink, uplink_mac=self.info.mac,
-                               partitions=len(m.names()))
+                               partitions=len(m.names()),
+                               host_port=self.host_port.describe() if self.host_port is not None else None)
         raise protocol.ProtocolError(f"op {op!r}: not supported", code="EOPNOTSUPP")
 
     # -- run -------------------------------------------------------------
@@ -443,9 +449,28 @@ class Daemon:
         )
         try:
             self.manager.adopt_all()
+            self._start_host_port()
         except BaseException:
             self.manager.shutdown()
             raise
+
+    def _start_host_port(self) -> None:
+        """--host-port (hostport.py): made or adopted once the partitions
+        are served; without it, a recorded one is retired."""
+        from .hostport import HostPort
+
+        self.host_port = HostPort(self.cfg, self.manager, self.info.mac, self.functions, self._emit)
+        self.host_port.start()
+
+    def _stop_host_port(self) -> None:
+        """Give back what the host port took and remove it; a failure is
+        logged (the record keeps what is left for the next daemon)."""
+        if self.host_port is None:
+            return
+        try:
+            self.host_port.stop()
+        except (VnetshareError, OSError) as e:
+            log.error("host port: %s", e)
 
     async def _main(self) -> None:
         import asyncio
@@ -500,6 +525,7 @@ class Daemon:
             except FileNotFoundError:
                 pass
             await self._stop_metrics()
+            self._stop_host_port()
             self.manager.shutdown()
 
     def _on_signal(self, sig: int) -> None:
@@ -532,6 +558,7 @@ class Daemon:
                 asyncio.run(self._main())
             finally:
                 if self.manager is not None and not self.manager.stopping:
+                    self._stop_host_port()
                     self.manager.shutdown()  # the loop did not get to it
                 self.switch.stop()
                 self.switch.close()
