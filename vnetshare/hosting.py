@@ -451,6 +451,7 @@ class Daemon:
             self.manager.adopt_all()
             self._start_host_port()
         except BaseException:
+            self._stop_host_port()
             self.manager.shutdown()
             raise
 

@@ -233,21 +233,21 @@ class HostPort:
         if link is not None and (rec is None or link.kind != TAP_KIND or link.mac != rec.mac):
             raise HostPortError(f"--host-port {name!r}: a device of that name exists ({link.kind or 'a NIC'}, "
                                 f"MAC {link.mac}) and is not this daemon's host port; name another")
-        owner = self.manager._mac_owner(mac)
-        if owner is not None:
-            raise HostPortError(f"--host-port {name!r}: its MAC {mac} is in use by {owner}; "
-                                "give another with --host-port-mac")
         if link is None and rec is not None and rec.taken is not None:
             log.warning("host port %s: gone while it had the uplink's addresses (a daemon killed, "
                         "the device deleted): giving them back to %s", name, rec.taken.uplink)
             self._give_back(rec)
-        rec = rec or Record(name, mac)
-        rec.mac = mac
-        save(self.path, rec)  # rule 6: before the device is made
         adopted = link is not None
-        tap_fd = open_tap(name, None, mac=None if adopted and link.mac == mac else mac,
+        rec = rec or Record(name, mac)
+        if not adopted:
+            rec.mac = mac
+        save(self.path, rec)  # rule 6: before the device is made
+        tap_fd = open_tap(name, None, mac=None if rec.mac == mac and adopted else mac,
                           offloads=self.functions.tun_offloads, persist=True)
         try:
+            if rec.mac != mac:  # --host-port-mac changed: the record follows the device
+                rec.mac = mac
+                save(self.path, rec)
             netns.link_set(name, mtu=self.functions.mtu, up=True)
         except BaseException:
             os.close(tap_fd)
@@ -262,6 +262,7 @@ class HostPort:
         except BaseException:
             if not adopted:
                 netns.quietly(netns.delete_link, name)
+                forget(self.path)
             raise
         self.rec = rec
         self._saved()
@@ -336,7 +337,7 @@ class HostPort:
             log.error("--take-address: %s: giving back what moved", e)
             self._give_back(rec)
             raise HostPortError(f"--take-address: {e.strerror or e}") from None
-        announce.send(port, rec.mac, [a.address for a in addrs])
+        self._announce(port, rec.mac, addrs)
         moved = [a.cidr for a in addrs]
         if not t.addresses:
             log.warning("--take-address: %s has no address to take", nic)
@@ -378,12 +379,21 @@ class HostPort:
         if has_port:
             for a in sorted(t.addresses, key=lambda a: not a.secondary):
                 netns.quietly(netns.del_address, port, a.cidr)
-        announce.send(t.uplink, netns.link(t.uplink).mac, [a.address for a in back])
+        self._announce(t.uplink, netns.link(t.uplink).mac, back)
         rec.taken = None
         save(self.path, rec)
         self._event("host_port.returned", None, f"{t.uplink} has its addresses back: "
                     f"{' '.join(a.cidr for a in back) or 'none'}", name=port, uplink=t.uplink,
                     addresses=[a.cidr for a in back])
+
+    @staticmethod
+    def _announce(ifname: str, mac: str, addrs: list[netns.Address]) -> None:
+        """Tell the LAN @addrs are at @mac now; a failure (the link down)
+        is a log line: the caches then learn it when they ask again."""
+        try:
+            announce.send(ifname, mac, [a.address for a in addrs])
+        except OSError as e:
+            log.warning("announcing %s on %s: %s", " ".join(a.address for a in addrs), ifname, e.strerror or e)
 
     # -- reports -----------------------------------------------------------
     def describe(self) -> dict | None:

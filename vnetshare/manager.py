@@ -23,8 +23,8 @@ Rules:
    uid this daemon cannot have (outside --agent-uids, another daemon's,
    another record's) gets a new one on adoption, with a log line.
 7. A partition's MAC and addresses are its own: create refuses a MAC the
-   uplink, another partition or a station the switch learned on the wire
-   has, and create and set an address another partition of the same VLAN
+   uplink, the host port, another partition or a station the switch
+   learned on the wire has, and create and set an address another partition of the same VLAN
    has (_check_identity()), before anything is made, with EADDRINUSE and
    one line naming the owner. Adoption does not ask: a partition that
    exists keeps its MAC, and a station on the wire with it is a conflict
@@ -674,6 +674,11 @@ class PartitionManager:
         if self.host is not None:
             _close(tap_fd)
             raise PartitionError("EEXIST", f"host port {self.host.rec.name!r} is served already")
+        owner = self._mac_owner(rec.mac)  # rule 7
+        if owner is not None:
+            _close(tap_fd)
+            raise PartitionError("EADDRINUSE", f"host port {rec.name!r}: MAC {rec.mac}: in use by {owner}; "
+                                               "give it another with --host-port-mac")
         if rec.agent_pid and procs.is_agent(rec.agent_pid, rec.name):
             self._end_stale_agents([rec])  # a daemon killed before it could stop it
         with Undo() as undo:
