@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -239,6 +240,57 @@ def test_a_killed_daemon_leaves_the_host_port_and_the_next_one_adopts_it(host):
     assert ping(A[0], LAN_V4, count=2).ok
 
 
+def test_a_tcp_session_of_the_hosts_lives_through_the_moves_a_restart_and_a_kill(host):
+    """What an SSH session over the NIC needs: opened before the daemon
+    runs, its bytes still arrive both ways after --take-address, a restart
+    (the addresses back to the NIC and onto the host port again), a
+    SIGKILL and the next daemon's adoption, and the stop."""
+    s = host
+
+    def listener() -> socket.socket:
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind((LAN_V4, 5311))
+        ls.listen(1)
+        return ls
+
+    ls = netns.run_in(LAN_NS, listener)
+    ours = socket.create_connection((LAN_V4, 5311), timeout=30)
+    ls.settimeout(10)
+    theirs, _ = ls.accept()
+    theirs.settimeout(30)
+
+    def both_ways(step: str) -> None:
+        for a, b in ((ours, theirs), (theirs, ours)):
+            data = f"{step} {a.getsockname()}".encode() * 100
+            a.sendall(data)
+            got = b""
+            while len(got) < len(data):
+                chunk = b.recv(65536)
+                assert chunk, f"{step}: the connection closed"
+                got += chunk
+            assert got == data, step
+
+    try:
+        both_ways("before")
+        s.start_daemon(*TAKE)
+        both_ways("taken")
+        assert s.stop_daemon() == 0
+        s.start_daemon(*TAKE)
+        both_ways("restarted")
+        s.daemon.send_signal(signal.SIGKILL)
+        s.daemon.wait(timeout=20)
+        s.daemon = None
+        s.start_daemon(*TAKE)
+        both_ways("after the kill")
+        assert s.stop_daemon() == 0
+        both_ways("given back")
+        assert host_addresses(UPLINK) == [f"{HOST_V4}/24", f"{HOST_V6}/64"]
+    finally:
+        for sock in (ours, theirs, ls):
+            sock.close()
+
+
 # -- how it shows --------------------------------------------------------------------
 
 def test_the_host_port_is_no_partition_but_stats_show_it(host):
@@ -267,6 +319,22 @@ def test_a_device_of_that_name_that_is_not_the_host_port_is_left_alone(host):
         assert host_addresses(UPLINK) == [f"{HOST_V4}/24", f"{HOST_V6}/64"]
     finally:
         netns.quietly(netns.delete_link, HOST_PORT)
+
+
+def test_host_port_mac_given_and_refused_when_a_partition_has_it(host):
+    s = started(host)
+    part_mac = s.cli_json("partition", "show", A[0])["mac"]
+    assert s.stop_daemon() == 0
+    with pytest.raises(AssertionError, match=f"host port '{HOST_PORT}': MAC {part_mac}: in use by "
+                                             f"partition '{A[0]}'; give it another with --host-port-mac"):
+        s.start_daemon("--host-port", HOST_PORT, "--host-port-mac", part_mac)
+    assert not any(l.ifname == HOST_PORT for l in netns.links())
+    assert not os.path.exists(os.path.join(s.dir, "hostport.json"))
+    s.start_daemon("--host-port", HOST_PORT, "--host-port-mac", "02:00:5e:00:00:fe")
+    assert netns.link(HOST_PORT).mac == "02:00:5e:00:00:fe"
+    netns.add_address(HOST_PORT, "192.0.2.254/24")
+    s.cli("partition", "set", A[0], "--ip", f"{A[1]}/24", "--ip", "192.0.2.11/24")
+    assert ping(None, "192.0.2.11", count=2).ok
 
 
 @pytest.mark.parametrize("argv,message", [
