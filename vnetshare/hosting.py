@@ -1,6 +1,7 @@
 """hosting.py - the hosting daemon: owns the uplink NIC and serves partitions.
 
     vnetshare daemon --uplink IFACE [--offloads mirror|emulate] [--metrics [ADDR:]PORT]
+                     [--host-port NAME [--take-address]]
 
 The patent's hosting partition. At start it queries the uplink's functions
 (adapter.py), opens it through AF_PACKET and runs the switch (native/switch.c)
@@ -18,9 +19,11 @@ Rules:
 3. The data plane is changed only through the switch's own command queue
    (switch.py); this thread never touches its tables.
 4. SIGTERM and SIGINT stop it cleanly: agents stopped, switch thread joined,
-   socket removed, exit 0. Partitions stay for the next daemon (manager.py).
+   socket removed, exit 0. Partitions stay for the next daemon (manager.py);
+   the host port gives the uplink back its addresses and goes (hostport.py).
 5. The data path comes first (issue 12): lock, uplink and switch, the
-   partitions adopted and their agents pumping; only then asyncio, the
+   partitions adopted and their agents pumping, then the host port
+   (hostport.py: made, adopted or retired); only then asyncio, the
    event log, the control socket and the watchers. asyncio and events.py
    are imported then, not with this module; a signal that arrives before
    the loop runs is kept and acted on as the loop starts.
