@@ -274,7 +274,8 @@ class Daemon:
         partitions: {name: counters} (Switch.port_stats, plus agent_restarts);
         uplink: Switch.uplink_stats() plus "ifname"; policy: {name: {vlan,
         storm_limit, tx_limit, rx_limit, mac}} with the limits as the switch's
-        struct sw_rate fields; labels: {name: {key: value}}; daemon: pid,
+        struct sw_rate fields; labels: {name: {key: value}}; host_port:
+        HostPort.describe() and its "counters" (a partition's), or None; daemon: pid,
         version, uplink, started (Unix time), mac_conflict (the mode). Call
         it in the loop's thread.
         """
