@@ -57,6 +57,13 @@ The kinds, SUBJECT.WHAT, and their details:
                          partitions get}), partitions (names whose TAP
                          changed live), recreate ({name: why}: those that
                          could not follow live: delete and create them)
+    host_port.up         the daemon's host port made or adopted: name, mac,
+                         adopted (bool) (hostport.py)
+    host_port.down       it was removed at stop: name
+    host_port.taken      it has the uplink's addresses and routes: name,
+                         uplink, moved (the addresses moved now), addresses
+                         and routes (all it holds)
+    host_port.returned   the uplink has them back: name, uplink, addresses
     events.lost          count: only in a follower's stream, never in the
                          history or the log (rule 3)
 
@@ -129,6 +136,7 @@ KINDS = (
     "partition.mac_conflict", "partition.mac_conflict_ended",
     "uplink.down", "uplink.up", "uplink.gone", "uplink.rebound", "uplink.unusable",
     "uplink.mtu", "uplink.offloads", "events.lost",
+    "host_port.up", "host_port.down", "host_port.taken", "host_port.returned",
 )
 LEVELS = {"agent.died": logging.WARNING, "agent.failed": logging.ERROR,
           "port.disconnected": logging.ERROR, "drops.started": logging.WARNING,

@@ -1,6 +1,7 @@
 """hosting.py - the hosting daemon: owns the uplink NIC and serves partitions.
 
     vnetshare daemon --uplink IFACE [--offloads mirror|emulate] [--metrics [ADDR:]PORT]
+                     [--host-port NAME [--take-address]]
 
 The patent's hosting partition. At start it queries the uplink's functions
 (adapter.py), opens it through AF_PACKET and runs the switch (native/switch.c)
@@ -27,9 +28,11 @@ Rules:
 3. The data plane is changed only through the switch's own command queue
    (switch.py); this thread never touches its tables.
 4. SIGTERM and SIGINT stop it cleanly: agents stopped, switch thread joined,
-   socket removed, exit 0. Partitions stay for the next daemon (manager.py).
+   socket removed, exit 0. Partitions stay for the next daemon (manager.py);
+   the host port gives the uplink back its addresses and goes (hostport.py).
 5. The data path comes first (issue 12): lock, uplink and switch, the
-   partitions adopted and their agents pumping; only then asyncio, the
+   partitions adopted and their agents pumping, then the host port
+   (hostport.py: made, adopted or retired); only then asyncio, the
    event log, the control socket and the watchers. asyncio and events.py
    are imported then, not with this module; a signal that arrives before
    the loop runs is kept and acted on as the loop starts.
@@ -128,6 +131,7 @@ class Daemon:
         self._follow_retry: asyncio.TimerHandle | None = None  # follow_uplink() failed: again then
         self.started = time.time()
         self.exporter = None  # metrics.Exporter while --metrics serves /metrics
+        self.host_port = None  # hostport.HostPort once the partitions are served
         # capture id -> (partition, the reason it must end: set once, then its stream ends)
         self.captures: dict[int, tuple[str, asyncio.Future]] = {}
 
@@ -220,7 +224,8 @@ class Daemon:
             raise DaemonStartError(str(e)) from None
         self.functions = adapter.derive(self.info, self.cfg.offloads)
         self.switch = Switch(self.cfg.uplink, coalesce_usecs=self.cfg.coalesce_usecs,
-                             max_ports=self.cfg.max_partitions, direct_pct=self.cfg.direct_share,
+                             max_ports=self.cfg.max_partitions + (self.cfg.host_port is not None),
+                             direct_pct=self.cfg.direct_share,
                              fdb_age_s=self.cfg.fdb_age, mac_conflict=self.cfg.mac_conflict)
         self.switch.start()
         log.info("uplink %s: mtu %d, speed %s, offloads to partitions: %s (%s mode), "
@@ -275,6 +280,8 @@ class Daemon:
         self._gone = None
         seconds = None if since is None else round(time.monotonic() - since, 3)
         self.manager.uplink_mac = info.mac.lower() if info.mac else None
+        if self.host_port is not None:
+            self.host_port.uplink_back()
         self._emit("uplink.rebound", None, f"uplink {name}: served again, through ifindex {info.ifindex} "
                    f"(was {old})" + (f", {seconds:.3f} s after it went" if seconds is not None else ""),
                    ifname=name, old_ifindex=old, new_ifindex=info.ifindex, mac=info.mac, mtu=info.mtu,
@@ -443,7 +450,8 @@ class Daemon:
         partitions: {name: counters} (Switch.port_stats, plus agent_restarts);
         uplink: Switch.uplink_stats() plus "ifname"; policy: {name: {vlan,
         storm_limit, tx_limit, rx_limit, mac}} with the limits as the switch's
-        struct sw_rate fields; labels: {name: {key: value}}; daemon: pid,
+        struct sw_rate fields; labels: {name: {key: value}}; host_port:
+        HostPort.describe() and its "counters" (a partition's), or None; daemon: pid,
         version, uplink, started (Unix time), mac_conflict (the mode). Call
         it in the loop's thread.
         """
@@ -461,7 +469,10 @@ class Daemon:
                             "mac": rec.mac}
             labels[name] = dict(rec.labels)
         uplink = dict(self.switch.uplink_stats(), ifname=self.cfg.uplink)
-        return {"partitions": parts, "uplink": uplink, "policy": policy, "labels": labels,
+        host = self.host_port.describe() if self.host_port is not None else None
+        if host is not None:
+            host["counters"] = m.host_counters()
+        return {"partitions": parts, "uplink": uplink, "policy": policy, "labels": labels, "host_port": host,
                 "daemon": {"pid": os.getpid(), "version": __version__, "uplink": self.cfg.uplink,
                            "started": self.started, "mac_conflict": self.cfg.mac_conflict}}
 
@@ -578,7 +589,8 @@ class Daemon:
             return Stream(protocol.ok(events=self.events.history()), follower.run, close=follower.close)
         if op == "daemon.status":
             return protocol.ok(pid=os.getpid(), uplink=self.cfg.uplink, uplink_mac=self.info.mac,
-                               partitions=len(m.names()))
+                               partitions=len(m.names()),
+                               host_port=self.host_port.describe() if self.host_port is not None else None)
         raise protocol.ProtocolError(f"op {op!r}: not supported", code="EOPNOTSUPP")
 
     # -- run -------------------------------------------------------------
@@ -618,7 +630,9 @@ class Daemon:
         )
         try:
             self.manager.adopt_all(rebooted)
+            self._start_host_port()
         except BaseException:
+            self._stop_host_port()
             self.manager.shutdown()
             raise
         # the uplink's MTU may have changed while no daemon ran (rule 6)
@@ -629,6 +643,24 @@ class Daemon:
                        + "".join(f"; {n} refused: {why}" for n, why in failed.items()),
                        ifname=self.cfg.uplink, old=None, new=self.functions.mtu, partitions=changed,
                        failed=failed)
+
+    def _start_host_port(self) -> None:
+        """--host-port (hostport.py): made or adopted once the partitions
+        are served; without it, a recorded one is retired."""
+        from .hostport import HostPort
+
+        self.host_port = HostPort(self.cfg, self.manager, self.info.mac, self.functions, self._emit)
+        self.host_port.start()
+
+    def _stop_host_port(self) -> None:
+        """Give back what the host port took and remove it; a failure is
+        logged (the record keeps what is left for the next daemon)."""
+        if self.host_port is None:
+            return
+        try:
+            self.host_port.stop()
+        except (VnetshareError, OSError) as e:
+            log.error("host port: %s", e)
 
     async def _main(self) -> None:
         import asyncio
@@ -687,6 +719,7 @@ class Daemon:
             except FileNotFoundError:
                 pass
             await self._stop_metrics()
+            self._stop_host_port()
             self.manager.shutdown()
 
     def _on_signal(self, sig: int) -> None:
@@ -720,6 +753,7 @@ class Daemon:
                 asyncio.run(self._main())
             finally:
                 if self.manager is not None and not self.manager.stopping:
+                    self._stop_host_port()
                     self.manager.shutdown()  # the loop did not get to it
                 self.switch.stop()
                 self.switch.close()

@@ -25,8 +25,8 @@ Rules:
    uid this daemon cannot have (outside --agent-uids, another daemon's,
    another record's) gets a new one on adoption, with a log line.
 7. A partition's MAC and addresses are its own: create refuses a MAC the
-   uplink, another partition or a station the switch learned on the wire
-   has, and create and set an address another partition of the same VLAN
+   uplink, the host port, another partition or a station the switch
+   learned on the wire has, and create and set an address another partition of the same VLAN
    has (_check_identity()), before anything is made, with EADDRINUSE and
    one line naming the owner. Adoption does not ask: a partition that
    exists keeps its MAC, and a station on the wire with it is a conflict
@@ -78,6 +78,7 @@ log = logging.getLogger("vnetshare.manager")
 
 AGENT_START_TIMEOUT = 10.0
 DEFAULT_IFNAME = "eth0"
+HOST_PORT_ID = 0  # the switch port of the daemon's host port (hostport.py); partitions' start at 1
 
 
 class PartitionError(OSError, VnetshareError):
@@ -189,6 +190,8 @@ class PartitionManager:
         self.no_uso = False  # the kernel refused TUN_F_USO4/6: never offered again (_open_tap)
         self.uids = UidPool(*cfg.agent_uids, cfg.agent_uid_dir)
         self.unserved: dict[str, str] = {}  # records kept whose re-creation failed: why (rule 8)
+        self.host: Partition | None = None  # the host port while served (serve_host_port())
+        self._host_saved: Callable[[], None] = lambda: None
 
     # -- helpers ---------------------------------------------------------
     def _save(self, *names: str) -> None:
@@ -230,6 +233,8 @@ class PartitionManager:
         follow "in use by", or None."""
         if mac == self.uplink_mac:
             return f"the uplink {self.cfg.uplink} itself"
+        if self.host is not None and mac == self.host.rec.mac:
+            return f"the host port {self.host.rec.name}"
         owner = next((r.name for r in self.state.partitions.values()
                       if r.mac == mac and r.name != name), None)
         if owner is not None:
@@ -336,7 +341,8 @@ class PartitionManager:
         _close(agent.pidfd)
         agent.sock.close()
         code = agent.proc.wait()
-        part = self.parts.get(name)
+        host = self.host is not None and self.host.agent is agent
+        part = self.host if host else self.parts.get(name)
         if self.stopping or part is None or part.agent is not agent:
             return
         part.agent = None
@@ -355,7 +361,7 @@ class PartitionManager:
             part.restarts += 1
             part.rec.agent_pid = part.agent.pid
             part.life.fire(Event.AGENT_STARTED)
-            self._save(name)
+            self._host_saved() if host else self._save(name)
             self._event("agent.restarted", name, f"agent {part.agent.pid} serves it "
                         f"(restart {part.restarts})", pid=part.agent.pid, restarts=part.restarts)
         except (VnetshareError, OSError) as e:
@@ -557,6 +563,13 @@ class PartitionManager:
             changed[name] = mtu
         if changed:
             self._save(*changed)
+        if self.host is not None and self.host.rec.mtu != uplink_mtu:  # the host port: the uplink's, always
+            try:
+                netns.link_set(self.host.rec.ifname, None, mtu=uplink_mtu)
+                self.host.rec.mtu = uplink_mtu
+                changed[f"host port {self.host.rec.name}"] = uplink_mtu
+            except OSError as e:
+                failed[f"host port {self.host.rec.name}"] = str(e.strerror or e)
         return changed, failed
 
     def follow_functions(self, functions: adapter.PartitionFunctions) -> tuple[list[str], dict[str, str]]:
@@ -584,6 +597,13 @@ class PartitionManager:
                 recreate[name] = f"TUNSETOFFLOAD: {e.strerror or e}"
                 continue
             changed.append(name)
+        if self.host is not None and self.host.tap_fd >= 0:  # the host port follows as a partition does
+            label = f"host port {self.host.rec.name}"
+            try:
+                set_offload(self.host.tap_fd, functions.tun_offloads)
+                changed.append(label)
+            except OSError as e:
+                recreate[label] = f"TUNSETOFFLOAD: {e.strerror or e} (restart the daemon)"
         return changed, recreate
 
     # -- adopt -----------------------------------------------------------
@@ -805,9 +825,86 @@ class PartitionManager:
         self._save(name)
         self._event("partition.deleted", name, "deleted")
 
+    # -- the host port --------------------------------------------------
+    def serve_host_port(self, rec: statefile.PartitionState, tap_fd: int, policy,
+                        saved: Callable[[], None]) -> Partition:
+        """Serve the daemon's host port (hostport.py) as a partition is
+        served: two rings, switch port HOST_PORT_ID under @policy, an agent
+        in @rec.netns with its own uid (@rec.agent_uid kept if it can be,
+        else a new one), restarted if it dies; all or nothing. The TAP
+        (@tap_fd) is the caller's, and is closed here from now on, on
+        failure too. It is no partition: not in names(), describe() or the
+        state file; @rec is the caller's, who is told by @saved() when it
+        changed (a new agent's pid)."""
+        if self.host is not None:
+            _close(tap_fd)
+            raise PartitionError("EEXIST", f"host port {self.host.rec.name!r} is served already")
+        owner = self._mac_owner(rec.mac)  # rule 7
+        if owner is not None:
+            _close(tap_fd)
+            raise PartitionError("EADDRINUSE", f"host port {rec.name!r}: MAC {rec.mac}: in use by {owner}; "
+                                               "give it another with --host-port-mac")
+        if rec.agent_pid and procs.is_agent(rec.agent_pid, rec.name):
+            self._end_stale_agents([rec])  # a daemon killed before it could stop it
+        with Undo() as undo:
+            undo.push("tap fd", lambda: _close(tap_fd))
+            try:
+                if rec.agent_uid is None:
+                    rec.agent_uid = self.uids.allocate()
+                else:
+                    self._adopt_uid(rec)
+            except AgentError as e:
+                raise PartitionError("ENOSPC", f"host port {rec.name!r}: {e}") from None
+            undo.push("agent uid", lambda: self.uids.release(rec.agent_uid))
+            a2h = create_fds(rec.ring_size)
+            undo.push("a2h ring", a2h.close)
+            h2a = create_fds(rec.ring_size)
+            undo.push("h2a ring", h2a.close)
+            part = Partition(rec, HOST_PORT_ID, tap_fd, a2h, h2a)
+            self.switch.add_port(HOST_PORT_ID, rec.mac, a2h, h2a, rec.ring_size, policy=policy)
+            undo.push("port", lambda: self.switch.del_port(HOST_PORT_ID))
+            if self.cfg.direct_share:
+                self.switch.set_tap(HOST_PORT_ID, tap_fd)
+            self.host = part  # before its agent: an agent that ends at once is restarted
+            undo.push("host", lambda: setattr(self, "host", None))
+            part.agent = self._spawn_agent(part)
+            rec.agent_pid = part.agent.pid
+            part.life.fire(Event.CREATED)
+            self._host_saved = saved
+            undo.commit()
+        return part
+
+    def stop_host_port(self) -> dict:
+        """Stop serving the host port: its agent, its port, its rings; the
+        TAP stays (the caller deletes it or leaves it for the next
+        daemon). Returns its last counters ({} if none was served)."""
+        part, self.host = self.host, None
+        if part is None:
+            return {}
+        self._stop_agent(part.agent)
+        part.agent = None
+        part.rec.agent_pid = None
+        try:
+            last = self.switch.del_port(HOST_PORT_ID)
+        except OSError as e:
+            log.warning("host port %s: port removal: %s", part.rec.name, e)
+            last = {}
+        part.close_fds()
+        self.uids.release(part.rec.agent_uid)
+        return last
+
+    def host_counters(self) -> dict:
+        """The host port's counters as counters() gives a partition's; {}
+        when none is served."""
+        if self.host is None:
+            return {}
+        return dict(self.switch.port_stats(HOST_PORT_ID), agent_restarts=self.host.restarts)
+
     def shutdown(self) -> None:
         """Daemon exit: stop agents, close descriptors; partitions stay (rule 4)."""
         self.stopping = True
+        if self.host is not None:  # the daemon stops it first; not on every error path
+            self.stop_host_port()
         agents = [part.agent for part in self.parts.values() if part.agent is not None]
         for agent in agents:  # every agent told first (EOF), then each waited for
             self._unwatch(agent.pidfd)

@@ -43,6 +43,10 @@ Rules:
    label name as kube-state-metrics does (cni.container ->
    label_cni_container; a clash gets _conflictN, in key order). Join it on
    `partition` to group by them.
+8. The daemon's host port (hostport.py) is no partition: its counters are
+   the partition fields (PARTITION_FIELDS) as vnetshare_host_port_*
+   {host_port=NAME}, and its drops vnetshare_host_port_drops_total, so
+   summing over `partition` sums the tenants.
 """
 from __future__ import annotations
 
@@ -128,7 +132,7 @@ UPLINK_FIELDS: dict[str, Field] = {
     "sleeps": Field("counter", "switch_sleeps", "Times the switch thread slept, waiting for frames."),
     "naps": Field("counter", "switch_naps", "Coalescing naps the switch thread took between busy rounds."),
     "commands": Field("counter", "switch_commands", "Control commands the switch applied."),
-    "ports": Field("gauge", "switch_ports", "Partitions' ports the switch serves now."),
+    "ports": Field("gauge", "switch_ports", "Ports the switch serves now: the partitions' and the host port."),
     "polls": Field("counter", "switch_polls",
                    "Polls for an answer the switch thread made before sleeping, after a lone frame."),
     "poll_hits": Field("counter", "switch_poll_hits", "Polls that found the answer, so the switch thread did not sleep."),
@@ -143,6 +147,8 @@ UPLINK_FIELDS: dict[str, Field] = {
                          "Stations forgotten before their time for want of room in the switch's table."),
 }
 UPLINK_NAME = "ifname"  # the uplink's label, not a counter
+# the host port (hostport.py): the partition's fields, vnetshare_host_port_*{host_port=NAME} (rule 8)
+HOST_PORT_PREFIX = "host_port_"
 
 # rule 6: policy "tx_limit"/"rx_limit" (struct sw_rate) -> (name, scale, doc)
 LIMIT_FIELDS = {
@@ -229,6 +235,19 @@ def families(snap: dict) -> list[Metric]:
                 if value:
                     out.add("gauge", f"partition_{direction}_{suffix}", f"Rate limit on what the partition "
                             f"{verb}, {doc} ({over}); no series: no limit.", part, value * scale)
+    host = snap.get("host_port")
+    if host:
+        where = {"host_port": str(host["name"])}
+        counters = host.get("counters", {})
+        for key, value in counters.items():
+            f = PARTITION_FIELDS.get(key)
+            if f is not None:
+                out.add(f.kind, HOST_PORT_PREFIX + f.name[len("partition_"):],
+                        f.doc.replace("the partition", "the host port").replace("The partition", "The host port"),
+                        where, int(value))
+        for reason, n in counters.get("drops", {}).items():
+            out.add("counter", HOST_PORT_PREFIX + "drops", "Frames of the host port the switch dropped, by "
+                    "reason (as vnetshare stats names them).", dict(where, reason=reason), n)
     up = snap.get("uplink", {})
     if up:
         where = {"uplink": str(up.get(UPLINK_NAME, ""))}

@@ -35,6 +35,11 @@ repetition (so slow drifts of a shared machine hit every path alike):
                the same two on the same daemon, from partitions made with
                --allow-ip any (the L3 guard off): tcp1, udp64 and ping
                only, for ratio_vns*_vs_vns*_open_* (the guard's cost)
+  vns-host     the host (the run's own namespace) to a partition through the
+               daemon's host port (--host-port vnb-host, a second address of
+               the host's on it), on the same daemon: tcp1 and ping only,
+               for ratio_vns_host_vs_veth_* (the host reaching its
+               partitions, issue 21) and ratio_vns_host_vs_vns_*
 Workloads: iperf3 TCP 1, 2 and 4 streams (Gbit/s received), iperf3 UDP 64-byte
 datagrams (packets per second received), ping -i 0.01 round trip p50/p99
 idle and under a TCP stream, and CPU seconds per GB received during the

@@ -281,4 +281,7 @@ RATIOS = (
     ("vns_lan", "vns_lan_open", "tcp1_Gbps", "tcp1"), ("vns_lan", "vns_lan_open", "udp64_pps", "udp64"),
     ("vns", "vns_open", "ping_idle_p50_us", "ping_idle_p50"),
     ("vns_lan", "vns_lan_open", "ping_idle_p50_us", "ping_idle_p50"),
+    # the host to a partition through its host port, against a veth between two namespaces
+    ("vns_host", "veth", "tcp1_Gbps", "tcp1"), ("vns_host", "veth", "ping_idle_p50_us", "ping_idle_p50"),
+    ("vns_host", "vns", "tcp1_Gbps", "tcp1"), ("vns_host", "vns", "ping_idle_p50_us", "ping_idle_p50"),
 )

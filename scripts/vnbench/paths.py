@@ -3,7 +3,7 @@
 Made holds every namespace, root link, process and the vnetshare daemon the
 run made, and removes them by name and PID, whatever state they are in.
 One builder per family sets up its paths (veth; bridge; macvlan and
-macvlan-lan; vde; vns and vns-lan; vns-open and vns-lan-open) and returns
+macvlan-lan; vde; vns-host; vns and vns-lan; vns-open and vns-lan-open) and returns
 them as Path: who sends, who receives, at which address, which processes
 are the switch, and for the tenant workloads (issue 8) who floods the
 sender's neighbourhood (storm) and which partition sends under a
@@ -32,7 +32,10 @@ VNS_LAN_NS = "vnb-lan"
 MV_LOWER = "vnb-mvl"
 
 # every path, in the order of the tables
-PATHS = ("veth", "bridge", "macvlan", "macvlan-lan", "vde", "vns", "vns-lan", "vns-open", "vns-lan-open")
+PATHS = ("veth", "bridge", "macvlan", "macvlan-lan", "vde", "vns", "vns-lan", "vns-open", "vns-lan-open",
+         "vns-host")
+HOST_PORT = "vnb-host"     # vns-host: the daemon's --host-port, in this (the sandbox's) namespace
+HOST_PORT_V4 = "198.18.0.254"
 TX_LIMIT = "200mbit"       # txlimit: the partition's --tx-limit
 TX_LIMIT_MBPS = 200.0
 
@@ -134,7 +137,7 @@ class Storm:
 @dataclass
 class Path:
     name: str
-    client: str                  # netns of the sender / pinger
+    client: str | None           # netns of the sender / pinger (None: this one, the host's)
     server: str                  # netns of the receiver
     addr: str                    # receiver's address
     pids: Callable[[], list[int]] | None = None  # the switch's processes; None: kernel
@@ -222,8 +225,9 @@ def build_vde(made: Made) -> list[Path]:
 DAEMON_ARGS: list[str] = []  # --daemon-arg
 
 
-def start_vns(made: Made) -> None:
-    """The lab topology: LAN namespace, veth uplink, the daemon on it."""
+def start_vns(made: Made, host_port: bool = False) -> None:
+    """The lab topology: LAN namespace, veth uplink, the daemon on it;
+    with @host_port, the daemon's --host-port HOST_PORT too."""
     from vnetshare.frontends.lab import LabError, make_lan_host, start_daemon
     if made.nsmod.exists(VNS_LAN_NS):
         raise BenchError(f"netns {VNS_LAN_NS} already exists: not ours, not touched")
@@ -231,9 +235,12 @@ def start_vns(made: Made) -> None:
     made.netns.append(VNS_LAN_NS)
     make_lan_host(VNS_UPLINK, VNS_LAN_NS, "lan0", f"{LAN_V4}/24", "fd00:5e::1/64")
     made.sock = os.path.join(made.tmp, "control.sock")
+    extra = tuple(DAEMON_ARGS)
+    if host_port:
+        extra += ("--host-port", made.root_link(HOST_PORT))
     try:
         made.daemon = start_daemon(made.sock, VNS_UPLINK, made.tmp, os.path.join(made.tmp, "daemon.log"),
-                                   tuple(DAEMON_ARGS), timeout=20, preexec_fn=die_with_parent)
+                                   extra, timeout=20, preexec_fn=die_with_parent)
     except LabError as e:
         raise BenchError(str(e)) from None
 
@@ -316,14 +323,31 @@ def build_vns_open(made: Made) -> list[Path]:
             Path("vns-lan-open", "vnb-oa", VNS_LAN_NS, LAN_V4, pids=pids)]
 
 
+def build_vns_host(made: Made) -> list[Path]:
+    """The host (this namespace) to partition h through the daemon's host
+    port, which has a second address of the host's (no --take-address: the
+    uplink has none here). First of the vns builders: the daemon they share
+    is started with the host port."""
+    if made.daemon is None:
+        start_vns(made, host_port=True)
+    elif HOST_PORT not in made.links:
+        raise BenchError("the daemon runs without --host-port")
+    made.nsmod.add_address(HOST_PORT, f"{HOST_PORT_V4}/24")
+    create_partition(made, "vnb-h", "198.18.0.15")
+    pids = lambda: vns_pids(made)  # noqa: E731 - agents may be restarted
+    return [Path("vns-host", None, "vnb-h", "198.18.0.15", pids=pids)]
+
+
 BUILDERS = (("veth", build_veth, ("veth",)), ("bridge", build_bridge, ("bridge",)),
             ("macvlan", build_macvlan, ("macvlan", "macvlan-lan")), ("vde", build_vde, ("vde",)),
+            ("vns-host", build_vns_host, ("vns-host",)),
             ("vns", build_vns, ("vns", "vns-lan")), ("vns-open", build_vns_open, ("vns-open", "vns-lan-open")))
 
 # workloads that only some paths run (the rest: every path)
 ONLY_ON = {"storm": ("bridge", "vns", "vns-lan"), "txlimit": ("vns-lan",), "capture": ("vns",)}
 # paths that run only some workloads (the guard's cost: against vns, vns-lan)
-RUNS_ONLY = {"vns-open": ("tcp1", "udp64", "ping"), "vns-lan-open": ("tcp1", "udp64", "ping")}
+RUNS_ONLY = {"vns-open": ("tcp1", "udp64", "ping"), "vns-lan-open": ("tcp1", "udp64", "ping"),
+             "vns-host": ("tcp1", "ping")}
 
 
 def runs(path: str, workload: str) -> bool:

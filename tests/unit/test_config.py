@@ -97,6 +97,19 @@ def test_daemon_fdb_age_and_mac_conflict():
     assert config.DaemonConfig(uplink="x").mac_conflict == "yield"     # the safe one by default
 
 
+def test_daemon_host_port_options_go_together():
+    cfg = config.DaemonConfig(uplink="eth1", host_port="vnshost", take_address=True)
+    assert (cfg.host_port, cfg.host_port_mac, cfg.take_address) == ("vnshost", None, True)
+    assert config.DaemonConfig(uplink="eth1").host_port is None  # none unless asked
+    for kw, message in (({"take_address": True}, "--take-address: needs --host-port NAME"),
+                        ({"host_port_mac": "02:00:00:00:00:01"}, "--host-port-mac: needs --host-port NAME"),
+                        ({"host_port": "eth1"}, "--host-port 'eth1': is the uplink"),
+                        ({"host_port": "hp", "max_partitions": config.PARTITIONS_MAX_LIMIT},
+                         "the host port takes one of the switch's 65536 ports")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            config.DaemonConfig(uplink="eth1", **kw)
+
+
 def test_gateway():
     ips = ["10.0.0.2/24", "fd00::2/64"]
     assert config.gateway("10.0.0.1", ips) == "10.0.0.1"

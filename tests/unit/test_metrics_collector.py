@@ -155,6 +155,22 @@ def test_uplink_has_its_own_families_and_the_switch_loop_its_own():
     assert not [k for k in got if ("partition", "uplink") in k[1]]
 
 
+def test_the_host_port_has_its_own_families_not_a_partition_series():
+    snap = snapshot()
+    snap["host_port"] = {"name": "vnshost", "mac": "02:00:00:00:00:fe", "taken": None,
+                         "counters": {"tx_frames": 3, "tx_bytes": 300, "rx_frames": 4, "rx_bytes": 400,
+                                      "agent_restarts": 0, "mystery_field": 1, "drops": {"spoof": 2, "storm": 0}}}
+    got = series(exposition(lambda: snap))
+    assert get(got, "vnetshare_host_port_transmit_frames_total", host_port="vnshost") == 3
+    assert get(got, "vnetshare_host_port_receive_bytes_total", host_port="vnshost") == 400
+    assert get(got, "vnetshare_host_port_drops_total", host_port="vnshost", reason="spoof") == 2
+    assert get(got, "vnetshare_host_port_drops_total", host_port="vnshost", reason="storm") == 0
+    assert get(got, "vnetshare_partitions") == 2
+    assert not [k for k in got if ("partition", "vnshost") in k[1]]
+    r = promtool_check(exposition(lambda: snap))
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r.stdout + r.stderr
+
+
 def test_a_field_nobody_decided_on_is_left_out():
     got = series(exposition(snapshot))
     assert get(got, "vnetshare_partition_transmit_frames_total", partition="web") == 10  # the same scrape works

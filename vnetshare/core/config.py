@@ -749,6 +749,26 @@ class DaemonConfig:
     uplink_lock_dir: str = UPLINK_LOCK_DIR  # one lock per uplink, shared by every daemon of the host
     fdb_age: int = FDB_AGE_DEFAULT  # seconds a station learned on the wire is remembered
     mac_conflict: str = "yield"  # MAC_CONFLICT_MODES: who gets a MAC a partition and the wire both use
+    host_port: str | None = None  # the host's own port on the switch, a device of that name (hostport.py)
+    host_port_mac: str | None = None  # its MAC; None: derived from the uplink's MAC and its name
+    take_address: bool = False  # move the uplink's addresses and routes onto the host port while it runs
+
+    def __post_init__(self) -> None:
+        """What one option says of another, for every front end (flags, a
+        config file): one line naming the options."""
+        if self.host_port is None:
+            for option, given in (("--take-address", self.take_address),
+                                  ("--host-port-mac", self.host_port_mac is not None)):
+                if given:
+                    raise ConfigError(f"{option}: needs --host-port NAME (the device it is about)")
+            return
+        if self.host_port == self.uplink:
+            raise ConfigError(f"--host-port {self.host_port!r}: is the uplink; name a new device "
+                              "(e.g. vnshost0)")
+        if self.max_partitions >= PARTITIONS_MAX_LIMIT:
+            raise ConfigError(f"--max-partitions {self.max_partitions}: the host port takes one of the "
+                              f"switch's {PARTITIONS_MAX_LIMIT} ports; at most {PARTITIONS_MAX_LIMIT - 1} "
+                              "with --host-port")
 
     def __post_init__(self) -> None:
         if self.runtime_dir is None:

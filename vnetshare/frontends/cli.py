@@ -1,7 +1,7 @@
 """cli.py - the `vnetshare` command: a thin client of the daemon's control socket.
 
     vnetshare daemon --uplink IFACE [--offloads mirror|emulate] [--metrics [ADDR:]PORT]
-                     [--agent-uids FIRST-LAST]
+                     [--agent-uids FIRST-LAST] [--host-port NAME [--take-address]]
     vnetshare partition create NAME [--ip CIDR]... [--gateway IP] [--mac MAC]
                                     [--mtu N] [--ifname NAME] [--netns PATH]
     vnetshare partition delete NAME
@@ -180,6 +180,17 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
     d.add_argument("--metrics", type=_arg(config.metrics_address), default=None, metavar="[ADDR:]PORT",
                    help="serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default "
                         f"{config.METRICS_ADDR_DEFAULT}, IPv6 as [::1]:PORT; default: off)")
+    d.add_argument("--host-port", type=_arg(config.ifname), default=None, metavar="NAME",
+                   help="make device NAME in the host's namespace, a port of the switch like a partition's "
+                        "but trusted (its L3 guard, RA and DHCP guard off): give it the host's address and "
+                        "the host reaches its partitions, and the LAN through the switch (README, \"The host "
+                        "reaches its partitions\"); made at start, removed at stop")
+    d.add_argument("--host-port-mac", type=_arg(config.mac), default=None, metavar="MAC",
+                   help="the host port's MAC (default: derived from the uplink's MAC and NAME, the same "
+                        "at every start)")
+    d.add_argument("--take-address", action="store_true", default=None,
+                   help="move the uplink's addresses and routes onto the host port (added there first, "
+                        "then the routes, then removed from the uplink) and put them back at stop")
     if only_daemon:
         return p
     capture, cni, live = _others()
@@ -320,6 +331,11 @@ def _print_stats(ans: dict) -> None:
         rows.append([name, str(c["rx_frames"]), str(c["rx_bytes"]), str(c["tx_frames"]),
                      str(c["tx_bytes"]), str(drops)])
     print(_table(rows, ["PARTITION", "RX-FRAMES", "RX-BYTES", "TX-FRAMES", "TX-BYTES", "DROPS"]))
+    host = ans.get("host_port")
+    if host:
+        c = host.get("counters", {})
+        print(f"host port {host['name']}: rx {c.get('rx_frames', 0)} frames, tx {c.get('tx_frames', 0)} frames, "
+              f"drops {sum(c.get('drops', {}).values())}")
     up = ans.get("uplink")
     if up:
         print(f"uplink: rx {up.get('rx_frames', 0)} frames, tx {up.get('tx_frames', 0)} frames, "
@@ -392,7 +408,8 @@ def cmd_daemon(args) -> int:
              "ring_size": args.ring_size, "coalesce_usecs": args.coalesce_usecs,
              "storm_limit": args.storm_limit, "metrics": args.metrics, "max_partitions": args.max_partitions,
              "direct_share": args.direct_share, "agent_uids": args.agent_uids,
-             "mac_conflict": args.mac_conflict, "fdb_age": args.fdb_age}
+             "mac_conflict": args.mac_conflict, "fdb_age": args.fdb_age, "host_port": args.host_port,
+             "host_port_mac": args.host_port_mac, "take_address": args.take_address}
     return run_daemon(config.DaemonConfig(uplink=args.uplink, offloads=args.offloads,
                                           socket=socket_path(args.socket),
                                           **{k: v for k, v in given.items() if v is not None}))

@@ -573,6 +573,189 @@ def add_default_route(gateway: str, netns: NetnsRef = None) -> None:
     add_route("default", gateway, netns)
 
 
+def sysctl_get(key: str, netns: NetnsRef = None) -> str:
+    """A network sysctl's value as the kernel writes it, without the newline."""
+    def read() -> str:
+        with open(f"/proc/sys/{key}") as f:
+            return f.read().strip()
+    try:
+        return run_in(netns, read)
+    except OSError as e:
+        raise _fail(e.errno or errno.EIO, f"sysctl {key}{label(netns)}") from None
+
+
+# --- moving addresses and routes from one link to another -----------------------
+#
+# What a device has, read whole enough to be made again on another device
+# (the host port takes the uplink's addresses and routes, hostport.py). A
+# record is plain data (asdict() is its JSON); its device is not in it.
+
+IFA_F_SECONDARY = 0x01
+FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
+# ifa_flags a user may set (linux/if_addr.h): homeaddress, managetempaddr,
+# noprefixroute, mcautojoin; the rest is the kernel's bookkeeping
+# (permanent, tentative, deprecated, dadfailed, secondary, stable-privacy)
+IFA_F_SETTABLE = 0x10 | 0x100 | 0x200 | 0x400
+INFINITY_LIFE = 0xFFFFFFFF
+RT_TABLE_LOCAL = 255
+RTN_UNICAST = 1
+RTPROT_KERNEL = 2
+
+
+@dataclass(frozen=True)
+class Address:
+    """One address of a device: enough to add it again, there or elsewhere.
+
+    @valid and @preferred are the seconds left when it was read (None:
+    forever, as a static address); @label is IPv4's (eth0, eth0:1).
+    """
+
+    family: int         # 4 or 6
+    address: str
+    prefixlen: int
+    flags: int = 0      # IFA_F_SETTABLE bits only
+    secondary: bool = False
+    broadcast: str | None = None
+    label: str | None = None
+    valid: int | None = None
+    preferred: int | None = None
+
+    @property
+    def cidr(self) -> str:
+        return f"{self.address}/{self.prefixlen}"
+
+
+def _address(msg: Any) -> Address:
+    family = 4 if msg["family"] == socket.AF_INET else 6
+    flags = msg.get("IFA_FLAGS") or msg["flags"]
+    life = msg.get("IFA_CACHEINFO") or {}
+    valid, preferred = life.get("ifa_valid", INFINITY_LIFE), life.get("ifa_preferred", INFINITY_LIFE)
+    return Address(family, msg.get("IFA_ADDRESS"), msg["prefixlen"], flags & IFA_F_SETTABLE,
+                   bool(flags & IFA_F_SECONDARY), msg.get("IFA_BROADCAST"), msg.get("IFA_LABEL"),
+                   None if valid == INFINITY_LIFE else valid, None if preferred == INFINITY_LIFE else preferred)
+
+
+def address_list(ifname: str, netns: NetnsRef = None, scope_max: int = 200) -> list[Address]:
+    """The addresses on @ifname whose scope is at most @scope_max (the
+    default: global and site, not link or host), IPv4 first, each family
+    in the kernel's order (an IPv4 subnet's primary before its secondaries)."""
+    def do(ipr: IPRoute) -> list[Address]:
+        with _netlink(f"addresses of {ifname!r}{label(netns)}"):
+            msgs = ipr.addr("dump", index=_index(ipr, ifname, netns))
+            return [_address(m) for m in sorted(msgs, key=lambda m: m["family"]) if m["scope"] <= scope_max]
+    return _ipr(netns, do)
+
+
+def put_address(ifname: str, a: Address, netns: NetnsRef = None, label_as: str | None = None) -> None:
+    """Add @a to @ifname as it was, lifetimes and flags too (an IPv6 one
+    without duplicate address detection: it is the same host's address,
+    moving); @label_as: its IPv4 label here (default: @a's own)."""
+    def do(ipr: IPRoute) -> None:
+        with _netlink(f"address {a.cidr} on {ifname!r}{label(netns)}"):
+            spec: dict[str, Any] = {"index": _index(ipr, ifname, netns), "address": a.address,
+                                    "prefixlen": a.prefixlen, "family": FAMILIES[a.family],
+                                    "flags": a.flags | (IFA_F_NODAD if a.family == 6 else 0)}
+            if a.broadcast:
+                spec["broadcast"] = a.broadcast
+            if a.family == 4 and (label_as or a.label):
+                spec["label"] = label_as or a.label
+            if a.valid is not None or a.preferred is not None:
+                valid = INFINITY_LIFE if a.valid is None else a.valid
+                spec["IFA_CACHEINFO"] = {"ifa_valid": valid, "cstamp": 0, "tstamp": 0,
+                                         "ifa_preferred": min(valid, INFINITY_LIFE if a.preferred is None
+                                                              else a.preferred)}
+            ipr.addr("add", **spec)
+    _ipr(netns, do)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route through a device, as `ip route` would add it again: a
+    unicast route of any table but the local one (whose routes come and go
+    with the addresses)."""
+
+    family: int                 # 4 or 6
+    dst: str                    # a prefix, or "default"
+    gateway: str | None = None
+    table: int = 254            # main
+    priority: int | None = None  # the metric
+    proto: int = 3              # boot, as `ip route add` makes it
+    scope: int = 0
+    prefsrc: str | None = None
+
+    def describe(self) -> str:
+        return (self.dst + (f" via {self.gateway}" if self.gateway else "")
+                + ("" if self.table == 254 else f" table {self.table}")
+                + ("" if self.priority is None else f" metric {self.priority}"))
+
+
+def _route(msg: Any) -> Route:
+    family = 4 if msg["family"] == socket.AF_INET else 6
+    dst = msg.get("RTA_DST")
+    return Route(family, f"{dst}/{msg['dst_len']}" if dst is not None else "default",
+                 msg.get("RTA_GATEWAY"), msg.get("RTA_TABLE") or msg["table"], msg.get("RTA_PRIORITY"),
+                 msg["proto"], msg["scope"], msg.get("RTA_PREFSRC"))
+
+
+def routes_via(ifname: str, netns: NetnsRef = None) -> tuple[list[Route], list[str]]:
+    """The routes through @ifname that are not the kernel's own (RTPROT_KERNEL:
+    the prefix routes of its addresses and fe80::/64 come and go with
+    them), both families, every table but the local one; and, in words,
+    the ones that cannot be made again one by one (multipath, nexthop
+    objects, routes of another type than unicast)."""
+    def do(ipr: IPRoute) -> tuple[list[Route], list[str]]:
+        with _netlink(f"routes of {ifname!r}{label(netns)}"):
+            index = _index(ipr, ifname, netns)
+            found: list[Route] = []
+            other: list[str] = []
+            for family in (socket.AF_INET, socket.AF_INET6):
+                for m in ipr.route("dump", family=family):
+                    table = m.get("RTA_TABLE") or m["table"]
+                    if table == RT_TABLE_LOCAL or m["proto"] == RTPROT_KERNEL:
+                        continue
+                    hops = m.get("RTA_MULTIPATH") or []
+                    if m.get("RTA_OIF") != index and not any(h["oif"] == index for h in hops):
+                        continue
+                    if hops or m.get("RTA_NH_ID") or m["type"] != RTN_UNICAST:
+                        other.append(_route(m).describe())
+                    else:
+                        found.append(_route(m))
+            return found, other
+    return _ipr(netns, do)
+
+
+def _route_spec(ipr: IPRoute, r: Route, ifname: str, netns: NetnsRef) -> dict[str, Any]:
+    if r.dst == "default":
+        dst, length = ("0.0.0.0" if r.family == 4 else "::"), "0"
+    else:
+        dst, _, length = r.dst.partition("/")
+    spec: dict[str, Any] = {"family": FAMILIES[r.family], "dst": dst, "dst_len": int(length),
+                            "oif": _index(ipr, ifname, netns), "table": r.table, "proto": r.proto,
+                            "scope": r.scope, "type": RTN_UNICAST}
+    for key, value in (("gateway", r.gateway), ("priority", r.priority), ("prefsrc", r.prefsrc)):
+        if value is not None:
+            spec[key] = value
+    return spec
+
+
+def put_route(ifname: str, r: Route, netns: NetnsRef = None) -> None:
+    """Route @r through @ifname, replacing the route of the same key (its
+    destination, table and metric) wherever it went: one netlink request,
+    so the destination is never without a route."""
+    def do(ipr: IPRoute) -> None:
+        with _netlink(f"route {r.describe()} dev {ifname}{label(netns)}"):
+            ipr.route("replace", **_route_spec(ipr, r, ifname, netns))
+    _ipr(netns, do)
+
+
+def del_route(ifname: str, r: Route, netns: NetnsRef = None) -> None:
+    """Remove @r through @ifname; NetnsError(ESRCH) if there is none."""
+    def do(ipr: IPRoute) -> None:
+        with _netlink(f"route {r.describe()} dev {ifname}{label(netns)}"):
+            ipr.route("del", **_route_spec(ipr, r, ifname, netns))
+    _ipr(netns, do)
+
+
 # --- cleanup ------------------------------------------------------------------
 
 def quietly(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
