@@ -228,9 +228,9 @@ class PartitionManager:
                           storm_burst=config.storm_burst(storm),
                           tx=rec.tx_limit, rx=rec.rx_limit)
 
-    def _mac_owner(self, mac: str, name: str) -> str | None:
-        """Who but partition @name has @mac already (rule 7), as words to
-        follow "in use by", or None."""
+    def _mac_owner(self, mac: str, name: str | None = None) -> str | None:
+        """Who but partition @name (None: the host port asks) has @mac
+        already (rule 7), as words to follow "in use by", or None."""
         if mac == self.uplink_mac:
             return f"the uplink {self.cfg.uplink} itself"
         if self.host is not None and mac == self.host.rec.mac:
@@ -246,7 +246,7 @@ class PartitionManager:
         return None
 
     def _check_identity(self, name: str, mac: str | None, ips: list[str], vlan: int) -> None:
-        """Rule 6: @mac (None: not changing) and @ips (normalised, in VLAN
+        """Rule 7: @mac (None: not changing) and @ips (normalised, in VLAN
         @vlan) are no one else's; a PartitionError EADDRINUSE names the owner."""
         if mac is not None:
             owner = self._mac_owner(mac, name)
