@@ -754,8 +754,11 @@ class DaemonConfig:
     take_address: bool = False  # move the uplink's addresses and routes onto the host port while it runs
 
     def __post_init__(self) -> None:
-        """What one option says of another, for every front end (flags, a
+        """Defaults that follow other options (the runtime directory), and
+        what one option says of another, for every front end (flags, a
         config file): one line naming the options."""
+        if self.runtime_dir is None:
+            object.__setattr__(self, "runtime_dir", RUN_DIR if self.state_dir == STATE_DIR else self.state_dir)
         if self.host_port is None:
             for option, given in (("--take-address", self.take_address),
                                   ("--host-port-mac", self.host_port_mac is not None)):
@@ -769,10 +772,6 @@ class DaemonConfig:
             raise ConfigError(f"--max-partitions {self.max_partitions}: the host port takes one of the "
                               f"switch's {PARTITIONS_MAX_LIMIT} ports; at most {PARTITIONS_MAX_LIMIT - 1} "
                               "with --host-port")
-
-    def __post_init__(self) -> None:
-        if self.runtime_dir is None:
-            object.__setattr__(self, "runtime_dir", RUN_DIR if self.state_dir == STATE_DIR else self.state_dir)
 
     @property
     def state_path(self) -> str:
