@@ -7,11 +7,12 @@
 # --privileged --network none` on a copy of the working tree, and exits
 # with its status. The image is Debian 12 built from Debian's packages
 # without a registry (scripts/image.sh, cached in build/images/ under a
-# key of its package list), so scripts/setup.sh finds every command it needs
+# key of its package list), so scripts/test.sh finds every command it needs
 # and installs nothing with apt. The Python wheels are prepared on the host
 # (scripts/wheels.sh --test build/wheels) and mounted read-only at /wheels:
-# inside, pip takes everything from there (PIP_NO_INDEX=1) and nothing
-# needs the network. Tests marked `runtime` drive podman or containerd
+# inside, pip takes everything from there (PIP_NO_INDEX=1) into test.sh's
+# virtual environment, made by Debian's python3, and nothing needs the
+# network. Tests marked `runtime` drive podman or containerd
 # themselves; nested runtimes are out of scope here, they run on the host.
 #
 # The copy holds what a fresh clone would, plus files not yet added
@@ -32,18 +33,11 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need_root "test-in-container.sh: must run as root: podman and the tests need it" "$@"
 
-# The image holds every package scripts/setup.sh would install (read from
-# its command -> package table, so the two never drift apart) and what the
-# suite runs besides: python3 with venv, pip and the headers for the cffi
-# build, libc headers, mount, ps and sysctl, git (tests/netns/test_install.py
-# lists the tree's files with it).
-setup_packages=$(sed -n '/^declare -A NEED=(/,/^)/p' scripts/setup.sh |
-    sed -nE 's/^[[:space:]]*\[[^]]+\]=([A-Za-z0-9.+-]+).*/\1/p' | sort -u | paste -sd, -)
-if [ -z "$setup_packages" ]; then
-    echo "test-in-container.sh: no packages found in scripts/setup.sh's NEED table" >&2
-    exit 1
-fi
-PACKAGES=$setup_packages,python3,python3-pip,python3-venv,python3-dev,libc6-dev,mount,procps,git
+# The image holds every package scripts/test.sh would install (lib.sh's
+# RUN_NEEDS and TEST_NEEDS, so the two never drift apart) and the
+# distribution's Python with venv and its headers, which test.sh's
+# environment is made with.
+PACKAGES=$(debs RUN_NEEDS TEST_NEEDS | paste -sd, -),${DEBIAN_PYTHON_DEBS// /,}
 NAME=vnetshare-test
 
 # --- inside scripts/sandbox.sh (fresh network and mount namespaces) ----------
@@ -83,7 +77,7 @@ if [ "${1:-}" = --in-sandbox ]; then
     podman run --name "$container" --rm --privileged --network none \
         --cgroup-parent "/$cgroup" --pull never --systemd false --stop-signal SIGINT \
         -v "$tmp/src:/src" -v "$wheels:/wheels:ro" -w /src \
-        -e PIP_NO_INDEX=1 -e PIP_FIND_LINKS=/wheels -e PIP_BREAK_SYSTEM_PACKAGES=1 \
+        -e PIP_NO_INDEX=1 -e PIP_FIND_LINKS=/wheels \
         -e PIP_DISABLE_PIP_VERSION_CHECK=1 -e PIP_ROOT_USER_ACTION=ignore \
         -e VNETSHARE_IMAGE=unused \
         "$image" ./scripts/test.sh -m "not runtime" "$@" &
