@@ -45,7 +45,8 @@ if [ ! -s "$out" ]; then
     command -v mmdebstrap >/dev/null || { echo "image.sh: mmdebstrap is not installed" >&2; exit 1; }
     if [ -n "$download" ]; then
         hooks=(--skip=cleanup/apt --customize-hook='chroot "$1" apt-get clean'
-               --customize-hook="chroot \"\$1\" apt-get install -y -qq --download-only --no-install-recommends ${download//,/ }")
+               --customize-hook="chroot \"\$1\" apt-get install -y -qq --download-only \
+                                 --no-install-recommends ${download//,/ }")
     else
         hooks=(--customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*')
     fi

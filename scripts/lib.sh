@@ -139,14 +139,16 @@ venv_for() {
     me=$(basename "$0")
     want=$("$py" -c 'import os, sys; print(os.path.realpath(sys.executable))') \
         || { echo "$me: $py does not run" >&2; return 1; }
-    "$py" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+    "$py" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
         || { echo "$me: $py has no C headers (Python.h) to build vnetshare with" >&2; return 1; }
     if [ -e "$dir/pyvenv.cfg" ]; then
         have=$("$dir/bin/python" -c 'import os, sys, sysconfig
 assert os.path.isdir(sysconfig.get_path("purelib"))
 print(os.path.realpath(sys.executable))' 2>/dev/null) || have=
         [ "$have" != "$want" ] || return 0
-        echo "$me: $dir was made by another Python (${have:-its interpreter finds no packages}): making it again with $want"
+        echo "$me: $dir was made by another Python (${have:-its interpreter finds no packages}):" \
+             "making it again with $want"
         "$py" -m venv --clear "$dir"
     elif [ -e "$dir" ] && [ -n "$(ls -A "$dir")" ]; then
         echo "$me: $dir is not a virtual environment and not empty: refusing to install there" >&2

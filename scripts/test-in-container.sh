@@ -59,7 +59,9 @@ if command -v python3 >/dev/null; then echo "the image has a python3 already" >&
 ./scripts/setup.sh
 vnetshare lab demo
 if python3 -m pip --version >/dev/null 2>&1; then echo "the system python3 has pip now" >&2; exit 1; fi
-if (cd / && python3 -P -c "import vnetshare") 2>/dev/null; then echo "the system python3 imports vnetshare" >&2; exit 1; fi
+if (cd / && python3 -P -c "import vnetshare") 2>/dev/null; then
+    echo "the system python3 imports vnetshare" >&2; exit 1
+fi
 echo "setup.sh && vnetshare lab demo passed on Debian $(cat /etc/debian_version), $(python3 -V);" \
      "the system python3 has neither pip nor vnetshare"'
 
