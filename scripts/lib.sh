@@ -1,8 +1,14 @@
 # lib.sh - what the scripts share (setup.sh, test.sh, test-in-container.sh,
-# deploy/kubernetes/build-image.sh)
+# deploy/kubernetes/build-image.sh, .ci/run)
 #
 #   . "$(dirname "$0")/lib.sh"              (sourced, not run)
 #   need_root "NAME: must run as root: WHY" "$@"
+#   RUN_NEEDS, TEST_NEEDS                   (command or file -> Debian package)
+#   debs TABLE...                           (their packages, one a line)
+#   apt_need TABLE... [-- PACKAGE...]
+#   python_debs PYTHON, DEBIAN_PYTHON_DEBS
+#   venv_for PYTHON DIR
+#   TEST_VENV                               (scripts/test.sh's environment)
 #   copy_tree DEST
 #   podman_conf DIR RUNROOT [CNI_CONFIG_DIR]
 #   podman_private DIR                      (inside scripts/sandbox.sh)
@@ -24,6 +30,138 @@ need_root() {
         exit 1
     fi
 }
+
+# What running vnetshare needs, command (or file) -> the Debian package that
+# brings it: scripts/setup.sh installs what is missing. Building it from
+# source is part of installing it, so the compiler is here too.
+declare -A RUN_NEEDS=(
+    [gcc]=gcc                          # cffi builds the C data plane, setup.py the agent
+    [/usr/include/stdio.h]=libc6-dev   # the C library's headers, and libc.a the agent is linked with
+    [ip]=iproute2                      # `ip netns exec PARTITION ...`; the lab and linux/probe.py run through it
+    [ping]=iputils-ping                # `vnetshare lab demo`'s reachability checks (linux/probe.py)
+    [iperf3]=iperf3                    # `vnetshare lab demo`'s TCP checks (linux/probe.py)
+)
+
+# What the tests, the benchmark and CI need besides RUN_NEEDS: scripts/test.sh
+# installs both. None of it is on vnetshare's own path: the runtimes are the
+# CNI plugin's callers, the servers and clients play the LAN's hosts, the
+# rest reads back what vnetshare wrote.
+declare -A TEST_NEEDS=(
+    [unshare]=util-linux               # scripts/sandbox.sh (essential in Debian)
+    [mount]=mount                      # scripts/sandbox.sh
+    [ps]=procps                        # the tests look at processes
+    [git]=git                          # tests/netns/test_install.py and copy_tree list the tree's files
+    [vde_switch]=vde2                  # scripts/bench.py net: the vde_switch peer
+    # the CNI plugin's tests (issue 10): real runtimes, the reference
+    # plugins, images built without a registry (also scripts/image.sh's)
+    [podman]=podman
+    [runc]=runc
+    [containerd]=containerd
+    [ctr]=containerd
+    [mmdebstrap]=mmdebstrap
+    [/usr/lib/cni/host-local]=containernetworking-plugins
+    [newuidmap]=uidmap
+    [slirp4netns]=slirp4netns
+    [fuse-overlayfs]=fuse-overlayfs
+    # issue 11: the metrics' real clients, and pcap files read back
+    [promtool]=prometheus
+    [prometheus]=prometheus
+    [tcpdump]=tcpdump
+    # issue 20: a real DHCP server on the LAN host and a DHCPv6 client in a
+    # partition (the DHCPv4 client is pyroute2's)
+    [dnsmasq]=dnsmasq-base
+    [dhclient]=isc-dhcp-client
+)
+
+# debs TABLE...: the packages of these tables (RUN_NEEDS, TEST_NEEDS), sorted,
+# one a line.
+debs() {
+    local name
+    for name; do
+        local -n table=$name
+        printf '%s\n' "${table[@]}"
+        unset -n table
+    done | sort -u
+}
+
+# apt_need TABLE... [-- PACKAGE...]: installs, in one apt-get run, the
+# package of each TABLE entry whose command is not on PATH and whose file is
+# not there, and each PACKAGE dpkg does not have installed. Says what it
+# installs; silent when nothing is missing.
+apt_need() {
+    local missing=() key pkg
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do
+        local -n table=$1
+        for key in "${!table[@]}"; do
+            command -v "$key" >/dev/null || [ -e "$key" ] || missing+=("${table[$key]}")
+        done
+        unset -n table
+        shift
+    done
+    [ $# -eq 0 ] || shift
+    for pkg; do
+        [ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" = installed ] || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -gt 0 ] || return 0
+    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+    echo "$(basename "$0"): installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# python_debs PYTHON: the Debian packages a virtual environment of PYTHON
+# that builds C extensions needs: python3, python3-venv (ensurepip) and
+# python3-dev (Python.h) when PYTHON is the distribution's, or is
+# /usr/bin/python3 or python3 and not installed yet; nothing for another
+# interpreter (pyenv's, one built from source), which carries them itself.
+python_debs() {
+    local path
+    if path=$(command -v "$1"); then
+        dpkg -S "$(readlink -f "$path")" >/dev/null 2>&1 || return 0
+    elif [ "$1" != /usr/bin/python3 ] && [ "$1" != python3 ]; then
+        return 0
+    fi
+    echo "$DEBIAN_PYTHON_DEBS"
+}
+DEBIAN_PYTHON_DEBS="python3 python3-venv python3-dev"
+
+# venv_for PYTHON DIR: DIR becomes a working virtual environment of PYTHON.
+# Made with `PYTHON -m venv` if it is missing; made again (--clear) if its
+# interpreter is no longer PYTHON's or finds no packages there, as after a
+# Debian upgrade from Python 3.11 to 3.13 (DIR/bin/python, a link to
+# /usr/bin/python3, then runs 3.13, which looks in lib/python3.13: empty);
+# kept as it is otherwise. A DIR that is something else than a virtual
+# environment is refused, never cleared. Fails with one line if PYTHON
+# cannot build C extensions (no Python.h).
+venv_for() {
+    local py=$1 dir=$2 me want have
+    me=$(basename "$0")
+    want=$("$py" -c 'import os, sys; print(os.path.realpath(sys.executable))') \
+        || { echo "$me: $py does not run" >&2; return 1; }
+    "$py" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+        || { echo "$me: $py has no C headers (Python.h) to build vnetshare with" >&2; return 1; }
+    if [ -e "$dir/pyvenv.cfg" ]; then
+        have=$("$dir/bin/python" -c 'import os, sys, sysconfig
+assert os.path.isdir(sysconfig.get_path("purelib"))
+print(os.path.realpath(sys.executable))' 2>/dev/null) || have=
+        [ "$have" != "$want" ] || return 0
+        echo "$me: $dir was made by another Python (${have:-its interpreter finds no packages}):" \
+             "making it again with $want"
+        "$py" -m venv --clear "$dir"
+    elif [ -e "$dir" ] && [ -n "$(ls -A "$dir")" ]; then
+        echo "$me: $dir is not a virtual environment and not empty: refusing to install there" >&2
+        return 1
+    else
+        "$py" -m venv "$dir"
+    fi
+}
+
+# scripts/test.sh's environment: vnetshare installed editable from this tree
+# with its test extras, made by the python3 on PATH. .ci/run and the README
+# run the benchmark with its interpreter.
+TEST_VENV=build/venv
 
 # copy_tree DEST: this tree as a fresh clone has it, plus files not yet added
 # (tracked files deleted here are left out), copied to DEST.

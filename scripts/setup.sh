@@ -1,68 +1,78 @@
 #!/usr/bin/env bash
-# setup.sh - install what vnetshare needs on a fresh Debian 12 machine and build it
+# setup.sh - install vnetshare on this Debian machine, in a virtual environment of its own
 #
-# Installs the Debian packages that are missing (one apt-get run), then the
-# Python package itself, editable, with its test extras: pip builds the C data
-# plane through cffi with -Wall -Wextra -Werror and fails loudly on any error.
-# Safe to run again: it only installs what is missing and rebuilds.
+#   ./scripts/setup.sh        (from a clone, as root or through sudo)
+#
+# Installs the Debian packages running vnetshare needs that are missing
+# (lib.sh's RUN_NEEDS, and python3-venv and python3-dev for the
+# distribution's Python: one apt-get run), makes /opt/vnetshare a virtual
+# environment of /usr/bin/python3, installs this clone into it (not
+# editable: a wheel built from a copy of the files git tracks, so nothing in
+# the clone is written) and links `vnetshare` and `vnetshare-cni` into
+# /usr/local/bin. pip builds the C data plane through cffi with -Wall
+# -Wextra -Werror and fails loudly on any error. The system's Python is
+# left as it was: nothing is installed into it (PEP 668), whichever
+# `python3` comes first on PATH (a pyenv one is not used: it is a user's,
+# not the machine's).
+#
+# Run again (after `git pull`), it upgrades in place; if the environment's
+# Python has changed under it (a Debian upgrade from 3.11 to 3.13), it makes
+# the environment again first (lib.sh's venv_for). vnetshare's Python
+# dependencies come from PyPI, or from wherever pip's own variables say
+# (PIP_INDEX_URL, or PIP_NO_INDEX=1 with PIP_FIND_LINKS=DIR: a wheelhouse
+# from scripts/wheels.sh, where there is no network). The test tools are
+# scripts/test.sh's to install.
+#
+# Environment: VNETSHARE_PREFIX (default /opt/vnetshare): the environment;
+# VNETSHARE_BINDIR (default /usr/local/bin): where the commands are linked;
+# VNETSHARE_PYTHON (default /usr/bin/python3): the interpreter it is made with.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-need_root "setup.sh: must run as root (apt-get, and vnetshare needs CAP_NET_ADMIN)" "$@"
+need_root "setup.sh: must run as root (apt-get, /opt, and vnetshare needs CAP_NET_ADMIN)" "$@"
+prefix=${VNETSHARE_PREFIX:-/opt/vnetshare}
+bindir=${VNETSHARE_BINDIR:-/usr/local/bin}
+python=${VNETSHARE_PYTHON:-/usr/bin/python3}
 
-# command -> Debian package
-declare -A NEED=(
-    [gcc]=gcc
-    [ip]=iproute2
-    [unshare]=util-linux
-    [iperf3]=iperf3
-    [ping]=iputils-ping
-    [vde_switch]=vde2        # scripts/bench.py net: the vde_switch peer
-    # the CNI plugin's tests (issue 10): real runtimes, the reference
-    # plugins, images built without a registry
-    [podman]=podman
-    [runc]=runc
-    [containerd]=containerd
-    [ctr]=containerd
-    [mmdebstrap]=mmdebstrap
-    [/usr/lib/cni/host-local]=containernetworking-plugins
-    [newuidmap]=uidmap
-    [slirp4netns]=slirp4netns
-    [fuse-overlayfs]=fuse-overlayfs
-    # issue 11: the metrics' real clients, and pcap files read back
-    [promtool]=prometheus
-    [prometheus]=prometheus
-    [tcpdump]=tcpdump
-    # issue 20: a real DHCP server on the LAN host and a DHCPv6 client in a
-    # partition (the DHCPv4 client is pyroute2's)
-    [dnsmasq]=dnsmasq-base
-    [dhclient]=isc-dhcp-client
-)
-missing=()
-for cmd in "${!NEED[@]}"; do
-    command -v "$cmd" >/dev/null || missing+=("${NEED[$cmd]}")
+# The commands go into $bindir for root and sudo alike (sudo's secure_path
+# has /usr/local/bin). A link there is ours to replace (an older setup.sh
+# linked another interpreter's script); a file is someone else's.
+for cmd in vnetshare vnetshare-cni; do
+    if [ -e "$bindir/$cmd" ] && [ ! -L "$bindir/$cmd" ]; then
+        echo "setup.sh: $bindir/$cmd is a file, not a link: remove it, or set VNETSHARE_BINDIR" >&2
+        exit 1
+    fi
 done
-mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u | sed '/^$/d')
-python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
-    || missing+=(python3-dev)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "setup.sh: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
 
-echo "setup.sh: building and installing vnetshare (pip install -e '.[test]')"
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
-python3 -c 'import vnetshare.dataplane._native' # the C extension really loads
-python3 -c 'import sys; from vnetshare import agent; sys.exit(agent.c_agent() is None)' \
-    || { echo "setup.sh: the C agent (vnetshare/_bin/vnetshare-agent) was not built" >&2; exit 1; }
+# shellcheck disable=SC2046  # python_debs prints package names, or nothing
+apt_need RUN_NEEDS -- $(python_debs "$python")
+command -v git >/dev/null && git rev-parse --is-inside-work-tree >/dev/null 2>&1 \
+    || { echo "setup.sh: run it from a git clone (with git installed): it installs the files git tracks" >&2; exit 1; }
+venv_for "$python" "$prefix"
 
-# `vnetshare` on PATH, for root and sudo alike
-if ! command -v vnetshare >/dev/null; then
-    command -v pyenv >/dev/null && pyenv rehash || true
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vnetshare-setup.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+copy_tree "$tmp/src"
+echo "setup.sh: building vnetshare and installing it into $prefix"
+"$prefix/bin/python" -m pip install -q --disable-pip-version-check --upgrade "$tmp/src"
+# From /, with -P: the installation, not this clone, must be what imports.
+(cd / && "$prefix/bin/python" -P -c 'import vnetshare.dataplane._native') # the C extension really loads
+(cd / && "$prefix/bin/python" -P -c 'import sys; from vnetshare import agent; sys.exit(agent.c_agent() is None)') \
+    || { echo "setup.sh: the C agent (vnetshare/_bin/vnetshare-agent) was not installed" >&2; exit 1; }
+
+mkdir -p "$bindir"
+for cmd in vnetshare vnetshare-cni; do
+    link=$bindir/$cmd
+    old=$(readlink "$link" || true)
+    if [ "$old" != "$prefix/bin/$cmd" ]; then
+        ln -sfn "$prefix/bin/$cmd" "$link"
+        [ -z "$old" ] || echo "setup.sh: $link linked $old, now $prefix/bin/$cmd"
+    fi
+done
+"$bindir/vnetshare" --help >/dev/null
+version=$(cd / && "$prefix/bin/python" -P -c 'from importlib.metadata import version; print(version("vnetshare"))')
+echo "setup.sh: vnetshare $version in $prefix ($("$prefix/bin/python" -V) from $python)," \
+     "commands in $bindir"
+found=$(command -v vnetshare || true)
+if [ "$found" != "$bindir/vnetshare" ]; then
+    echo "setup.sh: note: \`vnetshare\` on this PATH is ${found:-not found}, not $bindir/vnetshare" >&2
 fi
-if ! command -v vnetshare >/dev/null || [ ! -e /usr/local/bin/vnetshare ]; then
-    script="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/vnetshare"
-    [ -x "$script" ] && [ "$script" != /usr/local/bin/vnetshare ] && ln -sf "$script" /usr/local/bin/vnetshare
-fi
-command -v vnetshare >/dev/null || { echo "setup.sh: vnetshare is not on PATH" >&2; exit 1; }

@@ -197,7 +197,7 @@ def build_vde(made: Made) -> list[Path]:
     n = made.nsmod
     missing = [t for t in ("vde_switch", "vde_plug2tap") if not shutil.which(t)]
     if missing:
-        raise BenchError(f"{' and '.join(missing)} missing: install Debian's vde2 (scripts/setup.sh does)")
+        raise BenchError(f"{' and '.join(missing)} missing: install Debian's vde2 (scripts/test.sh does)")
     a, b = made.ns("vnb-vde-a"), made.ns("vnb-vde-b")
     ctl = os.path.join(made.tmp, "vde.ctl")
     with open(os.path.join(made.tmp, "vde_switch.log"), "wb") as log:

@@ -8,6 +8,15 @@ to uids of their own, so nothing they run may need the installation's
 files after that (the C agent is static), and no helper process may
 import the package from its working directory. The installation must
 carry the C agent (built by setup.py), which the demo's daemon then runs.
+
+The README's way is scripts/setup.sh: the distribution's /usr/bin/python3
+(externally managed, PEP 668) makes the environment, the commands are
+linked into a bin directory, the system's Python gets nothing. Here it
+installs into a temporary prefix and bin directory (VNETSHARE_PREFIX,
+VNETSHARE_BINDIR) with the python3 of scripts/test.sh's environment first
+on PATH, so it must not take the `python3` it finds there; pip takes the
+wheels from the wheelhouse (PIP_NO_INDEX, PIP_FIND_LINKS), as the sandbox
+has no network.
 """
 from __future__ import annotations
 
@@ -18,12 +27,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from vnetshare.linux import netns
 
 ROOT = Path(__file__).resolve().parents[2]
 PIP_TIMEOUT = 600
 DEMO_TIMEOUT = 300
+SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 
 def source_copy(dest: Path) -> Path:
@@ -66,9 +75,10 @@ def c_agent_installed(bindir: Path) -> None:
         f"no C agent installed: {p.stdout} {p.stderr[-1500:]}"
 
 
-def demo(bindir: Path, cwd: Path, sock: Path) -> None:
+def demo(bindir: Path, cwd: Path, sock: Path, command: Path | None = None) -> None:
+    """`vnetshare lab demo` passes, run as @command (default: @bindir's vnetshare)."""
     c_agent_installed(bindir)
-    p = subprocess.run([str(bindir / "vnetshare"), "--socket", str(sock), "lab", "demo", "--json"],
+    p = subprocess.run([str(command or bindir / "vnetshare"), "--socket", str(sock), "lab", "demo", "--json"],
                        cwd=cwd, capture_output=True, text=True, timeout=DEMO_TIMEOUT)
     assert p.returncode == 0, f"lab demo from {cwd}: exit {p.returncode}\n{p.stdout[-1500:]}\n{p.stderr[-2500:]}"
     checks = json.loads(p.stdout)["checks"]
@@ -93,3 +103,146 @@ def test_pip_install_dot_then_demo_from_the_clone(tmp_path):
     bindir = venv(tmp_path / "venv")
     pip_install(bindir, ".", cwd=src)
     demo(bindir, src, tmp_path / "control.sock")
+
+
+# -- scripts/setup.sh ----------------------------------------------------------------
+
+class Setup:
+    """A clone (a copy of the tree, made a git repository again) and what
+    its scripts/setup.sh installs: the environment @prefix, the links in @bindir."""
+
+    def __init__(self, tmp_path: Path):
+        self.clone = source_copy(tmp_path / "clone")
+        subprocess.run(["git", "init", "-q"], cwd=self.clone, check=True)
+        self.prefix = tmp_path / "opt" / "vnetshare"
+        self.bindir = tmp_path / "bin"
+
+    def run(self, check: bool = True) -> subprocess.CompletedProcess:
+        wheels = os.environ.get("VNETSHARE_WHEELS")
+        assert wheels and os.path.isdir(wheels), "VNETSHARE_WHEELS is not a wheelhouse: run through ./scripts/test.sh"
+        env = dict(os.environ, VNETSHARE_PREFIX=str(self.prefix), VNETSHARE_BINDIR=str(self.bindir),
+                   PIP_NO_INDEX="1", PIP_FIND_LINKS=wheels)
+        p = subprocess.run([str(self.clone / "scripts" / "setup.sh")], env=env, cwd="/",
+                           capture_output=True, text=True, timeout=PIP_TIMEOUT)
+        assert not check or p.returncode == 0, f"setup.sh: exit {p.returncode}\n{p.stdout}{p.stderr[-3000:]}"
+        return p
+
+    def vnetshare(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.bindir / "vnetshare"), *args], cwd="/", env={},
+                              capture_output=True, text=True, timeout=60)
+
+    def pip_show(self) -> str:
+        p = subprocess.run([str(self.prefix / "bin" / "pip"), "show", "vnetshare"], cwd="/",
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+
+def system_site_packages() -> dict[str, list[str]]:
+    """What Debian's python3 has in each of its site directories."""
+    dirs = subprocess.run([str(SYSTEM_PYTHON), "-c", "import site; print('\\n'.join(site.getsitepackages()))"],
+                          capture_output=True, text=True, check=True, env={}).stdout.split()
+    return {d: sorted(os.listdir(d)) if os.path.isdir(d) else [] for d in dirs}
+
+
+def test_setup_sh_installs_with_the_system_python_and_the_demo_passes(tmp_path):
+    """./scripts/setup.sh && vnetshare lab demo, on a Debian whose python3 is externally managed."""
+    stdlib = subprocess.run([str(SYSTEM_PYTHON), "-c", "import sysconfig; print(sysconfig.get_path('stdlib'))"],
+                            capture_output=True, text=True, check=True, env={}).stdout.strip()
+    assert os.path.exists(os.path.join(stdlib, "EXTERNALLY-MANAGED")), \
+        f"{SYSTEM_PYTHON} is not externally managed: not the Debian this test is about"
+    site_before = system_site_packages()
+    setup = Setup(tmp_path)
+    tree_before = git_status(setup.clone)
+
+    setup.run()
+
+    for cmd in ("vnetshare", "vnetshare-cni"):
+        assert os.readlink(setup.bindir / cmd) == str(setup.prefix / "bin" / cmd)
+    assert os.path.realpath(setup.prefix / "bin" / "python") == os.path.realpath(SYSTEM_PYTHON), \
+        "the environment is not the system Python's (setup.sh took the python3 on PATH?)"
+    p = setup.vnetshare("--help")
+    assert p.returncode == 0 and "lab" in p.stdout, p.stderr
+    p = subprocess.run([str(setup.bindir / "vnetshare-cni")], env={"CNI_COMMAND": "VERSION"}, input="",
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "supportedVersions" in json.loads(p.stdout), p.stdout + p.stderr
+    # the system's Python: nothing added, and it does not see vnetshare
+    assert system_site_packages() == site_before
+    p = subprocess.run([str(SYSTEM_PYTHON), "-P", "-c", "import vnetshare"], cwd="/", env={},
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and "No module named 'vnetshare'" in p.stderr, p.stderr
+    # nothing was built or written in the clone
+    assert git_status(setup.clone) == tree_before
+
+    demo(setup.prefix / "bin", Path("/"), tmp_path / "control.sock", command=setup.bindir / "vnetshare")
+
+
+def test_setup_sh_again_upgrades_in_place(tmp_path):
+    """git pull && ./scripts/setup.sh: the new version replaces the old one, in the same environment."""
+    setup = Setup(tmp_path)
+    setup.run()
+    assert "Version: 0.1.0" in setup.pip_show().splitlines()
+    venv_cfg = (setup.prefix / "pyvenv.cfg").stat()
+    (setup.prefix / "kept").write_text("made before the upgrade\n")
+    pyproject = setup.clone / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"', 'version = "0.1.1"', 1))
+
+    setup.run()
+
+    assert "Version: 0.1.1" in setup.pip_show().splitlines()
+    assert (setup.prefix / "pyvenv.cfg").stat().st_mtime_ns == venv_cfg.st_mtime_ns
+    assert (setup.prefix / "kept").exists(), "the environment was made again, not upgraded"
+    assert setup.vnetshare("--help").returncode == 0
+
+
+def test_setup_sh_again_after_a_python_upgrade_makes_the_environment_again(tmp_path):
+    """A Debian upgrade moves /usr/bin/python3 to a new minor version; setup.sh mends the install.
+
+    The environment is made to look as if the Python before was 3.(N-1):
+    its packages in lib/python3.(N-1), pyvenv.cfg saying so, bin/python a
+    link to /usr/bin/python3, which now runs 3.N. That is what an upgrade
+    from 3.11 to 3.13 leaves: the interpreter looks in lib/python3.13 and
+    finds nothing.
+    """
+    setup = Setup(tmp_path)
+    setup.run()
+    minor = int(subprocess.run([str(setup.prefix / "bin" / "python"), "-c", "import sys; print(sys.version_info[1])"],
+                               capture_output=True, text=True, check=True).stdout)
+    before = f"3.{minor - 1}"
+    (setup.prefix / "lib" / f"python3.{minor}").rename(setup.prefix / "lib" / f"python{before}")
+    cfg = setup.prefix / "pyvenv.cfg"
+    cfg.write_text("".join(f"version = {before}.9\n" if line.startswith("version") else line
+                           for line in cfg.read_text().splitlines(keepends=True)))
+    p = setup.vnetshare("--help")
+    assert p.returncode != 0 and "No module named 'vnetshare'" in p.stderr, \
+        f"the install made to look broken still runs: {p.stdout}{p.stderr}"
+
+    setup.run()
+
+    p = setup.vnetshare("--help")
+    assert p.returncode == 0, p.stderr
+    assert sorted(os.listdir(setup.prefix / "lib")) == [f"python3.{minor}"]
+
+
+def test_setup_sh_refuses_to_take_what_is_not_its_own(tmp_path):
+    """A prefix that is some other directory, a command that is some other file: refused, left as they were."""
+    setup = Setup(tmp_path)
+    setup.prefix.mkdir(parents=True)
+    (setup.prefix / "data").write_text("someone's\n")
+    p = setup.run(check=False)
+    assert p.returncode == 1 and f"{setup.prefix} is not a virtual environment" in p.stderr, p.stderr
+    assert os.listdir(setup.prefix) == ["data"]
+
+    setup.prefix = tmp_path / "opt2"
+    setup.bindir.mkdir()
+    (setup.bindir / "vnetshare").write_text("#!/bin/sh\necho another vnetshare\n")
+    p = setup.run(check=False)
+    assert p.returncode == 1 and f"{setup.bindir}/vnetshare is a file, not a link" in p.stderr, p.stderr
+    assert (setup.bindir / "vnetshare").read_text() == "#!/bin/sh\necho another vnetshare\n"
+    assert not setup.prefix.exists()
+
+
+def git_status(tree: Path) -> str:
+    """The tree's files as git sees them: untracked, ignored ones too."""
+    return subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=tree,
+                          capture_output=True, text=True, check=True).stdout

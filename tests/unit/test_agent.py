@@ -34,7 +34,7 @@ def fresh(monkeypatch):
 
 def test_the_c_agent_is_built_next_to_the_package(fresh):
     assert os.path.isfile(agent.C_AGENT) and os.access(agent.C_AGENT, os.X_OK), \
-        f"{agent.C_AGENT}: build it (scripts/setup.sh, or python3 setup.py build_ext --inplace)"
+        f"{agent.C_AGENT}: build it (scripts/test.sh, or python3 setup.py build_ext --inplace)"
     assert agent.command(7, "pa") == [agent.C_AGENT, "--fd", "7", "--name", "pa"]
 
 

@@ -227,7 +227,7 @@ def test_no_snapshot_is_up_0_and_nothing_stale(source, caplog):
 
 def promtool_check(text: str) -> subprocess.CompletedProcess:
     if shutil.which("promtool") is None:
-        pytest.skip("promtool not installed (Debian package prometheus; scripts/setup.sh installs it)")
+        pytest.skip("promtool not installed (Debian package prometheus; scripts/test.sh installs it)")
     return subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True,
                           timeout=30)
 
