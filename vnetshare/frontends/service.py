@@ -64,10 +64,9 @@ UNIT = """\
 
 [Unit]
 Description=vnetshare: share NIC %I between network-namespace partitions
-# The NIC first, once udev has it. Not BindsTo=: the daemon follows a NIC
-# that goes away and comes back.
-Wants=sys-subsystem-net-devices-%i.device
-After=sys-subsystem-net-devices-%i.device
+# No dependency on the NIC's device unit: without udev (a container) it
+# never appears and each start would wait 90 s for it. A NIC not there yet
+# fails the start, and Restart= tries again.
 
 [Service]
 # READY=1 once the data path forwards and the control socket serves.
@@ -268,8 +267,8 @@ def install(root: str | None, uplink: str | None, enable: bool) -> int:
         try:
             socket.if_nametoindex(uplink)
         except OSError:
-            print(f"note: there is no interface {uplink} here now: {unit} waits for it to appear "
-                  "(up to 90 s at each start), then retries every 5 s")
+            print(f"note: there is no interface {uplink} here now: {unit} fails to start, and tries "
+                  "again every 5 s")
     if not enable:
         print(f"next: systemctl enable --now {unit}")
         return 0
