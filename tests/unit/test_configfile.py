@@ -56,21 +56,45 @@ def test_every_option_says_not_given_by_default_and_lands_in_daemonconfig(key):
     assert action.dest in fields, f"--{key}: config.DaemonConfig has no field {action.dest!r}"
 
 
+EXAMPLES = {"metrics": '"127.0.0.1:9477"', "host-port": '"vnshost0"', "host-port-mac": '"02:00:5e:10:00:01"'}
+NEEDS = {"host-port-mac": ("host-port", "vnshost0"), "take-address": ("host-port", "vnshost0")}
+
+
+def from_flags(argv) -> config.DaemonConfig:
+    args = get_parser(only_daemon=True).parse_args(argv)
+    opts = configfile.options(args.parser, args.socket_option)
+    values, _ = configfile.merge(args, opts, configfile.Settings(None))
+    return config.DaemonConfig(**values)
+
+
 @pytest.mark.parametrize("key", sorted(SETTINGS))
 def test_every_key_takes_what_its_flag_takes(key, tmp_path):
-    """Each setting's default, written in the file as --print-config writes
-    it, gives what the flag given the same text gives."""
+    """Each setting's default (or, for one off by default, an example),
+    written in the file as --print-config writes it, gives the daemon what
+    the flag given the same text gives. An option with no example and
+    nothing by default is still a key: its converter checks its value."""
     action = SETTINGS[key]
     literal = configfile._literal(getattr(config.DaemonConfig(uplink="eth1"), action.dest))
-    if literal is None:  # off by default: --metrics
-        literal = '"127.0.0.1:9477"'
-    text = str(tomllib.loads(f"v = {literal}")["v"])
-    uplink = [] if key == "uplink" else ["--uplink", "eth1"]
-    cfg, sources = from_file(f"{key} = {literal}\n", tmp_path, ("daemon", *uplink))
-    argv = ["--socket", text, "daemon", *uplink] if key == "socket" else ["daemon", *uplink, f"--{key}", text]
-    flag = get_parser(only_daemon=True).parse_args(argv)
-    assert getattr(cfg, action.dest) == getattr(flag, action.dest)
-    assert sources[action.dest] == str(tmp_path / "vnetshare.toml")
+    if literal is None:
+        literal = "true" if action.nargs == 0 else EXAMPLES.get(key)
+    base = [] if key == "uplink" else ["--uplink", "eth1"]
+    if key in NEEDS:
+        base += [f"--{NEEDS[key][0]}", NEEDS[key][1]]
+    if literal is None:
+        with pytest.raises(ConfigError, match=f": {key}: "):  # a value error, not "no such setting"
+            from_file(f'{key} = "?"\n', tmp_path, ("daemon", *base))
+        return
+    text = tomllib.loads(f"v = {literal}")["v"]
+    cfg, sources = from_file(f"{key} = {literal}\n", tmp_path, ("daemon", *base))
+    if key == "socket":
+        argv = ["--socket", text, "daemon", *base]
+    elif action.nargs == 0:
+        argv = ["daemon", *base, *([f"--{key}"] if text else [])]
+    else:
+        argv = ["daemon", *base, f"--{key}", str(text)]
+    assert cfg == from_flags(argv)
+    if literal != "false":
+        assert sources[action.dest] == str(tmp_path / "vnetshare.toml")
 
 
 # -- precedence --------------------------------------------------------------------
@@ -183,7 +207,7 @@ def _parser():
 
 @pytest.mark.parametrize("text, dest, want", [
     ("take-address = true", "take_address", True),
-    ("take-address = false", "take_address", False),
+    ("take-address = false", "take_address", None),  # not given
     ("follow = false", "follow", False),
     ("extra-port = [1, 2]", "extra_port", [1, 2]),
     ("extra-port = 3", "extra_port", [3]),
@@ -191,7 +215,7 @@ def _parser():
 ])
 def test_flags_without_a_value_and_repeatable_ones(text, dest, want):
     got = configfile.settings(tomllib.loads(text), "f.toml", _parser(), None)
-    assert got.values == {dest: want}
+    assert got.values == ({} if want is None else {dest: want})
 
 
 @pytest.mark.parametrize("text, needle", [

@@ -29,7 +29,7 @@ Rules:
    exist; the default one is read only if it does.
 4. A value is given to the option's converter as the flag's text would be
    (a TOML number as its decimal digits); a flag without a value takes
-   true or false, a repeatable one a list.
+   true (given) or false (not given), a repeatable one a list.
 """
 from __future__ import annotations
 
@@ -157,6 +157,8 @@ def _table(data: dict, where: str, opts: dict[str, argparse.Action], top: bool) 
                               "of `vnetshare daemon` without their dashes (vnetshare daemon --help)")
         if not top and key == "uplink":
             raise ConfigError(f"{where}uplink: not allowed in an [{UPLINKS}.IFACE] table: its name is the uplink")
+        if raw is False and action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction):
+            continue  # a flag without a value, false: as if not given (rule 4)
         try:
             out[action.dest] = value_of(action, raw)
         except ConfigError as e:
