@@ -317,8 +317,8 @@ def test_a_second_daemon_on_the_same_socket_refuses_naming_the_first(system, tmp
         assert p.returncode == 1
         assert p.stderr.strip().splitlines() == [
             f"vnetshare: error: control socket {system.sock}: process {system.daemon.pid} listens on it "
-            "already; a second daemon needs its own socket, runtime-dir and state-dir (flags, or the "
-            "[uplinks.vsu1] table of the config file)"]
+            "already (one daemon per NIC; the daemon of another NIC needs its own socket, runtime-dir and "
+            "state-dir: flags, or the [uplinks.vsu1] table of the config file)"]
         assert status(system)[1]["uplink"] == UPLINK
     finally:
         netns.quietly(netns.delete_link, "vsu1")
