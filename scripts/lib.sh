@@ -71,6 +71,10 @@ declare -A TEST_NEEDS=(
     # partition (the DHCPv4 client is pyroute2's)
     [dnsmasq]=dnsmasq-base
     [dhclient]=isc-dhcp-client
+    # issue 21: the service's tests (systemd-analyze verify, systemctl
+    # --root, systemd-escape; setpriv runs the unit's ExecStart)
+    [systemd-analyze]=systemd
+    [setpriv]=util-linux
 )
 
 # debs TABLE...: the packages of these tables (RUN_NEEDS, TEST_NEEDS), sorted,

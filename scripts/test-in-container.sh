@@ -109,7 +109,7 @@ if [ "${1:-}" = --in-sandbox ]; then
         -v "$tmp/src:/src" -v "$wheels:/wheels:ro" -w /src \
         -e PIP_NO_INDEX=1 -e PIP_FIND_LINKS=/wheels \
         -e PIP_DISABLE_PIP_VERSION_CHECK=1 -e PIP_ROOT_USER_ACTION=ignore \
-        -e VNETSHARE_IMAGE=unused \
+        -e VNETSHARE_IMAGE=unused -e VNETSHARE_SYSTEMD_IMAGE=unused \
         "$image" "${command[@]}" &
     run=$!
     while :; do  # a trapped signal ends `wait` early; wait again until it exits

@@ -41,5 +41,12 @@ VNETSHARE_WHEELS="$(pwd)/$(./scripts/wheels.sh build/wheels | tail -n 1)"
 if [ -z "${VNETSHARE_IMAGE:-}" ]; then
     VNETSHARE_IMAGE="$(pwd)/$(./scripts/image.sh cnitest iproute2,iputils-ping,iperf3,python3 | tail -n 1)"
 fi
-export PATH VNETSHARE_WHEELS VNETSHARE_IMAGE VNETSHARE_NO_SKIP=1 PYTHONDONTWRITEBYTECODE=1
+# The service's test boots systemd in a container of this image
+# (tests/netns/test_service_systemd.py); a caller that set
+# VNETSHARE_SYSTEMD_IMAGE (the in-container run) keeps its own.
+if [ -z "${VNETSHARE_SYSTEMD_IMAGE:-}" ]; then
+    VNETSHARE_SYSTEMD_IMAGE="$(pwd)/$(./scripts/image.sh vnssystemd \
+        systemd,systemd-sysv,dbus,iproute2,iputils-ping,python3 | tail -n 1)"
+fi
+export PATH VNETSHARE_WHEELS VNETSHARE_IMAGE VNETSHARE_SYSTEMD_IMAGE VNETSHARE_NO_SKIP=1 PYTHONDONTWRITEBYTECODE=1
 exec ./scripts/sandbox.sh "$TEST_VENV/bin/python" -m pytest -p no:cacheprovider "$@"

@@ -3,10 +3,16 @@
 Rule 1: with VNETSHARE_NO_SKIP=1 (set by scripts/test.sh, so in CI) a skipped
 test is a failed test: a root test that cannot run there is a broken setup,
 not a pass.
+
+Rule 2: no test reads this host's /etc/vnetshare/vnetshare.toml: every
+daemon a test starts runs on its flags (VNETSHARE_CONFIG=none), unless the
+test gives --config.
 """
 import os
 
 import pytest
+
+os.environ["VNETSHARE_CONFIG"] = "none"
 
 
 @pytest.hookimpl(hookwrapper=True)

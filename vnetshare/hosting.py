@@ -12,7 +12,8 @@ Rules:
 1. One daemon per state directory and per runtime directory: an flock on
    RUNTIME_DIR/daemon.lock (it names the holder's PID) and one on the state
    directory itself; the control socket is made only under them, mode
-   0600 (root only).
+   0600 (root only), and never over one another process listens on (the
+   daemon of another uplink): that start fails first, naming its PID.
    And one daemon per NIC, whatever its socket or state directory: an
    flock on UPLINK_LOCK_DIR/NAME@NETNS.lock (the uplink's name, and the
    inode of the network namespace the name is in), taken before the NIC
@@ -44,6 +45,9 @@ Rules:
    switch's command queue, the functions queried again, an event; its MTU
    or features changed: the switch's MTU, the partitions' TAPs (manager.py
    rule 9) and new partitions follow, an event says what changed.
+7. The service manager hears READY=1 (sdnotify.py) when the control socket
+   serves, after rule 5's data path: a unit that is "active" forwards
+   frames. STOPPING=1 when a signal stops it; STATUS= says what it serves.
 """
 from __future__ import annotations
 
@@ -55,6 +59,7 @@ import os
 import resource
 import signal
 import socket
+import struct
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -63,7 +68,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from . import adapter, agent
 from .core import config, protocol, state as statefile
 from .core.errors import ConfigError, VnetshareError
-from .linux import netns
+from .linux import netns, sdnotify
 from .linux.netns import NetnsError
 from .manager import PartitionManager, function_rows
 
@@ -130,6 +135,8 @@ class Daemon:
         self._unusable: int | None = None  # the ifindex an uplink.unusable was emitted for
         self._follow_retry: asyncio.TimerHandle | None = None  # follow_uplink() failed: again then
         self.started = time.time()
+        self.notifier = sdnotify.Notifier()  # $NOTIFY_SOCKET, taken from the environment (rule 7)
+        self.ready = False
         self.exporter = None  # metrics.Exporter while --metrics serves /metrics
         self.host_port = None  # hostport.HostPort once the partitions are served
         # capture id -> (partition, the reason it must end: set once, then its stream ends)
@@ -182,6 +189,24 @@ class Daemon:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n{self.cfg.socket}\n".encode(), 0)
         self._uplink_lock_fd = fd
+
+    def _check_socket(self) -> None:
+        """Rule 1: if a process listens on the control socket already (a
+        daemon, of this uplink or another), this one does not start: the
+        socket would be taken from under it. Before the locks, whose
+        messages would not say what the daemon of another NIC needs."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            s.connect(self.cfg.socket)
+            pid = struct.unpack("3i", s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
+        except OSError:  # none there (ENOENT), a stale one (ECONNREFUSED): ours to make
+            return
+        finally:
+            s.close()
+        raise DaemonStartError(
+            f"control socket {self.cfg.socket}: process {pid} listens on it already (one daemon per "
+            f"NIC; the daemon of another NIC needs its own socket, runtime-dir and state-dir: flags, "
+            f"or the [uplinks.{self.cfg.uplink}] table of the config file)")
 
     def _start_metrics(self) -> None:
         """--metrics: bind and serve /metrics first, so an address in use
@@ -476,6 +501,31 @@ class Daemon:
                 "daemon": {"pid": os.getpid(), "version": __version__, "uplink": self.cfg.uplink,
                            "started": self.started, "mac_conflict": self.cfg.mac_conflict}}
 
+    def status(self) -> dict:
+        """The `daemon.status` answer (`vnetshare status`): who serves what
+        since when, and the data path's state: the switch's thread, the
+        uplink's link state (up: administratively up with a carrier)."""
+        from . import __version__
+
+        link = self.watcher.link if self.watcher is not None else None
+        try:
+            uplink_state = link.look() if link is not None else {"up": None, "operstate": "unknown"}
+        except OSError as e:
+            uplink_state = {"up": None, "operstate": f"unknown ({e.strerror or e})"}
+        error = self.switch.error
+        return {"pid": os.getpid(), "version": __version__, "started": self.started,
+                "uplink": self.cfg.uplink, "uplink_mac": self.info.mac,
+                "uplink_up": uplink_state["up"], "uplink_operstate": uplink_state["operstate"],
+                "switch": "running" if self.switch.running else "stopped",
+                "switch_error": str(error) if error is not None else None,
+                "partitions": len(self.manager.names()), "served": len(self.manager.parts),
+                "socket": self.cfg.socket, "state_dir": self.cfg.state_dir,
+                "host_port": self.host_port.describe() if self.host_port is not None else None}
+
+    def _status_line(self) -> str:
+        """STATUS= for the service manager (rule 7)."""
+        return f"serving {len(self.manager.names())} partition(s) on uplink {self.cfg.uplink}"
+
     # -- capture ---------------------------------------------------------
     def _capture(self, args: dict) -> Stream:
         """`vnetshare capture`: a capture ring whose consumer end goes to the
@@ -588,9 +638,7 @@ class Daemon:
             follower = self.events.follow()  # subscribed now: nothing falls between
             return Stream(protocol.ok(events=self.events.history()), follower.run, close=follower.close)
         if op == "daemon.status":
-            return protocol.ok(pid=os.getpid(), uplink=self.cfg.uplink, uplink_mac=self.info.mac,
-                               partitions=len(m.names()),
-                               host_port=self.host_port.describe() if self.host_port is not None else None)
+            return protocol.ok(**self.status())
         raise protocol.ProtocolError(f"op {op!r}: not supported", code="EOPNOTSUPP")
 
     # -- run -------------------------------------------------------------
@@ -601,6 +649,8 @@ class Daemon:
             self._early_events.append((time.time(), kind, partition, message, details))
         else:
             self.events.emit(kind, partition, message, **details)
+        if self.ready and kind in ("partition.created", "partition.deleted"):
+            self.notifier.status(self._status_line())
 
     def _watch_fd(self, fd: int, cb: Callable[[], None]) -> None:
         if self.loop is None:
@@ -696,6 +746,8 @@ class Daemon:
         self.events.emit("daemon.started", None, f"ready: control socket {self.cfg.socket}, "
                          f"{len(self.manager.names())} partition(s)", uplink=self.cfg.uplink,
                          partitions=len(self.manager.names()))
+        self.ready = True
+        self.notifier.ready(self._status_line())
         if self._early_signal is not None:
             self._on_signal(self._early_signal)
         try:
@@ -725,6 +777,7 @@ class Daemon:
     def _on_signal(self, sig: int) -> None:
         name = signal.Signals(sig).name
         self.events.emit("daemon.stopping", None, f"{name}: stopping", signal=name)
+        self.notifier.stopping(f"{name}: stopping")
         self.stop_event.set()
 
     def _raise_fd_limit(self) -> None:
@@ -739,8 +792,10 @@ class Daemon:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
     def run(self) -> int:
+        self.notifier.status(f"starting on uplink {self.cfg.uplink}")
         self._raise_fd_limit()
         self._check_agents()
+        self._check_socket()
         self._lock()
         try:
             self._lock_uplink()

@@ -1,7 +1,9 @@
 """cli.py - the `vnetshare` command: a thin client of the daemon's control socket.
 
-    vnetshare daemon --uplink IFACE [--offloads mirror|emulate] [--metrics [ADDR:]PORT]
-                     [--agent-uids FIRST-LAST] [--host-port NAME [--take-address]]
+    vnetshare daemon [--uplink IFACE] [--config FILE|none] [--print-config] [OPTION...]
+    vnetshare status [--json]
+    vnetshare service install [--uplink IFACE [--enable]] [--root DIR]
+    vnetshare service uninstall [--uplink IFACE] [--root DIR]
     vnetshare partition create NAME [--ip CIDR]... [--gateway IP] [--mac MAC]
                                     [--mtu N] [--ifname NAME] [--netns PATH]
     vnetshare partition delete NAME
@@ -20,6 +22,11 @@ Rules:
 2. Values are checked here first (so a typo is caught with no daemon
    running) and again by the daemon (which trusts no client).
 3. Every read command has --json, printing exactly what the daemon sent.
+4. `vnetshare daemon`'s settings: its flags, over the config file, over the
+   defaults of config.DaemonConfig (configfile.py): each option of the
+   daemon parser is a key of the file with nothing else to change; its
+   parser default stays None ("not given").
+5. `vnetshare status` exits as `systemctl is-active` would: STATUS_EXIT.
 """
 from __future__ import annotations
 
@@ -29,8 +36,8 @@ import json
 import os
 import sys
 
-from ..core import config
-from .client import call, daemon_socket, socket_path
+from ..core import config, configfile
+from .client import DaemonError, DaemonNotRunning, DaemonUnreachable, call, daemon_socket, socket_path
 from ..core.errors import ConfigError, VnetshareError
 
 
@@ -131,13 +138,21 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
         prog="vnetshare",
         description="Share one network adapter between isolated partitions (network namespaces).",
     )
-    p.add_argument("--socket", help="control socket (default: $VNETSHARE_SOCKET or /run/vnetshare/control.sock)")
+    socket_option = p.add_argument("--socket", help="control socket (default: $VNETSHARE_SOCKET or "
+                                   "/run/vnetshare/control.sock; the daemon's: also `socket` in its config file)")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     d = sub.add_parser("daemon", help="run the hosting daemon on an uplink NIC")
-    d.add_argument("--uplink", required=True, type=_arg(config.ifname), metavar="IFACE",
-                   help="the network interface to share")
-    d.add_argument("--offloads", choices=config.OFFLOAD_MODES, default="mirror",
+    d.add_argument("--config", metavar="FILE|none",
+                   help=f"settings: each key an option below without its dashes, flags win; [uplinks.IFACE] "
+                        f"tables for one uplink's daemon (default: ${configfile.ENV} or "
+                        f"{configfile.DEFAULT_PATH} if it exists; none: no file)")
+    d.add_argument("--print-config", action="store_true",
+                   help="print the settings the daemon would run with, and where each comes from; start nothing")
+    d.set_defaults(parser=d, socket_option=socket_option)
+    d.add_argument("--uplink", type=_arg(config.ifname), metavar="IFACE",
+                   help="the network interface to share (or `uplink` in the config file)")
+    d.add_argument("--offloads", choices=config.OFFLOAD_MODES, default=None,
                    help="partition offloads: what the uplink has (mirror, default) or all, done in software (emulate)")
     d.add_argument("--state-dir", default=None, metavar="DIR",
                    help="where the partitions' records are kept, to outlive a reboot "
@@ -251,7 +266,20 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true")
     capture.add_parser(sub)
     cni.add_install_parser(sub)
+    st = sub.add_parser("status", help="is a daemon running, on which uplink, since when, with how many "
+                                       "partitions, its data path: exit 0 running, 1 degraded, "
+                                       "3 not running, 4 unknown")
+    st.add_argument("--json", action="store_true")
+    from . import service
+
+    service.add_parser(sub, _arg)
     return p
+
+
+def daemon_settings() -> dict[str, argparse.Action]:
+    """Every setting of `vnetshare daemon`, by config file key (rule 4)."""
+    args = get_parser(only_daemon=True).parse_args(["daemon"])
+    return configfile.options(args.parser, args.socket_option)
 
 
 # -- output ---------------------------------------------------------------
@@ -402,17 +430,93 @@ def cmd_stats(args) -> int:
 
 
 def cmd_daemon(args) -> int:
+    """Rule 4: flags, then the config file, then DaemonConfig's defaults. A
+    mistake in either is a usage error, exit 2, on which the service does
+    not restart (RestartPreventExitStatus=2)."""
+    opts = configfile.options(args.parser, args.socket_option)
+    path, required = configfile.which(args.config)
+    try:
+        from_file = configfile.settings(configfile.load(path, required), path, opts, args.uplink)
+    except ConfigError as e:
+        args.parser.error(str(e))
+    values, sources = configfile.merge(args, opts, from_file)
+    if args.socket is None and os.environ.get("VNETSHARE_SOCKET"):  # the environment over the file
+        values["socket"], sources["socket"] = os.environ["VNETSHARE_SOCKET"], "$VNETSHARE_SOCKET"
+    if "uplink" not in values:
+        args.parser.error("no uplink: give --uplink IFACE" + (f", or uplink = \"IFACE\" in {path}" if path else ""))
+    try:
+        cfg = config.DaemonConfig(**values)  # what the options say of each other
+    except ConfigError as e:
+        args.parser.error(str(e))
+    if args.print_config:
+        print(configfile.render(cfg, opts, sources), end="")
+        return 0
     from ..hosting import run_daemon
 
-    given = {"state_dir": args.state_dir, "runtime_dir": args.runtime_dir,
-             "ring_size": args.ring_size, "coalesce_usecs": args.coalesce_usecs,
-             "storm_limit": args.storm_limit, "metrics": args.metrics, "max_partitions": args.max_partitions,
-             "direct_share": args.direct_share, "agent_uids": args.agent_uids,
-             "mac_conflict": args.mac_conflict, "fdb_age": args.fdb_age, "host_port": args.host_port,
-             "host_port_mac": args.host_port_mac, "take_address": args.take_address}
-    return run_daemon(config.DaemonConfig(uplink=args.uplink, offloads=args.offloads,
-                                          socket=socket_path(args.socket),
-                                          **{k: v for k, v in given.items() if v is not None}))
+    return run_daemon(cfg)
+
+
+# `vnetshare status` exit codes, as `systemctl is-active` (LSB's status codes)
+STATUS_EXIT = {"running": 0, "degraded": 1, "not running": 3, "unknown": 4}
+
+
+def _ago(seconds: float) -> str:
+    s = int(max(seconds, 0))
+    d, h, m = s // 86400, s // 3600 % 24, s // 60 % 60
+    parts = [f"{d}d"] * bool(d) + [f"{h}h"] * bool(h) + [f"{m}min"] * bool(m)
+    return " ".join(parts[:2]) or f"{s}s"
+
+
+def status_of(sock: str) -> dict:
+    """What `vnetshare status` says of the daemon at @sock: its
+    daemon.status answer with "state" (a key of STATUS_EXIT) and
+    "problems" (why it is degraded), or the state and the error."""
+    import time
+
+    try:
+        ans = call(sock, "daemon.status", timeout=5)
+    except DaemonNotRunning as e:
+        return {"state": "not running", "socket": sock, "error": str(e)}
+    except (DaemonUnreachable, DaemonError, PermissionError) as e:
+        return {"state": "unknown", "socket": sock, "error": str(e)}
+    ans.pop("ok", None)
+    ans.setdefault("socket", sock)
+    problems = []
+    if ans.get("switch", "running") != "running":
+        problems.append("the switch is stopped" + (f" ({ans['switch_error']})" if ans.get("switch_error") else ""))
+    if ans.get("uplink_up") is False:
+        problems.append(f"uplink {ans['uplink']} is down ({ans.get('uplink_operstate')})")
+    if ans.get("served", ans.get("partitions")) != ans.get("partitions"):
+        problems.append(f"{ans['partitions'] - ans['served']} of {ans['partitions']} partitions not served")
+    ans["state"] = "degraded" if problems else "running"
+    ans["problems"] = problems
+    if "started" in ans:
+        ans["uptime"] = round(time.time() - ans["started"], 3)
+    return ans
+
+
+def cmd_status(args) -> int:
+    import time
+
+    st = status_of(daemon_socket(args.socket))
+    if args.json:
+        print(json.dumps(st, indent=1))
+        return STATUS_EXIT[st["state"]]
+    if "error" in st:
+        print(f"vnetshare daemon: {st['state']}: {st['error']}")
+        return STATUS_EXIT[st["state"]]
+    since = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(st["started"]))
+    print(f"vnetshare daemon: {st['state']} on uplink {st['uplink']}, pid {st['pid']}, "
+          f"since {since} ({_ago(st['uptime'])} ago)")
+    for problem in st["problems"]:
+        print(f"  problem     {problem}")
+    print(f"  partitions  {st['partitions']} ({st['served']} served)")
+    link = "up" if st["uplink_up"] else "down" if st["uplink_up"] is False else "unknown"
+    print(f"  data path   switch {st['switch']}, uplink {st['uplink']} {link} ({st['uplink_operstate']})")
+    print(f"  socket      {st['socket']}")
+    print(f"  state       {st['state_dir']}")
+    print(f"  version     {st['version']}")
+    return STATUS_EXIT[st["state"]]
 
 
 def cmd_verify(args) -> int:
@@ -472,6 +576,8 @@ COMMANDS = {
     "daemon": cmd_daemon,
     "lab": cmd_lab,
     "verify": cmd_verify,
+    "status": cmd_status,
+    "service": _lazy("service", "main"),
     "cni": _lazy("cni", "install_main"),
     "capture": _lazy("capture", "main"),
     "events": _lazy("live", "events_main"),
@@ -485,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("vnetshare: error: must run as root (try: sudo vnetshare ...)", file=sys.stderr)
-        return 1
+        return STATUS_EXIT["unknown"] if args.cmd == "status" else 1
     try:
         return COMMANDS[args.cmd](args)
     except OSError as e:  # NativeError, NetnsError, PermissionError: the message, no "[Errno N]"

@@ -50,6 +50,11 @@ class DaemonUnreachable(VnetshareError):
     """No daemon answers on the control socket."""
 
 
+class DaemonNotRunning(DaemonUnreachable):
+    """None listens there at all: no socket, or a stale one (`vnetshare
+    status`: not running; other DaemonUnreachables: unknown)."""
+
+
 class DaemonError(VnetshareError):
     """The daemon answered {"ok": false}; .code is its errno name."""
 
@@ -65,13 +70,13 @@ def _connect(path: str, timeout: float) -> socket.socket:
         s.connect(path)
     except FileNotFoundError:
         s.close()
-        raise DaemonUnreachable(
+        raise DaemonNotRunning(
             f"no daemon running: {path} does not exist "
             "(start one with: vnetshare daemon --uplink IFACE)"
         ) from None
     except ConnectionRefusedError:
         s.close()
-        raise DaemonUnreachable(
+        raise DaemonNotRunning(
             f"no daemon running: nothing listens on {path} "
             "(start one with: vnetshare daemon --uplink IFACE)"
         ) from None

@@ -96,15 +96,17 @@ def start_daemon(sock: str, uplink: str, state_dir: str, log_path: str, extra: t
     """Start `vnetshare daemon` on @uplink and return once it answers on @sock.
 
     The one harness for starting a daemon: the lab, the system tests and
-    the benchmark use it. Its output goes to @log_path (appended); if it
-    exits or stays silent, LabError carries the log's last lines.
+    the benchmark use it. The daemon reads no config file (--config none:
+    the host's settings are not the lab's). Its output goes to @log_path
+    (appended); if it exits or stays silent, LabError carries the log's
+    last lines.
     @preexec_fn runs in the child (the benchmark ties the daemon's life to
     its own with PR_SET_PDEATHSIG).
     """
     with open(log_path, "ab") as logf:
         proc = subprocess.Popen(
             procs.python_argv("vnetshare", "--socket", sock, "daemon", "--uplink", uplink,
-                              "--state-dir", state_dir, *extra),
+                              "--state-dir", state_dir, "--config", "none", *extra),
             stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=new_session,
             preexec_fn=preexec_fn,
         )
