@@ -380,11 +380,16 @@ def test_tx_limit_holds_is_lifted_live_and_rx_limit_drops(two):
     assert two.stats(name)["drops"]["rx_rate"] > before
 
 
-def test_rx_limit_with_the_default_burst_lets_tcp_reach_half_the_rate(two):
+def test_rx_limit_with_the_default_burst_does_not_starve_tcp(two):
+    # A policer with the default bucket (100 ms of the rate) drops whole GSO
+    # frames; TCP settles at about half the rate: 49-55 Mbit/s in eight runs
+    # on this 2-vCPU machine (2 s and 4 s runs, 2026-12-03). The bound is 40%
+    # with the first second (slow start) left out: starvation (a few Mbit/s)
+    # fails it, the noise of a loaded CI machine does not.
     two.cli("partition", "set", A[0], "--rx-limit", "100mbit")
-    rx = iperf3(LAN_NS, A[0], LAN_V4, seconds=2, extra=["-R"])
+    rx = iperf3(LAN_NS, A[0], LAN_V4, seconds=4, extra=["-R", "-O", "1"])
     assert rx.ok, rx.error
-    assert rx.gbps >= 0.5 * 0.1, f"{rx.gbps * 1000:.0f} Mbit/s received under a 100 Mbit/s limit"
+    assert rx.gbps >= 0.4 * 0.1, f"{rx.gbps * 1000:.0f} Mbit/s received under a 100 Mbit/s limit"
 
 
 # -- 5. VLANs ------------------------------------------------------------------------------------
