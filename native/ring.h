@@ -86,7 +86,8 @@
  *    and afterwards only closes it.
  *
  * Trust. The consumer treats everything in the ring as hostile (the agent
- * side may be a hostile partition), following the rules of DESIGN.md:
+ * side may be a hostile partition), following these rules (summed up in
+ * docs/architecture.md, "The ring"):
  *  1. the peer's position is a hint: it must be 64-byte aligned, never move
  *     backwards and never claim more than the ring size; a bad one is ignored
  *     and counted once;

@@ -182,7 +182,7 @@ for name in sys.stdin.buffer.read().decode().split("\0"):
 
 # podman_conf DIR RUNROOT [CNI_CONFIG_DIR]: DIR/containers.conf and
 # DIR/storage.conf with the settings podman needs on this kind of machine
-# (DESIGN.md: no CAP_SYS_RESOURCE, hybrid cgroups, PID 1 not systemd), its
+# (root without CAP_SYS_RESOURCE, hybrid cgroups, PID 1 not systemd), its
 # store in DIR/storage; with CNI_CONFIG_DIR, the CNI backend reading it.
 # Point podman at them with CONTAINERS_CONF and CONTAINERS_STORAGE_CONF.
 podman_conf() {

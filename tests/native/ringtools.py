@@ -153,7 +153,7 @@ class RawRing:
         return pos + self.size - off
 
 
-# --- validation, as the consumer must apply it (ring.h, DESIGN.md) ----------
+# --- validation, as the consumer must apply it (native/ring.h, "Trust") --------
 def vnet_ok(v: bytes, frame_len: int) -> bool:
     flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, _ = VNET.unpack(v)
     gso = gso_type & ~GSO_ECN

@@ -2,7 +2,7 @@
 
 The daemon's side must catch each bad position, length, flag and vnet header,
 count it under its own reason, never crash or loop, and go on serving the
-well-formed records written after it (DESIGN.md, "Validation").
+well-formed records written after it (native/ring.h, "Trust").
 """
 import errno
 import random

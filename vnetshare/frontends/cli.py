@@ -198,7 +198,7 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
     d.add_argument("--host-port", type=_arg(config.ifname), default=None, metavar="NAME",
                    help="make device NAME in the host's namespace, a port of the switch like a partition's "
                         "but trusted (its L3 guard, RA and DHCP guard off): give it the host's address and "
-                        "the host reaches its partitions, and the LAN through the switch (README, \"The host "
+                        "the host reaches its partitions, and the LAN through the switch (docs/tenants.md, \"The host "
                         "reaches its partitions\"); made at start, removed at stop")
     d.add_argument("--host-port-mac", type=_arg(config.mac), default=None, metavar="MAC",
                    help="the host port's MAC (default: derived from the uplink's MAC and NAME, the same "
