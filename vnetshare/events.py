@@ -557,12 +557,15 @@ class Watcher:
     without pause costs one look an interval. Runs on the daemon's loop; a failing look is logged
     once (until it works again) and retried every @interval. @on_link is
     called first, at once, on each kernel notification about the uplink
-    (the daemon follows the NIC: hosting.py)."""
+    (the daemon follows the NIC: hosting.py). @reasons are the watched drop
+    reasons (default: watched_reasons(), the C guard's); @clock gives the
+    time a look is stamped with (time.time)."""
 
     def __init__(self, events: EventLog, snapshot: Callable[[], dict],
                  link: LinkState | None = None, interval: float = WATCH_INTERVAL,
                  notify_fd: int | None = None, rearm: Callable[[], None] | None = None,
-                 on_link: Callable[[], None] | None = None):
+                 on_link: Callable[[], None] | None = None, reasons: Iterable[str] | None = None,
+                 clock: Callable[[], float] = time.time):
         self.events = events
         self.snapshot = snapshot
         self.link = link
@@ -573,7 +576,8 @@ class Watcher:
         self.state = WatchState()
         self.prev: dict = {"partitions": {}}
         self.prev_time: float | None = None
-        self.reasons = watched_reasons()
+        self.reasons = watched_reasons() if reasons is None else frozenset(reasons)
+        self.clock = clock
         self.looks = 0
         self._handle: asyncio.TimerHandle | None = None
         self._failing: str | None = None
@@ -625,7 +629,7 @@ class Watcher:
         """One look; the events it emitted. When the counters or the link
         can't be read, the other is still judged, then the error raised."""
         error: Exception | None = None
-        now = time.time()
+        now = self.clock()
         self.looks += 1
         try:
             if self.rearm is not None:

@@ -809,8 +809,9 @@ def env_is_tty() -> bool:
 
 # --- installing it ---------------------------------------------------------------------------
 
-_STANDALONE_MODULES = ("core/__init__.py", "core/config.py", "core/errors.py", "core/protocol.py",
-                       "core/state.py", "frontends/client.py", "frontends/cni.py")
+_STANDALONE_MODULES = ("__init__.py", "core/__init__.py", "core/config.py", "core/errors.py",
+                       "core/protocol.py", "core/state.py", "frontends/__init__.py", "frontends/client.py",
+                       "frontends/cni.py")
 
 
 def _console_script() -> str:
@@ -824,14 +825,13 @@ def _console_script() -> str:
 
 
 def _standalone() -> bytes:
-    """One executable file: a zipapp of the plugin's pure-Python modules."""
+    """One executable file: a zipapp of the plugin's pure-Python modules,
+    the package's own __init__ files included (they import no C)."""
     pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     buf = io.BytesIO()
     buf.write(b"#!/usr/bin/env python3\n")
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("__main__.py", "import sys\nfrom vnetshare.frontends.cni import main\nsys.exit(main())\n")
-        z.writestr("vnetshare/__init__.py", '"""vnetshare\'s CNI plugin, standalone."""\n')
-        z.writestr("vnetshare/frontends/__init__.py", "")
         for rel in _STANDALONE_MODULES:
             z.write(os.path.join(pkg, rel), f"vnetshare/{rel}")
     return buf.getvalue()
