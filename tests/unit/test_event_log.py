@@ -12,6 +12,7 @@ import pytest
 from vnetshare import events as ev
 from vnetshare.core.errors import ConfigError
 from vnetshare.frontends import live
+from vnetshare.linux import procs
 
 # The guard's reasons come from C (events.watched_reasons(), checked in
 # tests/native/test_contract.py); these are a few of them and ours.
@@ -75,9 +76,9 @@ def test_a_full_follower_loses_newer_events_counted_and_is_told_in_order():
 
 
 def test_exit_description():
-    assert ev.exit_description(-9) == ("killed by SIGKILL", None, "SIGKILL")
-    assert ev.exit_description(3) == ("exit status 3", 3, None)
-    assert ev.exit_description(0) == ("exit status 0", 0, None)
+    assert procs.exit_description(-9) == ("killed by SIGKILL", None, "SIGKILL")
+    assert procs.exit_description(3) == ("exit status 3", 3, None)
+    assert procs.exit_description(0) == ("exit status 0", 0, None)
 
 
 def test_text_line_and_timestamp():
@@ -492,11 +493,11 @@ def test_watch_json_and_ctrl_c(monkeypatch):
 
 
 def test_a_link_notifications_name_is_read_from_its_attributes():
-    """events.LinkState.changed() knows a link of the uplink's name by
+    """linkstate.LinkState.changed() knows a link of the uplink's name by
     IFLA_IFNAME, whatever its index (a NIC re-created or renamed to it)."""
     import struct
 
-    from vnetshare.events import _link_name
+    from vnetshare.linux.linkstate import _link_name
 
     def attr(kind, payload):
         n = 4 + len(payload)

@@ -53,10 +53,10 @@ def test_the_package_core_and_cni_plugin_import_without_the_build(tmp_path):
 
 
 def test_the_standalone_plugin_is_the_package_s_own_modules(tmp_path):
-    from vnetshare.frontends import cni
+    from vnetshare.frontends import cni_install
 
     plugin = tmp_path / "vnetshare"
-    plugin.write_bytes(cni._standalone())
+    plugin.write_bytes(cni_install._standalone())
     plugin.chmod(0o755)
     import zipfile
     with zipfile.ZipFile(plugin) as z:
