@@ -48,11 +48,13 @@
 #include <time.h>
 #include "util.h"
 
+/* cdef: begin */
 #define COALESCE_USECS_DEFAULT	100u
 #define COALESCE_USECS_MAX	10000u
 #define COALESCE_POLL_FRAMES	4u	/* at most this many frames make a "lone" burst */
 #define COALESCE_POLL_WINDOWS	3u	/* a poll lasts this many windows at most */
 #define COALESCE_POLL_SKIP_MAX	63u	/* chances skipped after misses, at most */
+/* cdef: end */
 
 /**
  * struct coalesce - one loop's coalescing state

@@ -29,6 +29,7 @@
 
 #include <stdint.h>
 
+/* cdef: begin */
 #define FDB_SIZE_DEFAULT	4096u	/* stations, 16 bytes each */
 #define FDB_SIZE_MIN		16u
 #define FDB_SIZE_MAX		(1u << 20)
@@ -108,5 +109,6 @@ void fdb_describe(const struct fdb_entry *e, uint64_t now,
 unsigned int fdb_dump(const struct fdb *f, uint64_t now, struct fdb_info *out,
 		      unsigned int max, unsigned int *total);
 void fdb_get_stats(const struct fdb *f, uint64_t now, struct fdb_stats *st);
+/* cdef: end */
 
 #endif /* VNETSHARE_FDB_H */

@@ -151,6 +151,7 @@
 
 #include "ring.h"
 
+/* cdef: begin */
 /* Bytes of a frame's headers a caller copies for checks past L2 (rule 2). */
 #define GUARD_HDR_COPY		128u
 
@@ -400,5 +401,6 @@ enum guard_verdict guard_check_frame(const struct guard_port *port,
 const char *guard_verdict_name(unsigned int verdict);
 uint32_t guard_gso_segs(uint32_t frame_len, uint32_t hdr_len,
 			uint32_t gso_size, uint64_t *bytes);
+/* cdef: end */
 
 #endif /* VNETSHARE_GUARD_H */

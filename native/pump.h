@@ -21,6 +21,7 @@
 
 #include "ring.h"
 
+/* cdef: begin */
 #define PUMP_BURST_DEFAULT	64u	/* frames per direction per round */
 #define PUMP_BURST_MAX		1024u
 
@@ -69,5 +70,6 @@ int pump_run(struct pump *p);
 int pump_stop(struct pump *p);
 void pump_get_stats(const struct pump *p, struct pump_stats *st);
 void pump_destroy(struct pump *p);
+/* cdef: end */
 
 #endif /* VNETSHARE_PUMP_H */

@@ -125,6 +125,7 @@
 
 #include "ring_abi.h"
 
+/* cdef: begin */
 struct ring;
 
 /* Which side of the ring a handle is: it decides which position is "own". */
@@ -257,5 +258,6 @@ int ring_fileno(const struct ring *r);
 void ring_get_stats(const struct ring *r, struct ring_stats *st);
 uint64_t ring_violations(const struct ring *r);
 const char *ring_drop_name(unsigned int reason);
+/* cdef: end */
 
 #endif /* VNETSHARE_RING_H */

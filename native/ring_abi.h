@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* cdef: begin */
 #define RING_MAGIC		0x31474e4952534e56ULL	/* "VNSRING1", little endian */
 #define RING_VERSION		1u
 #define RING_CTRL_SIZE		4096u	/* page 0: struct ring_ctrl */
@@ -47,6 +48,7 @@
 #define RING_FRAME_MIN		RING_ETH_HLEN
 #define RING_FRAME_MAX		(65535u + 18u)	/* 64 KiB IP datagram + VLAN Ethernet header */
 #define RING_LEN_MAX		(RING_VNET_HDR_LEN + RING_FRAME_MAX)
+/* cdef: end */
 
 /* Bytes a record of payload length @len occupies in the data area. */
 #define RING_REC_SIZE(len) \
@@ -54,9 +56,11 @@
 	 ~(uint64_t)(RING_ALIGN - 1))
 #define RING_REC_MAX		RING_REC_SIZE(RING_LEN_MAX)
 
+/* cdef: begin */
 /* struct ring_rec_hdr.flags */
 #define RING_REC_PAD		0x0001u	/* filler up to the end of the data area */
 #define RING_REC_FLAGS_KNOWN	RING_REC_PAD
+/* cdef: end */
 
 /**
  * struct ring_ctrl - control block, page 0 of the memfd
@@ -109,6 +113,7 @@ _Static_assert(sizeof(struct ring_rec_hdr) == 16, "ring_rec_hdr size");
  * even right after a PAD of almost one largest record. */
 _Static_assert(2 * RING_REC_MAX <= RING_SIZE_MIN, "smallest ring too small");
 
+/* cdef: begin */
 /* struct ring_vnet_hdr.flags, .gso_type: the virtio_net values */
 #define RING_VNET_F_NEEDS_CSUM	1u
 #define RING_VNET_F_DATA_VALID	2u
@@ -134,6 +139,7 @@ struct ring_vnet_hdr {
 	uint16_t csum_offset;
 	uint16_t num_buffers;
 };
+/* cdef: end */
 _Static_assert(sizeof(struct ring_vnet_hdr) == RING_VNET_HDR_LEN, "vnet hdr size");
 
 #endif /* VNETSHARE_RING_ABI_H */

@@ -19,6 +19,7 @@
 
 #include "ring.h"
 
+/* cdef: begin */
 #define BENCH_POLL	0x1u	/* spin on the ring, never sleep */
 #define BENCH_VERIFY	0x2u	/* write and check every byte */
 
@@ -55,5 +56,6 @@ int bench_sock_send(int fd, uint64_t count, uint32_t len,
 		    struct bench_result *res);
 int bench_sock_recv(int fd, uint64_t count, uint32_t len,
 		    struct bench_result *res);
+/* cdef: end */
 
 #endif /* VNETSHARE_RING_BENCH_H */

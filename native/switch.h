@@ -18,6 +18,7 @@
 #include "tbucket.h"
 #include "uplink.h"
 
+/* cdef: begin */
 #define SW_PORTS_DEFAULT	4096u		/* ports one switch serves at most */
 #define SW_PORTS_LIMIT		65536u		/* the most sw_config.max_ports may be */
 #define SW_BURST_FRAMES_DEFAULT	64u		/* per port per round (rule 6) */
@@ -407,5 +408,6 @@ int sw_uplink_detach(struct sw *sw);
 int sw_fdb_find(struct sw *sw, const uint8_t *mac, struct fdb_info *out);
 int sw_fdb_dump(struct sw *sw, struct fdb_info *out, unsigned int max,
 		unsigned int *n);
+/* cdef: end */
 
 #endif /* VNETSHARE_SWITCH_H */

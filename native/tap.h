@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+/* cdef: begin */
 /* TUNSETOFFLOAD bits (linux/if_tun.h; USO is newer than Debian 12's copy) */
 #define TAP_F_CSUM	0x01u	/* TUN_F_CSUM: partial checksums accepted */
 #define TAP_F_TSO4	0x02u	/* TUN_F_TSO4 */
@@ -31,5 +32,6 @@ int tap_open(int netns_fd, const char *ifname, const uint8_t *mac,
 	     unsigned int offloads, unsigned int flags, int *fd);
 int tap_set_offload(int fd, unsigned int offloads);
 int tap_set_persist(int fd, int persist);
+/* cdef: end */
 
 #endif /* VNETSHARE_TAP_H */

@@ -39,6 +39,7 @@
 
 #include <stdint.h>
 
+/* cdef: begin */
 #define TBUCKET_NANO	1000000000ull	/* nano-units per unit */
 
 /**
@@ -51,9 +52,19 @@
 struct tbucket {
 	uint64_t rate;
 	uint64_t burst;
-	__int128 level;
+	__int128 level;		/* cdef: opaque */
 	uint64_t last_ns;
 };
+
+static inline void tbucket_init(struct tbucket *tb, uint64_t rate,
+				uint64_t burst, uint64_t now);
+static inline void tbucket_set(struct tbucket *tb, uint64_t rate,
+			       uint64_t burst, uint64_t now);
+static inline int tbucket_ok(struct tbucket *tb, uint64_t now);
+static inline void tbucket_charge(struct tbucket *tb, uint64_t n);
+static inline int tbucket_take(struct tbucket *tb, uint64_t n, uint64_t now);
+static inline uint64_t tbucket_wait_ns(struct tbucket *tb, uint64_t now);
+/* cdef: end */
 
 /**
  * tbucket_cap() - a full bucket's level in nano-units

@@ -34,6 +34,7 @@
 
 #include "ring_abi.h"
 
+/* cdef: begin */
 #define UPLINK_VNET_HDR_LEN	10u	/* struct virtio_net_hdr, PACKET_VNET_HDR */
 #define UPLINK_TX_BATCH		64u	/* messages per sendmmsg() */
 #define UPLINK_TX_HDR_MAX	128u	/* private head bytes of a message */
@@ -155,5 +156,6 @@ int uplink_tx_flush(struct uplink *u, struct uplink_tx_result *res);
 
 int uplink_clear_error(struct uplink *u, int *err);
 int uplink_get_stats(struct uplink *u, struct uplink_stats *st);
+/* cdef: end */
 
 #endif /* VNETSHARE_UPLINK_H */

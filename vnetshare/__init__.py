@@ -13,18 +13,23 @@ The package follows the patent's roles, with the layers they stand on:
     vnetshare/frontends/     the CLI, its client, the lab, verify
 
 Frames never touch Python: the rings, the switch and the pumps are C. What
-tests and tools import from the top is re-exported here.
+tests and tools import from the top is re-exported here; the C extension
+loads only when something from dataplane is used.
 """
 from .core.errors import ConfigError, NativeError, VnetshareError
-from .dataplane.ring import (
-    CONSUMER,
-    DROP_REASONS,
-    PRODUCER,
-    Ring,
-    RingEnd,
-    RingFds,
-    create_fds,
-)
+
+# The ring's names load the C extension: they are imported on first use
+# (PEP 562), so that `import vnetshare`, vnetshare.core, the CLI's parser and
+# the CNI plugin work where the extension was never built.
+_FROM_RING = ("CONSUMER", "DROP_REASONS", "PRODUCER", "Ring", "RingEnd", "RingFds", "create_fds")
+
+
+def __getattr__(name: str):
+    if name in _FROM_RING:
+        from .dataplane import ring
+        return getattr(ring, name)
+    raise AttributeError(f"module 'vnetshare' has no attribute {name!r}")
+
 
 __all__ = [
     "CONSUMER",

@@ -110,15 +110,13 @@ import asyncio
 import json
 import logging
 import os
-import signal as _signal
-import socket
-import struct
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from .core import protocol
+from .linux.linkstate import LinkState
 
 log = logging.getLogger("vnetshare.events")
 
@@ -175,23 +173,11 @@ def text_line(ev: Mapping[str, Any]) -> str:
     return f"{timestamp(ev['time'])}  {ev['event']:<17}  {ev.get('partition') or '-':<8}  {ev['message']}"
 
 
-def exit_description(code: int) -> tuple[str, int | None, str | None]:
-    """A Popen returncode as (words, exit_status, signal name): -9 is
-    ("killed by SIGKILL", None, "SIGKILL"), 1 is ("exit status 1", 1, None)."""
-    if code < 0:
-        try:
-            name = _signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"killed by {name}", None, name
-    return f"exit status {code}", code, None
-
-
 # -- the log and its followers -------------------------------------------------
 
 class Follower:
     """One `events --follow` client's queue (rule 3). Its run() is a
-    hosting.Stream run(); close() (the Stream's close) unsubscribes it."""
+    hosting.StreamAnswer run(); close() (the StreamAnswer's close) unsubscribes it."""
 
     def __init__(self, owner: "EventLog", limit: int = FOLLOW_QUEUE_MAX):
         self._owner = owner
@@ -294,7 +280,7 @@ class EventLog:
 
     async def end_followers(self, timeout: float = 1.0) -> None:
         """Daemon stop: each follower sends what it has and ends; wait
-        until they did (their Stream closed), at most @timeout seconds."""
+        until they did (their StreamAnswer closed), at most @timeout seconds."""
         for f in list(self._followers):
             f.end()
         deadline = time.monotonic() + timeout
@@ -438,113 +424,6 @@ def _mac_conflict(name: str, p: Mapping[str, Any], c: Mapping[str, Any], cur: Ma
     return out
 
 
-# rtnetlink, for the uplink's state: one socket, one RTM_GETLINK a look
-_RTM_GETLINK = 18
-_NLMSG_ERROR = 2
-_NLM_F_REQUEST = 1
-_IFF_UP = 0x1
-_IFF_RUNNING = 0x40  # the kernel's "operationally up" (netif_oper_up)
-_RTMGRP_LINK = 0x1
-_IFLA_IFNAME = 3
-
-
-def _link_name(data: bytes, off: int, end: int) -> str | None:
-    """IFLA_IFNAME among the attributes of a link message, from @off to @end."""
-    while off + 4 <= end:
-        n, kind = struct.unpack_from("=HH", data, off)
-        if n < 4:
-            return None
-        if kind & 0x3FFF == _IFLA_IFNAME:
-            return data[off + 4:off + n].split(b"\0", 1)[0].decode(errors="replace")
-        off += (n + 3) & ~3
-    return None
-
-
-class LinkState:
-    """The uplink's state through one NETLINK_ROUTE socket kept open (in
-    the daemon's namespace, the uplink's): one RTM_GETLINK per look,
-    parsed by pyroute2 (0.2 ms; pyroute2's IPRoute per look costs 2 ms).
-    A missing link is down, operstate "absent". A second socket, joined to
-    the kernel's link notifications (RTMGRP_LINK, as `ip monitor link`),
-    says when to look (monitor_fd(), changed()). The uplink is the link of
-    that name, whatever its index: one deleted and made again, or renamed
-    to it, is looked at (hosting.py rebinds to it)."""
-
-    def __init__(self, ifname: str):
-        self.ifname = ifname
-        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                                   socket.NETLINK_ROUTE)
-        self._sock.bind((0, 0))
-        self._sock.settimeout(1.0)
-        self._mon = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
-                                  socket.NETLINK_ROUTE)
-        self._mon.bind((0, _RTMGRP_LINK))
-        self._seq = 0
-        self._index: int | None = None
-
-    def monitor_fd(self) -> int:
-        """Readable when the kernel announced a link change."""
-        return self._mon.fileno()
-
-    def changed(self) -> bool:
-        """Read every pending link notification: did one concern the
-        uplink (its index, or a link of its name: re-created, renamed to
-        it; or its index is not known: maybe)? An overrun (ENOBUFS) counts
-        as yes."""
-        ours = False
-        while True:
-            try:
-                data = self._mon.recv(65536)
-            except BlockingIOError:
-                return ours
-            except OSError:  # ENOBUFS: notifications were lost
-                ours = True
-                continue
-            off = 0
-            while off + 24 <= len(data):
-                length = struct.unpack_from("=L", data, off)[0]
-                index = struct.unpack_from("=i", data, off + 20)[0]  # ifinfomsg.ifi_index
-                ours = (ours or self._index is None or index == self._index
-                        or _link_name(data, off + 32, min(off + length, len(data))) == self.ifname)
-                if length < 16:
-                    break
-                off += (length + 3) & ~3
-
-    def look(self) -> dict:
-        from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-
-        for _ in range(2):  # the index it had may be gone, and a new link have the name
-            if self._index is None:
-                try:
-                    self._index = socket.if_nametoindex(self.ifname)
-                except OSError:
-                    return {"ifname": self.ifname, "up": False, "operstate": "absent"}
-            self._seq += 1
-            body = struct.pack("=BxHiII", socket.AF_UNSPEC, 0, self._index, 0, 0)
-            self._sock.send(struct.pack("=LHHLL", 16 + len(body), _RTM_GETLINK, _NLM_F_REQUEST,
-                                        self._seq, 0) + body)
-            while True:
-                data = self._sock.recv(65536)
-                _length, kind, _flags, seq, _pid = struct.unpack_from("=LHHLL", data)
-                if seq == self._seq:
-                    break
-            if kind != _NLMSG_ERROR:
-                msg = ifinfmsg(data)
-                msg.decode()
-                if msg.get_attr("IFLA_IFNAME") == self.ifname:
-                    break
-            self._index = None  # gone, renamed, or renumbered: by name again
-        else:
-            return {"ifname": self.ifname, "up": False, "operstate": "absent"}
-        flags = msg["flags"]
-        return {"ifname": self.ifname, "up": bool(flags & _IFF_UP and flags & _IFF_RUNNING),
-                "operstate": msg.get_attr("IFLA_OPERSTATE") or "UNKNOWN"}
-
-    def close(self) -> None:
-        self._sock.close()
-        self._mon.close()
-
-
 class Watcher:
     """One look: one snapshot, one link look, compare(), emit (rule 5).
 
@@ -557,12 +436,15 @@ class Watcher:
     without pause costs one look an interval. Runs on the daemon's loop; a failing look is logged
     once (until it works again) and retried every @interval. @on_link is
     called first, at once, on each kernel notification about the uplink
-    (the daemon follows the NIC: hosting.py)."""
+    (the daemon follows the NIC: hosting.py). @reasons are the watched drop
+    reasons (default: watched_reasons(), the C guard's); @clock gives the
+    time a look is stamped with (time.time)."""
 
     def __init__(self, events: EventLog, snapshot: Callable[[], dict],
                  link: LinkState | None = None, interval: float = WATCH_INTERVAL,
                  notify_fd: int | None = None, rearm: Callable[[], None] | None = None,
-                 on_link: Callable[[], None] | None = None):
+                 on_link: Callable[[], None] | None = None, reasons: Iterable[str] | None = None,
+                 clock: Callable[[], float] = time.time):
         self.events = events
         self.snapshot = snapshot
         self.link = link
@@ -573,7 +455,8 @@ class Watcher:
         self.state = WatchState()
         self.prev: dict = {"partitions": {}}
         self.prev_time: float | None = None
-        self.reasons = watched_reasons()
+        self.reasons = watched_reasons() if reasons is None else frozenset(reasons)
+        self.clock = clock
         self.looks = 0
         self._handle: asyncio.TimerHandle | None = None
         self._failing: str | None = None
@@ -625,7 +508,7 @@ class Watcher:
         """One look; the events it emitted. When the counters or the link
         can't be read, the other is still judged, then the error raised."""
         error: Exception | None = None
-        now = time.time()
+        now = self.clock()
         self.looks += 1
         try:
             if self.rearm is not None:

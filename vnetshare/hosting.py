@@ -25,7 +25,7 @@ Rules:
    line (protocol.py). A bad request gets an error answer, never a crash,
    and leaves the daemon as it was. A streaming op (capture, events
    --follow) answers once, with descriptors if it hands any over, then owns
-   the connection until either side closes it (Stream).
+   the connection until either side closes it (StreamAnswer).
 3. The data plane is changed only through the switch's own command queue
    (switch.py); this thread never touches its tables.
 4. SIGTERM and SIGINT stop it cleanly: agents stopped, switch thread joined,
@@ -83,7 +83,7 @@ class DaemonStartError(VnetshareError):
 
 
 @dataclass
-class Stream:
+class StreamAnswer:
     """A streaming op's answer (rule 2): @answer is sent first, with @fds
     passed along it (SCM_RIGHTS) and then closed here; then run(reader,
     writer) owns the connection; @close runs once it ends, however it ends."""
@@ -95,7 +95,7 @@ class Stream:
 
 
 async def until_closed(reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
-    """A Stream's run() that only waits for the client to hang up."""
+    """A StreamAnswer's run() that only waits for the client to hang up."""
     while await reader.read(4096):
         pass
 
@@ -421,7 +421,7 @@ class Daemon:
                     break
                 for msg in msgs:
                     answer = self.handle(msg)
-                    if isinstance(answer, Stream):
+                    if isinstance(answer, StreamAnswer):
                         await self._stream(answer, reader, writer)
                         return
                     writer.write(protocol.encode(answer))
@@ -431,7 +431,7 @@ class Daemon:
         finally:
             writer.close()
 
-    async def _stream(self, st: Stream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _stream(self, st: StreamAnswer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Rule 2's streaming op: the answer (and descriptors), then st.run."""
         import asyncio
 
@@ -457,8 +457,8 @@ class Daemon:
             except Exception:  # noqa: BLE001 - the daemon goes on
                 log.exception("closing a stream failed")
 
-    def handle(self, msg) -> dict | Stream:
-        """One request -> one answer, or a Stream (rule 2)."""
+    def handle(self, msg) -> dict | StreamAnswer:
+        """One request -> one answer, or a StreamAnswer (rule 2)."""
         try:
             op, args = protocol.validate_request(msg)
             return self._dispatch(op, args)
@@ -527,7 +527,7 @@ class Daemon:
         return f"serving {len(self.manager.names())} partition(s) on uplink {self.cfg.uplink}"
 
     # -- capture ---------------------------------------------------------
-    def _capture(self, args: dict) -> Stream:
+    def _capture(self, args: dict) -> StreamAnswer:
         """`vnetshare capture`: a capture ring whose consumer end goes to the
         client. The switch writes into it until the client hangs up (or
         half-closes: then it gets the capture's counters), the partition is
@@ -588,7 +588,7 @@ class Daemon:
         answer = protocol.ok(capture={"id": cap_id, "partition": name, "ring_size": size,
                                       "snaplen": args["snaplen"], "direction": args["direction"],
                                       "drops": args["drops"]})
-        return Stream(answer, run, fds=give, close=stop)
+        return StreamAnswer(answer, run, fds=give, close=stop)
 
     def _end_captures(self, name: str | None, why: str = "partition deleted") -> None:
         """The partition (None: every one) goes: its captures end, their
@@ -608,7 +608,7 @@ class Daemon:
                 return
             await asyncio.sleep(0.01)
 
-    def _dispatch(self, op: str, args: dict) -> dict | Stream:
+    def _dispatch(self, op: str, args: dict) -> dict | StreamAnswer:
         m = self.manager
         if op == "partition.create":
             return protocol.ok(partition=m.create(args))
@@ -636,7 +636,7 @@ class Daemon:
             if not args["follow"]:
                 return protocol.ok(events=self.events.history())
             follower = self.events.follow()  # subscribed now: nothing falls between
-            return Stream(protocol.ok(events=self.events.history()), follower.run, close=follower.close)
+            return StreamAnswer(protocol.ok(events=self.events.history()), follower.run, close=follower.close)
         if op == "daemon.status":
             return protocol.ok(**self.status())
         raise protocol.ProtocolError(f"op {op!r}: not supported", code="EOPNOTSUPP")

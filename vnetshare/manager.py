@@ -346,9 +346,7 @@ class PartitionManager:
         if self.stopping or part is None or part.agent is not agent:
             return
         part.agent = None
-        from . import events  # asyncio with it: not on a restart's data path
-
-        how, status, sig = events.exit_description(code)
+        how, status, sig = procs.exit_description(code)
         again = part.life.agent_died(time.monotonic())
         self._event("agent.died", name, f"agent {agent.pid} ended ({how})"
                     + (", starting a new one" if again else ""),

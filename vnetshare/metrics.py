@@ -26,7 +26,7 @@ Rules:
 4. Any other field is exported only as PARTITION_FIELDS or UPLINK_FIELDS
    say: its name and whether it is a counter or a gauge. A field in neither
    is left out, never guessed (a gauge exported as a counter breaks
-   rate()); tests/unit/test_metrics_collector.py fails for a field of the C structs
+   rate()); tests/native/test_metrics_collector.py fails for a field of the C structs
    that is in neither, so whoever adds one decides.
 5. The uplink has its own families, vnetshare_uplink_*{uplink=IFNAME}, not
    partition="uplink": its counters are the wire's view (a frame a

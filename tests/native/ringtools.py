@@ -279,15 +279,3 @@ class Child:
 def in_child(fn, *args, timeout: float = 30.0):
     """Run fn(*args) in a forked child and return its (picklable) result."""
     return Child.start(fn, *args, timeout=timeout).join()
-
-
-def wait_for(cond, timeout: float = 5.0, what: str = "condition"):
-    """Poll @cond until true; fail after @timeout seconds."""
-    end = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.001)

@@ -784,12 +784,30 @@ def test_group_scope(frame, kind, owner_wants, other_wants):
 
 
 def test_group_scope_survives_any_bytes():
+    """Garbage after the Ethernet header, or a frame cut anywhere: the scope
+    is what the bytes that are there say, and no more. Garbage narrows
+    nothing (only a solicited-node MAC does, by itself); a cut frame is
+    flooded to everyone ("all") or scoped as the whole frame, never as
+    something its missing bytes might have said."""
     from vnetshare.dataplane.guard import scope
 
-    for head in (BCAST, "33:33:00:00:00:16", "33:33:ff:00:00:02"):
+    by_mac = {BCAST: ("all", bytes(4)), "33:33:00:00:00:16": ("all", bytes(4)),
+              "33:33:ff:00:00:02": ("solicited", b"\x00\x00\x02\x00")}
+    for head, want in by_mac.items():
         for etype in (0x0800, 0x0806, 0x86DD):
-            for n in range(0, 90):
-                scope(bytes(Ether(src=MAC, dst=head, type=etype)) + bytes([0x60 | (n & 0xf)] * n))
+            got = {n: scope(bytes(Ether(src=MAC, dst=head, type=etype)) + bytes([0x60 | (n & 0xf)] * n))
+                   for n in range(0, 90)}
+            assert {n: g for n, g in got.items() if g != want} == {}, (head, hex(etype))
+    whole = [Ether(src=LAN_MAC, dst=BCAST) / ARP(op=1, psrc=LAN4, pdst=IP4),
+             Ether(src=MAC, dst="33:33:00:00:00:16") / IPv6(src=LL, dst="ff02::16", hlim=1)
+             / IPv6ExtHdrHopByHop(options=[RouterAlert()]) / ICMPv6MLReport2(),
+             Ether(src=MAC, dst="01:00:5e:00:00:16") / IP(src=IP4, dst="224.0.0.22", proto=2) / Raw(bytes(8))]
+    for frame in map(bytes, whole):
+        full = scope(frame)
+        assert full[0] in ("arp", "routers"), full  # the positive control: whole, it is narrowed
+        cuts = {cut: scope(frame[:cut]) for cut in range(14, len(frame))}
+        assert {c: g for c, g in cuts.items() if g[0] != "all" and g != full} == {}, full
+        assert cuts[14][0] == "all"  # no L3 at all: everyone
 
 
 # -- what the vnet header may ask for: checksum offsets, GSO (issue 20) -----------

@@ -16,12 +16,13 @@ import signal
 import struct
 import subprocess
 import threading
-import time
 
 from vnetshare import CONSUMER, PRODUCER, Ring, create_fds
 from vnetshare.linux import netns
 from vnetshare.dataplane.pump import Pump
 from vnetshare.dataplane.tap import open_tap
+
+from waiting import wait_for  # noqa: F401 (the tests' one wait_for, re-exported)
 
 _seq = itertools.count()
 
@@ -285,12 +286,3 @@ class Capture:
         if self.error is not None:
             raise AssertionError(f"capture failed, it saw nothing after: {self.error!r}")
         return self.frames
-
-
-def wait_for(pred, timeout: float = 5.0, step: float = 0.02) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()

@@ -15,13 +15,14 @@ import socket
 import struct
 import subprocess
 import threading
-import time
 
 from vnetshare.core import state as statefile
 from vnetshare.dataplane.guard import Vnet
 from vnetshare.linux import ethtool, netns, procs
 from vnetshare.frontends.lab import LabError, make_lan_host, start_daemon
 from vnetshare.linux.procs import python_argv
+
+from waiting import wait_for  # noqa: F401 (the tests' one wait_for, re-exported)
 
 LAN_NS = "vst-lan"
 UPLINK = "vsu0"
@@ -35,16 +36,6 @@ PACKET_OUTGOING = 4
 SOL_PACKET = 263
 PACKET_VNET_HDR = 15
 ETH_P_EXPERIMENTAL = 0x88B5  # IEEE 802 local experimental: no stack answers it
-
-
-def wait_for(pred, timeout: float = 10.0, step: float = 0.05):
-    """Poll @pred until it returns something true; return that, or None."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(step)
 
 
 class System:
@@ -172,9 +163,12 @@ class DhcpServer:
                 f"--dhcp-leasefile={self.leasefile}", "--dhcp-authoritative", "--log-dhcp",
                 f"--log-facility={self.logfile}", f"--pid-file={os.path.join(dir, 'dnsmasq.pid')}"]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if not wait_for(lambda: "DHCPv6, IP range" in self.log() or self.proc.poll() is not None):
+        try:
+            wait_for(lambda: "DHCPv6, IP range" in self.log() or self.proc.poll() is not None,
+                     what=lambda: f"dnsmasq to start; its log: {self.log()}")
+        except AssertionError:
             self.close()
-            raise AssertionError(f"dnsmasq did not start: {self.log()}")
+            raise
         if self.proc.poll() is not None:
             raise AssertionError(f"dnsmasq ended: {self.proc.stderr.read()} {self.log()}")
 

@@ -12,7 +12,6 @@ import os
 import signal
 import struct
 import subprocess
-import time
 
 import pytest
 
@@ -20,6 +19,7 @@ from vnetshare import adapter
 from vnetshare.core import config
 from vnetshare.linux import netns as ns
 from vnetshare.linux.netns import NetnsError
+from waiting import wait_for
 
 _seq = itertools.count()
 
@@ -56,15 +56,6 @@ def run(argv, **kw):
 
 def ping(name, addr):
     return run(["ip", "netns", "exec", name, "ping", "-n", "-c1", "-W1", addr])
-
-
-def wait_until(cond, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 def test_create_and_delete_a_named_netns():
@@ -220,7 +211,7 @@ def test_adopt_a_netns_by_proc_path(host_links):
     proc = subprocess.Popen(["unshare", "--net", "sleep", "60"])
     try:
         path = f"/proc/{proc.pid}/ns/net"
-        assert wait_until(lambda: os.readlink(path) != os.readlink("/proc/self/ns/net"))
+        assert wait_for(lambda: os.readlink(path) != os.readlink("/proc/self/ns/net"))
         assert config.netns_path(path) == path
         host_links.append("vh2")
         ns.veth_pair("vh2", "vc2", peer_netns=path)
@@ -353,7 +344,7 @@ def test_derived_offloads_fit_a_tap_opened_inside_the_netns(make_ns, host_links,
         assert feats["tx-checksum-ip-generic"] and feats["tx-tcp-segmentation"] and feats["tx-tcp6-segmentation"]
     finally:
         os.close(fd)  # a non-persistent TAP goes with its last fd
-    assert wait_until(lambda: [link.ifname for link in ns.links(name)] == ["lo"])
+    assert wait_for(lambda: [link.ifname for link in ns.links(name)] == ["lo"])
 
 
 def test_adapter_query_missing_uplink(make_ns):
@@ -382,4 +373,4 @@ def test_deleted_netns_leaves_nothing_behind(host_links):
     assert name not in ns.names()
     assert name not in run(["ip", "netns", "list"]).stdout
     # the namespace itself is gone: its veth end went with it, taking the host end
-    assert wait_until(lambda: [link.ifname for link in ns.links()] == ["lo"]), ns.links()
+    assert wait_for(lambda: [link.ifname for link in ns.links()] == ["lo"]), ns.links()

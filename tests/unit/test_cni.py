@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from vnetshare.core import config
-from vnetshare.frontends import cni
+from vnetshare.frontends import cni, cni_install
 
 ENV = {"CNI_CONTAINERID": "c1", "CNI_NETNS": "/run/netns/x", "CNI_IFNAME": "eth0",
        "CNI_PATH": "/usr/lib/cni", "CNI_ARGS": ""}
@@ -96,6 +96,6 @@ def test_bandwidth_capability_becomes_rate_limits():
 
 
 def test_conflist_for_a_v6_subnet_routes_v6():
-    c = cni.conflist("lan", "fd00:5e::/64")
+    c = cni_install.conflist("lan", "fd00:5e::/64")
     assert c["plugins"][0]["ipam"]["routes"] == [{"dst": "::/0"}]
     assert c["cniVersion"] in cni.SUPPORTED_VERSIONS

@@ -231,13 +231,6 @@ def test_netns_path_syntax_only(tmp_path):
     assert config.netns_path(str(f)) == str(f)
 
 
-def test_coalesce_limits_match_native_coalesce_h():
-    from vnetshare.dataplane._native import lib
-
-    assert (config.COALESCE_USECS_DEFAULT, config.COALESCE_USECS_MAX) == (
-        lib.COALESCE_USECS_DEFAULT, lib.COALESCE_USECS_MAX)
-
-
 # --- the tenant's policy (issue 8) ------------------------------------------------
 
 @pytest.mark.parametrize("rates, bursts, expected", [

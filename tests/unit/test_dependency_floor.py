@@ -54,7 +54,7 @@ def test_the_installed_pyroute2_meets_the_floor_and_has_what_vnetshare_uses():
 # v0.19.0 and v0.20.0). Debian 12's python3-prometheus-client is 0.16.0.
 # Checked with the two wheels: under 0.19.0 the Exporter failed with
 # "cannot unpack non-iterable NoneType", under 0.20.0 it served and stopped,
-# and tests/unit/test_metrics_collector.py passes under both (it needs no server).
+# and tests/native/test_metrics_collector.py passes under both (it needs no server).
 # Since issue 20 the Exporter serves from its own bounded server
 # (metrics_server.py) with the library's MetricsHandler, not
 # start_http_server; the floor stays at the release the suite was proven on.

@@ -35,12 +35,16 @@ from typing import Iterable
 
 from .errors import ConfigError
 
+# Values of native/*.h mirrored here, so that the pure modules need no build
+# (the CNI plugin, tests/unit): RING_SIZE_*, PARTITIONS_MAX_*, COALESCE_*,
+# DIRECT_SHARE_DEFAULT, VLAN_MAX, FDB_AGE_*, MTU_MIN, SNAPLEN_MAX,
+# MAC_CONFLICT_MODES. tests/native/test_contract.py checks each against the
+# built library: a new mirror gets a line there.
 IFNAMSIZ = 16
 NAME_MAX = IFNAMSIZ - 1
 MTU_MIN = 68          # the IPv4 minimum (RFC 791); the kernel's ETH_MIN_MTU
 MTU_MAX = 65535
-# RING_SIZE_MIN / RING_SIZE_MAX of native/ring_abi.h, here so that the pure
-# modules need no build; vnetshare/ring.py asserts they match the C ones.
+# native/ring_abi.h RING_SIZE_*
 RING_SIZE_MIN = 256 * 1024
 RING_SIZE_MAX = 1 << 30
 RING_SIZE_DEFAULT = 4 << 20

@@ -537,8 +537,8 @@ def cmd_lab(args) -> int:
 
 
 def _others():
-    """The other commands' modules: capture, cni, live."""
-    from . import capture, cni, live
+    """The other commands' modules: capture, cni (its installer), live."""
+    from . import capture, cni_install as cni, live
 
     return capture, cni, live
 
@@ -578,7 +578,7 @@ COMMANDS = {
     "verify": cmd_verify,
     "status": cmd_status,
     "service": _lazy("service", "main"),
-    "cni": _lazy("cni", "install_main"),
+    "cni": _lazy("cni_install", "install_main"),
     "capture": _lazy("capture", "main"),
     "events": _lazy("live", "events_main"),
     "top": _lazy("live", "top_main"),

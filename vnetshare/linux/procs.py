@@ -102,3 +102,15 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 5.0, 
             except OSError:
                 pass
     return status
+
+
+def exit_description(code: int) -> tuple[str, int | None, str | None]:
+    """A Popen returncode as (words, exit_status, signal name): -9 is
+    ("killed by SIGKILL", None, "SIGKILL"), 1 is ("exit status 1", 1, None)."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name}", None, name
+    return f"exit status {code}", code, None

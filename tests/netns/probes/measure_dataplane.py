@@ -18,7 +18,8 @@ import re
 import statistics
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, ".."), os.path.join(HERE, "..", "..")]  # tests/netns, tests (waiting.py)
 
 from dataplane_helpers import Lab, nsexec, ping  # noqa: E402
 from test_dataplane_switch import LAN4, Net  # noqa: E402

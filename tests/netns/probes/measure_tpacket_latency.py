@@ -13,7 +13,8 @@ Numbers: docs/kernel-facts.md (and tests/netns/probes/measure_dataplane.py).
 import os
 import sys
 
-sys.path[:0] = [os.path.dirname(__file__), os.path.dirname(os.path.dirname(__file__))]
+sys.path[:0] = [os.path.dirname(__file__), os.path.dirname(os.path.dirname(__file__)),
+                os.path.dirname(os.path.dirname(os.path.dirname(__file__)))]  # ... and tests (waiting.py)
 import re
 import statistics
 
