@@ -270,6 +270,8 @@ const struct fdb_entry *fdb_find(const struct fdb *f, const uint8_t *mac,
 int fdb_live(const struct fdb *f, const struct fdb_entry *e, uint64_t now);
 void fdb_describe(const struct fdb_entry *e, uint64_t now,
                   struct fdb_info *out);
+const struct fdb_entry *fdb_next(const struct fdb *f, uint64_t now,
+                                 uint32_t *k);
 unsigned int fdb_dump(const struct fdb *f, uint64_t now, struct fdb_info *out,
                       unsigned int max, unsigned int *total);
 void fdb_get_stats(const struct fdb *f, uint64_t now, struct fdb_stats *st);
@@ -421,6 +423,15 @@ struct sw_rate {
     uint64_t pkts_per_sec;
     uint64_t pkts_burst;
 };
+#define SW_FDB_STATIC ...
+#define SW_FDB_PORT_UPLINK ...
+struct sw_fdb_row {
+    uint8_t mac[6];
+    uint16_t vlan;
+    uint32_t port_id;
+    uint32_t flags;
+    uint64_t age_ns;
+};
 struct sw_port_policy {
     struct guard_port guard;
     uint16_t vlan;
@@ -470,6 +481,8 @@ int sw_mtu(struct sw *sw, uint32_t *mtu);
 int sw_set_mtu(struct sw *sw, uint32_t mtu);
 int sw_uplink_attach(struct sw *sw, int ifindex);
 int sw_uplink_detach(struct sw *sw);
+int sw_fdb_table(struct sw *sw, struct sw_fdb_row *out, unsigned int max,
+                 unsigned int *n);
 int sw_fdb_find(struct sw *sw, const uint8_t *mac, struct fdb_info *out);
 int sw_fdb_dump(struct sw *sw, struct fdb_info *out, unsigned int max,
                 unsigned int *n);
