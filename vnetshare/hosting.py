@@ -613,7 +613,8 @@ class Daemon:
         if op == "partition.create":
             return protocol.ok(partition=m.create(args))
         if op == "partition.set":
-            return protocol.ok(partition=m.set(args))
+            part = m.set(args)
+            return protocol.ok(changes=part.pop("changes"), partition=part)
         if op == "partition.delete":
             self._end_captures(args["name"])
             m.delete(args["name"])
@@ -637,6 +638,8 @@ class Daemon:
                 return protocol.ok(events=self.events.history())
             follower = self.events.follow()  # subscribed now: nothing falls between
             return Stream(protocol.ok(events=self.events.history()), follower.run, close=follower.close)
+        if op == "fdb":
+            return protocol.ok(fdb=m.fdb(self.cfg.uplink, args["partition"], args["vlan"]))
         if op == "daemon.status":
             return protocol.ok(**self.status())
         raise protocol.ProtocolError(f"op {op!r}: not supported", code="EOPNOTSUPP")

@@ -23,6 +23,11 @@ Rules:
 6. Within a VLAN an address is one partition's: address_owner() names the
    partition that has it already (the same address, whatever the prefix
    length). Another VLAN is another LAN: there it may be given again.
+7. A gateway must be on a subnet the partition has (an address's, or an
+   on-link route's) or IPv6 link-local: the kernel refuses a route to one
+   it can't reach and drops the routes through a subnet that goes, so
+   `partition set` refuses a change that would leave one off every subnet
+   (unreachable_gateway()).
 """
 from __future__ import annotations
 
@@ -267,6 +272,26 @@ def gateway(text: object, addresses: list[str]) -> str:
     if any(a.ip == ip for a in own):
         raise ConfigError(f"gateway {text!r}: is one of the partition's own addresses")
     return str(ip)
+
+
+def unreachable_gateway(addresses: list[str], gateway_ip: str | None,
+                        routes: Iterable[str]) -> str | None:
+    """Rule 7: the first gateway, of the default route (@gateway_ip) or of a
+    route of @routes (config.route() form), that the partition would have
+    no way to: on none of the subnets of @addresses, of the on-link routes
+    of @routes, and not IPv6 link-local. Returned as words for a message
+    ("gateway 10.1.0.1", "route '10.9.0.0/16 via 10.1.0.1'"), or None."""
+    nets = [ipaddress.ip_interface(a).network for a in addresses]
+    nets += [ipaddress.ip_network(r) for r in routes if " via " not in r]
+    wanted = [(gateway_ip, f"gateway {gateway_ip}")] if gateway_ip else []
+    wanted += [(r.partition(" via ")[2], f"route {r!r}") for r in routes if " via " in r]
+    for gw, what in wanted:
+        ip = ipaddress.ip_address(gw)
+        if ip.version == 6 and ip.is_link_local:
+            continue
+        if not any(ip.version == n.version and ip in n for n in nets):
+            return what
+    return None
 
 
 def route(text: object, addresses: list[str] | None = None) -> str:
@@ -653,6 +678,28 @@ def labels(value: object) -> dict[str, str]:
                               f"{LABEL_VALUE_MAX} characters")
         out[key] = text
     return out
+
+
+def label_change(text: object) -> tuple[str, str | None]:
+    """`partition set --label`: KEY=VALUE adds or replaces, KEY- removes (as
+    kubectl label); (KEY, None) for a removal."""
+    text = _require_str(text, "label")
+    if "=" not in text and text.endswith("-"):
+        key = text[:-1]
+        if not _LABEL_KEY_RE.fullmatch(key):
+            raise ConfigError(f"label {text!r}: a key is 1-63 letters, digits and ._/-, "
+                              "starting with a letter or digit")
+        return key, None
+    if "=" not in text:
+        raise ConfigError(f"label {text!r}: not KEY=VALUE (set or replace) or KEY- (remove)")
+    return label(text)
+
+
+def rate_text(rate: "Rate") -> list[str]:
+    """@rate's limits as rate_limit() reads them (["100000000bit"]), without
+    their bursts: `set --tx-burst` alone keeps the rate it has."""
+    return ([f"{rate.bits_per_sec}bit"] if rate.bits_per_sec else []) + (
+        [f"{rate.pkts_per_sec}pps"] if rate.pkts_per_sec else [])
 
 
 def label(text: object) -> tuple[str, str]:
