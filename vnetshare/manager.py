@@ -137,8 +137,12 @@ def function_rows(functions, mtu: int | None = None) -> list[dict]:
     return rows
 
 
-def _words(value) -> str:
-    """A set value as `partition set` and its event write it."""
+def _words(value, field: str = "") -> str:
+    """A set value of @field as `partition set` and its event write it."""
+    if field == "vlan":
+        return config.vlan_name(value).replace("VLAN ", "") if value else "none"
+    if field == "storm_limit" and value is None:
+        return "the daemon's"
     if hasattr(value, "describe"):
         return value.describe()
     if value is None or value == [] or value == {}:
@@ -602,6 +606,22 @@ class PartitionManager:
             netns.link_set(rec.ifname, rec.netns, up=True)
             self._sync_l3(rec, None)
 
+    def _values_json(self, rec: statefile.PartitionState, changes: dict) -> dict:
+        """The new values of @changes (made in @rec) as `partition show
+        --json` has them: VLAN, storm control and rates in policy_json()'s
+        keys, the rest as the record has them."""
+        pj, out = self.policy_json(rec), {}
+        for k, v in changes.items():
+            if k in ("tx_limit", "rx_limit"):
+                out.update({key: pj[key] for key in pj if key.startswith(k[:3])})
+            elif k == "storm_limit":
+                out["storm_limit_pps"] = pj["storm_limit_pps"]
+            elif k == "vlan":
+                out["vlan"] = pj["vlan"]
+            elif k != "mtu_given":
+                out[k] = v
+        return out
+
     def set(self, args: dict) -> dict:
         """Change a partition while it runs: addresses with their gateway
         and routes, MTU, MAC, labels and policy.
@@ -664,13 +684,11 @@ class PartitionManager:
             undo.push("record", lambda: [setattr(rec, k, v) for k, v in before.items()])
             self._save(name)
             undo.commit()
-        shown = [{"field": k, "old": _words(before[k]), "new": _words(changes[k])}
+        shown = [{"field": k, "old": _words(before[k], k), "new": _words(changes[k], k)}
                  for k in sorted(changes) if k != "mtu_given"]
         self._event("partition.changed", name,
                     "set " + (", ".join(f"{c['field']} {c['old']} -> {c['new']}" for c in shown) or "nothing"),
-                    fields=[c["field"] for c in shown], changes=shown,
-                    values={k: v.describe() if hasattr(v, "describe") else v
-                            for k, v in changes.items() if k != "mtu_given"})
+                    fields=[c["field"] for c in shown], changes=shown, values=self._values_json(rec, changes))
         return dict(self.describe(name), changes=shown)
 
     # -- the uplink changed (rule 9) ----------------------------------------
@@ -1100,10 +1118,8 @@ class PartitionManager:
                                           ("--allow-llc", rec.allow_llc)) if on)
         out["guard"] = ("off (--allow-ip any" + (", --allow-llc" if rec.allow_llc else "") + ")"
                         if "any" in rec.allow_ips else "on" + (f" ({flags})" if flags else ""))
-        storm = self.cfg.storm_limit if rec.storm_limit is None else rec.storm_limit
-        out["storm_limit"] = storm
-        out["tx_limit"] = rec.tx_limit.describe()
-        out["rx_limit"] = rec.rx_limit.describe()
+        del out["tx_limit"], out["rx_limit"], out["storm_limit"]
+        out.update(self.policy_json(rec))
         if with_counters:
             out["counters"] = self.counters(name)
         return out
@@ -1136,6 +1152,12 @@ class PartitionManager:
                          "age_seconds": None if r["age"] is None else round(r["age"], 3)})
         rows.sort(key=lambda r: (not r["static"], r["port"] if r["static"] else "", r["vlan"] or 0, r["mac"]))
         return rows
+
+    def policy_json(self, rec: statefile.PartitionState) -> dict:
+        """@rec's VLAN, storm control and rates as every JSON output has
+        them (config.policy_json()), the daemon's storm limit if it has none."""
+        storm = self.cfg.storm_limit if rec.storm_limit is None else rec.storm_limit
+        return config.policy_json(rec.vlan, storm, rec.tx_limit, rec.rx_limit)
 
     def names(self) -> list[str]:
         return sorted(self.state.partitions)

@@ -590,6 +590,33 @@ class Rate:
         return ", ".join(parts) or "none"
 
 
+# The one JSON shape of a partition's policy, in every --json output, the
+# stats snapshot and the metrics (docs/cli.md, "JSON output"): numbers with
+# their unit in the key, null for none.
+RATE_KEYS = ("limit_bps", "burst_bytes", "limit_pps", "burst_frames")
+
+
+def policy_json(vlan: int, storm_pps: int, tx: Rate, rx: Rate) -> dict:
+    """{"vlan": null (untagged) or the id, "storm_limit_pps": null (no
+    limit) or frames/s, and per direction d: "d_limit_bps", "d_burst_bytes",
+    "d_limit_pps", "d_burst_frames", each null when that limit is not set}."""
+    out: dict = {"vlan": vlan or None, "storm_limit_pps": storm_pps or None}
+    for d, rate in (("tx", tx), ("rx", rx)):
+        out[f"{d}_limit_bps"] = rate.bits_per_sec or None
+        out[f"{d}_burst_bytes"] = rate.bits_burst // 8 if rate.bits_per_sec else None
+        out[f"{d}_limit_pps"] = rate.pkts_per_sec or None
+        out[f"{d}_burst_frames"] = rate.pkts_burst if rate.pkts_per_sec else None
+    return out
+
+
+def rate_of(fields: dict, direction: str) -> Rate:
+    """The Rate of @direction ("tx", "rx") from policy_json() @fields."""
+    def get(key: str) -> int:
+        return fields.get(f"{direction}_{key}") or 0
+    return Rate(bits_per_sec=get("limit_bps"), bits_burst=get("burst_bytes") * 8,
+                pkts_per_sec=get("limit_pps"), pkts_burst=get("burst_frames"))
+
+
 def _human(n: int, units: tuple[str, ...], step: int) -> str:
     i = 0
     while i + 1 < len(units) and n % step == 0 and n >= step:

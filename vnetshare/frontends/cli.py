@@ -420,9 +420,10 @@ def _print_show(p: dict) -> None:
         allowed = ", ".join(a for a in p.get("allow_ips", []) if a != "any")
         print(f"  guard     {p['guard']}" + (f"; also allowed: {allowed}" if allowed else ""))
         print(f"  vlan      {p.get('vlan') or 'none (untagged)'}")
-        print(f"  storm     {p['storm_limit'] or 'no limit'}" + (" frames/s" if p["storm_limit"] else ""))
-        print(f"  tx limit  {p['tx_limit']}")
-        print(f"  rx limit  {p['rx_limit']}")
+        storm = p.get("storm_limit_pps")
+        print(f"  storm     {storm or 'no limit'}" + (" frames/s" if storm else ""))
+        print(f"  tx limit  {config.rate_of(p, 'tx').describe()}")
+        print(f"  rx limit  {config.rate_of(p, 'rx').describe()}")
     if p.get("functions"):
         print("  functions (from the uplink):")
         rows = [[f["function"], str(f["value"]), f"{f['source']} = {f['source_value']}"] for f in p["functions"]]
