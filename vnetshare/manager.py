@@ -540,7 +540,7 @@ class PartitionManager:
                     new = config.rate_limit(config.rate_text(old), burst, f"--{d}-limit", d)
                 except VnetshareError as e:
                     raise PartitionError("EINVAL", str(e)) from None
-                given = {config.BURST_UNITS[config._quantity(b, "")[1]][1] for b in burst}
+                given = config.burst_buckets(burst)
                 changes[f"{d}_limit"] = replace(
                     new, **{f"{u}_burst": getattr(old, f"{u}_burst") for u in ("bits", "pkts")
                             if u not in given and getattr(old, f"{u}_per_sec")})
@@ -672,8 +672,7 @@ class PartitionManager:
                 self._sync_l3(new, rec)
             if "mac" in changes:
                 undo.push("mac", lambda: self._new_mac(new, part, rec.mac, self._policy(rec)))
-                self._new_mac(new if {"ips", "gateway", "routes"} & changes.keys() else rec,
-                              part, new.mac, policy)
+                self._new_mac(new, part, new.mac, policy)
             elif part is not None:
                 old_policy = self._policy(rec)
                 self.switch.set_policy(part.port_id, rec.mac, policy)

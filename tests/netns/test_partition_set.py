@@ -80,9 +80,9 @@ def test_set_moves_addresses_gateway_and_routes_together_and_keeps_them_across_a
     assert system.stop_daemon() == 0
     system.start_daemon()
     got = system.cli_json("partition", "show", name)
-    for key in ("ips", "gateway", "routes", "mtu", "labels", "rx_limit", "mac"):
+    for key in ("ips", "gateway", "routes", "mtu", "labels", "rx_limit_bps", "rx_burst_bytes", "mac"):
         assert got[key] == want[key], key
-    assert got["labels"] == {"env": "test"} and got["mtu"] == 1400
+    assert got["labels"] == {"env": "test"} and got["mtu"] == 1400 and got["rx_burst_bytes"] == 2 * 1024 * 1024
     assert netns.link("eth0", name).mtu == 1400 and _routes(name)["default"] == f"{NEW_NET}.1"
     assert wait_for(lambda: ping(name, f"{NEW_NET}.1", count=1).ok)
 

@@ -722,6 +722,12 @@ def label_change(text: object) -> tuple[str, str | None]:
     return label(text)
 
 
+def burst_buckets(bursts: Iterable[str]) -> set[str]:
+    """The buckets ("bits", "pkts") that --tx-burst/--rx-burst values
+    (checked by rate_limit()) set."""
+    return {BURST_UNITS[_quantity(b, "burst")[1]][1] for b in bursts}
+
+
 def rate_text(rate: "Rate") -> list[str]:
     """@rate's limits as rate_limit() reads them (["100000000bit"]), without
     their bursts: `set --tx-burst` alone keeps the rate it has."""
