@@ -209,6 +209,29 @@ void fdb_describe(const struct fdb_entry *e, uint64_t now,
 }
 
 /**
+ * fdb_next() - the next live entry, in slot order
+ * @f:		table
+ * @now:	time now, ns
+ * @k:		in: the slot to start at (0 for the first call); out: the
+ *		slot after the entry returned
+ *
+ * Return: the entry, or NULL when no live one is left
+ */
+const struct fdb_entry *fdb_next(const struct fdb *f, uint64_t now,
+				 uint32_t *k)
+{
+	for (; *k <= f->mask; (*k)++) {
+		const struct fdb_entry *e = &f->slots[*k];
+
+		if (fdb_live(f, e, now)) {
+			(*k)++;
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/**
  * fdb_dump() - describe the live entries
  * @f:		table
  * @now:	time now, ns

@@ -106,6 +106,8 @@ const struct fdb_entry *fdb_find(const struct fdb *f, const uint8_t *mac,
 int fdb_live(const struct fdb *f, const struct fdb_entry *e, uint64_t now);
 void fdb_describe(const struct fdb_entry *e, uint64_t now,
 		  struct fdb_info *out);
+const struct fdb_entry *fdb_next(const struct fdb *f, uint64_t now,
+				 uint32_t *k);
 unsigned int fdb_dump(const struct fdb *f, uint64_t now, struct fdb_info *out,
 		      unsigned int max, unsigned int *total);
 void fdb_get_stats(const struct fdb *f, uint64_t now, struct fdb_stats *st);

@@ -219,6 +219,7 @@ enum sw_cmd_op {
 	SW_CMD_TAP,
 	SW_CMD_FDB_FIND,
 	SW_CMD_FDB_DUMP,
+	SW_CMD_FDB_TABLE,
 	SW_CMD_UPLINK,
 	SW_CMD_MTU,
 };
@@ -331,6 +332,8 @@ struct sw_port {
  * @mac:	SW_CMD_FDB_FIND: the MAC to look for
  * @fdb:	SW_CMD_FDB_FIND: the entry, out; SW_CMD_FDB_DUMP: an array of
  *		@max entries, out (@n: entries there are)
+ * @rows:	SW_CMD_FDB_TABLE: an array of @max rows, out (@n: rows there
+ *		are)
  * @up:		SW_CMD_UPLINK: the new uplink (NULL: none); out, the old
  *		one (or, if refused, the new one), for the caller to close
  * @mtu:	SW_CMD_MTU: the new MTU, checked
@@ -352,6 +355,7 @@ struct sw_cmd {
 	int fd;
 	const uint8_t *mac;
 	struct fdb_info *fdb;
+	struct sw_fdb_row *rows;
 	struct uplink *up;
 	uint32_t mtu;
 	int rc;
@@ -450,6 +454,7 @@ struct sw {
 	uint8_t hdr_long[GUARD_HDR_COPY_MAX];
 };
 
+_Static_assert(sizeof(struct sw_fdb_row) == 24, "a forwarding table row is 24 bytes");
 _Static_assert(GUARD_HDR_COPY <= UPLINK_TX_HDR_MAX &&
 	       GUARD_HDR_COPY_MAX <= UPLINK_TX_HDR_LONG,
 	       "the uplink sends every private copy the guard checked");
@@ -1744,6 +1749,85 @@ static int sw_uplink_swap(struct sw *sw, struct sw_cmd *c)
 }
 
 /**
+ * sw_port_new_mac() - give a port another MAC (SW_CMD_POLICY), before its
+ * new policy is applied
+ * @sw:		switch
+ * @p:		port
+ * @mac:	the new MAC (sw_policy_check() found it a unicast one)
+ *
+ * The port's MAC table entry and the uplink's unicast membership follow the
+ * MAC; the port is out of any conflict of its old MAC, and the wire's last
+ * source is looked up again. Frames already in its A2H ring with the old
+ * source MAC are the guard's (drop_mac_spoof) once the policy is applied.
+ *
+ * Return: 0, -EEXIST (another port has @mac) or the uplink's -errno
+ */
+static int sw_port_new_mac(struct sw *sw, struct sw_port *p,
+			   const uint8_t *mac)
+{
+	int rc;
+
+	if (sw_lookup(sw, mac))
+		return -EEXIST;
+	rc = sw->up ? uplink_add_mac(sw->up, mac) : 0;
+	if (rc)
+		return rc;
+	if (sw->up)
+		uplink_del_mac(sw->up, p->guard.mac);
+	sw_mac_del(sw, p);
+	memcpy(p->guard.mac, mac, 6);
+	sw_mac_add(sw, p);
+	p->conflict_ns = 0;
+	sw->src_e = NULL;
+	sw->src_port = NULL;
+	return 0;
+}
+
+/**
+ * sw_fdb_rows() - the forwarding table: every port's MAC (static), then
+ * the stations learned on the wire (SW_CMD_FDB_TABLE)
+ * @sw:		switch
+ * @out:	an array of @max rows (may be NULL if @max is 0)
+ * @max:	rows @out holds
+ *
+ * Return: rows there are (written: at most @max)
+ */
+static unsigned int sw_fdb_rows(struct sw *sw, struct sw_fdb_row *out,
+				unsigned int max)
+{
+	uint64_t now = util_now_ns();
+	const struct fdb_entry *e;
+	unsigned int n = 0;
+	uint32_t k = 0;
+
+	for (unsigned int i = 0; i < sw->nports; i++, n++) {
+		const struct sw_port *p = sw->ports[i];
+
+		if (n >= max)
+			continue;
+		memset(&out[n], 0, sizeof(out[n]));
+		memcpy(out[n].mac, p->guard.mac, 6);
+		out[n].vlan = p->vlan;
+		out[n].port_id = p->id;
+		out[n].flags = SW_FDB_STATIC;
+	}
+	while ((e = fdb_next(&sw->fdb, now, &k)), e) {
+		if (n < max) {
+			struct fdb_info info;
+
+			fdb_describe(e, now, &info);
+			memset(&out[n], 0, sizeof(out[n]));
+			memcpy(out[n].mac, info.mac, 6);
+			out[n].vlan = info.vlan;
+			out[n].port_id = SW_FDB_PORT_UPLINK;
+			out[n].age_ns = info.age_ns;
+		}
+		n++;
+	}
+	return n;
+}
+
+/**
  * sw_apply() - carry out a command; the caller holds @sw->lock and is
  * the data-plane thread, or sw_run() is not running
  * @sw:		switch
@@ -1829,8 +1913,9 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 			break;
 		}
 		if (!sw_mac_eq(p->guard.mac, c->pol->guard.mac)) {
-			c->rc = -EINVAL;
-			break;
+			c->rc = sw_port_new_mac(sw, p, c->pol->guard.mac);
+			if (c->rc)
+				break;
 		}
 		sw_port_count(sw, p, -1);
 		sw_port_apply_policy(p, c->pol, 0);
@@ -1931,6 +2016,10 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 	}
 	case SW_CMD_FDB_DUMP:
 		fdb_dump(&sw->fdb, util_now_ns(), c->fdb, c->max, &c->n);
+		c->rc = 0;
+		break;
+	case SW_CMD_FDB_TABLE:
+		c->n = sw_fdb_rows(sw, c->rows, c->max);
 		c->rc = 0;
 		break;
 	case SW_CMD_UPLINK:
@@ -2123,7 +2212,9 @@ fail:
  * sw_port_set_policy() - change a port's policy live; returns once applied
  * @sw:		switch
  * @port_id:	port id
- * @pol:	the new policy (copied); @pol->guard.mac must stay the port's
+ * @pol:	the new policy (copied); another @pol->guard.mac gives the port
+ *		that MAC (sw_port_new_mac(): its MAC table entry and the
+ *		uplink's membership follow)
  *
  * Applied by the data-plane thread between rounds: the guard's identity,
  * the VLAN (its flood domain moves with its next frame), storm control and
@@ -2131,9 +2222,9 @@ fail:
  * limit set where there was none starts full; a limit lifted is gone at
  * once, and a throttled port is served again next round).
  *
- * Return: 0, -ENOENT (no such port), -EINVAL (a group or zero MAC, or not
- * the port's; a VLAN id past SW_VLAN_MAX; a rate or storm limit without
- * its burst)
+ * Return: 0, -ENOENT (no such port), -EEXIST (a new MAC another port
+ * has), -EINVAL (a group or zero MAC; a VLAN id past SW_VLAN_MAX; a rate or
+ * storm limit without its burst)
  */
 int sw_port_set_policy(struct sw *sw, uint32_t port_id,
 		       const struct sw_port_policy *pol)
@@ -2534,6 +2625,33 @@ int sw_fdb_dump(struct sw *sw, struct fdb_info *out, unsigned int max,
 		unsigned int *n)
 {
 	struct sw_cmd c = { .op = SW_CMD_FDB_DUMP, .fdb = out, .max = max };
+	int rc;
+
+	if (!sw || !n || (max && !out))
+		return -EINVAL;
+	rc = sw_exec(sw, &c);
+	*n = c.n;
+	return rc;
+}
+
+/**
+ * sw_fdb_table() - the switch's forwarding table, in one command
+ * @sw:		switch
+ * @out:	its rows, out: an array of @max; the ports' own MACs
+ *		(SW_FDB_STATIC), then the stations learned on the wire
+ *		(port SW_FDB_PORT_UPLINK, with their age)
+ * @max:	rows @out holds
+ * @n:		rows there are, out; if more than @max, only @max were written
+ *
+ * A control command, like the counters: the table is copied between two
+ * rounds, so the forwarding path pays nothing for it.
+ *
+ * Return: 0 or -EINVAL
+ */
+int sw_fdb_table(struct sw *sw, struct sw_fdb_row *out, unsigned int max,
+		 unsigned int *n)
+{
+	struct sw_cmd c = { .op = SW_CMD_FDB_TABLE, .rows = out, .max = max };
 	int rc;
 
 	if (!sw || !n || (max && !out))

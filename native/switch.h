@@ -163,6 +163,26 @@ struct sw_rate {
 	uint64_t pkts_burst;
 };
 
+#define SW_FDB_STATIC		1u		/* a port's own MAC */
+#define SW_FDB_PORT_UPLINK	0xffffffffu	/* a row's port: the wire */
+
+/**
+ * struct sw_fdb_row - one row of the forwarding table (sw_fdb_table())
+ * @mac:	the address
+ * @vlan:	its VLAN: 0 untagged, else the VLAN id
+ * @port_id:	the port it is forwarded to, or SW_FDB_PORT_UPLINK
+ * @flags:	SW_FDB_STATIC: a port's own MAC (it never ages); 0: a
+ *		station learned on the wire
+ * @age_ns:	a learned station: how long ago it was last seen; 0 if static
+ */
+struct sw_fdb_row {
+	uint8_t mac[6];
+	uint16_t vlan;
+	uint32_t port_id;
+	uint32_t flags;
+	uint64_t age_ns;
+};
+
 /**
  * struct sw_port_policy - what a port may do: identity, VLAN, fair share
  * @guard:	its identity for the guard (guard.h): MAC, addresses, flags;
@@ -405,6 +425,8 @@ int sw_mtu(struct sw *sw, uint32_t *mtu);
 int sw_set_mtu(struct sw *sw, uint32_t mtu);
 int sw_uplink_attach(struct sw *sw, int ifindex);
 int sw_uplink_detach(struct sw *sw);
+int sw_fdb_table(struct sw *sw, struct sw_fdb_row *out, unsigned int max,
+		 unsigned int *n);
 int sw_fdb_find(struct sw *sw, const uint8_t *mac, struct fdb_info *out);
 int sw_fdb_dump(struct sw *sw, struct fdb_info *out, unsigned int max,
 		unsigned int *n);

@@ -23,7 +23,9 @@ The kinds, SUBJECT.WHAT, and their details:
     partition.forgotten  it could not be adopted (its adopted namespace is
                          gone, ...); its record is dropped: reason, netns,
                          adopted (bool)
-    partition.changed    fields (names), values ({field: new value as shown})
+    partition.changed    fields (names), values ({key: new value}, the keys
+                         and shapes of `partition show --json`),
+                         changes ([{field, old, new}] in words)
     partition.deleted    -
     agent.started        pid (the agent a create or an adoption started)
     agent.died           pid, exit_status (int or null), signal (name or null)

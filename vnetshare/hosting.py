@@ -62,7 +62,7 @@ import socket
 import struct
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from . import adapter, agent
@@ -473,9 +473,8 @@ class Daemon:
         what `vnetshare stats`, the metrics and the event watcher read.
 
         partitions: {name: counters} (Switch.port_stats, plus agent_restarts);
-        uplink: Switch.uplink_stats() plus "ifname"; policy: {name: {vlan,
-        storm_limit, tx_limit, rx_limit, mac}} with the limits as the switch's
-        struct sw_rate fields; labels: {name: {key: value}}; host_port:
+        uplink: Switch.uplink_stats() plus "ifname"; policy: {name:
+        config.policy_json() plus "mac"}; labels: {name: {key: value}}; host_port:
         HostPort.describe() and its "counters" (a partition's), or None; daemon: pid,
         version, uplink, started (Unix time), mac_conflict (the mode). Call
         it in the loop's thread.
@@ -488,10 +487,7 @@ class Daemon:
         for name in m.names():
             parts[name] = served.get(name, {})
             rec = m.state.partitions[name]
-            policy[name] = {"vlan": rec.vlan,
-                            "storm_limit": self.cfg.storm_limit if rec.storm_limit is None else rec.storm_limit,
-                            "tx_limit": asdict(rec.tx_limit), "rx_limit": asdict(rec.rx_limit),
-                            "mac": rec.mac}
+            policy[name] = dict(m.policy_json(rec), mac=rec.mac)
             labels[name] = dict(rec.labels)
         uplink = dict(self.switch.uplink_stats(), ifname=self.cfg.uplink)
         host = self.host_port.describe() if self.host_port is not None else None
@@ -613,7 +609,8 @@ class Daemon:
         if op == "partition.create":
             return protocol.ok(partition=m.create(args))
         if op == "partition.set":
-            return protocol.ok(partition=m.set(args))
+            part = m.set(args)
+            return protocol.ok(changes=part.pop("changes"), partition=part)
         if op == "partition.delete":
             self._end_captures(args["name"])
             m.delete(args["name"])
@@ -637,6 +634,8 @@ class Daemon:
                 return protocol.ok(events=self.events.history())
             follower = self.events.follow()  # subscribed now: nothing falls between
             return StreamAnswer(protocol.ok(events=self.events.history()), follower.run, close=follower.close)
+        if op == "fdb":
+            return protocol.ok(fdb=m.fdb(self.cfg.uplink, args["partition"], args["vlan"]))
         if op == "daemon.status":
             return protocol.ok(**self.status())
         raise protocol.ProtocolError(f"op {op!r}: not supported", code="EOPNOTSUPP")

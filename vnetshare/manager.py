@@ -137,6 +137,25 @@ def function_rows(functions, mtu: int | None = None) -> list[dict]:
     return rows
 
 
+def _words(value, field: str = "") -> str:
+    """A set value of @field as `partition set` and its event write it."""
+    if field == "vlan":
+        return config.vlan_name(value).replace("VLAN ", "") if value else "none"
+    if field == "storm_limit" and value is None:
+        return "the daemon's"
+    if hasattr(value, "describe"):
+        return value.describe()
+    if value is None or value == [] or value == {}:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+    return str(value)
+
+
 def _close(fd: int) -> None:
     try:
         os.close(fd)
@@ -478,17 +497,141 @@ class PartitionManager:
         return part
 
     # -- live changes ----------------------------------------------------
-    SETTABLE = ("ips", "allow_ips", "trusted_router", "allow_llc", "vlan", "storm_limit", "tx_limit",
-                "rx_limit")
+    SETTABLE = ("ips", "gateway", "routes", "mtu", "mac", "labels", "allow_ips", "trusted_router",
+                "allow_llc", "vlan", "storm_limit", "tx_limit", "rx_limit")
+
+    def _set_changes(self, rec: statefile.PartitionState, args: dict) -> dict:
+        """What `partition set` @args change in @rec: {field: new value},
+        the record's own fields (mtu_given with mtu), only those that differ."""
+        changes = {k: args[k] for k in ("ips", "routes", "mac", "allow_ips", "trusted_router",
+                                        "allow_llc", "vlan", "storm_limit")
+                   if args.get(k) is not None}
+        if args.get("gateway") is not None:
+            changes["gateway"] = None if args["gateway"] == "none" else args["gateway"]
+        if args.get("labels") is not None:
+            labels = dict(rec.labels)
+            for key, value in args["labels"].items():
+                if value is None:
+                    labels.pop(key, None)
+                else:
+                    labels[key] = value
+            try:
+                changes["labels"] = config.labels(labels)
+            except VnetshareError as e:
+                raise PartitionError("EINVAL", f"partition {rec.name!r}: {e}") from None
+        if args.get("mtu") is not None:
+            if args["mtu"] > self.functions.mtu:
+                raise PartitionError("EINVAL", f"MTU {args['mtu']}: above the uplink's MTU "
+                                               f"{self.functions.mtu} (from {config.MTU_MIN})")
+            changes["mtu_given"] = args["mtu"]
+            changes["mtu"] = self.mtu_for(replace(rec, mtu_given=args["mtu"]), self.functions.mtu)
+        for d in ("tx", "rx"):
+            limit, burst = args.get(f"{d}_limit"), args.get(f"{d}_burst")
+            if limit is not None:
+                changes[f"{d}_limit"] = limit
+            elif burst:  # a new depth for the rate it has
+                old = getattr(rec, f"{d}_limit")
+                if not old.limited:
+                    raise PartitionError("EINVAL", f"--{d}-burst {' '.join(burst)}: partition "
+                                                   f"{rec.name!r} has no {d} limit; give --{d}-limit too")
+                try:
+                    new = config.rate_limit(config.rate_text(old), burst, f"--{d}-limit", d)
+                except VnetshareError as e:
+                    raise PartitionError("EINVAL", str(e)) from None
+                given = config.burst_buckets(burst)
+                changes[f"{d}_limit"] = replace(
+                    new, **{f"{u}_burst": getattr(old, f"{u}_burst") for u in ("bits", "pkts")
+                            if u not in given and getattr(old, f"{u}_per_sec")})
+        return {k: v for k, v in changes.items() if getattr(rec, k) != v}
+
+    def _sync_l3(self, rec: statefile.PartitionState, old: statefile.PartitionState | None) -> None:
+        """Make the TAP's addresses, default route and routes @rec's, from
+        what it has (@old's, or after its link was down and up, what the
+        kernel kept): new addresses first, then the routes (replaced: a
+        route the kernel kept is no error), routes @old had and @rec has
+        not removed, then old addresses removed, and the routes again
+        (a subnet that went took its routes along)."""
+        ifname, ns = rec.ifname, rec.netns
+        have = set(netns.addresses(ifname, ns))
+        for cidr in rec.ips:
+            if cidr not in have:
+                netns.add_address(ifname, cidr, ns, nodad=True)
+
+        def routes() -> None:
+            if rec.gateway:
+                netns.add_route("default", rec.gateway, ns, replace=True)
+            for route in rec.routes:
+                dst, _, gw = route.partition(" via ")
+                netns.add_route(dst, gw or None, ns, ifname=ifname, replace=True)
+        routes()
+        if old is not None:
+            if old.gateway and old.gateway != rec.gateway and (
+                    rec.gateway is None or (":" in rec.gateway) != (":" in old.gateway)):
+                netns.quietly(netns.del_route_to, "default", old.gateway, ns)
+            wanted = {r.partition(" via ")[0] for r in rec.routes}
+            for route in old.routes:
+                dst, _, gw = route.partition(" via ")
+                if dst not in wanted:
+                    netns.quietly(netns.del_route_to, dst, gw or None, ns)
+            for cidr in old.ips:
+                if cidr not in rec.ips:
+                    netns.quietly(netns.del_address, ifname, cidr, ns)
+            routes()
+
+    def _new_mac(self, rec: statefile.PartitionState, part: Partition | None, mac: str, policy) -> None:
+        """Give @rec's partition @mac (@policy: the switch's, with @mac): its traffic stopped (the TAP down:
+        the partition's stack sends nothing, frames for it wait in the
+        switch's queue or are dropped, counted), the switch's port (its MAC
+        table entry, the guard's identity, the uplink's membership:
+        native/switch.c sw_port_new_mac()) and the TAP changed, traffic
+        resumed (the TAP up), the addresses and routes the link's down took
+        (IPv6 addresses, routes) made again, as @rec has them."""
+        # the TAP announces its new MAC when it comes up (gratuitous ARP,
+        # unsolicited NA): its neighbours need not wait for their cache to age
+        netns.sysctl(f"net/ipv4/conf/{rec.ifname}/arp_notify", 1, rec.netns)
+        netns.quietly(netns.sysctl, f"net/ipv6/conf/{rec.ifname}/ndisc_notify", 1, rec.netns)
+        netns.link_set(rec.ifname, rec.netns, up=False)
+        try:
+            if part is not None:
+                self.switch.set_policy(part.port_id, mac, policy)
+            netns.link_set(rec.ifname, rec.netns, mac=mac)
+        except BaseException:
+            netns.quietly(netns.link_set, rec.ifname, rec.netns, mac=rec.mac)
+            if part is not None:
+                netns.quietly(self.switch.set_policy, part.port_id, rec.mac, self._policy(rec))
+            raise
+        finally:
+            netns.link_set(rec.ifname, rec.netns, up=True)
+            self._sync_l3(rec, None)
+
+    def _values_json(self, rec: statefile.PartitionState, changes: dict) -> dict:
+        """The new values of @changes (made in @rec) as `partition show
+        --json` has them: VLAN, storm control and rates in policy_json()'s
+        keys, the rest as the record has them."""
+        pj, out = self.policy_json(rec), {}
+        for k, v in changes.items():
+            if k in ("tx_limit", "rx_limit"):
+                out.update({key: pj[key] for key in pj if key.startswith(k[:3])})
+            elif k == "storm_limit":
+                out["storm_limit_pps"] = pj["storm_limit_pps"]
+            elif k == "vlan":
+                out["vlan"] = pj["vlan"]
+            elif k != "mtu_given":
+                out[k] = v
+        return out
 
     def set(self, args: dict) -> dict:
-        """Change a partition's addresses and policy while it runs.
+        """Change a partition while it runs: addresses with their gateway
+        and routes, MTU, MAC, labels and policy.
 
         Fields of @args that are None stay as they are. All is checked
-        before anything changes; then the TAP's addresses (new ones added
-        before old ones go, so the routes through them stay), the switch's
-        policy (applied between two rounds: no frame is lost) and the state
-        file, each undone if a later step fails.
+        before anything changes (a gateway the new addresses can't reach is
+        refused, config.py rule 7); then the TAP's MTU, addresses and routes
+        (new addresses added before old ones go, so the routes through them
+        stay), its MAC (_new_mac()), the switch's policy (applied between
+        two rounds: no frame is lost) and the state file, each undone if a
+        later step fails. Returns the partition's describe() and "changes":
+        [{"field", "old", "new"}] in words, as `partition show` writes them.
         """
         name = args["name"]
         rec = self.state.partitions.get(name)
@@ -496,31 +639,39 @@ class PartitionManager:
             raise PartitionError("ENOENT", f"no partition named {name!r}")
         if name in self.unserved:
             raise PartitionError("EAGAIN", self._unserved_line(name))
-        changes = {k: args[k] for k in self.SETTABLE if args.get(k) is not None}
+        changes = self._set_changes(rec, args)
         new = replace(rec, **changes)
-        if "ips" in changes or "vlan" in changes:
-            self._check_identity(name, None, new.ips, new.vlan)
-        if "ips" in changes and rec.gateway:
-            try:
-                config.gateway(rec.gateway, new.ips)
-            except VnetshareError as e:
-                raise PartitionError("EINVAL", f"{e} (the partition's gateway; "
-                                               "give an address of its family)") from None
+        if {"ips", "vlan", "mac"} & changes.keys():
+            self._check_identity(name, changes.get("mac"), new.ips, new.vlan)
+        if {"ips", "gateway", "routes"} & changes.keys():
+            for what, value in ([("gateway", new.gateway)] if new.gateway else []) + [
+                    ("route", r) for r in new.routes if " via " in r]:
+                try:
+                    if what == "gateway":
+                        config.gateway(value, new.ips)
+                    else:
+                        config.route(value, new.ips)
+                except VnetshareError as e:
+                    raise PartitionError("EINVAL", f"partition {name!r}: {e}") from None
+            off = config.unreachable_gateway(new.ips, new.gateway, new.routes)
+            if off is not None:
+                raise PartitionError("EINVAL", f"partition {name!r}: {off} would be on none of its subnets "
+                                               f"({', '.join(new.ips) or 'no address'}); change --gateway or "
+                                               "--route with --ip, or give 'none'")
         policy = self._policy(new)
         part = self.parts.get(name)
         with Undo() as undo:
-            if "ips" in changes:
+            if "mtu" in changes:
+                netns.link_set(rec.ifname, rec.netns, mtu=new.mtu)
+                undo.push("mtu", lambda: netns.link_set(rec.ifname, rec.netns, mtu=rec.mtu))
+            if {"ips", "gateway", "routes"} & changes.keys():
                 netns.sysctl(f"net/ipv4/conf/{rec.ifname}/promote_secondaries", 1, rec.netns)
-                old_ips, new_ips = set(rec.ips), set(new.ips)
-                for cidr in [c for c in new.ips if c not in old_ips]:
-                    netns.add_address(rec.ifname, cidr, rec.netns, nodad=True)
-                    undo.push(f"address {cidr}", lambda c=cidr: netns.quietly(
-                        netns.del_address, rec.ifname, c, rec.netns))
-                for cidr in [c for c in rec.ips if c not in new_ips]:
-                    netns.quietly(netns.del_address, rec.ifname, cidr, rec.netns)
-                    undo.push(f"address {cidr} back", lambda c=cidr: netns.add_address(
-                        rec.ifname, c, rec.netns, nodad=True))
-            if part is not None:
+                undo.push("addresses and routes", lambda: self._sync_l3(rec, new))
+                self._sync_l3(new, rec)
+            if "mac" in changes:
+                undo.push("mac", lambda: self._new_mac(new, part, rec.mac, self._policy(rec)))
+                self._new_mac(new, part, new.mac, policy)
+            elif part is not None:
                 old_policy = self._policy(rec)
                 self.switch.set_policy(part.port_id, rec.mac, policy)
                 undo.push("policy", lambda: self.switch.set_policy(part.port_id, rec.mac, old_policy))
@@ -530,10 +681,12 @@ class PartitionManager:
             undo.push("record", lambda: [setattr(rec, k, v) for k, v in before.items()])
             self._save(name)
             undo.commit()
-        shown = {k: v.describe() if hasattr(v, "describe") else v for k, v in changes.items()}
-        self._event("partition.changed", name, "set " + ", ".join(f"{k}={v}" for k, v in shown.items()),
-                    fields=sorted(changes), values=shown)
-        return self.describe(name)
+        shown = [{"field": k, "old": _words(before[k], k), "new": _words(changes[k], k)}
+                 for k in sorted(changes) if k != "mtu_given"]
+        self._event("partition.changed", name,
+                    "set " + (", ".join(f"{c['field']} {c['old']} -> {c['new']}" for c in shown) or "nothing"),
+                    fields=[c["field"] for c in shown], changes=shown, values=self._values_json(rec, changes))
+        return dict(self.describe(name), changes=shown)
 
     # -- the uplink changed (rule 9) ----------------------------------------
     @staticmethod
@@ -962,13 +1115,46 @@ class PartitionManager:
                                           ("--allow-llc", rec.allow_llc)) if on)
         out["guard"] = ("off (--allow-ip any" + (", --allow-llc" if rec.allow_llc else "") + ")"
                         if "any" in rec.allow_ips else "on" + (f" ({flags})" if flags else ""))
-        storm = self.cfg.storm_limit if rec.storm_limit is None else rec.storm_limit
-        out["storm_limit"] = storm
-        out["tx_limit"] = rec.tx_limit.describe()
-        out["rx_limit"] = rec.rx_limit.describe()
+        del out["tx_limit"], out["rx_limit"], out["storm_limit"]
+        out.update(self.policy_json(rec))
         if with_counters:
             out["counters"] = self.counters(name)
         return out
+
+    def fdb(self, uplink: str, partition: str | None = None, vlan: int | None = None) -> list[dict]:
+        """The switch's forwarding table (Switch.fdb_table(), one command),
+        each port named: {"mac", "vlan" (null: untagged), "port" (a
+        partition's name, the host port's, or @uplink, the interface the
+        switch learned the station on), "port_kind" ("partition",
+        "host_port", "uplink"), "static" (a port's own MAC) and
+        "age_seconds" (since a learned station was last seen; null if
+        static)}; only @partition's port, only VLAN @vlan (0: untagged), if
+        given. Static rows first, by port, then learned ones by VLAN and MAC."""
+        if partition is not None and partition not in self.state.partitions:
+            raise PartitionError("ENOENT", f"no partition named {partition!r}")
+        names = {p.port_id: name for name, p in self.parts.items()}
+        rows = []
+        for r in self.switch.fdb_table(len(self.parts) + 1):
+            if r["port"] is None:
+                port, kind = uplink, "uplink"
+            elif self.host is not None and r["port"] == self.host.port_id:
+                port, kind = self.host.rec.name, "host_port"
+            else:
+                port, kind = names.get(r["port"], f"port {r['port']}"), "partition"
+            if (partition is not None and (kind != "partition" or port != partition)) or (
+                    vlan is not None and r["vlan"] != vlan):
+                continue
+            rows.append({"mac": r["mac"], "vlan": r["vlan"] or None, "port": port, "port_kind": kind,
+                         "static": r["static"],
+                         "age_seconds": None if r["age"] is None else round(r["age"], 3)})
+        rows.sort(key=lambda r: (not r["static"], r["port"] if r["static"] else "", r["vlan"] or 0, r["mac"]))
+        return rows
+
+    def policy_json(self, rec: statefile.PartitionState) -> dict:
+        """@rec's VLAN, storm control and rates as every JSON output has
+        them (config.policy_json()), the daemon's storm limit if it has none."""
+        storm = self.cfg.storm_limit if rec.storm_limit is None else rec.storm_limit
+        return config.policy_json(rec.vlan, storm, rec.tx_limit, rec.rx_limit)
 
     def names(self) -> list[str]:
         return sorted(self.state.partitions)

@@ -150,15 +150,15 @@ UPLINK_NAME = "ifname"  # the uplink's label, not a counter
 # the host port (hostport.py): the partition's fields, vnetshare_host_port_*{host_port=NAME} (rule 8)
 HOST_PORT_PREFIX = "host_port_"
 
-# rule 6: policy "tx_limit"/"rx_limit" (struct sw_rate) -> (name, scale, doc)
+# rule 6: policy keys (config.policy_json(), after the direction) -> (name, scale, doc)
 LIMIT_FIELDS = {
-    "bits_per_sec": ("limit_bytes_per_second", 1 / 8, "bytes per second"),
-    "bits_burst": ("limit_burst_bytes", 1 / 8, "the bucket's depth in bytes"),
-    "pkts_per_sec": ("limit_frames_per_second", 1, "frames per second"),
-    "pkts_burst": ("limit_burst_frames", 1, "the bucket's depth in frames"),
+    "limit_bps": ("limit_bytes_per_second", 1 / 8, "bytes per second"),
+    "burst_bytes": ("limit_burst_bytes", 1, "the bucket's depth in bytes"),
+    "limit_pps": ("limit_frames_per_second", 1, "frames per second"),
+    "burst_frames": ("limit_burst_frames", 1, "the bucket's depth in frames"),
 }
-DIRECTIONS = {"tx_limit": ("transmit", "sends", "over it, frames wait"),
-              "rx_limit": ("receive", "receives", "over it, frames are dropped")}
+DIRECTIONS = {"tx": ("transmit", "sends", "over it, frames wait"),
+              "rx": ("receive", "receives", "over it, frames are dropped")}
 
 _LABEL_BAD = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -225,13 +225,13 @@ def families(snap: dict) -> list[Metric]:
         for reason, n in counters.get("drops", {}).items():
             out.add("counter", "partition_drops", "Frames of the partition the switch dropped, by reason "
                     "(as vnetshare stats names them).", dict(part, reason=reason), n)
-        if pol.get("storm_limit"):
+        if pol.get("storm_limit_pps"):
             out.add("gauge", "partition_storm_limit_frames_per_second",
                     "Broadcast and multicast frames per second the partition may send; no series: no limit.",
-                    part, pol["storm_limit"])
+                    part, pol["storm_limit_pps"])
         for key, (direction, verb, over) in DIRECTIONS.items():
             for fkey, (suffix, scale, doc) in LIMIT_FIELDS.items():
-                value = pol.get(key, {}).get(fkey, 0)
+                value = pol.get(f"{key}_{fkey}")
                 if value:
                     out.add("gauge", f"partition_{direction}_{suffix}", f"Rate limit on what the partition "
                             f"{verb}, {doc} ({over}); no series: no limit.", part, value * scale)

@@ -19,7 +19,7 @@ from vnetshare.dataplane._native import ffi
 from vnetshare.dataplane.switch import _port_counters
 from vnetshare.frontends import cli
 
-NO_LIMIT = {"bits_per_sec": 0, "bits_burst": 0, "pkts_per_sec": 0, "pkts_burst": 0}
+from vnetshare.core.config import Rate, policy_json
 
 
 def snapshot() -> dict:
@@ -39,11 +39,9 @@ def snapshot() -> dict:
                    "commands": 4, "ports": 2, "naps": 8,
                    "drops": {"rx_unknown": 1, "rx_kernel": 0, "tx_errors": 0}},
         "policy": {
-            "web": {"vlan": 10, "storm_limit": 500,
-                    "tx_limit": {"bits_per_sec": 200_000_000, "bits_burst": 2_097_152, "pkts_per_sec": 0,
-                                 "pkts_burst": 0},
-                    "rx_limit": {"bits_per_sec": 0, "bits_burst": 0, "pkts_per_sec": 10_000, "pkts_burst": 1000}},
-            "db": {"vlan": 0, "storm_limit": 0, "tx_limit": NO_LIMIT, "rx_limit": NO_LIMIT},
+            "web": policy_json(10, 500, Rate(bits_per_sec=200_000_000, bits_burst=2_097_152),
+                               Rate(pkts_per_sec=10_000, pkts_burst=1000)),
+            "db": policy_json(0, 0, Rate(), Rate()),
         },
         "labels": {"web": {"cni.container": "abc123", "cni_container": "clash", "io.k8s/pod": "web-1"}, "db": {}},
         "daemon": {"pid": 1, "version": __version__, "uplink": "eth1", "started": 1.0},

@@ -200,8 +200,8 @@ def test_own_keys_reach_the_partition(plug, system):
     plug.ok("ADD", conf, ns=ns)
     [part] = plug.ours()
     shown = system.cli_json("partition", "show", part["name"])
-    assert (shown["mtu"], shown["vlan"], shown["storm_limit"]) == (1400, 7, 50)
-    assert "100" in shown["tx_limit"] and "20" in shown["rx_limit"], shown
+    assert (shown["mtu"], shown["vlan"], shown["storm_limit_pps"]) == (1400, 7, 50)
+    assert shown["tx_limit_bps"] == 100_000_000 and shown["rx_limit_pps"] == 20_000, shown
     assert shown["allow_ips"] == ["10.9.0.0/16"]
     assert netns.link("eth0", "ctrk").mtu == 1400
     plug.ok("DEL", conf, ns=ns)

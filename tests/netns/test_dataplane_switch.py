@@ -693,6 +693,16 @@ def test_the_switch_learns_the_wires_stations_and_refuses_their_mac_to_a_port(la
     assert net.sw.fdb_find(a.mac) is None
     up = net.sw.uplink_stats()
     assert up["fdb_entries"] == len(listed) and up["fdb_learned"] >= 1 and up["fdb_evicted"] == 0
+    # the whole forwarding table, one command: the ports' MACs static, the
+    # LAN host learned on the wire (port None), its age growing
+    table = {(r["mac"], r["port"]): r for r in net.sw.fdb_table()}
+    assert table[(a.mac, 1)] == {"mac": a.mac, "vlan": 0, "port": 1, "static": True, "age": None}
+    assert table[(b.mac, 2)]["static"] and table[(b.mac, 2)]["age"] is None
+    lan = table[(LAN_MAC, None)]
+    assert not lan["static"] and lan["vlan"] == 0 and lan["age"] >= 0, table
+    assert len(table) == 2 + len(listed)
+    assert wait_for(lambda: next(r for r in net.sw.fdb_table() if r["mac"] == LAN_MAC)["age"]
+                    > lan["age"] + 0.2)
 
 
 def test_the_uplink_swapped_while_running_the_nic_gone_and_recreated(net, lab):

@@ -123,7 +123,7 @@ def test_create_set_delete_events(system):
     created, started, changed, _deleted = got
     assert created["ips"] == ["198.18.0.13/24"] and created["adopted"] is False
     assert started["pid"] > 0
-    assert changed["fields"] == ["storm_limit", "vlan"] and changed["values"] == {"storm_limit": 100, "vlan": 5}
+    assert changed["fields"] == ["storm_limit", "vlan"] and changed["values"] == {"storm_limit_pps": 100, "vlan": 5}
     assert all(e["time"] <= n["time"] for e, n in zip(got, got[1:]))
     log = system.log()
     assert all(f"partition pc: {e['message']}" in log for e in got), log

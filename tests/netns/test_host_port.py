@@ -304,6 +304,11 @@ def test_the_host_port_is_no_partition_but_stats_show_it(host):
     assert hp["taken"]["addresses"] == [f"{HOST_V4}/24", f"{HOST_V6}/64"]
     text = s.cli("stats").stdout
     assert f"host port {HOST_PORT}: rx " in text
+    # the forwarding table names it: its own MAC static on its port
+    rows = [r for r in s.cli_json("fdb") if r["port_kind"] == "host_port"]
+    assert rows == [{"mac": hp["mac"], "vlan": None, "port": HOST_PORT, "port_kind": "host_port",
+                     "static": True, "age_seconds": None}], rows
+    assert f"{HOST_PORT} (host port)" in s.cli("fdb").stdout
     # a partition may not take its MAC
     p = s.cli("partition", "create", B[0], "--mac", hp["mac"], check=False)
     assert p.returncode == 1 and f"in use by the host port {HOST_PORT}" in p.stderr, p.stderr

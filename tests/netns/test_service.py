@@ -166,7 +166,7 @@ def test_the_units_daemon_says_ready_once_it_forwards(lan, unit_text, tmp_path):
         assert ready.index("STATUS=starting on uplink vsu0") < ready.index("READY=1")
 
         p = lan.create("pa", "--ip", "198.18.0.11/24", "--gateway", LAN_V4)
-        assert p["storm_limit"] == 700  # from the config file
+        assert p["storm_limit_pps"] == 700  # from the config file
         svc.wait("STATUS=serving 1 partition(s) on uplink vsu0")
         assert ping("pa", LAN_V4, count=1).ok
 

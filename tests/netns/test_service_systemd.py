@@ -134,7 +134,7 @@ def test_the_unit_under_systemd(box):
     # the config file
     box.run("printf 'storm-limit = 700\\n[uplinks.vsu0]\\nfdb-age = 60\\n' > /etc/vnetshare/vnetshare.toml")
     box.run(f"systemctl restart {UNIT}")
-    assert json.loads(box.vns("partition", "show", "pa", "--json").stdout)["storm_limit"] == 700
+    assert json.loads(box.vns("partition", "show", "pa", "--json").stdout)["storm_limit_pps"] == 700
     # a bad one: failed at once, no restart scheduled (RestartPreventExitStatus=2), the line in the journal
     box.run("printf 'storm-limit = \"lots\"\\n' > /etc/vnetshare/vnetshare.toml")
     assert box.run(f"systemctl restart {UNIT}", check=False).returncode != 0

@@ -339,3 +339,23 @@ def test_records_persist_the_rest_is_in_the_runtime_dir():
         "/tmp/lab", "/tmp/lab/daemon.lock", "/tmp/lab/netns", None)
     apart = config.DaemonConfig(uplink="x", state_dir="/var/lib/vns/eth1", runtime_dir="/run/vns/eth1")
     assert (apart.state_path, apart.lock_path) == ("/var/lib/vns/eth1/state.json", "/run/vns/eth1/daemon.lock")
+
+
+def test_unreachable_gateway_names_the_first_gateway_off_every_subnet():
+    ips = ["10.1.0.5/24", "fd00::5/64"]
+    assert config.unreachable_gateway(ips, "10.1.0.1", ["10.9.0.0/16 via 10.1.0.1", "::/0 via fe80::1"]) is None
+    assert config.unreachable_gateway(ips, "10.2.0.1", []) == "gateway 10.2.0.1"
+    assert config.unreachable_gateway(ips, None, ["10.9.0.0/16 via 192.0.2.1"]) == \
+        "route '10.9.0.0/16 via 192.0.2.1'"
+    # an on-link route makes its prefix reachable
+    assert config.unreachable_gateway(ips, "172.16.0.1", ["172.16.0.0/12"]) is None
+    assert config.unreachable_gateway([], "fd00::1", []) == "gateway fd00::1"
+
+
+def test_label_change_sets_or_removes_as_kubectl():
+    assert config.label_change("team=web") == ("team", "web")
+    assert config.label_change("team-") == ("team", None)
+    assert config.label_change("a-b=c") == ("a-b", "c")
+    for bad, why in (("team", "not KEY=VALUE"), ("-", "a key is"), ("=x", "a key is")):
+        with pytest.raises(ConfigError, match=why):
+            config.label_change(bad)

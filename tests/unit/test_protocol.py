@@ -218,13 +218,44 @@ def test_create_policy_is_normalised():
 
 def test_set_fields_left_out_are_unchanged_and_none_removes():
     _, args = p.validate_request({"op": "partition.set", "name": "r"})
-    assert args == {"name": "r", "ips": None, "allow_ips": None, "trusted_router": None,
+    assert args == {"name": "r", "ips": None, "gateway": None, "routes": None, "mtu": None, "mac": None,
+                    "labels": None, "allow_ips": None, "trusted_router": None,
                     "allow_llc": None, "vlan": None, "storm_limit": None, "tx_burst": None, "tx_limit": None, "rx_burst": None,
                     "rx_limit": None}
     _, args = p.validate_request({"op": "partition.set", "name": "r", "vlan": "none",
                                   "tx_limit": ["none"], "storm_limit": "none", "ips": []})
     assert args["vlan"] == 0 and args["tx_limit"] == Rate() and args["storm_limit"] == 0
     assert args["ips"] == []
+
+
+def test_set_changes_what_create_sets():
+    """partition.set: gateway and routes (their reach is the manager's: it
+    knows the addresses), MTU, MAC, labels as a merge (null removes), and a
+    burst alone (a new depth for the rate the partition has)."""
+    _, args = p.validate_request({"op": "partition.set", "name": "r", "gateway": "10.1.0.1",
+                                  "routes": ["10.9.0.0/16 via 10.1.0.1", "default via fd00::1"], "mtu": 1400,
+                                  "mac": "02:AA:00:00:00:01", "labels": {"team": "web", "old": None},
+                                  "rx_burst": ["2mb"]})
+    assert args["gateway"] == "10.1.0.1" and args["mtu"] == 1400 and args["mac"] == "02:aa:00:00:00:01"
+    assert args["routes"] == ["10.9.0.0/16 via 10.1.0.1", "::/0 via fd00::1"]
+    assert args["labels"] == {"team": "web", "old": None}
+    assert args["rx_burst"] == ["2mb"] and args["rx_limit"] is None
+    _, args = p.validate_request({"op": "partition.set", "name": "r", "gateway": "none", "routes": []})
+    assert args["gateway"] == "none" and args["routes"] == []
+    for bad, why in (({"gateway": "banana"}, "gateway 'banana'"), ({"mtu": 20}, "MTU 20: below"),
+                     ({"mac": "01:00:00:00:00:01"}, "multicast"), ({"labels": {"a b": None}}, "label 'a b'"),
+                     ({"routes": ["default"]}, "needs `via GATEWAY`")):
+        with pytest.raises(ProtocolError, match=why) as e:
+            p.validate_request({"op": "partition.set", "name": "r", **bad})
+        assert e.value.code == "EINVAL"
+
+
+def test_fdb_request():
+    assert p.validate_request({"op": "fdb"}) == ("fdb", {"partition": None, "vlan": None})
+    assert p.validate_request({"op": "fdb", "partition": "web", "vlan": "none"}) == (
+        "fdb", {"partition": "web", "vlan": 0})
+    with pytest.raises(ProtocolError, match="VLAN 5000"):
+        p.validate_request({"op": "fdb", "vlan": 5000})
 
 
 @pytest.mark.parametrize("fields, why", [
@@ -236,7 +267,6 @@ def test_set_fields_left_out_are_unchanged_and_none_removes():
     ({"tx_limit": ["200mbps"]}, "--tx-limit '200mbps': unit 'mbps' is not one of"),
     ({"tx_limit": ["1mbit", "2mbit"]}, "a second bit rate"),
     ({"rx_limit": ["0kbit"]}, "out of range"),
-    ({"tx_burst": ["1mb"]}, "field 'tx_burst' needs 'tx_limit'"),
     ({"rx_limit": ["1kpps"], "rx_burst": ["1mb"]}, "there is no bit rate for it"),
     ({"storm_limit": "-5"}, "storm limit '-5'"),
     ({"storm_limit": True}, "field 'storm_limit' must be"),
@@ -294,7 +324,7 @@ def test_invalid_requests(msg, code, why):
 
 def test_every_op_has_a_table_entry():
     assert set(p.OPS) == {"partition.create", "partition.set", "partition.delete", "partition.list",
-                          "partition.show", "adapter", "stats", "daemon.status", "capture", "events"}
+                          "partition.show", "adapter", "stats", "daemon.status", "capture", "events", "fdb"}
 
 
 def test_capture_request_defaults_and_values():
@@ -314,6 +344,12 @@ def test_capture_request_defaults_and_values():
 def test_bad_capture_requests_name_the_value(fields, why):
     with pytest.raises(ProtocolError, match=why) as e:
         p.validate_request({"op": "capture", "name": "web", **fields})
+    assert e.value.code == "EINVAL"
+
+
+def test_create_refuses_a_burst_without_its_limit():
+    with pytest.raises(ProtocolError, match="field 'tx_burst' needs 'tx_limit'") as e:
+        p.validate_request({"op": "partition.create", "name": "r", "tx_burst": ["1mb"]})
     assert e.value.code == "EINVAL"
 
 

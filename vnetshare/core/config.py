@@ -23,6 +23,11 @@ Rules:
 6. Within a VLAN an address is one partition's: address_owner() names the
    partition that has it already (the same address, whatever the prefix
    length). Another VLAN is another LAN: there it may be given again.
+7. A gateway must be on a subnet the partition has (an address's, or an
+   on-link route's) or IPv6 link-local: the kernel refuses a route to one
+   it can't reach and drops the routes through a subnet that goes, so
+   `partition set` refuses a change that would leave one off every subnet
+   (unreachable_gateway()).
 """
 from __future__ import annotations
 
@@ -271,6 +276,26 @@ def gateway(text: object, addresses: list[str]) -> str:
     if any(a.ip == ip for a in own):
         raise ConfigError(f"gateway {text!r}: is one of the partition's own addresses")
     return str(ip)
+
+
+def unreachable_gateway(addresses: list[str], gateway_ip: str | None,
+                        routes: Iterable[str]) -> str | None:
+    """Rule 7: the first gateway, of the default route (@gateway_ip) or of a
+    route of @routes (config.route() form), that the partition would have
+    no way to: on none of the subnets of @addresses, of the on-link routes
+    of @routes, and not IPv6 link-local. Returned as words for a message
+    ("gateway 10.1.0.1", "route '10.9.0.0/16 via 10.1.0.1'"), or None."""
+    nets = [ipaddress.ip_interface(a).network for a in addresses]
+    nets += [ipaddress.ip_network(r) for r in routes if " via " not in r]
+    wanted = [(gateway_ip, f"gateway {gateway_ip}")] if gateway_ip else []
+    wanted += [(r.partition(" via ")[2], f"route {r!r}") for r in routes if " via " in r]
+    for gw, what in wanted:
+        ip = ipaddress.ip_address(gw)
+        if ip.version == 6 and ip.is_link_local:
+            continue
+        if not any(ip.version == n.version and ip in n for n in nets):
+            return what
+    return None
 
 
 def route(text: object, addresses: list[str] | None = None) -> str:
@@ -569,6 +594,33 @@ class Rate:
         return ", ".join(parts) or "none"
 
 
+# The one JSON shape of a partition's policy, in every --json output, the
+# stats snapshot and the metrics (docs/cli.md, "JSON output"): numbers with
+# their unit in the key, null for none.
+RATE_KEYS = ("limit_bps", "burst_bytes", "limit_pps", "burst_frames")
+
+
+def policy_json(vlan: int, storm_pps: int, tx: Rate, rx: Rate) -> dict:
+    """{"vlan": null (untagged) or the id, "storm_limit_pps": null (no
+    limit) or frames/s, and per direction d: "d_limit_bps", "d_burst_bytes",
+    "d_limit_pps", "d_burst_frames", each null when that limit is not set}."""
+    out: dict = {"vlan": vlan or None, "storm_limit_pps": storm_pps or None}
+    for d, rate in (("tx", tx), ("rx", rx)):
+        out[f"{d}_limit_bps"] = rate.bits_per_sec or None
+        out[f"{d}_burst_bytes"] = rate.bits_burst // 8 if rate.bits_per_sec else None
+        out[f"{d}_limit_pps"] = rate.pkts_per_sec or None
+        out[f"{d}_burst_frames"] = rate.pkts_burst if rate.pkts_per_sec else None
+    return out
+
+
+def rate_of(fields: dict, direction: str) -> Rate:
+    """The Rate of @direction ("tx", "rx") from policy_json() @fields."""
+    def get(key: str) -> int:
+        return fields.get(f"{direction}_{key}") or 0
+    return Rate(bits_per_sec=get("limit_bps"), bits_burst=get("burst_bytes") * 8,
+                pkts_per_sec=get("limit_pps"), pkts_burst=get("burst_frames"))
+
+
 def _human(n: int, units: tuple[str, ...], step: int) -> str:
     i = 0
     while i + 1 < len(units) and n % step == 0 and n >= step:
@@ -657,6 +709,34 @@ def labels(value: object) -> dict[str, str]:
                               f"{LABEL_VALUE_MAX} characters")
         out[key] = text
     return out
+
+
+def label_change(text: object) -> tuple[str, str | None]:
+    """`partition set --label`: KEY=VALUE adds or replaces, KEY- removes (as
+    kubectl label); (KEY, None) for a removal."""
+    text = _require_str(text, "label")
+    if "=" not in text and text.endswith("-"):
+        key = text[:-1]
+        if not _LABEL_KEY_RE.fullmatch(key):
+            raise ConfigError(f"label {text!r}: a key is 1-63 letters, digits and ._/-, "
+                              "starting with a letter or digit")
+        return key, None
+    if "=" not in text:
+        raise ConfigError(f"label {text!r}: not KEY=VALUE (set or replace) or KEY- (remove)")
+    return label(text)
+
+
+def burst_buckets(bursts: Iterable[str]) -> set[str]:
+    """The buckets ("bits", "pkts") that --tx-burst/--rx-burst values
+    (checked by rate_limit()) set."""
+    return {BURST_UNITS[_quantity(b, "burst")[1]][1] for b in bursts}
+
+
+def rate_text(rate: "Rate") -> list[str]:
+    """@rate's limits as rate_limit() reads them (["100000000bit"]), without
+    their bursts: `set --tx-burst` alone keeps the rate it has."""
+    return ([f"{rate.bits_per_sec}bit"] if rate.bits_per_sec else []) + (
+        [f"{rate.pkts_per_sec}pps"] if rate.pkts_per_sec else [])
 
 
 def label(text: object) -> tuple[str, str]:

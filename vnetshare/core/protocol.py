@@ -177,6 +177,22 @@ def _optional(fn: Callable[[Any], Any]) -> Check:
 _NAME = Field((str,), required=True, check=lambda v, _a: config.partition_name(v))
 
 
+def _gateway_or_none(value: str) -> str:
+    """partition.set's gateway: an address (checked against the addresses
+    by the manager, which knows them), or "none"."""
+    if value == "none":
+        return value
+    return config.gateway(value, ["0.0.0.0/0", "::/0"])
+
+
+def _label_changes(value: dict[str, Any]) -> dict[str, str | None]:
+    removed = {k: None for k, v in value.items() if v is None}
+    kept = config.labels({k: v for k, v in value.items() if v is not None})
+    for key in removed:
+        config.labels({key: ""})  # the key's syntax
+    return {**kept, **removed}
+
+
 def _strings(what: str, check: Callable[[list[str]], Any]) -> Check:
     """A list of strings, then @check; None passes (partition.set: unchanged)."""
     def convert(value: Any, _args: dict[str, Any]) -> Any:
@@ -188,11 +204,13 @@ def _strings(what: str, check: Callable[[list[str]], Any]) -> Check:
     return convert
 
 
-def _rate(direction: str) -> Check:
-    """{rx,tx}_limit: RATE strings with the {rx,tx}_burst field before it."""
+def _rate(direction: str, create: bool) -> Check:
+    """{rx,tx}_limit: RATE strings with the {rx,tx}_burst field before it.
+    In set, a burst alone is the partition's rate with a new depth (the
+    manager's, which knows the rate)."""
     def convert(value: Any, args: dict[str, Any]) -> Any:
         if value is None:
-            if args.get(f"{direction}_burst"):
+            if args.get(f"{direction}_burst") and create:
                 raise ProtocolError(f"field '{direction}_burst' needs '{direction}_limit'", "EINVAL")
             return None
         if not all(isinstance(v, str) for v in value):
@@ -214,9 +232,9 @@ def _policy_fields(create: bool) -> dict[str, Field]:
         "vlan": Field((int, str) + none, check=_optional(config.vlan)),
         "storm_limit": Field((int, str) + none, check=_optional(config.storm_limit)),
         "tx_burst": Field((list,) + none, check=_strings("tx_burst", list)),
-        "tx_limit": Field((list,) + none, check=_rate("tx")),
+        "tx_limit": Field((list,) + none, check=_rate("tx", create)),
         "rx_burst": Field((list,) + none, check=_strings("rx_burst", list)),
-        "rx_limit": Field((list,) + none, check=_rate("rx")),
+        "rx_limit": Field((list,) + none, check=_rate("rx", create)),
     }
 
 #: op -> {field: Field}; a field's check sees the fields listed before it.
@@ -236,7 +254,18 @@ OPS: dict[str, dict[str, Field]] = {
     "partition.set": {
         "name": _NAME,
         "ips": Field((list, type(None)), check=_strings("ips", config.cidrs)),
+        # "none": no default route; [] for routes: none
+        "gateway": Field((str, type(None)), check=_optional(_gateway_or_none)),
+        "routes": Field((list, type(None)), check=_strings("routes", lambda v: [config.route(r) for r in v])),
+        "mtu": Field((int, type(None)), check=_optional(config.mtu)),
+        "mac": Field((str, type(None)), check=_optional(config.mac)),
+        # {key: value} sets or replaces, {key: null} removes
+        "labels": Field((dict, type(None)), check=_optional(_label_changes)),
         **_policy_fields(create=False),
+    },
+    "fdb": {
+        "partition": Field((str, type(None)), check=_optional(config.partition_name)),
+        "vlan": Field((int, str, type(None)), check=_optional(config.vlan)),
     },
     "partition.delete": {"name": _NAME},
     "partition.list": {},

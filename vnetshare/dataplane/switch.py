@@ -22,7 +22,8 @@ Rules:
    records. The switch never waits for the reader: a full ring loses frames,
    counted in the capture's own counters (del_capture()).
 6. The switch learns the stations of the wire (native/fdb.h); fdb_find()
-   and fdb() read that table through the command queue, like the counters.
+   and fdb() read that table, and fdb_table() the whole forwarding table
+   (ports' own MACs too), through the command queue, like the counters.
    add_port() does not: whoever gives a port its MAC asks fdb_find() first.
 7. The uplink's socket can be swapped while the loop runs (attach_uplink():
    the NIC re-created, another ifindex) or let go (detach_uplink(): the NIC
@@ -296,7 +297,8 @@ class Switch(NativeLoop):
 
     def set_policy(self, port_id: int, mac, policy: PortPolicy) -> None:
         """Change a port's policy live (applied between rounds; buckets keep
-        their level). @mac must be the port's: EINVAL otherwise."""
+        their level). Another @mac than the port's gives it that MAC
+        (EEXIST if another port has it)."""
         check(lib.sw_port_set_policy(self.handle, port_id, policy.to_c(mac)),
               f"set policy of port {port_id}")
 
@@ -398,6 +400,29 @@ class Switch(NativeLoop):
             if n[0] <= room:
                 return [_station(out + i) for i in range(n[0])]
             room = n[0] + 64
+
+    def fdb_table(self, expect: int = 0) -> list[dict]:
+        """The forwarding table in one command (sw_fdb_table()): each port's
+        own MAC, {"mac", "vlan" (0: untagged), "port": its id, "static": True,
+        "age": None}, then each station learned on the wire, with "port" None
+        (the uplink), "static" False and "age" (seconds since it was last
+        seen). @expect: about how many rows there are."""
+        room = expect + 64
+        while True:
+            out = ffi.new("struct sw_fdb_row[]", room)
+            n = ffi.new("unsigned int *")
+            check(lib.sw_fdb_table(self.handle, out, room, n), "read the forwarding table")
+            if n[0] <= room:
+                break
+            room = n[0] + 64
+        rows = []
+        for i in range(n[0]):
+            r = out[i]
+            static = bool(r.flags & lib.SW_FDB_STATIC)
+            rows.append({"mac": bytes(r.mac).hex(":"), "vlan": int(r.vlan),
+                         "port": None if r.port_id == lib.SW_FDB_PORT_UPLINK else int(r.port_id),
+                         "static": static, "age": None if static else r.age_ns / 1e9})
+        return rows
 
     # the uplink (rule 7) ---------------------------------------------------------
     def attach_uplink(self, uplink: str | int) -> None:

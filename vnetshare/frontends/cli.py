@@ -6,6 +6,8 @@
     vnetshare service uninstall [--uplink IFACE] [--root DIR]
     vnetshare partition create NAME [--ip CIDR]... [--gateway IP] [--mac MAC]
                                     [--mtu N] [--ifname NAME] [--netns PATH]
+    vnetshare partition set NAME [--ip CIDR]... [--gateway IP|none] [--route R|none]...
+                                 [--mtu N] [--mac MAC] [--label K=V|K-]... [POLICY...]
     vnetshare partition delete NAME
     vnetshare partition list [--json]
     vnetshare partition show NAME [--json]
@@ -13,6 +15,7 @@
     vnetshare stats [--json] [--watch [SECONDS] [-n COUNT]]
     vnetshare top [-d SECONDS] [-n COUNT] [--json]
     vnetshare events [--json] [--follow]
+    vnetshare fdb [--json] [--partition NAME] [--vlan ID|none]
     vnetshare capture NAME [-w FILE|-] [-c COUNT] [--direction in|out|both] [--drops]
     vnetshare lab up | down | demo
 
@@ -113,12 +116,15 @@ def _policy_options(p: argparse.ArgumentParser, create: bool) -> None:
                             f"{config.BURST_WINDOW_S[d] * 1000:.0f} ms at the rate, at least 64kb)")
 
 
-def _policy_fields(parser: argparse.ArgumentParser, args) -> dict:
-    """The policy options as request fields, rates checked here as the daemon will."""
+def _policy_fields(parser: argparse.ArgumentParser, args, create: bool = True) -> dict:
+    """The policy options as request fields, rates checked here as the daemon
+    will; in set, a burst alone is a new depth for the rate the partition has."""
     for d in ("tx", "rx"):
         limit, burst = getattr(args, f"{d}_limit"), getattr(args, f"{d}_burst")
         if burst and not limit:
-            parser.error(f"--{d}-burst needs --{d}-limit")
+            if create:
+                parser.error(f"--{d}-burst needs --{d}-limit")
+            continue
         if limit:
             try:
                 config.rate_limit(limit, burst or [], f"--{d}-limit", d)
@@ -228,12 +234,7 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
                    help="record who made the partition and why (repeatable; `partition show` lists them)")
     _policy_options(c, create=True)
     c.set_defaults(parser=c)
-    se = psub.add_parser("set", help="change a running partition's addresses, guard, VLAN and rates")
-    se.add_argument("name", type=_arg(config.partition_name), metavar="NAME")
-    se.add_argument("--ip", action="append", default=None, type=_arg(config.cidr), metavar="CIDR",
-                    help="the partition's addresses: replaces them all (repeatable)")
-    _policy_options(se, create=False)
-    se.set_defaults(parser=se)
+    _set_parser(psub)
     dl = psub.add_parser("delete", help="delete a partition and everything it owns")
     dl.add_argument("name", type=_arg(config.partition_name), metavar="NAME")
     ls = psub.add_parser("list", help="list partitions")
@@ -257,6 +258,8 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
                    metavar="CIDR|any", help="give the sending partition these --allow-ip values; "
                    "with 'any' verify must report leaks (a test of verify itself)")
 
+    _fdb_parser(sub)
+
     lab = sub.add_parser("lab", help="a self-contained lab: veth uplink to a namespace playing the LAN")
     lsub = lab.add_subparsers(dest="lcmd", required=True, metavar="ACTION")
     lsub.add_parser("up", help="build the lab and leave it running")
@@ -274,6 +277,101 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
 
     service.add_parser(sub, _arg)
     return p
+
+
+# -- partition set ----------------------------------------------------------
+
+def _route_or_none(value: str) -> str:
+    return value if value == "none" else config.route(value)
+
+
+def _gateway_or_none(value: str) -> str:
+    return value if value == "none" else _ip(value)
+
+
+def _set_parser(psub) -> None:
+    """`partition set`: every setting of create that can change live; an
+    option left out leaves its setting as it is."""
+    se = psub.add_parser("set", help="change a running partition: addresses, gateway, routes, MTU, MAC, "
+                                     "labels, guard, VLAN and rates")
+    se.add_argument("name", type=_arg(config.partition_name), metavar="NAME")
+    se.add_argument("--ip", action="append", default=None, type=_arg(config.cidr), metavar="CIDR",
+                    help="the partition's addresses: replaces them all (repeatable); its gateway and "
+                         "routes must stay on one of their subnets")
+    se.add_argument("--gateway", type=_arg(_gateway_or_none), metavar="IP|none",
+                    help="default route via this address (none: no default route)")
+    se.add_argument("--route", action="append", default=None, type=_arg(_route_or_none),
+                    metavar="'DST [via GW]'|none", help="the partition's routes: replaces them all "
+                    "(repeatable; none: no routes)")
+    se.add_argument("--mtu", type=_arg(_mtu), metavar="N", help="MTU, at most the uplink's")
+    se.add_argument("--mac", type=_arg(config.mac), metavar="MAC",
+                    help="a new MAC: its traffic stops while the daemon changes it (the device goes "
+                         "down and up; its addresses and routes are made again)")
+    se.add_argument("--label", action="append", default=None, type=_arg(config.label_change),
+                    metavar="KEY=VALUE|KEY-", help="set or replace a label; KEY- removes it (repeatable)")
+    _policy_options(se, create=False)
+    se.set_defaults(parser=se)
+
+
+def _set_fields(args) -> dict:
+    """`partition set`'s options as partition.set request fields."""
+    fields = {k: v for k, v in _policy_fields(args.parser, args, create=False).items() if v is not None}
+    if args.ip is not None:
+        fields["ips"] = args.ip
+    if args.gateway is not None:
+        fields["gateway"] = args.gateway
+    if args.route is not None:
+        if "none" in args.route and len(args.route) > 1:
+            args.parser.error("--route none: removes the routes; don't give routes with it")
+        fields["routes"] = [r for r in args.route if r != "none"]
+    if args.mtu is not None:
+        fields["mtu"] = args.mtu
+    if args.mac is not None:
+        fields["mac"] = args.mac
+    if args.label is not None:
+        fields["labels"] = dict(args.label)
+    if not fields:
+        args.parser.error("partition set: nothing to change (give --ip, --gateway, --route, --mtu, --mac, "
+                          "--label, --allow-ip, --vlan, --storm-limit, --tx-limit, --tx-burst, --rx-limit, "
+                          "--rx-burst, --trusted-router or --allow-llc)")
+    return fields
+
+
+def _print_set(name: str, ans: dict) -> None:
+    changes = ans.get("changes", [])
+    if not changes:
+        print(f"partition {name}: nothing changed (it has these settings)")
+        return
+    print(f"changed partition {name}: "
+          + ", ".join(f"{c['field']} {c['old']} -> {c['new']}" for c in changes))
+
+
+# -- fdb --------------------------------------------------------------------
+
+def _fdb_parser(sub) -> None:
+    f = sub.add_parser("fdb", help="the switch's forwarding table: each MAC, its VLAN and port, "
+                                   "static (a partition's own) or learned on the uplink, and its age")
+    f.add_argument("--json", action="store_true", help="print the rows as JSON")
+    f.add_argument("--partition", type=_arg(config.partition_name), metavar="NAME",
+                   help="only this partition's port")
+    f.add_argument("--vlan", type=_arg(config.vlan), metavar="ID|none", help="only this VLAN (none: untagged)")
+
+
+def _print_fdb(rows: list[dict]) -> None:
+    if not rows:
+        print("no entries")
+        return
+    print(_table([[r["mac"], str(r["vlan"]) if r["vlan"] is not None else "-",
+                   r["port"] + ("" if r["port_kind"] == "partition" else f" ({r['port_kind'].replace('_', ' ')})"),
+                   "static" if r["static"] else "learned",
+                   "-" if r["age_seconds"] is None else f"{r['age_seconds']:.1f}s"] for r in rows],
+                 ["MAC", "VLAN", "PORT", "TYPE", "AGE"]))
+
+
+def cmd_fdb(args) -> int:
+    ans = _client(args, "fdb", partition=args.partition, vlan=args.vlan)
+    print(json.dumps(ans["fdb"], indent=1)) if args.json else _print_fdb(ans["fdb"])
+    return 0
 
 
 def daemon_settings() -> dict[str, argparse.Action]:
@@ -322,9 +420,10 @@ def _print_show(p: dict) -> None:
         allowed = ", ".join(a for a in p.get("allow_ips", []) if a != "any")
         print(f"  guard     {p['guard']}" + (f"; also allowed: {allowed}" if allowed else ""))
         print(f"  vlan      {p.get('vlan') or 'none (untagged)'}")
-        print(f"  storm     {p['storm_limit'] or 'no limit'}" + (" frames/s" if p["storm_limit"] else ""))
-        print(f"  tx limit  {p['tx_limit']}")
-        print(f"  rx limit  {p['rx_limit']}")
+        storm = p.get("storm_limit_pps")
+        print(f"  storm     {storm or 'no limit'}" + (" frames/s" if storm else ""))
+        print(f"  tx limit  {config.rate_of(p, 'tx').describe()}")
+        print(f"  rx limit  {config.rate_of(p, 'rx').describe()}")
     if p.get("functions"):
         print("  functions (from the uplink):")
         rows = [[f["function"], str(f["value"]), f"{f['source']} = {f['source_value']}"] for f in p["functions"]]
@@ -387,15 +486,8 @@ def cmd_partition(args) -> int:
               + (f" {' '.join(p['ips'])}" if p["ips"] else ""))
         return 0
     if args.pcmd == "set":
-        fields = {k: v for k, v in _policy_fields(args.parser, args).items() if v is not None}
-        if args.ip is not None:
-            fields["ips"] = args.ip
-        if not fields:
-            args.parser.error("partition set: nothing to change (give --ip, --allow-ip, --vlan, "
-                              "--storm-limit, --tx-limit, --rx-limit, --trusted-router "
-                              "or --allow-llc)")
-        ans = _client(args, "partition.set", name=args.name, **fields)
-        print(f"changed partition {args.name}: {', '.join(sorted(fields))}")
+        ans = _client(args, "partition.set", name=args.name, **_set_fields(args))
+        _print_set(args.name, ans)
         return 0
     if args.pcmd == "delete":
         _client(args, "partition.delete", name=args.name)
@@ -577,6 +669,7 @@ COMMANDS = {
     "lab": cmd_lab,
     "verify": cmd_verify,
     "status": cmd_status,
+    "fdb": cmd_fdb,
     "service": _lazy("service", "main"),
     "cni": _lazy("cni_install", "install_main"),
     "capture": _lazy("capture", "main"),

@@ -498,8 +498,9 @@ def run(sock: str, sender_allow_ips: list[str] | None = None) -> tuple[bool, lis
             made.append(name)
             info.append(ans["partition"])
         s, r = info
-        storm_n = max(STORM_FRAMES_MIN, 4 * config.storm_burst(s["storm_limit"])) if s["storm_limit"] else 0
-        facts["storm_limit"] = s["storm_limit"]
+        storm_n = (max(STORM_FRAMES_MIN, 4 * config.storm_burst(s["storm_limit_pps"]))
+                   if s["storm_limit_pps"] else 0)
+        facts["storm_limit_pps"] = s["storm_limit_pps"]
         checks, storm, r_barrier, u_barrier = _plan(s, r, storm_n)
         rcap = Capture(r["ifname"], r["netns"])
         caps.append(rcap)
@@ -563,7 +564,7 @@ def run(sock: str, sender_allow_ips: list[str] | None = None) -> tuple[bool, lis
             counted = after.get("storm", 0) - before.get("storm", 0)
             good = 0 < got < len(storm) and counted > 0 and got + counted >= len(storm)
             rows.append({"check": f"broadcast storm ({len(storm)} frames)",
-                         "expected": f"limited to {s['storm_limit']}/s", "reason": "storm",
+                         "expected": f"limited to {s['storm_limit_pps']}/s", "reason": "storm",
                          "receiver": got, "uplink": sum(ucap.seen(f) for f in storm) if ucap else None,
                          "counted": counted,
                          "verdict": "ok" if good else "FAIL: the storm was not limited"

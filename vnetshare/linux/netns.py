@@ -552,9 +552,10 @@ def addresses(ifname: str, netns: NetnsRef = None) -> list[str]:
 
 
 def add_route(dst: str, gateway: str | None = None, netns: NetnsRef = None,
-              ifname: str | None = None) -> None:
+              ifname: str | None = None, replace: bool = False) -> None:
     """Add a route to @dst (a prefix, or "default") via @gateway, or on-link
-    through @ifname without one."""
+    through @ifname without one; with @replace, the route to @dst that
+    exists (`ip route replace`) is replaced, and none is no error."""
     def do(ipr: IPRoute) -> None:
         what = ("default route" if dst == "default" else f"route {dst}") + (
             f" via {gateway}" if gateway else f" dev {ifname}")
@@ -564,7 +565,21 @@ def add_route(dst: str, gateway: str | None = None, netns: NetnsRef = None,
                 kw["oif"] = _index(ipr, ifname, netns)
             if not kw:
                 raise NetnsError(errno.EINVAL, f"{what}: needs a gateway or a device")
-            ipr.route("add", dst=dst, **kw)
+            if dst == "default" and gateway:
+                kw["family"] = socket.AF_INET6 if ":" in gateway else socket.AF_INET
+            ipr.route("replace" if replace else "add", dst=dst, **kw)
+    _ipr(netns, do)
+
+
+def del_route_to(dst: str, gateway: str | None = None, netns: NetnsRef = None) -> None:
+    """Remove the route to @dst (a prefix, or "default" of @gateway's
+    family); ENOENT (NetnsError) if there is none."""
+    def do(ipr: IPRoute) -> None:
+        with _netlink(f"route {dst}{label(netns)}"):
+            kw: dict[str, Any] = {}
+            if dst == "default":
+                kw["family"] = socket.AF_INET6 if gateway and ":" in gateway else socket.AF_INET
+            ipr.route("del", dst=dst, **kw)
     _ipr(netns, do)
 
 

@@ -1,0 +1,51 @@
+"""Every command's --json output, from a running daemon with partitions of
+each kind (a VLAN, a rate limit, labels, an address change), validates
+against vnetshare/schema/vnetshare.json: one shape per object across the
+commands (docs/cli.md, "JSON output")."""
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import jsonschema
+
+from system import A, B, LAN_V4
+from vnetshare.linux.probe import ping
+
+
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads(resources.files("vnetshare").joinpath("schema/vnetshare.json").read_text())
+    return jsonschema.Draft202012Validator({**schema, "$ref": f"#/$defs/{name}"})
+
+
+def _lines(text: str) -> list:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_every_json_output_validates_against_the_schema(two):
+    two.cli("partition", "set", A[0], "--tx-limit", "100mbit", "--rx-limit", "5kpps", "--label", "team=web")
+    two.cli("partition", "set", B[0], "--vlan", "10", "--storm-limit", "none")
+    assert ping(A[0], LAN_V4, count=1).ok
+    outputs = {
+        "partition_list": [two.cli_json("partition", "list")],
+        "partition": [two.cli_json("partition", "show", n) for n in (A[0], B[0])],
+        "stats": [two.cli_json("stats")],
+        "fdb": [two.cli_json("fdb"), two.cli_json("fdb", "--vlan", "10")],
+        "adapter": [two.cli_json("adapter")],
+        "status": [json.loads(two.cli("status", "--json").stdout)],
+        "event": _lines(two.cli("events", "--json").stdout),
+        "rates": _lines(two.cli("top", "-n", "2", "-d", "0.2", "--json").stdout)
+        + _lines(two.cli("stats", "--watch", "0.2", "-n", "1", "--json").stdout),
+    }
+    for name, instances in outputs.items():
+        assert instances, name
+        for instance in instances:
+            errors = [f"{list(e.absolute_path)}: {e.message}" for e in _validator(name).iter_errors(instance)]
+            assert not errors, (name, errors[:5])
+    # the shapes say what they are: a's limits as numbers, b's VLAN, untagged is null
+    shown = {p["name"]: p for p in outputs["partition_list"][0]}
+    assert shown[A[0]]["tx_limit_bps"] == 100_000_000 and shown[A[0]]["rx_limit_pps"] == 5000
+    assert shown[A[0]]["vlan"] is None and shown[B[0]]["vlan"] == 10 and shown[B[0]]["storm_limit_pps"] is None
+    assert outputs["stats"][0]["policy"][A[0]]["tx_limit_bps"] == 100_000_000
+    changed = [e for e in outputs["event"] if e["event"] == "partition.changed" and e["partition"] == B[0]]
+    assert changed and changed[0]["values"] == {"vlan": 10, "storm_limit_pps": None}, changed
