@@ -107,7 +107,10 @@ def test_set_mac_stops_the_traffic_changes_switch_and_tap_and_resumes(two):
     # addresses and routes as they were (the link went down and up), and traffic flows
     assert A[2] + "/64" in _ns(A[0], "ip", "-6", "addr", "show", "dev", "eth0")
     assert _routes(A[0])["default"] == LAN_V4
-    assert ping(A[0], LAN_V4, count=2).ok and ping(A[0], "fd00:5e::1", count=2).ok
+    # the link went down and up: IPv6 addresses pass DAD again, and the LAN's
+    # entry for the old MAC must go stale first: wait, don't ping once
+    assert wait_for(lambda: ping(A[0], LAN_V4, count=1).ok, what="A reaches the LAN over IPv4")
+    assert wait_for(lambda: ping(A[0], "fd00:5e::1", count=1).ok, what="A reaches the LAN over IPv6")
     assert wait_for(lambda: ping(B[0], A[1], count=1).ok)   # its neighbours learnt the new MAC
     assert new in two.state_record(A[0])
 
