@@ -68,7 +68,7 @@ from .core import config, state as statefile
 from .linux import netns, procs
 from .agent import AgentError, UidPool, command as agent_command, hello_message, pack_fds
 from .dataplane.guard import GuardPolicy
-from .core.errors import NativeError, VnetshareError
+from .core.errors import ConfigError, NativeError, VnetshareError
 from .core.lifecycle import Event, Lifecycle, State
 from .dataplane.ring import RingFds, create_fds
 from .dataplane.switch import PortPolicy
@@ -79,6 +79,15 @@ log = logging.getLogger("vnetshare.manager")
 AGENT_START_TIMEOUT = 10.0
 DEFAULT_IFNAME = "eth0"
 HOST_PORT_ID = 0  # the switch port of the daemon's host port (hostport.py); partitions' start at 1
+
+
+def _spell(value) -> str:
+    """A value in an event's message as a person writes it, no Python repr."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(_spell, value)) or "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "none" if value is None else str(value)
 
 
 class PartitionError(OSError, VnetshareError):
@@ -380,7 +389,10 @@ class PartitionManager:
         uplink_mtu = self.functions.mtu
         mtu = args.get("mtu") or uplink_mtu
         if mtu > uplink_mtu:
-            raise PartitionError("EINVAL", f"MTU {mtu}: above the uplink's MTU {uplink_mtu}")
+            try:
+                config.mtu(mtu, uplink_mtu)
+            except ConfigError as e:  # its message gives the range
+                raise PartitionError("EINVAL", str(e)) from None
         ifname = args.get("ifname") or DEFAULT_IFNAME
         mac = args.get("mac") or config.random_mac()
         ips = args.get("ips") or []
@@ -533,7 +545,7 @@ class PartitionManager:
             self._save(name)
             undo.commit()
         shown = {k: v.describe() if hasattr(v, "describe") else v for k, v in changes.items()}
-        self._event("partition.changed", name, "set " + ", ".join(f"{k}={v}" for k, v in shown.items()),
+        self._event("partition.changed", name, "set " + ", ".join(f"{k}={_spell(v)}" for k, v in shown.items()),
                     fields=sorted(changes), values=shown)
         return self.describe(name)
 
