@@ -200,3 +200,43 @@ def test_no_text_output_shows_a_python_repr(system):
     shown = "".join(seen)
     # what the checks must have seen, so they did not pass on empty output
     assert "ip_spoof=1" in shown and "team=red" in shown and "50mbit" in shown and "vlan      10" in shown
+
+
+def test_completion_offers_the_running_daemons_partitions(system, tmp_path):
+    """The scripts setup.sh installs (clidoc.py), run by their shells with a
+    `vnetshare` on PATH: commands, options, and the daemon's partition names
+    where a command takes one."""
+    from vnetshare.frontends import clidoc
+    from vnetshare.frontends.cli import get_parser
+
+    system.create(A[0])
+    system.create(B[0])
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "vnetshare").write_text("#!/bin/sh\nexec " + " ".join(python_argv("vnetshare")) + ' "$@"\n')
+    (bindir / "vnetshare").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+    (tmp_path / "c.bash").write_text(clidoc.bash(get_parser()))
+    (tmp_path / "c.zsh").write_text(clidoc.zsh(get_parser()))
+    bash = f"""source {tmp_path}/c.bash
+comp() {{ COMP_WORDS=("$@"); COMP_CWORD=$((${{#COMP_WORDS[@]}}-1)); COMPREPLY=(); _vnetshare; echo "${{COMPREPLY[*]}}"; }}
+comp vnetshare part
+comp vnetshare --socket {system.sock} partition show ''
+comp vnetshare --socket {system.sock} events --partition p
+comp vnetshare --socket {system.sock} partition create ''
+comp vnetshare --socket {tmp_path}/none.sock partition delete ''
+"""
+    out = subprocess.run(["bash", "-c", bash], env=env, capture_output=True, text=True, timeout=60)
+    lines = out.stdout.split("\n")
+    assert lines[:3] == ["partition", f"{A[0]} {B[0]}", f"{A[0]} {B[0]}"], out
+    assert "--may-exist" in lines[3].split() and A[0] not in lines[3].split()  # a new name: options only
+    assert lines[4] == "" and out.stderr == "", out  # no daemon: nothing, and no noise
+    zsh = f"""source {tmp_path}/c.zsh 2>/dev/null
+compadd() {{ [[ $1 == -a ]] && print -r -- "${{(P)2}}" }}
+comp() {{ words=("$@"); CURRENT=${{#words}}; PREFIX=${{words[-1]}}; _vnetshare }}
+comp vnetshare --socket {system.sock} capture ''
+comp vnetshare partition li
+"""
+    out = subprocess.run(["zsh", "-f", "-c", zsh], env=env, capture_output=True, text=True, timeout=60)
+    lines = out.stdout.split("\n")
+    assert lines[0] == f"{A[0]} {B[0]}" and "list" in lines[1].split(), out

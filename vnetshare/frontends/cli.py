@@ -115,7 +115,7 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
         prog="vnetshare",
         description="Share one network adapter between isolated partitions (network namespaces).",
         epilog="The options --socket and --json may be given before or after the command. "
-               "Exit codes: " + "; ".join(f"{n} {what.split(':')[0]}" for n, what, _c in exits.EXITS)
+               "Exit codes: " + ", ".join(f"{n} {short}" for n, short, _what, _c in exits.EXITS)
                + " (docs/cli.md, man vnetshare).",
     )
     p.add_argument("--version", action=_Version, nargs=0,

@@ -34,21 +34,21 @@ NOT_FOUND = 5     # no such partition (or other named thing)
 EXISTS = 6        # it exists already (partition create without --may-exist)
 REFUSED = 7       # the daemon's policy refused it: an address or MAC in use, a limit reached
 
-#: (exit code, what it means, the error codes that exit with it), in order
+#: (exit code, its short name, what it means, the error codes that exit with it), in order
 EXITS = (
-    (OK, "success", ()),
-    (FAILURE, "any other failure (the daemon failed, did not answer, a file could not be written)",
-     ("EIO", "ETIMEDOUT", "EAGAIN", "EPROTO", "EOPNOTSUPP", "...")),
-    (USAGE, "usage error: a bad option or value, named in the message", ("EINVAL",)),
-    (NOT_RUNNING, "no daemon runs at the control socket", ("ECONNREFUSED",)),
-    (DENIED, "permission denied: not root, or the control socket is not yours (the daemon's own "
+    (OK, "success", "success", ()),
+    (FAILURE, "failure", "any other failure (the daemon failed, did not answer, a file could not be written)",
+     ("EIO", "ETIMEDOUT", "EAGAIN", "EPERM", "EOPNOTSUPP", "any other")),
+    (USAGE, "usage", "usage error: a bad option or value, named in the message", ("EINVAL",)),
+    (NOT_RUNNING, "not running", "no daemon runs at the control socket", ("ECONNREFUSED",)),
+    (DENIED, "denied", "permission denied: not root, or the control socket is not yours (the daemon's own "
              "failures, EPERM included, are 1)", ("EACCES",)),
-    (NOT_FOUND, "not found: no partition (or namespace, file) of that name", ("ENOENT",)),
-    (EXISTS, "already exists: a partition of that name", ("EEXIST",)),
-    (REFUSED, "refused by the daemon's policy: an address or MAC in use, a limit reached",
+    (NOT_FOUND, "not found", "not found: no partition (or namespace, file) of that name", ("ENOENT",)),
+    (EXISTS, "exists", "already exists: a partition of that name", ("EEXIST",)),
+    (REFUSED, "refused", "refused by the daemon's policy: an address or MAC in use, a limit reached",
      ("EADDRINUSE", "ENOSPC", "EBUSY")),
 )
-_BY_CODE = {code: ex for ex, _what, codes in EXITS for code in codes if code != "..." and ex != DENIED}
+_BY_CODE = {code: ex for ex, _short, _what, codes in EXITS for code in codes if ex not in (FAILURE, DENIED)}
 
 
 class Failure(VnetshareError):
