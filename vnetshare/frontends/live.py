@@ -14,6 +14,10 @@ Rules:
 3. Ctrl-C ends a live view with exit 0 and no traceback; so does a closed
    pipe (`| head`). The daemon going away while following is an error
    line and exit 1.
+4. In a terminal (stdin and stdout ttys), `q` ends the watch view too, and
+   a resize redraws it at once, cut to the new width; the terminal's
+   settings are given back however the view ends (tests/netns/test_cli_tty.py
+   drives it under tmux).
 """
 from __future__ import annotations
 
@@ -152,22 +156,95 @@ def _write(out: TextIO, text: str) -> None:
     out.flush()
 
 
+class _Keys:
+    """A live view's terminal (rule 4): the keyboard in cbreak mode (no echo,
+    no line buffering; Ctrl-C still interrupts), `q` quits, a resize
+    redraws at once. close() gives the terminal back as it was."""
+
+    def __init__(self, fd: int):
+        import signal
+        import termios
+        import tty as tty_mod
+
+        self.fd = fd
+        self.saved = termios.tcgetattr(fd)
+        tty_mod.setcbreak(fd)
+        self.resized = False
+        self._old_winch = signal.signal(signal.SIGWINCH, self._on_winch)
+
+    def _on_winch(self, _sig, _frame) -> None:
+        self.resized = True
+
+    def wait(self, seconds: float, clock: Callable[[], float]) -> str | None:
+        """Wait up to @seconds: "quit" (q typed), "resize", or None (time's up)."""
+        import select
+
+        end = clock() + seconds
+        while True:
+            if self.resized:
+                self.resized = False
+                return "resize"
+            left = end - clock()
+            if left <= 0:
+                return None
+            ready, _w, _x = select.select([self.fd], [], [], min(left, 0.1))
+            if ready and any(c in b"qQ" for c in os.read(self.fd, 64)):
+                return "quit"
+
+    def close(self) -> None:
+        import signal
+        import termios
+
+        termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+        signal.signal(signal.SIGWINCH, self._old_winch)
+
+
+def _width(out: TextIO) -> int | None:
+    try:
+        return os.get_terminal_size(out.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _screen(out: TextIO, lines: list[str], clear: bool = False) -> None:
+    """Rule 2's redraw in place (@clear: the whole screen first), each line
+    cut to the terminal's width (so a narrow terminal never wraps it onto
+    the next)."""
+    cols = _width(out)
+    if cols:
+        lines = [line[:cols - 1] for line in lines]
+    _write(out, (CLEAR_SCREEN if clear else HOME) + "".join(line + CLEAR_EOL + "\n" for line in lines) + CLEAR_BELOW)
+
+
 def watch(path: str, every: float, refreshes: int | None = None, as_json: bool = False,
           out: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
-          sleep: Callable[[float], None] = time.sleep, sort: str = "name") -> int:
+          sleep: Callable[[float], None] | None = None, sort: str = "name") -> int:
     """`stats --watch` / `top`: a rates block every @every seconds, @refreshes
-    times (None: until Ctrl-C). --json: one object a line,
+    times (None: until q or Ctrl-C). --json: one object a line,
     {"time": ..., "seconds": ..., "partitions": {...}, "uplink": {...}}."""
     out = out or sys.stdout
     tty = out.isatty() and not as_json
+    keys = None
+    if tty and sleep is None and sys.stdin.isatty():
+        keys = _Keys(sys.stdin.fileno())
+    sleep = sleep or time.sleep
     try:
         prev, t_prev = call(path, "stats"), clock()
+        lines = [f"vnetshare top: every {every:g} s; first rates in {every:g} s"
+                 + ("; q quits" if keys else "")]
         if tty:
-            _write(out, CLEAR_SCREEN + f"vnetshare top: every {every:g} s; first rates in {every:g} s"
-                   + CLEAR_EOL + "\n")
+            _screen(out, lines, clear=True)
         shown = 0
         while refreshes is None or shown < refreshes:
-            sleep(max(0.0, t_prev + every - clock()))
+            if keys is None:
+                sleep(max(0.0, t_prev + every - clock()))
+            else:
+                key = keys.wait(max(0.0, t_prev + every - clock()), clock)
+                if key == "quit":
+                    return 0
+                if key == "resize":
+                    _screen(out, lines, clear=True)
+                    continue
             cur, t = call(path, "stats"), clock()
             view = rates(prev, cur, t - t_prev)
             prev, t_prev = cur, t
@@ -176,10 +253,10 @@ def watch(path: str, every: float, refreshes: int | None = None, as_json: bool =
                 _write(out, json.dumps({"time": now, **view}, separators=(",", ":")) + "\n")
             else:
                 head = (f"{ev.timestamp(now)}  {len(view['partitions'])} partition(s), "
-                        f"rates over {view['seconds']:.2f} s")
+                        f"rates over {view['seconds']:.2f} s" + ("; q quits" if keys else ""))
                 lines = [head] + table(view, sort)
                 if tty:
-                    _write(out, HOME + "".join(l + CLEAR_EOL + "\n" for l in lines) + CLEAR_BELOW)
+                    _screen(out, lines)
                 else:
                     _write(out, "\n".join(lines) + "\n\n")
             shown += 1
@@ -190,6 +267,9 @@ def watch(path: str, every: float, refreshes: int | None = None, as_json: bool =
     except BrokenPipeError:
         _quiet_stdout()
         return 0
+    finally:
+        if keys is not None:
+            keys.close()
     return 0
 
 
