@@ -67,7 +67,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from . import adapter, agent
 from .core import config, protocol, state as statefile
-from .core.errors import ConfigError, VnetshareError
+from .core.errors import ConfigError, VnetshareError, message as error_message
 from .linux import netns, sdnotify
 from .linux.netns import NetnsError
 from .manager import PartitionManager, function_rows
@@ -247,7 +247,7 @@ class Daemon:
         try:
             self.info = adapter.check_uplink(adapter.query(self.cfg.uplink))
         except OSError as e:
-            raise DaemonStartError(e.strerror or str(e)) from None  # no "[Errno N]"
+            raise DaemonStartError(error_message(e)) from None  # no "[Errno N]"
         except ConfigError as e:
             raise DaemonStartError(str(e)) from None
 

@@ -23,6 +23,7 @@ import json
 import sys
 from typing import TextIO
 
+from ..core import errors
 from ..core.errors import ConfigError, VnetshareError
 
 OK = 0
@@ -77,11 +78,7 @@ def describe(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, ConfigError):
         return getattr(exc, "code", "EINVAL"), str(exc)
     if isinstance(exc, OSError):
-        code = _errno.errorcode.get(exc.errno or 0, "EIO")
-        message = exc.strerror or str(exc)
-        if exc.filename and str(exc.filename) not in message:
-            message += f": {exc.filename}"
-        return code, message
+        return _errno.errorcode.get(exc.errno or 0, "EIO"), errors.message(exc)
     return "EIO", str(exc) or type(exc).__name__
 
 

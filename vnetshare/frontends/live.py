@@ -28,7 +28,7 @@ import time
 from typing import Any, Callable, Mapping, TextIO
 
 from .. import events as ev
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, message
 from . import clitools
 from .client import DaemonUnreachable, Stream, call
 
@@ -324,7 +324,7 @@ def show_events(path: str, follow: bool = False, as_json: bool = False, out: Tex
         _quiet_stdout()
         return 0
     except ConnectionError as e:
-        raise DaemonUnreachable(f"the daemon at {path} dropped the event stream: {e}") from None
+        raise DaemonUnreachable(f"the daemon at {path} dropped the event stream: {message(e)}") from None
 
 
 # -- the commands ----------------------------------------------------------------
