@@ -197,6 +197,19 @@ def test_no_text_output_shows_a_python_repr(system):
         text = p.stdout + p.stderr
         assert not REPR.search(text), f"vnetshare {' '.join(argv)}:\n{text}"
         seen.append(text)
+    # capture's lines, while B pings the LAN host
+    ping = subprocess.Popen(["ip", "netns", "exec", B[0], "ping", "-c", "20", "-i", "0.2", LAN_V4],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        p = s.cli("capture", B[0], "-c", "2")
+    finally:
+        ping.kill()
+        ping.wait()
+    assert not REPR.search(p.stdout + p.stderr) and "ICMP echo" in p.stdout, p
+    seen.append(p.stdout)
+    # the daemon's settings, and where each comes from
+    p = _run("daemon", "--uplink", UPLINK, "--config", "none", "--print-config", "--socket", s.sock)
+    assert p.returncode == 0 and not REPR.search(p.stdout + p.stderr) and "uplink" in p.stdout, p
     shown = "".join(seen)
     # what the checks must have seen, so they did not pass on empty output
     assert "ip_spoof=1" in shown and "team=red" in shown and "50mbit" in shown and "vlan      10" in shown

@@ -598,7 +598,8 @@ def main(argv: list[str] | None = None) -> int:
         clitools.quiet_stdout()
         return 0
     except (OSError, VnetshareError) as e:  # one line, no "[Errno N]" (exits rule 2)
-        return exits.report_exception(e, as_json)
+        code = exits.report_exception(e, as_json)
+        return exits.FAILURE if args.cmd == "daemon" else code  # exits rule 5
     except KeyboardInterrupt:
         return 130
 

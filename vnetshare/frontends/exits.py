@@ -15,6 +15,9 @@ Rules:
    them (`vnetshare partition show x; [ $? = 5 ] && ...`).
 4. `vnetshare status` keeps its own codes (systemctl is-active's), whose
    3 (not running) and 4 (unknown: not root) agree with these.
+5. `vnetshare daemon` exits 0 when stopped, 2 on a usage error and 1 on any
+   failure to start or run: its unit restarts it on 1, never on 2
+   (RestartPreventExitStatus=2), so its codes stay those three.
 """
 from __future__ import annotations
 
