@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 
-import pytest
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 

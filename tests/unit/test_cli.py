@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 
 from vnetshare.core.errors import NativeError
 from vnetshare.frontends import clidoc, exits, listing, live
-from vnetshare.frontends.cli import get_parser, main
+from vnetshare.frontends.cli import get_parser
 from vnetshare.frontends.client import DaemonError, DaemonNotRunning
 
 ROOT = Path(__file__).resolve().parents[2]
