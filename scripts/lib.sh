@@ -10,6 +10,7 @@
 #   venv_for PYTHON DIR
 #   TEST_VENV                               (scripts/test.sh's environment)
 #   copy_tree DEST
+#   cli_files PYTHON DATADIR                (the man page, bash and zsh completion)
 #   podman_conf DIR RUNROOT [CNI_CONFIG_DIR]
 #   podman_private DIR                      (inside scripts/sandbox.sh)
 #
@@ -75,6 +76,11 @@ declare -A TEST_NEEDS=(
     # --root, systemd-escape; setpriv runs the unit's ExecStart)
     [systemd-analyze]=systemd
     [setpriv]=util-linux
+    # the CLI's tests: the live view in a real terminal (tmux), the man page
+    # rendered (groff), the completion scripts run by their shells
+    [tmux]=tmux
+    [groff]=groff-base
+    [zsh]=zsh
 )
 
 # debs TABLE...: the packages of these tables (RUN_NEEDS, TEST_NEEDS), sorted,
@@ -227,4 +233,24 @@ podman_private() {
         mount -t tmpfs -o mode=0700 tmpfs "$d"
     done
     export CONTAINERS_CONF=$dir/containers.conf CONTAINERS_STORAGE_CONF=$dir/storage.conf
+}
+
+# cli_files PYTHON DATADIR: write the man page and the bash and zsh
+# completion scripts of the vnetshare that PYTHON imports (generated from its
+# parser: vnetshare/frontends/clidoc.py) under DATADIR (/usr/local/share):
+# man/man1/vnetshare.1, bash-completion/completions/vnetshare,
+# zsh/site-functions/_vnetshare. Each is written whole, then moved in place.
+cli_files() {
+    local python=$1 datadir=$2 kind dest
+    for kind in man bash zsh; do
+        case $kind in
+            man) dest=$datadir/man/man1/vnetshare.1 ;;
+            bash) dest=$datadir/bash-completion/completions/vnetshare ;;
+            zsh) dest=$datadir/zsh/site-functions/_vnetshare ;;
+        esac
+        mkdir -p "$(dirname "$dest")"
+        (cd / && "$python" -P -m vnetshare.frontends.clidoc "$kind") >"$dest.tmp"
+        chmod 0644 "$dest.tmp"
+        mv -f "$dest.tmp" "$dest"
+    done
 }

@@ -25,12 +25,16 @@
 #
 # Environment: VNETSHARE_PREFIX (default /opt/vnetshare): the environment;
 # VNETSHARE_BINDIR (default /usr/local/bin): where the commands are linked;
+# VNETSHARE_DATADIR (default: share beside the bin directory, /usr/local/share):
+# the man page (man/man1/vnetshare.1) and the bash and zsh completion
+# (bash-completion/completions/vnetshare, zsh/site-functions/_vnetshare);
 # VNETSHARE_PYTHON (default /usr/bin/python3): the interpreter it is made with.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need_root "setup.sh: must run as root (apt-get, /opt, and vnetshare needs CAP_NET_ADMIN)" "$@"
 prefix=${VNETSHARE_PREFIX:-/opt/vnetshare}
 bindir=${VNETSHARE_BINDIR:-/usr/local/bin}
+datadir=${VNETSHARE_DATADIR:-$(dirname "$bindir")/share}
 python=${VNETSHARE_PYTHON:-/usr/bin/python3}
 
 # The commands go into $bindir for root and sudo alike (sudo's secure_path
@@ -69,9 +73,10 @@ for cmd in vnetshare vnetshare-cni; do
     fi
 done
 "$bindir/vnetshare" --help >/dev/null
+cli_files "$prefix/bin/python" "$datadir"
 version=$(cd / && "$prefix/bin/python" -P -c 'from importlib.metadata import version; print(version("vnetshare"))')
 echo "setup.sh: vnetshare $version in $prefix ($("$prefix/bin/python" -V) from $python)," \
-     "commands in $bindir"
+     "commands in $bindir, man page and completion in $datadir"
 found=$(command -v vnetshare || true)
 if [ "$found" != "$bindir/vnetshare" ]; then
     echo "setup.sh: note: \`vnetshare\` on this PATH is ${found:-not found}, not $bindir/vnetshare" >&2

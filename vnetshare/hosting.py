@@ -67,7 +67,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from . import adapter, agent
 from .core import config, protocol, state as statefile
-from .core.errors import ConfigError, VnetshareError
+from .core.errors import ConfigError, VnetshareError, message as error_message
 from .linux import netns, sdnotify
 from .linux.netns import NetnsError
 from .manager import PartitionManager, function_rows
@@ -240,13 +240,22 @@ class Daemon:
             os.close(self._state_dir_fd)
             self._state_dir_fd = -1
 
+    def _query_uplink(self) -> None:
+        """The uplink as it is (adapter.query): before anything is made, so
+        a daemon told a NIC that is not there (or is no Ethernet NIC) leaves
+        nothing behind (no lock, no socket, no directory)."""
+        try:
+            self.info = adapter.check_uplink(adapter.query(self.cfg.uplink))
+        except OSError as e:
+            raise DaemonStartError(error_message(e)) from None  # no "[Errno N]"
+        except ConfigError as e:
+            raise DaemonStartError(str(e)) from None
+
     def _open_uplink(self) -> None:
         from .dataplane.switch import Switch
 
-        try:
-            self.info = adapter.check_uplink(adapter.query(self.cfg.uplink))
-        except (ConfigError, OSError) as e:
-            raise DaemonStartError(str(e)) from None
+        if self.info is None:
+            self._query_uplink()
         self.functions = adapter.derive(self.info, self.cfg.offloads)
         self.switch = Switch(self.cfg.uplink, coalesce_usecs=self.cfg.coalesce_usecs,
                              max_ports=self.cfg.max_partitions + (self.cfg.host_port is not None),
@@ -795,6 +804,7 @@ class Daemon:
         self._raise_fd_limit()
         self._check_agents()
         self._check_socket()
+        self._query_uplink()
         self._lock()
         try:
             self._lock_uplink()

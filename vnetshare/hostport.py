@@ -74,7 +74,7 @@ from typing import Callable
 
 from . import adapter
 from .core import config, state as statefile
-from .core.errors import VnetshareError
+from .core.errors import VnetshareError, message
 from .dataplane.guard import GuardPolicy
 from .dataplane.switch import PortPolicy
 from .dataplane.tap import open_tap
@@ -138,7 +138,7 @@ def load(path: str) -> Record | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
-        raise HostPortError(f"host port record {path}: {e}") from None
+        raise HostPortError(f"host port record {path}: {message(e)}") from None
     try:
         t = raw.pop("taken", None)
         rec = Record(**raw)

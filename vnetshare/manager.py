@@ -68,7 +68,7 @@ from .core import config, state as statefile
 from .linux import netns, procs
 from .agent import AgentError, UidPool, command as agent_command, hello_message, pack_fds
 from .dataplane.guard import GuardPolicy
-from .core.errors import NativeError, VnetshareError
+from .core.errors import ConfigError, NativeError, VnetshareError
 from .core.lifecycle import Event, Lifecycle, State
 from .dataplane.ring import RingFds, create_fds
 from .dataplane.switch import PortPolicy
@@ -397,7 +397,10 @@ class PartitionManager:
         uplink_mtu = self.functions.mtu
         mtu = args.get("mtu") or uplink_mtu
         if mtu > uplink_mtu:
-            raise PartitionError("EINVAL", f"MTU {mtu}: above the uplink's MTU {uplink_mtu}")
+            try:
+                config.mtu(mtu, uplink_mtu)
+            except ConfigError as e:  # its message gives the range
+                raise PartitionError("EINVAL", str(e)) from None
         ifname = args.get("ifname") or DEFAULT_IFNAME
         mac = args.get("mac") or config.random_mac()
         ips = args.get("ips") or []

@@ -243,5 +243,5 @@ def test_bad_watch_values_and_no_daemon(system, tmp_path):
         assert p.returncode == 2 and len(lines) == 1 and needle in lines[0], p.stderr
     p = subprocess.run(python_argv("vnetshare", "--socket", str(tmp_path / "none.sock"), "events", "--follow"),
                        capture_output=True, text=True, timeout=30)
-    assert p.returncode == 1 and "no daemon running" in p.stderr and len(p.stderr.splitlines()) == 1
+    assert p.returncode == 3 and "no daemon running" in p.stderr and len(p.stderr.splitlines()) == 1
 

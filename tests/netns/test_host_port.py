@@ -311,7 +311,7 @@ def test_the_host_port_is_no_partition_but_stats_show_it(host):
     assert f"{HOST_PORT} (host port)" in s.cli("fdb").stdout
     # a partition may not take its MAC
     p = s.cli("partition", "create", B[0], "--mac", hp["mac"], check=False)
-    assert p.returncode == 1 and f"in use by the host port {HOST_PORT}" in p.stderr, p.stderr
+    assert p.returncode == 7 and f"in use by the host port {HOST_PORT}" in p.stderr, p.stderr  # exits.REFUSED
 
 
 def test_a_device_of_that_name_that_is_not_the_host_port_is_left_alone(host):

@@ -163,6 +163,15 @@ def test_setup_sh_installs_with_the_system_python_and_the_demo_passes(tmp_path):
         "the environment is not the system Python's (setup.sh took the python3 on PATH?)"
     p = setup.vnetshare("--help")
     assert p.returncode == 0 and "lab" in p.stdout, p.stderr
+    # the man page and the completion scripts, beside the bin directory, from the installed parser
+    share = setup.bindir.parent / "share"
+    page = (share / "man" / "man1" / "vnetshare.1").read_text()
+    assert page.startswith(".TH VNETSHARE 1") and "\n.SS vnetshare partition create\n" in page
+    p = subprocess.run(["man", "-l", "-P", "cat", str(share / "man" / "man1" / "vnetshare.1")],
+                       capture_output=True, text=True, timeout=60, env={"MANWIDTH": "100", "PATH": os.environ["PATH"]})
+    assert p.returncode == 0 and "EXIT STATUS" in p.stdout and "--may-exist" in p.stdout, p.stderr
+    assert "complete -F _vnetshare vnetshare" in (share / "bash-completion" / "completions" / "vnetshare").read_text()
+    assert (share / "zsh" / "site-functions" / "_vnetshare").read_text().startswith("#compdef vnetshare")
     p = subprocess.run([str(setup.bindir / "vnetshare-cni")], env={"CNI_COMMAND": "VERSION"}, input="",
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "supportedVersions" in json.loads(p.stdout), p.stdout + p.stderr

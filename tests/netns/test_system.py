@@ -397,7 +397,7 @@ def test_not_root(system):
     with os.fdopen(r) as f:
         err = f.read()
     _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) not in (0, 99)
+    assert os.waitstatus_to_exitcode(status) == 4  # exits.DENIED
     assert err.strip().splitlines() == ["vnetshare: error: must run as root (try: sudo vnetshare ...)"]
 
 
@@ -487,7 +487,7 @@ def test_the_partition_limit_is_one_clear_line(tmp_path):
         s.cli("partition", "create", "pa")
         s.cli("partition", "create", "pb")
         p = s.cli("partition", "create", "pc", check=False)
-        assert p.returncode == 1
+        assert p.returncode == 7  # exits.REFUSED: the limit
         assert p.stderr.strip() == ("vnetshare: error: partition 'pc': this daemon serves at most 2 partitions; "
                                     "start it with --max-partitions N to raise the limit"), p.stderr
         assert "pc" not in netns.names() and s.state_names() == ["pa", "pb"]

@@ -138,9 +138,13 @@ def test_mac_ok(text, norm):
 
 # Each refusal names what was refused, the value as given (repr), and why.
 @pytest.mark.parametrize("check, label, text, why", [
-    (config.cidr, "address", "10.0.0.2", "give a prefix length"),
+    (config.cidr, "address", "10.0.0.2", "give a prefix length, e.g. 10.0.0.2/24"),
+    (config.cidr, "address", "fd00::2", "give a prefix length, e.g. fd00::2/64"),
+    (config.cidr, "address", "banana", "'banana' is not an IPv4 or IPv6 address; give ADDRESS/PREFIX, "
+                                       "e.g. 192.0.2.10/24 or 2001:db8::10/64"),
     (config.cidr, "address", "10.0.0.256/24", "not an IPv4 or IPv6"),
-    (config.cidr, "address", "10.0.0.2/33", "not an IPv4 or IPv6"),
+    (config.cidr, "address", "10.0.0.2/33", "prefix length '33': must be a number from 0 to 32 for IPv4"),
+    (config.cidr, "address", "fd00::2/129", "from 0 to 128 for IPv6"),
     (config.cidr, "address", "hello/24", "not an IPv4 or IPv6"),
     (config.cidr, "address", "0.0.0.0/0", "unspecified"),
     (config.cidr, "address", "::/64", "unspecified"),
@@ -189,13 +193,19 @@ def test_random_mac_is_local_unicast():
 
 def test_mtu():
     assert config.mtu(1500) == 1500
-    assert config.mtu(68) == 68
+    assert config.mtu(1280) == 1280
     assert config.mtu(9000, upper=9000) == 9000
-    with pytest.raises(ConfigError, match=r"MTU 9001: above the uplink's MTU 9000"):
+    # the message names the MTU, the range, and why IPv6's least and not IPv4's
+    with pytest.raises(ConfigError, match=r"^MTU 9001: above the range; a partition's MTU is 1280 to 9000 "
+                       r"\(the uplink's MTU\): IPv6, which every partition has, needs 1280 or more "
+                       r"\(IPv4 alone would take 68\)$"):
         config.mtu(9001, upper=9000)
-    with pytest.raises(ConfigError, match=r"MTU 67: below the minimum 68"):
-        config.mtu(67)
-    with pytest.raises(ConfigError, match=r"MTU 65536: above the maximum 65535"):
+    with pytest.raises(ConfigError, match=r"^MTU 100: below the range; a partition's MTU is 1280 to the "
+                       r"uplink's MTU \(at most 65535\): IPv6"):
+        config.mtu(100)
+    with pytest.raises(ConfigError, match=r"MTU 1279: below the range"):
+        config.mtu(1279)
+    with pytest.raises(ConfigError, match=r"MTU 65536: above the range"):
         config.mtu(65536)
     with pytest.raises(ConfigError, match=r"MTU '1500': must be an integer"):
         config.mtu("1500")

@@ -47,7 +47,8 @@ from .errors import ConfigError
 # built library: a new mirror gets a line there.
 IFNAMSIZ = 16
 NAME_MAX = IFNAMSIZ - 1
-MTU_MIN = 68          # the IPv4 minimum (RFC 791); the kernel's ETH_MIN_MTU
+MTU_MIN = 1280        # a partition's least: IPv6's minimum (RFC 8200); every partition has IPv6
+MTU_MIN_IPV4 = 68     # the IPv4 minimum (RFC 791), the kernel's ETH_MIN_MTU: named in the message
 MTU_MAX = 65535
 # native/ring_abi.h RING_SIZE_*
 RING_SIZE_MIN = 256 * 1024
@@ -204,12 +205,20 @@ def cidr(text: object) -> str:
     Returns the compressed form, e.g. 'fd00::1/64'.
     """
     text = _require_str(text, "address")
-    if "/" not in text:
-        raise ConfigError(f"address {text!r}: give a prefix length, e.g. {text}/24 or {text}/64")
+    forms = "ADDRESS/PREFIX, e.g. 192.0.2.10/24 or 2001:db8::10/64"
+    addr, slash, prefix = text.partition("/")
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        raise ConfigError(f"address {text!r}: {addr!r} is not an IPv4 or IPv6 address; give {forms}") from None
+    if not slash:
+        raise ConfigError(f"address {text!r}: give a prefix length, e.g. {text}/"
+                          + ("24" if ip.version == 4 else "64"))
     try:
         iface = ipaddress.ip_interface(text)
-    except ValueError as e:
-        raise ConfigError(f"address {text!r}: not an IPv4 or IPv6 address with prefix ({e})") from None
+    except ValueError:
+        raise ConfigError(f"address {text!r}: prefix length {prefix!r}: must be a number from 0 to "
+                          f"{ip.max_prefixlen} for IPv{ip.version}") from None
     why = not_a_host(iface)
     if why:
         raise ConfigError(f"address {text!r}: {why}, not a partition's address")
@@ -363,15 +372,20 @@ def random_mac() -> str:
 
 
 def mtu(value: object, upper: int = MTU_MAX) -> int:
-    """An MTU from MTU_MIN to min(@upper, MTU_MAX); @upper is the uplink's MTU."""
+    """A partition's MTU, from MTU_MIN to min(@upper, MTU_MAX); @upper is the
+    uplink's MTU. The least is IPv6's, not IPv4's: every partition speaks
+    IPv6 (its link-local address at least), and the kernel turns IPv6 off
+    on a device below 1280 (the partition's set-up then fails with
+    EAFNOSUPPORT, "Address family not supported by protocol")."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise ConfigError(f"MTU {value!r}: must be an integer")
-    if value < MTU_MIN:
-        raise ConfigError(f"MTU {value}: below the minimum {MTU_MIN}")
-    if value > MTU_MAX:
-        raise ConfigError(f"MTU {value}: above the maximum {MTU_MAX}")
-    if value > upper:
-        raise ConfigError(f"MTU {value}: above the uplink's MTU {upper}")
+    top = min(upper, MTU_MAX)
+    allowed = (f"a partition's MTU is {MTU_MIN} to " + (f"{top} (the uplink's MTU)" if upper < MTU_MAX else
+                                                         f"the uplink's MTU (at most {MTU_MAX})")
+               + f": IPv6, which every partition has, needs {MTU_MIN} or more (IPv4 alone "
+               f"would take {MTU_MIN_IPV4})")
+    if value < MTU_MIN or value > top:
+        raise ConfigError(f"MTU {value}: {'below' if value < MTU_MIN else 'above'} the range; {allowed}")
     return value
 
 

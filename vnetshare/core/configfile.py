@@ -56,9 +56,10 @@ def key_of(action: argparse.Action) -> str:
 
 
 def options(parser: argparse.ArgumentParser, *more: argparse.Action) -> dict[str, argparse.Action]:
-    """The settings: @parser's long options (not --help, --config) and @more,
-    by key, in the parser's order."""
-    acts = [a for a in parser._actions if a.dest not in NOT_KEYS
+    """The settings: @parser's long options (not --help, --config, nor the
+    global options it carries without a default of its own: --json, and
+    --socket, which @more gives) and @more, by key, in the parser's order."""
+    acts = [a for a in parser._actions if a.dest not in NOT_KEYS and a.default is not argparse.SUPPRESS
             and any(s.startswith("--") for s in a.option_strings)]
     return {key_of(a): a for a in [*more, *acts]}
 

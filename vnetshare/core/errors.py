@@ -5,6 +5,8 @@ Rules:
 2. A kernel or C failure stays an OSError and keeps its errno.
 3. A user mistake (bad value) is a ConfigError, a ValueError too, and its
    message names the bad value.
+4. What a person reads never has Python's "[Errno N]" prefix: message()
+   spells any exception; vnetshare's own OSErrors (KernelError) print so.
 """
 import os
 
@@ -17,7 +19,27 @@ class ConfigError(ValueError, VnetshareError):
     """A value given by the user (CLI, control message, config) is wrong."""
 
 
-class NativeError(OSError, VnetshareError):
+def message(exc: BaseException) -> str:
+    """@exc as one line for a person: an OSError is its strerror (and its
+    file name), without Python's "[Errno N]" prefix; anything else str()."""
+    if isinstance(exc, OSError):
+        if not exc.strerror:
+            return OSError.__str__(exc)
+        text = exc.strerror
+        if exc.filename is not None and str(exc.filename) not in text:
+            text += f": {exc.filename}"
+        return text
+    return str(exc)
+
+
+class KernelError(OSError, VnetshareError):
+    """An OSError of vnetshare's own whose str() is its message (rule 4)."""
+
+    def __str__(self) -> str:
+        return message(self)
+
+
+class NativeError(KernelError):
     """A call into the C data plane failed; .errno says why."""
 
 

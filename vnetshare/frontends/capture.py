@@ -37,6 +37,7 @@ from typing import BinaryIO
 
 from ..core import config
 from .client import Stream, daemon_socket
+from .clitools import arg as _arg
 
 LINKTYPE_ETHERNET = 1
 DROP_COMMENT = "vnetshare-drop: "
@@ -162,12 +163,10 @@ def line(time_ns: int, direction: str, data: bytes, orig_len: int, drop: str | N
 # -- the command ----------------------------------------------------------------
 
 def add_parser(sub) -> None:
-    from .cli import _arg
-
     c = sub.add_parser("capture", help="capture a partition's frames live (pcapng, or lines)",
                        description="Mirror one partition's frames from the switch, with no restart "
                                    "and nothing to pay when no capture runs. Root only.")
-    c.add_argument("name", type=_arg(config.partition_name), metavar="NAME")
+    c.add_argument("name", type=_arg(config.partition_name), metavar="NAME", help="the partition to capture")
     c.add_argument("-w", dest="write", metavar="FILE|-",
                    help="write pcapng to FILE, or to standard output with -w - "
                         "(vnetshare capture NAME -w - | tcpdump -r -); default: print one line a frame")

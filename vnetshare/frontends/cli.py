@@ -40,35 +40,19 @@ import os
 import sys
 
 from ..core import config, configfile
-from .client import DaemonError, DaemonNotRunning, DaemonUnreachable, call, daemon_socket, socket_path
+from . import clitools, exits, listing
+from .client import DaemonError, DaemonNotRunning, DaemonUnreachable, call, daemon_socket
 from ..core.errors import ConfigError, VnetshareError
 
 
-def _arg(fn):
-    """An argparse type from a config validator: ConfigError -> usage error."""
+_arg = clitools.arg        # the names the other frontends' parsers were given
+_int = clitools.integer
+_table = clitools.table
+_text = clitools.text
+_Parser = clitools.Parser
 
-    def convert(value: str):
-        try:
-            return fn(value)
-        except ConfigError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-
-    convert.__name__ = fn.__name__
-    return convert
-
-
-def _int(what: str, check, base: int = 10):
-    """A converter: a number in @base (0: with 0x/0o prefixes), then @check."""
-    def convert(value: str) -> int:
-        try:
-            n = int(value, base)
-        except ValueError:
-            raise ConfigError(f"{what} {value!r}: not a number") from None
-        return check(n)
-
-    convert.__name__ = check.__name__
-    return convert
-
+NAME_HELP = ("the partition's name: 1-15 letters, digits, '-', '_' or '.', not starting with '-' or '.' "
+             "(also its network namespace's name)")
 
 _mtu = _int("MTU", config.mtu)
 _coalesce_usecs = _int("coalescing window", config.coalesce_usecs)
@@ -80,13 +64,6 @@ def _ip(value: str) -> str:
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise ConfigError(f"gateway {value!r}: not an IPv4 or IPv6 address") from None
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line (rule 1); sub-parsers inherit the class."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _policy_options(p: argparse.ArgumentParser, create: bool) -> None:
@@ -143,9 +120,13 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
     p = _Parser(
         prog="vnetshare",
         description="Share one network adapter between isolated partitions (network namespaces).",
+        epilog="The options --socket and --json may be given before or after the command. "
+               "Exit codes: " + ", ".join(f"{n} {short}" for n, short, _what, _c in exits.EXITS)
+               + " (docs/cli.md, man vnetshare).",
     )
-    socket_option = p.add_argument("--socket", help="control socket (default: $VNETSHARE_SOCKET or "
-                                   "/run/vnetshare/control.sock; the daemon's: also `socket` in its config file)")
+    p.add_argument("--version", action=_Version, nargs=0,
+                   help="print the version, the C data plane's build and ring ABI, whether the agent "
+                        "binary is there, and exit")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     d = sub.add_parser("daemon", help="run the hosting daemon on an uplink NIC")
@@ -155,7 +136,7 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
                         f"{configfile.DEFAULT_PATH} if it exists; none: no file)")
     d.add_argument("--print-config", action="store_true",
                    help="print the settings the daemon would run with, and where each comes from; start nothing")
-    d.set_defaults(parser=d, socket_option=socket_option)
+    d.set_defaults(parser=d)
     d.add_argument("--uplink", type=_arg(config.ifname), metavar="IFACE",
                    help="the network interface to share (or `uplink` in the config file)")
     d.add_argument("--offloads", choices=config.OFFLOAD_MODES, default=None,
@@ -213,13 +194,13 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
                    help="move the uplink's addresses and routes onto the host port (added there first, "
                         "then the routes, then removed from the uplink) and put them back at stop")
     if only_daemon:
-        return p
+        return _finish(p, d)
     capture, cni, live = _others()
 
     part = sub.add_parser("partition", help="create, delete, list and show partitions")
     psub = part.add_subparsers(dest="pcmd", required=True, metavar="ACTION")
     c = psub.add_parser("create", help="create a partition: a network namespace with a virtual NIC")
-    c.add_argument("name", type=_arg(config.partition_name), metavar="NAME")
+    c.add_argument("name", type=_arg(config.partition_name), metavar="NAME", help=NAME_HELP)
     c.add_argument("--ip", action="append", default=[], type=_arg(config.cidr), metavar="CIDR",
                    help="address with prefix length, IPv4 or IPv6 (repeatable)")
     c.add_argument("--gateway", type=_arg(_ip), metavar="IP", help="default route via this address")
@@ -235,12 +216,15 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
     _policy_options(c, create=True)
     c.set_defaults(parser=c)
     _set_parser(psub)
+    c.add_argument("--may-exist", action="store_true",
+                   help="a partition of that name existing already is no error (it is left as it is)")
     dl = psub.add_parser("delete", help="delete a partition and everything it owns")
-    dl.add_argument("name", type=_arg(config.partition_name), metavar="NAME")
-    ls = psub.add_parser("list", help="list partitions")
-    ls.add_argument("--json", action="store_true")
+    dl.add_argument("name", type=_arg(config.partition_name), metavar="NAME", help=NAME_HELP)
+    dl.add_argument("--if-exists", action="store_true", help="no partition of that name is no error")
+    ls = psub.add_parser("list", help="list partitions (a header line, or \"no partitions\")")
+    listing.add_options(ls)
     sh = psub.add_parser("show", help="a partition's addresses, functions and counters")
-    sh.add_argument("name", type=_arg(config.partition_name), metavar="NAME")
+    sh.add_argument("name", type=_arg(config.partition_name), metavar="NAME", help=NAME_HELP)
     sh.add_argument("--json", action="store_true")
 
     a = sub.add_parser("adapter", help="what the uplink offers and what partitions get")
@@ -276,6 +260,14 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
     from . import service
 
     service.add_parser(sub, _arg)
+    return _finish(p, d)
+
+
+def _finish(p: argparse.ArgumentParser, daemon: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The global options everywhere (clitools rule 2); the daemon's
+    settings include --socket (rule 4)."""
+    actions = clitools.add_global_options(p)
+    daemon.set_defaults(socket_option=actions["socket"])
     return p
 
 
@@ -294,7 +286,7 @@ def _set_parser(psub) -> None:
     option left out leaves its setting as it is."""
     se = psub.add_parser("set", help="change a running partition: addresses, gateway, routes, MTU, MAC, "
                                      "labels, guard, VLAN and rates")
-    se.add_argument("name", type=_arg(config.partition_name), metavar="NAME")
+    se.add_argument("name", type=_arg(config.partition_name), metavar="NAME", help=NAME_HELP)
     se.add_argument("--ip", action="append", default=None, type=_arg(config.cidr), metavar="CIDR",
                     help="the partition's addresses: replaces them all (repeatable); its gateway and "
                          "routes must stay on one of their subnets")
@@ -382,22 +374,6 @@ def daemon_settings() -> dict[str, argparse.Action]:
 
 # -- output ---------------------------------------------------------------
 
-def _table(rows: list[list[str]], head: list[str]) -> str:
-    cols = [head] + rows
-    widths = [max(len(str(r[i])) for r in cols) for i in range(len(head))]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in cols]
-    return "\n".join(lines)
-
-
-def _print_list(ans: dict) -> None:
-    rows = []
-    for p in ans["partitions"]:
-        rows.append([p["name"], p["ifname"], p["mac"], str(p["mtu"]),
-                     ",".join(p["ips"]) or "-", p.get("agent", "-")])
-    if rows:
-        print(_table(rows, ["NAME", "IFNAME", "MAC", "MTU", "ADDRESSES", "AGENT"]))
-
-
 def _print_show(p: dict) -> None:
     print(f"partition {p['name']}")
     source = f" (adopted: {p['netns_source']})" if p.get("netns_source") else (
@@ -426,16 +402,15 @@ def _print_show(p: dict) -> None:
         print(f"  rx limit  {config.rate_of(p, 'rx').describe()}")
     if p.get("functions"):
         print("  functions (from the uplink):")
-        rows = [[f["function"], str(f["value"]), f"{f['source']} = {f['source_value']}"] for f in p["functions"]]
+        rows = [[f["function"], _text(f["value"]), f"{f['source']} = {_text(f['source_value'])}"]
+                for f in p["functions"]]
         print("    " + _table(rows, ["FUNCTION", "VALUE", "FROM"]).replace("\n", "\n    "))
     if p.get("counters"):
         print("  counters:")
         for k, v in p["counters"].items():
-            if isinstance(v, dict):
-                nz = {r: n for r, n in v.items() if n}
-                print(f"    {k:<10} {nz if nz else 0}")
-            else:
-                print(f"    {k:<10} {v}")
+            if isinstance(v, dict):  # by reason: the ones that counted
+                v = " ".join(f"{r}={n}" for r, n in v.items() if n) or 0
+            print(f"    {k:<10} {_text(v)}")
 
 
 def _print_adapter(ans: dict) -> None:
@@ -444,7 +419,7 @@ def _print_adapter(ans: dict) -> None:
           f"duplex {up.get('duplex') or '?'}, mode {ans['mode']}"
           + (" (gone: not served until a device of that name is back)"
              if "ifindex" in up and up["ifindex"] is None else ""))
-    rows = [[f["function"], str(f["value"]), f["source"], str(f["source_value"])] for f in ans["functions"]]
+    rows = [[f["function"], _text(f["value"]), f["source"], _text(f["source_value"])] for f in ans["functions"]]
     print(_table(rows, ["PARTITION FUNCTION", "VALUE", "UPLINK FEATURE", "UPLINK VALUE"]))
 
 
@@ -478,11 +453,19 @@ def _client(args, op: str, **fields) -> dict:
 def cmd_partition(args) -> int:
     if args.pcmd == "create":
         fields = {k: v for k, v in _policy_fields(args.parser, args).items() if v is not None}
-        ans = _client(args, "partition.create", name=args.name, ips=args.ip, gateway=args.gateway,
-                      routes=args.route, mac=args.mac, mtu=args.mtu, ifname=args.ifname, netns=args.netns,
-                      labels=dict(args.label) or None, **fields)
+        try:
+            ans = _client(args, "partition.create", name=args.name, ips=args.ip, gateway=args.gateway,
+                          routes=args.route, mac=args.mac, mtu=args.mtu, ifname=args.ifname,
+                          netns=args.netns, labels=dict(args.label) or None, **fields)
+        except DaemonError as e:
+            if not (args.may_exist and e.code == "EEXIST"):
+                raise
+            p = _client(args, "partition.show", name=args.name)["partition"]  # ENOENT: not that name's
+            print(json.dumps(p, indent=1) if args.json else f"partition {args.name} exists already")
+            return 0
         p = ans["partition"]
-        print(f"created partition {p['name']}: {p['ifname']} {p['mac']} mtu {p['mtu']}"
+        print(json.dumps(p, indent=1) if args.json else
+              f"created partition {p['name']}: {p['ifname']} {p['mac']} mtu {p['mtu']}"
               + (f" {' '.join(p['ips'])}" if p["ips"] else ""))
         return 0
     if args.pcmd == "set":
@@ -490,13 +473,18 @@ def cmd_partition(args) -> int:
         _print_set(args.name, ans)
         return 0
     if args.pcmd == "delete":
-        _client(args, "partition.delete", name=args.name)
-        print(f"deleted partition {args.name}")
+        deleted = True
+        try:
+            _client(args, "partition.delete", name=args.name)
+        except DaemonError as e:
+            if not (args.if_exists and e.code == "ENOENT"):
+                raise
+            deleted = False
+        print(json.dumps({"name": args.name, "deleted": deleted}) if args.json else
+              f"deleted partition {args.name}" if deleted else f"no partition {args.name}: nothing to delete")
         return 0
     if args.pcmd == "list":
-        ans = _client(args, "partition.list")
-        print(json.dumps(ans["partitions"], indent=1)) if args.json else _print_list(ans)
-        return 0
+        return listing.main(args, _client(args, "partition.list")["partitions"])
     ans = _client(args, "partition.show", name=args.name)
     print(json.dumps(ans["partition"], indent=1)) if args.json else _print_show(ans["partition"])
     return 0
@@ -645,14 +633,25 @@ def _lazy(module: str, fn: str):
 
 
 def _command(argv: list[str]) -> str | None:
-    """The command word of @argv (after the global --socket), or None."""
+    """The command word of @argv (after the global options), or None."""
     it = iter(argv)
     for tok in it:
         if tok == "--socket":
             next(it, None)
-        elif not tok.startswith("--socket="):
+        elif not tok.startswith("--socket=") and tok != "--json":
             return None if tok.startswith("-") else tok
     return None
+
+
+class _Version(argparse.Action):
+    """--version: about.py's text, or its JSON with --json on the line."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from . import about
+
+        i = about.info()
+        print(json.dumps(i, indent=1) if _Parser.json_errors else about.text(i))
+        parser.exit(0)
 
 
 # The other commands' modules (live.py brings asyncio) are imported with this
@@ -680,19 +679,20 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    as_json = _Parser.json_errors = clitools.wants_json(argv)
     parser = get_parser(only_daemon=_command(argv) == "daemon")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
-        print("vnetshare: error: must run as root (try: sudo vnetshare ...)", file=sys.stderr)
-        return STATUS_EXIT["unknown"] if args.cmd == "status" else 1
+        code = exits.report("EACCES", "must run as root (try: sudo vnetshare ...)", as_json, status=exits.DENIED)
+        return STATUS_EXIT["unknown"] if args.cmd == "status" else code
     try:
         return COMMANDS[args.cmd](args)
-    except OSError as e:  # NativeError, NetnsError, PermissionError: the message, no "[Errno N]"
-        print(f"vnetshare: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
-        return 1
-    except VnetshareError as e:  # DaemonError, DaemonUnreachable, ConfigError
-        print(f"vnetshare: error: {e}", file=sys.stderr)
-        return 1
+    except BrokenPipeError:  # `| head` has what it wanted
+        clitools.quiet_stdout()
+        return 0
+    except (OSError, VnetshareError) as e:  # one line, no "[Errno N]" (exits rule 2)
+        code = exits.report_exception(e, as_json)
+        return exits.FAILURE if args.cmd == "daemon" else code  # exits rule 5
     except KeyboardInterrupt:
         return 130
 

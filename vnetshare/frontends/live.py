@@ -1,8 +1,8 @@
 """live.py - the CLI's live views: `events [--follow]` and `stats --watch` / `top`.
 
-    vnetshare events [--json] [--follow]
+    vnetshare events [--json] [--follow] [--partition NAME] [--kind GLOB]...
     vnetshare stats --watch [SECONDS] [-n COUNT] [--json]
-    vnetshare top [-d SECONDS] [-n COUNT] [--json]
+    vnetshare top [-d SECONDS] [-n COUNT] [--sort name|rx|tx|drops] [--json]
 
 Rules:
 1. Rates come from two `stats` answers and the time between them, in one
@@ -14,6 +14,10 @@ Rules:
 3. Ctrl-C ends a live view with exit 0 and no traceback; so does a closed
    pipe (`| head`). The daemon going away while following is an error
    line and exit 1.
+4. In a terminal (stdin and stdout ttys), `q` ends the watch view too, and
+   a resize redraws it at once, cut to the new width; the terminal's
+   settings are given back however the view ends (tests/netns/test_cli_tty.py
+   drives it under tmux).
 """
 from __future__ import annotations
 
@@ -24,7 +28,8 @@ import time
 from typing import Any, Callable, Mapping, TextIO
 
 from .. import events as ev
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, message
+from . import clitools
 from .client import DaemonUnreachable, Stream, call
 
 INTERVAL_MIN = 0.1
@@ -109,10 +114,23 @@ def human(value: float, unit: str = "") -> str:
     return f"{value:.3g}{unit}" if value >= 1 or value == 0 else f"{value:.2f}{unit}"
 
 
-def table(view: Mapping[str, Any]) -> list[str]:
-    """The rates as table lines (no header line with the time)."""
-    from .cli import _table
+#: top --sort: the row key, largest first (name: A to Z)
+SORT_KEYS = ("name", "rx", "tx", "drops")
+_SORT_FIELD = {"rx": "rx_bps", "tx": "tx_bps", "drops": "drops_ps"}
 
+
+def ordered(view: Mapping[str, Any], sort: str = "name") -> list[tuple[str, Mapping[str, Any]]]:
+    """The partitions' rows of @view in the order of @sort (SORT_KEYS):
+    by name, or the largest rate first (ties by name)."""
+    rows = sorted(view["partitions"].items())
+    if sort != "name":
+        key = _SORT_FIELD[sort]
+        rows.sort(key=lambda item: -item[1][key])
+    return rows
+
+
+def table(view: Mapping[str, Any], sort: str = "name") -> list[str]:
+    """The rates as table lines (no header line with the time)."""
     ring = all("ring_fill" in r for r in view["partitions"].values()) and bool(view["partitions"])
     head = ["PARTITION", "RX FRAMES/S", "RX BITS/S", "TX FRAMES/S", "TX BITS/S", "DROPS/S", "TOP DROP"]
     if ring:
@@ -126,9 +144,9 @@ def table(view: Mapping[str, Any]) -> list[str]:
             out.append(f"{r.get('ring_fill', 0) * 100:.0f}%")
         return out
 
-    rows = [line(n, r) for n, r in view["partitions"].items()]
+    rows = [line(n, r) for n, r in ordered(view, sort)]
     rows.append(line("(uplink)", view["uplink"]) + ([""] if ring else []))
-    return _table(rows, head).splitlines()
+    return clitools.table(rows, head).splitlines()
 
 
 # -- stats --watch / top ---------------------------------------------------------
@@ -138,22 +156,95 @@ def _write(out: TextIO, text: str) -> None:
     out.flush()
 
 
+class _Keys:
+    """A live view's terminal (rule 4): the keyboard in cbreak mode (no echo,
+    no line buffering; Ctrl-C still interrupts), `q` quits, a resize
+    redraws at once. close() gives the terminal back as it was."""
+
+    def __init__(self, fd: int):
+        import signal
+        import termios
+        import tty as tty_mod
+
+        self.fd = fd
+        self.saved = termios.tcgetattr(fd)
+        tty_mod.setcbreak(fd)
+        self.resized = False
+        self._old_winch = signal.signal(signal.SIGWINCH, self._on_winch)
+
+    def _on_winch(self, _sig, _frame) -> None:
+        self.resized = True
+
+    def wait(self, seconds: float, clock: Callable[[], float]) -> str | None:
+        """Wait up to @seconds: "quit" (q typed), "resize", or None (time's up)."""
+        import select
+
+        end = clock() + seconds
+        while True:
+            if self.resized:
+                self.resized = False
+                return "resize"
+            left = end - clock()
+            if left <= 0:
+                return None
+            ready, _w, _x = select.select([self.fd], [], [], min(left, 0.1))
+            if ready and any(c in b"qQ" for c in os.read(self.fd, 64)):
+                return "quit"
+
+    def close(self) -> None:
+        import signal
+        import termios
+
+        termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+        signal.signal(signal.SIGWINCH, self._old_winch)
+
+
+def _width(out: TextIO) -> int | None:
+    try:
+        return os.get_terminal_size(out.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _screen(out: TextIO, lines: list[str], clear: bool = False) -> None:
+    """Rule 2's redraw in place (@clear: the whole screen first), each line
+    cut to the terminal's width (so a narrow terminal never wraps it onto
+    the next)."""
+    cols = _width(out)
+    if cols:
+        lines = [line[:cols - 1] for line in lines]
+    _write(out, (CLEAR_SCREEN if clear else HOME) + "".join(line + CLEAR_EOL + "\n" for line in lines) + CLEAR_BELOW)
+
+
 def watch(path: str, every: float, refreshes: int | None = None, as_json: bool = False,
           out: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
-          sleep: Callable[[float], None] = time.sleep) -> int:
+          sleep: Callable[[float], None] | None = None, sort: str = "name") -> int:
     """`stats --watch` / `top`: a rates block every @every seconds, @refreshes
-    times (None: until Ctrl-C). --json: one object a line,
+    times (None: until q or Ctrl-C). --json: one object a line,
     {"time": ..., "seconds": ..., "partitions": {...}, "uplink": {...}}."""
     out = out or sys.stdout
     tty = out.isatty() and not as_json
+    keys = None
+    if tty and sleep is None and sys.stdin.isatty():
+        keys = _Keys(sys.stdin.fileno())
+    sleep = sleep or time.sleep
     try:
         prev, t_prev = call(path, "stats"), clock()
+        lines = [f"vnetshare top: every {every:g} s; first rates in {every:g} s"
+                 + ("; q quits" if keys else "")]
         if tty:
-            _write(out, CLEAR_SCREEN + f"vnetshare top: every {every:g} s; first rates in {every:g} s"
-                   + CLEAR_EOL + "\n")
+            _screen(out, lines, clear=True)
         shown = 0
         while refreshes is None or shown < refreshes:
-            sleep(max(0.0, t_prev + every - clock()))
+            if keys is None:
+                sleep(max(0.0, t_prev + every - clock()))
+            else:
+                key = keys.wait(max(0.0, t_prev + every - clock()), clock)
+                if key == "quit":
+                    return 0
+                if key == "resize":
+                    _screen(out, lines, clear=True)
+                    continue
             cur, t = call(path, "stats"), clock()
             view = rates(prev, cur, t - t_prev)
             prev, t_prev = cur, t
@@ -162,10 +253,10 @@ def watch(path: str, every: float, refreshes: int | None = None, as_json: bool =
                 _write(out, json.dumps({"time": now, **view}, separators=(",", ":")) + "\n")
             else:
                 head = (f"{ev.timestamp(now)}  {len(view['partitions'])} partition(s), "
-                        f"rates over {view['seconds']:.2f} s")
-                lines = [head] + table(view)
+                        f"rates over {view['seconds']:.2f} s" + ("; q quits" if keys else ""))
+                lines = [head] + table(view, sort)
                 if tty:
-                    _write(out, HOME + "".join(l + CLEAR_EOL + "\n" for l in lines) + CLEAR_BELOW)
+                    _screen(out, lines)
                 else:
                     _write(out, "\n".join(lines) + "\n\n")
             shown += 1
@@ -176,26 +267,39 @@ def watch(path: str, every: float, refreshes: int | None = None, as_json: bool =
     except BrokenPipeError:
         _quiet_stdout()
         return 0
+    finally:
+        if keys is not None:
+            keys.close()
     return 0
 
 
 # -- events ----------------------------------------------------------------------
 
-def _quiet_stdout() -> None:
-    """After EPIPE on stdout: nothing more goes there (not even at exit's flush)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+_quiet_stdout = clitools.quiet_stdout
+
+
+def event_filter(partition: str | None = None, kinds: list[str] | None = None) -> Callable[[Mapping], bool]:
+    """`events --partition NAME --kind GLOB`: an event of partition @partition
+    whose kind matches one of the shell patterns @kinds (either left out:
+    any)."""
+    from fnmatch import fnmatchcase
+
+    def keep(e: Mapping[str, Any]) -> bool:
+        return ((partition is None or e.get("partition") == partition)
+                and (not kinds or any(fnmatchcase(str(e.get("event", "")), k) for k in kinds)))
+    return keep
 
 
 def show_events(path: str, follow: bool = False, as_json: bool = False, out: TextIO | None = None,
-                err: TextIO | None = None) -> int:
+                err: TextIO | None = None, keep: Callable[[Mapping], bool] | None = None) -> int:
     """`vnetshare events`: the history, and with @follow each new event
-    until Ctrl-C (exit 0) or the daemon goes (an error line, exit 1)."""
+    until Ctrl-C (exit 0) or the daemon goes (an error line, exit 1); only
+    the events @keep accepts (event_filter())."""
     out, err = out or sys.stdout, err or sys.stderr
 
     def put(e: Mapping[str, Any]) -> None:
-        _write(out, (json.dumps(e, separators=(",", ":")) if as_json else ev.text_line(e)) + "\n")
+        if keep is None or keep(e):
+            _write(out, (json.dumps(e, separators=(",", ":")) if as_json else ev.text_line(e)) + "\n")
 
     try:
         if not follow:
@@ -220,13 +324,13 @@ def show_events(path: str, follow: bool = False, as_json: bool = False, out: Tex
         _quiet_stdout()
         return 0
     except ConnectionError as e:
-        raise DaemonUnreachable(f"the daemon at {path} dropped the event stream: {e}") from None
+        raise DaemonUnreachable(f"the daemon at {path} dropped the event stream: {message(e)}") from None
 
 
 # -- the commands ----------------------------------------------------------------
 
 def add_watch_options(p, arg) -> None:
-    """`stats`'s --watch and --count; @arg: cli._arg (ConfigError -> usage error)."""
+    """`stats`'s --watch and --count; @arg: clitools.arg (ConfigError -> usage error)."""
     p.add_argument("--watch", nargs="?", const=1.0, default=None, type=arg(interval), metavar="SECONDS",
                    help="a live table of per-partition rates, refreshed every SECONDS (default 1)")
     p.add_argument("-n", "--count", type=arg(count), default=None, metavar="N",
@@ -238,20 +342,28 @@ def add_parsers(sub, arg) -> None:
     e = sub.add_parser("events", help="the daemon's lifecycle events (partitions, agents, drops, uplink)")
     e.add_argument("--json", action="store_true", help="one JSON object per line")
     e.add_argument("-f", "--follow", action="store_true", help="keep printing new events until Ctrl-C")
+    e.add_argument("--partition", metavar="NAME", help="only the events of partition NAME")
+    e.add_argument("--kind", action="append", default=None, metavar="GLOB",
+                   help="only events whose kind matches GLOB, a shell pattern (partition.*, agent.exited; "
+                        "repeatable: any of them)")
     t = sub.add_parser("top", help="a live table of per-partition rates (as stats --watch)")
     t.add_argument("-d", "--delay", type=arg(interval), default=1.0, metavar="SECONDS",
                    help="refresh every SECONDS (default 1)")
     t.add_argument("-n", "--count", type=arg(count), default=None, metavar="N", help="stop after N refreshes")
     t.add_argument("--json", action="store_true", help="one JSON object of rates per refresh")
+    t.add_argument("--sort", choices=SORT_KEYS, default="name",
+                   help="order of the rows: by name (default), or the most received, sent or dropped "
+                        "(bits per second; drops per second) first")
 
 
 def events_main(args) -> int:
     from .client import daemon_socket
 
-    return show_events(daemon_socket(args.socket), follow=args.follow, as_json=args.json)
+    return show_events(daemon_socket(args.socket), follow=args.follow, as_json=args.json,
+                       keep=event_filter(args.partition, args.kind))
 
 
 def top_main(args) -> int:
     from .client import daemon_socket
 
-    return watch(daemon_socket(args.socket), args.delay, args.count, as_json=args.json)
+    return watch(daemon_socket(args.socket), args.delay, args.count, as_json=args.json, sort=args.sort)

@@ -318,7 +318,7 @@ def uninstall(root: str | None, uplink: str | None) -> int:
 
 
 def add_parser(sub, arg) -> None:
-    """`vnetshare service ...` into the CLI's sub-parsers; @arg is cli._arg."""
+    """`vnetshare service ...` into the CLI's sub-parsers; @arg is clitools.arg."""
     s = sub.add_parser("service", help="install the systemd unit vnetshare@IFACE.service")
     ssub = s.add_subparsers(dest="scmd", required=True, metavar="ACTION")
     i = ssub.add_parser("install", help="write the unit (ExecStart: this installation) and, if there is "

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 from ..core.config import NETNS_RUN_DIR
-from ..core.errors import VnetshareError
+from ..core.errors import KernelError
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute  # imported by the calls (rule 6)
@@ -83,7 +83,7 @@ T = TypeVar("T")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-class NetnsError(OSError, VnetshareError):
+class NetnsError(KernelError):
     """A namespace or netlink operation failed; .errno is the kernel's."""
 
 
