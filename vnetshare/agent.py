@@ -36,10 +36,12 @@ import grp
 import logging
 import os
 import pwd
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .core.errors import VnetshareError
-from .dataplane.ring import CONSUMER, PRODUCER, RingFds
+
+if TYPE_CHECKING:   # the ring needs the C build; --version and the docs generator do not
+    from .dataplane.ring import RingFds
 
 log = logging.getLogger("vnetshare.agent")
 
@@ -66,6 +68,8 @@ class AgentError(VnetshareError):
 
 def pack_fds(tap_fd: int, a2h: RingFds, h2a: RingFds, netns_fd: int) -> list[int]:
     """The descriptors the daemon sends an agent, in hand-off order."""
+    from .dataplane.ring import CONSUMER, PRODUCER
+
     return [tap_fd, *a2h.end(PRODUCER), *h2a.end(CONSUMER), netns_fd]
 
 
