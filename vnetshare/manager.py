@@ -142,7 +142,7 @@ def _words(value, field: str = "") -> str:
     if field == "vlan":
         return config.vlan_name(value).replace("VLAN ", "") if value else "none"
     if field == "storm_limit" and value is None:
-        return "the daemon's"
+        return "the daemon's default"
     if hasattr(value, "describe"):
         return value.describe()
     if value is None or value == [] or value == {}:
