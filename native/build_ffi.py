@@ -284,6 +284,8 @@ void fdb_get_stats(const struct fdb *f, uint64_t now, struct fdb_stats *st);
 #define SW_CAPTURES_MAX ...
 #define SW_PORT_CAPTURES_MAX ...
 #define SW_MTU_MIN ...
+#define SW_UPLINKS ...
+#define SW_UPLINK_NONE ...
 #define SW_CAP_RX ...
 #define SW_CAP_TX ...
 #define SW_CAP_DROPS ...
@@ -403,6 +405,9 @@ struct sw_uplink_stats {
     uint64_t socket_errors;
     uint64_t attached;
     uint64_t rebinds;
+    uint64_t rx_drop_inactive;
+    uint64_t active_slot;
+    uint64_t uplink_moves;
     uint64_t rounds;
     uint64_t sleeps;
     uint64_t commands;
@@ -468,8 +473,9 @@ int sw_notify_fd(struct sw *sw);
 int sw_notes_rearm(struct sw *sw);
 int sw_mtu(struct sw *sw, uint32_t *mtu);
 int sw_set_mtu(struct sw *sw, uint32_t mtu);
-int sw_uplink_attach(struct sw *sw, int ifindex);
-int sw_uplink_detach(struct sw *sw);
+int sw_uplink_attach(struct sw *sw, unsigned int slot, int ifindex);
+int sw_uplink_detach(struct sw *sw, unsigned int slot);
+int sw_uplink_select(struct sw *sw, unsigned int slot);
 int sw_fdb_find(struct sw *sw, const uint8_t *mac, struct fdb_info *out);
 int sw_fdb_dump(struct sw *sw, struct fdb_info *out, unsigned int max,
                 unsigned int *n);
