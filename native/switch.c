@@ -384,6 +384,7 @@ struct sw_cmd {
  *		(sw_uplink_detach()) or none is active (SW_UPLINK_NONE)
  * @slot:	the uplinks by slot (0: primary, 1: backup), NULL if none
  * @active:	the active slot, or SW_UPLINK_NONE
+ * @opened:	sockets each slot has had: one after the first is a rebind
  * @up_gone:	the counters of the uplinks the switch let go of, summed
  * @cfg:	settings, defaults applied
  * @ports:	active ports, compact (order is only the round-robin order),
@@ -437,6 +438,7 @@ struct sw {
 	struct uplink *up;
 	struct uplink *slot[SW_UPLINKS];
 	unsigned int active;
+	unsigned int opened[SW_UPLINKS];
 	struct uplink_stats up_gone;
 	struct sw_config cfg;
 	struct sw_port **ports;
@@ -1786,7 +1788,8 @@ static int sw_uplink_swap(struct sw *sw, struct sw_cmd *c)
 			rc = -errno;
 		if (rc)
 			return rc;
-		sw->st.rebinds++;
+		if (sw->opened[c->slot]++)	/* the backup's first is none */
+			sw->st.rebinds++;
 	}
 	if (old) {
 		epoll_ctl(sw->epfd, EPOLL_CTL_DEL, uplink_fd(old), NULL);
@@ -2725,6 +2728,7 @@ int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg)
 		goto fail;
 	sw->slot[0] = sw->up;
 	sw->active = 0;
+	sw->opened[0] = 1;
 	sw->st.attached = 1;
 	if (!sw->cfg.mtu) {
 		rc = uplink_mtu(sw->up, &sw->cfg.mtu);

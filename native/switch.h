@@ -330,6 +330,7 @@ struct sw_port_stats {
  * @attached:	1 while the switch has a socket on the uplink, 0 after
  *		sw_uplink_detach() until the next sw_uplink_attach(): a gauge
  * @rebinds:	sockets swapped in by sw_uplink_attach() since sw_create()
+ *		(a slot's first socket, the backup's at start, is none)
  * @rx_drop_inactive: frames from the inactive uplink (the backup while the
  *		primary serves, or the other way round), not delivered
  * @active_slot: the active uplink slot (0, 1, or SW_UPLINK_NONE): a gauge
