@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                     with Section(foreign, "restart", other):
                         rows["restart"] = bench_restart(made, plan, errors)
                 if "failover" in sections:
-                    made.close()  # its own topology, the same names
+                    if len(needs_root) > 1:
+                        made.close()  # its own topology, the same names
                     with Section(foreign, "failover", other):
                         rows["failover"] = bench_failover(made, plan, errors)
             except BenchError as e:
