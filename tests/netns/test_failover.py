@@ -30,6 +30,7 @@ from dataplane_helpers import Capture
 from system import A, B, LAN_NS, LAN_V4, LAN_V6, UPLINK, System, wait_for
 from test_events import Follower
 from test_follow import Pinger
+from test_metrics import free_port, scrape, value
 
 BACKUP = "vsu1"
 PORT_P, PORT_B = "lanp", "lanb"  # the LAN bridge's ports to the primary and to the backup
@@ -93,8 +94,10 @@ class FailoverSystem(System):
 @pytest.fixture
 def fo(tmp_path, request):
     s = FailoverSystem(tmp_path)
+    s.metrics_port = free_port()
     try:
-        s.start_daemon("--backup-uplink", BACKUP, *getattr(request, "param", ("--failback-hold", str(HOLD))))
+        s.start_daemon("--backup-uplink", BACKUP, "--metrics", f"127.0.0.1:{s.metrics_port}",
+                       *getattr(request, "param", ("--failback-hold", str(HOLD))))
         for name, v4, v6 in (A, B, C):
             s.create(name, "--ip", f"{v4}/24", "--ip", f"{v6}/64", "--gateway", LAN_V4)
         yield s
@@ -190,6 +193,10 @@ def test_failover_to_the_backup_and_back_after_the_hold(fo):
         assert st["active_uplink"] == BACKUP and st["uplink_moves"] == 1, st
         assert [u["active"] for u in st["uplinks"]] == [False, True], st["uplinks"]
         assert "primary  vsu0 down" in fo.cli("status", check=False).stdout
+        got = scrape(fo.metrics_port)
+        assert value(got, "vnetshare_uplink_active", uplink=BACKUP, role="backup") == 1
+        assert value(got, "vnetshare_uplink_active", uplink=UPLINK, role="primary") == 0
+        assert value(got, "vnetshare_uplink_moves_total", uplink=UPLINK) == 1
         assert "backup   vsu1 up" in fo.cli("adapter").stdout and "1 move(s)" in fo.cli("adapter").stdout
 
         t_up = time.time()
