@@ -269,7 +269,10 @@ class Daemon:
         try:
             self.info = adapter.check_uplink(adapter.query(self.cfg.uplink))
             if self.cfg.backup_uplink is not None:
-                self.backup_info = adapter.check_uplink(adapter.query(self.cfg.backup_uplink))
+                try:
+                    self.backup_info = adapter.check_uplink(adapter.query(self.cfg.backup_uplink))
+                except (ConfigError, OSError) as e:
+                    raise DaemonStartError(f"--backup-uplink: {e}") from None
                 if self.backup_info.ifindex == self.info.ifindex:
                     raise ConfigError(f"backup uplink {self.cfg.backup_uplink!r}: is the same NIC as uplink "
                                       f"{self.cfg.uplink!r} (ifindex {self.info.ifindex})")

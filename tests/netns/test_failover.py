@@ -268,3 +268,32 @@ def test_a_vlan_partitions_announcement_goes_out_tagged(fo):
     pv = [x for x in frames if x.src == pv_mac and ARP in x]
     assert pv and all(Dot1Q in x and x[Dot1Q].vlan == 7 for x in pv), [x.summary() for x in pv]
     assert pv[0][ARP].psrc == "198.18.7.11"
+
+
+def test_a_backup_that_cannot_serve_is_refused_at_start_in_one_line(tmp_path):
+    from vnetshare.frontends.lab import LabError, start_daemon
+    from vnetshare.linux import procs
+
+    def refused(*extra: str) -> str:
+        """The start error of a daemon on UPLINK with @extra; one that
+        starts is stopped (by its PID) and fails the test."""
+        try:
+            p = start_daemon(s.sock, UPLINK, s.state_dir, s.log_path, extra, timeout=20, new_session=False)
+        except LabError as e:
+            return str(e)
+        procs.stop(p, grace=20)
+        raise AssertionError(f"the daemon started with {extra}")
+
+    s = FailoverSystem(tmp_path)
+    try:
+        assert "--backup-uplink: uplink 'lo': the loopback device" in refused("--backup-uplink", "lo")
+        assert re.search(r"--backup-uplink: .*uplink 'nope0' not found", refused("--backup-uplink", "nope0"))
+        assert "--backup-uplink 'vsu0': is the uplink" in refused("--backup-uplink", UPLINK)
+        # one daemon per NIC, the backup's too
+        other = os.path.join(s.dir, "other")
+        os.mkdir(other)
+        s.daemon = start_daemon(os.path.join(other, "control.sock"), BACKUP, other, s.log_path, (), timeout=20,
+                                new_session=False)
+        assert f"backup uplink {BACKUP}: another daemon (pid {s.daemon.pid}" in refused("--backup-uplink", BACKUP)
+    finally:
+        s.close()

@@ -48,3 +48,16 @@ def test_both_down_serves_neither_and_the_first_back_is_taken():
     assert (d.target, d.kind) == (BACKUP, "failover")
     d = decide(None, BOTH, 102.0, 102.0, "hold", hold=5)
     assert (d.target, d.kind) == (PRIMARY, "failback")  # no hold when nothing serves
+
+
+def test_the_settings_name_what_is_wrong():
+    from vnetshare.core import config
+    from vnetshare.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--backup-uplink 'eth1': is the uplink"):
+        config.DaemonConfig(uplink="eth1", backup_uplink="eth1")
+    with pytest.raises(ConfigError, match="failback mode 'sometimes'"):
+        config.failback("sometimes")
+    with pytest.raises(ConfigError, match="failback hold '-1'"):
+        config.failback_hold("-1")
+    assert config.failback_hold("0.5") == 0.5 and config.DaemonConfig(uplink="eth1").failback == "hold"
