@@ -433,7 +433,8 @@ class Daemon:
     def announcements(self) -> list[bytes]:
         """Every served partition's announcements (rule 8): a gratuitous ARP
         per IPv4 address, an unsolicited NA per IPv6 address and for its
-        link-local one, from its MAC, in its VLAN."""
+        link-local one, from its MAC, in its VLAN; and the host port's, for
+        the addresses it has."""
         from .dataplane.guard import link_local
         from .linux import announce
 
@@ -441,6 +442,12 @@ class Daemon:
         for name in sorted(self.manager.parts):
             rec = self.manager.parts[name].rec
             out += announce.frames(rec.mac, [*rec.ips, str(link_local(rec.mac))], vlan=rec.vlan)
+        host = self.host_port.describe() if self.host_port is not None else None
+        if host is not None:  # the host port too: the host's addresses on it, as they are now
+            try:
+                out += announce.frames(host["mac"], netns.addresses(host["name"]))
+            except (NetnsError, OSError) as e:
+                log.warning("host port %s: its addresses: %s", host["name"], e)
         return out
 
     def _announce_all(self, ifname: str) -> None:

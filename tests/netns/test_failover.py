@@ -250,7 +250,11 @@ def test_both_down_drops_and_counts_and_either_brings_it_back(fo):
         f.close()
 
 
+@pytest.mark.parametrize("fo", [("--host-port", "vfohost0")], indirect=True)
 def test_a_vlan_partitions_announcement_goes_out_tagged(fo):
+    """And the host port's, for the address the host has on it."""
+    netns.add_address("vfohost0", "198.18.0.254/24", None, nodad=True)
+    host_mac = netns.link("vfohost0").mac
     fo.create("pv", "--vlan", "7", "--ip", "198.18.7.11/24")
     pv_mac = fo.cli_json("partition", "show", "pv")["mac"]
     a_mac = fo.cli_json("partition", "show", A[0])["mac"]
@@ -268,6 +272,8 @@ def test_a_vlan_partitions_announcement_goes_out_tagged(fo):
     pv = [x for x in frames if x.src == pv_mac and ARP in x]
     assert pv and all(Dot1Q in x and x[Dot1Q].vlan == 7 for x in pv), [x.summary() for x in pv]
     assert pv[0][ARP].psrc == "198.18.7.11"
+    host = [x for x in frames if x.src == host_mac and ARP in x]
+    assert host and host[0][ARP].psrc == "198.18.0.254" and Dot1Q not in host[0], [x.summary() for x in frames]
 
 
 def test_a_backup_that_cannot_serve_is_refused_at_start_in_one_line(tmp_path):
