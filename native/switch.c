@@ -159,6 +159,21 @@
  * current one's, so the uplink's counters only grow. sw_set_mtu() changes
  * the guard's MTU the same way, between rounds.
  *
+ * Two uplinks (failover). The switch holds up to SW_UPLINKS sockets, one
+ * per slot (0: the primary NIC, 1: the backup), each attached, swapped
+ * and let go of as above, each with every port's MAC membership and in
+ * the epoll set. One slot is active (sw_uplink_select()): @up points at
+ * its uplink, and the hot path knows no other. The other slot's ring is
+ * drained every round and its frames counted (rx_drop_inactive), never
+ * delivered, so a LAN that floods to both NICs does not duplicate frames.
+ * A move is one command, a pointer assignment between rounds: no socket
+ * is opened, no membership added. SW_UPLINK_NONE selects neither (both
+ * NICs without carrier): frames for the wire are dropped as no_uplink.
+ *
+ *   slot[0] primary  ──┐
+ *                      ├── @up = slot[@active] (or NULL)   -> RX, TX
+ *   slot[1] backup   ──┘   the other: drained, rx_drop_inactive
+ *
  * Control. The port table belongs to the data-plane thread. sw_port_add(),
  * sw_port_del() and the stats calls build a command, post it (one at a
  * time), write the control eventfd and wait on a condition variable; the
@@ -198,7 +213,8 @@
 #include "util.h"
 
 #define SW_EV_CTL	0ull	/* epoll data of the control eventfd */
-#define SW_EV_UPLINK	1ull	/* epoll data of the uplink socket */
+#define SW_EV_UPLINK	1ull	/* epoll data of slot 0's uplink socket; slot i: +i */
+#define SW_EV_LAST	(SW_EV_UPLINK + SW_UPLINKS - 1)
 /* epoll data of a port's A2H data pipe: the struct sw_port pointer */
 #define SW_EVENTS	64
 #define SW_ETH_P_8021Q	0x8100u
@@ -222,6 +238,7 @@ enum sw_cmd_op {
 	SW_CMD_FDB_TABLE,
 	SW_CMD_UPLINK,
 	SW_CMD_MTU,
+	SW_CMD_SELECT,
 };
 
 /**
@@ -336,6 +353,8 @@ struct sw_port {
  *		are)
  * @up:		SW_CMD_UPLINK: the new uplink (NULL: none); out, the old
  *		one (or, if refused, the new one), for the caller to close
+ * @slot:	SW_CMD_UPLINK: the slot @up goes into; SW_CMD_SELECT: the slot
+ *		to make active (SW_UPLINK_NONE: none)
  * @mtu:	SW_CMD_MTU: the new MTU, checked
  * @rc:		0 or -errno, out
  * @done:	set when applied
@@ -357,6 +376,7 @@ struct sw_cmd {
 	struct fdb_info *fdb;
 	struct sw_fdb_row *rows;
 	struct uplink *up;
+	unsigned int slot;
 	uint32_t mtu;
 	int rc;
 	int done;
@@ -364,7 +384,11 @@ struct sw_cmd {
 
 /**
  * struct sw - the switch
- * @up:		the uplink; NULL while its NIC is gone (sw_uplink_detach())
+ * @up:		the active uplink, @slot[@active]; NULL while its NIC is gone
+ *		(sw_uplink_detach()) or none is active (SW_UPLINK_NONE)
+ * @slot:	the uplinks by slot (0: primary, 1: backup), NULL if none
+ * @active:	the active slot, or SW_UPLINK_NONE
+ * @opened:	sockets each slot has had: one after the first is a rebind
  * @up_gone:	the counters of the uplinks the switch let go of, summed
  * @cfg:	settings, defaults applied
  * @ports:	active ports, compact (order is only the round-robin order),
@@ -416,6 +440,9 @@ struct sw_cmd {
  */
 struct sw {
 	struct uplink *up;
+	struct uplink *slot[SW_UPLINKS];
+	unsigned int active;
+	unsigned int opened[SW_UPLINKS];
 	struct uplink_stats up_gone;
 	struct sw_config cfg;
 	struct sw_port **ports;
@@ -1399,6 +1426,32 @@ static inline void sw_moved_from(struct sw *sw, const void *in)
 }
 
 /**
+ * sw_uplink_drain() - the inactive uplinks' frames: taken and counted
+ * @sw:		switch
+ *
+ * Their rings must not fill (the kernel would count drops there and the
+ * epoll set would stay readable), and their frames must not reach a port:
+ * a LAN that floods to both NICs would deliver each frame twice.
+ */
+static void sw_uplink_drain(struct sw *sw)
+{
+	struct uplink_frame f;
+
+	for (unsigned int i = 0; i < SW_UPLINKS; i++) {
+		struct uplink *u = sw->slot[i];
+		unsigned int n = 0;
+
+		if (!u || u == sw->up)
+			continue;
+		while (n < sw->cfg.uplink_burst && !uplink_rx_next(u, &f)) {
+			n++;
+			sw->st.rx_drop_inactive++;
+		}
+		uplink_rx_release(u);
+	}
+}
+
+/**
  * sw_round() - one forwarding round
  * @sw:		switch
  *
@@ -1412,6 +1465,8 @@ static unsigned int sw_round(struct sw *sw)
 	work = sw_uplink_rx(sw);
 	if (work)
 		sw_moved_from(sw, sw);
+	if (unlikely(sw->slot[1] != NULL || sw->up != sw->slot[0]))
+		sw_uplink_drain(sw);
 	if (n) {	/* a port disconnected here stays in @live until sw_sleep() */
 		unsigned int start = sw->rr++ % n;
 
@@ -1566,6 +1621,7 @@ static int sw_sleep(struct sw *sw, const struct coalesce *co,
 static int sw_events(struct sw *sw, const struct timespec *tmo)
 {
 	struct epoll_event ev[SW_EVENTS];
+	struct uplink *u;
 	uint64_t v;
 	int n, err;
 
@@ -1573,7 +1629,7 @@ static int sw_events(struct sw *sw, const struct timespec *tmo)
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	for (int i = 0; i < n; i++) {
-		if (ev[i].data.u64 > SW_EV_UPLINK) {	/* a port's data pipe */
+		if (ev[i].data.u64 > SW_EV_LAST) {	/* a port's data pipe */
 			struct sw_port *p = ev[i].data.ptr;
 
 			if (p != sw->from)
@@ -1588,12 +1644,14 @@ static int sw_events(struct sw *sw, const struct timespec *tmo)
 			while (read(sw->ctl_efd, &v, sizeof(v)) < 0 &&
 			       errno == EINTR)
 				;
-		if (ev[i].data.u64 == SW_EV_UPLINK && sw->from != sw)
+		if (ev[i].data.u64 == SW_EV_CTL)
+			continue;
+		u = sw->slot[ev[i].data.u64 - SW_EV_UPLINK];
+		if (u && u == sw->up && sw->from != sw)
 			sw->answered = 1;
 		/* link down or gone: read the error, or POLLERR stays up */
-		if (ev[i].data.u64 == SW_EV_UPLINK &&
-		    (ev[i].events & EPOLLERR) && sw->up)
-			uplink_clear_error(sw->up, &err);
+		if ((ev[i].events & EPOLLERR) && u)
+			uplink_clear_error(u, &err);
 	}
 	return n;
 }
@@ -1706,10 +1764,10 @@ static void sw_uplink_stats_add(struct uplink_stats *sum,
 }
 
 /**
- * sw_uplink_swap() - SW_CMD_UPLINK: put @c->up in the old uplink's place
+ * sw_uplink_swap() - SW_CMD_UPLINK: put @c->up in slot @c->slot
  * @sw:		switch
  * @c:		command: @c->up the new uplink or NULL; on success it is
- *		set to the old one (maybe NULL), else left as it was
+ *		set to the slot's old one (maybe NULL), else left as it was
  *
  * The new socket gets every port's MAC membership and the old one's place
  * in the epoll set, all or nothing; the old one's counters go into
@@ -1721,8 +1779,8 @@ static void sw_uplink_stats_add(struct uplink_stats *sum,
 static int sw_uplink_swap(struct sw *sw, struct sw_cmd *c)
 {
 	struct epoll_event ev = { .events = EPOLLIN,
-				  .data.u64 = SW_EV_UPLINK };
-	struct uplink *old = sw->up, *new = c->up;
+				  .data.u64 = SW_EV_UPLINK + c->slot };
+	struct uplink *old = sw->slot[c->slot], *new = c->up;
 	struct uplink_stats st;
 	unsigned int i;
 	int rc = 0;
@@ -1735,15 +1793,17 @@ static int sw_uplink_swap(struct sw *sw, struct sw_cmd *c)
 			rc = -errno;
 		if (rc)
 			return rc;
-		sw->st.rebinds++;
+		if (sw->opened[c->slot]++)	/* the backup's first is none */
+			sw->st.rebinds++;
 	}
 	if (old) {
 		epoll_ctl(sw->epfd, EPOLL_CTL_DEL, uplink_fd(old), NULL);
 		if (!uplink_get_stats(old, &st))
 			sw_uplink_stats_add(&sw->up_gone, &st);
 	}
-	sw->up = new;
-	sw->st.attached = !!new;
+	sw->slot[c->slot] = new;
+	sw->up = sw->active < SW_UPLINKS ? sw->slot[sw->active] : NULL;
+	sw->st.attached = !!sw->up;
 	c->up = old;
 	return 0;
 }
@@ -1857,8 +1917,14 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 			c->rc = -errno;
 			break;
 		}
-		rc = sw->up ? uplink_add_mac(sw->up, p->guard.mac) : 0;
+		rc = 0;
+		for (idx = 0; idx < SW_UPLINKS && !rc; idx++)
+			if (sw->slot[idx])
+				rc = uplink_add_mac(sw->slot[idx], p->guard.mac);
 		if (rc) {
+			while (idx-- > 0)
+				if (sw->slot[idx])
+					uplink_del_mac(sw->slot[idx], p->guard.mac);
 			epoll_ctl(sw->epfd, EPOLL_CTL_DEL, p->fds[0], NULL);
 			c->rc = rc;
 			break;
@@ -1895,8 +1961,9 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 			sw_port_fill_stats(p, c->port_st);
 		if (!p->disconnected)
 			epoll_ctl(sw->epfd, EPOLL_CTL_DEL, p->fds[0], NULL);
-		if (sw->up)
-			uplink_del_mac(sw->up, p->guard.mac);
+		for (unsigned int i = 0; i < SW_UPLINKS; i++)
+			if (sw->slot[i])
+				uplink_del_mac(sw->slot[i], p->guard.mac);
 		sw_mac_del(sw, p);
 		sw->src_e = NULL;	/* @src_port may be @p */
 		sw->src_port = NULL;
@@ -2029,13 +2096,24 @@ static void sw_apply(struct sw *sw, struct sw_cmd *c)
 		__atomic_store_n(&sw->cfg.mtu, c->mtu, __ATOMIC_RELAXED);
 		c->rc = 0;
 		break;
+	case SW_CMD_SELECT:
+		if (c->slot != sw->active)
+			sw->st.uplink_moves++;
+		sw->active = c->slot;
+		sw->up = c->slot < SW_UPLINKS ? sw->slot[c->slot] : NULL;
+		sw->st.attached = !!sw->up;
+		sw->st.active_slot = c->slot;
+		c->rc = 0;
+		break;
 	case SW_CMD_UPLINK_STATS: {
 		struct uplink_stats us = sw->up_gone, cur;
 		struct fdb_stats fs;
 
 		c->rc = 0;
-		if (sw->up) {
-			c->rc = uplink_get_stats(sw->up, &cur);
+		for (unsigned int i = 0; i < SW_UPLINKS && !c->rc; i++) {
+			if (!sw->slot[i])
+				continue;
+			c->rc = uplink_get_stats(sw->slot[i], &cur);
 			if (!c->rc)
 				sw_uplink_stats_add(&us, &cur);
 		}
@@ -2543,6 +2621,7 @@ int sw_set_mtu(struct sw *sw, uint32_t mtu)
 /**
  * sw_uplink_attach() - serve the wire through a new socket on @ifindex
  * @sw:		switch
+ * @slot:	0 (the primary NIC) or 1 (the backup, for failover)
  * @ifindex:	the NIC, in the calling thread's network namespace: the
  *		same one again, or another (the device re-created)
  *
@@ -2555,13 +2634,13 @@ int sw_set_mtu(struct sw *sw, uint32_t mtu)
  * Return: 0, or -errno from uplink_open() (-ENODEV: no such device) or
  * from a membership (the switch keeps the uplink it had)
  */
-int sw_uplink_attach(struct sw *sw, int ifindex)
+int sw_uplink_attach(struct sw *sw, unsigned int slot, int ifindex)
 {
-	struct sw_cmd c = { .op = SW_CMD_UPLINK };
+	struct sw_cmd c = { .op = SW_CMD_UPLINK, .slot = slot };
 	struct uplink *u;
 	int rc;
 
-	if (!sw || ifindex <= 0)
+	if (!sw || ifindex <= 0 || slot >= SW_UPLINKS)
 		return -EINVAL;
 	rc = uplink_open(&u, ifindex, &sw->cfg.uplink);
 	if (rc)
@@ -2573,8 +2652,9 @@ int sw_uplink_attach(struct sw *sw, int ifindex)
 }
 
 /**
- * sw_uplink_detach() - let go of the uplink: its NIC is gone
+ * sw_uplink_detach() - let go of the uplink in @slot: its NIC is gone
  * @sw:		switch
+ * @slot:	0 or 1, as sw_uplink_attach()
  *
  * From the next round on, frames for the wire are dropped and counted
  * (drop_no_uplink, tx_drop_no_uplink) and the wire is not read, until
@@ -2582,16 +2662,37 @@ int sw_uplink_attach(struct sw *sw, int ifindex)
  *
  * Return: 0 (also when there was none)
  */
-int sw_uplink_detach(struct sw *sw)
+int sw_uplink_detach(struct sw *sw, unsigned int slot)
 {
-	struct sw_cmd c = { .op = SW_CMD_UPLINK, .up = NULL };
+	struct sw_cmd c = { .op = SW_CMD_UPLINK, .up = NULL, .slot = slot };
 	int rc;
 
-	if (!sw)
+	if (!sw || slot >= SW_UPLINKS)
 		return -EINVAL;
 	rc = sw_exec(sw, &c);
 	uplink_close(c.up);
 	return rc;
+}
+
+/**
+ * sw_uplink_select() - make the uplink in @slot the active one (failover)
+ * @sw:		switch
+ * @slot:	0 or 1, or SW_UPLINK_NONE: none (both NICs down)
+ *
+ * From the next round on the wire is read and written through @slot's
+ * socket only; the other's frames are taken and counted
+ * (rx_drop_inactive). With no socket in @slot, or SW_UPLINK_NONE, frames
+ * for the wire are dropped as no_uplink. A move counts in uplink_moves.
+ *
+ * Return: 0 or -EINVAL
+ */
+int sw_uplink_select(struct sw *sw, unsigned int slot)
+{
+	struct sw_cmd c = { .op = SW_CMD_SELECT, .slot = slot };
+
+	if (!sw || (slot >= SW_UPLINKS && slot != SW_UPLINK_NONE))
+		return -EINVAL;
+	return sw_exec(sw, &c);
 }
 
 /**
@@ -2743,6 +2844,9 @@ int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg)
 	rc = uplink_open(&sw->up, uplink_ifindex, &sw->cfg.uplink);
 	if (rc)
 		goto fail;
+	sw->slot[0] = sw->up;
+	sw->active = 0;
+	sw->opened[0] = 1;
 	sw->st.attached = 1;
 	if (!sw->cfg.mtu) {
 		rc = uplink_mtu(sw->up, &sw->cfg.mtu);
@@ -2792,7 +2896,8 @@ void sw_destroy(struct sw *sw)
 		sw_port_free(sw->ports[i]);
 	for (unsigned int i = 0; i < sw->ncaps; i++)
 		sw_cap_free(sw->caps[i]);
-	uplink_close(sw->up);
+	for (unsigned int i = 0; i < SW_UPLINKS; i++)
+		uplink_close(sw->slot[i]);
 	if (sw->epfd >= 0)
 		close(sw->epfd);
 	if (sw->ctl_efd >= 0)

@@ -30,6 +30,8 @@
 #define SW_CAPTURES_MAX		64u		/* captures at once, whole switch */
 #define SW_PORT_CAPTURES_MAX	4u		/* captures at once on one port */
 #define SW_MTU_MIN		68u		/* sw_set_mtu(): IPv4's least */
+#define SW_UPLINKS		2u		/* uplink slots: 0 primary, 1 backup */
+#define SW_UPLINK_NONE		SW_UPLINKS	/* sw_uplink_select(): neither */
 
 /*
  * Flood share: a flooded copy (broadcast, multicast) goes into a port's H2A
@@ -349,6 +351,11 @@ struct sw_port_stats {
  * @attached:	1 while the switch has a socket on the uplink, 0 after
  *		sw_uplink_detach() until the next sw_uplink_attach(): a gauge
  * @rebinds:	sockets swapped in by sw_uplink_attach() since sw_create()
+ *		(a slot's first socket, the backup's at start, is none)
+ * @rx_drop_inactive: frames from the inactive uplink (the backup while the
+ *		primary serves, or the other way round), not delivered
+ * @active_slot: the active uplink slot (0, 1, or SW_UPLINK_NONE): a gauge
+ * @uplink_moves: times sw_uplink_select() moved to another slot
  * @rounds:	forwarding rounds
  * @sleeps:	times the loop slept in epoll_wait()
  * @commands:	control commands applied
@@ -384,6 +391,9 @@ struct sw_uplink_stats {
 	uint64_t socket_errors;
 	uint64_t attached;
 	uint64_t rebinds;
+	uint64_t rx_drop_inactive;
+	uint64_t active_slot;
+	uint64_t uplink_moves;
 	uint64_t rounds;
 	uint64_t sleeps;
 	uint64_t commands;
@@ -423,8 +433,9 @@ int sw_notify_fd(struct sw *sw);
 int sw_notes_rearm(struct sw *sw);
 int sw_mtu(struct sw *sw, uint32_t *mtu);
 int sw_set_mtu(struct sw *sw, uint32_t mtu);
-int sw_uplink_attach(struct sw *sw, int ifindex);
-int sw_uplink_detach(struct sw *sw);
+int sw_uplink_attach(struct sw *sw, unsigned int slot, int ifindex);
+int sw_uplink_detach(struct sw *sw, unsigned int slot);
+int sw_uplink_select(struct sw *sw, unsigned int slot);
 int sw_fdb_table(struct sw *sw, struct sw_fdb_row *out, unsigned int max,
 		 unsigned int *n);
 int sw_fdb_find(struct sw *sw, const uint8_t *mac, struct fdb_info *out);

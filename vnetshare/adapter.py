@@ -42,6 +42,10 @@ set_offload()):
 8. The uplink changes under a running daemon (its MTU, its features, the
    device itself): query() again, derive() again; feature_changes() says
    which features moved (hosting.py follows them, docs/design-notes.md).
+9. With a backup uplink (failover), partitions get what both NICs offer,
+   whichever serves: common() is the primary's info with the lower MTU,
+   the lower speed, and a feature on only where both have it on; derive()
+   runs on that.
 Note: TUN_F_USO4/USO6 exist from Linux 6.2; an older kernel answers
 TUNSETOFFLOAD with EINVAL when they are set: the partition manager then
 takes drop_uso(functions) for every partition and retries (manager.py).
@@ -49,7 +53,7 @@ takes drop_uso(functions) for every partition and retries (manager.py).
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .core import config
 from .core.errors import ConfigError
@@ -244,6 +248,17 @@ def check_uplink(info: UplinkInfo) -> UplinkInfo:
     if why is not None:
         raise ConfigError(f"uplink {info.ifname!r}: {why}")
     return info
+
+
+def common(primary: UplinkInfo, backup: UplinkInfo | None) -> UplinkInfo:
+    """What both uplinks offer (rule 9): @primary's identity, the lower
+    MTU and speed, the features both have on; @primary if no @backup."""
+    if backup is None:
+        return primary
+    speeds = [s for s in (primary.speed, backup.speed) if s]
+    features = {n: bool(on and backup.features.get(n)) for n, on in primary.features.items()}
+    return replace(primary, mtu=min(primary.mtu, backup.mtu), speed=min(speeds) if speeds else None,
+                   duplex=primary.duplex if primary.duplex == backup.duplex else None, features=features)
 
 
 def feature_changes(before: UplinkInfo, after: UplinkInfo) -> dict[str, tuple[bool, bool]]:

@@ -59,6 +59,15 @@ The kinds, SUBJECT.WHAT, and their details:
                          partitions get}), partitions (names whose TAP
                          changed live), recreate ({name: why}: those that
                          could not follow live: delete and create them)
+                         (with --backup-uplink, the uplink.gone, rebound
+                         and unusable of the backup say role "backup")
+    uplink.failover      from, to (ifnames; to null: neither serves, both
+                         down), reason, role (of to), moves (the switch's
+                         count): the switch moved off a failed uplink
+    uplink.failback      the same fields: back to the primary (its hold
+                         time passed, failback always, or the backup failed)
+    uplink.announced     ifname, partitions, frames, refused, ms: every
+                         partition announced on the new path after a move
     host_port.up         the daemon's host port made or adopted: name, mac,
                          adopted (bool) (hostport.py)
     host_port.down       it was removed at stop: name
@@ -135,14 +144,15 @@ KINDS = (
     "port.disconnected", "drops.started", "drops.stopped",
     "partition.mac_conflict", "partition.mac_conflict_ended",
     "uplink.down", "uplink.up", "uplink.gone", "uplink.rebound", "uplink.unusable",
-    "uplink.mtu", "uplink.offloads", "events.lost",
+    "uplink.mtu", "uplink.offloads", "uplink.failover", "uplink.failback", "uplink.announced", "events.lost",
     "host_port.up", "host_port.down", "host_port.taken", "host_port.returned",
 )
 LEVELS = {"agent.died": logging.WARNING, "agent.failed": logging.ERROR,
           "port.disconnected": logging.ERROR, "drops.started": logging.WARNING,
           "partition.mac_conflict": logging.WARNING, "uplink.down": logging.WARNING,
           "partition.recreate_failed": logging.ERROR, "partition.forgotten": logging.WARNING,
-          "uplink.gone": logging.WARNING, "uplink.unusable": logging.ERROR}
+          "uplink.gone": logging.WARNING, "uplink.unusable": logging.ERROR,
+          "uplink.failover": logging.WARNING}
 
 
 def make(kind: str, partition: str | None, message: str, now: float | None = None, **details: Any) -> dict:

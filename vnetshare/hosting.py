@@ -48,6 +48,15 @@ Rules:
 7. The service manager hears READY=1 (sdnotify.py) when the control socket
    serves, after rule 5's data path: a unit that is "active" forwards
    frames. STOPPING=1 when a signal stops it; STATUS= says what it serves.
+8. --backup-uplink B (failover): B is checked, locked (rule 1), queried
+   and opened at start like the uplink, in the switch's backup slot
+   (switch.py rule 8); partitions get what both offer (adapter.py rule
+   9). Both are followed (rule 6) and watched; on each notification about
+   either, and when a failback hold runs out, core/failover.py decides
+   which one the switch serves, and a move is one switch command, then
+   an event (uplink.failover, uplink.failback), and every partition is
+   announced on the new path (gratuitous ARP, unsolicited NA, in its
+   VLAN, paced: linux/announce.py rule 4) from the daemon, on the NIC.
 """
 from __future__ import annotations
 
@@ -131,6 +140,15 @@ class Daemon:
         self._lock_fd = -1
         self._state_dir_fd = -1
         self._uplink_lock_fd = -1
+        self._backup_lock_fd = -1
+        self.backup_info = None  # adapter.UplinkInfo of --backup-uplink: the last known (rule 8)
+        self.backup_link = None  # events.LinkState of --backup-uplink while the loop runs
+        self.active: str | None = "primary"  # failover.PRIMARY / BACKUP / None: what the switch serves
+        self.active_since = time.time()
+        self._usable_since: dict[str, float | None] = {"primary": None, "backup": None}
+        self._reselect_at: asyncio.TimerHandle | None = None  # a failback hold runs out then
+        self._announcing: asyncio.Future | None = None
+        self._backup_unusable: int | None = None  # the ifindex an uplink.unusable was emitted for
         self._gone: tuple[int, float] | None = None  # (ifindex, monotonic time) the NIC went
         self._unusable: int | None = None  # the ifindex an uplink.unusable was emitted for
         self._follow_retry: asyncio.TimerHandle | None = None  # follow_uplink() failed: again then
@@ -169,26 +187,31 @@ class Daemon:
         # where adopted namespaces are pinned (manager.create): its own mount
         netns.share_dir(self.cfg.pin_dir)
 
-    def _uplink_lock_path(self) -> str:
+    def _uplink_lock_path(self, name: str | None = None) -> str:
         ns = os.stat("/proc/thread-self/ns/net").st_ino
-        return os.path.join(self.cfg.uplink_lock_dir, f"{self.cfg.uplink}@{ns}.lock")
+        return os.path.join(self.cfg.uplink_lock_dir, f"{name or self.cfg.uplink}@{ns}.lock")
 
     def _lock_uplink(self) -> None:
-        """Rule 1: one daemon per NIC; the lock says whose (PID, socket)."""
+        """Rule 1: one daemon per NIC, the backup's too (rule 8); the lock
+        says whose (PID, socket)."""
         os.makedirs(self.cfg.uplink_lock_dir, mode=0o755, exist_ok=True)
-        fd = os.open(self._uplink_lock_path(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid, _, sock = os.pread(fd, 4096, 0).decode(errors="replace").partition("\n")
-            os.close(fd)
-            raise DaemonStartError(
-                f"uplink {self.cfg.uplink}: another daemon (pid {pid.strip() or '?'}"
-                + (f", control socket {sock.strip()}" if sock.strip() else "")
-                + ") already serves it; one daemon per NIC") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n{self.cfg.socket}\n".encode(), 0)
-        self._uplink_lock_fd = fd
+        for attr, name, what in (("_uplink_lock_fd", self.cfg.uplink, "uplink"),
+                                 ("_backup_lock_fd", self.cfg.backup_uplink, "backup uplink")):
+            if name is None:
+                continue
+            fd = os.open(self._uplink_lock_path(name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid, _, sock = os.pread(fd, 4096, 0).decode(errors="replace").partition("\n")
+                os.close(fd)
+                raise DaemonStartError(
+                    f"{what} {name}: another daemon (pid {pid.strip() or '?'}"
+                    + (f", control socket {sock.strip()}" if sock.strip() else "")
+                    + ") already serves it; one daemon per NIC") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n{self.cfg.socket}\n".encode(), 0)
+            setattr(self, attr, fd)
 
     def _check_socket(self) -> None:
         """Rule 1: if a process listens on the control socket already (a
@@ -230,7 +253,7 @@ class Daemon:
             await self.loop.run_in_executor(None, self.exporter.close)
 
     def _unlock(self) -> None:
-        for attr in ("_uplink_lock_fd", "_lock_fd"):
+        for attr in ("_backup_lock_fd", "_uplink_lock_fd", "_lock_fd"):
             fd = getattr(self, attr)
             if fd >= 0:
                 os.ftruncate(fd, 0)
@@ -252,15 +275,35 @@ class Daemon:
             raise DaemonStartError(str(e)) from None
 
     def _open_uplink(self) -> None:
-        from .dataplane.switch import Switch
+        from .dataplane.switch import BACKUP, Switch
 
         if self.info is None:
             self._query_uplink()
-        self.functions = adapter.derive(self.info, self.cfg.offloads)
+        if self.cfg.backup_uplink is not None:
+            try:
+                self.backup_info = adapter.check_uplink(adapter.query(self.cfg.backup_uplink))
+            except OSError as e:
+                raise DaemonStartError(f"--backup-uplink: {error_message(e)}") from None
+            except ConfigError as e:
+                raise DaemonStartError(f"--backup-uplink: {e}") from None
+            if self.backup_info.ifindex == self.info.ifindex:
+                raise DaemonStartError(f"backup uplink {self.cfg.backup_uplink!r}: is the same NIC as uplink "
+                                       f"{self.cfg.uplink!r} (ifindex {self.info.ifindex})")
+        self.functions = adapter.derive(self._effective(), self.cfg.offloads)
         self.switch = Switch(self.cfg.uplink, coalesce_usecs=self.cfg.coalesce_usecs,
                              max_ports=self.cfg.max_partitions + (self.cfg.host_port is not None),
-                             direct_pct=self.cfg.direct_share,
+                             direct_pct=self.cfg.direct_share, mtu=self.functions.mtu,
                              fdb_age_s=self.cfg.fdb_age, mac_conflict=self.cfg.mac_conflict)
+        if self.backup_info is not None:
+            try:
+                self.switch.attach_uplink(self.backup_info.ifindex, BACKUP)
+            except OSError as e:
+                self.switch.close()
+                raise DaemonStartError(f"backup uplink {self.cfg.backup_uplink}: its socket: "
+                                       f"{e.strerror or e}") from None
+            log.info("backup uplink %s: mtu %d; partitions get what both offer (mtu %d); failback %s%s",
+                     self.cfg.backup_uplink, self.backup_info.mtu, self.functions.mtu, self.cfg.failback,
+                     f" after {self.cfg.failback_hold:g} s" if self.cfg.failback == "hold" else "")
         self.switch.start()
         log.info("uplink %s: mtu %d, speed %s, offloads to partitions: %s (%s mode), "
                  "coalescing %s", self.cfg.uplink, self.info.mtu, self.info.speed or "?",
@@ -280,17 +323,185 @@ class Daemon:
             if e.errno != errno.ENODEV:
                 raise
             info = None
-        served = self.switch.ifindex
+        served = self.switch.slots[0]
         if served is not None and (info is None or info.ifindex != served):
             self.switch.detach_uplink()
             self._gone = (served, time.monotonic())
             self._emit("uplink.gone", None, f"uplink {name} (ifindex {served}) is gone: frames for the "
                        f"wire are dropped (no_uplink) until a device named {name} is back",
                        ifname=name, ifindex=served)
-        if info is None or (self.switch.ifindex is None and not self._rebind(info)):
+        if info is None or (self.switch.slots[0] is None and not self._rebind(info)):
             return
-        before, self.info = self.info, info
-        self._follow_functions(before, info)
+        before = self._effective()
+        self.info = info
+        self._follow_functions(before, self._effective())
+
+    def _effective(self) -> adapter.UplinkInfo:
+        """What partitions get their functions from: the uplink's info, or
+        with a backup what both offer (rule 8, adapter.common())."""
+        return adapter.common(self.info, self.backup_info)
+
+    # -- failover (rule 8) -----------------------------------------------
+    def follow_backup(self) -> None:
+        """The backup uplink as follow_uplink() follows the uplink (rule 6):
+        gone, its socket let go of; back, a new one in the backup slot;
+        its MTU or features changed, the partitions' functions follow."""
+        from .dataplane.switch import BACKUP
+
+        name = self.cfg.backup_uplink
+        try:
+            info = adapter.query(name)
+        except NetnsError as e:
+            if e.errno != errno.ENODEV:
+                raise
+            info = None
+        served = self.switch.slots[BACKUP]
+        if served is not None and (info is None or info.ifindex != served):
+            self.switch.detach_uplink(BACKUP)
+            self._emit("uplink.gone", None, f"backup uplink {name} (ifindex {served}) is gone",
+                       ifname=name, ifindex=served, role="backup")
+        if info is None:
+            return
+        if self.switch.slots[BACKUP] is None:
+            why = adapter.unusable(info)
+            if why is None:
+                try:
+                    self.switch.attach_uplink(info.ifindex, BACKUP)
+                except OSError as e:
+                    why = f"its socket: {e.strerror or e}"
+            if why is not None:
+                if self._backup_unusable != info.ifindex:
+                    self._backup_unusable = info.ifindex
+                    self._emit("uplink.unusable", None, f"backup uplink {name} (ifindex {info.ifindex}): not "
+                               f"served: {why}", ifname=name, ifindex=info.ifindex, reason=why, role="backup")
+                return
+            self._backup_unusable = None
+            self._emit("uplink.rebound", None, f"backup uplink {name}: served again, through ifindex "
+                       f"{info.ifindex}", ifname=name, new_ifindex=info.ifindex, mac=info.mac, mtu=info.mtu,
+                       role="backup")
+        before = self._effective()
+        self.backup_info = info
+        self._follow_functions(before, self._effective())
+
+    def _link_state(self, role: str) -> dict:
+        """{"up", "operstate"} of the uplink of @role, from its LinkState."""
+        link = self.backup_link if role == "backup" else (self.watcher.link if self.watcher else None)
+        if link is None:
+            return {"up": None, "operstate": "unknown"}
+        try:
+            return link.look()
+        except OSError as e:
+            return {"up": None, "operstate": f"unknown ({e.strerror or e})"}
+
+    def reselect(self) -> None:
+        """Serve the uplink core/failover.py says (rule 8): on each link
+        notification of either uplink, and when a failback hold runs out."""
+        from .core import failover
+        from .dataplane.switch import BACKUP, PRIMARY
+
+        if self.cfg.backup_uplink is None:
+            return
+        if self._reselect_at is not None:
+            self._reselect_at.cancel()
+            self._reselect_at = None
+        now = time.monotonic()
+        slots = {failover.PRIMARY: PRIMARY, failover.BACKUP: BACKUP}
+        states = {role: self._link_state(role) for role in failover.ROLES}
+        usable = {role: self.switch.slots[slots[role]] is not None and bool(states[role]["up"])
+                  for role in failover.ROLES}
+        for role, ok in usable.items():
+            if not ok:
+                self._usable_since[role] = None
+            elif self._usable_since[role] is None:
+                self._usable_since[role] = now
+        d = failover.decide(self.active, usable, self._usable_since[failover.PRIMARY], now,
+                            self.cfg.failback, self.cfg.failback_hold)
+        if d.recheck is not None and self.loop is not None:
+            self._reselect_at = self.loop.call_later(max(d.recheck - now, 0.0), self._reselect_soon)
+        if d.target == self.active:
+            return
+        was, self.active = self.active, d.target
+        self.switch.select_uplink(None if d.target is None else slots[d.target])
+        self.active_since = time.time()
+        names = {failover.PRIMARY: self.cfg.uplink, failover.BACKUP: self.cfg.backup_uplink, None: None}
+        frm, to = names[was], names[d.target]
+        why = d.reason + (f" ({states[was]['operstate']})" if was is not None and not usable[was] else "")
+        self._emit(f"uplink.{d.kind}", None,
+                   f"uplink {frm or 'none'} -> {to or 'none'}: {why}"
+                   + ("" if to else ": frames for the wire are dropped (no_uplink) until one is up"),
+                   **{"from": frm, "to": to, "reason": d.reason, "role": d.target,
+                      "moves": self.switch.uplink_stats()["uplink_moves"]})
+        if to is not None:
+            self._announce_all(to)
+
+    def _reselect_soon(self) -> None:
+        self._reselect_at = None
+        try:
+            self.reselect()
+        except Exception as e:  # noqa: BLE001 - the daemon goes on serving what it has
+            log.warning("failover: %s", e)
+
+    def announcements(self) -> list[bytes]:
+        """Every served partition's announcements (rule 8): a gratuitous ARP
+        per IPv4 address, an unsolicited NA per IPv6 address and for its
+        link-local one, from its MAC, in its VLAN; and the host port's, for
+        the addresses it has."""
+        from .dataplane.guard import link_local
+        from .linux import announce
+
+        out: list[bytes] = []
+        for name in sorted(self.manager.parts):
+            rec = self.manager.parts[name].rec
+            out += announce.frames(rec.mac, [*rec.ips, str(link_local(rec.mac))], vlan=rec.vlan)
+        host = self.host_port.describe() if self.host_port is not None else None
+        if host is not None:  # the host port too: the host's addresses on it, as they are now
+            try:
+                out += announce.frames(host["mac"], netns.addresses(host["name"]))
+            except (NetnsError, OSError) as e:
+                log.warning("host port %s: its addresses: %s", host["name"], e)
+        return out
+
+    def _announce_all(self, ifname: str) -> None:
+        """Announce every partition on @ifname, the new path, paced, in the
+        loop (linux/announce.py rule 4); a newer move ends an older run."""
+        import asyncio
+
+        from .linux import announce
+
+        if self._announcing is not None:
+            self._announcing.cancel()
+        todo = self.announcements()
+
+        async def run() -> None:
+            t0 = time.monotonic()
+            try:
+                sent, refused = await announce.send_paced(ifname, todo)
+            except OSError as e:
+                log.warning("announcing %d partition(s) on %s: %s", len(self.manager.parts), ifname,
+                            e.strerror or e)
+                return
+            ms = (time.monotonic() - t0) * 1e3
+            self._emit("uplink.announced", None, f"uplink {ifname}: {len(self.manager.parts)} partition(s) "
+                       f"announced, {sent} frame(s) in {ms:.1f} ms" + (f", {refused} refused" if refused else ""),
+                       ifname=ifname, partitions=len(self.manager.parts), frames=sent, refused=refused,
+                       ms=round(ms, 1))
+
+        self._announcing = asyncio.ensure_future(run())
+
+    def uplinks(self) -> list[dict]:
+        """Both uplinks as `adapter`, `status` and the metrics show them:
+        role, ifname, ifindex served, active, link state; the active one's
+        since (Unix time) and the switch's moves."""
+        from .dataplane.switch import BACKUP, PRIMARY
+
+        out = []
+        for role, name, slot in (("primary", self.cfg.uplink, PRIMARY), ("backup", self.cfg.backup_uplink, BACKUP)):
+            if name is None:
+                continue
+            st = self._link_state(role)
+            out.append({"role": role, "ifname": name, "ifindex": self.switch.slots[slot],
+                        "active": self.active == role, "up": st["up"], "operstate": st["operstate"]})
+        return out
 
     def _rebind(self, info: adapter.UplinkInfo) -> bool:
         """A device named --uplink is back: a new socket on it, swapped
@@ -358,12 +569,19 @@ class Daemon:
                    partitions=changed, recreate=recreate)
 
     def _follow_soon(self) -> None:
-        """follow_uplink(), retried every second while it fails."""
+        """follow_uplink(), retried every second while it fails; with a
+        backup (rule 8), the move first (the data path before the
+        functions), then both followed, then the move again (a device back
+        may now serve)."""
         if self._follow_retry is not None:
             self._follow_retry.cancel()
             self._follow_retry = None
         try:
+            self.reselect()
             self.follow_uplink()
+            if self.cfg.backup_uplink is not None:
+                self.follow_backup()
+                self.reselect()
         except Exception as e:  # noqa: BLE001 - the daemon goes on serving what it has
             log.warning("uplink %s: following it failed: %s (retrying in 1 s)", self.cfg.uplink, e)
             self._follow_retry = self.loop.call_later(1.0, self._follow_soon)
@@ -503,6 +721,7 @@ class Daemon:
         if host is not None:
             host["counters"] = m.host_counters()
         return {"partitions": parts, "uplink": uplink, "policy": policy, "labels": labels, "host_port": host,
+                "uplinks": self.uplinks(),
                 "daemon": {"pid": os.getpid(), "version": __version__, "uplink": self.cfg.uplink,
                            "started": self.started, "mac_conflict": self.cfg.mac_conflict}}
 
@@ -525,7 +744,15 @@ class Daemon:
                 "switch_error": str(error) if error is not None else None,
                 "partitions": len(self.manager.names()), "served": len(self.manager.parts),
                 "socket": self.cfg.socket, "state_dir": self.cfg.state_dir,
-                "host_port": self.host_port.describe() if self.host_port is not None else None}
+                "host_port": self.host_port.describe() if self.host_port is not None else None,
+                **self._failover_status()}
+
+    def _failover_status(self) -> dict:
+        """What `status` and `adapter` say of both uplinks (rule 8)."""
+        names = {"primary": self.cfg.uplink, "backup": self.cfg.backup_uplink, None: None}
+        return {"uplinks": self.uplinks(), "active_uplink": names[self.active], "active_since": self.active_since,
+                "uplink_moves": self.switch.uplink_stats()["uplink_moves"], "failback": self.cfg.failback,
+                "failback_hold": self.cfg.failback_hold}
 
     def _status_line(self) -> str:
         """STATUS= for the service manager (rule 7)."""
@@ -632,8 +859,12 @@ class Daemon:
             return protocol.ok(
                 uplink={"ifname": self.info.ifname, "mtu": self.info.mtu, "speed": self.info.speed,
                         "duplex": self.info.duplex, "mac": self.info.mac, "features": self.info.features,
-                        "ifindex": self.switch.ifindex},
-                mode=self.cfg.offloads, functions=function_rows(m.functions))
+                        "ifindex": self.switch.slots[0]},
+                backup=None if self.backup_info is None else
+                {"ifname": self.backup_info.ifname, "mtu": self.backup_info.mtu, "speed": self.backup_info.speed,
+                 "duplex": self.backup_info.duplex, "mac": self.backup_info.mac,
+                 "features": self.backup_info.features, "ifindex": self.switch.slots[1]},
+                mode=self.cfg.offloads, functions=function_rows(m.functions), **self._failover_status())
         if op == "stats":
             return protocol.ok(**self.snapshot())
         if op == "capture":
@@ -644,7 +875,9 @@ class Daemon:
             follower = self.events.follow()  # subscribed now: nothing falls between
             return StreamAnswer(protocol.ok(events=self.events.history()), follower.run, close=follower.close)
         if op == "fdb":
-            return protocol.ok(fdb=m.fdb(self.cfg.uplink, args["partition"], args["vlan"]))
+            # the wire's stations are named by the NIC that serves it now
+            wire = {"backup": self.cfg.backup_uplink}.get(self.active) or self.cfg.uplink
+            return protocol.ok(fdb=m.fdb(wire, args["partition"], args["vlan"]))
         if op == "daemon.status":
             return protocol.ok(**self.status())
         raise protocol.ProtocolError(f"op {op!r}: not supported", code="EOPNOTSUPP")
@@ -763,11 +996,21 @@ class Daemon:
                                           notify_fd=self.switch.notify_fd(), rearm=self.switch.rearm_notes,
                                           on_link=self._follow_soon)
             self.watcher.start(self.loop)
+            if self.cfg.backup_uplink is not None:
+                self.backup_link = events.LinkState(self.cfg.backup_uplink)
+                self.loop.add_reader(self.backup_link.monitor_fd(), self._on_backup_link)
             self._follow_soon()  # what changed between the start and the watcher's first look
             await self.stop_event.wait()
         finally:
             if self.watcher is not None:
                 self.watcher.stop()
+            if self.backup_link is not None:
+                self.loop.remove_reader(self.backup_link.monitor_fd())
+                self.backup_link.close()
+                self.backup_link = None
+            for handle in (self._reselect_at, self._announcing):
+                if handle is not None:
+                    handle.cancel()
             if self._follow_retry is not None:
                 self._follow_retry.cancel()
             await self.events.end_followers()  # before the server waits for its connections
@@ -781,6 +1024,10 @@ class Daemon:
             await self._stop_metrics()
             self._stop_host_port()
             self.manager.shutdown()
+
+    def _on_backup_link(self) -> None:
+        if self.backup_link is not None and self.backup_link.changed():
+            self._follow_soon()
 
     def _on_signal(self, sig: int) -> None:
         name = signal.Signals(sig).name

@@ -47,6 +47,9 @@ Rules:
    the partition fields (PARTITION_FIELDS) as vnetshare_host_port_*
    {host_port=NAME}, and its drops vnetshare_host_port_drops_total, so
    summing over `partition` sums the tenants.
+9. Failover: vnetshare_uplink_active{uplink, role} is 1 for the uplink
+   the switch serves and 0 for the other, from the snapshot's "uplinks";
+   the moves count under vnetshare_uplink_moves_total.
 """
 from __future__ import annotations
 
@@ -128,6 +131,11 @@ UPLINK_FIELDS: dict[str, Field] = {
                       "1 while the switch has a socket on the uplink; 0 while its NIC is gone."),
     "rebinds": Field("counter", "uplink_rebinds",
                      "Sockets the switch opened on the uplink after the first: its NIC re-created."),
+    "uplink_moves": Field("counter", "uplink_moves",
+                          "Times the switch moved to the other uplink (failover, failback, or none while both "
+                          "were down)."),
+    "active_slot": Field("gauge", "uplink_active_slot",
+                         "The uplink the switch serves: 0 the primary, 1 the backup, 2 neither (both down)."),
     "rounds": Field("counter", "switch_rounds", "Forwarding rounds of the switch thread."),
     "sleeps": Field("counter", "switch_sleeps", "Times the switch thread slept, waiting for frames."),
     "naps": Field("counter", "switch_naps", "Coalescing naps the switch thread took between busy rounds."),
@@ -258,6 +266,9 @@ def families(snap: dict) -> list[Metric]:
         for reason, n in up.get("drops", {}).items():
             out.add("counter", "uplink_drops", "Frames of the wire side the switch dropped, by reason "
                     "(rx_: received, tx_: to send).", dict(where, reason=reason), n)
+    for u in snap.get("uplinks", []):  # rule 9
+        out.add("gauge", "uplink_active", "1 for the uplink the switch serves, 0 for the other (failover).",
+                {"uplink": u["ifname"], "role": u["role"]}, int(bool(u["active"])))
     fams = list(out.by_name.values())
     if info.samples:
         fams.insert(1, info)

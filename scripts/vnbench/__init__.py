@@ -1,6 +1,6 @@
 """bench.py - measure vnetshare side by side with its peers, in one run.
 
-    python3 scripts/bench.py [ring|net|scale|all] [--json] [--quick] [--reps N]
+    python3 scripts/bench.py [ring|net|scale|restart|failover|all] [--json] [--quick] [--reps N]
                              [--only PATTERN]... [--check] [--daemon-arg=ARG]...
 
 Without a subcommand it runs all three. net and scale need root and make
@@ -71,6 +71,13 @@ waits for; and of the whole `vnetshare partition create` command), memory per
 partition (agent PSS, daemon growth, ring memfd pages), and whether every
 partition worked.
 
+failover: the uplink's carrier lost (the LAN's end of its veth set down)
+with a --backup-uplink on the same LAN bridge: carrier loss to the first
+ping reply (-i 0.01), the longest gap, when the daemon moved and how long
+its announcement took, whether a TCP stream survived; then 1,000
+synthetic partitions' announcements through the daemon's paced sender
+(failover.py says why synthetic).
+
 Python only sets up, starts the real tools (iperf3, ping, vde_switch, the
 vnetshare daemon), reads /proc and /sys, and prints. Everything net and
 scale make carries the prefix `vnb`: they refuse to start if such a
@@ -89,6 +96,7 @@ family):
   ring.py     the ring micro-bench
   net.py      the workloads through every path
   scale.py    1 to 64 partitions
+  failover.py the uplink lost, the backup NIC takes over
   report.py   targets, verdicts, tables
   main.py     the command line and the run
 """

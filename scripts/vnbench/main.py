@@ -10,6 +10,7 @@ import sys
 import time
 
 from .common import BenchError, Plan, say
+from .failover import bench_failover
 from .measure import Foreign, Section, machine_cpu
 from .net import WORKLOADS, bench_net
 from .paths import DAEMON_ARGS, PATHS, Made, free_names
@@ -31,10 +32,10 @@ def get_parser() -> argparse.ArgumentParser:
     overview = sys.modules[__package__].__doc__
     p = argparse.ArgumentParser(prog="bench.py", description=overview.split("\n\n")[0],
                                 epilog="paths: " + ", ".join(PATHS) + "; workloads: " + ", ".join(WORKLOADS))
-    p.add_argument("what", nargs="?", default="all", choices=("ring", "net", "scale", "restart", "all"),
+    p.add_argument("what", nargs="?", default="all", choices=("ring", "net", "scale", "restart", "failover", "all"),
                    help="ring: the shared-memory ring against a socketpair; net: vnetshare against veth, "
                         "bridge, macvlan, vde_switch; scale: 1 to 64 partitions; restart: traffic across a "
-                        "daemon restart (default: all)")
+                        "daemon restart; failover: the uplink's carrier lost, a backup NIC takes over (default: all)")
     p.add_argument("--json", action="store_true", help="print rows {name, value, unit} as JSON")
     p.add_argument("--reps", type=int, default=None, help="runs per figure, median (default 3; 1 with --quick "
                                                            "for net and scale)")
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     if args.reps is not None and args.reps < 1:
         get_parser().error(f"--reps {args.reps}: must be at least 1")
-    sections = ["ring", "net", "scale", "restart"] if args.what == "all" else [args.what]
+    sections = ["ring", "net", "scale", "restart", "failover"] if args.what == "all" else [args.what]
     needs_root = [s for s in sections if s != "ring"]
     if needs_root and os.geteuid() != 0:
         get_parser().error(f"{' and '.join(needs_root)} need root: "
@@ -104,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
                 if "restart" in sections:
                     with Section(foreign, "restart", other):
                         rows["restart"] = bench_restart(made, plan, errors)
+                if "failover" in sections:
+                    if len(needs_root) > 1:
+                        made.close()  # its own topology, the same names
+                    with Section(foreign, "failover", other):
+                        rows["failover"] = bench_failover(made, plan, errors)
             except BenchError as e:
                 errors.append(str(e))
             finally:
@@ -135,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             print_scale(rows["scale"], plan)
         if "restart" in rows:
             print_restart(rows["restart"], plan)
+        if "failover" in rows:
+            print_table("failover: carrier loss on the uplink, the backup takes over (medians)", rows["failover"])
         if needs_root:
             print_targets(targets)
     for e in errors:

@@ -51,8 +51,11 @@ TARGETS = {
     "restart_kill_first_reply_s": ("<=", 0.25, "s after exec"),
     "restart_term_tcp_survived_pct": (">=", 100, "% of rounds"),
     "restart_kill_tcp_survived_pct": (">=", 100, "% of rounds"),
+    "failover_first_s": ("<=", 0.1, "s after carrier loss"),
+    "failover_tcp_survived_pct": (">=", 100, "% of rounds"),
 }
 SECTION_TARGETS = {
+    "failover": ("failover_first_s", "failover_tcp_survived_pct"),
     "ring": ("ratio_ring_vs_socketpair_1500B_records", "ring_64KiB_GBps"),
     "net": ("ratio_vns_vs_veth_tcp1", "ratio_vns_lan_vs_macvlan_lan_tcp1", "ratio_vns_vs_veth_tcp4",
             "ratio_vns_lan_vs_macvlan_lan_tcp4", "ratio_vns_vs_veth_udp64", "ratio_vns_vs_veth_ping_idle_p50",

@@ -44,3 +44,14 @@ def test_the_host_ports_mac_is_stable_local_and_unicast():
     assert a != host_mac("52:54:00:12:34:57", "vnshost")          # its uplink make it
     first = int(a[:2], 16)
     assert first & 0x02 and not first & 0x01                     # locally administered, unicast
+
+
+def test_a_vlan_partitions_announcements_carry_its_tag():
+    from scapy.layers.l2 import Dot1Q
+
+    v4, v6 = announce.frames(MAC, ["198.18.0.7", "fe80::5e:7"], vlan=42)
+    for raw, inner in ((v4, ARP), (v6, ICMPv6ND_NA)):
+        f = Ether(raw)
+        assert f.type == 0x8100 and f[Dot1Q].vlan == 42 and inner in f, f.show(dump=True)
+    assert Ether(v4)[ARP].psrc == "198.18.0.7" and Ether(v6)[ICMPv6ND_NA].tgt == "fe80::5e:7"
+    assert announce.frames(MAC, ["198.18.0.7"], vlan=0) == [announce.arp_frame(MAC, "198.18.0.7")]

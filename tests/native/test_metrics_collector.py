@@ -153,6 +153,21 @@ def test_uplink_has_its_own_families_and_the_switch_loop_its_own():
     assert not [k for k in got if ("partition", "uplink") in k[1]]
 
 
+def test_failover_says_which_uplink_serves_and_counts_the_moves():
+    def snap():
+        s = snapshot()
+        s["uplink"].update(uplink_moves=3, active_slot=1)
+        s["uplinks"] = [{"role": "primary", "ifname": "eth1", "active": False},
+                        {"role": "backup", "ifname": "eth2", "active": True}]
+        return s
+
+    got = series(exposition(snap))
+    assert get(got, "vnetshare_uplink_active", uplink="eth1", role="primary") == 0
+    assert get(got, "vnetshare_uplink_active", uplink="eth2", role="backup") == 1
+    assert get(got, "vnetshare_uplink_moves_total", uplink="eth1") == 3
+    assert get(got, "vnetshare_uplink_active_slot", uplink="eth1") == 1
+
+
 def test_the_host_port_has_its_own_families_not_a_partition_series():
     snap = snapshot()
     snap["host_port"] = {"name": "vnshost", "mac": "02:00:00:00:00:fe", "taken": None,

@@ -173,3 +173,17 @@ def test_feature_changes_name_what_moved_both_ways():
     assert a.feature_changes(before, before) == {}
     # what the partitions get follows from derive() on the new facts
     assert not derive(after).tun_offloads & a.TUN_F_TSO4 and derive(before).tun_offloads & a.TUN_F_TSO4
+
+
+def test_with_a_backup_partitions_get_what_both_uplinks_offer():
+    from vnetshare import adapter as ad
+
+    a = ad.UplinkInfo("eth1", 9000, speed=10000, duplex="Full",
+                      features={ad.CSUM_GENERIC: True, ad.SG: True, ad.TSO4: True, ad.USO: True})
+    b = ad.UplinkInfo("eth2", 1500, speed=1000, duplex="Full",
+                      features={ad.CSUM_GENERIC: True, ad.SG: True, ad.TSO4: False})
+    both = ad.common(a, b)
+    assert (both.ifname, both.mtu, both.speed, both.duplex) == ("eth1", 1500, 1000, "Full")
+    f = ad.derive(both)
+    assert f.value("csum") and not f.value("tso4") and not f.value("uso4") and f.mtu == 1500
+    assert ad.common(a, None) is a

@@ -56,7 +56,7 @@ def test_every_option_says_not_given_by_default_and_lands_in_daemonconfig(key):
     assert action.dest in fields, f"--{key}: config.DaemonConfig has no field {action.dest!r}"
 
 
-EXAMPLES = {"metrics": '"127.0.0.1:9477"', "host-port": '"vnshost0"', "host-port-mac": '"02:00:5e:10:00:01"'}
+EXAMPLES = {"metrics": '"127.0.0.1:9477"', "host-port": '"vnshost0"', "backup-uplink": '"eth2"', "host-port-mac": '"02:00:5e:10:00:01"'}
 NEEDS = {"host-port-mac": ("host-port", "vnshost0"), "take-address": ("host-port", "vnshost0")}
 
 

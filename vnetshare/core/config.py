@@ -84,6 +84,12 @@ FDB_AGE_DEFAULT, FDB_AGE_MAX = 300, 1_000_000
 # yield: the LAN's station gets that MAC's frames until it has been quiet
 # for the ageing time (native/switch.h); keep: the partition keeps them
 MAC_CONFLICT_MODES = ("yield", "keep")
+# Uplink failover (hosting.py, core/failover.py): when the daemon goes back
+# to the primary NIC once it is up again: after it has stayed up for the
+# hold time (hold, as bonding's updelay), at once (always), or not until
+# the backup fails (never)
+FAILBACK_MODES = ("hold", "always", "never")
+FAILBACK_HOLD_DEFAULT, FAILBACK_HOLD_MAX = 5.0, 3600.0
 # Storm control: broadcast/multicast frames a partition may send per second,
 # by default. ARP, ND, MLD and mDNS of a busy host stay far below it.
 STORM_PPS_DEFAULT = 1000
@@ -471,6 +477,24 @@ def fdb_age(value: object) -> int:
     return n
 
 
+def failback(value: object) -> str:
+    """`daemon --failback`: when to go back to the primary uplink."""
+    if value not in FAILBACK_MODES:
+        raise ConfigError(f"failback mode {value!r}: must be {', '.join(FAILBACK_MODES)}")
+    return str(value)
+
+
+def failback_hold(value: object) -> float:
+    """`daemon --failback-hold SECONDS`: 0 to FAILBACK_HOLD_MAX, decimals allowed."""
+    try:
+        n = float(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+    except ValueError:
+        n = None
+    if n is None or not 0 <= n <= FAILBACK_HOLD_MAX:
+        raise ConfigError(f"failback hold {value!r}: must be 0 to {FAILBACK_HOLD_MAX:g} seconds")
+    return n
+
+
 def mac_conflict(value: object) -> str:
     """`daemon --mac-conflict`: what a partition's MAC seen on the wire does."""
     if value not in MAC_CONFLICT_MODES:
@@ -850,6 +874,9 @@ class DaemonConfig:
     host_port: str | None = None  # the host's own port on the switch, a device of that name (hostport.py)
     host_port_mac: str | None = None  # its MAC; None: derived from the uplink's MAC and its name
     take_address: bool = False  # move the uplink's addresses and routes onto the host port while it runs
+    backup_uplink: str | None = None  # a second NIC on the same LAN: failover (core/failover.py)
+    failback: str = "hold"  # FAILBACK_MODES: when to go back to the primary
+    failback_hold: float = FAILBACK_HOLD_DEFAULT  # seconds the primary stays up before "hold" goes back
 
     def __post_init__(self) -> None:
         """Defaults that follow other options (the runtime directory), and
@@ -857,6 +884,10 @@ class DaemonConfig:
         config file): one line naming the options."""
         if self.runtime_dir is None:
             object.__setattr__(self, "runtime_dir", RUN_DIR if self.state_dir == STATE_DIR else self.state_dir)
+        if self.backup_uplink == self.uplink:
+            raise ConfigError(f"--backup-uplink {self.backup_uplink!r}: is the uplink; name a second NIC")
+        if self.backup_uplink is not None and self.backup_uplink == self.host_port:
+            raise ConfigError(f"--backup-uplink {self.backup_uplink!r}: is the host port")
         if self.host_port is None:
             for option, given in (("--take-address", self.take_address),
                                   ("--host-port-mac", self.host_port_mac is not None)):

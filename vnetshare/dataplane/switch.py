@@ -30,6 +30,12 @@ Rules:
    gone; frames for the wire are then dropped, counted as no_uplink), and
    the guard's MTU changed (set_mtu()), each through the command queue.
    .ifindex is the uplink it serves, None while it has none.
+8. Failover: a second uplink in slot BACKUP (attach_uplink(x, BACKUP)),
+   opened and kept beside the primary (slot PRIMARY); select_uplink()
+   makes one of them, or neither (None), the active one in one command.
+   The inactive one's frames are read and counted (rx_inactive), never
+   delivered. .slots is each slot's ifindex (None: no socket), .active
+   the active slot (None: neither).
 """
 from __future__ import annotations
 
@@ -85,6 +91,8 @@ assert lib.FDB_AGE_DEFAULT_S == config.FDB_AGE_DEFAULT and lib.FDB_AGE_MAX_S == 
 MAC_CONFLICT = {"yield": lib.SW_MAC_CONFLICT_YIELD, "keep": lib.SW_MAC_CONFLICT_KEEP}
 assert tuple(MAC_CONFLICT) == config.MAC_CONFLICT_MODES, "config.py and switch.h differ"
 CAPTURES_MAX = lib.SW_CAPTURES_MAX
+PRIMARY, BACKUP = 0, 1  # uplink slots (rule 8)
+assert lib.SW_UPLINKS == 2
 PORT_CAPTURES_MAX = lib.SW_PORT_CAPTURES_MAX
 
 #: Names of the guard's verdicts (enum guard_verdict order).
@@ -232,7 +240,8 @@ class Switch(NativeLoop):
         check(lib.sw_create(out, ifindex, cfg), f"sw_create on uplink {uplink}")
         self._sw = out[0]
         self.max_ports = max_ports or PORTS_DEFAULT
-        self.ifindex: int | None = ifindex
+        self.slots: list[int | None] = [ifindex, None]
+        self.active: int | None = PRIMARY
         if coalesce_usecs is not None:
             rc = lib.sw_set_coalesce(self._sw, coalesce_usecs)
             if rc < 0:
@@ -424,20 +433,34 @@ class Switch(NativeLoop):
                          "static": static, "age": None if static else r.age_ns / 1e9})
         return rows
 
-    # the uplink (rule 7) ---------------------------------------------------------
-    def attach_uplink(self, uplink: str | int) -> None:
-        """Serve the wire through a new socket on @uplink (a name or an
-        index, in this thread's namespace), in place of the one it has, if
-        any; the old one is closed once the switch let go of it."""
-        ifindex = socket.if_nametoindex(uplink) if isinstance(uplink, str) else int(uplink)
-        check(lib.sw_uplink_attach(self.handle, ifindex), f"attach uplink {uplink}")
-        self.ifindex = ifindex
+    # the uplink (rules 7 and 8) -------------------------------------------------
+    @property
+    def ifindex(self) -> int | None:
+        """The ifindex of the uplink the switch serves (the active slot's),
+        None while it has none."""
+        return None if self.active is None else self.slots[self.active]
 
-    def detach_uplink(self) -> None:
-        """Let go of the uplink (its NIC is gone): frames for the wire are
-        dropped and counted until attach_uplink()."""
-        check(lib.sw_uplink_detach(self.handle), "detach uplink")
-        self.ifindex = None
+    def attach_uplink(self, uplink: str | int, slot: int = PRIMARY) -> None:
+        """Serve the wire through a new socket on @uplink (a name or an
+        index, in this thread's namespace), in place of the one @slot has,
+        if any; the old one is closed once the switch let go of it."""
+        ifindex = socket.if_nametoindex(uplink) if isinstance(uplink, str) else int(uplink)
+        check(lib.sw_uplink_attach(self.handle, slot, ifindex), f"attach uplink {uplink}")
+        self.slots[slot] = ifindex
+
+    def detach_uplink(self, slot: int = PRIMARY) -> None:
+        """Let go of @slot's uplink (its NIC is gone): while it is the
+        active one, frames for the wire are dropped and counted until
+        attach_uplink()."""
+        check(lib.sw_uplink_detach(self.handle, slot), "detach uplink")
+        self.slots[slot] = None
+
+    def select_uplink(self, slot: int | None) -> None:
+        """Make @slot (PRIMARY, BACKUP) the active uplink, or None: none
+        (frames for the wire dropped as no_uplink), from the next round."""
+        check(lib.sw_uplink_select(self.handle, lib.SW_UPLINK_NONE if slot is None else slot),
+              f"select uplink slot {slot}")
+        self.active = slot
 
     def set_mtu(self, mtu: int) -> None:
         """The MTU the guard holds partitions' non-GSO frames to, from the

@@ -139,6 +139,15 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
     d.set_defaults(parser=d)
     d.add_argument("--uplink", type=_arg(config.ifname), metavar="IFACE",
                    help="the network interface to share (or `uplink` in the config file)")
+    d.add_argument("--backup-uplink", type=_arg(config.ifname), default=None, metavar="IFACE",
+                   help="a second NIC on the same LAN: the switch moves to it when the uplink loses its "
+                        "carrier, and announces every partition there (docs/operating.md, \"Failover\")")
+    d.add_argument("--failback", type=_arg(config.failback), default=None, metavar="hold|always|never",
+                   help="back to the uplink once it is up again: after --failback-hold (hold, default), "
+                        "at once (always), or only when the backup fails (never)")
+    d.add_argument("--failback-hold", type=_arg(config.failback_hold), default=None, metavar="SECONDS",
+                   help=f"how long the uplink stays up before hold goes back to it "
+                        f"(default {config.FAILBACK_HOLD_DEFAULT:g})")
     d.add_argument("--offloads", choices=config.OFFLOAD_MODES, default=None,
                    help="partition offloads: what the uplink has (mirror, default) or all, done in software (emulate)")
     d.add_argument("--state-dir", default=None, metavar="DIR",
@@ -419,8 +428,27 @@ def _print_adapter(ans: dict) -> None:
           f"duplex {up.get('duplex') or '?'}, mode {ans['mode']}"
           + (" (gone: not served until a device of that name is back)"
              if "ifindex" in up and up["ifindex"] is None else ""))
-    rows = [[f["function"], _text(f["value"]), f["source"], _text(f["source_value"])] for f in ans["functions"]]
+    if ans.get("backup"):
+        b = ans["backup"]
+        print(f"backup uplink {b['ifname']}: mtu {b['mtu']}, speed {b.get('speed') or '?'}, duplex "
+              f"{b.get('duplex') or '?'}: partitions get what both offer")
+        _print_uplinks(ans, "")
+        rows = [[f["function"], _text(f["value"]), f["source"], _text(f["source_value"])] for f in ans["functions"]]
     print(_table(rows, ["PARTITION FUNCTION", "VALUE", "UPLINK FEATURE", "UPLINK VALUE"]))
+
+
+def _print_uplinks(ans: dict, indent: str) -> None:
+    """Failover: both uplinks, which one serves since when, the moves."""
+    import time
+
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ans["active_since"]))
+    for u in ans["uplinks"]:
+        link = "up" if u["up"] else "down" if u["up"] is False else "unknown"
+        print(f"{indent}{u['role']:<8} {u['ifname']} {link} ({u['operstate']})"
+              + (f", active since {since}" if u["active"] else ""))
+    hold = f" after {ans['failback_hold']:g} s" if ans["failback"] == "hold" else ""
+    print(f"{indent}{ans['uplink_moves']} move(s); failback {ans['failback']}{hold}"
+          + ("; neither serves: frames for the wire are dropped" if ans["active_uplink"] is None else ""))
 
 
 def _print_stats(ans: dict) -> None:
@@ -566,6 +594,9 @@ def status_of(sock: str) -> dict:
         problems.append("the switch is stopped" + (f" ({ans['switch_error']})" if ans.get("switch_error") else ""))
     if ans.get("uplink_up") is False:
         problems.append(f"uplink {ans['uplink']} is down ({ans.get('uplink_operstate')})")
+    for u in ans.get("uplinks", [])[1:]:  # failover: the backup
+        if u["up"] is False:
+            problems.append(f"backup uplink {u['ifname']} is down ({u['operstate']})")
     if ans.get("served", ans.get("partitions")) != ans.get("partitions"):
         problems.append(f"{ans['partitions'] - ans['served']} of {ans['partitions']} partitions not served")
     ans["state"] = "degraded" if problems else "running"
@@ -593,6 +624,8 @@ def cmd_status(args) -> int:
     print(f"  partitions  {st['partitions']} ({st['served']} served)")
     link = "up" if st["uplink_up"] else "down" if st["uplink_up"] is False else "unknown"
     print(f"  data path   switch {st['switch']}, uplink {st['uplink']} {link} ({st['uplink_operstate']})")
+    if len(st.get("uplinks", [])) > 1:
+        _print_uplinks(st, "  failover    ")
     print(f"  socket      {st['socket']}")
     print(f"  state       {st['state_dir']}")
     print(f"  version     {st['version']}")
