@@ -165,6 +165,9 @@ def print_net(rows: list[dict], plan: Plan) -> None:
             cells.append(fmt(v))
         if any(c != "-" for c in cells):
             print(f"{label:<{w}}  {unit:<6}" + "".join(f"{c:>{cw}}" for c in cells))
+    for r in rows:
+        if r["unit"] == "note":
+            print(f"# {owner(r['name'])}: not measured: {r['value']}")
     ratios = [r for r in rows if r["name"].startswith("ratio_")]
     if ratios:
         print("# ratios (same run)")
