@@ -51,6 +51,7 @@ Rules:
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -192,12 +193,33 @@ class PartitionManager:
         self.unserved: dict[str, str] = {}  # records kept whose re-creation failed: why (rule 8)
         self.host: Partition | None = None  # the host port while served (serve_host_port())
         self._host_saved: Callable[[], None] = lambda: None
+        self._unsaved: set[str | None] | None = None  # saving_once(): the names whose records wait
 
     # -- helpers ---------------------------------------------------------
     def _save(self, *names: str) -> None:
         """Write the state: the records of partitions @names (made, changed
-        or gone), or with none named everything that changed (state.py rule 5)."""
+        or gone), or with none named everything that changed (state.py rule 5).
+        Inside saving_once(), only noted."""
+        if self._unsaved is not None:
+            self._unsaved.update(names or [None])  # None: everything that changed
+            return
         statefile.save(self.cfg.state_path, self.state, changed=names or None)
+
+    @contextlib.contextmanager
+    def saving_once(self):
+        """Many changes, one write of the state at the end (apply): the
+        records of every partition made, changed or deleted meanwhile."""
+        if self._unsaved is not None:
+            yield
+            return
+        self._unsaved = set()
+        try:
+            yield
+        finally:
+            names, self._unsaved = self._unsaved, None
+            if names:
+                statefile.save(self.cfg.state_path, self.state,
+                               changed=None if None in names else sorted(names))
 
     def _open_tap(self, ifname: str, ns_path: str, mac: str | None = None) -> int:
         """The partition's persistent TAP with the partitions' offloads.
