@@ -469,24 +469,27 @@ class PartitionManager:
             ns_path = netns.create(name)
             undo.push("netns", lambda: netns.delete(name))
         rec.netns = ns_path
-        if any(link.ifname == ifname for link in netns.links(ns_path)):
+        # a namespace made just now holds lo alone: only an adopted one is asked
+        if (ifname == "lo" if rec.netns_created
+                else any(link.ifname == ifname for link in netns.links(ns_path))):
             raise PartitionError("EEXIST", f"device {ifname!r} already exists in {ns_path}")
-        tap_fd = self._open_tap(ifname, ns_path, rec.mac)
-        undo.push("tap fd", lambda: _close(tap_fd))
-        undo.push("tap", lambda: netns.quietly(netns.delete_link, ifname, ns_path))
-        netns.link_set(ifname, ns_path, mtu=rec.mtu, eui64=True, up=True)
-        # `partition set --ip` adds the new address before the old one
-        # goes; without this, removing a primary IPv4 address takes the
-        # secondaries of its subnet with it
-        netns.sysctl(f"net/ipv4/conf/{ifname}/promote_secondaries", 1, ns_path)
-        netns.lo_up(ns_path)
-        for cidr in rec.ips:
-            netns.add_address(ifname, cidr, ns_path, nodad=True)
-        if rec.gateway:
-            netns.add_default_route(rec.gateway, ns_path)
-        for route in rec.routes:
-            dst, _, gw = route.partition(" via ")
-            netns.add_route(dst, gw or None, ns_path, ifname=ifname)
+        with netns.session(ns_path):  # one thread and netlink socket for these calls
+            tap_fd = self._open_tap(ifname, ns_path, rec.mac)
+            undo.push("tap fd", lambda: _close(tap_fd))
+            undo.push("tap", lambda: netns.quietly(netns.delete_link, ifname, ns_path))
+            netns.link_set(ifname, ns_path, mtu=rec.mtu, eui64=True, up=True)
+            # `partition set --ip` adds the new address before the old one
+            # goes; without this, removing a primary IPv4 address takes the
+            # secondaries of its subnet with it
+            netns.sysctl(f"net/ipv4/conf/{ifname}/promote_secondaries", 1, ns_path)
+            netns.lo_up(ns_path)
+            for cidr in rec.ips:
+                netns.add_address(ifname, cidr, ns_path, nodad=True)
+            if rec.gateway:
+                netns.add_default_route(rec.gateway, ns_path)
+            for route in rec.routes:
+                dst, _, gw = route.partition(" via ")
+                netns.add_route(dst, gw or None, ns_path, ifname=ifname)
         a2h = create_fds(rec.ring_size)
         undo.push("a2h ring", a2h.close)
         h2a = create_fds(rec.ring_size)
