@@ -304,13 +304,19 @@ def _in_thread(fn: Callable[[], T]) -> T:
 
 
 class _Session:
-    """One thread in a namespace, running the calls handed to it (rule 2)."""
+    """One thread in a namespace, running the calls handed to it (rule 2);
+    started by the first call."""
 
     def __init__(self, netns: NetnsRef):
         import queue
 
+        self.netns = netns
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.ipr = None
+        self.thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        netns = self.netns
         fd = open_fd(netns)
         started = threading.Event()
         failed: list[BaseException] = []
@@ -339,14 +345,17 @@ class _Session:
             if self.ipr is not None:
                 self.ipr.close()
 
-        self.thread = threading.Thread(target=main, name="vnetshare-netns", daemon=True)
-        self.thread.start()
+        thread = threading.Thread(target=main, name="vnetshare-netns", daemon=True)
+        thread.start()
         started.wait()
         if failed:
-            self.thread.join()
+            thread.join()
             raise failed[0]
+        self.thread = thread
 
     def call(self, fn: Callable[[], T]) -> T:
+        if self.thread is None:
+            self._start()
         box: dict[str, Any] = {}
         done = threading.Event()
         self.jobs.put((fn, box, done))
@@ -365,8 +374,9 @@ class _Session:
         return self.call(call)
 
     def close(self) -> None:
-        self.jobs.put(None)
-        self.thread.join()
+        if self.thread is not None:
+            self.jobs.put(None)
+            self.thread.join()
 
 
 _sessions: dict[str, _Session] = {}
