@@ -7,7 +7,8 @@ with a '/': /run/netns/web, /proc/PID/ns/net) or an open namespace fd.
 
 Rules:
 1. Every call runs in a fresh thread that setns()es into the namespace
-   (if one is given) and ends afterwards (run_in). A network namespace
+   (if one is given) and ends afterwards (run_in), or in a session's
+   thread (rule 2). A network namespace
    belongs to a thread, not a process, so the caller's thread never moves
    and nothing forks (the daemon has a C data-plane thread; fork and threads
    don't mix). A socket or device opened by that thread stays in that
@@ -21,8 +22,9 @@ Rules:
    namespaces. Inside `with session(NS)`, the calls in NS go to one thread
    that entered NS once and holds one IPRoute until the block ends (a
    partition's making: ten calls, one thread and one socket; a thread and
-   an IPRoute each cost as much as the netlink call they carry). (pyroute2's own IPRoute(netns=...) forks a helper and, by
-   default, CREATES a missing netns: not used.)
+   an IPRoute each cost as much as the netlink call they carry).
+   (pyroute2's own IPRoute(netns=...) forks a helper and, by default,
+   CREATES a missing netns: not used.)
 3. A kernel failure is a NetnsError: an OSError with the kernel's errno,
    and a message naming the object and the namespace:
    "link 'vp0' in netns 'web': File exists".
