@@ -266,7 +266,7 @@ def bench_net(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
         if x is not None:
             rows.append({"name": f"ratio_{k}_txlimit_vs_limit_tcp1", "value": round(x / TX_LIMIT_MBPS, 3),
                          "unit": "x"})
-    return rows
+    return rows + missing
 
 
 # (numerator path, denominator path, metric): ratios printed, some are targets
