@@ -32,7 +32,7 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench.py", description=overview.split("\n\n")[0],
                                 epilog="paths: " + ", ".join(PATHS) + "; workloads: " + ", ".join(WORKLOADS))
     p.add_argument("what", nargs="?", default="all", choices=("ring", "net", "scale", "restart", "all"),
-                   help="ring: the shared-memory ring against a socketpair; net: vnetshare against veth, "
+                   help="ring: the shared-memory ring against a socketpair; net: vnetshare against veth, pasta, slirp4netns, "
                         "bridge, macvlan, vde_switch; scale: 1 to 64 partitions; restart: traffic across a "
                         "daemon restart (default: all)")
     p.add_argument("--json", action="store_true", help="print rows {name, value, unit} as JSON")
