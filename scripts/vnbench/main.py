@@ -32,9 +32,9 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench.py", description=overview.split("\n\n")[0],
                                 epilog="paths: " + ", ".join(PATHS) + "; workloads: " + ", ".join(WORKLOADS))
     p.add_argument("what", nargs="?", default="all", choices=("ring", "net", "scale", "restart", "all"),
-                   help="ring: the shared-memory ring against a socketpair; net: vnetshare against veth, pasta, slirp4netns, "
-                        "bridge, macvlan, vde_switch; scale: 1 to 64 partitions; restart: traffic across a "
-                        "daemon restart (default: all)")
+                   help="ring: the shared-memory ring against a socketpair; net: vnetshare against veth, "
+                        "bridge, macvlan, vde_switch, pasta, slirp4netns; scale: 1 to 64 partitions, then "
+                        "--many at once; restart: traffic across a daemon restart (default: all)")
     p.add_argument("--json", action="store_true", help="print rows {name, value, unit} as JSON")
     p.add_argument("--reps", type=int, default=None, help="runs per figure, median (default 3; 1 with --quick "
                                                            "for net and scale)")
