@@ -11,6 +11,9 @@ Rules:
 2. The state file changes only after the kernel did: it always describes
    what exists (saved atomically, see state.py), and what should exist
    again: a record whose re-creation failed (rule 8) is kept, unserved.
+   A batch (apply, saving_once()) writes once, at its end: until then the
+   file lags what the batch made (design-notes.md, "Many partitions at
+   once").
 3. The daemon keeps every descriptor of a live partition (TAP, rings), so a
    dead agent is replaced with the same ones and traffic resumes.
 4. Agents are the daemon's children and end with it; partitions (netns,
