@@ -53,6 +53,7 @@ declare -A TEST_NEEDS=(
     [ps]=procps                        # the tests look at processes
     [git]=git                          # tests/netns/test_install.py and copy_tree list the tree's files
     [vde_switch]=vde2                  # scripts/bench.py net: the vde_switch peer
+    [pasta]=passt                      # scripts/bench.py net: the pasta peer
     # the CNI plugin's tests (issue 10): real runtimes, the reference
     # plugins, images built without a registry (also scripts/image.sh's)
     [podman]=podman
@@ -62,7 +63,7 @@ declare -A TEST_NEEDS=(
     [mmdebstrap]=mmdebstrap
     [/usr/lib/cni/host-local]=containernetworking-plugins
     [newuidmap]=uidmap
-    [slirp4netns]=slirp4netns
+    [slirp4netns]=slirp4netns          # also scripts/bench.py net: the slirp4netns peer
     [fuse-overlayfs]=fuse-overlayfs
     # issue 11: the metrics' real clients, and pcap files read back
     [promtool]=prometheus

@@ -75,7 +75,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from . import adapter, agent
-from .core import config, protocol, state as statefile
+from .core import apply as applyplan, config, protocol, state as statefile
 from .core.errors import ConfigError, VnetshareError, message as error_message
 from .linux import netns, sdnotify
 from .linux.netns import NetnsError
@@ -851,6 +851,8 @@ class Daemon:
             self._end_captures(args["name"])
             m.delete(args["name"])
             return protocol.ok()
+        if op == "apply":
+            return self._apply(args)
         if op == "partition.list":
             return protocol.ok(partitions=[m.describe(n, with_counters=False) for n in m.names()])
         if op == "partition.show":
@@ -881,6 +883,46 @@ class Daemon:
         if op == "daemon.status":
             return protocol.ok(**self.status())
         raise protocol.ProtocolError(f"op {op!r}: not supported", code="EOPNOTSUPP")
+
+    def _apply(self, args: dict) -> dict:
+        """The apply op (core/apply.py): every entry checked and the plan
+        made before anything changes; then the manager's own delete, set
+        and create for each step, one after another. A step that fails is
+        all or nothing itself (manager rule 1) and is named in "failed";
+        the others go on. The state is written once at the end (manager
+        rule 2: it still describes what exists when the answer goes out)."""
+        m = self.manager
+        entries = applyplan.check(args["partitions"])
+        plan = applyplan.plan(entries, [list(e) for e in args["partitions"]], m.state.partitions,
+                              m.SETTABLE, args["prune"])
+        done: list[dict] = [{"name": n, "action": "unchanged"} for n in plan.unchanged]
+        failed: list[dict] = []
+        steps = ([("deleted", n, None) for n in plan.delete]
+                 + [("changed", c["name"], c) for c in plan.change]
+                 + [("created", c["name"], c) for c in plan.create])
+        if args["dry_run"]:
+            done += [{"name": n, "action": f"would be {what}"} | ({"fields": sorted(set(a) - {"name"})}
+                                                                  if what == "changed" else {})
+                     for what, n, a in steps]
+            return protocol.ok(done=done, failed=[], dry_run=True)
+        with m.saving_once():
+            for what, name, a in steps:
+                try:
+                    if what == "deleted":
+                        self._end_captures(name)
+                        m.delete(name)
+                    elif what == "changed":
+                        m.set(a)
+                    else:
+                        m.create(a)
+                except (VnetshareError, OSError) as e:
+                    failed.append({"name": name, "action": {"deleted": "delete", "changed": "set",
+                                                            "created": "create"}[what],
+                                   "error": protocol.error_from(e)["error"]})
+                    continue
+                done.append({"name": name, "action": what}
+                            | ({"fields": sorted(set(a) - {"name"})} if what == "changed" else {}))
+        return protocol.ok(done=done, failed=failed, dry_run=False)
 
     # -- run -------------------------------------------------------------
     def _emit(self, kind: str, partition: str | None, message: str, **details) -> None:

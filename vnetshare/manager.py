@@ -11,6 +11,9 @@ Rules:
 2. The state file changes only after the kernel did: it always describes
    what exists (saved atomically, see state.py), and what should exist
    again: a record whose re-creation failed (rule 8) is kept, unserved.
+   A batch (apply, saving_once()) writes once, at its end: until then the
+   file lags what the batch made (design-notes.md, "Many partitions at
+   once").
 3. The daemon keeps every descriptor of a live partition (TAP, rings), so a
    dead agent is replaced with the same ones and traffic resumes.
 4. Agents are the daemon's children and end with it; partitions (netns,
@@ -51,6 +54,7 @@ Rules:
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -211,12 +215,33 @@ class PartitionManager:
         self.unserved: dict[str, str] = {}  # records kept whose re-creation failed: why (rule 8)
         self.host: Partition | None = None  # the host port while served (serve_host_port())
         self._host_saved: Callable[[], None] = lambda: None
+        self._unsaved: set[str | None] | None = None  # saving_once(): the names whose records wait
 
     # -- helpers ---------------------------------------------------------
     def _save(self, *names: str) -> None:
         """Write the state: the records of partitions @names (made, changed
-        or gone), or with none named everything that changed (state.py rule 5)."""
+        or gone), or with none named everything that changed (state.py rule 5).
+        Inside saving_once(), only noted."""
+        if self._unsaved is not None:
+            self._unsaved.update(names or [None])  # None: everything that changed
+            return
         statefile.save(self.cfg.state_path, self.state, changed=names or None)
+
+    @contextlib.contextmanager
+    def saving_once(self):
+        """Many changes, one write of the state at the end (apply): the
+        records of every partition made, changed or deleted meanwhile."""
+        if self._unsaved is not None:
+            yield
+            return
+        self._unsaved = set()
+        try:
+            yield
+        finally:
+            names, self._unsaved = self._unsaved, None
+            if names:
+                statefile.save(self.cfg.state_path, self.state,
+                               changed=None if None in names else sorted(names))
 
     def _open_tap(self, ifname: str, ns_path: str, mac: str | None = None) -> int:
         """The partition's persistent TAP with the partitions' offloads.
@@ -467,24 +492,27 @@ class PartitionManager:
             ns_path = netns.create(name)
             undo.push("netns", lambda: netns.delete(name))
         rec.netns = ns_path
-        if any(link.ifname == ifname for link in netns.links(ns_path)):
+        # a namespace made just now holds lo alone: only an adopted one is asked
+        if (ifname == "lo" if rec.netns_created
+                else any(link.ifname == ifname for link in netns.links(ns_path))):
             raise PartitionError("EEXIST", f"device {ifname!r} already exists in {ns_path}")
-        tap_fd = self._open_tap(ifname, ns_path, rec.mac)
-        undo.push("tap fd", lambda: _close(tap_fd))
-        undo.push("tap", lambda: netns.quietly(netns.delete_link, ifname, ns_path))
-        netns.link_set(ifname, ns_path, mtu=rec.mtu, eui64=True, up=True)
-        # `partition set --ip` adds the new address before the old one
-        # goes; without this, removing a primary IPv4 address takes the
-        # secondaries of its subnet with it
-        netns.sysctl(f"net/ipv4/conf/{ifname}/promote_secondaries", 1, ns_path)
-        netns.lo_up(ns_path)
-        for cidr in rec.ips:
-            netns.add_address(ifname, cidr, ns_path, nodad=True)
-        if rec.gateway:
-            netns.add_default_route(rec.gateway, ns_path)
-        for route in rec.routes:
-            dst, _, gw = route.partition(" via ")
-            netns.add_route(dst, gw or None, ns_path, ifname=ifname)
+        with netns.session(ns_path):  # one thread and netlink socket for these calls
+            tap_fd = self._open_tap(ifname, ns_path, rec.mac)
+            undo.push("tap fd", lambda: _close(tap_fd))
+            undo.push("tap", lambda: netns.quietly(netns.delete_link, ifname, ns_path))
+            netns.link_set(ifname, ns_path, mtu=rec.mtu, eui64=True, up=True)
+            # `partition set --ip` adds the new address before the old one
+            # goes; without this, removing a primary IPv4 address takes the
+            # secondaries of its subnet with it
+            netns.sysctl(f"net/ipv4/conf/{ifname}/promote_secondaries", 1, ns_path)
+            netns.lo_up(ns_path)
+            for cidr in rec.ips:
+                netns.add_address(ifname, cidr, ns_path, nodad=True)
+            if rec.gateway:
+                netns.add_default_route(rec.gateway, ns_path)
+            for route in rec.routes:
+                dst, _, gw = route.partition(" via ")
+                netns.add_route(dst, gw or None, ns_path, ifname=ifname)
         a2h = create_fds(rec.ring_size)
         undo.push("a2h ring", a2h.close)
         h2a = create_fds(rec.ring_size)

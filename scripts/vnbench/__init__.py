@@ -27,6 +27,14 @@ repetition (so slow drifts of a shared machine hit every path alike):
                sharer)
   vde          vde_switch with two TAPs, each in its namespace, each plugged
                in by a vde_plug2tap process
+  pasta        pasta (Debian's passt) giving a namespace the host's stack, as
+               podman starts it (--config-net ... --netns PATH), to a LAN
+               host behind the host namespace's only veth (paths.py says
+               how and why; docs/performance.md has the command lines)
+  slirp4netns  the same with slirp4netns as rootless podman starts it
+               (--configure --mtu=65520 --disable-host-loopback ...)
+               A peer whose program is missing is not measured; its
+               column says why and the run does not fail for it.
   vns          vnetshare partition to partition (the lab topology: a veth
                uplink to a LAN namespace, the daemon on it, two partitions;
                two more idle but for storm and txlimit)
@@ -63,7 +71,8 @@ Tenant workloads (issue 8):
                200mbit (iperf3's received rate, and bytes leaving the
                uplink over the middle of the run), against 200 Mbit/s.
 
-scale: vnetshare only, with 1, 8, 32, 64 partitions: aggregate TCP
+scale: vnetshare only, with 1, 8, 32, 64 partitions (then --many at once,
+one create at a time and then by one `apply`): aggregate TCP
 throughput of one iperf3 stream per partition to its own server on the LAN
 host (bytes leaving the uplink over a window), CPU of daemon + agents while
 idle, time to create a partition (p50, p99 of the control request the CLI

@@ -34,8 +34,9 @@ def get_parser() -> argparse.ArgumentParser:
                                 epilog="paths: " + ", ".join(PATHS) + "; workloads: " + ", ".join(WORKLOADS))
     p.add_argument("what", nargs="?", default="all", choices=("ring", "net", "scale", "restart", "failover", "all"),
                    help="ring: the shared-memory ring against a socketpair; net: vnetshare against veth, "
-                        "bridge, macvlan, vde_switch; scale: 1 to 64 partitions; restart: traffic across a "
-                        "daemon restart; failover: the uplink's carrier lost, a backup NIC takes over (default: all)")
+                        "bridge, macvlan, vde_switch, pasta, slirp4netns; scale: 1 to 64 partitions, then "
+                        "--many at once; restart: traffic across a daemon restart; failover: the uplink's "
+                        "carrier lost, a backup NIC takes over (default: all)")
     p.add_argument("--json", action="store_true", help="print rows {name, value, unit} as JSON")
     p.add_argument("--reps", type=int, default=None, help="runs per figure, median (default 3; 1 with --quick "
                                                            "for net and scale)")

@@ -3,7 +3,8 @@
 Made holds every namespace, root link, process and the vnetshare daemon the
 run made, and removes them by name and PID, whatever state they are in.
 One builder per family sets up its paths (veth; bridge; macvlan and
-macvlan-lan; vde; vns-host; vns and vns-lan; vns-open and vns-lan-open) and returns
+macvlan-lan; vde; pasta; slirp4netns; vns-host; vns and vns-lan; vns-open
+and vns-lan-open) and returns
 them as Path: who sends, who receives, at which address, which processes
 are the switch, and for the tenant workloads (issue 8) who floods the
 sender's neighbourhood (storm) and which partition sends under a
@@ -32,8 +33,8 @@ VNS_LAN_NS = "vnb-lan"
 MV_LOWER = "vnb-mvl"
 
 # every path, in the order of the tables
-PATHS = ("veth", "bridge", "macvlan", "macvlan-lan", "vde", "vns", "vns-lan", "vns-open", "vns-lan-open",
-         "vns-host")
+PATHS = ("veth", "bridge", "macvlan", "macvlan-lan", "vde", "pasta", "slirp4netns", "vns", "vns-lan", "vns-open",
+         "vns-lan-open", "vns-host")
 HOST_PORT = "vnb-host"     # vns-host: the daemon's --host-port, in this (the sandbox's) namespace
 HOST_PORT_V4 = "198.18.0.254"
 TX_LIMIT = "200mbit"       # txlimit: the partition's --tx-limit
@@ -145,6 +146,11 @@ class Path:
     limited: str | None = None   # txlimit: netns of a sender under --tx-limit TX_LIMIT
 
 
+class PeerMissing(BenchError):
+    """A peer's program is not on this machine: its path is not measured,
+    and its rows say why, but the run does not fail for it."""
+
+
 def _ip(*argv: str) -> None:
     r = subprocess.run(["ip", *argv], capture_output=True, text=True, timeout=15)
     if r.returncode != 0:
@@ -195,9 +201,8 @@ def build_macvlan(made: Made) -> list[Path]:
 
 def build_vde(made: Made) -> list[Path]:
     n = made.nsmod
-    missing = [t for t in ("vde_switch", "vde_plug2tap") if not shutil.which(t)]
-    if missing:
-        raise BenchError(f"{' and '.join(missing)} missing: install Debian's vde2 (scripts/test.sh does)")
+    _need("vde_switch", "vde2")
+    _need("vde_plug2tap", "vde2")
     a, b = made.ns("vnb-vde-a"), made.ns("vnb-vde-b")
     ctl = os.path.join(made.tmp, "vde.ctl")
     with open(os.path.join(made.tmp, "vde_switch.log"), "wb") as log:
@@ -220,6 +225,71 @@ def build_vde(made: Made) -> list[Path]:
         _addr_up(n, ns, "tap0", ip)
     pids = [sw.pid] + [p.pid for p in plugs]
     return [Path("vde", a, b, "198.18.13.2", pids=lambda: pids)]
+
+
+def _need(tool: str, package: str) -> None:
+    if not shutil.which(tool):
+        raise PeerMissing(f"{tool} missing: install Debian's {package} (scripts/test.sh does)")
+
+
+# pasta and slirp4netns give a namespace the host's own TCP/IP stack: they
+# terminate the namespace's TCP and UDP on a TAP and open sockets of their
+# own on the host (NAT, in effect). The "host" here is a namespace of ours,
+# vnb-<peer>-h, whose only link is a veth to its LAN host vnb-<peer>-lan
+# (also its default route), so what the peer sends leaves through that veth
+# and nothing else; the peer's process runs in vnb-<peer>-h and attaches to
+# the container's namespace vnb-<peer>-c. ICMP goes through ping sockets, as
+# on a Debian host, where systemd opens net.ipv4.ping_group_range to every
+# group (a new namespace starts with none).
+PASTA_ARGV = ["pasta", "--config-net", "-t", "none", "-u", "none", "-T", "none", "-U", "none", "--no-map-gw",
+              "--quiet", "-f", "--runas", "0"]
+SLIRP_ARGV = ["slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-sandbox",
+              "--enable-seccomp"]
+
+
+def _nat_peer(made: Made, name: str, subnet: str, argv: list[str], ifname: str) -> Path:
+    """Host namespace, LAN host and container for the NAT peer @name
+    (pasta, slirp4netns), on @subnet (198.18.N); the peer started as @argv
+    plus the container's namespace; its interface there is @ifname."""
+    n = made.nsmod
+    short = "slirp" if name == "slirp4netns" else name
+    h, lan, c = made.ns(f"vnb-{short}-h"), made.ns(f"vnb-{short}-lan"), made.ns(f"vnb-{short}-c")
+    n.veth_pair("eth0", "lan0", h, lan)
+    _addr_up(n, lan, "lan0", f"{subnet}.1/24")
+    _addr_up(n, h, "eth0", f"{subnet}.2/24")
+    _ip("-n", h, "route", "add", "default", "via", f"{subnet}.1")
+    subprocess.run(netns_cmd(h, ["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"]), check=True,
+                   timeout=15)
+    with open(os.path.join(made.tmp, f"{name}.log"), "wb") as log:
+        peer = made.proc(netns_cmd(h, argv), stdout=log, stderr=log)
+    deadline = time.monotonic() + 10
+    while not any(l.ifname == ifname and l.up for l in n.links(c)):
+        if peer.poll() is not None or time.monotonic() > deadline:
+            with open(os.path.join(made.tmp, f"{name}.log"), errors="replace") as f:
+                tail = " ".join(l.strip() for l in f if "syslog" not in l)[-300:]
+            raise BenchError(f"{name} did not bring up {ifname} in {c}: {tail}")
+        time.sleep(0.02)
+    return Path(name, c, lan, f"{subnet}.1", pids=lambda: [peer.pid] if peer.poll() is None else [])
+
+
+def build_pasta(made: Made) -> list[Path]:
+    """pasta as podman starts it (--config-net: the container gets the host's
+    address and routes; -t/-u/-T/-U none: no port forwarding; --no-map-gw:
+    the gateway is the LAN host, not the host), on the container's
+    namespace; -f keeps it our child (podman lets it daemonize); --runas 0:
+    Debian 12's pasta cannot enter the namespace as root otherwise (it drops
+    to nobody first)."""
+    _need("pasta", "passt")
+    return [_nat_peer(made, "pasta", "198.18.14", PASTA_ARGV + ["--netns", "/run/netns/vnb-pasta-c"], "eth0")]
+
+
+def build_slirp4netns(made: Made) -> list[Path]:
+    """slirp4netns as rootless podman starts it (--configure: 10.0.2.100/24
+    via 10.0.2.2 on tap0; --mtu=65520; --disable-host-loopback; the sandbox
+    and seccomp filter podman turns on), on the container's namespace."""
+    _need("slirp4netns", "slirp4netns")
+    return [_nat_peer(made, "slirp4netns", "198.18.15",
+                      SLIRP_ARGV + ["--netns-type=path", "/run/netns/vnb-slirp-c", "tap0"], "tap0")]
 
 
 DAEMON_ARGS: list[str] = []  # --daemon-arg
@@ -340,6 +410,7 @@ def build_vns_host(made: Made) -> list[Path]:
 
 BUILDERS = (("veth", build_veth, ("veth",)), ("bridge", build_bridge, ("bridge",)),
             ("macvlan", build_macvlan, ("macvlan", "macvlan-lan")), ("vde", build_vde, ("vde",)),
+            ("pasta", build_pasta, ("pasta",)), ("slirp4netns", build_slirp4netns, ("slirp4netns",)),
             ("vns-host", build_vns_host, ("vns-host",)),
             ("vns", build_vns, ("vns", "vns-lan")), ("vns-open", build_vns_open, ("vns-open", "vns-lan-open")))
 

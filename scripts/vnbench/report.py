@@ -38,6 +38,10 @@ TARGETS = {
     "many_create_p50_s": ("<", 0.05, "s"),
     "ratio_many_create_last10_vs_first10": ("<=", 1.25, "x the first ten"),
     "ratio_many_ok": (">=", 1.0, "of them reached the LAN host and a peer"),
+    # issue 25: 1,000 partitions by one apply, and gone by one apply --prune
+    "apply_create_all_s": ("<", 10.0, "s"),
+    "apply_delete_all_s": ("<", 10.0, "s"),
+    "apply_idle_cpu_pct": ("<", 1.0, "% of a core"),
     # issue 8: fair share, and the guard's cost (guard on against --allow-ip any)
     "ratio_vns_lan_storm_on_vs_off_tcp1": (">=", 0.8, "x without the storm"),
     "ratio_vns_lan_storm_on_vs_off_ping_p50": ("<=", 2.0, "x without the storm"),
@@ -66,7 +70,8 @@ SECTION_TARGETS = {
             "ratio_vns_lan_txlimit_vs_limit_tcp1", "ratio_vns_vs_vns_open_tcp1", "ratio_vns_vs_vns_open_udp64",
             "ratio_vns_lan_vs_vns_lan_open_tcp1", "ratio_vns_lan_vs_vns_lan_open_udp64"),
     "scale": ("scale_64_idle_cpu_pct", "create_p50_s", "scale_64_ok", "many_mem_per_partition_MiB",
-              "many_idle_cpu_pct", "many_create_p50_s", "ratio_many_create_last10_vs_first10", "ratio_many_ok"),
+              "many_idle_cpu_pct", "many_create_p50_s", "ratio_many_create_last10_vs_first10", "ratio_many_ok",
+              "apply_create_all_s", "apply_delete_all_s", "apply_idle_cpu_pct"),
     "restart": ("restart_term_first_reply_s", "restart_kill_first_reply_s", "restart_term_tcp_survived_pct",
                 "restart_kill_tcp_survived_pct"),
 }
@@ -168,6 +173,9 @@ def print_net(rows: list[dict], plan: Plan) -> None:
             cells.append(fmt(v))
         if any(c != "-" for c in cells):
             print(f"{label:<{w}}  {unit:<6}" + "".join(f"{c:>{cw}}" for c in cells))
+    for r in rows:
+        if r["unit"] == "note":
+            print(f"# {owner(r['name'])}: not measured: {r['value']}")
     ratios = [r for r in rows if r["name"].startswith("ratio_")]
     if ratios:
         print("# ratios (same run)")
@@ -202,6 +210,12 @@ def print_scale(rows: list[dict], plan: Plan) -> None:
         print(f"many: first to second partition, UDP 64 B {fmt(by.get('many_udp64_2_pps'))} pps and ping p50 "
               f"{fmt(by.get('many_ping_2_p50_us'))} us with 2 partitions; {fmt(by.get(f'many_udp64_{n}_pps'))} pps "
               f"and {fmt(by.get(f'many_ping_{n}_p50_us'))} us with {n} ({fmt(by.get('ratio_many_udp64_vs_2'))} x)")
+    if "apply_create_all_s" in by:
+        print(f"apply: {fmt(by.get('apply_created'))} partitions made by one `apply` in "
+              f"{fmt(by['apply_create_all_s'])} s; idle 15 s after: daemon + agents "
+              f"{fmt(by.get('apply_idle_cpu_pct'))} % of a core, the whole machine "
+              f"{fmt(by.get('apply_idle_machine_cpu_pct'))} %; all deleted by `apply --prune` in "
+              f"{fmt(by.get('apply_delete_all_s'))} s")
 
 
 def print_restart(rows: list[dict], plan: Plan) -> None:

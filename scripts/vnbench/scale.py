@@ -14,7 +14,10 @@ ten; the idle CPU of daemon + agents; MemAvailable before and after,
 divided by their number (what a partition costs the machine, kernel
 included); UDP 64 B (iperf3) and ping p50 between the first two partitions
 when they are the only two and again among all N (the MAC table, the
-rounds and floods at N ports); the time to delete them all.
+rounds and floods at N ports); the time to delete them all. Then the same
+number made by one `vnetshare apply` request (the time it took), the idle
+CPU of daemon + agents and of the machine 15 s after it answered, and all
+deleted by one `apply --prune` of none.
 
 Partitions are checked in pairs (2k and 2k+1 ping each other, and each
 pings the LAN host) and in waves of at most REACH_WAVE partitions, each
@@ -38,8 +41,8 @@ from vnetshare.linux import procs
 from vnetshare.linux.probe import iperf3, ping
 
 from .common import BenchError, Plan, say, stop
-from .measure import (IperfClient, IperfServer, link_counter, mem_kib, pct, ping_times, proc_cpu, ring_memfds,
-                      wait_servers)
+from .measure import (IperfClient, IperfServer, link_counter, machine_cpu, mem_kib, pct, ping_times, proc_cpu,
+                      ring_memfds, wait_servers)
 from .paths import (LAN_V4, VNS_LAN_NS, VNS_UPLINK, Made, create_idle, create_partition, delete_partition,
                     start_vns, vns_pids)
 
@@ -287,4 +290,56 @@ def bench_many(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
     say(f"many: deleted in {time.monotonic() - t_del:.0f} s")
     if names:
         row("many_delete_all_s", round(time.monotonic() - t_del, 1), "s")
+    rows += bench_apply(made, plan, errors)
+    return rows
+
+
+APPLY_IDLE_AFTER = 15.0  # s after the last create before the idle CPU is measured
+
+
+def bench_apply(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
+    """plan.many partitions made by one `apply` (the control request the
+    CLI sends: one line, the daemon runs the manager's create for each),
+    the idle CPU of daemon + agents and of the whole machine from
+    APPLY_IDLE_AFTER s after it answered, then all deleted by one `apply
+    --prune` of an empty file."""
+    from vnetshare.frontends.client import DaemonError, DaemonUnreachable, call
+
+    n = plan.many
+    rows: list[dict] = []
+    parts = [{"name": f"vnb-m{i}", "ips": [f"fd00:5e::2:{i:x}/64"]} for i in range(n)]
+    made.partitions += [p["name"] for p in parts]
+    t0 = time.monotonic()
+    try:
+        ans = call(made.sock, "apply", timeout=60 + n, partitions=parts)
+    except (DaemonError, DaemonUnreachable) as e:
+        errors.append(f"apply: {n} partitions: {e}")
+        return rows
+    took = time.monotonic() - t0
+    made_now = {d["name"] for d in ans["done"] if d["action"] == "created"}
+    for f in ans["failed"][:3]:
+        errors.append(f"apply: {f['action']} {f['name']}: {f['error']['message']}")
+    made.partitions = [m for m in made.partitions if not m.startswith("vnb-m") or m in made_now]
+    say(f"apply: {len(made_now)} partitions in {took:.1f} s")
+    row = lambda name, value, unit: rows.append({"name": name, "value": value, "unit": unit})  # noqa: E731
+    row("apply_create_all_s", round(took, 2), "s")
+    row("apply_created", len(made_now), "partitions")
+    time.sleep(APPLY_IDLE_AFTER)
+    pids = vns_pids(made)
+    c0, (m0, _s0), w0 = proc_cpu(pids), machine_cpu(), time.monotonic()
+    time.sleep(plan.idle_seconds)
+    c1, (m1, _s1), w1 = proc_cpu(pids), machine_cpu(), time.monotonic()
+    row("apply_idle_cpu_pct", round((c1 - c0) / (w1 - w0) * 100, 2), "% of a core")
+    row("apply_idle_machine_cpu_pct", round((m1 - m0) / (w1 - w0) * 100, 2), "% of a core")
+    t0 = time.monotonic()
+    try:
+        ans = call(made.sock, "apply", timeout=60 + n, partitions=[], prune=True)
+    except (DaemonError, DaemonUnreachable) as e:
+        errors.append(f"apply --prune: {e}")
+        return rows
+    row("apply_delete_all_s", round(time.monotonic() - t0, 2), "s")
+    gone = {d["name"] for d in ans["done"] if d["action"] == "deleted"}
+    made.partitions = [m for m in made.partitions if m not in gone]
+    for f in ans["failed"][:3]:
+        errors.append(f"apply --prune: {f['action']} {f['name']}: {f['error']['message']}")
     return rows

@@ -120,11 +120,12 @@ def test_line_of_exactly_max_line_is_accepted():
     assert Decoder(max_line=100).feed(body + b"\n") == [{"a": "x" * 92}]
 
 
-def test_default_limit_is_64k():
-    assert p.MAX_LINE == 65536
+def test_default_limit_is_4m():
+    # an apply of some thousand partitions is one line (core/apply.py)
+    assert p.MAX_LINE == 4 * 1024 * 1024
     dec = Decoder()
-    with pytest.raises(ProtocolError, match="longer than 65536"):
-        dec.feed(b"x" * 65537)
+    with pytest.raises(ProtocolError, match="longer than 4194304"):
+        dec.feed(b"x" * (4 * 1024 * 1024 + 1))
 
 
 def test_decoder_stays_broken_after_an_error():
@@ -324,7 +325,8 @@ def test_invalid_requests(msg, code, why):
 
 def test_every_op_has_a_table_entry():
     assert set(p.OPS) == {"partition.create", "partition.set", "partition.delete", "partition.list",
-                          "partition.show", "adapter", "stats", "daemon.status", "capture", "events", "fdb"}
+                          "partition.show", "adapter", "stats", "daemon.status", "capture", "events", "fdb",
+                          "apply"}
 
 
 def test_capture_request_defaults_and_values():

@@ -31,6 +31,7 @@ Rules:
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -261,15 +262,23 @@ def address_owner(ips: list[str], vlan: int,
     """Rule 6: the first of @ips (normalised CIDRs) that one of @others
     (name, VLAN, its CIDRs) in VLAN @vlan has already, whatever its prefix
     length, as (that CIDR of @ips, the other's name); None if none is taken."""
-    wanted = {ipaddress.ip_interface(c).ip: c for c in ips}
+    wanted = {_host(c): c for c in ips}
     for name, their_vlan, theirs in others:
         if their_vlan != vlan:
             continue
         for c in theirs:
-            ip = ipaddress.ip_interface(c).ip
+            ip = _host(c)
             if ip in wanted:
                 return wanted[ip], name
     return None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _host(cidr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address of a normalised CIDR, parsed once: address_owner() asks
+    for every partition's at each create (at 1,000 partitions, parsing them
+    again was 40 % of a create)."""
+    return ipaddress.ip_interface(cidr).ip
 
 
 def gateway(text: object, addresses: list[str]) -> str:

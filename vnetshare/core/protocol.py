@@ -8,7 +8,7 @@ Nothing here opens a socket or a file: the daemon and the CLI do the I/O and
 call these functions, so the protocol is tested byte by byte without them.
 
 Rules:
-1. A line longer than the decoder's max_line (default MAX_LINE, 64 KiB,
+1. A line longer than the decoder's max_line (default MAX_LINE, 4 MiB,
    newline not counted) is refused as soon as the decoder has seen that
    many bytes without a newline: a peer can't make the daemon buffer more.
 2. A line that is not UTF-8 JSON, or is JSON but not an object, is a
@@ -31,7 +31,7 @@ from typing import Any, Callable
 from . import config
 from .errors import ConfigError
 
-MAX_LINE = 64 * 1024
+MAX_LINE = 4 * 1024 * 1024  # an apply of a few thousand partitions is one line
 
 
 class ProtocolError(ConfigError):
@@ -268,6 +268,12 @@ OPS: dict[str, dict[str, Field]] = {
         "vlan": Field((int, str, type(None)), check=_optional(config.vlan)),
     },
     "partition.delete": {"name": _NAME},
+    # core/apply.py checks each entry as a partition.create request
+    "apply": {
+        "partitions": Field((list,), required=True),
+        "prune": Field((bool,), default=False),
+        "dry_run": Field((bool,), default=False),
+    },
     "partition.list": {},
     "partition.show": {"name": _NAME},
     "adapter": {},

@@ -236,6 +236,17 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
     sh.add_argument("name", type=_arg(config.partition_name), metavar="NAME", help=NAME_HELP)
     sh.add_argument("--json", action="store_true")
 
+    ap = sub.add_parser("apply", help="make the partitions a TOML or JSON file declares: create what is "
+                                      "missing, change what differs (and with --prune delete the rest)")
+    ap.add_argument("file", metavar="FILE", help="[[partition]] tables (TOML) or {\"partitions\": [...]} "
+                                                 "(JSON, or FILE ending in .json), each with partition.create's "
+                                                 "fields (name, ips, gateway, routes, mac, mtu, ifname, "
+                                                 "allow_ips, vlan, tx_limit, labels, ...); - reads stdin")
+    ap.add_argument("--prune", action="store_true", help="delete the partitions the file does not declare")
+    ap.add_argument("--dry-run", action="store_true", help="say what would be done, do nothing")
+    ap.add_argument("--json", action="store_true", help="print the daemon's answer as JSON")
+    ap.set_defaults(parser=ap)
+
     a = sub.add_parser("adapter", help="what the uplink offers and what partitions get")
     a.add_argument("--json", action="store_true")
     s = sub.add_parser("stats", help="per-partition counters")
@@ -518,6 +529,40 @@ def cmd_partition(args) -> int:
     return 0
 
 
+def cmd_apply(args) -> int:
+    from ..core import apply as applyplan
+
+    try:
+        if args.file == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.file, encoding="utf-8") as f:
+                text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        args.parser.error(f"{args.file}: {getattr(e, 'strerror', None) or e}")
+    head = text.lstrip()
+    fmt = ("json" if args.file.endswith(".json") or head.startswith("{")
+           or (head.startswith("[") and not head.startswith("[[")) else "toml")
+    try:
+        entries = applyplan.parse(text, fmt)
+    except ConfigError as e:
+        args.parser.error(f"{args.file}: {e}")
+    # the daemon checks every entry and runs them one after another: allow
+    # it a create's worst time for each
+    ans = call(daemon_socket(args.socket), "apply", timeout=30 + 0.5 * len(entries), partitions=entries,
+               prune=args.prune, dry_run=args.dry_run)
+    if args.json:
+        ans.pop("ok", None)
+        print(json.dumps(ans, indent=1))
+    else:
+        for d in ans["done"]:
+            fields = f" ({', '.join(d['fields'])})" if d.get("fields") else ""
+            print(f"{d['action']} {d['name']}{fields}")
+        for d in ans["failed"]:
+            print(f"vnetshare: error: {d['action']} {d['name']}: {d['error']['message']}", file=sys.stderr)
+    return 1 if ans["failed"] else 0
+
+
 def cmd_adapter(args) -> int:
     ans = _client(args, "adapter")
     ans.pop("ok", None)
@@ -695,6 +740,7 @@ if _command(sys.argv[1:]) != "daemon":
 
 COMMANDS = {
     "partition": cmd_partition,
+    "apply": cmd_apply,
     "adapter": cmd_adapter,
     "stats": cmd_stats,
     "daemon": cmd_daemon,
