@@ -68,11 +68,11 @@ def test_a_field_left_out_is_not_compared_and_one_set_cannot_change_is_an_error(
         {"name": "a", "mtu": 1500}]
 
 
-def test_the_readmes_example_file_is_accepted():
+def test_the_docs_example_file_is_accepted():
     import pathlib
     import re
 
-    readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
-    text = re.search(r"```toml\n(\[\[partition\]\].*?)```", readme, re.S).group(1)
+    page = (pathlib.Path(__file__).parents[2] / "docs" / "tenants.md").read_text()
+    text = re.search(r"```toml\n(\[\[partition\]\].*?)```", page, re.S).group(1)
     entries = ap.check(ap.parse(text, "toml"))
     assert [e["name"] for e in entries] == ["web", "db"] and entries[1]["vlan"] == 7
