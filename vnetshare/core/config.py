@@ -630,14 +630,16 @@ class Rate:
     def limited(self) -> bool:
         return bool(self.bits_per_sec or self.pkts_per_sec)
 
-    def describe(self) -> str:
-        """As the user would write it: '200mbit burst 250kb, 10kpps burst 100p'."""
+    def describe(self, bursts: bool = True) -> str:
+        """As the user would write it: '200mbit burst 250kb, 10kpps burst 100p'
+        (without @bursts: '200mbit, 10kpps')."""
         parts = []
         if self.bits_per_sec:
-            parts.append(f"{_human(self.bits_per_sec, ('bit', 'kbit', 'mbit', 'gbit'), 1000)} "
-                         f"burst {_human(self.bits_burst // 8, ('b', 'kb', 'mb'), 1024)}")
+            parts.append(_human(self.bits_per_sec, ('bit', 'kbit', 'mbit', 'gbit'), 1000)
+                         + (f" burst {_human(self.bits_burst // 8, ('b', 'kb', 'mb'), 1024)}" if bursts else ""))
         if self.pkts_per_sec:
-            parts.append(f"{_human(self.pkts_per_sec, ('pps', 'kpps'), 1000)} burst {self.pkts_burst}p")
+            parts.append(_human(self.pkts_per_sec, ('pps', 'kpps'), 1000)
+                         + (f" burst {self.pkts_burst}p" if bursts else ""))
         return ", ".join(parts) or "none"
 
 

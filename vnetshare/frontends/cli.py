@@ -444,7 +444,7 @@ def _print_adapter(ans: dict) -> None:
         print(f"backup uplink {b['ifname']}: mtu {b['mtu']}, speed {b.get('speed') or '?'}, duplex "
               f"{b.get('duplex') or '?'}: partitions get what both offer")
         _print_uplinks(ans, "")
-        rows = [[f["function"], _text(f["value"]), f["source"], _text(f["source_value"])] for f in ans["functions"]]
+    rows = [[f["function"], _text(f["value"]), f["source"], _text(f["source_value"])] for f in ans["functions"]]
     print(_table(rows, ["PARTITION FUNCTION", "VALUE", "UPLINK FEATURE", "UPLINK VALUE"]))
 
 

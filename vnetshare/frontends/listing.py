@@ -24,15 +24,10 @@ from .clitools import arg, table, text
 
 
 def _limit(direction: str) -> Callable[[dict], str]:
+    """The rates of a limit as the user wrote them ("50mbit", "50mbit,10kpps"), "-" for none."""
     def cell(p: dict) -> str:
-        v = p.get(f"{direction}_limit")
-        if isinstance(v, str):  # "50mbit burst 64kb" or "none"
-            return "-" if v == "none" else v.split(" burst ")[0]
-        from .live import human
-
-        parts = [human(p[k], u) for k, u in ((f"{direction}_limit_bps", "bit/s"),
-                                              (f"{direction}_limit_pps", "p/s")) if p.get(k)]
-        return "+".join(parts) or "-"
+        r = config.rate_of(p, direction)
+        return r.describe(bursts=False).replace(", ", ",") if r.limited else "-"
     return cell
 
 
