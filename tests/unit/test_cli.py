@@ -133,27 +133,28 @@ def test_the_frontends_do_not_import_cli():
         assert not re.search(r"from \.cli import|from \. import cli\b|import_module\(.*cli", text), name
 
 
-def _part(name, vlan=0, labels=None, tx="none"):
+def _part(name, vlan=None, labels=None, tx_bps=None):
+    """A partition as `partition list --json` gives it (docs/cli.md, the one shape)."""
     return {"name": name, "ifname": "eth0", "mac": "02:00:00:00:00:01", "mtu": 1500, "ips": [],
-            "vlan": vlan, "labels": labels or {}, "tx_limit": tx, "rx_limit": "none", "storm_limit": 1000,
-            "agent": "running (pid 1)"}
+            "vlan": vlan, "labels": labels or {}, "storm_limit_pps": 1000, "agent": "running (pid 1)",
+            "tx_limit_bps": tx_bps, "tx_burst_bytes": 65536 if tx_bps else None, "tx_limit_pps": None,
+            "tx_burst_frames": None, "rx_limit_bps": None, "rx_burst_bytes": None, "rx_limit_pps": None,
+            "rx_burst_frames": None}
 
 
 def test_list_filters_and_says_when_empty():
     parts = [_part("a", vlan=10, labels={"team": "red"}), _part("b", labels={"team": "blue", "env": "x"})]
     assert [p["name"] for p in listing.select(parts, [("team", "blue")], None)] == ["b"]
     assert [p["name"] for p in listing.select(parts, [("team", "blue"), ("env", "y")], None)] == []
-    assert [p["name"] for p in listing.select(parts, [], 0)] == ["b"]
+    assert [p["name"] for p in listing.select(parts, [], 0)] == ["b"]   # 0: untagged
     assert [p["name"] for p in listing.select(parts, [], 10)] == ["a"]
     assert listing.render([], listing.DEFAULT) == "no partitions"
     assert listing.render([], listing.DEFAULT, filtered=True) == "no partitions match"
-    text = listing.render([_part("a", vlan=10, tx="50mbit burst 64kb")], listing.WIDE)
+    text = listing.render([_part("a", vlan=10, tx_bps=50_000_000)], listing.WIDE)
     head, row = text.splitlines()
-    assert dict(zip(head.split(), row.split()))["TX-LIMIT"] == "50mbit"
-    # a null VLAN (untagged) and limits as numbers (one JSON shape per object) read as well
-    p = {**_part("c"), "vlan": None, "tx_limit": None, "tx_limit_bps": 50_000_000}
-    head, row = listing.render([p], ["name", "vlan", "tx-limit"]).splitlines()
-    assert row.split() == ["c", "-", "50Mbit/s"]
+    assert dict(zip(head.split(), row.split()))["TX-LIMIT"] == "50mbit"   # as the user writes it
+    head, row = listing.render([_part("c")], ["name", "vlan", "tx-limit"]).splitlines()
+    assert row.split() == ["c", "-", "-"]   # untagged (null), no limit
 
 
 def test_top_sorts_by_name_or_the_biggest_rate_first():
