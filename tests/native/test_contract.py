@@ -35,7 +35,7 @@ MIRRORS = [
     ("PARTITIONS_MAX_LIMIT", config.PARTITIONS_MAX_LIMIT, lib.SW_PORTS_LIMIT),
     ("FDB_AGE_DEFAULT", config.FDB_AGE_DEFAULT, lib.FDB_AGE_DEFAULT_S),
     ("FDB_AGE_MAX", config.FDB_AGE_MAX, lib.FDB_AGE_MAX_S),
-    ("MTU_MIN", config.MTU_MIN, lib.SW_MTU_MIN),
+    ("MTU_MIN_IPV4", config.MTU_MIN_IPV4, lib.SW_MTU_MIN),   # a partition's own least (1280, IPv6) is policy
     ("SNAPLEN_MAX", config.SNAPLEN_MAX, lib.RING_FRAME_MAX - ffi.sizeof("struct sw_cap_hdr")),
     ("MAC_CONFLICT_MODES", config.MAC_CONFLICT_MODES,
      tuple(sorted(("yield", "keep"), key=lambda m: getattr(lib, f"SW_MAC_CONFLICT_{m.upper()}")))),
