@@ -317,12 +317,7 @@ class Daemon:
         once as the loop starts. Idempotent: it compares what the kernel
         says with what the switch serves, and acts on the difference."""
         name = self.cfg.uplink
-        try:
-            info = adapter.query(name)
-        except NetnsError as e:
-            if e.errno != errno.ENODEV:
-                raise
-            info = None
+        info = self._query_present(name)
         served = self.switch.slots[0]
         if served is not None and (info is None or info.ifindex != served):
             self.switch.detach_uplink()
@@ -335,6 +330,16 @@ class Daemon:
         before = self._effective()
         self.info = info
         self._follow_functions(before, self._effective())
+
+    @staticmethod
+    def _query_present(name: str) -> adapter.UplinkInfo | None:
+        """adapter.query(@name), or None while no device has that name."""
+        try:
+            return adapter.query(name)
+        except NetnsError as e:
+            if e.errno != errno.ENODEV:
+                raise
+            return None
 
     def _effective(self) -> adapter.UplinkInfo:
         """What partitions get their functions from: the uplink's info, or
@@ -349,12 +354,7 @@ class Daemon:
         from .dataplane.switch import BACKUP
 
         name = self.cfg.backup_uplink
-        try:
-            info = adapter.query(name)
-        except NetnsError as e:
-            if e.errno != errno.ENODEV:
-                raise
-            info = None
+        info = self._query_present(name)
         served = self.switch.slots[BACKUP]
         if served is not None and (info is None or info.ifindex != served):
             self.switch.detach_uplink(BACKUP)
