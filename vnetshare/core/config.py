@@ -522,6 +522,31 @@ def snaplen(value: object) -> int:
     return n or SNAPLEN_MAX
 
 
+BPF_MAXINSNS = 4096  # native/cbpf.h CBPF_MAXINSNS, the kernel's BPF_MAXINSNS
+
+
+def bpf_program(value: object) -> list[tuple[int, int, int, int]]:
+    """A capture filter as classic BPF: 1 to BPF_MAXINSNS instructions, each
+    [code, jt, jf, k] (u16, u8, u8, u32), as `tcpdump -ddd` prints them.
+    Only the shape is checked here; the C validator (native/cbpf.c) checks
+    what the program does."""
+    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= BPF_MAXINSNS:
+        n = len(value) if isinstance(value, (list, tuple)) else type(value).__name__
+        raise ConfigError(f"capture filter: {n} instructions: must be 1 to {BPF_MAXINSNS}")
+    out = []
+    for i, insn in enumerate(value):
+        ok = isinstance(insn, (list, tuple)) and len(insn) == 4 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in insn)
+        if ok:
+            code, jt, jf, k = insn
+            ok = 0 <= code <= 0xFFFF and 0 <= jt <= 0xFF and 0 <= jf <= 0xFF and 0 <= k <= 0xFFFFFFFF
+        if not ok:
+            raise ConfigError(f"capture filter: instruction {i} {insn!r}: must be [code, jt, jf, k] "
+                              "(0-65535, 0-255, 0-255, 0-4294967295)")
+        out.append(tuple(insn))
+    return out
+
+
 def vlan(value: object) -> int:
     """An access VLAN: 1-4094, or 0 for 'none' (untagged). A string "0" is
     refused: that is 802.1p priority tagging, not a VLAN."""

@@ -277,6 +277,9 @@ OPS: dict[str, dict[str, Field]] = {
         "direction": Field((str,), default="both", check=lambda v, _a: config.capture_direction(v)),
         "drops": Field((bool,), default=False),
         "snaplen": Field((int,), default=0, check=lambda v, _a: config.snaplen(v)),
+        # classic BPF the client compiled (tcpdump -ddd), and its expression
+        "filter": Field((list, type(None)), check=_optional(config.bpf_program)),
+        "filter_text": Field((str, type(None))),
     },
     "events": {"follow": Field((bool,), default=False)},
     "daemon.status": {},
