@@ -47,7 +47,7 @@ from typing import BinaryIO
 
 from ..core import config
 from .client import Stream, daemon_socket
-from .clitools import arg as _arg
+from .clitools import add_intermixed_parser, arg as _arg
 
 LINKTYPE_ETHERNET = 1
 DROP_COMMENT = "vnetshare-drop: "
@@ -204,7 +204,7 @@ def compile_filter(expr: str, tcpdump: str = "tcpdump") -> list[list[int]]:
 # -- the command ----------------------------------------------------------------
 
 def add_parser(sub) -> None:
-    c = sub.add_parser("capture", help="capture a partition's frames live (pcapng, or lines)",
+    c = add_intermixed_parser(sub, "capture", help="capture a partition's frames live (pcapng, or lines)",
                        description="Mirror one partition's frames from the switch, with no restart "
                                    "and nothing to pay when no capture runs. Root only.")
     c.add_argument("name", type=_arg(config.partition_name), metavar="NAME", help="the partition to capture")
