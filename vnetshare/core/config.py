@@ -43,7 +43,7 @@ from .errors import ConfigError
 # Values of native/*.h mirrored here, so that the pure modules need no build
 # (the CNI plugin, tests/unit): RING_SIZE_*, PARTITIONS_MAX_*, COALESCE_*,
 # DIRECT_SHARE_DEFAULT, VLAN_MAX, FDB_AGE_*, MTU_MIN, SNAPLEN_MAX,
-# MAC_CONFLICT_MODES. tests/native/test_contract.py checks each against the
+# MAC_CONFLICT_MODES, BPF_MAXINSNS. tests/native/test_contract.py checks each against the
 # built library: a new mirror gets a line there.
 IFNAMSIZ = 16
 NAME_MAX = IFNAMSIZ - 1
