@@ -253,17 +253,20 @@ def test_stopping_the_daemon_ends_captures_cleanly(two, captures):
 
 
 def _udp_listener(ns: str, port: int):
+    """A UDP socket bound to @port in partition @ns (close it)."""
     import socket
+
+    from vnetshare.linux import netns
 
     def bind():
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("0.0.0.0", port))
         return s
-    from vnetshare.linux import netns
     return netns.run_in(ns, bind)
 
 
 def _udp_send(ns: str, dst: str, port: int, n: int) -> None:
+    """@n UDP datagrams from partition @ns to @dst:@port."""
     import socket
 
     from vnetshare.linux import netns

@@ -63,3 +63,10 @@ def test_a_request_with_a_filter_passes_the_check():
                                            "filter_text": "x"})
     assert args["filter"] == [(6, 0, 0, 1)] and args["filter_text"] == "x"
     assert protocol.validate_request({"op": "capture", "name": "web"})[1]["filter"] is None
+
+
+@pytest.mark.parametrize("text", ["icmp\nforged log line", "x" * 1025])
+def test_the_expression_the_daemon_logs_is_one_bounded_line(text):
+    with pytest.raises(protocol.ProtocolError, match="filter_text") as e:
+        protocol.validate_request({"op": "capture", "name": "web", "filter": [[6, 0, 0, 1]], "filter_text": text})
+    assert e.value.code == "EINVAL"

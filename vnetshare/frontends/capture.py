@@ -181,7 +181,7 @@ def compile_filter(expr: str, tcpdump: str = "tcpdump") -> list[list[int]]:
 
     path = shutil.which(tcpdump)
     if path is None:
-        raise Failure("EOPNOTSUPP", f"a capture filter is compiled by tcpdump, which is not installed "
+        raise Failure("EOPNOTSUPP", "a capture filter is compiled by tcpdump, which is not installed "
                                     "(install the tcpdump package: apt-get install tcpdump)")
     p = subprocess.run([path, "-ddd", "-y", "EN10MB", "--", expr], capture_output=True, text=True,
                        timeout=30, stdin=subprocess.DEVNULL)
@@ -219,7 +219,7 @@ def add_parser(sub) -> None:
                    help="capture the frames the switch dropped for it instead, each with its reason")
     c.add_argument("--snaplen", "-s", default=0, type=_arg(config.snaplen), metavar="N",
                    help=f"bytes kept of each frame (default and 0: {config.SNAPLEN_MAX}, the whole frame)")
-    c.add_argument("filter", nargs="*", metavar="FILTER",
+    c.add_argument("filter", nargs="*", default=[], metavar="FILTER",
                    help="a tcpdump filter expression (pcap-filter(7); its words are joined, as tcpdump "
                         "does), e.g. 'icmp' or 'tcp port 80': only matching frames are captured; "
                         "compiled by tcpdump, run by the switch on the copy only")
