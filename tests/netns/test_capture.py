@@ -314,3 +314,21 @@ def test_a_bad_filter_is_tcpdumps_one_line_and_exit_2(two):
     assert "capture filter 'icmp and frob'" in p.stderr and "syntax error" in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, p.stderr
     assert two.stats(A[0])["captures"] == 0
+
+
+def test_the_daemon_refuses_a_bad_program_naming_the_instruction(two):
+    from vnetshare.frontends.client import DaemonError, Stream
+
+    bad = [[0x28, 0, 0, 12], [0x15, 0, 9, 0x800], [6, 0, 0, 262144], [6, 0, 0, 0]]  # jumps past the end
+    with pytest.raises(DaemonError) as e:
+        Stream(two.sock, "capture", max_fds=3, name=A[0], filter=bad).close()
+    assert e.value.code == "EINVAL", e.value
+    assert "instruction 1 " in str(e.value) and "jump out of range" in str(e.value), str(e.value)
+    assert two.stats(A[0])["captures"] == 0
+    # positive control: the same program, its jump fixed, is taken
+    good = Stream(two.sock, "capture", max_fds=3, name=A[0], filter=[*bad[:1], [0x15, 0, 1, 0x800], *bad[2:]])
+    try:
+        assert good.answer["capture"]["partition"] == A[0]
+        wait_for(lambda: two.stats(A[0])["captures"] == 1, what="the capture running")
+    finally:
+        good.close()
