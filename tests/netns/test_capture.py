@@ -291,6 +291,9 @@ def test_a_filter_captures_exactly_the_matching_frames_and_counts_the_rest(two, 
         _udp_send(A[0], B[1], 9999, 5)
         code, _out, err = filtered.wait()  # -c 3: it ends by itself
         assert code == 0, err
+        listener.settimeout(10)  # all ten went through the switch (and its tap) before we stop
+        got = [listener.recv(100) for _ in range(10)]
+        assert len(got) == 10
         code, _out, all_err = unfiltered.stop()
         assert code == 0, all_err
     finally:
