@@ -111,7 +111,10 @@
  * with ring_reserve() like any H2A copy: a full ring (a slow reader) loses
  * the copy, counted, and never holds the frame or the loop. Capture rings
  * are flushed with the H2A rings, once per round. A port deleted under a
- * capture leaves the capture idle until it is deleted itself.
+ * capture leaves the capture idle until it is deleted itself. A capture
+ * may have a filter (classic BPF, cbpf.h), run on the mirror copy only,
+ * before any ring space is taken: a frame it refuses is counted
+ * (filtered), not copied; the forwarding path pays nothing for it.
  *
  * Learning. The source MAC of every frame from the wire goes into the
  * FDB (fdb.c: per VLAN, with the time it was last seen, a fixed table, no
@@ -247,6 +250,7 @@ enum sw_cmd_op {
  * @port_id:	the port it mirrors
  * @flags:	SW_CAP_RX, SW_CAP_TX, SW_CAP_DROPS
  * @snaplen:	most bytes of a frame it keeps
+ * @filter:	its checked classic BPF program (cbpf.h), NULL for none
  * @ring:	the capture ring, producer side
  * @fds:	our dup()s of the ring's pipe ends (wait, kick)
  * @dirty:	records committed this round, not flushed yet
@@ -257,6 +261,7 @@ struct sw_cap {
 	uint32_t port_id;
 	uint32_t flags;
 	uint32_t snaplen;
+	struct cbpf_insn *filter;
 	struct ring *ring;
 	int fds[2];
 	int dirty;
@@ -682,6 +687,8 @@ static inline int sw_flood_full(struct sw_port *q)
  * @tail_len:	its length
  *
  * Kept out of line: only a port with captures comes here (sw_tap()).
+ * A capture's filter runs first: a frame it refuses is counted, not
+ * copied, and one it takes is kept up to the length it returns.
  * A capture ring without room loses the copy (counted); nothing waits.
  */
 static __attribute__((noinline, cold)) void
@@ -704,6 +711,17 @@ sw_cap_copy(struct sw_port *p, unsigned int dir, unsigned int drop,
 		    !(c->flags & SW_CAP_DROPS) != (drop == SW_DROP_NONE))
 			continue;
 		cap = len < c->snaplen ? len : c->snaplen;
+		if (c->filter) {
+			uint32_t keep = cbpf_run(c->filter, head, head_len,
+						 tail, tail_len);
+
+			if (!keep) {
+				c->st.filtered++;
+				continue;
+			}
+			if (cap > keep)
+				cap = keep;
+		}
 		if (cap > RING_FRAME_MAX - sizeof(ch))	/* a 64 KiB GSO frame */
 			cap = RING_FRAME_MAX - (uint32_t)sizeof(ch);
 		plen = RING_VNET_HDR_LEN + (uint32_t)sizeof(ch) + cap;
@@ -2443,6 +2461,7 @@ static void sw_cap_free(struct sw_cap *c)
 	for (int i = 0; i < 2; i++)
 		if (c->fds[i] >= 0)
 			close(c->fds[i]);
+	free(c->filter);
 	free(c);
 }
 
@@ -2453,6 +2472,9 @@ static void sw_cap_free(struct sw_cap *c)
  * @flags:	SW_CAP_RX and/or SW_CAP_TX (at least one); SW_CAP_DROPS for
  *		its dropped frames instead of its forwarded ones
  * @snaplen:	most bytes of each frame to keep, >= RING_ETH_HLEN
+ * @filter:	a classic BPF program (cbpf.h) the frames must pass, copied
+ *		and checked here (cbpf_check()); NULL for none
+ * @filter_len:	its instructions (0 with no filter)
  * @ring:	the producer end of a ring (ring_create()): the switch maps it
  *		and dup()s its pipe ends; the caller may close its own
  * @ring_size:	its data size (0: the memfd's)
@@ -2460,12 +2482,14 @@ static void sw_cap_free(struct sw_cap *c)
  *
  * Records are struct sw_cap_hdr, then the frame's first bytes (switch.h).
  *
- * Return: 0, -EINVAL (flags, snaplen, descriptors), -ENOENT (no such
+ * Return: 0, -EINVAL (flags, snaplen, descriptors, a filter that
+ * cbpf_check() refuses), -ENOENT (no such
  * port), -ENOSPC (SW_PORT_CAPTURES_MAX on the port or SW_CAPTURES_MAX in
  * all), or -errno from ring_attach()
  */
 int sw_capture_add(struct sw *sw, uint32_t port_id, uint32_t flags,
-		   uint32_t snaplen, const struct ring_end *ring,
+		   uint32_t snaplen, const struct cbpf_insn *filter,
+		   uint32_t filter_len, const struct ring_end *ring,
 		   uint64_t ring_size, uint32_t *cap_id)
 {
 	struct sw_cmd c = { .op = SW_CMD_CAP_ADD };
@@ -2475,11 +2499,21 @@ int sw_capture_add(struct sw *sw, uint32_t port_id, uint32_t flags,
 
 	if (!sw || !ring || !cap_id || snaplen < RING_ETH_HLEN ||
 	    !(flags & (SW_CAP_RX | SW_CAP_TX)) ||
-	    (flags & ~(SW_CAP_RX | SW_CAP_TX | SW_CAP_DROPS)))
+	    (flags & ~(SW_CAP_RX | SW_CAP_TX | SW_CAP_DROPS)) ||
+	    (filter && cbpf_check(filter, filter_len, NULL)))
 		return -EINVAL;
 	cap = calloc(1, sizeof(*cap));
 	if (!cap)
 		return -ENOMEM;
+	cap->fds[0] = cap->fds[1] = -1;
+	if (filter) {
+		cap->filter = malloc(filter_len * sizeof(*filter));
+		if (!cap->filter) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		memcpy(cap->filter, filter, filter_len * sizeof(*filter));
+	}
 	cap->port_id = port_id;
 	cap->flags = flags;
 	cap->snaplen = snaplen;

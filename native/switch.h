@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "cbpf.h"
 #include "fdb.h"
 #include "guard.h"
 #include "ring.h"
@@ -140,11 +141,13 @@ struct sw_cap_hdr {
  * @frames:	records written into its ring
  * @bytes:	the captured frames' whole lengths
  * @lost:	frames not captured: its ring was full (a slow reader)
+ * @filtered:	frames its filter refused (not copied)
  */
 struct sw_capture_stats {
 	uint64_t frames;
 	uint64_t bytes;
 	uint64_t lost;
+	uint64_t filtered;
 };
 
 /**
@@ -424,7 +427,8 @@ int sw_all_port_stats(struct sw *sw, uint32_t *ids, struct sw_port_stats *st,
 		      unsigned int max, unsigned int *n);
 int sw_uplink_stats(struct sw *sw, struct sw_uplink_stats *st);
 int sw_capture_add(struct sw *sw, uint32_t port_id, uint32_t flags,
-		   uint32_t snaplen, const struct ring_end *ring,
+		   uint32_t snaplen, const struct cbpf_insn *filter,
+		   uint32_t filter_len, const struct ring_end *ring,
 		   uint64_t ring_size, uint32_t *cap_id);
 int sw_capture_del(struct sw *sw, uint32_t cap_id,
 		   struct sw_capture_stats *final);

@@ -782,10 +782,11 @@ class Daemon:
         size = config.CAPTURE_RING_SIZE
         fds = create_fds(size)
         try:
-            cap_id = self.switch.add_capture(part.port_id, flags, args["snaplen"], fds, size)
-        except OSError as e:
+            cap_id = self.switch.add_capture(part.port_id, flags, args["snaplen"], fds, size,
+                                             bpf=args.get("filter"))
+        except (OSError, ConfigError) as e:
             fds.close()
-            if e.errno == errno.ENOSPC:
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
                 raise PartitionError("ENOSPC", f"partition {name!r}: too many captures (at most "
                                                f"{sw.PORT_CAPTURES_MAX} on a partition and "
                                                f"{sw.CAPTURES_MAX} in all)") from None
@@ -796,15 +797,16 @@ class Daemon:
         ended: asyncio.Future = asyncio.get_running_loop().create_future()
         self.captures[cap_id] = (name, ended)
         what = "drops" if args["drops"] else "frames"
-        log.info("partition %s: capture %d started (%s %s, snaplen %d)", name, cap_id, args["direction"],
-                 what, args["snaplen"])
+        filter_text = args.get("filter_text") or ("(a BPF program)" if args.get("filter") else None)
+        log.info("partition %s: capture %d started (%s %s, snaplen %d%s)", name, cap_id, args["direction"],
+                 what, args["snaplen"], f", filter {filter_text!r}" if filter_text else "")
         final: dict = {}
 
         def stop() -> dict:
             if self.captures.pop(cap_id, None) is not None:
                 final.update(self.switch.del_capture(cap_id))
-                log.info("partition %s: capture %d ended: %d frames, %d not captured", name, cap_id,
-                         final["frames"], final["lost"])
+                log.info("partition %s: capture %d ended: %d frames, %d not captured, %d filtered out",
+                         name, cap_id, final["frames"], final["lost"], final["filtered"])
             return final
 
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -819,7 +821,7 @@ class Daemon:
 
         answer = protocol.ok(capture={"id": cap_id, "partition": name, "ring_size": size,
                                       "snaplen": args["snaplen"], "direction": args["direction"],
-                                      "drops": args["drops"]})
+                                      "drops": args["drops"], "filter": filter_text})
         return StreamAnswer(answer, run, fds=give, close=stop)
 
     def _end_captures(self, name: str | None, why: str = "partition deleted") -> None:

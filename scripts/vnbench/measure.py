@@ -341,14 +341,15 @@ class Flooder:
 class Capture:
     """`vnetshare capture PARTITION -w /dev/null`: a reader as fast as the
     capture client can be; end() stops it (Ctrl-C) and returns (frames
-    captured, frames it could not keep), from what it reports."""
+    captured, frames it could not keep), from what it reports, and
+    .filtered the frames its @filter refused."""
 
-    def __init__(self, made: Made, partition: str):
+    def __init__(self, made: Made, partition: str, *filter: str):
         from vnetshare.linux.procs import python_argv
         self.err = os.path.join(made.tmp, f"capture-{partition}.txt")
         with open(self.err, "wb") as f:
             self.p = made.proc(python_argv("vnetshare", "--socket", made.sock, "capture", partition,
-                                           "-w", "/dev/null"), stdout=subprocess.DEVNULL, stderr=f)
+                                           "-w", "/dev/null", *filter), stdout=subprocess.DEVNULL, stderr=f)
         deadline = time.monotonic() + 10
         while "capturing" not in self._text():
             if self.p.poll() is not None or time.monotonic() > deadline:
@@ -367,5 +368,7 @@ class Capture:
         if not m:
             raise BenchError(f"capture: {text[-300:]}")
         lost = re.search(r"(\d+) frames? not captured", text)
+        filtered = re.search(r"(\d+) frames? filtered out", text)
+        self.filtered = int(filtered.group(1)) if filtered else 0
         return int(m.group(1)), int(lost.group(1)) if lost else 0
 

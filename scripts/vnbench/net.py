@@ -10,8 +10,10 @@ with and without a neighbour flooding broadcasts at full speed (the two
 halves in turn in each repetition, the order swapped every other one);
 txlimit, TCP from a partition under --tx-limit 200mbit. capture (issue 11):
 the sender's TCP with `vnetshare capture` of the sender writing pcapng to
-/dev/null (on) and without (off), halves in turn as for storm, and the
-frames the capture could not keep. The guard's cost is
+/dev/null (on), with a capture filtered by 'icmp', which refuses every
+frame of the stream (filtered: what running the filter costs, nothing
+copied), and without (off), in turn as for storm, and the frames the
+capture could not keep or its filter refused. The guard's cost is
 a pair of paths: vns-open and vns-lan-open are vns and vns-lan from
 partitions made with --allow-ip any, on the same daemon.
 """
@@ -191,25 +193,29 @@ def bench_net(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
         for on in ((False, True) if rep % 2 == 0 else (True, False)):
             storm_half(p, on)
 
-    def capture_half(p: Path, on: bool) -> None:
-        """The sender's TCP with a capture of it running (@on) or not."""
-        half = "on" if on else "off"
-        cap = Capture(made, p.client) if on else None
+    def capture_half(p: Path, half: str) -> None:
+        """The sender's TCP with a capture of it running (@half "on"), one
+        filtered by 'icmp' ("filtered"), or none ("off")."""
+        cap = None if half == "off" else Capture(made, p.client, *(["icmp"] if half == "filtered" else []))
         try:
             r = iperf3(p.server, p.client, p.addr, seconds=plan.seconds, streams=1)
         finally:
             if cap is not None:
                 captured, lost = cap.end()
                 made.forget_ended()
-                add(f"{key(p.name)}_capture_frames", captured + lost)
-                add(f"{key(p.name)}_capture_lost", lost)
+                if half == "on":
+                    add(f"{key(p.name)}_capture_frames", captured + lost)
+                    add(f"{key(p.name)}_capture_lost", lost)
+                else:
+                    add(f"{key(p.name)}_capture_filtered_frames", cap.filtered)
         if not r.ok:
             raise BenchError(f"iperf3: {r.error}")
         add(f"{key(p.name)}_capture_{half}_tcp1_Gbps", r.gbps)
 
     def capture(p: Path, rep: int) -> None:
-        for on in ((False, True) if rep % 2 == 0 else (True, False)):
-            capture_half(p, on)
+        halves = ("off", "on", "filtered")
+        for half in (halves if rep % 2 == 0 else halves[::-1]):
+            capture_half(p, half)
 
     def txlimit(p: Path) -> None:
         # TCP from the limited partition; bytes leaving the uplink over the
@@ -262,6 +268,9 @@ def bench_net(made: Made, plan: Plan, errors: list[str]) -> list[dict]:
         x, y = by.get(f"{k}_capture_on_tcp1_Gbps"), by.get(f"{k}_capture_off_tcp1_Gbps")
         if x is not None and y:
             rows.append({"name": f"ratio_{k}_capture_on_vs_off_tcp1", "value": round(x / y, 3), "unit": "x"})
+        x = by.get(f"{k}_capture_filtered_tcp1_Gbps")
+        if x is not None and y:
+            rows.append({"name": f"ratio_{k}_capture_filtered_vs_off_tcp1", "value": round(x / y, 3), "unit": "x"})
         x = by.get(f"{k}_txlimit_tcp1_Mbps")
         if x is not None:
             rows.append({"name": f"ratio_{k}_txlimit_vs_limit_tcp1", "value": round(x / TX_LIMIT_MBPS, 3),

@@ -146,6 +146,8 @@ NET_METRICS = (
     ("capture_on_tcp1_Gbps", "TCP, captured", "Gbit/s"),
     ("capture_frames", "  frames to capture", "pkts"),
     ("capture_lost", "  not captured", "pkts"),
+    ("capture_filtered_tcp1_Gbps", "TCP, capture filtered by 'icmp'", "Gbit/s"),
+    ("capture_filtered_frames", "  refused by the filter", "pkts"),
     ("txlimit_tcp1_Mbps", "TCP, --tx-limit 200mbit", "Mbit/s"),
     ("txlimit_uplink_Mbps", "  bytes out the uplink", "Mbit/s"),
 )

@@ -36,6 +36,7 @@ MIRRORS = [
     ("FDB_AGE_DEFAULT", config.FDB_AGE_DEFAULT, lib.FDB_AGE_DEFAULT_S),
     ("FDB_AGE_MAX", config.FDB_AGE_MAX, lib.FDB_AGE_MAX_S),
     ("MTU_MIN_IPV4", config.MTU_MIN_IPV4, lib.SW_MTU_MIN),   # a partition's own least (1280, IPv6) is policy
+    ("BPF_MAXINSNS", config.BPF_MAXINSNS, lib.CBPF_MAXINSNS),
     ("SNAPLEN_MAX", config.SNAPLEN_MAX, lib.RING_FRAME_MAX - ffi.sizeof("struct sw_cap_hdr")),
     ("MAC_CONFLICT_MODES", config.MAC_CONFLICT_MODES,
      tuple(sorted(("yield", "keep"), key=lambda m: getattr(lib, f"SW_MAC_CONFLICT_{m.upper()}")))),

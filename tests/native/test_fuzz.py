@@ -1,4 +1,4 @@
-"""The ring and guard fuzzers (scripts/fuzz.sh), a bounded run under ASan+UBSan.
+"""The ring, guard and capture filter fuzzers (scripts/fuzz.sh), a bounded run under ASan+UBSan.
 
 The fuzzers are standalone C programs (native/fuzz/) built with the real
 ring.c and guard.c; docs/fuzzing.md describes them. Here they run for about
@@ -34,7 +34,7 @@ VERDICTS = ["pass_unicast", "pass_group", "drop_spoof", "drop_vlan",
             "drop_mac_control", "drop_eapol", "drop_llc"]
 
 
-def run_fuzz(tmp_path, seconds, seed, only=None, ring_src=None, guard_src=None):
+def run_fuzz(tmp_path, seconds, seed, only=None, ring_src=None, guard_src=None, cbpf_src=None):
     """Run scripts/fuzz.sh; return (exit status, output, summaries by name)."""
     if shutil.which("gcc") is None:
         pytest.fail("gcc is missing: scripts/setup.sh installs it")
@@ -46,6 +46,8 @@ def run_fuzz(tmp_path, seconds, seed, only=None, ring_src=None, guard_src=None):
         env["FUZZ_RING_SRC"] = str(ring_src)
     if guard_src:
         env["FUZZ_GUARD_SRC"] = str(guard_src)
+    if cbpf_src:
+        env["FUZZ_CBPF_SRC"] = str(cbpf_src)
     p = subprocess.run([str(FUZZ), str(seconds), str(seed)], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=seconds * 3 + 120)
     out = p.stdout + p.stderr
@@ -65,7 +67,7 @@ def test_fuzzers_find_nothing_and_really_work(tmp_path):
     rc, out, res = run_fuzz(tmp_path, SECONDS, SEED)
     replays = [line for line in out.splitlines() if "replay:" in line]
     assert rc == 0, "fuzzers found something:\n" + "\n".join(replays) + "\n" + out
-    assert set(res) == {"cons", "prod", "race", "fds", "guard"}, out
+    assert set(res) == {"cons", "prod", "race", "fds", "guard", "cbpf"}, out
     for name, d in res.items():
         assert d["iterations"] > 0, (name, d)
     cons = res["cons"]
@@ -85,6 +87,9 @@ def test_fuzzers_find_nothing_and_really_work(tmp_path):
     # frames were charged as several segments
     assert guard["csum_passed"] > 0 and guard["gso_passed"] > 0, guard
     assert guard["long_copies"] > 0, guard     # DHCP messages read from the longer copy
+    cbpf = res["cbpf"]
+    assert cbpf["accepted"] > 0 and 0 < cbpf["matched"] < cbpf["runs"] and cbpf["splits"] > 0, cbpf
+    assert [r for r, n in cbpf["refused"].items() if n == 0] == [], cbpf   # every class of bad program
 
 
 def mutant(tmp_path, name, src, old, new):
@@ -169,6 +174,16 @@ MUTANTS = {
     # LLC allowed by the wrong flag -> the reference says drop_llc
     "guard_llc_wrong_flag": ("guard", "guard.c",
         "!(port->flags & GUARD_F_ALLOW_LLC)", "!(port->flags & GUARD_F_TRUSTED_ROUTER)"),
+    # a packet load may read 8 bytes past the frame (rule 3) -> ASan
+    "cbpf_load_past_frame": ("cbpf", "cbpf.c",
+        "if (end > (uint64_t)head_len + tail_len)",
+        "if (end > (uint64_t)head_len + tail_len + 8)"),
+    # a jump may land one past the end -> the rules disagree (and ASan)
+    "cbpf_jump_past_end": ("cbpf", "cbpf.c",
+        "\t\t\tif (i->k >= left)", "\t\t\tif (i->k > left)"),
+    # division by a constant 0 accepted -> the rules disagree (and UBSan)
+    "cbpf_div_zero": ("cbpf", "cbpf.c",
+        "\t\t\tif (i->k == 0)\n\t\t\t\terr = CBPF_E_DIV_ZERO;", ""),
 }
 
 
@@ -181,7 +196,7 @@ def test_fuzzers_catch_a_broken_rule(tmp_path, name):
                                         "pipe2(data, O_CLOEXEC)")
         path.write_text(text.replace("pipe2(space, O_NONBLOCK | O_CLOEXEC)",
                                      "pipe2(space, O_CLOEXEC)"))
-    kw = {"ring_src": path} if src == "ring.c" else {"guard_src": path}
+    kw = {"ring.c": {"ring_src": path}, "guard.c": {"guard_src": path}, "cbpf.c": {"cbpf_src": path}}[src]
     # a race needs the scribbler on a core while the parent reads: on a
     # loaded 2-core machine (CI beside other work) 4 s missed it twice
     rc, out, _ = run_fuzz(tmp_path, 12 if only == "race" else 4, SEED, only=only, **kw)

@@ -250,3 +250,88 @@ def test_stopping_the_daemon_ends_captures_cleanly(two, captures):
     assert two.stop_daemon() == 0
     code, _, err = cap.wait()
     assert code == 0 and "the daemon stopped" in err, err
+
+
+def _udp_listener(ns: str, port: int):
+    """A UDP socket bound to @port in partition @ns (close it)."""
+    import socket
+
+    from vnetshare.linux import netns
+
+    def bind():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("0.0.0.0", port))
+        return s
+    return netns.run_in(ns, bind)
+
+
+def _udp_send(ns: str, dst: str, port: int, n: int) -> None:
+    """@n UDP datagrams from partition @ns to @dst:@port."""
+    import socket
+
+    from vnetshare.linux import netns
+
+    def send():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(n):
+                s.sendto(b"vnetshare-udp-%d" % i, (dst, port))
+    netns.run_in(ns, send)
+
+
+def test_a_filter_captures_exactly_the_matching_frames_and_counts_the_rest(two, captures, tmp_path):
+    from scapy.layers.inet import ICMP, UDP
+
+    listener = _udp_listener(B[0], 9999)  # so the UDP draws no ICMP port unreachable
+    try:
+        all_path, icmp_path = str(tmp_path / "all.pcapng"), str(tmp_path / "icmp.pcapng")
+        unfiltered = start(captures, two, A[0], "-w", all_path)
+        filtered = start(captures, two, A[0], "-c", "3", "-w", icmp_path, "icmp")
+        _udp_send(A[0], B[1], 9999, 5)
+        assert ping(A[0], B[1], count=3).ok
+        _udp_send(A[0], B[1], 9999, 5)
+        code, _out, err = filtered.wait()  # -c 3: it ends by itself
+        assert code == 0, err
+        listener.settimeout(10)  # all ten went through the switch (and its tap) before we stop
+        got = [listener.recv(100) for _ in range(10)]
+        assert len(got) == 10
+        code, _out, all_err = unfiltered.stop()
+        assert code == 0, all_err
+    finally:
+        listener.close()
+    everything, icmp = _read(all_path), _read(icmp_path)
+    # positive control: the unfiltered capture of the same run has the UDP
+    udp = [p for p in everything if UDP in p and p[UDP].dport == 9999]
+    assert len(udp) == 10, [p.summary() for p in everything]
+    pings = [bytes(p) for p in everything if ICMP in p]
+    assert len(pings) == 6, [p.summary() for p in everything]
+    assert [bytes(p) for p in icmp] == pings[:3], [p.summary() for p in icmp]
+    assert "3 frames captured" in err, err
+    n = int(err.split(" frames filtered out")[0].split()[-1])
+    assert n >= 5, err  # the first five UDP datagrams at least
+    assert "filtered out" not in all_err, all_err
+
+
+def test_a_bad_filter_is_tcpdumps_one_line_and_exit_2(two):
+    p = two.cli("capture", A[0], "icmp", "and", "frob", check=False)
+    assert p.returncode == 2, p.stderr
+    assert "capture filter 'icmp and frob'" in p.stderr and "syntax error" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert two.stats(A[0])["captures"] == 0
+
+
+def test_the_daemon_refuses_a_bad_program_naming_the_instruction(two):
+    from vnetshare.frontends.client import DaemonError, Stream
+
+    bad = [[0x28, 0, 0, 12], [0x15, 0, 9, 0x800], [6, 0, 0, 262144], [6, 0, 0, 0]]  # jumps past the end
+    with pytest.raises(DaemonError) as e:
+        Stream(two.sock, "capture", max_fds=3, name=A[0], filter=bad).close()
+    assert e.value.code == "EINVAL", e.value
+    assert "instruction 1 " in str(e.value) and "jump out of range" in str(e.value), str(e.value)
+    assert two.stats(A[0])["captures"] == 0
+    # positive control: the same program, its jump fixed, is taken
+    good = Stream(two.sock, "capture", max_fds=3, name=A[0], filter=[*bad[:1], [0x15, 0, 1, 0x800], *bad[2:]])
+    try:
+        assert good.answer["capture"]["partition"] == A[0]
+        wait_for(lambda: two.stats(A[0])["captures"] == 1, what="the capture running")
+    finally:
+        good.close()

@@ -331,7 +331,8 @@ def test_every_op_has_a_table_entry():
 
 def test_capture_request_defaults_and_values():
     op, args = p.validate_request({"op": "capture", "name": "web"})
-    assert (op, args) == ("capture", {"name": "web", "direction": "both", "drops": False, "snaplen": 65537})
+    assert (op, args) == ("capture", {"name": "web", "direction": "both", "drops": False, "snaplen": 65537,
+                                      "filter": None, "filter_text": None})
     _, args = p.validate_request({"op": "capture", "name": "web", "direction": "in", "drops": True, "snaplen": 96})
     assert (args["direction"], args["drops"], args["snaplen"]) == ("in", True, 96)
 

@@ -44,7 +44,7 @@ from .errors import ConfigError
 # Values of native/*.h mirrored here, so that the pure modules need no build
 # (the CNI plugin, tests/unit): RING_SIZE_*, PARTITIONS_MAX_*, COALESCE_*,
 # DIRECT_SHARE_DEFAULT, VLAN_MAX, FDB_AGE_*, MTU_MIN_IPV4, SNAPLEN_MAX,
-# MAC_CONFLICT_MODES. tests/native/test_contract.py checks each against the
+# MAC_CONFLICT_MODES, BPF_MAXINSNS. tests/native/test_contract.py checks each against the
 # built library: a new mirror gets a line there.
 IFNAMSIZ = 16
 NAME_MAX = IFNAMSIZ - 1
@@ -553,6 +553,31 @@ def snaplen(value: object) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or not (n == 0 or 14 <= n <= SNAPLEN_MAX):
         raise ConfigError(f"snaplen {value!r}: must be 14 to {SNAPLEN_MAX}, or 0 for the whole frame")
     return n or SNAPLEN_MAX
+
+
+BPF_MAXINSNS = 4096  # native/cbpf.h CBPF_MAXINSNS, the kernel's BPF_MAXINSNS
+
+
+def bpf_program(value: object) -> list[tuple[int, int, int, int]]:
+    """A capture filter as classic BPF: 1 to BPF_MAXINSNS instructions, each
+    [code, jt, jf, k] (u16, u8, u8, u32), as `tcpdump -ddd` prints them.
+    Only the shape is checked here; the C validator (native/cbpf.c) checks
+    what the program does."""
+    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= BPF_MAXINSNS:
+        n = len(value) if isinstance(value, (list, tuple)) else type(value).__name__
+        raise ConfigError(f"capture filter: {n} instructions: must be 1 to {BPF_MAXINSNS}")
+    out = []
+    for i, insn in enumerate(value):
+        ok = isinstance(insn, (list, tuple)) and len(insn) == 4 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in insn)
+        if ok:
+            code, jt, jf, k = insn
+            ok = 0 <= code <= 0xFFFF and 0 <= jt <= 0xFF and 0 <= jf <= 0xFF and 0 <= k <= 0xFFFFFFFF
+        if not ok:
+            raise ConfigError(f"capture filter: instruction {i} {insn!r}: must be [code, jt, jf, k] "
+                              "(0-65535, 0-255, 0-255, 0-4294967295)")
+        out.append(tuple(insn))
+    return out
 
 
 def vlan(value: object) -> int:

@@ -170,6 +170,14 @@ def _routes(value: list[Any], args: dict[str, Any]) -> list[str]:
     return [config.route(r, args["ips"]) for r in value]
 
 
+def _filter_text(value: str) -> str:
+    """A capture filter's expression, as the daemon logs it: one line, bounded."""
+    if len(value) > 1024 or not value.isprintable():
+        raise ProtocolError(f"capture: field 'filter_text' must be one printable line of at most 1024 "
+                            f"characters, not {value[:40]!r}", "EINVAL")
+    return value
+
+
 def _optional(fn: Callable[[Any], Any]) -> Check:
     return lambda value, _args: None if value is None else fn(value)
 
@@ -283,6 +291,9 @@ OPS: dict[str, dict[str, Field]] = {
         "direction": Field((str,), default="both", check=lambda v, _a: config.capture_direction(v)),
         "drops": Field((bool,), default=False),
         "snaplen": Field((int,), default=0, check=lambda v, _a: config.snaplen(v)),
+        # classic BPF the client compiled (tcpdump -ddd), and its expression
+        "filter": Field((list, type(None)), check=_optional(config.bpf_program)),
+        "filter_text": Field((str, type(None)), check=_optional(_filter_text)),
     },
     "events": {"follow": Field((bool,), default=False)},
     "daemon.status": {},

@@ -20,7 +20,9 @@ Rules:
 5. A capture (add_capture()) mirrors a port's frames into a ring whose
    consumer end the caller hands to the reader; read_capture() decodes its
    records. The switch never waits for the reader: a full ring loses frames,
-   counted in the capture's own counters (del_capture()).
+   counted in the capture's own counters (del_capture()). A capture's
+   filter (classic BPF, native/cbpf.h) is checked by check_filter() before
+   C takes it; frames it refuses are counted as filtered.
 6. The switch learns the stations of the wire (native/fdb.h); fdb_find()
    and fdb() read that table, and fdb_table() the whole forwarding table
    (ports' own MACs too), through the command queue, like the counters.
@@ -61,6 +63,30 @@ class CapturedFrame:
     direction: str      # "in": the partition received it, "out": it sent it
     drop: str | None    # why the switch dropped it (CAPTURE_DROPS), or None
     data: bytes
+
+
+def check_filter(bpf: list) -> object:
+    """@bpf, classic BPF as [(code, jt, jf, k), ...] (config.bpf_program()),
+    as a C array the validator (cbpf_check(), the kernel's rules) accepted;
+    ConfigError naming the first refused instruction otherwise."""
+    bpf = config.bpf_program(bpf)
+    prog = ffi.new("struct cbpf_insn[]", len(bpf))
+    for i, (code, jt, jf, k) in enumerate(bpf):
+        prog[i].code, prog[i].jt, prog[i].jf, prog[i].k = code, jt, jf, k
+    bad = ffi.new("uint32_t *")
+    err = lib.cbpf_check(prog, len(bpf), bad)
+    if err:
+        i = bad[0]
+        raise ConfigError(f"capture filter: instruction {i} {{ {bpf[i][0]:#06x}, {bpf[i][1]}, {bpf[i][2]}, "
+                          f"{bpf[i][3]:#010x} }}: {ffi.string(lib.cbpf_error_name(err)).decode()}")
+    return prog
+
+
+def run_filter(prog: object, frame: bytes, split: int | None = None) -> int:
+    """Run a program check_filter() gave on @frame (split into two pieces
+    at @split, as the switch may give it); return its value (0: refused)."""
+    split = len(frame) if split is None else split
+    return int(lib.cbpf_run(prog, frame[:split], split, frame[split:], len(frame) - split))
 
 
 def read_capture(frame: bytes) -> CapturedFrame:
@@ -346,23 +372,28 @@ class Switch(NativeLoop):
             room = min(n[0] + 16, self.max_ports)
 
     # captures ----------------------------------------------------------------
-    def add_capture(self, port_id: int, flags: int, snaplen: int, ring: RingFds, ring_size: int = 0) -> int:
+    def add_capture(self, port_id: int, flags: int, snaplen: int, ring: RingFds, ring_size: int = 0,
+                    bpf: list | None = None) -> int:
         """Mirror port @port_id into @ring (its producer end is used; the
         caller keeps the descriptors); return the capture's id.
         @flags: CAP_RX and/or CAP_TX, plus CAP_DROPS for dropped frames
-        instead of forwarded ones. @snaplen: bytes kept of each frame."""
+        instead of forwarded ones. @snaplen: bytes kept of each frame.
+        @bpf: a filter, [(code, jt, jf, k), ...] (check_filter()), or None."""
         if not flags & (CAP_RX | CAP_TX) or flags & ~(CAP_RX | CAP_TX | CAP_DROPS):
             raise ConfigError(f"capture flags {flags:#x}: need CAP_RX and/or CAP_TX (and maybe CAP_DROPS)")
         _uint("snaplen", snaplen, SNAPLEN_MAX)
+        prog = check_filter(bpf) if bpf is not None else ffi.NULL
         out = ffi.new("uint32_t *")
         check(lib.sw_capture_add(self.handle, port_id, flags, max(snaplen, lib.RING_ETH_HLEN),
+                                 prog, len(bpf) if bpf is not None else 0,
                                  ring.end(PRODUCER).to_c(), ring_size, out),
               f"capture of port {port_id}")
         return int(out[0])
 
     def del_capture(self, cap_id: int) -> dict:
         """Stop capture @cap_id; every record it wrote is published by now.
-        Returns its counters: frames, bytes, lost (ring full)."""
+        Returns its counters: frames, bytes, lost (ring full), filtered
+        (refused by its filter)."""
         st = ffi.new("struct sw_capture_stats *")
         check(lib.sw_capture_del(self.handle, cap_id, st), f"delete capture {cap_id}")
         return counters.from_struct(st)

@@ -1,7 +1,7 @@
 """capture.py - `vnetshare capture`: one partition's frames, live, as pcapng or lines.
 
     vnetshare capture NAME [-w FILE|-] [-c COUNT] [--direction in|out|both]
-                           [--drops] [--snaplen N]
+                           [--drops] [--snaplen N] [FILTER...]
 
 The daemon's switch mirrors the partition's frames into a capture ring
 whose consumer end the daemon passes here (hosting.Daemon._capture); this
@@ -24,20 +24,30 @@ Rules:
    capture stopped after a ping has the ping.
 4. Pure parts (PcapngWriter, summary()) do no I/O of their own beyond the
    file they are given, and are tested without a daemon.
+5. A FILTER (the remaining words, joined, as tcpdump takes them) is
+   compiled here, once, by libpcap's compiler (`tcpdump -ddd -y EN10MB`;
+   tcpdump is not one of the daemon's dependencies), and the program goes
+   in the request; the switch runs it on the mirror copy only and counts
+   what it refuses ("N frames filtered out"). It sees the frame as the
+   partition does: untagged, so `vlan` never matches (the tag exists only
+   on the wire). A bad expression is tcpdump's one line and exit 2; no
+   tcpdump is one line saying what to install.
 """
 from __future__ import annotations
 
 import select
+import shutil
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import time
 from typing import BinaryIO
 
 from ..core import config
 from .client import Stream, daemon_socket
-from .clitools import arg as _arg
+from .clitools import add_intermixed_parser, arg as _arg
 
 LINKTYPE_ETHERNET = 1
 DROP_COMMENT = "vnetshare-drop: "
@@ -160,10 +170,41 @@ def line(time_ns: int, direction: str, data: bytes, orig_len: int, drop: str | N
     return text
 
 
+# -- the filter -----------------------------------------------------------------
+
+def compile_filter(expr: str, tcpdump: str = "tcpdump") -> list[list[int]]:
+    """@expr, a tcpdump filter expression, as classic BPF for Ethernet
+    frames: [[code, jt, jf, k], ...] (rule 5). ConfigError with tcpdump's
+    message for a bad expression; Failure when tcpdump is missing."""
+    from .exits import Failure
+    from ..core.errors import ConfigError
+
+    path = shutil.which(tcpdump)
+    if path is None:
+        raise Failure("EOPNOTSUPP", "a capture filter is compiled by tcpdump, which is not installed "
+                                    "(install the tcpdump package: apt-get install tcpdump)")
+    p = subprocess.run([path, "-ddd", "-y", "EN10MB", "--", expr], capture_output=True, text=True,
+                       timeout=30, stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        why = [ln for ln in p.stderr.splitlines() if ln.strip() and not ln.startswith("reading from")]
+        msg = why[-1].removeprefix("tcpdump: ") if why else f"tcpdump exited with {p.returncode}"
+        raise ConfigError(f"capture filter {expr!r}: {msg}")
+    try:
+        words = [[int(w) for w in ln.split()] for ln in p.stdout.splitlines() if ln.strip()]
+        n = words[0][0]
+        prog = words[1:]
+        if len(prog) != n or any(len(i) != 4 for i in prog):
+            raise ValueError
+    except (ValueError, IndexError):
+        raise ConfigError(f"capture filter {expr!r}: tcpdump -ddd printed no program: "
+                          f"{p.stdout[:80]!r}") from None
+    return prog
+
+
 # -- the command ----------------------------------------------------------------
 
 def add_parser(sub) -> None:
-    c = sub.add_parser("capture", help="capture a partition's frames live (pcapng, or lines)",
+    c = add_intermixed_parser(sub, "capture", help="capture a partition's frames live (pcapng, or lines)",
                        description="Mirror one partition's frames from the switch, with no restart "
                                    "and nothing to pay when no capture runs. Root only.")
     c.add_argument("name", type=_arg(config.partition_name), metavar="NAME", help="the partition to capture")
@@ -178,6 +219,10 @@ def add_parser(sub) -> None:
                    help="capture the frames the switch dropped for it instead, each with its reason")
     c.add_argument("--snaplen", "-s", default=0, type=_arg(config.snaplen), metavar="N",
                    help=f"bytes kept of each frame (default and 0: {config.SNAPLEN_MAX}, the whole frame)")
+    c.add_argument("filter", nargs="*", default=[], metavar="FILTER",
+                   help="a tcpdump filter expression (pcap-filter(7); its words are joined, as tcpdump "
+                        "does), e.g. 'icmp' or 'tcp port 80': only matching frames are captured; "
+                        "compiled by tcpdump, run by the switch on the copy only")
 
 
 def _count(value: str) -> int:
@@ -201,6 +246,8 @@ def main(args) -> int:
     from ..dataplane.switch import read_capture
 
     path = daemon_socket(args.socket)
+    expr = " ".join(args.filter).strip()
+    bpf = compile_filter(expr) if expr else None
     out_file: BinaryIO | None = None
     if args.write == "-":
         out_file = sys.stdout.buffer
@@ -210,7 +257,7 @@ def main(args) -> int:
         except OSError as e:
             raise OSError(e.errno, f"cannot write {args.write}: {e.strerror}") from None
     stream = Stream(path, "capture", max_fds=3, name=args.name, direction=args.direction,
-                    drops=args.drops, snaplen=args.snaplen)
+                    drops=args.drops, snaplen=args.snaplen, filter=bpf, filter_text=expr or None)
     captured = 0
     final: dict = {}
     old_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -226,7 +273,8 @@ def main(args) -> int:
                                   + (", drops" if args.drops else ""))
             writer.flush()
         what = "dropped frames" if args.drops else "frames"
-        print(f"capturing {what} of partition {args.name} ({args.direction}), Ctrl-C to stop",
+        print(f"capturing {what} of partition {args.name} ({args.direction})"
+              + (f" matching {expr!r}" if expr else "") + ", Ctrl-C to stop",
               file=sys.stderr, flush=True)
 
         def drain() -> int:
@@ -293,6 +341,9 @@ def main(args) -> int:
         if out_file is not None and out_file is not sys.stdout.buffer:
             out_file.close()
     print(f"{captured} frame{'s' if captured != 1 else ''} captured", file=sys.stderr)
+    filtered = final.get("filtered", 0)
+    if expr:
+        print(f"{filtered} frame{'s' if filtered != 1 else ''} filtered out", file=sys.stderr)
     lost = final.get("lost", 0)
     if lost:
         print(f"{lost} frame{'s' if lost != 1 else ''} not captured (the reader fell behind)", file=sys.stderr)

@@ -16,7 +16,7 @@
     vnetshare top [-d SECONDS] [-n COUNT] [--json]
     vnetshare events [--json] [--follow]
     vnetshare fdb [--json] [--partition NAME] [--vlan ID|none]
-    vnetshare capture NAME [-w FILE|-] [-c COUNT] [--direction in|out|both] [--drops]
+    vnetshare capture NAME [-w FILE|-] [-c COUNT] [--direction in|out|both] [--drops] [FILTER...]
     vnetshare lab up | down | demo
 
 Rules:

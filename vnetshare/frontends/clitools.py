@@ -54,6 +54,34 @@ class Parser(argparse.ArgumentParser):
         self.exit(exits.USAGE, f"{self.prog}: error: {message}\n")
 
 
+class IntermixedParser(Parser):
+    """A command whose last positional may come after its options, as
+    tcpdump takes its filter (`capture NAME -c 3 tcp port 80`): its
+    parse_known_args() is argparse's intermixed parse (the command has no
+    sub-commands, which that parse cannot take)."""
+
+    _mixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._mixing:  # the intermixed parse calls back here (Python < 3.13)
+            return super().parse_known_args(args, namespace)
+        self._mixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._mixing = False
+
+
+def add_intermixed_parser(sub, name: str, **kw) -> IntermixedParser:
+    """sub.add_parser(@name, **@kw), of class IntermixedParser (argparse
+    takes one class for all of a parser's sub-commands)."""
+    cls, sub._parser_class = sub._parser_class, IntermixedParser
+    try:
+        return sub.add_parser(name, **kw)
+    finally:
+        sub._parser_class = cls
+
+
 def arg(fn: Callable[[str], Any]) -> Callable[[str], Any]:
     """An argparse type from a config validator: ConfigError -> usage error."""
 
