@@ -78,9 +78,11 @@ declare -A TEST_NEEDS=(
     [systemd-analyze]=systemd
     [setpriv]=util-linux
     # the CLI's tests: the live view in a real terminal (tmux), the man page
-    # rendered (groff), the completion scripts run by their shells
+    # rendered (groff) and read as a user reads it (man -l: test_install.py),
+    # the completion scripts run by their shells
     [tmux]=tmux
     [groff]=groff-base
+    [man]=man-db
     [zsh]=zsh
 )
 
