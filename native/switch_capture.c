@@ -31,8 +31,8 @@
  *
  * Return: the capture, or NULL
  */
-struct sw_cap *sw_cap_find(const struct sw *sw, uint32_t id,
-			   unsigned int *idx)
+static struct sw_cap *sw_cap_find(const struct sw *sw, uint32_t id,
+				  unsigned int *idx)
 {
 	for (unsigned int i = 0; i < sw->ncaps; i++) {
 		if (sw->caps[i]->id == id) {
@@ -115,6 +115,64 @@ sw_cap_copy(struct sw_port *p, unsigned int dir, unsigned int drop,
 		c->st.bytes += len;
 		c->dirty = 1;
 	}
+}
+
+/**
+ * sw_cmd_cap_add() - SW_CMD_CAP_ADD: attach a prepared capture to its port
+ * @sw:		switch
+ * @c:		command: @c->cap (its id is given here)
+ *
+ * Return: 0, -ENOENT (no port @c->cap->port_id) or -ENOSPC
+ */
+int sw_cmd_cap_add(struct sw *sw, struct sw_cmd *c)
+{
+	struct sw_port *p = sw_find(sw, c->cap->port_id, NULL);
+
+	if (!p)
+		return -ENOENT;
+	if (p->ncaps == SW_PORT_CAPTURES_MAX || sw->ncaps == SW_CAPTURES_MAX)
+		return -ENOSPC;
+	do	/* unique among live captures, never 0 */
+		c->cap->id = ++sw->cap_id;
+	while (!c->cap->id || sw_cap_find(sw, c->cap->id, NULL));
+	p->caps[p->ncaps++] = c->cap;
+	sw->caps[sw->ncaps++] = c->cap;
+	return 0;
+}
+
+/**
+ * sw_cmd_cap_del() - SW_CMD_CAP_DEL: detach capture @c->port_id
+ * @sw:		switch
+ * @c:		command: @c->port_id, the capture's id; out, @c->cap (the
+ *		caller frees it) and its last counters in @c->cap_st (may be
+ *		NULL)
+ *
+ * Return: 0 or -ENOENT
+ */
+int sw_cmd_cap_del(struct sw *sw, struct sw_cmd *c)
+{
+	unsigned int idx;
+	struct sw_cap *cap = sw_cap_find(sw, c->port_id, &idx);
+	struct sw_port *p;
+
+	if (!cap)
+		return -ENOENT;
+	p = sw_find(sw, cap->port_id, NULL);
+	for (unsigned int i = 0; p && i < p->ncaps; i++) {
+		if (p->caps[i] == cap) {
+			p->caps[i] = p->caps[--p->ncaps];
+			p->caps[p->ncaps] = NULL;
+			break;
+		}
+	}
+	if (cap->dirty)
+		ring_flush(cap->ring);
+	if (c->cap_st)
+		*c->cap_st = cap->st;
+	sw->caps[idx] = sw->caps[--sw->ncaps];
+	sw->caps[sw->ncaps] = NULL;
+	c->cap = cap;
+	return 0;
 }
 
 /**

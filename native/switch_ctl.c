@@ -275,256 +275,345 @@ static unsigned int sw_fdb_rows(struct sw *sw, struct sw_fdb_row *out,
 }
 
 /**
+ * sw_cmd_add() - SW_CMD_ADD: put a prepared port into the tables
+ * @sw:		switch
+ * @c:		command: @c->port, the port
+ *
+ * Return: 0, -EEXIST (its id or MAC is a port's), -ENOSPC, or -errno
+ * from epoll_ctl() or an uplink's membership (nothing is left half-made)
+ */
+static int sw_cmd_add(struct sw *sw, struct sw_cmd *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct sw_port *p = c->port;
+	unsigned int idx;
+	int rc;
+
+	if (sw_find(sw, p->id, NULL) || sw_lookup(sw, p->guard.mac))
+		return -EEXIST;
+	if (sw->nports == sw->cfg.max_ports)
+		return -ENOSPC;
+	ev.data.ptr = p;
+	if (epoll_ctl(sw->epfd, EPOLL_CTL_ADD, p->fds[0], &ev) < 0)
+		return -errno;
+	rc = 0;
+	for (idx = 0; idx < SW_UPLINKS && !rc; idx++)
+		if (sw->slot[idx])
+			rc = uplink_add_mac(sw->slot[idx], p->guard.mac);
+	if (rc) {
+		while (idx-- > 0)
+			if (sw->slot[idx])
+				uplink_del_mac(sw->slot[idx], p->guard.mac);
+		epoll_ctl(sw->epfd, EPOLL_CTL_DEL, p->fds[0], NULL);
+		return rc;
+	}
+	sw->ports[sw->nports++] = p;
+	sw_mac_add(sw, p);
+	p->sw = sw;
+	p->armed = 0;
+	p->live_at = 0;
+	p->dirty = 0;
+	sw_live_add(sw, p);	/* the first sleep arms it */
+	sw_port_count(sw, p, 1);
+	sw->src_e = NULL;	/* whose are the wire's sources? */
+	sw->src_port = NULL;
+	return 0;
+}
+
+/**
+ * sw_cmd_del() - SW_CMD_DEL: take port @c->port_id out of every table
+ * @sw:		switch
+ * @c:		command: @c->port_id; out, @c->port (the caller frees it) and
+ *		its last counters in @c->port_st (may be NULL)
+ *
+ * Return: 0 or -ENOENT
+ */
+static int sw_cmd_del(struct sw *sw, struct sw_cmd *c)
+{
+	unsigned int idx;
+	struct sw_port *p = sw_find(sw, c->port_id, &idx);
+
+	if (!p)
+		return -ENOENT;
+	if (p->dirty) {
+		unsigned int i = p->dirty - 1;
+
+		ring_flush(p->h2a);
+		sw->dirtyl[i] = sw->dirtyl[--sw->ndirty];
+		sw->dirtyl[i]->dirty = i + 1;
+		p->dirty = 0;
+	}
+	sw_live_del(sw, p);
+	sw_port_count(sw, p, -1);
+	if (c->port_st)
+		sw_port_fill_stats(p, c->port_st);
+	if (!p->disconnected)
+		epoll_ctl(sw->epfd, EPOLL_CTL_DEL, p->fds[0], NULL);
+	for (unsigned int i = 0; i < SW_UPLINKS; i++)
+		if (sw->slot[i])
+			uplink_del_mac(sw->slot[i], p->guard.mac);
+	sw_mac_del(sw, p);
+	sw->src_e = NULL;	/* @src_port may be @p */
+	sw->src_port = NULL;
+	p->ncaps = 0;	/* its captures stay, idle, until deleted */
+	sw->ports[idx] = sw->ports[--sw->nports];
+	sw->ports[sw->nports] = NULL;
+	c->port = p;
+	return 0;
+}
+
+/**
+ * sw_cmd_policy() - SW_CMD_POLICY: give port @c->port_id policy @c->pol
+ * @sw:		switch
+ * @c:		command: @c->port_id, @c->pol (checked)
+ *
+ * Return: 0, -ENOENT, or what sw_port_new_mac() returns
+ */
+static int sw_cmd_policy(struct sw *sw, struct sw_cmd *c)
+{
+	struct sw_port *p = sw_find(sw, c->port_id, NULL);
+	int rc;
+
+	if (!p)
+		return -ENOENT;
+	if (!sw_mac_eq(p->guard.mac, c->pol->guard.mac)) {
+		rc = sw_port_new_mac(sw, p, c->pol->guard.mac);
+		if (rc)
+			return rc;
+	}
+	sw_port_count(sw, p, -1);
+	sw_port_apply_policy(p, c->pol, 0);
+	sw_port_count(sw, p, 1);
+	sw_live_add(sw, p);	/* no longer throttled: looked at again */
+	return 0;
+}
+
+/**
+ * sw_cmd_port_stats() - SW_CMD_PORT_STATS: port @c->port_id's counters
+ * @sw:		switch
+ * @c:		command: @c->port_id; out, @c->port_st
+ *
+ * Return: 0 or -ENOENT
+ */
+static int sw_cmd_port_stats(struct sw *sw, struct sw_cmd *c)
+{
+	struct sw_port *p = sw_find(sw, c->port_id, NULL);
+
+	if (!p)
+		return -ENOENT;
+	sw_port_fill_stats(p, c->port_st);
+	return 0;
+}
+
+/**
+ * sw_cmd_all_stats() - SW_CMD_ALL_STATS: every port's id and counters
+ * @sw:		switch
+ * @c:		command: @c->max; out, @c->ids, @c->port_st (@c->max entries
+ *		at most) and @c->n, the ports there are
+ *
+ * Return: 0
+ */
+static int sw_cmd_all_stats(struct sw *sw, struct sw_cmd *c)
+{
+	c->n = sw->nports;
+	for (unsigned int i = 0; i < sw->nports && i < c->max; i++) {
+		c->ids[i] = sw->ports[i]->id;
+		sw_port_fill_stats(sw->ports[i], &c->port_st[i]);
+	}
+	return 0;
+}
+
+/**
+ * sw_cmd_rearm() - SW_CMD_REARM: let every port notify again
+ * @sw:		switch
+ * @c:		command, no argument
+ *
+ * Return: 0
+ */
+static int sw_cmd_rearm(struct sw *sw, struct sw_cmd *c)
+{
+	(void)c;
+	for (unsigned int i = 0; i < sw->nports; i++)
+		sw->ports[i]->noted = 0;
+	return 0;
+}
+
+/**
+ * sw_cmd_tap() - SW_CMD_TAP: give port @c->port_id TAP @c->fd
+ * @sw:		switch
+ * @c:		command: @c->port_id, @c->fd (-1: none); out, @c->fd, its
+ *		old one, for the caller to close
+ *
+ * Return: 0 or -ENOENT
+ */
+static int sw_cmd_tap(struct sw *sw, struct sw_cmd *c)
+{
+	struct sw_port *p = sw_find(sw, c->port_id, NULL);
+	int old;
+
+	if (!p)
+		return -ENOENT;
+	old = p->tap;
+	p->tap = c->fd;
+	c->fd = old;
+	return 0;
+}
+
+/**
+ * sw_cmd_fdb_find() - SW_CMD_FDB_FIND: the FDB entry of @c->mac, any VLAN
+ * @sw:		switch
+ * @c:		command: @c->mac; out, @c->fdb
+ *
+ * Return: 0 or -ENOENT
+ */
+static int sw_cmd_fdb_find(struct sw *sw, struct sw_cmd *c)
+{
+	uint64_t now = util_now_ns();
+	const struct fdb_entry *e = fdb_find(&sw->fdb, c->mac, -1, now);
+
+	if (!e)
+		return -ENOENT;
+	fdb_describe(e, now, c->fdb);
+	return 0;
+}
+
+/**
+ * sw_cmd_fdb_dump() - SW_CMD_FDB_DUMP: the FDB's entries
+ * @sw:		switch
+ * @c:		command: @c->max; out, @c->fdb (@c->max entries at most)
+ *		and @c->n, the entries there are
+ *
+ * Return: 0
+ */
+static int sw_cmd_fdb_dump(struct sw *sw, struct sw_cmd *c)
+{
+	fdb_dump(&sw->fdb, util_now_ns(), c->fdb, c->max, &c->n);
+	return 0;
+}
+
+/**
+ * sw_cmd_fdb_table() - SW_CMD_FDB_TABLE: the forwarding table's rows
+ * @sw:		switch
+ * @c:		command: @c->max; out, @c->rows (@c->max at most) and @c->n,
+ *		the rows there are
+ *
+ * Return: 0
+ */
+static int sw_cmd_fdb_table(struct sw *sw, struct sw_cmd *c)
+{
+	c->n = sw_fdb_rows(sw, c->rows, c->max);
+	return 0;
+}
+
+/**
+ * sw_cmd_mtu() - SW_CMD_MTU: the guard's MTU becomes @c->mtu
+ * @sw:		switch
+ * @c:		command: @c->mtu, checked
+ *
+ * Return: 0
+ */
+static int sw_cmd_mtu(struct sw *sw, struct sw_cmd *c)
+{
+	__atomic_store_n(&sw->cfg.mtu, c->mtu, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/**
+ * sw_cmd_select() - SW_CMD_SELECT: make slot @c->slot the active uplink
+ * @sw:		switch
+ * @c:		command: @c->slot, or SW_UPLINK_NONE
+ *
+ * Return: 0
+ */
+static int sw_cmd_select(struct sw *sw, struct sw_cmd *c)
+{
+	if (c->slot != sw->active)
+		sw->st.uplink_moves++;
+	sw->active = c->slot;
+	sw->up = c->slot < SW_UPLINKS ? sw->slot[c->slot] : NULL;
+	sw->st.attached = !!sw->up;
+	sw->st.active_slot = c->slot;
+	return 0;
+}
+
+/**
+ * sw_cmd_uplink_stats() - SW_CMD_UPLINK_STATS: the wire side's counters,
+ * every uplink's (those let go of too) summed
+ * @sw:		switch
+ * @c:		command; out, @c->uplink_st
+ *
+ * Return: 0, or -errno from uplink_get_stats() (@c->uplink_st is filled
+ * all the same)
+ */
+static int sw_cmd_uplink_stats(struct sw *sw, struct sw_cmd *c)
+{
+	struct uplink_stats us = sw->up_gone, cur;
+	struct fdb_stats fs;
+	int rc = 0;
+
+	for (unsigned int i = 0; i < SW_UPLINKS && !rc; i++) {
+		if (!sw->slot[i])
+			continue;
+		rc = uplink_get_stats(sw->slot[i], &cur);
+		if (!rc)
+			sw_uplink_stats_add(&us, &cur);
+	}
+	sw->st.attached = !!sw->up;
+	sw->st.rx_drop_truncated = us.rx_truncated;
+	sw->st.rx_drop_kernel = us.rx_kernel_drops;
+	sw->st.tx_frames = us.tx_frames;
+	sw->st.tx_bytes = us.tx_bytes;
+	sw->st.tx_calls = us.tx_calls;
+	sw->st.socket_errors = us.socket_errors;
+	sw->st.ports = sw->nports;
+	sw->st.rx_drop_h2a_full = 0;	/* every port's, wire or not */
+	for (unsigned int i = 0; i < sw->nports; i++)
+		sw->st.rx_drop_h2a_full += sw->ports[i]->st.drop_h2a_full;
+	fdb_get_stats(&sw->fdb, util_now_ns(), &fs);
+	sw->st.fdb_entries = fs.entries;
+	sw->st.fdb_learned = fs.learned;
+	sw->st.fdb_evicted = fs.evicted;
+	*c->uplink_st = sw->st;
+	return rc;
+}
+
+/* the operations, by enum sw_cmd_op */
+static int (*const sw_cmds[])(struct sw *sw, struct sw_cmd *c) = {
+	[SW_CMD_ADD] = sw_cmd_add,
+	[SW_CMD_DEL] = sw_cmd_del,
+	[SW_CMD_PORT_STATS] = sw_cmd_port_stats,
+	[SW_CMD_UPLINK_STATS] = sw_cmd_uplink_stats,
+	[SW_CMD_POLICY] = sw_cmd_policy,
+	[SW_CMD_ALL_STATS] = sw_cmd_all_stats,
+	[SW_CMD_CAP_ADD] = sw_cmd_cap_add,
+	[SW_CMD_CAP_DEL] = sw_cmd_cap_del,
+	[SW_CMD_REARM] = sw_cmd_rearm,
+	[SW_CMD_TAP] = sw_cmd_tap,
+	[SW_CMD_FDB_FIND] = sw_cmd_fdb_find,
+	[SW_CMD_FDB_DUMP] = sw_cmd_fdb_dump,
+	[SW_CMD_FDB_TABLE] = sw_cmd_fdb_table,
+	[SW_CMD_UPLINK] = sw_uplink_swap,
+	[SW_CMD_MTU] = sw_cmd_mtu,
+	[SW_CMD_SELECT] = sw_cmd_select,
+};
+
+/**
  * sw_apply() - carry out a command; the caller holds @sw->lock and is
  * the data-plane thread, or sw_run() is not running
  * @sw:		switch
  * @c:		command; @c->rc is set
+ *
+ * One function per operation (sw_cmds[]; the capture's are in
+ * switch_capture.c).
  */
 void sw_apply(struct sw *sw, struct sw_cmd *c)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
-	struct sw_port *p;
-	unsigned int idx;
-	int rc;
-
 	sw->st.commands++;
-	switch (c->op) {
-	case SW_CMD_ADD:
-		p = c->port;
-		if (sw_find(sw, p->id, NULL) || sw_lookup(sw, p->guard.mac)) {
-			c->rc = -EEXIST;
-			break;
-		}
-		if (sw->nports == sw->cfg.max_ports) {
-			c->rc = -ENOSPC;
-			break;
-		}
-		ev.data.ptr = p;
-		if (epoll_ctl(sw->epfd, EPOLL_CTL_ADD, p->fds[0], &ev) < 0) {
-			c->rc = -errno;
-			break;
-		}
-		rc = 0;
-		for (idx = 0; idx < SW_UPLINKS && !rc; idx++)
-			if (sw->slot[idx])
-				rc = uplink_add_mac(sw->slot[idx], p->guard.mac);
-		if (rc) {
-			while (idx-- > 0)
-				if (sw->slot[idx])
-					uplink_del_mac(sw->slot[idx], p->guard.mac);
-			epoll_ctl(sw->epfd, EPOLL_CTL_DEL, p->fds[0], NULL);
-			c->rc = rc;
-			break;
-		}
-		sw->ports[sw->nports++] = p;
-		sw_mac_add(sw, p);
-		p->sw = sw;
-		p->armed = 0;
-		p->live_at = 0;
-		p->dirty = 0;
-		sw_live_add(sw, p);	/* the first sleep arms it */
-		sw_port_count(sw, p, 1);
-		sw->src_e = NULL;	/* whose are the wire's sources? */
-		sw->src_port = NULL;
-		c->rc = 0;
-		break;
-	case SW_CMD_DEL:
-		p = sw_find(sw, c->port_id, &idx);
-		if (!p) {
-			c->rc = -ENOENT;
-			break;
-		}
-		if (p->dirty) {
-			unsigned int i = p->dirty - 1;
-
-			ring_flush(p->h2a);
-			sw->dirtyl[i] = sw->dirtyl[--sw->ndirty];
-			sw->dirtyl[i]->dirty = i + 1;
-			p->dirty = 0;
-		}
-		sw_live_del(sw, p);
-		sw_port_count(sw, p, -1);
-		if (c->port_st)
-			sw_port_fill_stats(p, c->port_st);
-		if (!p->disconnected)
-			epoll_ctl(sw->epfd, EPOLL_CTL_DEL, p->fds[0], NULL);
-		for (unsigned int i = 0; i < SW_UPLINKS; i++)
-			if (sw->slot[i])
-				uplink_del_mac(sw->slot[i], p->guard.mac);
-		sw_mac_del(sw, p);
-		sw->src_e = NULL;	/* @src_port may be @p */
-		sw->src_port = NULL;
-		p->ncaps = 0;	/* its captures stay, idle, until deleted */
-		sw->ports[idx] = sw->ports[--sw->nports];
-		sw->ports[sw->nports] = NULL;
-		c->port = p;
-		c->rc = 0;
-		break;
-	case SW_CMD_POLICY:
-		p = sw_find(sw, c->port_id, NULL);
-		if (!p) {
-			c->rc = -ENOENT;
-			break;
-		}
-		if (!sw_mac_eq(p->guard.mac, c->pol->guard.mac)) {
-			c->rc = sw_port_new_mac(sw, p, c->pol->guard.mac);
-			if (c->rc)
-				break;
-		}
-		sw_port_count(sw, p, -1);
-		sw_port_apply_policy(p, c->pol, 0);
-		sw_port_count(sw, p, 1);
-		sw_live_add(sw, p);	/* no longer throttled: looked at again */
-		c->rc = 0;
-		break;
-	case SW_CMD_PORT_STATS:
-		p = sw_find(sw, c->port_id, NULL);
-		if (!p) {
-			c->rc = -ENOENT;
-			break;
-		}
-		sw_port_fill_stats(p, c->port_st);
-		c->rc = 0;
-		break;
-	case SW_CMD_ALL_STATS:
-		c->n = sw->nports;
-		for (unsigned int i = 0; i < sw->nports && i < c->max; i++) {
-			c->ids[i] = sw->ports[i]->id;
-			sw_port_fill_stats(sw->ports[i], &c->port_st[i]);
-		}
-		c->rc = 0;
-		break;
-	case SW_CMD_CAP_ADD:
-		p = sw_find(sw, c->cap->port_id, NULL);
-		if (!p) {
-			c->rc = -ENOENT;
-			break;
-		}
-		if (p->ncaps == SW_PORT_CAPTURES_MAX ||
-		    sw->ncaps == SW_CAPTURES_MAX) {
-			c->rc = -ENOSPC;
-			break;
-		}
-		do	/* unique among live captures, never 0 */
-			c->cap->id = ++sw->cap_id;
-		while (!c->cap->id || sw_cap_find(sw, c->cap->id, NULL));
-		p->caps[p->ncaps++] = c->cap;
-		sw->caps[sw->ncaps++] = c->cap;
-		c->rc = 0;
-		break;
-	case SW_CMD_CAP_DEL: {
-		struct sw_cap *cap = sw_cap_find(sw, c->port_id, &idx);
-
-		if (!cap) {
-			c->rc = -ENOENT;
-			break;
-		}
-		p = sw_find(sw, cap->port_id, NULL);
-		for (unsigned int i = 0; p && i < p->ncaps; i++) {
-			if (p->caps[i] == cap) {
-				p->caps[i] = p->caps[--p->ncaps];
-				p->caps[p->ncaps] = NULL;
-				break;
-			}
-		}
-		if (cap->dirty)
-			ring_flush(cap->ring);
-		if (c->cap_st)
-			*c->cap_st = cap->st;
-		sw->caps[idx] = sw->caps[--sw->ncaps];
-		sw->caps[sw->ncaps] = NULL;
-		c->cap = cap;
-		c->rc = 0;
-		break;
-	}
-	case SW_CMD_REARM:
-		for (unsigned int i = 0; i < sw->nports; i++)
-			sw->ports[i]->noted = 0;
-		c->rc = 0;
-		break;
-	case SW_CMD_TAP: {
-		int old;
-
-		p = sw_find(sw, c->port_id, NULL);
-		if (!p) {
-			c->rc = -ENOENT;
-			break;
-		}
-		old = p->tap;
-		p->tap = c->fd;
-		c->fd = old;
-		c->rc = 0;
-		break;
-	}
-	case SW_CMD_FDB_FIND: {
-		uint64_t now = util_now_ns();
-		const struct fdb_entry *e = fdb_find(&sw->fdb, c->mac, -1, now);
-
-		if (!e) {
-			c->rc = -ENOENT;
-			break;
-		}
-		fdb_describe(e, now, c->fdb);
-		c->rc = 0;
-		break;
-	}
-	case SW_CMD_FDB_DUMP:
-		fdb_dump(&sw->fdb, util_now_ns(), c->fdb, c->max, &c->n);
-		c->rc = 0;
-		break;
-	case SW_CMD_FDB_TABLE:
-		c->n = sw_fdb_rows(sw, c->rows, c->max);
-		c->rc = 0;
-		break;
-	case SW_CMD_UPLINK:
-		c->rc = sw_uplink_swap(sw, c);
-		break;
-	case SW_CMD_MTU:
-		__atomic_store_n(&sw->cfg.mtu, c->mtu, __ATOMIC_RELAXED);
-		c->rc = 0;
-		break;
-	case SW_CMD_SELECT:
-		if (c->slot != sw->active)
-			sw->st.uplink_moves++;
-		sw->active = c->slot;
-		sw->up = c->slot < SW_UPLINKS ? sw->slot[c->slot] : NULL;
-		sw->st.attached = !!sw->up;
-		sw->st.active_slot = c->slot;
-		c->rc = 0;
-		break;
-	case SW_CMD_UPLINK_STATS: {
-		struct uplink_stats us = sw->up_gone, cur;
-		struct fdb_stats fs;
-
-		c->rc = 0;
-		for (unsigned int i = 0; i < SW_UPLINKS && !c->rc; i++) {
-			if (!sw->slot[i])
-				continue;
-			c->rc = uplink_get_stats(sw->slot[i], &cur);
-			if (!c->rc)
-				sw_uplink_stats_add(&us, &cur);
-		}
-		sw->st.attached = !!sw->up;
-		sw->st.rx_drop_truncated = us.rx_truncated;
-		sw->st.rx_drop_kernel = us.rx_kernel_drops;
-		sw->st.tx_frames = us.tx_frames;
-		sw->st.tx_bytes = us.tx_bytes;
-		sw->st.tx_calls = us.tx_calls;
-		sw->st.socket_errors = us.socket_errors;
-		sw->st.ports = sw->nports;
-		sw->st.rx_drop_h2a_full = 0;	/* every port's, wire or not */
-		for (unsigned int i = 0; i < sw->nports; i++)
-			sw->st.rx_drop_h2a_full += sw->ports[i]->st.drop_h2a_full;
-		fdb_get_stats(&sw->fdb, util_now_ns(), &fs);
-		sw->st.fdb_entries = fs.entries;
-		sw->st.fdb_learned = fs.learned;
-		sw->st.fdb_evicted = fs.evicted;
-		*c->uplink_st = sw->st;
-		break;
-	}
-	default:
+	if (c->op > 0 && (size_t)c->op < sizeof(sw_cmds) / sizeof(sw_cmds[0]) &&
+	    sw_cmds[c->op])
+		c->rc = sw_cmds[c->op](sw, c);
+	else
 		c->rc = -EINVAL;
-	}
 	c->done = 1;
 }
 

@@ -364,13 +364,13 @@ void sw_mac_add(struct sw *sw, struct sw_port *p);
 void sw_mac_del(struct sw *sw, struct sw_port *p);
 
 /* switch_capture.c */
-struct sw_cap *sw_cap_find(const struct sw *sw, uint32_t id,
-			   unsigned int *idx);
 __attribute__((noinline, cold)) void
 sw_cap_copy(struct sw_port *p, unsigned int dir, unsigned int drop,
 	    const uint8_t *head, uint32_t head_len, const uint8_t *tail,
 	    uint32_t tail_len);
 void sw_cap_free(struct sw_cap *c);
+int sw_cmd_cap_add(struct sw *sw, struct sw_cmd *c);
+int sw_cmd_cap_del(struct sw *sw, struct sw_cmd *c);
 
 /* switch_ctl.c */
 struct sw_port *sw_find(const struct sw *sw, uint32_t id, unsigned int *idx);
