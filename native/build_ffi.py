@@ -40,7 +40,8 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ["ring.c", "ring_bench.c", "tap.c", "pump.c", "uplink.c", "guard.c", "fdb.c", "cbpf.c", "switch.c"]
+SOURCES = ["ring.c", "ring_bench.c", "tap.c", "pump.c", "uplink.c", "guard.c", "fdb.c", "cbpf.c", "switch.c",
+           "switch_mac.c", "switch_capture.c", "switch_ctl.c"]
 HEADERS = ["ring_abi.h", "ring.h", "ring_bench.h", "tap.h", "coalesce.h", "pump.h", "uplink.h",
            "tbucket.h", "fdb.h", "guard.h", "cbpf.h", "switch.h"]
 
