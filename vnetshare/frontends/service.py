@@ -43,7 +43,7 @@ import subprocess
 import sys
 import textwrap
 
-from ..core import config, configfile
+from ..core import config, configfile, state
 from ..core.errors import ConfigError
 
 UNIT_NAME = "vnetshare@.service"
@@ -200,22 +200,9 @@ def example_config(settings: dict[str, argparse.Action]) -> str:
 
 
 def _write(path: str, text: str, mode: int = 0o644) -> None:
-    """@text into @path, whole or not at all (a temporary file renamed)."""
+    """@text into @path, whole or not at all (state.write_atomic())."""
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    state.write_atomic(path, text.encode(), mode)
 
 
 def systemd_running() -> bool:
