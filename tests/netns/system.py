@@ -14,6 +14,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import threading
 
 from vnetshare.core import state as statefile
@@ -298,3 +299,29 @@ def set_features(ifname: str, ns: str | None = None, **on: bool) -> dict[str, bo
 
 def marker_broadcast(src: bytes, marker: bytes) -> bytes:
     return b"\xff" * 6 + src + struct.pack("!H", ETH_P_EXPERIMENTAL) + marker + bytes(max(0, 46 - len(marker)))
+
+
+def cli_as_nobody(sock: str, *args: str) -> tuple[int, str]:
+    """The CLI run by a forked child that gave up root (uid/gid 65534, no
+    groups; no exec: the interpreter under /root may not be executable by
+    nobody): its exit code and stderr."""
+    from vnetshare.frontends import cli
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            sys.stderr = os.fdopen(w, "w")
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            code = cli.main(["--socket", sock, *args])
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        err = f.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), err

@@ -19,7 +19,6 @@ import shlex
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 
@@ -31,7 +30,7 @@ from vnetshare.linux import procs
 from vnetshare.linux.probe import ping
 from vnetshare.linux.procs import python_argv
 
-from system import LAN_V4, UPLINK, System, wait_for
+from system import LAN_V4, UPLINK, System, cli_as_nobody, wait_for
 
 SOCKET = config.DEFAULT_SOCKET  # the unit passes no --socket: inside the sandbox, its own /run
 
@@ -378,26 +377,8 @@ def test_status_running_degraded_not_running_unknown(system, tmp_path):
 
 def test_status_as_another_user_is_unknown(system):
     """Not root: 4, as `systemctl is-active` says for what it cannot know."""
-    from vnetshare.frontends import cli
-
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 99
-        try:
-            sys.stderr = os.fdopen(w, "w")
-            os.setgroups([])
-            os.setresgid(65534, 65534, 65534)
-            os.setresuid(65534, 65534, 65534)
-            code = cli.main(["--socket", system.sock, "status"])
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
-    os.close(w)
-    with os.fdopen(r) as f:
-        err = f.read()
-    _, st = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(st) == 4
+    code, err = cli_as_nobody(system.sock, "status")
+    assert code == 4
     assert err.strip().splitlines() == ["vnetshare: error: must run as root (try: sudo vnetshare ...)"]
 
 

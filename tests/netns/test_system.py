@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 import pytest
 
@@ -15,7 +14,7 @@ from vnetshare.core.config import mac_bytes
 from vnetshare.linux.probe import iperf3, ping, tcp_transfer
 from vnetshare.linux.procs import python_argv
 
-from system import (A, B, LAN_IF, LAN_NS, LAN_V4, LAN_V6, UPLINK, Sniffer, System, lan_mac, marker_broadcast,
+from system import (A, B, cli_as_nobody, LAN_IF, LAN_NS, LAN_V4, LAN_V6, UPLINK, Sniffer, System, lan_mac, marker_broadcast,
                     send_frames, wait_for)
 
 
@@ -376,28 +375,8 @@ def test_no_daemon(tmp_path):
 
 
 def test_not_root(system):
-    # a forked child that gave up root runs the CLI (the interpreter under
-    # /root may not be executable by nobody, so no exec)
-    from vnetshare.frontends import cli
-
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 99
-        try:
-            sys.stderr = os.fdopen(w, "w")
-            os.setgroups([])
-            os.setresgid(65534, 65534, 65534)
-            os.setresuid(65534, 65534, 65534)
-            code = cli.main(["--socket", system.sock, "partition", "list"])
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
-    os.close(w)
-    with os.fdopen(r) as f:
-        err = f.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 4  # exits.DENIED
+    code, err = cli_as_nobody(system.sock, "partition", "list")
+    assert code == 4  # exits.DENIED
     assert err.strip().splitlines() == ["vnetshare: error: must run as root (try: sudo vnetshare ...)"]
 
 
