@@ -221,6 +221,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -1069,6 +1070,39 @@ static int sw_sleep(struct sw *sw, const struct coalesce *co,
 }
 
 /**
+ * sw_epoll_wait() - epoll_pwait2(), or epoll_wait() where it is missing
+ * @epfd:	the switch's epoll
+ * @ev:		SW_EVENTS events out
+ * @tmo:	NULL: until one comes; else how long at most
+ *
+ * epoll_pwait2() (Linux 5.11) takes a timeout in nanoseconds, which the
+ * coalescing wait needs. Where it is missing (ENOSYS: an older kernel, or
+ * valgrind before 3.20, which scripts/callgrind_switch.py runs under),
+ * epoll_wait() waits the timeout rounded up to a millisecond; the first
+ * ENOSYS is remembered, so the fallback costs one failed call per process.
+ *
+ * Return: as epoll_wait(): the events, or -1 with errno set
+ */
+static int sw_epoll_wait(int epfd, struct epoll_event *ev,
+			 const struct timespec *tmo)
+{
+	static int no_pwait2;
+	int n, ms;
+
+	if (likely(!no_pwait2)) {
+		n = epoll_pwait2(epfd, ev, SW_EVENTS, tmo, NULL);
+		if (likely(n >= 0 || errno != ENOSYS))
+			return n;
+		no_pwait2 = 1;
+	}
+	ms = -1;
+	if (tmo)
+		ms = tmo->tv_sec >= INT_MAX / 1000 - 1 ? INT_MAX :
+		     (int)(tmo->tv_sec * 1000 + (tmo->tv_nsec + 999999) / 1000000);
+	return epoll_wait(epfd, ev, SW_EVENTS, ms);
+}
+
+/**
  * sw_events() - wait up to @tmo for events and take them in
  * @sw:		switch
  * @tmo:	NULL: until one comes; zero: only look
@@ -1086,7 +1120,7 @@ static int sw_events(struct sw *sw, const struct timespec *tmo)
 	uint64_t v;
 	int n, err;
 
-	n = epoll_pwait2(sw->epfd, ev, SW_EVENTS, tmo, NULL);
+	n = sw_epoll_wait(sw->epfd, ev, tmo);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	for (int i = 0; i < n; i++) {
