@@ -219,7 +219,6 @@ int sw_capture_add(struct sw *sw, uint32_t port_id, uint32_t flags,
 		   uint64_t ring_size, uint32_t *cap_id)
 {
 	struct sw_cmd c = { .op = SW_CMD_CAP_ADD };
-	struct ring_end mine;
 	struct sw_cap *cap;
 	int rc;
 
@@ -243,14 +242,7 @@ int sw_capture_add(struct sw *sw, uint32_t port_id, uint32_t flags,
 	cap->port_id = port_id;
 	cap->flags = flags;
 	cap->snaplen = snaplen;
-	cap->fds[0] = fcntl(ring->wait_fd, F_DUPFD_CLOEXEC, 3);
-	cap->fds[1] = fcntl(ring->kick_fd, F_DUPFD_CLOEXEC, 3);
-	if (cap->fds[0] < 0 || cap->fds[1] < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	mine = (struct ring_end){ ring->memfd, cap->fds[0], cap->fds[1] };
-	rc = ring_attach(&cap->ring, &mine, RING_PRODUCER, ring_size);
+	rc = sw_ring_take(&cap->ring, cap->fds, ring, RING_PRODUCER, ring_size);
 	if (rc)
 		goto fail;
 	c.cap = cap;

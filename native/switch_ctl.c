@@ -657,6 +657,50 @@ int sw_exec(struct sw *sw, struct sw_cmd *c)
 }
 
 /**
+ * sw_ring_take() - dup a ring end's pipe ends, then attach the ring with them
+ * @out:	the new handle, out (left NULL on failure)
+ * @fds:	the two dups, out: [0] of @end->wait_fd, [1] of @end->kick_fd
+ *		(both left -1 on failure); closed by whoever frees the owner
+ * @end:	the caller's end of the ring: the caller keeps its descriptors
+ *		and may close them at any time (the mapping keeps the memfd's
+ *		memory)
+ * @role:	RING_PRODUCER or RING_CONSUMER
+ * @ring_size:	data area size the ring must have (0: take the memfd's)
+ *
+ * The one way a port (sw_port_add()) and a capture (sw_capture_add())
+ * take hold of a ring; on failure it undoes its own steps, so nothing it
+ * made is left open.
+ *
+ * Return: 0, or -errno from fcntl() or ring_attach()
+ */
+int sw_ring_take(struct ring **out, int fds[2], const struct ring_end *end,
+		 int role, uint64_t ring_size)
+{
+	struct ring_end mine;
+	int rc;
+
+	*out = NULL;
+	fds[0] = fcntl(end->wait_fd, F_DUPFD_CLOEXEC, 3);
+	if (fds[0] < 0)
+		return -errno;
+	fds[1] = fcntl(end->kick_fd, F_DUPFD_CLOEXEC, 3);
+	if (fds[1] < 0) {
+		rc = -errno;
+		goto undo;
+	}
+	mine = (struct ring_end){ end->memfd, fds[0], fds[1] };
+	rc = ring_attach(out, &mine, role, ring_size);
+	if (!rc)
+		return 0;
+	*out = NULL;
+	close(fds[1]);
+undo:
+	close(fds[0]);
+	fds[0] = fds[1] = -1;
+	return rc;
+}
+
+/**
  * sw_port_free() - unmap a port's rings and close its descriptors
  * @p:		port, not in any table; may be NULL
  */
@@ -699,7 +743,6 @@ int sw_port_add(struct sw *sw, uint32_t port_id,
 		const struct ring_end *h2a, uint64_t ring_size)
 {
 	struct sw_cmd c = { .op = SW_CMD_ADD, .port_id = port_id };
-	struct ring_end mine[2];
 	struct sw_port *p;
 	int rc;
 
@@ -715,22 +758,10 @@ int sw_port_add(struct sw *sw, uint32_t port_id,
 		     SW_DIRECT_BURST_NS, util_now_ns());
 	for (int i = 0; i < 4; i++)
 		p->fds[i] = -1;
-	for (int i = 0; i < 4; i++) {
-		const struct ring_end *e = i < 2 ? a2h : h2a;
-		int src = i % 2 ? e->kick_fd : e->wait_fd;
-
-		p->fds[i] = fcntl(src, F_DUPFD_CLOEXEC, 3);
-		if (p->fds[i] < 0) {
-			rc = -errno;
-			goto fail;
-		}
-	}
-	mine[0] = (struct ring_end){ a2h->memfd, p->fds[0], p->fds[1] };
-	mine[1] = (struct ring_end){ h2a->memfd, p->fds[2], p->fds[3] };
-	rc = ring_attach(&p->a2h, &mine[0], RING_CONSUMER, ring_size);
+	rc = sw_ring_take(&p->a2h, &p->fds[0], a2h, RING_CONSUMER, ring_size);
 	if (rc)
 		goto fail;
-	rc = ring_attach(&p->h2a, &mine[1], RING_PRODUCER, ring_size);
+	rc = sw_ring_take(&p->h2a, &p->fds[2], h2a, RING_PRODUCER, ring_size);
 	if (rc)
 		goto fail;
 	p->h2a_size = ring_data_size(p->h2a);

@@ -376,6 +376,8 @@ int sw_cmd_cap_del(struct sw *sw, struct sw_cmd *c);
 struct sw_port *sw_find(const struct sw *sw, uint32_t id, unsigned int *idx);
 void sw_apply(struct sw *sw, struct sw_cmd *c);
 void sw_port_free(struct sw_port *p);
+int sw_ring_take(struct ring **out, int fds[2], const struct ring_end *end,
+		 int role, uint64_t ring_size);
 int sw_exec(struct sw *sw, struct sw_cmd *c);
 
 /**

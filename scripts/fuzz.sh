@@ -5,8 +5,8 @@
 #
 # Builds native/fuzz/fuzz_ring.c (with native/ring.c),
 # native/fuzz/fuzz_guard.c (with native/guard.c) and native/fuzz/fuzz_cbpf.c
-# (with native/cbpf.c) with
-# -fsanitize=address,undefined -fno-sanitize-recover=all and -Werror into
+# (with native/cbpf.c), each with the shared driver native/fuzz/fuzz_main.c
+# (its main()), with -fsanitize=address,undefined -fno-sanitize-recover=all and -Werror into
 # build/fuzz/, then runs each fuzzer for its share of SECONDS (default 60):
 # ring cons 27%, prod 18%, race 15%, fds 10%, guard 22%, cbpf 8%. Each runs episodes
 # of seeds SEED, SEED+1, ... (SEED defaults to the time). Prints per fuzzer:
@@ -36,9 +36,9 @@ cflags=(-std=gnu11 -O1 -g -fno-omit-frame-pointer
 
 mkdir -p "$out"
 : > "$json"
-gcc "${cflags[@]}" native/fuzz/fuzz_ring.c "$ring_src" -o "$out/fuzz_ring"
-gcc "${cflags[@]}" native/fuzz/fuzz_guard.c "$guard_src" -o "$out/fuzz_guard"
-gcc "${cflags[@]}" native/fuzz/fuzz_cbpf.c "$cbpf_src" -o "$out/fuzz_cbpf"
+gcc "${cflags[@]}" native/fuzz/fuzz_main.c native/fuzz/fuzz_ring.c "$ring_src" -o "$out/fuzz_ring"
+gcc "${cflags[@]}" native/fuzz/fuzz_main.c native/fuzz/fuzz_guard.c "$guard_src" -o "$out/fuzz_guard"
+gcc "${cflags[@]}" native/fuzz/fuzz_main.c native/fuzz/fuzz_cbpf.c "$cbpf_src" -o "$out/fuzz_cbpf"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 

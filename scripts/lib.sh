@@ -10,7 +10,7 @@
 #   venv_for PYTHON DIR
 #   TEST_VENV                               (scripts/test.sh's environment)
 #   copy_tree DEST
-#   cli_files PYTHON DATADIR                (the man page, bash and zsh completion)
+#   cli_files PREFIX DATADIR                (the man page, bash and zsh completion)
 #   podman_conf DIR RUNROOT [CNI_CONFIG_DIR]
 #   podman_private DIR                      (inside scripts/sandbox.sh)
 #
@@ -238,21 +238,19 @@ podman_private() {
     export CONTAINERS_CONF=$dir/containers.conf CONTAINERS_STORAGE_CONF=$dir/storage.conf
 }
 
-# cli_files PYTHON DATADIR: write the man page and the bash and zsh
-# completion scripts of the vnetshare that PYTHON imports (generated from its
-# parser: vnetshare/frontends/clidoc.py) under DATADIR (/usr/local/share):
+# cli_files PREFIX DATADIR: copy the man page and the bash and zsh completion
+# scripts that the package installed into the environment PREFIX (setup.py
+# generates them from the parser at build time: vnetshare/frontends/clidoc.py)
+# to DATADIR (/usr/local/share), where man and the shells look:
 # man/man1/vnetshare.1, bash-completion/completions/vnetshare,
-# zsh/site-functions/_vnetshare. Each is written whole, then moved in place.
+# zsh/site-functions/_vnetshare. Each is written whole, then moved in place;
+# a file the environment lacks fails the install.
 cli_files() {
-    local python=$1 datadir=$2 kind dest
-    for kind in man bash zsh; do
-        case $kind in
-            man) dest=$datadir/man/man1/vnetshare.1 ;;
-            bash) dest=$datadir/bash-completion/completions/vnetshare ;;
-            zsh) dest=$datadir/zsh/site-functions/_vnetshare ;;
-        esac
+    local prefix=$1 datadir=$2 rel dest
+    for rel in man/man1/vnetshare.1 bash-completion/completions/vnetshare zsh/site-functions/_vnetshare; do
+        dest=$datadir/$rel
         mkdir -p "$(dirname "$dest")"
-        (cd / && "$python" -P -m vnetshare.frontends.clidoc "$kind") >"$dest.tmp"
+        cp "$prefix/share/$rel" "$dest.tmp"
         chmod 0644 "$dest.tmp"
         mv -f "$dest.tmp" "$dest"
     done

@@ -27,7 +27,9 @@
 # VNETSHARE_BINDIR (default /usr/local/bin): where the commands are linked;
 # VNETSHARE_DATADIR (default: share beside the bin directory, /usr/local/share):
 # the man page (man/man1/vnetshare.1) and the bash and zsh completion
-# (bash-completion/completions/vnetshare, zsh/site-functions/_vnetshare);
+# (bash-completion/completions/vnetshare, zsh/site-functions/_vnetshare),
+# copied from the environment's share directory, where the package
+# installed them (setup.py generates them at build time);
 # VNETSHARE_PYTHON (default /usr/bin/python3): the interpreter it is made with.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -73,7 +75,7 @@ for cmd in vnetshare vnetshare-cni; do
     fi
 done
 "$bindir/vnetshare" --help >/dev/null
-cli_files "$prefix/bin/python" "$datadir"
+cli_files "$prefix" "$datadir"
 version=$(cd / && "$prefix/bin/python" -P -c 'from importlib.metadata import version; print(version("vnetshare"))')
 echo "setup.sh: vnetshare $version in $prefix ($("$prefix/bin/python" -V) from $python)," \
      "commands in $bindir, man page and completion in $datadir"

@@ -41,8 +41,9 @@ The kinds, SUBJECT.WHAT, and their details:
                          station gets the MAC's unicast meanwhile, "keep")
     partition.mac_conflict_ended  no such frame for the switch's FDB ageing
                          time: mac, frames (in the whole episode), seconds
-    uplink.down          ifname, operstate
-    uplink.up            ifname, operstate
+    uplink.down          ifname, operstate; role "backup" for the backup
+                         uplink (failover), which is watched too
+    uplink.up            ifname, operstate; role "backup" as uplink.down
     uplink.gone          ifname, ifindex: the device the daemon served is
                          gone (deleted, or renamed away); frames for the
                          wire are dropped (no_uplink) until one is back
@@ -335,6 +336,7 @@ class WatchState:
     drops: dict[tuple[str, str], Episode] = field(default_factory=dict)
     conflicts: dict[str, Conflict] = field(default_factory=dict)
     uplink_up: bool | None = None   # None: not looked at yet (taken as up)
+    backup_up: bool | None = None   # the backup uplink's, the same way
 
 
 Pending = tuple[str, "str | None", str, dict]   # (kind, partition, message, details)
@@ -347,13 +349,15 @@ def _delta(cur: int, prev: int) -> int:
 
 def compare(prev: Mapping[str, Any], cur: Mapping[str, Any], state: WatchState, now: float,
             reasons: Iterable[str], interval: float = WATCH_INTERVAL,
-            quiet: int = DROPS_QUIET, link: Mapping[str, Any] | None = None) -> list[Pending]:
+            quiet: int = DROPS_QUIET, link: Mapping[str, Any] | None = None,
+            backup: Mapping[str, Any] | None = None) -> list[Pending]:
     """The events between two snapshots (Daemon.snapshot()), updating @state.
 
     A partition not in @prev is new: its counters started at zero (a
     port's counters are the daemon's own), so a first snapshot of {} sees
     everything. @link: the uplink's {"up": bool, "operstate": str,
-    "ifname": str}, or None when it could not be looked at.
+    "ifname": str}, or None when it could not be looked at; @backup: the
+    backup uplink's, the same (None: none, or not looked at).
     """
     out: list[Pending] = []
     reasons = frozenset(reasons)
@@ -398,14 +402,16 @@ def compare(prev: Mapping[str, Any], cur: Mapping[str, Any], state: WatchState, 
         del state.drops[key]  # deleted: partition.deleted says so
     for name in [n for n in state.conflicts if n not in cur_parts]:
         del state.conflicts[name]
-    if link is not None:
-        was = True if state.uplink_up is None else state.uplink_up
-        if link["up"] != was:
-            kind = "uplink.up" if link["up"] else "uplink.down"
-            out.append((kind, None, f"uplink {link['ifname']} {'up' if link['up'] else 'down'} "
-                                    f"(operstate {link['operstate']})",
-                        {"ifname": link["ifname"], "operstate": link["operstate"]}))
-        state.uplink_up = link["up"]
+    for lk, attr, role in ((link, "uplink_up", None), (backup, "backup_up", "backup")):
+        if lk is None:
+            continue
+        was = getattr(state, attr)
+        if lk["up"] != (True if was is None else was):
+            kind = "uplink.up" if lk["up"] else "uplink.down"
+            out.append((kind, None, f"{role + ' ' if role else ''}uplink {lk['ifname']} "
+                                    f"{'up' if lk['up'] else 'down'} (operstate {lk['operstate']})",
+                        {"ifname": lk["ifname"], "operstate": lk["operstate"], **({"role": role} if role else {})}))
+        setattr(state, attr, lk["up"])
     return out
 
 
@@ -448,7 +454,8 @@ class Watcher:
     without pause costs one look an interval. Runs on the daemon's loop; a failing look is logged
     once (until it works again) and retried every @interval. @on_link is
     called first, at once, on each kernel notification about the uplink
-    (the daemon follows the NIC: hosting.py). @reasons are the watched drop
+    (the daemon follows the NIC: hosting.py); @backup, the backup uplink's
+    LinkState (failover), is watched the same way. @reasons are the watched drop
     reasons (default: watched_reasons(), the C guard's); @clock gives the
     time a look is stamped with (time.time)."""
 
@@ -456,10 +463,11 @@ class Watcher:
                  link: LinkState | None = None, interval: float = WATCH_INTERVAL,
                  notify_fd: int | None = None, rearm: Callable[[], None] | None = None,
                  on_link: Callable[[], None] | None = None, reasons: Iterable[str] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, backup: LinkState | None = None):
         self.events = events
         self.snapshot = snapshot
         self.link = link
+        self.backup = backup
         self.interval = interval
         self.notify_fd = notify_fd
         self.rearm = rearm
@@ -478,8 +486,9 @@ class Watcher:
         self._loop = loop
         if self.notify_fd is not None:
             loop.add_reader(self.notify_fd, self._on_note)
-        if self.link is not None:
-            loop.add_reader(self.link.monitor_fd(), self._on_link)
+        for lk in (self.link, self.backup):
+            if lk is not None:
+                loop.add_reader(lk.monitor_fd(), self._on_link, lk)
         self._schedule(0)  # the first look: where the counters and the link start
 
     def stop(self) -> None:
@@ -489,12 +498,14 @@ class Watcher:
         if self._loop is not None:
             if self.notify_fd is not None:
                 self._loop.remove_reader(self.notify_fd)
-            if self.link is not None:
-                self._loop.remove_reader(self.link.monitor_fd())
+            for lk in (self.link, self.backup):
+                if lk is not None:
+                    self._loop.remove_reader(lk.monitor_fd())
             self._loop = None
-        if self.link is not None:
-            self.link.close()
-            self.link = None
+        for lk in (self.link, self.backup):
+            if lk is not None:
+                lk.close()
+        self.link = self.backup = None
 
     def _schedule(self, delay: float) -> None:
         if self._handle is None and self._loop is not None:
@@ -507,8 +518,8 @@ class Watcher:
             pass
         self._schedule(0)
 
-    def _on_link(self) -> None:
-        if self.link is not None and self.link.changed():
+    def _on_link(self, lk: LinkState) -> None:
+        if lk in (self.link, self.backup) and lk.changed():
             if self.on_link is not None:
                 try:
                     self.on_link()
@@ -528,18 +539,21 @@ class Watcher:
             cur = self.snapshot()
         except Exception as e:  # noqa: BLE001 - raised below, after the link's turn
             cur, error = self.prev, e
-        link = None
-        if self.link is not None:
-            try:
-                link = self.link.look()
-            except OSError as e:
-                error = error or e
+        looks: list[dict | None] = []
+        for lk in (self.link, self.backup):
+            looks.append(None)
+            if lk is not None:
+                try:
+                    looks[-1] = lk.look()
+                except OSError as e:
+                    error = error or e
+        link, backup = looks
         # the drops since the last look happened within the last interval:
         # the first of them woke this look, or looks come every interval
         since = self.interval if self.prev_time is None else min(max(now - self.prev_time, 0.001),
                                                                  self.interval)
         pending = compare(self.prev, cur, self.state, now, self.reasons,
-                          interval=round(since, 3), link=link)
+                          interval=round(since, 3), link=link, backup=backup)
         self.prev = cur
         self.prev_time = now
         emitted = [self.events.emit(kind, part, msg, **details) for kind, part, msg, details in pending]

@@ -51,7 +51,12 @@ Rules:
 8. --backup-uplink B (failover): B is checked, locked (rule 1), queried
    and opened at start like the uplink, in the switch's backup slot
    (switch.py rule 8); partitions get what both offer (adapter.py rule
-   9). Both are followed (rule 6) and watched; on each notification about
+   9). A B that is not there at start (a second NIC unplugged) does not
+   stop it: the daemon serves on the uplink alone, degraded (status, the
+   backup's uplink.down event), and serves B when it appears, as a B that
+   came back (rule 6); a B that is there and wrong (the uplink itself, no
+   Ethernet NIC, another daemon's) refuses the start. Both are followed
+   (rule 6) and watched (up and down events); on each notification about
    either, and when a failback hold runs out, core/failover.py decides
    which one the switch serves, and a move is one switch command, then
    an event (uplink.failover, uplink.failback), and every partition is
@@ -143,6 +148,7 @@ class Daemon:
         self._backup_lock_fd = -1
         self.backup_info = None  # adapter.UplinkInfo of --backup-uplink: the last known (rule 8)
         self.backup_link = None  # events.LinkState of --backup-uplink while the loop runs
+        self._backup_served = False  # --backup-uplink has been served (a socket in the backup slot) once
         self.active: str | None = "primary"  # failover.PRIMARY / BACKUP / None: what the switch serves
         self.active_since = time.time()
         self._usable_since: dict[str, float | None] = {"primary": None, "backup": None}
@@ -283,10 +289,15 @@ class Daemon:
             try:
                 self.backup_info = adapter.check_uplink(adapter.query(self.cfg.backup_uplink))
             except OSError as e:
-                raise DaemonStartError(f"--backup-uplink: {error_message(e)}") from None
+                if e.errno != errno.ENODEV:
+                    raise DaemonStartError(f"--backup-uplink: {error_message(e)}") from None
+                # not there (a second NIC unplugged): start on the uplink alone, degraded; follow_backup()
+                # serves it when it appears (rule 8)
+                log.warning("backup uplink %s: not there: serving on %s alone until it appears",
+                            self.cfg.backup_uplink, self.cfg.uplink)
             except ConfigError as e:
                 raise DaemonStartError(f"--backup-uplink: {e}") from None
-            if self.backup_info.ifindex == self.info.ifindex:
+            if self.backup_info is not None and self.backup_info.ifindex == self.info.ifindex:
                 raise DaemonStartError(f"backup uplink {self.cfg.backup_uplink!r}: is the same NIC as uplink "
                                        f"{self.cfg.uplink!r} (ifindex {self.info.ifindex})")
         self.functions = adapter.derive(self._effective(), self.cfg.offloads)
@@ -301,6 +312,7 @@ class Daemon:
                 self.switch.close()
                 raise DaemonStartError(f"backup uplink {self.cfg.backup_uplink}: its socket: "
                                        f"{e.strerror or e}") from None
+            self._backup_served = True
             log.info("backup uplink %s: mtu %d; partitions get what both offer (mtu %d); failback %s%s",
                      self.cfg.backup_uplink, self.backup_info.mtu, self.functions.mtu, self.cfg.failback,
                      f" after {self.cfg.failback_hold:g} s" if self.cfg.failback == "hold" else "")
@@ -376,9 +388,10 @@ class Daemon:
                                f"served: {why}", ifname=name, ifindex=info.ifindex, reason=why, role="backup")
                 return
             self._backup_unusable = None
-            self._emit("uplink.rebound", None, f"backup uplink {name}: served again, through ifindex "
-                       f"{info.ifindex}", ifname=name, new_ifindex=info.ifindex, mac=info.mac, mtu=info.mtu,
-                       role="backup")
+            self._emit("uplink.rebound", None, f"backup uplink {name}: served{' again' * self._backup_served}, "
+                       f"through ifindex {info.ifindex}", ifname=name, new_ifindex=info.ifindex, mac=info.mac,
+                       mtu=info.mtu, role="backup")
+        self._backup_served = True
         before = self._effective()
         self.backup_info = info
         self._follow_functions(before, self._effective())
@@ -1036,22 +1049,20 @@ class Daemon:
         if self._early_signal is not None:
             self._on_signal(self._early_signal)
         try:
+            if self.cfg.backup_uplink is not None:  # watched with the uplink: followed, its up and down events
+                self.backup_link = events.LinkState(self.cfg.backup_uplink)
             self.watcher = events.Watcher(self.events, self.snapshot, events.LinkState(self.cfg.uplink),
                                           notify_fd=self.switch.notify_fd(), rearm=self.switch.rearm_notes,
-                                          on_link=self._follow_soon)
+                                          on_link=self._follow_soon, backup=self.backup_link)
             self.watcher.start(self.loop)
-            if self.cfg.backup_uplink is not None:
-                self.backup_link = events.LinkState(self.cfg.backup_uplink)
-                self.loop.add_reader(self.backup_link.monitor_fd(), self._on_backup_link)
             self._follow_soon()  # what changed between the start and the watcher's first look
             await self.stop_event.wait()
         finally:
             if self.watcher is not None:
-                self.watcher.stop()
-            if self.backup_link is not None:
-                self.loop.remove_reader(self.backup_link.monitor_fd())
+                self.watcher.stop()  # closes both links
+            elif self.backup_link is not None:
                 self.backup_link.close()
-                self.backup_link = None
+            self.backup_link = None
             for handle in (self._reselect_at, self._announcing):
                 if handle is not None:
                     handle.cancel()
@@ -1068,10 +1079,6 @@ class Daemon:
             await self._stop_metrics()
             self._stop_host_port()
             self.manager.shutdown()
-
-    def _on_backup_link(self) -> None:
-        if self.backup_link is not None and self.backup_link.changed():
-            self._follow_soon()
 
     def _on_signal(self, sig: int) -> None:
         name = signal.Signals(sig).name

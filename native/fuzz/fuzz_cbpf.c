@@ -40,13 +40,10 @@
 #define FC_FRAMES	8
 #define FC_FRAME_MAX	1600
 
-static struct {
-	uint64_t seed;
-	char replay[256];
-} fc;
+static uint8_t *fc_scratch;	/* FC_FRAME_MAX + 64 bytes */
 
 static struct {
-	uint64_t episodes, iterations, accepted, runs, matched, splits;
+	uint64_t iterations, accepted, runs, matched, splits;
 	uint64_t errors[CBPF__E_MAX];
 } fc_tot;
 
@@ -55,17 +52,9 @@ fc_fail(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "fuzz_cbpf: seed %" PRIu64 ": ", fc.seed);
+	fprintf(stderr, "fuzz_cbpf: seed %" PRIu64 ": ", fuzz_run.seed);
 	va_start(ap, fmt);
-	fuzz_vfail(fc.replay, fmt, ap);
-}
-
-static uint64_t fc_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	fuzz_vfail(fmt, ap);
 }
 
 /* the opcodes the kernel takes (cbpf.h rule 1), written again */
@@ -318,59 +307,54 @@ static void fc_one(uint64_t *s, uint8_t *scratch)
 	free(prog);
 }
 
-int main(int argc, char **argv)
+/**
+ * fc_init() - the scratch buffer the iterations share
+ *
+ * Return: 0, or 2 without memory
+ */
+static int fc_init(void)
 {
-	unsigned int iters = FC_ITERS_DEFAULT;
-	uint64_t seed = 1, t0;
-	double secs = 0;
-	uint8_t *scratch;
-	int opt;
+	fc_scratch = calloc(1, FC_FRAME_MAX + 64);
+	return fc_scratch ? 0 : 2;
+}
 
-	while ((opt = getopt(argc, argv, "s:n:t:")) != -1) {
-		switch (opt) {
-		case 's':
-			seed = strtoull(optarg, NULL, 0);
-			break;
-		case 'n':
-			iters = (unsigned int)strtoul(optarg, NULL, 0);
-			break;
-		case 't':
-			secs = strtod(optarg, NULL);
-			break;
-		default:
-			fprintf(stderr, "usage: %s [-s SEED] [-n ITERATIONS] "
-				"[-t SECONDS]\n", argv[0]);
-			return 2;
-		}
-	}
-	scratch = calloc(1, FC_FRAME_MAX + 64);
-	if (!scratch || !iters)
-		return 2;
-	t0 = fc_now_ns();
-	for (uint64_t e = 0;; e++) {
-		uint64_t s;
+/**
+ * fc_episode() - one episode: @iters programs from @seed
+ * @seed:	episode seed
+ * @iters:	iterations
+ */
+static void fc_episode(uint64_t seed, unsigned int iters)
+{
+	uint64_t s = seed;
 
-		fc.seed = seed + e;
-		s = fc.seed;
-		snprintf(fc.replay, sizeof(fc.replay), "%s -s %" PRIu64 " -n %u",
-			 argv[0], fc.seed, iters);
-		for (unsigned int i = 0; i < iters; i++, fc_tot.iterations++)
-			fc_one(&s, scratch);
-		fc_tot.episodes++;
-		if ((fc_now_ns() - t0) / 1e9 >= secs)
-			break;
-	}
-	free(scratch);
+	for (unsigned int i = 0; i < iters; i++, fc_tot.iterations++)
+		fc_one(&s, fc_scratch);
+}
+
+/**
+ * fc_finish() - the summary, one JSON object on stdout
+ * @secs:	wall time
+ */
+static void fc_finish(double secs)
+{
+	free(fc_scratch);
 	printf("{\"fuzzer\": \"cbpf\", \"seed\": %" PRIu64 ", \"episodes\": %"
 	       PRIu64 ", \"iterations_per_episode\": %u, \"iterations\": %" PRIu64
 	       ", \"seconds\": %.1f, \"accepted\": %" PRIu64 ", \"runs\": %"
 	       PRIu64 ", \"matched\": %" PRIu64 ", \"splits\": %" PRIu64
-	       ", \"refused\": {", seed, fc_tot.episodes, iters,
-	       fc_tot.iterations, (fc_now_ns() - t0) / 1e9, fc_tot.accepted,
+	       ", \"refused\": {", fuzz_run.first, fuzz_run.episodes,
+	       fuzz_run.iters, fc_tot.iterations, secs, fc_tot.accepted,
 	       fc_tot.runs, fc_tot.matched, fc_tot.splits);
 	for (unsigned int i = 1; i < CBPF__E_MAX; i++)
 		printf("%s\"%s\": %" PRIu64, i > 1 ? ", " : "",
 		       cbpf_error_name((int)i), fc_tot.errors[i]);
 	printf("}}\n");
-	return 0;
 }
+
+const struct fuzz_target fuzz_target = {
+	.name = "cbpf",
+	.iters_default = FC_ITERS_DEFAULT,
+	.init = fc_init,
+	.episode = fc_episode,
+	.finish = fc_finish,
+};

@@ -109,13 +109,12 @@ static const char *const fg_template_names[FG__T_MAX] = {
 #define FG_OK			GUARD_PASS_UNICAST
 
 static struct {
-	uint64_t seed;
 	uint64_t iter;
-	char replay[512];
+	uint8_t *scratch;	/* RING_FRAME_MAX + 64 bytes */
 } fg;
 
 static struct {
-	uint64_t episodes, iterations, oracle, mutated, long_copies;
+	uint64_t iterations, oracle, mutated, long_copies;
 	uint64_t csum_passed, gso_passed;
 	uint64_t verdicts[GUARD__MAX];
 	uint64_t templates[FG__T_MAX];
@@ -205,9 +204,9 @@ fg_fail(const char *fmt, ...)
 	va_list ap;
 
 	fprintf(stderr, "FAIL fuzz_guard seed=%" PRIu64 " iteration=%" PRIu64
-		": ", fg.seed, fg.iter);
+		": ", fuzz_run.seed, fg.iter);
 	va_start(ap, fmt);
-	fuzz_vfail(fg.replay, fmt, ap);
+	fuzz_vfail(fmt, ap);
 }
 
 /**
@@ -2033,84 +2032,47 @@ static void fg_one(uint64_t *s, struct guard_port *port, uint8_t *scratch)
 }
 
 /**
- * fg_run() - one episode: a port, then @iters frames
+ * fg_init() - the scratch buffer the iterations share
+ *
+ * Return: 0, or 2 without memory
+ */
+static int fg_init(void)
+{
+	fg.scratch = calloc(1, RING_FRAME_MAX + 64);
+	return fg.scratch ? 0 : 2;
+}
+
+/**
+ * fg_episode() - one episode: a port, then @iters frames
  * @seed:	episode seed
  * @iters:	iterations
- * @scratch:	RING_FRAME_MAX + 64 bytes
  */
-static void fg_run(uint64_t seed, unsigned int iters, uint8_t *scratch)
+static void fg_episode(uint64_t seed, unsigned int iters)
 {
 	struct guard_port port;
 	uint64_t s = seed;
 
 	fg_policy(&s, &port);
 	for (fg.iter = 0; fg.iter < iters; fg.iter++) {
-		fg_one(&s, &port, scratch);
+		fg_one(&s, &port, fg.scratch);
 		fg_tot.iterations++;
 	}
 }
 
-static uint64_t fg_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /**
- * main() - parse the options, run the episodes, print the summary
- * @argc:	argument count
- * @argv:	-s SEED, -n ITERATIONS per episode, -t SECONDS
- *
- * Return: 0 if nothing was found, 1 on a finding, 2 on a usage error
+ * fg_finish() - the summary, one JSON object on stdout
+ * @secs:	wall time
  */
-int main(int argc, char **argv)
+static void fg_finish(double secs)
 {
-	unsigned int iters = FG_ITERS_DEFAULT;
-	uint64_t seed = 1, t0;
-	double secs = 0;
-	uint8_t *scratch;
-	int opt;
-
-	while ((opt = getopt(argc, argv, "s:n:t:")) != -1) {
-		switch (opt) {
-		case 's':
-			seed = strtoull(optarg, NULL, 0);
-			break;
-		case 'n':
-			iters = (unsigned int)strtoul(optarg, NULL, 0);
-			break;
-		case 't':
-			secs = strtod(optarg, NULL);
-			break;
-		default:
-			fprintf(stderr, "usage: %s [-s SEED] [-n ITERATIONS] "
-				"[-t SECONDS]\n", argv[0]);
-			return 2;
-		}
-	}
-	scratch = calloc(1, RING_FRAME_MAX + 64);
-	if (!scratch || !iters)
-		return 2;
-	t0 = fg_now_ns();
-	for (uint64_t k = 0;; k++) {
-		fg.seed = seed + k;
-		snprintf(fg.replay, sizeof(fg.replay), "%s -s %" PRIu64 " -n %u",
-			 argv[0], fg.seed, iters);
-		fg_run(fg.seed, iters, scratch);
-		fg_tot.episodes++;
-		if ((fg_now_ns() - t0) / 1e9 >= secs)
-			break;
-	}
-	free(scratch);
+	free(fg.scratch);
 	printf("{\"fuzzer\": \"guard\", \"seed\": %" PRIu64 ", \"episodes\": %"
 	       PRIu64 ", \"iterations_per_episode\": %u, \"iterations\": %" PRIu64
 	       ", \"seconds\": %.1f, \"oracle\": %" PRIu64 ", \"mutated\": %"
 	       PRIu64 ", \"long_copies\": %" PRIu64 ", \"csum_passed\": %"
-	       PRIu64 ", \"gso_passed\": %" PRIu64 ", \"verdicts\": {", seed,
-	       fg_tot.episodes, iters, fg_tot.iterations,
-	       (fg_now_ns() - t0) / 1e9, fg_tot.oracle, fg_tot.mutated,
+	       PRIu64 ", \"gso_passed\": %" PRIu64 ", \"verdicts\": {",
+	       fuzz_run.first, fuzz_run.episodes, fuzz_run.iters,
+	       fg_tot.iterations, secs, fg_tot.oracle, fg_tot.mutated,
 	       fg_tot.long_copies, fg_tot.csum_passed, fg_tot.gso_passed);
 	for (unsigned int i = 0; i < GUARD__MAX; i++)
 		printf("%s\"%s\": %" PRIu64, i ? ", " : "", guard_verdict_name(i),
@@ -2120,5 +2082,12 @@ int main(int argc, char **argv)
 		printf("%s\"%s\": %" PRIu64, i ? ", " : "", fg_template_names[i],
 		       fg_tot.templates[i]);
 	printf("}}\n");
-	return 0;
 }
+
+const struct fuzz_target fuzz_target = {
+	.name = "guard",
+	.iters_default = FG_ITERS_DEFAULT,
+	.init = fg_init,
+	.episode = fg_episode,
+	.finish = fg_finish,
+};

@@ -64,21 +64,16 @@
 #define FZ_REC_HDR		sizeof(struct ring_rec_hdr)
 
 enum fz_mode { FZ_CONS, FZ_PROD, FZ_RACE, FZ_FDS };
-static const char *const fz_mode_names[] = { "cons", "prod", "race", "fds" };
+static const char *const fz_mode_names[] = { "cons", "prod", "race", "fds",
+					      NULL };
 
-/* Run state: what a failure report needs, set as the run goes. */
+/* Run state a failure report needs beside fuzz_run, set as the run goes. */
 static struct {
-	const char *argv0;
-	int mode;
-	uint64_t seed;		/* seed of the current episode */
 	uint64_t step;
-	unsigned int steps;
-	char replay[512];
 } fz;
 
 /**
  * struct fz_totals - counters of the whole run, for the summary
- * @episodes:	seeds run
  * @steps:	steps run, all episodes
  * @calls:	ring calls made and timed
  * @accepted:	records the consumer handed out (peek or write_fd)
@@ -93,7 +88,7 @@ static struct {
  * @drops:	violations by enum ring_drop reason
  */
 static struct fz_totals {
-	uint64_t episodes, steps, calls, accepted, produced, pads, skipped;
+	uint64_t steps, calls, accepted, produced, pads, skipped;
 	uint64_t full, kicks, eagain, fd_msgs, max_call_ns;
 	uint64_t drops[RING_DROP__MAX];
 } tot;
@@ -145,9 +140,9 @@ fz_fail(const char *fmt, ...)
 	va_list ap;
 
 	fprintf(stderr, "FAIL fuzz_ring mode=%s seed=%" PRIu64 " step=%" PRIu64
-		": ", fz_mode_names[fz.mode], fz.seed, fz.step);
+		": ", fz_mode_names[fuzz_run.mode], fuzz_run.seed, fz.step);
 	va_start(ap, fmt);
-	fuzz_vfail(fz.replay, fmt, ap);
+	fuzz_vfail(fmt, ap);
 }
 
 /**
@@ -161,17 +156,9 @@ static void fz_watchdog(int sig)
 
 	(void)sig;
 	if (write(2, msg, sizeof(msg) - 1) < 0 ||
-	    write(2, fz.replay, strlen(fz.replay)) < 0 || write(2, "\n", 1) < 0)
+	    write(2, fuzz_run.replay, strlen(fuzz_run.replay)) < 0 || write(2, "\n", 1) < 0)
 		_exit(1);
 	_exit(1);
-}
-
-static uint64_t fz_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /*
@@ -179,9 +166,9 @@ static uint64_t fz_now_ns(void)
  * (a timeout it was given) plus FZ_BOUND_NS.
  */
 #define FZ_CALL(extra_ms, expr) ({					\
-	uint64_t t0_ = fz_now_ns();					\
+	uint64_t t0_ = fuzz_now_ns();					\
 	__typeof__(expr) rv_ = (expr);					\
-	uint64_t dt_ = fz_now_ns() - t0_;				\
+	uint64_t dt_ = fuzz_now_ns() - t0_;				\
 	tot.calls++;							\
 	if (dt_ > tot.max_call_ns)					\
 		tot.max_call_ns = dt_;					\
@@ -1726,12 +1713,46 @@ static void fz_run_fds(uint64_t seed, unsigned int steps)
 /* Driver --------------------------------------------------------------------- */
 
 /**
- * fz_summary() - the run's figures, one JSON object on stdout
- * @seed:	first seed
+ * fz_init() - the watchdog; a peer that closed its end is not a signal
+ *
+ * Return: 0
+ */
+static int fz_init(void)
+{
+	signal(SIGALRM, fz_watchdog);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+/**
+ * fz_episode() - one episode of the mode -m chose
+ * @seed:	episode seed
+ * @steps:	steps
+ */
+static void fz_episode(uint64_t seed, unsigned int steps)
+{
+	switch (fuzz_run.mode) {
+	case FZ_CONS:
+		fz_run_cons(seed, steps);
+		break;
+	case FZ_PROD:
+		fz_run_prod(seed, steps);
+		break;
+	case FZ_RACE:
+		fz_run_race(seed, steps);
+		break;
+	default:
+		fz_run_fds(seed, steps);
+	}
+}
+
+/**
+ * fz_finish() - the run's figures, one JSON object on stdout
  * @secs:	wall time
  */
-static void fz_summary(uint64_t seed, double secs)
+static void fz_finish(double secs)
 {
+	alarm(0);
 	printf("{\"fuzzer\": \"ring\", \"mode\": \"%s\", \"seed\": %" PRIu64
 	       ", \"episodes\": %" PRIu64 ", \"steps_per_episode\": %u"
 	       ", \"iterations\": %" PRIu64 ", \"calls\": %" PRIu64
@@ -1740,94 +1761,22 @@ static void fz_summary(uint64_t seed, double secs)
 	       ", \"full\": %" PRIu64 ", \"kicks\": %" PRIu64
 	       ", \"write_fd_eagain\": %" PRIu64 ", \"fd_msgs_checked\": %" PRIu64
 	       ", \"max_call_ms\": %.3f, \"seconds\": %.1f, \"violations\": {",
-	       fz_mode_names[fz.mode], seed, tot.episodes, fz.steps, tot.steps,
-	       tot.calls, tot.accepted, tot.produced, tot.pads, tot.skipped,
-	       tot.full, tot.kicks, tot.eagain, tot.fd_msgs,
-	       tot.max_call_ns / 1e6, secs);
+	       fz_mode_names[fuzz_run.mode], fuzz_run.first, fuzz_run.episodes,
+	       fuzz_run.iters, tot.steps, tot.calls, tot.accepted, tot.produced,
+	       tot.pads, tot.skipped, tot.full, tot.kicks, tot.eagain,
+	       tot.fd_msgs, tot.max_call_ns / 1e6, secs);
 	for (unsigned int i = 0; i < RING_DROP__MAX; i++)
 		printf("%s\"%s\": %" PRIu64, i ? ", " : "", ring_drop_name(i),
 		       tot.drops[i]);
 	printf("}}\n");
 }
 
-/**
- * fz_usage() - print how to call us
- * @argv0:	program name
- *
- * Return: 2, the exit status for a usage error
- */
-static int fz_usage(const char *argv0)
-{
-	fprintf(stderr, "usage: %s -m cons|prod|race|fds [-s SEED] [-n STEPS] "
-		"[-t SECONDS]\n"
-		"  one episode of STEPS steps with SEED; with -t, episodes of "
-		"seeds SEED, SEED+1, ... until SECONDS have passed\n", argv0);
-	return 2;
-}
-
-/**
- * main() - parse the options, run the episodes, print the summary
- * @argc:	argument count
- * @argv:	arguments
- *
- * Return: 0 if nothing was found, 1 on a finding, 2 on a usage error
- */
-int main(int argc, char **argv)
-{
-	uint64_t seed = 1, t0;
-	double secs = 0;
-	int opt, m = -1;
-
-	fz.steps = FZ_STEPS_DEFAULT;
-	while ((opt = getopt(argc, argv, "m:s:n:t:")) != -1) {
-		switch (opt) {
-		case 'm':
-			for (int i = 0; i < 4; i++)
-				if (!strcmp(optarg, fz_mode_names[i]))
-					m = i;
-			break;
-		case 's':
-			seed = strtoull(optarg, NULL, 0);
-			break;
-		case 'n':
-			fz.steps = (unsigned int)strtoul(optarg, NULL, 0);
-			break;
-		case 't':
-			secs = strtod(optarg, NULL);
-			break;
-		default:
-			return fz_usage(argv[0]);
-		}
-	}
-	if (m < 0 || !fz.steps)
-		return fz_usage(argv[0]);
-	fz.mode = m;
-	fz.argv0 = argv[0];
-	signal(SIGALRM, fz_watchdog);
-	signal(SIGPIPE, SIG_IGN);
-	t0 = fz_now_ns();
-	for (uint64_t k = 0;; k++) {
-		fz.seed = seed + k;
-		snprintf(fz.replay, sizeof(fz.replay), "%s -m %s -s %" PRIu64
-			 " -n %u", fz.argv0, fz_mode_names[m], fz.seed, fz.steps);
-		switch (m) {
-		case FZ_CONS:
-			fz_run_cons(fz.seed, fz.steps);
-			break;
-		case FZ_PROD:
-			fz_run_prod(fz.seed, fz.steps);
-			break;
-		case FZ_RACE:
-			fz_run_race(fz.seed, fz.steps);
-			break;
-		default:
-			fz_run_fds(fz.seed, fz.steps);
-		}
-		tot.episodes++;
-		if ((fz_now_ns() - t0) / 1e9 >= secs)
-			break;
-	}
-	alarm(0);
-	fz_summary(seed, (fz_now_ns() - t0) / 1e9);
-	return 0;
-}
+const struct fuzz_target fuzz_target = {
+	.name = "ring",
+	.modes = fz_mode_names,
+	.iters_default = FZ_STEPS_DEFAULT,
+	.iters_name = "STEPS",
+	.init = fz_init,
+	.episode = fz_episode,
+	.finish = fz_finish,
+};

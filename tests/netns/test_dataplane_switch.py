@@ -25,7 +25,7 @@ from vnetshare import CONSUMER, PRODUCER, Ring, create_fds
 from vnetshare.linux import netns
 from vnetshare.core.config import ConfigError
 from vnetshare.dataplane.ring import SIZE_MIN
-from vnetshare.dataplane.switch import Switch
+from vnetshare.dataplane.switch import CAP_RX, Switch
 
 LAN4, LAN6 = "10.9.0.100", "fd00:9::100"
 LAN_MAC = mac_of(0x64)
@@ -548,6 +548,38 @@ def test_port_table_changes_while_running(net, lab):
     assert e.value.errno == 17  # EEXIST: the MAC is taken
     with pytest.raises(ConfigError, match="MAC '01:00:5e:00:00:01': is a multicast address"):
         net.sw.add_port(4, "01:00:5e:00:00:01", b.a2h_fds, b.h2a_fds, b.ring_size)
+
+
+def _ring_maps() -> int:
+    with open("/proc/self/maps") as f:
+        return sum("vnetshare-ring" in line for line in f)
+
+
+def test_a_port_or_capture_whose_ring_is_refused_leaves_nothing_behind(net, lab):
+    """sw_ring_take(): a port whose first or second ring is refused (the
+    wrong size), or a capture whose ring is, fails with EINVAL and leaves
+    no descriptor open and no ring mapped; the same id and rings then work.
+    The positive control: the port that is added holds four more
+    descriptors and two more mappings, as counted here."""
+    ok, ok2, big = create_fds(SIZE_MIN), create_fds(SIZE_MIN), create_fds(2 * SIZE_MIN)
+    lab.ringfds += [ok, ok2, big]
+    fds, maps = set(os.listdir("/proc/self/fd")), _ring_maps()
+    for a2h, h2a in ((ok, big), (big, ok)):
+        with pytest.raises(OSError) as e:
+            net.sw.add_port(3, mac_of(3), a2h, h2a, SIZE_MIN)
+        assert e.value.errno == 22 and "add port 3" in str(e.value)
+    with pytest.raises(OSError) as e:
+        net.sw.add_capture(1, CAP_RX, 64, big, SIZE_MIN)
+    assert e.value.errno == 22 and "capture of port 1" in str(e.value)
+    assert set(os.listdir("/proc/self/fd")) == fds, "a descriptor was left open"
+    assert _ring_maps() == maps, "a ring was left mapped"
+    net.sw.add_port(3, mac_of(3), ok, ok2, SIZE_MIN)
+    assert len(set(os.listdir("/proc/self/fd")) - fds) == 4 and _ring_maps() == maps + 2
+    cap = net.sw.add_capture(3, CAP_RX, 64, big)
+    assert _ring_maps() == maps + 3
+    net.sw.del_capture(cap)
+    net.sw.del_port(3)
+    assert set(os.listdir("/proc/self/fd")) == fds and _ring_maps() == maps
 
 
 def test_full_h2a_ring_drops_and_counts_never_blocks(net, lab):

@@ -276,6 +276,47 @@ def test_a_vlan_partitions_announcement_goes_out_tagged(fo):
     assert host and host[0][ARP].psrc == "198.18.0.254" and Dot1Q not in host[0], [x.summary() for x in frames]
 
 
+def test_a_backup_missing_at_start_is_served_when_it_appears(tmp_path):
+    """A second NIC unplugged at start: the daemon serves on the primary,
+    degraded, the backup down (absent); the NIC plugged in, it is served
+    (uplink.rebound, uplink.up, both with role backup), and a failover to
+    it works."""
+    s = FailoverSystem(tmp_path)
+    f = None
+    try:
+        netns.delete_link(BACKUP)  # its LAN end (lanb) goes with it
+        s.start_daemon("--backup-uplink", BACKUP, "--failback", "never")
+        f = Follower(s)
+        a = s.create(A[0], "--ip", f"{A[1]}/24", "--gateway", LAN_V4)
+        assert ping(A[0], LAN_V4, count=2).ok, s.log()
+        st = s.status()
+        assert st["state"] == "degraded" and st["active_uplink"] == UPLINK, st
+        assert f"backup uplink {BACKUP} is down (absent)" in st["problems"], st
+        assert st["uplinks"][1]["ifindex"] is None and st["uplinks"][1]["up"] is False, st["uplinks"]
+        down = f.wait(lambda e: e["event"] == "uplink.down" and e.get("role") == "backup")
+        assert down["ifname"] == BACKUP and down["operstate"] == "absent", down
+        assert not [e for e in f.events if e["event"] == "uplink.down" and "role" not in e], f.events
+
+        netns.veth_pair(BACKUP, PORT_B, None, LAN_NS)  # plugged in
+        ip("-n", LAN_NS, "link", "set", PORT_B, "master", "br0", "up")
+        netns.link_set(BACKUP, None, up=True)
+        served = f.wait(lambda e: e["event"] == "uplink.rebound" and e.get("role") == "backup")
+        assert served["ifname"] == BACKUP and "served, through" in served["message"], served
+        assert f.wait(lambda e: e["event"] == "uplink.up" and e.get("role") == "backup"), f.events
+        assert wait_for(lambda: s.status()["state"] == "running", timeout=5), s.status()
+        assert s.status()["uplinks"][1]["ifindex"] == netns.link(BACKUP).index
+
+        s.carrier(PORT_P, False)  # and it serves when the primary goes
+        ev = f.wait(lambda e: e["event"] == "uplink.failover" and e["to"] == BACKUP)
+        assert ev["reason"] == "primary down", ev
+        assert wait_for(lambda: ping(A[0], LAN_V4, count=1).ok, timeout=5), s.log()
+        assert wait_for(lambda: s.port_of(a["mac"]) == PORT_B, timeout=5)
+    finally:
+        if f is not None:
+            f.close()
+        s.close()
+
+
 def test_a_backup_that_cannot_serve_is_refused_at_start_in_one_line(tmp_path):
     from vnetshare.frontends.lab import LabError, start_daemon
     from vnetshare.linux import procs
@@ -293,7 +334,6 @@ def test_a_backup_that_cannot_serve_is_refused_at_start_in_one_line(tmp_path):
     s = FailoverSystem(tmp_path)
     try:
         assert "--backup-uplink: uplink 'lo': the loopback device" in refused("--backup-uplink", "lo")
-        assert re.search(r"--backup-uplink: .*uplink 'nope0' not found", refused("--backup-uplink", "nope0"))
         assert "--backup-uplink 'vsu0': is the uplink" in refused("--backup-uplink", UPLINK)
         # one daemon per NIC, the backup's too
         other = os.path.join(s.dir, "other")

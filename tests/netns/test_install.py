@@ -7,7 +7,9 @@ would after `sudo`. The demo starts a daemon and two agents; agents drop
 to uids of their own, so nothing they run may need the installation's
 files after that (the C agent is static), and no helper process may
 import the package from its working directory. The installation must
-carry the C agent (built by setup.py), which the demo's daemon then runs.
+carry the C agent (built by setup.py), which the demo's daemon then runs,
+and the man page and completion scripts setup.py generates (under the
+environment's share/).
 
 The README's way is scripts/setup.sh: the distribution's /usr/bin/python3
 (externally managed, PEP 668) makes the environment, the commands are
@@ -75,6 +77,18 @@ def c_agent_installed(bindir: Path) -> None:
         f"no C agent installed: {p.stdout} {p.stderr[-1500:]}"
 
 
+def cli_files(share: Path) -> None:
+    """The man page and the bash and zsh completion under @share, as setup.py
+    generated them from the parser: man reads the page."""
+    page = (share / "man" / "man1" / "vnetshare.1").read_text()
+    assert page.startswith(".TH VNETSHARE 1") and "\n.SS vnetshare partition create\n" in page
+    p = subprocess.run(["man", "-l", "-P", "cat", str(share / "man" / "man1" / "vnetshare.1")],
+                       capture_output=True, text=True, timeout=60, env={"MANWIDTH": "100", "PATH": os.environ["PATH"]})
+    assert p.returncode == 0 and "EXIT STATUS" in p.stdout and "--may-exist" in p.stdout, p.stderr
+    assert "complete -F _vnetshare vnetshare" in (share / "bash-completion" / "completions" / "vnetshare").read_text()
+    assert (share / "zsh" / "site-functions" / "_vnetshare").read_text().startswith("#compdef vnetshare")
+
+
 def demo(bindir: Path, cwd: Path, sock: Path, command: Path | None = None) -> None:
     """`vnetshare lab demo` passes, run as @command (default: @bindir's vnetshare)."""
     c_agent_installed(bindir)
@@ -94,6 +108,7 @@ def test_venv_under_a_private_home_runs_the_demo(tmp_path):
     src = source_copy(tmp_path / "clone")
     bindir = venv(home / "venv")
     pip_install(bindir, str(src))
+    cli_files(home / "venv" / "share")
     demo(bindir, Path("/"), tmp_path / "control.sock")
 
 
@@ -102,6 +117,7 @@ def test_pip_install_dot_then_demo_from_the_clone(tmp_path):
     src = source_copy(tmp_path / "clone")
     bindir = venv(tmp_path / "venv")
     pip_install(bindir, ".", cwd=src)
+    cli_files(tmp_path / "venv" / "share")
     demo(bindir, src, tmp_path / "control.sock")
 
 
@@ -163,15 +179,10 @@ def test_setup_sh_installs_with_the_system_python_and_the_demo_passes(tmp_path):
         "the environment is not the system Python's (setup.sh took the python3 on PATH?)"
     p = setup.vnetshare("--help")
     assert p.returncode == 0 and "lab" in p.stdout, p.stderr
-    # the man page and the completion scripts, beside the bin directory, from the installed parser
-    share = setup.bindir.parent / "share"
-    page = (share / "man" / "man1" / "vnetshare.1").read_text()
-    assert page.startswith(".TH VNETSHARE 1") and "\n.SS vnetshare partition create\n" in page
-    p = subprocess.run(["man", "-l", "-P", "cat", str(share / "man" / "man1" / "vnetshare.1")],
-                       capture_output=True, text=True, timeout=60, env={"MANWIDTH": "100", "PATH": os.environ["PATH"]})
-    assert p.returncode == 0 and "EXIT STATUS" in p.stdout and "--may-exist" in p.stdout, p.stderr
-    assert "complete -F _vnetshare vnetshare" in (share / "bash-completion" / "completions" / "vnetshare").read_text()
-    assert (share / "zsh" / "site-functions" / "_vnetshare").read_text().startswith("#compdef vnetshare")
+    # the man page and the completion scripts: the environment's (the wheel's), copied
+    # beside the bin directory
+    cli_files(setup.prefix / "share")
+    cli_files(setup.bindir.parent / "share")
     p = subprocess.run([str(setup.bindir / "vnetshare-cni")], env={"CNI_COMMAND": "VERSION"}, input="",
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "supportedVersions" in json.loads(p.stdout), p.stdout + p.stderr

@@ -1,21 +1,15 @@
 """Every command's --json output, from a running daemon with partitions of
 each kind (a VLAN, a rate limit, labels, an address change), validates
 against vnetshare/schema/vnetshare.json: one shape per object across the
-commands (docs/cli.md, "JSON output")."""
+commands (docs/cli.md, "JSON output"). `lab demo --json` runs a daemon of
+its own: tests/netns/test_lab.py validates its output."""
 from __future__ import annotations
 
 import json
-from importlib import resources
 
-import jsonschema
-
+from schemacheck import schema_errors
 from system import A, B, LAN_V4
 from vnetshare.linux.probe import ping
-
-
-def _validator(name: str) -> jsonschema.Draft202012Validator:
-    schema = json.loads(resources.files("vnetshare").joinpath("schema/vnetshare.json").read_text())
-    return jsonschema.Draft202012Validator({**schema, "$ref": f"#/$defs/{name}"})
 
 
 def _lines(text: str) -> list:
@@ -36,11 +30,12 @@ def test_every_json_output_validates_against_the_schema(two):
         "event": _lines(two.cli("events", "--json").stdout),
         "rates": _lines(two.cli("top", "-n", "2", "-d", "0.2", "--json").stdout)
         + _lines(two.cli("stats", "--watch", "0.2", "-n", "1", "--json").stdout),
+        "verify": [json.loads(two.cli("verify", "--json").stdout)],  # last: it makes partitions of its own
     }
     for name, instances in outputs.items():
         assert instances, name
         for instance in instances:
-            errors = [f"{list(e.absolute_path)}: {e.message}" for e in _validator(name).iter_errors(instance)]
+            errors = schema_errors(name, instance)
             assert not errors, (name, errors[:5])
     # the shapes say what they are: a's limits as numbers, b's VLAN, untagged is null
     shown = {p["name"]: p for p in outputs["partition_list"][0]}
@@ -49,3 +44,6 @@ def test_every_json_output_validates_against_the_schema(two):
     assert outputs["stats"][0]["policy"][A[0]]["tx_limit_bps"] == 100_000_000
     changed = [e for e in outputs["event"] if e["event"] == "partition.changed" and e["partition"] == B[0]]
     assert changed and changed[0]["values"] == {"vlan": 10, "storm_limit_pps": None}, changed
+    rep = outputs["verify"][0]
+    assert rep["ok"] and rep["facts"]["vlan"] not in (None, 10) and len(rep["checks"]) > 10, rep
+

@@ -2,6 +2,7 @@
 import json
 import subprocess
 
+from schemacheck import schema_errors
 from vnetshare.linux import netns
 from vnetshare.linux.probe import ping
 from vnetshare.linux.procs import python_argv
@@ -39,6 +40,7 @@ def test_lab_demo_passes_and_cleans_up(tmp_path):
     p = vns(str(tmp_path / "control.sock"), "lab", "demo", "--seconds", "1", "--json")
     assert p.returncode == 0, p.stdout + p.stderr
     out = json.loads(p.stdout)
+    assert not schema_errors("lab_demo", out), schema_errors("lab_demo", out)[:5]
     assert out["ok"] and len(out["checks"]) == 6
     assert {c["test"] for c in out["checks"]} == {"ping IPv4", "ping IPv6", "iperf3 TCP"}
     nothing_left()

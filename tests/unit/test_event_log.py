@@ -191,8 +191,8 @@ def _snap(**parts) -> dict:
     return {"partitions": parts}
 
 
-def _cmp(prev, cur, state, now=100.0, link=None):
-    return ev.compare(prev, cur, state, now, REASONS, interval=1.0, quiet=3, link=link)
+def _cmp(prev, cur, state, now=100.0, link=None, backup=None):
+    return ev.compare(prev, cur, state, now, REASONS, interval=1.0, quiet=3, link=link, backup=backup)
 
 
 def test_drops_start_when_a_still_reason_moves_and_stop_after_quiet_intervals():
@@ -308,6 +308,21 @@ def test_uplink_down_and_up_on_transitions_only():
     assert [k for k, *_ in _cmp(s, s, st, link=up)] == ["uplink.up"]
     # down already when the daemon starts: said at the first look
     assert [k for k, *_ in _cmp(s, s, ev.WatchState(), link=down)] == ["uplink.down"]
+
+
+def test_the_backup_uplink_down_and_up_named_with_its_role_apart_from_the_primary():
+    st = ev.WatchState()
+    up = {"ifname": "u0", "up": True, "operstate": "UP"}
+    absent = {"ifname": "u1", "up": False, "operstate": "absent"}
+    s = _snap()
+    # a backup missing at start: said at the first look, the primary (up) says nothing
+    assert _cmp(s, s, st, link=up, backup=absent) == [
+        ("uplink.down", None, "backup uplink u1 down (operstate absent)",
+         {"ifname": "u1", "operstate": "absent", "role": "backup"})]
+    assert _cmp(s, s, st, link=up, backup=absent) == []
+    got = _cmp(s, s, st, link={**up, "up": False, "operstate": "DOWN"}, backup={**absent, "up": True,
+                                                                                 "operstate": "UP"})
+    assert [(k, d.get("role")) for k, _p, _m, d in got] == [("uplink.down", None), ("uplink.up", "backup")]
 
 
 def test_watcher_tick_emits_what_compare_finds_and_survives_a_failing_look():

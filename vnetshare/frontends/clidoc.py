@@ -3,8 +3,9 @@ docs/cli.md's command reference, bash and zsh completion.
 
     python3 -m vnetshare.frontends.clidoc man|markdown|bash|zsh
 
-scripts/setup.sh writes the man page and the completion scripts with the
-installed vnetshare; docs/cli.md carries the markdown between its
+setup.py writes the man page and the completion scripts at build time (a
+wheel installs them under share/; scripts/setup.sh copies them on to
+/usr/local/share); docs/cli.md carries the markdown between its
 "generated" markers (tests/unit/test_clidoc.py checks it is current).
 
 Rules:
