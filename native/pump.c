@@ -67,7 +67,9 @@
  * @a2h_full:	A2H had no room for a largest record: TAP reads paused
  * @limit_on:	the byte limit is on (pump_set_a2h_limit())
  * @limited:	the last read stopped at the limit: TAP reads paused until
- *		A2H holds less, and the next look at A2H is a sample (dql.h)
+ *		A2H holds less, and the first look at A2H after the switch
+ *		took some is a sample (dql.h)
+ * @used_at_stop: bytes A2H held when the read stopped at the limit
  * @dql:	the byte limit
  * @held:	@rec was peeked but the TAP said EAGAIN: retry it first
  * @rec:	the held record (its frame stays valid: nothing is released)
@@ -88,6 +90,7 @@ struct pump {
 	int a2h_full;
 	int limit_on;
 	int limited;
+	uint64_t used_at_stop;
 	struct dql dql;
 	int held;
 	struct ring_rec rec;
@@ -227,9 +230,11 @@ void pump_get_stats(const struct pump *p, struct pump_stats *st)
  * @p:		pump
  * @n:		frames read, out
  *
- * The first look at A2H after a stop at the limit is dql.h's sample: an
- * empty ring and then a frame from the TAP is a starvation (rule 1), bytes
- * still there are slack (rule 2).
+ * The first look at A2H after a stop at the limit that finds the switch
+ * took bytes is dql.h's sample: an empty ring and then a frame from the
+ * TAP is a starvation (rule 1), bytes still there are slack (rule 2). A
+ * look that finds nothing taken (the pump woke for the other direction)
+ * is no sample, and the pump stays stopped.
  *
  * Return: as ring_read_fd(); 0 also when it stopped at the limit (then
  * @p->limited is set)
@@ -242,6 +247,8 @@ static int pump_read_limited(struct pump *p, unsigned int *n)
 
 	*n = 0;
 	if (p->limited) {
+		if (used >= p->used_at_stop)
+			return 0;	/* nothing taken yet: still at the limit */
 		p->limited = 0;
 		if (!used)
 			starved = 1;
@@ -251,6 +258,7 @@ static int pump_read_limited(struct pump *p, unsigned int *n)
 	for (unsigned int tries = 0; tries < p->burst; tries++) {
 		if (!dql_room(&p->dql, used)) {
 			p->limited = 1;
+			p->used_at_stop = used;
 			PUMP_STAT_ADD(p, a2h_limited, 1);
 			rc = 0;
 			break;

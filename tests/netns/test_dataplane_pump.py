@@ -271,11 +271,12 @@ def test_pump_byte_limit_stops_reading_the_tap_until_the_switch_takes(lab):
     # A2H holds the limit and at most one frame more; the TAP kept the rest
     assert st["a2h_limited"] >= 1 and st["a2h_limit"] == lib.DQL_START_DEFAULT, st
     assert lib.DQL_START_DEFAULT <= held < lib.DQL_START_DEFAULT + record, held
-    # taking the frames wakes it: it reads the TAP's queue behind them
+    # taking the frames wakes it: it reads the TAP's queue behind them (how
+    # much depends on when it woke: the limit adapts, test_dql.py)
     for _ in range(held // record):
         assert part.host_a2h.recv() is not None
-    assert wait_for(lambda: part.host_a2h.used() >= lib.DQL_START_DEFAULT)
-    assert pump.stats()["tx_frames"] > st["tx_frames"]
+    assert wait_for(lambda: pump.stats()["tx_frames"] > st["tx_frames"] + 10)
+    assert part.host_a2h.used() > 0
 
 
 def test_pump_without_byte_limit_fills_a2h(lab):
