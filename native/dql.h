@@ -14,9 +14,10 @@
  *     released records and woke it) and found A2H empty, and the TAP then
  *     still had frames: the switch waited for bytes the limit held back.
  *     The limit grows by half (dql_starved()), up to @max_limit.
- *  2. Slack: the pump had stopped at the limit and came back to a ring
- *     that still held bytes: those were more than the switch needed
- *     meanwhile. The least such excess over @hold_ns is taken off the
+ *  2. Slack: the pump had stopped at the limit, the switch took bytes,
+ *     and the pump came back to a ring that still held some: those were
+ *     more than the switch needed meanwhile (a look before the switch
+ *     took anything is no sample: pump.c). The least such excess over @hold_ns is taken off the
  *     limit at the end of that window (dql_slack()), down to @min_limit.
  *     A starvation starts a new window.
  *  3. Neither is sampled while the pump reads below the limit: a partition
