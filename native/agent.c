@@ -13,7 +13,7 @@
  *  1. PR_SET_PDEATHSIG(SIGTERM); if the daemon already died (our parent is
  *     init), exit 0.
  *  2. Receive the daemon's one message: a JSON object {"name", "ring_size",
- *     "coalesce_usecs", "uid", "gid"} and 8 descriptors (SCM_RIGHTS) in
+ *     "coalesce_usecs", "a2h_limit", "uid", "gid"} and 8 descriptors (SCM_RIGHTS) in
  *     pack_fds() order: the TAP, the A2H ring's producer end (memfd, wait,
  *     kick), the H2A ring's consumer end (memfd, wait, kick), and the
  *     partition's network namespace.
@@ -30,7 +30,8 @@
  *     parent-death signal is set again afterwards: the kernel clears it
  *     when the effective uid or gid changes.
  *  5. Map the rings (ring_attach(), both ends) and make the pump
- *     (pump_create(), pump_set_coalesce()) - only after step 4.
+ *     (pump_create(), pump_set_coalesce(), pump_set_a2h_limit()) - only
+ *     after step 4.
  *  6. Start the pump thread, held at a gate (an eventfd); install the
  *     seccomp filter below on both threads (SECCOMP_FILTER_FLAG_TSYNC);
  *     open the gate. No frame is moved before the filter is in place.
@@ -163,6 +164,8 @@ static const char *const selftest_names[SELFTEST__MAX] = {
  * struct hello - what the daemon's JSON says
  * @ring_size:	data size of each ring
  * @coalesce_usecs: coalescing window, or -1 for the pump's default (null)
+ * @a2h_limit:	1 for the byte limit on A2H (dql.h), 0 for none, -1 for the
+ *		pump's default (absent or null)
  * @uid:	the uid to run as, 1 to AGENT_ID_MAX
  * @gid:	the gid to run as, likewise
  * @selftest:	test hook: the forbidden call to make after "ready"
@@ -170,6 +173,7 @@ static const char *const selftest_names[SELFTEST__MAX] = {
 struct hello {
 	uint64_t ring_size;
 	long coalesce_usecs;
+	int a2h_limit;
 	uid_t uid;
 	gid_t gid;
 	enum selftest selftest;
@@ -505,6 +509,7 @@ static int parse_hello(const char *s, size_t n, struct hello *h, const char **wh
 
 	h->ring_size = 0;
 	h->coalesce_usecs = -1;
+	h->a2h_limit = -1;
 	h->uid = 0;
 	h->gid = 0;
 	h->selftest = SELFTEST_NONE;
@@ -554,6 +559,22 @@ static int parse_hello(const char *s, size_t n, struct hello *h, const char **wh
 					goto bad;
 				}
 				h->coalesce_usecs = (long)v;
+			}
+		} else if (!strcmp(key, "a2h_limit")) {
+			uint64_t v;
+
+			if (j.i < j.n && j.s[j.i] == 'n') {
+				if (json_lit(&j, "null") < 0)
+					goto bad;
+				h->a2h_limit = -1;
+			} else {
+				if (json_uint(&j, &v) < 0)
+					goto bad;
+				if (v > 1) {
+					j.err = "a2h_limit not 0 or 1";
+					goto bad;
+				}
+				h->a2h_limit = (int)v;
 			}
 		} else if (!strcmp(key, "uid") || !strcmp(key, "gid")) {
 			int is_uid = key[0] == 'u';
@@ -1030,6 +1051,12 @@ int main(int argc, char **argv)
 					  (unsigned int)hello.coalesce_usecs);
 		if (rc < 0)
 			fail("pump_set_coalesce(%ld): %s", hello.coalesce_usecs,
+			     strerror(-rc));
+	}
+	if (hello.a2h_limit >= 0) {
+		rc = pump_set_a2h_limit(agent_pump.pump, hello.a2h_limit);
+		if (rc < 0)
+			fail("pump_set_a2h_limit(%d): %s", hello.a2h_limit,
 			     strerror(-rc));
 	}
 

@@ -5,7 +5,9 @@
  *  1. TAP -> A2H: ring_read_fd() reads up to @burst frames straight into
  *     reserved records, then one ring_flush() publishes them (and writes the
  *     daemon's data pipe only if the daemon sleeps). When A2H is full the
- *     pump stops reading the TAP until the daemon makes room.
+ *     pump stops reading the TAP until the daemon makes room; with the
+ *     byte limit on (pump_set_a2h_limit(), dql.h) it stops as soon as A2H
+ *     holds the limit, and the TAP's own short queue holds the rest.
  *  2. H2A -> TAP: up to @burst records are ring_peek()ed and writev()n with
  *     the validated private vnet header; one ring_release() per burst. A
  *     write that says EAGAIN keeps its record ("held") and is retried when
@@ -19,9 +21,11 @@
  *     (coalesce_poll_ns(): bounded, yielding, rarer after misses), armed
  *     as below but with a zero timeout; then, or at once otherwise, arm
  *     and sleep in poll() on
- *       - the TAP, POLLIN (unless A2H is full) and POLLOUT (if a record is held)
+ *       - the TAP, POLLIN (unless A2H is full or at the limit) and POLLOUT
+ *         (if a record is held)
  *       - the H2A data pipe, after ring_arm() said there is nothing
- *       - the A2H space pipe, only while A2H is full (ring_arm())
+ *       - the A2H space pipe, only while A2H is full (ring_arm()) or at
+ *         the limit (ring_arm_below())
  *       - the stop eventfd.
  *     ring_arm() sets the waiting flag and re-checks the peer's position
  *     after a full fence, so a frame published meanwhile is never missed.
@@ -40,6 +44,7 @@
 #include <unistd.h>
 
 #include "coalesce.h"
+#include "dql.h"
 #include "pump.h"
 #include "util.h"
 
@@ -60,6 +65,12 @@
  *		(a quarter of the ring): the switch refills behind the writes
  *		instead of waiting for a burst of 64 KiB records to end
  * @a2h_full:	A2H had no room for a largest record: TAP reads paused
+ * @limit_on:	the byte limit is on (pump_set_a2h_limit())
+ * @limited:	the last read stopped at the limit: TAP reads paused until
+ *		A2H holds less, and the first look at A2H after the switch
+ *		took some is a sample (dql.h)
+ * @used_at_stop: bytes A2H held when the read stopped at the limit
+ * @dql:	the byte limit
  * @held:	@rec was peeked but the TAP said EAGAIN: retry it first
  * @rec:	the held record (its frame stays valid: nothing is released)
  * @a2h_seen:	A2H ring counters already added to @stats
@@ -77,6 +88,10 @@ struct pump {
 	unsigned int burst;
 	uint64_t release_bytes;
 	int a2h_full;
+	int limit_on;
+	int limited;
+	uint64_t used_at_stop;
+	struct dql dql;
 	int held;
 	struct ring_rec rec;
 	struct ring_stats a2h_seen;
@@ -130,6 +145,9 @@ int pump_create(struct pump **out, int tap, struct ring *a2h,
 	p->burst = burst ? burst : PUMP_BURST_DEFAULT;
 	p->release_bytes = ring_data_size(h2a) / 4;
 	p->coalesce_usecs = COALESCE_USECS_DEFAULT;
+	p->limit_on = PUMP_A2H_LIMIT_DEFAULT;
+	dql_init(&p->dql, DQL_MIN_DEFAULT, ring_data_size(a2h),
+		 DQL_HOLD_NS_DEFAULT, util_now_ns());
 	ring_get_stats(a2h, &p->a2h_seen);
 	*out = p;
 	return 0;
@@ -164,6 +182,23 @@ int pump_set_coalesce(struct pump *p, unsigned int usecs)
 }
 
 /**
+ * pump_set_a2h_limit() - turn the byte limit on A2H on or off; call
+ * before pump_run()
+ * @p:		pump
+ * @on:		1: stop reading the TAP while A2H holds the limit (dql.h;
+ *		PUMP_A2H_LIMIT_DEFAULT unless set), 0: read while A2H has room
+ *
+ * Return: 0, or -EINVAL for another @on
+ */
+int pump_set_a2h_limit(struct pump *p, int on)
+{
+	if (on != 0 && on != 1)
+		return -EINVAL;
+	p->limit_on = on;
+	return 0;
+}
+
+/**
  * pump_stop() - ask pump_run() to return; callable from any thread
  * @p:		pump
  *
@@ -191,6 +226,58 @@ void pump_get_stats(const struct pump *p, struct pump_stats *st)
 }
 
 /**
+ * pump_read_limited() - TAP -> A2H while A2H holds less than the limit
+ * @p:		pump
+ * @n:		frames read, out
+ *
+ * The first look at A2H after a stop at the limit that finds the switch
+ * took bytes is dql.h's sample: an empty ring and then a frame from the
+ * TAP is a starvation (rule 1), bytes still there are slack (rule 2). A
+ * look that finds nothing taken (the pump woke for the other direction)
+ * is no sample, and the pump stays stopped.
+ *
+ * Return: as ring_read_fd(); 0 also when it stopped at the limit (then
+ * @p->limited is set)
+ */
+static int pump_read_limited(struct pump *p, unsigned int *n)
+{
+	uint64_t used = ring_used(p->a2h);
+	unsigned int got;
+	int starved = 0, rc = -EAGAIN;
+
+	*n = 0;
+	if (p->limited) {
+		if (used >= p->used_at_stop)
+			return 0;	/* nothing taken yet: still at the limit */
+		p->limited = 0;
+		if (!used)
+			starved = 1;
+		else
+			dql_slack(&p->dql, used, util_now_ns());
+	}
+	for (unsigned int tries = 0; tries < p->burst; tries++) {
+		if (!dql_room(&p->dql, used)) {
+			p->limited = 1;
+			p->used_at_stop = used;
+			PUMP_STAT_ADD(p, a2h_limited, 1);
+			rc = 0;
+			break;
+		}
+		rc = ring_read_fd(p->a2h, p->tap, 1, &got);
+		*n += got;
+		if (rc != -EAGAIN)
+			break;
+		used = ring_used(p->a2h);
+	}
+	if (starved && *n) {
+		dql_starved(&p->dql, util_now_ns());
+		PUMP_STAT_ADD(p, a2h_limit_grown, 1);
+	}
+	__atomic_store_n(&p->stats.a2h_limit, p->dql.limit, __ATOMIC_RELAXED);
+	return rc;
+}
+
+/**
  * pump_from_tap() - TAP -> A2H, one burst, one flush
  * @p:		pump
  * @work:	frames moved are added (one more if more may be waiting)
@@ -203,7 +290,10 @@ static int pump_from_tap(struct pump *p, unsigned int *work)
 	unsigned int n = 0;
 	int rc, frc;
 
-	rc = ring_read_fd(p->a2h, p->tap, p->burst, &n);
+	if (p->limit_on)
+		rc = pump_read_limited(p, &n);
+	else
+		rc = ring_read_fd(p->a2h, p->tap, p->burst, &n);
 	frc = ring_flush(p->a2h);
 	if (n) {
 		ring_get_stats(p->a2h, &st);
@@ -320,7 +410,7 @@ static int pump_sleep(struct pump *p, struct coalesce *co, uint64_t poll_ns)
 
 	pfd[n++] = (struct pollfd){ .fd = p->stop_efd, .events = POLLIN };
 	pfd[n] = (struct pollfd){ .fd = p->tap, .events = 0 };
-	if (!p->a2h_full)
+	if (!p->a2h_full && !p->limited)
 		pfd[n].events |= POLLIN;
 	if (p->held)
 		pfd[n].events |= POLLOUT;
@@ -337,6 +427,12 @@ static int pump_sleep(struct pump *p, struct coalesce *co, uint64_t poll_ns)
 			p->a2h_full = 0;	/* room now: not armed */
 			goto disarm;
 		}
+		a2h_armed = 1;
+		pfd[n++] = (struct pollfd){ .fd = ring_fileno(p->a2h),
+					    .events = POLLIN };
+	} else if (p->limited) {
+		if (ring_arm_below(p->a2h, p->dql.limit))
+			goto disarm;	/* below the limit now: not armed */
 		a2h_armed = 1;
 		pfd[n++] = (struct pollfd){ .fd = ring_fileno(p->a2h),
 					    .events = POLLIN };

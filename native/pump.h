@@ -24,6 +24,7 @@
 /* cdef: begin */
 #define PUMP_BURST_DEFAULT	64u	/* frames per direction per round */
 #define PUMP_BURST_MAX		1024u
+#define PUMP_A2H_LIMIT_DEFAULT	0	/* the byte limit on A2H (dql.h): off */
 
 struct pump;
 
@@ -46,6 +47,11 @@ struct pump;
  * @polls:	polls for an answer before sleeping (a lone frame went out)
  * @poll_hits:	those that found the answer (H2A records), so the pump
  *		did not sleep
+ * @a2h_limited: times the pump stopped reading the TAP at the byte limit
+ *		(dql.h), the TAP's queue holding the rest
+ * @a2h_limit_grown: times the limit grew: A2H ran empty while it held
+ *		frames back
+ * @a2h_limit:	the limit now, bytes (0 while it is off)
  */
 struct pump_stats {
 	uint64_t tx_frames;
@@ -61,11 +67,15 @@ struct pump_stats {
 	uint64_t naps;
 	uint64_t polls;
 	uint64_t poll_hits;
+	uint64_t a2h_limited;
+	uint64_t a2h_limit_grown;
+	uint64_t a2h_limit;
 };
 
 int pump_create(struct pump **out, int tap_fd, struct ring *a2h,
 		struct ring *h2a, unsigned int burst);
 int pump_set_coalesce(struct pump *p, unsigned int usecs);
+int pump_set_a2h_limit(struct pump *p, int on);
 int pump_run(struct pump *p);
 int pump_stop(struct pump *p);
 void pump_get_stats(const struct pump *p, struct pump_stats *st);

@@ -924,6 +924,32 @@ int ring_arm(struct ring *r, uint32_t need)
 }
 
 /**
+ * ring_arm_below() - a producer says it sleeps until the ring holds less
+ * than @bytes, unless it does now
+ * @r:		producer handle
+ * @bytes:	ring_used() below which it has work (its byte limit, dql.h)
+ *
+ * As ring_arm(), with ring_used() for the check: the consumer's every
+ * release while the flag is set writes the space pipe.
+ *
+ * Return: 0 if armed, 1 if the ring holds less now (not armed), -EINVAL
+ * for a consumer
+ */
+int ring_arm_below(struct ring *r, uint64_t bytes)
+{
+	if (r->role != RING_PRODUCER)
+		return -EINVAL;
+	__atomic_store_n(&r->ctrl->prod_waiting, 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (ring_used(r) < bytes) {
+		__atomic_store_n(&r->ctrl->prod_waiting, 0, __ATOMIC_RELAXED);
+		return 1;
+	}
+	r->stats.sleeps++;
+	return 0;
+}
+
+/**
  * ring_disarm() - clear our waiting flag and drain our wakeup pipe after a sleep
  * @r:		handle
  */

@@ -251,6 +251,7 @@ int ring_write_fd(struct ring *r, int fd, unsigned int max, unsigned int *count)
 int ring_ready(struct ring *r, uint32_t need);
 uint64_t ring_used(struct ring *r);
 int ring_arm(struct ring *r, uint32_t need);
+int ring_arm_below(struct ring *r, uint64_t bytes);
 void ring_disarm(struct ring *r);
 int ring_wait(struct ring *r, uint32_t need, int timeout_ms);
 int ring_fileno(const struct ring *r);

@@ -108,10 +108,15 @@ def _selftest_call(name: str) -> str | None:
     return None
 
 
-def hello_message(name: str, ring_size: int, coalesce_usecs: int | None, uid: int) -> dict:
+def hello_message(name: str, ring_size: int, coalesce_usecs: int | None, uid: int,
+                  byte_limit: bool | None = None) -> dict:
     """The JSON half of the hand-off message (the descriptors: pack_fds());
-    the agent runs as @uid, and as the group of the same number."""
+    the agent runs as @uid, and as the group of the same number; @byte_limit:
+    the dynamic byte limit on what it takes from its TAP (native/dql.h) on
+    or off, None for the agent's default."""
     msg = {"name": name, "ring_size": ring_size, "coalesce_usecs": coalesce_usecs, "uid": uid, "gid": uid}
+    if byte_limit is not None:
+        msg["a2h_limit"] = int(byte_limit)
     call = _selftest_call(name)
     if call is not None:
         msg["seccomp_selftest"] = call

@@ -331,7 +331,8 @@ class PartitionManager:
         theirs.close()
         ns_fd = -1
         try:
-            hello = hello_message(name, part.rec.ring_size, self.cfg.coalesce_usecs, part.rec.agent_uid)
+            hello = hello_message(name, part.rec.ring_size, self.cfg.coalesce_usecs, part.rec.agent_uid,
+                                  byte_limit=self.cfg.tap_byte_limit == "auto")
             ns_fd = netns.open_fd(part.rec.netns)  # it joins the partition's namespace
             fds = pack_fds(part.tap_fd, part.a2h, part.h2a, ns_fd)
             socket.send_fds(ours, [json.dumps(hello).encode()], fds)
@@ -500,7 +501,7 @@ class PartitionManager:
             tap_fd = self._open_tap(ifname, ns_path, rec.mac)
             undo.push("tap fd", lambda: _close(tap_fd))
             undo.push("tap", lambda: netns.quietly(netns.delete_link, ifname, ns_path))
-            netns.link_set(ifname, ns_path, mtu=rec.mtu, eui64=True, up=True)
+            netns.link_set(ifname, ns_path, mtu=rec.mtu, eui64=True, up=True, txqueuelen=self.cfg.tap_txqueuelen)
             # `partition set --ip` adds the new address before the old one
             # goes; without this, removing a primary IPv4 address takes the
             # secondaries of its subnet with it

@@ -66,6 +66,8 @@ def test_no_agent_is_one_line_and_no_fallback(fresh, tmp_path, how):
 def test_the_self_test_hook_fires_once_for_the_named_partition_only(fresh):
     assert agent.hello_message("pa", 4096, None, 5000) == {
         "name": "pa", "ring_size": 4096, "coalesce_usecs": None, "uid": 5000, "gid": 5000}
+    assert agent.hello_message("pa", 4096, None, 5000, byte_limit=True)["a2h_limit"] == 1
+    assert agent.hello_message("pa", 4096, None, 5000, byte_limit=False)["a2h_limit"] == 0
     fresh.setenv(agent.SELFTEST_ENV, "victim,other:ptrace")
     assert "seccomp_selftest" not in agent.hello_message("pa", 4096, 100, 5000)
     assert agent.hello_message("victim", 4096, 100, 5000)["seccomp_selftest"] == "socket"
@@ -181,6 +183,8 @@ def good(**kw) -> bytes:
     (b'{"ring_size": 99999999999999999999999}', 8, "bad message from the daemon: a number too large"),
     (b'{"ring_size": 4096, "coalesce_usecs": "100"}', 8,
      "bad message from the daemon: a non-negative integer expected"),
+    (good(a2h_limit=2), 8, "bad message from the daemon: a2h_limit not 0 or 1"),
+    (good(a2h_limit="on"), 8, "bad message from the daemon: a non-negative integer expected"),
     (good(seccomp_selftest=1), 8, "bad message from the daemon: a string expected"),
     (good(seccomp_selftest="fork"), 8, "bad message from the daemon: seccomp_selftest: no such call"),
     (b'{"ring_size": 4096, "x": [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}', 8,
@@ -200,6 +204,7 @@ def test_bad_hand_off_one_line_exit_1(msg, nfds, needle):
     GOOD,
     dict(GOOD, coalesce_usecs=None, seccomp_selftest=False),
     dict(GOOD, seccomp_selftest="process_vm_readv"),
+    dict(GOOD, a2h_limit=1), dict(GOOD, a2h_limit=0), dict(GOOD, a2h_limit=None),
     {"ring_size": 4194304, "x": {"a": [1, -2.5e3, {"b": None, "c": "\"\\u00e9"}], "d": True}, "y": [],
      "uid": TEST_UID, "gid": TEST_GID},
 ])

@@ -87,8 +87,10 @@ class Partition:
         self.host_a2h: Ring | None = None
         self.host_h2a: Ring | None = None
 
-    def start_pump(self, burst: int = 0, coalesce_usecs: int | None = None) -> Pump:
-        self.pump = Pump(self.tap, self.a2h, self.h2a, burst, coalesce_usecs=coalesce_usecs)
+    def start_pump(self, burst: int = 0, coalesce_usecs: int | None = None,
+                   byte_limit: bool | None = None) -> Pump:
+        self.pump = Pump(self.tap, self.a2h, self.h2a, burst, coalesce_usecs=coalesce_usecs,
+                         byte_limit=byte_limit)
         self.lab.pumps.append(self.pump)
         self.pump.start(name=f"pump-{self.ns}")
         return self.pump

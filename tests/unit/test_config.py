@@ -229,6 +229,14 @@ def test_coalesce_usecs():
             config.coalesce_usecs(bad)
 
 
+def test_tap_txqueuelen():
+    assert config.tap_txqueuelen(1) == 1
+    assert config.tap_txqueuelen(config.TAP_TXQUEUELEN_MAX) == config.TAP_TXQUEUELEN_MAX
+    for bad in (0, -1, config.TAP_TXQUEUELEN_MAX + 1, "16", 1.5, True):
+        with pytest.raises(ConfigError, match=re.escape(f"TAP transmit queue {bad!r}: must be 1 to ")):
+            config.tap_txqueuelen(bad)
+
+
 def test_netns_path_syntax_only(tmp_path):
     assert config.netns_path("/run/netns/web") == "/run/netns/web"
     for bad, why in (("web", "must be absolute"), ("", "not a path"), ("/run/a\0b", "not a path"),

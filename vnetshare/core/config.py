@@ -76,6 +76,14 @@ METRICS_ADDR_DEFAULT = "127.0.0.1"  # daemon --metrics PORT: loopback unless an 
 COALESCE_USECS_DEFAULT = 100  # native/coalesce.h
 DIRECT_SHARE_DEFAULT = 25  # native/switch.h SW_DIRECT_SHARE_PCT
 COALESCE_USECS_MAX = 10000
+# frames a partition's TAP queues for its agent before it drops (`ip link set
+# txqueuelen`): short, so a stream the TAP orphans (no TCP Small Queues)
+# backs off by loss instead of queueing milliseconds ahead of a ping
+TAP_TXQUEUELEN_DEFAULT, TAP_TXQUEUELEN_MAX = 1000, 100000
+# what an agent takes from its TAP ahead of the switch: "auto", a dynamic
+# byte limit (native/dql.h), or "off", as much as the ring holds
+TAP_BYTE_LIMIT_MODES = ("auto", "off")
+TAP_BYTE_LIMIT_DEFAULT = "off"
 VLAN_MIN, VLAN_MAX = 1, 4094  # 802.1Q: 0 and 4095 are reserved
 # The switch's table of stations learned on the wire (native/fdb.h): an
 # entry not seen for FDB_AGE_DEFAULT seconds is forgotten (802.1Q's default
@@ -408,6 +416,13 @@ def coalesce_usecs(value: object) -> int:
     """A coalescing window in microseconds: 0 (off) to COALESCE_USECS_MAX."""
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= COALESCE_USECS_MAX:
         raise ConfigError(f"coalescing window {value!r}: must be 0 to {COALESCE_USECS_MAX} microseconds")
+    return value
+
+
+def tap_txqueuelen(value: object) -> int:
+    """A partition TAP's transmit queue in frames: 1 to TAP_TXQUEUELEN_MAX."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= TAP_TXQUEUELEN_MAX:
+        raise ConfigError(f"TAP transmit queue {value!r}: must be 1 to {TAP_TXQUEUELEN_MAX} frames")
     return value
 
 
@@ -898,6 +913,8 @@ class DaemonConfig:
     runtime_dir: str | None = None
     ring_size: int = RING_SIZE_DEFAULT
     coalesce_usecs: int = COALESCE_USECS_DEFAULT
+    tap_txqueuelen: int = TAP_TXQUEUELEN_DEFAULT  # each partition's TAP, set when it is made
+    tap_byte_limit: str = TAP_BYTE_LIMIT_DEFAULT  # TAP_BYTE_LIMIT_MODES, each agent's, at its start
     storm_limit: int = STORM_PPS_DEFAULT  # partitions' default, 0 = none
     metrics: tuple[str, int] | None = None  # (ADDR, PORT) to serve /metrics on; None: off
     max_partitions: int = PARTITIONS_MAX_DEFAULT  # the switch's port table (native/switch.h)

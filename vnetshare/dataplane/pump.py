@@ -25,7 +25,7 @@ class Pump(NativeLoop):
     _what = "pump"
 
     def __init__(self, tap_fd: int, a2h: Ring, h2a: Ring, burst: int = 0,
-                 coalesce_usecs: int | None = None):
+                 coalesce_usecs: int | None = None, byte_limit: bool | None = None):
         super().__init__()
         if a2h.role != PRODUCER or h2a.role != CONSUMER:
             raise ValueError("Pump needs the A2H ring as producer and the H2A ring as consumer")
@@ -38,6 +38,9 @@ class Pump(NativeLoop):
                 lib.pump_destroy(self._p)
                 self._p = None
                 check(rc, f"pump_set_coalesce({coalesce_usecs})")
+        if byte_limit is not None:
+            # the dynamic byte limit on A2H (native/dql.h); None: the default
+            lib.pump_set_a2h_limit(self._p, int(byte_limit))
         self._rings = (a2h, h2a)  # keep them mapped while the loop runs
         self.tap_fd = tap_fd
         self._final: dict | None = None

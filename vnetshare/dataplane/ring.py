@@ -224,6 +224,11 @@ class Ring:
     def ready(self, need: int = 0) -> bool:
         return bool(lib.ring_ready(self.handle, need))
 
+    def used(self) -> int:
+        """Bytes of the data area the producer filled and the consumer has
+        not released (a consumer counts what the producer published)."""
+        return lib.ring_used(self.handle)
+
     def arm(self, need: int = 0) -> bool:
         """Declare that this side will sleep on fileno().
 

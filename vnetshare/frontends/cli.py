@@ -56,6 +56,7 @@ NAME_HELP = ("the partition's name: 1-15 letters, digits, '-', '_' or '.', not s
 
 _mtu = _int("MTU", config.mtu)
 _coalesce_usecs = _int("coalescing window", config.coalesce_usecs)
+_tap_txqueuelen = _int("TAP transmit queue", config.tap_txqueuelen)
 _ring_size = _int("ring size", config.ring_size, base=0)
 
 
@@ -163,6 +164,14 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
                         f"N microseconds per hop (default {config.COALESCE_USECS_DEFAULT}, 0: off); "
                         "a lone frame is never delayed, and its answer is polled for up to 3 N "
                         "(0: no poll either)")
+    d.add_argument("--tap-txqueuelen", type=_arg(_tap_txqueuelen), default=None, metavar="N",
+                   help="frames a partition's TAP queues for its agent before it drops them, set when "
+                        f"the partition is made (default {config.TAP_TXQUEUELEN_DEFAULT}); short keeps "
+                        "a ping from waiting behind a TCP stream of the same partition")
+    d.add_argument("--tap-byte-limit", choices=config.TAP_BYTE_LIMIT_MODES, default=None,
+                   help="what an agent takes from its TAP ahead of the switch: auto, a byte limit that "
+                        "follows how fast the switch takes it (the TAP's queue holds the rest), or off, "
+                        f"as much as the ring holds (default {config.TAP_BYTE_LIMIT_DEFAULT})")
     d.add_argument("--storm-limit", type=_arg(config.storm_limit), default=None, metavar="PPS",
                    help="partitions' default storm limit: broadcast/multicast frames per second each "
                         f"may send (default {config.STORM_PPS_DEFAULT}, none: no limit)")

@@ -522,8 +522,9 @@ IN6_ADDR_GEN_MODE_EUI64 = 0  # linux/if_link.h
 
 
 def link_set(ifname: str, netns: NetnsRef = None, *, up: bool | None = None,
-             mtu: int | None = None, mac: str | None = None, eui64: bool = False) -> None:
-    """Change @ifname: MTU, MAC and IPv6 address generation first, then
+             mtu: int | None = None, mac: str | None = None, eui64: bool = False,
+             txqueuelen: int | None = None) -> None:
+    """Change @ifname: MTU, MAC, transmit queue length and IPv6 address generation first, then
     up/down (None: leave as is). @eui64: the IPv6 link-local address follows
     from the MAC (`ip link set addrgenmode eui64`), whatever the namespace's
     default (stable-privacy, random) says."""
@@ -535,6 +536,8 @@ def link_set(ifname: str, netns: NetnsRef = None, *, up: bool | None = None,
                 change["mtu"] = mtu
             if mac is not None:
                 change["address"] = mac
+            if txqueuelen is not None:
+                change["txqlen"] = txqueuelen
             if eui64:
                 change["IFLA_AF_SPEC"] = {"attrs": [["AF_INET6", {"attrs": [
                     ["IFLA_INET6_ADDR_GEN_MODE", IN6_ADDR_GEN_MODE_EUI64]]}]]}
