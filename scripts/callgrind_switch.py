@@ -18,8 +18,8 @@ broadcast UDP, or with --mcast UDP to 239.1.2.3 (no member: flooded
 while no querier was heard). Instructions are the same on a busy or a
 quiet machine, so a before/after of a change to the flood path is one
 run each (CG_PKG=DIR: import vnetshare from DIR, e.g. `git archive`'s
-tree of the commit before, with its built _native module). A run is the
-same from one time to the next within about 1 %: take three. Per frame:
+tree of the commit before, with its built _native module). Two runs of the
+same code differ by a few dozen instructions in a million or two. Per frame:
 the total over 2 * FRAMES. valgrind 3.19 has no epoll_pwait2(): preload a
 shim that calls epoll_pwait() (docs/performance.md, "Multicast").
 """
