@@ -21,7 +21,16 @@ run each (CG_PKG=DIR: import vnetshare from DIR, e.g. `git archive`'s
 tree of the commit before, with its built _native module). Two runs of the
 same code differ by a few dozen instructions in a million or two. Per frame:
 the total over 2 * FRAMES. valgrind 3.19 has no epoll_pwait2(): preload a
-shim that calls epoll_pwait() (docs/performance.md, "Multicast").
+shim (gcc -O2 -shared -fPIC -o /tmp/pw2.so pw2.c) that calls epoll_pwait():
+
+    #define _GNU_SOURCE
+    #include <sys/epoll.h>
+    int epoll_pwait2(int fd, struct epoll_event *ev, int n,
+                     const struct timespec *t, const sigset_t *ss)
+    {
+            return epoll_pwait(fd, ev, n, t ? (int)(t->tv_sec * 1000 +
+                               (t->tv_nsec + 999999) / 1000000) : -1, ss);
+    }
 """
 import os
 import socket
