@@ -40,10 +40,10 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ["ring.c", "ring_bench.c", "tap.c", "pump.c", "uplink.c", "guard.c", "fdb.c", "cbpf.c", "switch.c",
+SOURCES = ["ring.c", "ring_bench.c", "tap.c", "pump.c", "uplink.c", "guard.c", "fdb.c", "mcast.c", "cbpf.c", "switch.c",
            "switch_mac.c", "switch_capture.c", "switch_ctl.c"]
 HEADERS = ["ring_abi.h", "ring.h", "ring_bench.h", "tap.h", "coalesce.h", "dql.h", "pump.h", "uplink.h",
-           "tbucket.h", "fdb.h", "guard.h", "cbpf.h", "switch.h"]
+           "tbucket.h", "fdb.h", "mcast.h", "guard.h", "cbpf.h", "switch.h"]
 
 _SECTION = re.compile(r"^/\* cdef: begin \*/\n(.*?)^/\* cdef: end \*/$", re.S | re.M)
 _OPAQUE = re.compile(r"^[^\n]*/\* cdef: opaque \*/[ \t]*$", re.M)

@@ -44,10 +44,12 @@
  *                                 the rest from the A2H record; another
  *                                 VLAN: drop (drop_other_vlan)
  *          broadcast/multicast -> a flood copy to every other port of the
- *                                 VLAN that needs it (guard_group_scope():
- *                                 router solicitations and MLD reports to
- *                                 trusted routers only, no walk at all
- *                                 when there is none) + the wire
+ *                                 VLAN that needs it (sw_flood():
+ *                                 guard_group_scope(): router solicitations,
+ *                                 IGMP and MLD reports to trusted routers
+ *                                 only, no walk at all when there is none;
+ *                                 an IP group by the group table, below)
+ *                                 + the wire
  *          anything else       -> the wire, sendmmsg() with the iovec
  *                                 [private vnet, @hdr (+ 802.1Q tag of an
  *                                 access port), rest in ring memory]
@@ -147,6 +149,20 @@
  * under SW_MAC_CONFLICT_YIELD: one predictable branch per delivery
  * (@conflict_ns, 0 outside a conflict).
  *
+ * Multicast. With snooping (sw_config.mcast_off 0, the default) both
+ * directions' floods of a frame to an IP group MAC ask the group table
+ * (mcast.c, one per switch, fixed size): every IGMP/MLD message is
+ * snooped first (a partition's copied whole into private memory), a query
+ * from the wire or a trusted router floods (every host must hear it) and
+ * makes its sender the VLAN's querier, reports and leaves stay scoped to
+ * routers. A frame to a group with members goes to those members (a walk
+ * of the members, not of the ports) and the trusted routers, a group
+ * nobody joined floods until a querier is heard on the VLAN, then goes to
+ * the routers only; link-local groups and broadcast flood as before.
+ * A partition's group frames always go to the wire too. Copies not made
+ * are counted (mcast_scoped). Memberships age out by their expiry, read
+ * on delivery; the table is swept on each query and each dump.
+ *
  * Notes. A port's first policy drop (a guard verdict, storm control,
  * another VLAN), the start of a MAC conflict or its disconnection since
  * sw_notes_rearm() writes the
@@ -214,7 +230,8 @@
  * writes), one translation unit so gcc inlines what a frame passes
  * through; switch_int.h the private structs and the inlines the files
  * share (the MAC lookup, the capture hook sw_tap(), the live list);
- * switch_mac.c the port table by MAC; switch_capture.c capture;
+ * switch_mac.c the port table by MAC; switch_capture.c capture; mcast.c
+ * the multicast group table;
  * switch_ctl.c the control side (the command queue, the port API,
  * policy, stats, notes, the uplink slots, the forwarding table's export).
  * switch.h is the public API.
@@ -413,6 +430,199 @@ delivered:
 static inline void sw_note(struct sw *sw, struct sw_port *p);
 
 /**
+ * struct sw_copy - a frame to copy into ports, as sw_deliver() takes it
+ * @vnet:	its vnet header
+ * @vnet_len:	bytes of @vnet: 12 from a ring, 10 from the wire
+ * @head:	its first bytes, private memory
+ * @head_len:	their number, >= RING_ETH_HLEN
+ * @tail:	the rest (ring or RX ring memory)
+ * @tail_len:	its length
+ * @gf:		what each copy is charged
+ */
+struct sw_copy {
+	const void *vnet;
+	unsigned int vnet_len;
+	const uint8_t *head;
+	uint32_t head_len;
+	const uint8_t *tail;
+	uint32_t tail_len;
+	const struct guard_frame *gf;
+};
+
+/**
+ * sw_mcast() - snoop a group frame; where it goes by its group
+ * @sw:		switch (@sw->mc set)
+ * @from:	the port that sent it, or NULL for the wire
+ * @vid:	its VLAN
+ * @sc:		its scope (guard_group_scope()); a query the table took
+ *		becomes GUARD_SCOPE_ALL: every host must hear it
+ * @c:		the frame
+ * @now:	time now, ns
+ * @g:		the group, out, with MCAST_MEMBERS
+ *
+ * An IGMP message or an IPv6 packet with a hop-by-hop header (every MLD
+ * message has one) goes to mcast_snoop(): a partition's copied whole into
+ * @sw->mc_copy first (its private copy is GUARD_HDR_COPY bytes, a v3
+ * report may be longer), the wire's read in place. Reports and leaves keep
+ * their scope: routers only (RFC 4541 2.1.1, report suppression). Any other
+ * frame the guard scoped (ARP, ND) keeps its scope; the rest is routed by
+ * its group (mcast_route()).
+ *
+ * Return: enum mcast_route
+ */
+static int sw_mcast(struct sw *sw, struct sw_port *from, uint16_t vid,
+		    struct guard_scope *sc, const struct sw_copy *c,
+		    uint64_t now, const struct mcast_group **g)
+{
+	unsigned int type = sw_be16(c->head + 12);
+	const uint8_t *l3 = c->tail;
+	uint32_t l3_len = c->tail_len, n;
+	int msg;
+
+	if (c->head_len > RING_ETH_HLEN) {
+		l3 = c->head + RING_ETH_HLEN;
+		l3_len = c->head_len - RING_ETH_HLEN;
+	}
+	if (unlikely((type == SW_ETH_P_IP && l3_len >= 20 && l3[9] == 2) ||
+		     (type == SW_ETH_P_IPV6 && l3_len >= 40 && l3[6] == 0))) {
+		if (from && c->tail_len) {	/* the whole message, private */
+			n = c->head_len + c->tail_len;
+			if (n > GUARD_HDR_COPY_MAX)
+				n = GUARD_HDR_COPY_MAX;
+			memcpy(sw->mc_copy, c->head, c->head_len);
+			memcpy(sw->mc_copy + c->head_len, c->tail,
+			       n - c->head_len);
+			l3 = sw->mc_copy + RING_ETH_HLEN;
+			l3_len = n - RING_ETH_HLEN;
+		}
+		msg = mcast_snoop(sw->mc, vid, from, from ? from->id : 0,
+				  !from || (from->guard.flags &
+					    GUARD_F_TRUSTED_ROUTER),
+				  type, l3, l3_len, now);
+		if (msg == MCAST_MSG_REPORT) {
+			sw->st.mcast_reports++;
+			return MCAST_FLOOD;
+		}
+		if (msg == MCAST_MSG_QUERY) {
+			sw->st.mcast_queries++;
+			if (!from || (from->guard.flags &
+				      GUARD_F_TRUSTED_ROUTER))
+				sc->kind = GUARD_SCOPE_ALL;
+			return MCAST_FLOOD;
+		}
+	}
+	if (sc->kind != GUARD_SCOPE_ALL)
+		return MCAST_FLOOD;
+	return mcast_route(sw->mc, vid, type, l3, l3_len, now, g);
+}
+
+/**
+ * sw_flood_group() - a group frame's copies by the group table
+ * @sw:		switch
+ * @from:	the port that sent it, or NULL for the wire
+ * @vid:	its VLAN
+ * @g:		its group (MCAST_MEMBERS), or NULL (MCAST_ROUTERS)
+ * @c:		the frame
+ * @now:	time now, ns
+ *
+ * The group's live members of @vid but @from, then the router ports (the
+ * trusted routers; a port walk only when there is one) that are not
+ * members; the wire is the caller's. The copies the VLAN's other ports did
+ * not get are counted in mcast_scoped.
+ *
+ * Return: the copies handed to sw_deliver()
+ */
+static unsigned int sw_flood_group(struct sw *sw, struct sw_port *from,
+				   uint16_t vid, const struct mcast_group *g,
+				   const struct sw_copy *c, uint64_t now)
+{
+	unsigned int n = 0;
+
+	for (uint32_t i = g ? g->first : 0; i;) {
+		const struct mcast_member *e = mcast_member(sw->mc, i);
+		struct sw_port *q = e->port;
+
+		i = e->next;
+		if (q == from || e->expires <= now || q->vlan != vid ||
+		    q->disconnected)
+			continue;
+		sw_deliver(q, c->vnet, c->vnet_len, c->head, c->head_len,
+			   c->tail, c->tail_len, c->gf, 1, now);
+		n++;
+	}
+	for (unsigned int i = 0; unlikely(sw->nrouters) && i < sw->nports;
+	     i++) {
+		struct sw_port *q = sw->ports[i];
+
+		if (q == from || q->vlan != vid || q->disconnected ||
+		    !(q->guard.flags & GUARD_F_TRUSTED_ROUTER) ||
+		    (g && mcast_is_member(sw->mc, g, q, now)))
+			continue;
+		sw_deliver(q, c->vnet, c->vnet_len, c->head, c->head_len,
+			   c->tail, c->tail_len, c->gf, 1, now);
+		n++;
+	}
+	sw->st.mcast_scoped += sw->vlan_ports[vid] - !!from - n;
+	return n;
+}
+
+/**
+ * sw_flood() - a group frame's copies to the ports of its VLAN that need it
+ * @sw:		switch
+ * @from:	the port that sent it (never a copy), or NULL for the wire
+ * @vid:	its VLAN (0 untagged)
+ * @sc:		its scope (guard_group_scope())
+ * @c:		the frame
+ * @now:	time now, ns
+ *
+ * Both directions' floods: wire -> ports and ports -> anywhere (the
+ * caller sends a partition's frame to the wire after). With snooping
+ * (@sw->mc), IGMP/MLD is learned from and a frame for an IP group MAC
+ * (01:00:5e/25, 33:33/16; not broadcast) goes where the group table says
+ * (sw_mcast(), sw_flood_group()). Else, a frame only
+ * routers or an address's owner need (@sc) skips every other port,
+ * counted in flood_scoped; with no trusted router at all, a routers-only
+ * frame walks no port.
+ *
+ * Inlined into each of its two callers (as the two loops it replaced
+ * were): a call with the frame in a struct cost 3.5 % more instructions
+ * per flooded frame than the loops, inlined 1.4 % (callgrind,
+ * scripts/callgrind_switch.py).
+ *
+ * Return: the copies handed to sw_deliver() (rx_delivered from the wire)
+ */
+static inline __attribute__((always_inline)) unsigned int
+sw_flood(struct sw *sw, struct sw_port *from, uint16_t vid,
+	 struct guard_scope *sc, const struct sw_copy *c, uint64_t now)
+{
+	const struct mcast_group *g = NULL;
+	unsigned int n = 0;
+
+	if (sw->mc && sw_mac_is_ipmc(c->head) &&
+	    sw_mcast(sw, from, vid, sc, c, now, &g) != MCAST_FLOOD)
+		return sw_flood_group(sw, from, vid, g, c, now);
+	if (sc->kind == GUARD_SCOPE_ROUTERS && !sw->nrouters) {
+		sw->st.flood_scoped += sw->vlan_ports[vid] - !!from;
+		return 0;
+	}
+	for (unsigned int i = 0; i < sw->nports; i++) {
+		struct sw_port *q = sw->ports[i];
+
+		if (q == from || q->vlan != vid || q->disconnected)
+			continue;
+		if (sc->kind != GUARD_SCOPE_ALL &&
+		    !guard_port_wants(&q->guard, sc)) {
+			sw->st.flood_scoped++;
+			continue;
+		}
+		sw_deliver(q, c->vnet, c->vnet_len, c->head, c->head_len,
+			   c->tail, c->tail_len, c->gf, 1, now);
+		n++;
+	}
+	return n;
+}
+
+/**
  * sw_yields() - does a port leave the unicast for its MAC to the LAN's
  * station now (a conflict under SW_MAC_CONFLICT_YIELD)?
  * @sw:		switch
@@ -546,7 +756,6 @@ static void sw_uplink_frame(struct sw *sw, const struct uplink_frame *f,
 	uint32_t len = f->len;
 	uint16_t vid = 0;
 	struct sw_port *q;
-	int known = 0;
 
 	memcpy(&vnet, f->vnet, UPLINK_VNET_HDR_LEN);
 	memcpy(head, f->mac, RING_ETH_HLEN);
@@ -567,34 +776,13 @@ static void sw_uplink_frame(struct sw *sw, const struct uplink_frame *f,
 	sw_wire_segs(&vnet, tail, len, &gf);
 	if (sw_mac_is_group(head)) {
 		struct guard_scope sc;
+		struct sw_copy c = { &vnet, UPLINK_VNET_HDR_LEN, head,
+				     RING_ETH_HLEN, tail, len - RING_ETH_HLEN,
+				     &gf };
 
 		guard_group_scope(head, tail, len - RING_ETH_HLEN, &sc);
-		if (sc.kind == GUARD_SCOPE_ROUTERS && !sw->nrouters) {
-			/* for routers and no port is one: the idle chatter
-			   (RS, MLD reports) costs no walk of every port */
-			sw->st.flood_scoped += sw->vlan_ports[vid];
-			if (vid && !sw->vlan_ports[vid])
-				sw->st.rx_drop_vlan++;
-			return;
-		}
-		for (unsigned int i = 0; i < sw->nports; i++) {
-			q = sw->ports[i];
-			if (q->vlan != vid)
-				continue;
-			known = 1;
-			if (q->disconnected)
-				continue;
-			if (sc.kind != GUARD_SCOPE_ALL &&
-			    !guard_port_wants(&q->guard, &sc)) {
-				sw->st.flood_scoped++;
-				continue;
-			}
-			sw_deliver(q, &vnet, UPLINK_VNET_HDR_LEN, head,
-				   RING_ETH_HLEN, tail, len - RING_ETH_HLEN, &gf,
-				   1, now);
-			sw->st.rx_delivered++;
-		}
-		if (vid && !known)
+		sw->st.rx_delivered += sw_flood(sw, NULL, vid, &sc, &c, now);
+		if (vid && !sw->vlan_ports[vid])
 			sw->st.rx_drop_vlan++;
 		return;
 	}
@@ -835,29 +1023,13 @@ static unsigned int sw_port_tx(struct sw *sw, struct sw_port *p)
 		SW_TAP_TX(SW_DROP_NONE);
 		if (v == GUARD_PASS_GROUP) {
 			struct guard_scope sc;
+			struct sw_copy c = { &rec.vnet, RING_VNET_HDR_LEN, hdr,
+					     hdr_len, rec.frame + hdr_len,
+					     rec.frame_len - hdr_len, &gf };
 
 			guard_group_scope(hdr, hdr + RING_ETH_HLEN,
 					  hdr_len - RING_ETH_HLEN, &sc);
-			/* for routers and no port is one: the wire alone, no
-			   walk of every port (as from the wire) */
-			if (sc.kind == GUARD_SCOPE_ROUTERS && !sw->nrouters)
-				sw->st.flood_scoped +=
-					sw->vlan_ports[p->vlan] - 1;
-			for (unsigned int i = 0; i < sw->nports &&
-			     (sc.kind != GUARD_SCOPE_ROUTERS || sw->nrouters);
-			     i++) {
-				q = sw->ports[i];
-				if (q == p || q->vlan != p->vlan)
-					continue;
-				if (sc.kind != GUARD_SCOPE_ALL &&
-				    !guard_port_wants(&q->guard, &sc)) {
-					sw->st.flood_scoped++;
-					continue;
-				}
-				sw_deliver(q, &rec.vnet, RING_VNET_HDR_LEN, hdr,
-					   hdr_len, rec.frame + hdr_len,
-					   rec.frame_len - hdr_len, &gf, 1, now);
-			}
+			sw_flood(sw, p, p->vlan, &sc, &c, now);
 		} else if (q) {
 			sw_deliver(q, &rec.vnet, RING_VNET_HDR_LEN, hdr,
 				   hdr_len, rec.frame + hdr_len,
@@ -1216,7 +1388,8 @@ int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg)
 		sw->cfg.fdb_age_s = FDB_AGE_DEFAULT_S;
 	if (sw->cfg.max_ports > SW_PORTS_LIMIT || sw->cfg.direct_pct > 100 ||
 	    sw->cfg.fdb_age_s > FDB_AGE_MAX_S ||
-	    sw->cfg.mac_conflict > SW_MAC_CONFLICT_KEEP) {
+	    sw->cfg.mac_conflict > SW_MAC_CONFLICT_KEEP ||
+	    sw->cfg.mcast_off > 1) {
 		free(sw);
 		return -EINVAL;
 	}
@@ -1248,6 +1421,13 @@ int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg)
 		      sw->cfg.fdb_age_s * 1000000000ull, seed);
 	if (rc)
 		goto fail;
+	if (!sw->cfg.mcast_off) {
+		sw->mc = mcast_create();
+		if (!sw->mc) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+	}
 	rc = uplink_open(&sw->up, uplink_ifindex, &sw->cfg.uplink);
 	if (rc)
 		goto fail;
@@ -1314,6 +1494,7 @@ void sw_destroy(struct sw *sw)
 	pthread_cond_destroy(&sw->cond);
 	pthread_mutex_destroy(&sw->lock);
 	fdb_fini(&sw->fdb);
+	mcast_destroy(sw->mc);
 	free(sw->ports);
 	free(sw->macs);
 	free(sw->live);

@@ -15,6 +15,7 @@
 #include "cbpf.h"
 #include "fdb.h"
 #include "guard.h"
+#include "mcast.h"
 #include "ring.h"
 #include "tbucket.h"
 #include "uplink.h"
@@ -234,6 +235,8 @@ struct sw_port_policy {
  * @fdb_age_s:	seconds after which a station not seen again is forgotten,
  *		and a port's MAC conflict ends (FDB_AGE_DEFAULT_S)
  * @mac_conflict: SW_MAC_CONFLICT_YIELD (0, default) or SW_MAC_CONFLICT_KEEP
+ * @mcast_off:	1: no IGMP/MLD snooping, every group frame floods as
+ *		before (0, default: snooping, mcast.h)
  * @uplink:	AF_PACKET socket settings (TPACKET version, ring sizes)
  */
 struct sw_config {
@@ -247,6 +250,7 @@ struct sw_config {
 	uint32_t fdb_size;
 	uint32_t fdb_age_s;
 	uint32_t mac_conflict;
+	uint32_t mcast_off;
 	struct uplink_config uplink;
 };
 
@@ -374,6 +378,13 @@ struct sw_port_stats {
  * @fdb_entries: stations learned on the wire and not aged out (a gauge)
  * @fdb_learned: stations learned (new, or back after they aged out)
  * @fdb_evicted: live stations forgotten for want of room in the table
+ * @mcast_reports: IGMP/MLD reports and leaves snooped, from the wire or a
+ *		partition
+ * @mcast_queries: IGMP/MLD queries seen
+ * @mcast_scoped: copies of group frames not made thanks to snooping (the
+ *		ports of the VLAN that did not join the group)
+ * @mcast_groups: groups with a member now, all VLANs (a gauge)
+ * @mcast_full:	joins the group table had no room for (their groups flood)
  */
 struct sw_uplink_stats {
 	uint64_t rx_frames;
@@ -408,6 +419,11 @@ struct sw_uplink_stats {
 	uint64_t fdb_entries;
 	uint64_t fdb_learned;
 	uint64_t fdb_evicted;
+	uint64_t mcast_reports;
+	uint64_t mcast_queries;
+	uint64_t mcast_scoped;
+	uint64_t mcast_groups;
+	uint64_t mcast_full;
 };
 
 int sw_create(struct sw **out, int uplink_ifindex, const struct sw_config *cfg);
@@ -445,6 +461,9 @@ int sw_fdb_table(struct sw *sw, struct sw_fdb_row *out, unsigned int max,
 int sw_fdb_find(struct sw *sw, const uint8_t *mac, struct fdb_info *out);
 int sw_fdb_dump(struct sw *sw, struct fdb_info *out, unsigned int max,
 		unsigned int *n);
+int sw_mcast_table(struct sw *sw, struct mcast_row *rows, unsigned int max,
+		   unsigned int *n, struct mcast_querier_row *qrows,
+		   unsigned int qmax, unsigned int *nq);
 /* cdef: end */
 
 #endif /* VNETSHARE_SWITCH_H */

@@ -345,6 +345,8 @@ static int sw_cmd_del(struct sw *sw, struct sw_cmd *c)
 	}
 	sw_live_del(sw, p);
 	sw_port_count(sw, p, -1);
+	if (sw->mc)
+		mcast_port_gone(sw->mc, p);
 	if (c->port_st)
 		sw_port_fill_stats(p, c->port_st);
 	if (!p->disconnected)
@@ -381,6 +383,11 @@ static int sw_cmd_policy(struct sw *sw, struct sw_cmd *c)
 		if (rc)
 			return rc;
 	}
+	/* its groups were of its VLAN; a querier heard there was a router */
+	if (sw->mc && (p->vlan != c->pol->vlan ||
+		       ((p->guard.flags ^ c->pol->guard.flags) &
+			GUARD_F_TRUSTED_ROUTER)))
+		mcast_port_gone(sw->mc, p);
 	sw_port_count(sw, p, -1);
 	sw_port_apply_policy(p, c->pol, 0);
 	sw_port_count(sw, p, 1);
@@ -573,8 +580,29 @@ static int sw_cmd_uplink_stats(struct sw *sw, struct sw_cmd *c)
 	sw->st.fdb_entries = fs.entries;
 	sw->st.fdb_learned = fs.learned;
 	sw->st.fdb_evicted = fs.evicted;
+	sw->st.mcast_groups = sw->mc ? mcast_groups(sw->mc) : 0;
+	sw->st.mcast_full = sw->mc ? mcast_full(sw->mc) : 0;
 	*c->uplink_st = sw->st;
 	return rc;
+}
+
+/**
+ * sw_cmd_mcast() - SW_CMD_MCAST: the group table's memberships and queriers
+ * @sw:		switch
+ * @c:		command: @c->mrows (@c->max of them), @c->qrows (@c->qmax);
+ *		out, @c->n and @c->nq, the rows written
+ *
+ * Return: 0, or -EOPNOTSUPP with snooping off
+ */
+static int sw_cmd_mcast(struct sw *sw, struct sw_cmd *c)
+{
+	uint64_t now = util_now_ns();
+
+	if (!sw->mc)
+		return -EOPNOTSUPP;
+	c->n = mcast_dump(sw->mc, now, c->mrows, c->max);
+	c->nq = mcast_queriers(sw->mc, now, c->qrows, c->qmax);
+	return 0;
 }
 
 /* the operations, by enum sw_cmd_op */
@@ -595,6 +623,7 @@ static int (*const sw_cmds[])(struct sw *sw, struct sw_cmd *c) = {
 	[SW_CMD_UPLINK] = sw_uplink_swap,
 	[SW_CMD_MTU] = sw_cmd_mtu,
 	[SW_CMD_SELECT] = sw_cmd_select,
+	[SW_CMD_MCAST] = sw_cmd_mcast,
 };
 
 /**
@@ -1150,5 +1179,35 @@ int sw_fdb_table(struct sw *sw, struct sw_fdb_row *out, unsigned int max,
 		return -EINVAL;
 	rc = sw_exec(sw, &c);
 	*n = c.n;
+	return rc;
+}
+
+/**
+ * sw_mcast_table() - the multicast group table, in one command
+ * @sw:		switch
+ * @rows:	memberships, out: an array of @max (mcast_dump(): aged first)
+ * @max:	rows @rows holds
+ * @n:		rows written, out
+ * @qrows:	the queriers heard, out: an array of @qmax
+ * @qmax:	rows @qrows holds
+ * @nq:		rows written, out
+ *
+ * Copied between two rounds, like the forwarding table.
+ *
+ * Return: 0, -EINVAL, or -EOPNOTSUPP (snooping off: sw_config.mcast_off)
+ */
+int sw_mcast_table(struct sw *sw, struct mcast_row *rows, unsigned int max,
+		   unsigned int *n, struct mcast_querier_row *qrows,
+		   unsigned int qmax, unsigned int *nq)
+{
+	struct sw_cmd c = { .op = SW_CMD_MCAST, .mrows = rows, .max = max,
+			    .qrows = qrows, .qmax = qmax };
+	int rc;
+
+	if (!sw || !n || !nq || (max && !rows) || (qmax && !qrows))
+		return -EINVAL;
+	rc = sw_exec(sw, &c);
+	*n = c.n;
+	*nq = c.nq;
 	return rc;
 }

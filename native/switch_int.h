@@ -26,6 +26,7 @@
 
 #include "fdb.h"
 #include "guard.h"
+#include "mcast.h"
 #include "switch.h"
 #include "tbucket.h"
 #include "util.h"
@@ -35,6 +36,8 @@
 /* epoll data of a port's A2H data pipe: the struct sw_port pointer */
 #define SW_EVENTS	64
 #define SW_ETH_P_8021Q	0x8100u
+#define SW_ETH_P_IP	0x0800u
+#define SW_ETH_P_IPV6	0x86ddu
 #define SW_VLAN_HLEN	4u
 #define SW_VID_MASK	0x0fffu
 #define SW_NEEDS_CSUM	1u	/* VIRTIO_NET_HDR_F_NEEDS_CSUM */
@@ -56,6 +59,7 @@ enum sw_cmd_op {
 	SW_CMD_UPLINK,
 	SW_CMD_MTU,
 	SW_CMD_SELECT,
+	SW_CMD_MCAST,
 };
 
 /**
@@ -170,6 +174,10 @@ struct sw_port {
  *		@max entries, out (@n: entries there are)
  * @rows:	SW_CMD_FDB_TABLE: an array of @max rows, out (@n: rows there
  *		are)
+ * @mrows:	SW_CMD_MCAST: an array of @max memberships, out (@n written)
+ * @qrows:	SW_CMD_MCAST: an array of @qmax queriers, out (@nq written)
+ * @qmax:	their number
+ * @nq:		queriers written, out
  * @up:		SW_CMD_UPLINK: the new uplink (NULL: none); out, the old
  *		one (or, if refused, the new one), for the caller to close
  * @slot:	SW_CMD_UPLINK: the slot @up goes into; SW_CMD_SELECT: the slot
@@ -194,6 +202,10 @@ struct sw_cmd {
 	const uint8_t *mac;
 	struct fdb_info *fdb;
 	struct sw_fdb_row *rows;
+	struct mcast_row *mrows;
+	struct mcast_querier_row *qrows;
+	unsigned int qmax;
+	unsigned int nq;
 	struct uplink *up;
 	unsigned int slot;
 	uint32_t mtu;
@@ -254,8 +266,11 @@ struct sw_cmd {
  *		up again when the entry changes; reset when a port comes or
  *		goes (sw_learn())
  * @st:		wire-side and loop counters
+ * @mc:		the multicast group table (mcast.h), NULL with snooping off
  * @hdr_long:	the longer private copy of a frame the guard reads further
  *		(a DHCP message, sw_guard_long()): one frame at a time
+ * @mc_copy:	a partition's IGMP/MLD message, copied whole for snooping
+ *		(sw_mcast()): one frame at a time
  */
 struct sw {
 	struct uplink *up;
@@ -297,7 +312,9 @@ struct sw {
 	const struct fdb_entry *src_e;
 	struct sw_port *src_port;
 	struct sw_uplink_stats st;
+	struct mcast *mc;
 	uint8_t hdr_long[GUARD_HDR_COPY_MAX];
+	uint8_t mc_copy[GUARD_HDR_COPY_MAX];
 };
 
 _Static_assert(sizeof(struct sw_fdb_row) == 24, "a forwarding table row is 24 bytes");
@@ -313,6 +330,21 @@ _Static_assert(GUARD_HDR_COPY <= UPLINK_TX_HDR_MAX &&
 static inline int sw_mac_is_group(const uint8_t *mac)
 {
 	return mac[0] & 1;
+}
+
+/**
+ * sw_mac_is_ipmc() - is a destination MAC an IP multicast one?
+ * @mac:	the MAC
+ *
+ * IPv4's 01:00:5e with the 24th bit clear, IPv6's 33:33 (RFC 1112,
+ * RFC 2464); broadcast is neither.
+ *
+ * Return: non-zero if it is
+ */
+static inline int sw_mac_is_ipmc(const uint8_t *mac)
+{
+	return (mac[0] == 0x01 && mac[1] == 0x00 && mac[2] == 0x5e &&
+		!(mac[3] & 0x80)) || (mac[0] == 0x33 && mac[1] == 0x33);
 }
 
 /**

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench.py - measure vnetshare side by side with its peers, in one run.
 
-    python3 scripts/bench.py [ring|net|scale|all] [--json] [--quick] [--reps N]
+    python3 scripts/bench.py [ring|net|scale|restart|failover|mcast|all] [--json] [--quick] [--reps N]
                              [--only PATTERN]... [--check] [--daemon-arg=ARG]...
 
 ring needs no root; net and scale do: `./scripts/sandbox.sh python3

@@ -11,6 +11,8 @@ Workloads (N frames of 64-byte UDP each, written to port 1's A2H ring):
   unicast   port 1 -> port 2 (known MAC): the lookup and one delivery
   flood     port 1 -> broadcast: the ports-side flood (ports 2, 3 and the wire)
   wire      the LAN sends N broadcasts: the wire-side flood (ports 1, 2, 3)
+  group     port 1 -> 239.1.2.3, a group nobody joined: the snooping
+            lookup, then the ports-side flood (no querier heard)
 
 Run as root inside the sandbox, with the build under test importable:
   ./scripts/sandbox.sh python3 scripts/callgrind_switch.py [--frames N] [WORKLOAD ...]
@@ -30,19 +32,19 @@ import sys
 import tempfile
 import time
 
-WORKLOADS = ("unicast", "flood", "wire")
+WORKLOADS = ("unicast", "flood", "wire", "group")
 MACS = {1: "02:00:00:00:00:01", 2: "02:00:00:00:00:02", 3: "02:00:00:00:00:03"}
 LAN_MAC = "02:00:00:00:00:64"
 RING_SIZE = 64 << 20        # 200,000 frames of 110 bytes fit its flood share
 
 
-def _udp64(src_mac: str, dst_mac: str) -> bytes:
-    """A 64-byte UDP datagram 10.9.0.1 -> 10.9.0.2 in an Ethernet frame
+def _udp64(src_mac: str, dst_mac: str, dst_ip: str = "10.9.0.2") -> bytes:
+    """A 64-byte UDP datagram 10.9.0.1 -> @dst_ip in an Ethernet frame
     (scapy would do; the venv a bench builds may not have it)."""
     payload = bytes(64)
     udp = struct.pack("!HHHH", 9, 9, 8 + len(payload), 0) + payload
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
-                     socket.inet_aton("10.9.0.1"), socket.inet_aton("10.9.0.2"))
+                     socket.inet_aton("10.9.0.1"), socket.inet_aton(dst_ip))
     words = sum(struct.unpack("!10H", ip))
     while words >> 16:
         words = (words & 0xFFFF) + (words >> 16)
@@ -85,8 +87,10 @@ def _run(workload: str, frames: int) -> None:
                     _wait(sw, lambda: sw.uplink_stats()["rx_frames"] >= i + 1 - 1024)
             receiver = 1
         else:
-            dst = MACS[2] if workload == "unicast" else "ff:ff:ff:ff:ff:ff"
-            frame = _udp64(MACS[1], dst)
+            if workload == "group":
+                frame = _udp64(MACS[1], "01:00:5e:01:02:03", "239.1.2.3")
+            else:
+                frame = _udp64(MACS[1], MACS[2] if workload == "unicast" else "ff:ff:ff:ff:ff:ff")
             prod = rings[1][0]
             for _ in range(frames):
                 while not prod.send(frame, flush=False):

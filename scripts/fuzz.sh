@@ -37,7 +37,7 @@ cflags=(-std=gnu11 -O1 -g -fno-omit-frame-pointer
 mkdir -p "$out"
 : > "$json"
 gcc "${cflags[@]}" native/fuzz/fuzz_main.c native/fuzz/fuzz_ring.c "$ring_src" -o "$out/fuzz_ring"
-gcc "${cflags[@]}" native/fuzz/fuzz_main.c native/fuzz/fuzz_guard.c "$guard_src" -o "$out/fuzz_guard"
+gcc "${cflags[@]}" native/fuzz/fuzz_main.c native/fuzz/fuzz_guard.c "$guard_src" native/mcast.c -o "$out/fuzz_guard"
 gcc "${cflags[@]}" native/fuzz/fuzz_main.c native/fuzz/fuzz_cbpf.c "$cbpf_src" -o "$out/fuzz_cbpf"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}

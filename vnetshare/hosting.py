@@ -304,7 +304,8 @@ class Daemon:
         self.switch = Switch(self.cfg.uplink, coalesce_usecs=self.cfg.coalesce_usecs,
                              max_ports=self.cfg.max_partitions + (self.cfg.host_port is not None),
                              direct_pct=self.cfg.direct_share, mtu=self.functions.mtu,
-                             fdb_age_s=self.cfg.fdb_age, mac_conflict=self.cfg.mac_conflict)
+                             fdb_age_s=self.cfg.fdb_age, mac_conflict=self.cfg.mac_conflict,
+                             mcast_snooping=self.cfg.mcast_snooping == "on")
         if self.backup_info is not None:
             try:
                 self.switch.attach_uplink(self.backup_info.ifindex, BACKUP)
@@ -895,6 +896,9 @@ class Daemon:
             # the wire's stations are named by the NIC that serves it now
             wire = {"backup": self.cfg.backup_uplink}.get(self.active) or self.cfg.uplink
             return protocol.ok(fdb=m.fdb(wire, args["partition"], args["vlan"]))
+        if op == "groups":
+            wire = {"backup": self.cfg.backup_uplink}.get(self.active) or self.cfg.uplink
+            return protocol.ok(**m.groups(wire, args["vlan"]))
         if op == "daemon.status":
             return protocol.ok(**self.status())
         raise protocol.ProtocolError(f"op {op!r}: not supported", code="EOPNOTSUPP")

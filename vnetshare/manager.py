@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import json
 import logging
 import os
@@ -1181,6 +1182,47 @@ class PartitionManager:
                          "age_seconds": None if r["age"] is None else round(r["age"], 3)})
         rows.sort(key=lambda r: (not r["static"], r["port"] if r["static"] else "", r["vlan"] or 0, r["mac"]))
         return rows
+
+    def groups(self, uplink: str, vlan: int | None = None) -> dict:
+        """The switch's multicast group table (Switch.groups(), one
+        command), ports named as fdb() names them: {"snooping": bool,
+        "groups": [{"vlan" (null: untagged), "group", "members":
+        [{"port", "port_kind", "expires_seconds"}]}], "queriers": [{"vlan",
+        "family", "address", "port", "port_kind", "expires_seconds",
+        "interval_seconds"}]}; only VLAN @vlan (0: untagged), if given.
+        Groups by VLAN and address, members by port."""
+        table = self.switch.groups(len(self.parts))
+        if table is None:
+            return {"snooping": False, "groups": [], "queriers": []}
+        names = {p.port_id: name for name, p in self.parts.items()}
+
+        def port(pid: int | None) -> tuple[str, str]:
+            if pid is None:
+                return uplink, "uplink"
+            if self.host is not None and pid == self.host.port_id:
+                return self.host.rec.name, "host_port"
+            return names.get(pid, f"port {pid}"), "partition"
+
+        groups: dict[tuple[int, str], list[dict]] = {}
+        for r in table["members"]:
+            if vlan is not None and r["vlan"] != vlan:
+                continue
+            name, kind = port(r["port"])
+            groups.setdefault((r["vlan"], r["group"]), []).append(
+                {"port": name, "port_kind": kind, "expires_seconds": round(r["expires"], 3)})
+        queriers = []
+        for q in table["queriers"]:
+            if vlan is not None and q["vlan"] != vlan:
+                continue
+            name, kind = port(q["port"])
+            queriers.append({"vlan": q["vlan"] or None, "family": q["family"], "address": q["address"],
+                             "port": name, "port_kind": kind, "expires_seconds": round(q["expires"], 3),
+                             "interval_seconds": q["interval"]})
+        rows = [{"vlan": v or None, "group": g, "members": sorted(ms, key=lambda m: m["port"])}
+                for (v, g), ms in sorted(groups.items(), key=lambda kv: (kv[0][0], ipaddress.ip_address(kv[0][1]).version,
+                                                                         ipaddress.ip_address(kv[0][1])))]
+        queriers.sort(key=lambda q: (q["vlan"] or 0, q["family"]))
+        return {"snooping": True, "groups": rows, "queriers": queriers}
 
     def policy_json(self, rec: statefile.PartitionState) -> dict:
         """@rec's VLAN, storm control and rates as every JSON output has

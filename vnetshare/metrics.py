@@ -153,6 +153,16 @@ UPLINK_FIELDS: dict[str, Field] = {
                          "Stations learned on the wire: new ones, or back after they aged out."),
     "fdb_evicted": Field("counter", "uplink_fdb_evicted_stations",
                          "Stations forgotten before their time for want of room in the switch's table."),
+    "mcast_reports": Field("counter", "switch_mcast_reports",
+                           "IGMP and MLD reports and leaves the switch snooped, from partitions and the wire."),
+    "mcast_queries": Field("counter", "switch_mcast_queries", "IGMP and MLD queries the switch saw."),
+    "mcast_scoped": Field("counter", "switch_mcast_copies_skipped",
+                          "Copies of multicast frames not made thanks to snooping: partitions that did not "
+                          "join the group."),
+    "mcast_groups": Field("gauge", "mcast_groups",
+                          "Multicast groups with a member partition now, all VLANs (IGMP/MLD snooping)."),
+    "mcast_full": Field("counter", "switch_mcast_table_full",
+                        "Joins the switch's group table had no room for (their groups flood)."),
 }
 UPLINK_NAME = "ifname"  # the uplink's label, not a counter
 # the host port (hostport.py): the partition's fields, vnetshare_host_port_*{host_port=NAME} (rule 8)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* fuzz_guard.c - seed-driven fuzzer of the guard: guard_check_frame(), and
- * guard_group_scope() / guard_port_wants() on the same frames
+ * guard_group_scope() / guard_port_wants() on the same frames, and the
+ * switch's multicast group table (mcast.c: IGMP/MLD snooping) on them too
  *
  * DOC: Theory of operation
  *
@@ -90,6 +91,7 @@
 #include <unistd.h>
 
 #include "guard.h"
+#include "mcast.h"
 #include "fuzz.h"
 
 #define FG_ITERS_DEFAULT	20000u
@@ -1689,6 +1691,97 @@ static void fg_check_charge(const struct ring_rec *rec, uint32_t mtu,
 			gf->l4_proto, gf->segs, v->gso_size, thl, what);
 }
 
+/* the episode's multicast group table (mcast.c), its clock (ns) and its
+   own generator: the guard's frames are the same seed by seed with or
+   without it (the mutant tests count on a seed's frames) */
+static struct mcast *fg_mc;
+static uint64_t fg_mc_now;
+static uint64_t fg_mc_rng;
+
+static const uint8_t fg_igmp_types[] = { 0x11, 0x12, 0x16, 0x17, 0x22 };
+static const uint8_t fg_mld_types[] = { 130, 131, 132, 143 };
+
+/* make @l3 (@n bytes) IGMP, often of a type mcast.c reads */
+static void fg_mcast_igmp(uint64_t *s, uint8_t *l3, uint32_t n)
+{
+	uint32_t ihl = (l3[0] & 0x0fu) * 4u;
+
+	l3[9] = 2;
+	if (ihl < n && fuzz_below(s, 4))
+		l3[ihl] = fg_igmp_types[fuzz_below(s, sizeof(fg_igmp_types))];
+}
+
+/* make @l3 (@n bytes) MLD behind a hop-by-hop header, often of a type
+   mcast.c reads */
+static void fg_mcast_mld(uint64_t *s, uint8_t *l3, uint32_t n)
+{
+	l3[6] = 0;
+	if (n > 48 && fuzz_below(s, 4)) {
+		l3[40] = 58;
+		l3[41] = 0;
+		l3[48] = fg_mld_types[fuzz_below(s, sizeof(fg_mld_types))];
+	}
+}
+
+/**
+ * fg_mcast() - the group table on a frame's header copy
+ * @hdr:	the copy, exactly @hl bytes (malloc)
+ * @hl:		its length, > RING_ETH_HLEN
+ * @what:	the frame's description, for a finding
+ *
+ * As the switch gives it a partition's or the wire's group frame:
+ * mcast_snoop() then mcast_route() on the L3 bytes, in a malloc() of
+ * exactly their length, from a random port or the wire on a random VLAN;
+ * then again with the IPv4 protocol made IGMP or the IPv6 next header
+ * hop-by-hop, often with an IGMP or MLD type mcast.c reads, so its
+ * parsers see every mutation. Their
+ * answers are in their enums, a group to deliver to has a member, the
+ * table never holds more than MCAST_GROUPS_MAX groups. Time moves on by
+ * random steps, and the table is aged now and then.
+ */
+static void fg_mcast(const uint8_t *hdr, uint32_t hl, const char *what)
+{
+	uint64_t *s = &fg_mc_rng;
+	unsigned int type = (unsigned int)hdr[12] << 8 | hdr[13];
+	uint32_t n = hl - RING_ETH_HLEN;
+	const struct mcast_group *g = NULL;
+	uint8_t *l3 = malloc(n);
+	int r;
+
+	if (!l3)
+		fg_fail("malloc");
+	memcpy(l3, hdr + RING_ETH_HLEN, n);
+	for (int k = 0; k < 2; k++) {
+		uint16_t vid = (uint16_t)fuzz_below(s, 4);
+		uintptr_t port = fuzz_below(s, 9);
+
+		if (k == 1 && type == 0x0800 && n > 9)
+			fg_mcast_igmp(s, l3, n);
+		else if (k == 1 && type == 0x86dd && n > 6)
+			fg_mcast_mld(s, l3, n);
+		else if (k == 1)
+			break;
+		fg_mc_now += fuzz_below(s, 4000000000ull);
+		r = mcast_snoop(fg_mc, vid, (void *)port, (uint32_t)port,
+				(int)fuzz_below(s, 2), type, l3, n, fg_mc_now);
+		if (r < MCAST_MSG_NONE || r > MCAST_MSG_QUERY)
+			fg_fail("mcast_snoop: %d (%s)", r, what);
+		r = mcast_route(fg_mc, vid, type, l3, n, fg_mc_now, &g);
+		if (r < MCAST_FLOOD || r > MCAST_ROUTERS)
+			fg_fail("mcast_route: %d (%s)", r, what);
+		if (r == MCAST_MEMBERS && (!g || !g->first))
+			fg_fail("mcast_route: members, but none (%s)", what);
+		if (mcast_groups(fg_mc) > MCAST_GROUPS_MAX)
+			fg_fail("mcast: %u groups (%s)", mcast_groups(fg_mc),
+				what);
+	}
+	if (!fuzz_below(s, 1000))
+		mcast_age(fg_mc, fg_mc_now);
+	if (!fuzz_below(s, 1000))
+		mcast_port_gone(fg_mc, (void *)(uintptr_t)fuzz_below(s, 9));
+	free(l3);
+}
+
 /**
  * fg_check_frame() - every invariant of guard_check_frame() on one frame
  * @s:		PRNG
@@ -1826,6 +1919,9 @@ static int fg_check_frame(uint64_t *s, const struct guard_port *port,
 			fg_fail("guard_port_wants: 0 for a flood to all (%s)",
 				what);
 	}
+
+	if (hl > RING_ETH_HLEN)
+		fg_mcast(hdr, hl, what);
 
 	/* rule 2: bytes after hdr_len in the copy's buffer never count */
 	memcpy(big, hdr, hl);
@@ -2053,6 +2149,12 @@ static void fg_episode(uint64_t seed, unsigned int iters)
 	uint64_t s = seed;
 
 	fg_policy(&s, &port);
+	mcast_destroy(fg_mc);	/* every episode from an empty table: it replays */
+	fg_mc = mcast_create();
+	fg_mc_now = 0;
+	fg_mc_rng = seed ^ 0x6d63617374ull;	/* "mcast" */
+	if (!fg_mc)
+		fg_fail("mcast_create");
 	for (fg.iter = 0; fg.iter < iters; fg.iter++) {
 		fg_one(&s, &port, fg.scratch);
 		fg_tot.iterations++;
@@ -2066,6 +2168,7 @@ static void fg_episode(uint64_t seed, unsigned int iters)
 static void fg_finish(double secs)
 {
 	free(fg.scratch);
+	mcast_destroy(fg_mc);
 	printf("{\"fuzzer\": \"guard\", \"seed\": %" PRIu64 ", \"episodes\": %"
 	       PRIu64 ", \"iterations_per_episode\": %u, \"iterations\": %" PRIu64
 	       ", \"seconds\": %.1f, \"oracle\": %" PRIu64 ", \"mutated\": %"

@@ -1,6 +1,6 @@
 """bench.py - measure vnetshare side by side with its peers, in one run.
 
-    python3 scripts/bench.py [ring|net|scale|restart|failover|all] [--json] [--quick] [--reps N]
+    python3 scripts/bench.py [ring|net|scale|restart|failover|mcast|all] [--json] [--quick] [--reps N]
                              [--only PATTERN]... [--check] [--daemon-arg=ARG]...
 
 Without a subcommand it runs all three. net and scale need root and make
@@ -87,6 +87,10 @@ its announcement took, whether a TCP stream survived; then 1,000
 synthetic partitions' announcements through the daemon's paced sender
 (failover.py says why synthetic).
 
+mcast: a multicast stream to a group 1 of N partitions joined (--many),
+the switch's CPU per frame against the same stream unicast, and with
+snooping off (mcast.py says how).
+
 Python only sets up, starts the real tools (iperf3, ping, vde_switch, the
 vnetshare daemon), reads /proc and /sys, and prints. Everything net and
 scale make carries the prefix `vnb`: they refuse to start if such a
@@ -106,6 +110,7 @@ family):
   net.py      the workloads through every path
   scale.py    1 to 64 partitions
   failover.py the uplink lost, the backup NIC takes over
+  mcast.py    a multicast stream to 1 of N partitions against unicast
   report.py   targets, verdicts, tables
   main.py     the command line and the run
 """

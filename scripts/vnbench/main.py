@@ -11,6 +11,7 @@ import time
 
 from .common import BenchError, Plan, say
 from .failover import bench_failover
+from .mcast import bench_mcast
 from .measure import Foreign, Section, machine_cpu
 from .net import WORKLOADS, bench_net
 from .paths import DAEMON_ARGS, PATHS, Made, free_names
@@ -32,7 +33,8 @@ def get_parser() -> argparse.ArgumentParser:
     overview = sys.modules[__package__].__doc__
     p = argparse.ArgumentParser(prog="bench.py", description=overview.split("\n\n")[0],
                                 epilog="paths: " + ", ".join(PATHS) + "; workloads: " + ", ".join(WORKLOADS))
-    p.add_argument("what", nargs="?", default="all", choices=("ring", "net", "scale", "restart", "failover", "all"),
+    p.add_argument("what", nargs="?", default="all",
+                   choices=("ring", "net", "scale", "restart", "failover", "mcast", "all"),
                    help="ring: the shared-memory ring against a socketpair; net: vnetshare against veth, "
                         "bridge, macvlan, vde_switch, pasta, slirp4netns; scale: 1 to 64 partitions, then "
                         "--many at once; restart: traffic across a daemon restart; failover: the uplink's "
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     if args.reps is not None and args.reps < 1:
         get_parser().error(f"--reps {args.reps}: must be at least 1")
-    sections = ["ring", "net", "scale", "restart", "failover"] if args.what == "all" else [args.what]
+    sections = ["ring", "net", "scale", "restart", "failover", "mcast"] if args.what == "all" else [args.what]
     needs_root = [s for s in sections if s != "ring"]
     if needs_root and os.geteuid() != 0:
         get_parser().error(f"{' and '.join(needs_root)} need root: "
@@ -111,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                         made.close()  # its own topology, the same names
                     with Section(foreign, "failover", other):
                         rows["failover"] = bench_failover(made, plan, errors)
+                if "mcast" in sections:
+                    with Section(foreign, "mcast", other):
+                        rows["mcast"] = bench_mcast(made, plan, errors)
             except BenchError as e:
                 errors.append(str(e))
             finally:
@@ -144,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
             print_restart(rows["restart"], plan)
         if "failover" in rows:
             print_table("failover: carrier loss on the uplink, the backup takes over (medians)", rows["failover"])
+        if "mcast" in rows:
+            print_table(f"mcast: a stream to a group 1 partition of {plan.many} joined, against unicast "
+                        "(switch CPU per frame, medians)", rows["mcast"])
         if needs_root:
             print_targets(targets)
     for e in errors:

@@ -57,8 +57,11 @@ TARGETS = {
     "restart_kill_tcp_survived_pct": (">=", 100, "% of rounds"),
     "failover_first_s": ("<=", 0.1, "s after carrier loss"),
     "failover_tcp_survived_pct": (">=", 100, "% of rounds"),
+    # issue 25: a multicast stream to 1 partition of 1,000 costs about what unicast costs
+    "ratio_mcast_group_vs_unicast": ("<=", 1.25, "x unicast"),
 }
 SECTION_TARGETS = {
+    "mcast": ("ratio_mcast_group_vs_unicast",),
     "failover": ("failover_first_s", "failover_tcp_survived_pct"),
     "ring": ("ratio_ring_vs_socketpair_1500B_records", "ring_64KiB_GBps"),
     "net": ("ratio_vns_vs_veth_tcp1", "ratio_vns_lan_vs_macvlan_lan_tcp1", "ratio_vns_vs_veth_tcp4",

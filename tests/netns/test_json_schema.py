@@ -6,10 +6,16 @@ its own: tests/netns/test_lab.py validates its output."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 from schemacheck import schema_errors
-from system import A, B, LAN_V4
-from vnetshare.linux.probe import ping
+from system import A, B, LAN_V4, wait_for
+from vnetshare.linux.probe import netns_cmd, ping
+
+# a's kernel joins 239.5.5.5 (it sends the IGMP report itself) and stays until killed
+JOIN = ("import socket, sys, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+        "s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, "
+        "socket.inet_aton('239.5.5.5') + socket.inet_aton(sys.argv[1])); print('joined', flush=True); time.sleep(60)")
 
 
 def _lines(text: str) -> list:
@@ -20,11 +26,21 @@ def test_every_json_output_validates_against_the_schema(two):
     two.cli("partition", "set", A[0], "--tx-limit", "100mbit", "--rx-limit", "5kpps", "--label", "team=web")
     two.cli("partition", "set", B[0], "--vlan", "10", "--storm-limit", "none")
     assert ping(A[0], LAN_V4, count=1).ok
+    member = subprocess.Popen(netns_cmd(A[0], ["python3", "-c", JOIN, A[1]]), stdout=subprocess.PIPE, text=True)
+    try:
+        assert member.stdout.readline().strip() == "joined"
+        assert wait_for(lambda: two.cli_json("groups")["groups"], timeout=10), two.cli_json("groups")
+        groups = two.cli_json("groups")
+    finally:
+        member.kill()
+        member.wait(5)
+    assert [(g["group"], [m["port"] for m in g["members"]]) for g in groups["groups"]] == [("239.5.5.5", [A[0]])]
     outputs = {
         "partition_list": [two.cli_json("partition", "list")],
         "partition": [two.cli_json("partition", "show", n) for n in (A[0], B[0])],
         "stats": [two.cli_json("stats")],
         "fdb": [two.cli_json("fdb"), two.cli_json("fdb", "--vlan", "10")],
+        "groups": [groups, two.cli_json("groups", "--vlan", "10")],
         "adapter": [two.cli_json("adapter")],
         "status": [json.loads(two.cli("status", "--json").stdout)],
         "event": _lines(two.cli("events", "--json").stdout),

@@ -174,3 +174,26 @@ def test_events_filter_by_partition_and_kind():
     assert not keep({"event": "agent.started", "partition": "pa"})
     assert not keep({"event": "partition.created", "partition": "pb"})
     assert live.event_filter()({"event": "daemon.started", "partition": None})
+
+
+def test_groups_text_names_members_and_the_querier(capsys):
+    from vnetshare.frontends.cli import _print_groups
+
+    _print_groups({"snooping": True, "groups": [
+        {"vlan": None, "group": "239.1.2.3", "members": [
+            {"port": "pa", "port_kind": "partition", "expires_seconds": 250.2},
+            {"port": "hp", "port_kind": "host_port", "expires_seconds": 100.0}]},
+        {"vlan": 10, "group": "ff05::20", "members": [
+            {"port": "pb", "port_kind": "partition", "expires_seconds": 3.0}]}],
+        "queriers": [{"vlan": None, "family": "ipv4", "address": "10.9.0.100", "port": "eth1",
+                      "port_kind": "uplink", "expires_seconds": 240.0, "interval_seconds": 260.0}]})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["VLAN", "GROUP", "MEMBERS", "EXPIRES"]
+    assert out[1].split() == ["-", "239.1.2.3", "pa,", "hp", "(host", "port)", "100s"]
+    assert out[2].split() == ["10", "ff05::20", "pb", "3s"]
+    assert out[-1].split() == ["-", "ipv4", "10.9.0.100", "eth1", "(uplink)", "240s", "260s"]
+    _print_groups({"snooping": True, "groups": [], "queriers": []})
+    assert capsys.readouterr().out.splitlines() == [
+        "no groups", "no querier heard: groups nobody joined flood to their VLAN"]
+    _print_groups({"snooping": False, "groups": [], "queriers": []})
+    assert "snooping is off" in capsys.readouterr().out

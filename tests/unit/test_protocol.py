@@ -326,7 +326,14 @@ def test_invalid_requests(msg, code, why):
 def test_every_op_has_a_table_entry():
     assert set(p.OPS) == {"partition.create", "partition.set", "partition.delete", "partition.list",
                           "partition.show", "adapter", "stats", "daemon.status", "capture", "events", "fdb",
-                          "apply"}
+                          "groups", "apply"}
+
+
+def test_groups_request_takes_a_vlan_or_none():
+    assert p.validate_request({"op": "groups"}) == ("groups", {"vlan": None})
+    assert p.validate_request({"op": "groups", "vlan": 10}) == ("groups", {"vlan": 10})
+    with pytest.raises(p.ProtocolError, match="4095"):
+        p.validate_request({"op": "groups", "vlan": 4095})
 
 
 def test_capture_request_defaults_and_values():

@@ -93,6 +93,7 @@ FDB_AGE_DEFAULT, FDB_AGE_MAX = 300, 1_000_000
 # yield: the LAN's station gets that MAC's frames until it has been quiet
 # for the ageing time (native/switch.h); keep: the partition keeps them
 MAC_CONFLICT_MODES = ("yield", "keep")
+MCAST_SNOOPING_MODES = ("on", "off")  # daemon --mcast-snooping
 # Uplink failover (hosting.py, core/failover.py): when the daemon goes back
 # to the primary NIC once it is up again: after it has stayed up for the
 # hold time (hold, as bonding's updelay), at once (always), or not until
@@ -526,6 +527,13 @@ def mac_conflict(value: object) -> str:
     return str(value)
 
 
+def mcast_snooping(value: object) -> str:
+    """`daemon --mcast-snooping on|off`: IGMP/MLD snooping in the switch."""
+    if value not in MCAST_SNOOPING_MODES:
+        raise ConfigError(f"multicast snooping {value!r}: must be {' or '.join(MCAST_SNOOPING_MODES)}")
+    return str(value)
+
+
 def max_partitions(value: object) -> int:
     """`daemon --max-partitions N`: 1 to PARTITIONS_MAX_LIMIT."""
     n = _whole("max partitions", value)
@@ -924,6 +932,7 @@ class DaemonConfig:
     uplink_lock_dir: str = UPLINK_LOCK_DIR  # one lock per uplink, shared by every daemon of the host
     fdb_age: int = FDB_AGE_DEFAULT  # seconds a station learned on the wire is remembered
     mac_conflict: str = "yield"  # MAC_CONFLICT_MODES: who gets a MAC a partition and the wire both use
+    mcast_snooping: str = "on"  # MCAST_SNOOPING_MODES: a group's frames only to its members (native/mcast.c)
     host_port: str | None = None  # the host's own port on the switch, a device of that name (hostport.py)
     host_port_mac: str | None = None  # its MAC; None: derived from the uplink's MAC and its name
     take_address: bool = False  # move the uplink's addresses and routes onto the host port while it runs

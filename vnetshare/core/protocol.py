@@ -275,6 +275,9 @@ OPS: dict[str, dict[str, Field]] = {
         "partition": Field((str, type(None)), check=_optional(config.partition_name)),
         "vlan": Field((int, str, type(None)), check=_optional(config.vlan)),
     },
+    "groups": {
+        "vlan": Field((int, str, type(None)), check=_optional(config.vlan)),
+    },
     "partition.delete": {"name": _NAME},
     # core/apply.py checks each entry as a partition.create request
     "apply": {

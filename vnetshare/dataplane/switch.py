@@ -42,6 +42,7 @@ Rules:
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 from dataclasses import dataclass, field
 
@@ -231,7 +232,8 @@ class Switch(NativeLoop):
                  tpacket: int = 0, block_size: int = 0, block_nr: int = 0,
                  frame_size: int = 0, block_tov_ms: int = 0, promisc: bool = False,
                  coalesce_usecs: int | None = None, max_ports: int = 0, direct_pct: int = 0,
-                 fdb_size: int = 0, fdb_age_s: int = 0, mac_conflict: str = "yield"):
+                 fdb_size: int = 0, fdb_age_s: int = 0, mac_conflict: str = "yield",
+                 mcast_snooping: bool = True):
         super().__init__()
         _uint("max_ports", max_ports, PORTS_LIMIT)
         _uint("direct_pct", direct_pct, 100)
@@ -256,6 +258,7 @@ class Switch(NativeLoop):
         cfg.fdb_size = fdb_size
         cfg.fdb_age_s = fdb_age_s
         cfg.mac_conflict = MAC_CONFLICT[mac_conflict]
+        cfg.mcast_off = 0 if mcast_snooping else 1
         cfg.uplink.version = tpacket
         cfg.uplink.block_size = block_size
         cfg.uplink.block_nr = block_nr
@@ -463,6 +466,39 @@ class Switch(NativeLoop):
                          "port": None if r.port_id == lib.SW_FDB_PORT_UPLINK else int(r.port_id),
                          "static": static, "age": None if static else r.age_ns / 1e9})
         return rows
+
+    # multicast groups (IGMP/MLD snooping, native/mcast.h) -------------------------
+    def groups(self, expect: int = 0) -> dict | None:
+        """The group table in one command (sw_mcast_table()), or None with
+        snooping off: {"members": [{"vlan", "group" (an address string),
+        "port": its id, "expires": seconds}], "queriers": [{"vlan",
+        "family" ("ipv4" or "ipv6"), "address", "port" (None: the uplink),
+        "expires", "interval": the membership interval its queries set,
+        seconds}]}. @expect: about how many memberships there are."""
+        room, qroom = expect + 64, 64
+        while True:
+            rows = ffi.new("struct mcast_row[]", room)
+            qrows = ffi.new("struct mcast_querier_row[]", qroom)
+            n, nq = ffi.new("unsigned int *"), ffi.new("unsigned int *")
+            rc = lib.sw_mcast_table(self.handle, rows, room, n, qrows, qroom, nq)
+            if rc == -errno.EOPNOTSUPP:
+                return None
+            check(rc, "read the multicast group table")
+            if n[0] < room and nq[0] < qroom:
+                break
+            room, qroom = room * 2, qroom * 2
+
+        def addr(raw, v6):
+            return str(ipaddress.IPv6Address(bytes(raw)) if v6 else ipaddress.IPv4Address(bytes(raw)[:4]))
+
+        members = [{"vlan": int(r.vlan), "group": addr(r.addr, r.v6), "port": int(r.port),
+                    "expires": r.expires_ms / 1000} for r in (rows[i] for i in range(n[0]))]
+        queriers = [{"vlan": int(q.vlan), "family": "ipv6" if q.v6 else "ipv4",
+                     "address": addr(q.addr, q.v6),
+                     "port": None if q.port == lib.MCAST_PORT_WIRE else int(q.port),
+                     "expires": q.expires_ms / 1000, "interval": q.gmi_ms / 1000}
+                    for q in (qrows[i] for i in range(nq[0]))]
+        return {"members": members, "queriers": queriers}
 
     # the uplink (rules 7 and 8) -------------------------------------------------
     @property

@@ -16,6 +16,7 @@
     vnetshare top [-d SECONDS] [-n COUNT] [--json]
     vnetshare events [--json] [--follow]
     vnetshare fdb [--json] [--partition NAME] [--vlan ID|none]
+    vnetshare groups [--json] [--vlan ID|none]
     vnetshare capture NAME [-w FILE|-] [-c COUNT] [--direction in|out|both] [--drops] [FILTER...]
     vnetshare lab up | down | demo
 
@@ -194,6 +195,11 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
                         "--fdb-age; keep: the partition keeps getting them. A partition can't be created "
                         "with the uplink's MAC, another partition's, or one the switch learned on the "
                         "wire, nor with an address another partition of its VLAN has")
+    d.add_argument("--mcast-snooping", type=_arg(config.mcast_snooping), default=None, metavar="on|off",
+                   help="on (default): the switch listens to IGMP and MLD and sends a multicast group's "
+                        "frames only to the partitions that joined it (and the LAN); groups nobody joined "
+                        "flood until a querier is heard on the LAN; link-local groups always flood "
+                        "(`vnetshare groups`). off: every multicast frame floods to the VLAN")
     d.add_argument("--fdb-age", type=_arg(config.fdb_age), default=None, metavar="SECONDS",
                    help="the switch forgets a station of the wire it has not heard for SECONDS "
                         f"(default {config.FDB_AGE_DEFAULT}, as a bridge's ageing time)")
@@ -272,6 +278,7 @@ def get_parser(only_daemon: bool = False) -> argparse.ArgumentParser:
                    "with 'any' verify must report leaks (a test of verify itself)")
 
     _fdb_parser(sub)
+    _groups_parser(sub)
 
     lab = sub.add_parser("lab", help="a self-contained lab: veth uplink to a namespace playing the LAN")
     lsub = lab.add_subparsers(dest="lcmd", required=True, metavar="ACTION")
@@ -392,6 +399,46 @@ def _print_fdb(rows: list[dict]) -> None:
 def cmd_fdb(args) -> int:
     ans = _client(args, "fdb", partition=args.partition, vlan=args.vlan)
     print(json.dumps(ans["fdb"], indent=1)) if args.json else _print_fdb(ans["fdb"])
+    return 0
+
+
+# -- groups -----------------------------------------------------------------
+
+def _groups_parser(sub) -> None:
+    g = sub.add_parser("groups", help="the switch's multicast groups (IGMP/MLD snooping): each group, "
+                                      "the partitions that joined it and when that ends, and the "
+                                      "querier heard on each VLAN")
+    g.add_argument("--json", action="store_true", help="print the table as JSON")
+    g.add_argument("--vlan", type=_arg(config.vlan), metavar="ID|none", help="only this VLAN (none: untagged)")
+
+
+def _print_groups(ans: dict) -> None:
+    if not ans["snooping"]:
+        print("multicast snooping is off (daemon --mcast-snooping off): every group floods")
+        return
+    if not ans["groups"]:
+        print("no groups")
+    else:
+        print(_table([[str(g["vlan"]) if g["vlan"] is not None else "-", g["group"],
+                       ", ".join(m["port"] + ("" if m["port_kind"] == "partition"
+                                              else f" ({m['port_kind'].replace('_', ' ')})")
+                                 for m in g["members"]),
+                       f"{min(m['expires_seconds'] for m in g['members']):.0f}s"] for g in ans["groups"]],
+                     ["VLAN", "GROUP", "MEMBERS", "EXPIRES"]))
+    if not ans["queriers"]:
+        print("no querier heard: groups nobody joined flood to their VLAN")
+        return
+    print()
+    print(_table([[str(q["vlan"]) if q["vlan"] is not None else "-", q["family"], q["address"],
+                   q["port"] + (f" ({q['port_kind'].replace('_', ' ')})" if q["port_kind"] != "partition" else ""),
+                   f"{q['expires_seconds']:.0f}s", f"{q['interval_seconds']:g}s"] for q in ans["queriers"]],
+                 ["VLAN", "FAMILY", "QUERIER", "PORT", "EXPIRES", "INTERVAL"]))
+
+
+def cmd_groups(args) -> int:
+    ans = _client(args, "groups", vlan=args.vlan)
+    table = {k: ans[k] for k in ("snooping", "groups", "queriers")}
+    print(json.dumps(table, indent=1)) if args.json else _print_groups(table)
     return 0
 
 
@@ -757,6 +804,7 @@ COMMANDS = {
     "verify": cmd_verify,
     "status": cmd_status,
     "fdb": cmd_fdb,
+    "groups": cmd_groups,
     "service": _lazy("service", "main"),
     "cni": _lazy("cni_install", "install_main"),
     "capture": _lazy("capture", "main"),
