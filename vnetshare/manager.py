@@ -10,32 +10,24 @@ Rules:
    namespace, link, process, descriptor, port or state entry.
 2. The state file changes only after the kernel did: it always describes
    what exists (saved atomically, see state.py), and what should exist
-   again: a record whose re-creation failed (rule 8) is kept, unserved.
+   again: a record whose re-creation failed (rule 5) is kept, unserved.
    A batch (apply, saving_once()) writes once, at its end: until then the
    file lags what the batch made (design-notes.md, "Many partitions at
    once").
-3. The daemon keeps every descriptor of a live partition (TAP, rings), so a
-   dead agent is replaced with the same ones and traffic resumes.
-4. Agents are the daemon's children and end with it; partitions (netns,
-   persistent TAP, addresses, state entry) outlive it and a new daemon
-   adopts them (docs/design-notes.md says why). Records outlive a reboot
-   too; namespaces do not (rule 8).
-5. Only this module's own processes are signalled, by PID, and only after
-   checking /proc/PID/cmdline names our agent for that partition.
-6. Each partition's agent has the uid its record keeps (agent.py rules 2
-   and 3): given by create(), the same for every agent started for it
-   (after one died, and by a new daemon), freed by delete(). A record whose
-   uid this daemon cannot have (outside --agent-uids, another daemon's,
-   another record's) gets a new one on adoption, with a log line.
-7. A partition's MAC and addresses are its own: create refuses a MAC the
+3. Partitions (netns, persistent TAP, addresses, state entry) outlive the
+   daemon and a new daemon adopts them (docs/design-notes.md says why);
+   their agents do not (supervisor.py rules 1-4: agents, their restarts,
+   signals and uids). Records outlive a reboot too; namespaces do not
+   (rule 5).
+4. A partition's MAC and addresses are its own: create refuses a MAC the
    uplink, the host port, another partition or a station the switch
    learned on the wire has, and create and set an address another partition of the same VLAN
    has (_check_identity()), before anything is made, with EADDRINUSE and
    one line naming the owner. Adoption does not ask: a partition that
    exists keeps its MAC, and a station on the wire with it is a conflict
    (native/switch.h), as is one heard between the question and the port.
-   Re-creation (rule 8) asks, as create does.
-8. A partition whose namespace is gone when a daemon starts (a reboot, or
+   Re-creation (rule 5) asks, as create does.
+5. A partition whose namespace is gone when a daemon starts (a reboot, or
    `ip netns del` while no daemon ran) is made again from its record if
    vnetshare had made that namespace: by the code create() runs, all or
    nothing, after every surviving partition is served (adopt_all), with a
@@ -44,7 +36,7 @@ Rules:
    again) with a partition.recreate_failed event. One whose namespace was
    adopted (--netns, CNI) is forgotten, its pin removed, with a
    partition.forgotten event: its runtime makes a new one and adds it again.
-9. Partitions follow their uplink: a record's mtu_given is the MTU it was
+6. Partitions follow their uplink: a record's mtu_given is the MTU it was
    created with (None: the uplink's); its TAP has mtu_for() of it under
    the uplink's MTU now, lowered with the uplink and raised back up to
    mtu_given (follow_mtu()), at start, at re-creation and whenever the
@@ -56,59 +48,27 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
-import select
-import signal
-import socket
-import subprocess
-import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from . import adapter
 from .core import config, state as statefile
 from .linux import netns, procs
-from .agent import AgentError, UidPool, command as agent_command, hello_message, pack_fds
+from .agent import AgentError
 from .dataplane.guard import GuardPolicy
 from .core.errors import ConfigError, NativeError, VnetshareError
 from .core.lifecycle import Event, Lifecycle, State
 from .dataplane.ring import RingFds, create_fds
 from .dataplane.switch import PortPolicy
 from .dataplane.tap import open_tap
+from .supervisor import Agent, PartitionError, Supervisor
 
 log = logging.getLogger("vnetshare.manager")
 
-AGENT_START_TIMEOUT = 10.0
 DEFAULT_IFNAME = "eth0"
 HOST_PORT_ID = 0  # the switch port of the daemon's host port (hostport.py); partitions' start at 1
-
-
-class PartitionError(OSError, VnetshareError):
-    """A partition operation failed, with a real errno (.errno), whose name
-    (.code) is what the client is answered with (protocol.error_from)."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(getattr(errno, code), message)
-        self.code = code
-
-    def __str__(self) -> str:
-        return self.strerror
-
-
-@dataclass
-class Agent:
-    """A running agent process and the daemon's end of its socketpair."""
-
-    proc: subprocess.Popen
-    sock: socket.socket
-    pidfd: int
-    started: float
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
 
 @dataclass
@@ -204,15 +164,14 @@ class PartitionManager:
         self.state = state
         self.cfg = cfg
         self.parts: dict[str, Partition] = {}
-        self._watch = on_agent_fd or (lambda fd, cb: None)
-        self._unwatch = on_agent_fd_remove or (lambda fd: None)
         # events.EventLog.emit(kind, partition, message, **details): the
         # lifecycle events (and their log lines) of what happens here
         self._event = on_event or (lambda kind, partition, message, **details: None)
-        self.stopping = False
         self.no_uso = False  # the kernel refused TUN_F_USO4/6: never offered again (_open_tap)
-        self.uids = UidPool(*cfg.agent_uids, cfg.agent_uid_dir)
-        self.unserved: dict[str, str] = {}  # records kept whose re-creation failed: why (rule 8)
+        # the agents (supervisor.py): started, restarted, stopped; their uids
+        self.agents = Supervisor(cfg, on_agent_fd, on_agent_fd_remove,
+                                 lambda *a, **k: self._event(*a, **k), self._served)
+        self.unserved: dict[str, str] = {}  # records kept whose re-creation failed: why (rule 5)
         self.host: Partition | None = None  # the host port while served (serve_host_port())
         self._host_saved: Callable[[], None] = lambda: None
         self._unsaved: set[str | None] | None = None  # saving_once(): the names whose records wait
@@ -274,7 +233,7 @@ class PartitionManager:
 
     def _mac_owner(self, mac: str, name: str | None = None) -> str | None:
         """Who but partition @name (None: the host port asks) has @mac
-        already (rule 7), as words to follow "in use by", or None."""
+        already (rule 4), as words to follow "in use by", or None."""
         if mac == self.uplink_mac:
             return f"the uplink {self.cfg.uplink} itself"
         if self.host is not None and mac == self.host.rec.mac:
@@ -309,106 +268,26 @@ class PartitionManager:
         used = {p.port_id for p in self.parts.values()}
         return next(i for i in range(1, len(used) + 2) if i not in used)
 
-    # -- agents ----------------------------------------------------------
-    def _spawn_agent(self, part: Partition) -> Agent:
-        """Start an agent, hand it the descriptors, wait until it pumps."""
-        return self._finish_agent(part, *self._start_agent(part))
+    # -- agents (supervisor.py) ---------------------------------------------
+    @property
+    def uids(self):
+        """The agents' uids (agent.UidPool; supervisor.py rule 4)."""
+        return self.agents.uids
 
-    def _start_agent(self, part: Partition) -> tuple[subprocess.Popen, socket.socket]:
-        """Start an agent and hand it the descriptors; _finish_agent() waits
-        for its answer (adopt_all starts many before waiting for any)."""
-        name = part.rec.name
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        try:
-            proc = subprocess.Popen(agent_command(theirs.fileno(), name), pass_fds=[theirs.fileno()],
-                                    stdin=subprocess.DEVNULL, close_fds=True)
-        except (OSError, AgentError) as e:
-            ours.close()
-            theirs.close()
-            if isinstance(e, AgentError):  # no unconfined fallback (agent.py rule 1)
-                raise PartitionError("ENOENT", f"partition {name!r}: {e}") from None
-            raise
-        theirs.close()
-        ns_fd = -1
-        try:
-            hello = hello_message(name, part.rec.ring_size, self.cfg.coalesce_usecs, part.rec.agent_uid)
-            ns_fd = netns.open_fd(part.rec.netns)  # it joins the partition's namespace
-            fds = pack_fds(part.tap_fd, part.a2h, part.h2a, ns_fd)
-            socket.send_fds(ours, [json.dumps(hello).encode()], fds)
-        except BaseException as e:
-            self._abandon(proc, ours)
-            if isinstance(e, OSError):
-                raise PartitionError("EIO", f"partition {name!r}: agent start failed: {e}") from None
-            raise
-        finally:
-            if ns_fd >= 0:
-                os.close(ns_fd)
-        return proc, ours
+    @property
+    def stopping(self) -> bool:
+        """The daemon stops: agents that end are not replaced."""
+        return self.agents.stopping
 
-    @staticmethod
-    def _abandon(proc: subprocess.Popen, ours: socket.socket) -> None:
-        proc.kill()
-        proc.wait()
-        ours.close()
-
-    def _finish_agent(self, part: Partition, proc: subprocess.Popen, ours: socket.socket) -> Agent:
-        """Wait until the agent _start_agent() started pumps; watch its end."""
-        try:
-            ours.settimeout(AGENT_START_TIMEOUT)
-            reply = json.loads(ours.recv(4096) or b"{}")
-            if not isinstance(reply, dict) or reply.get("ready") is not True:
-                why = reply.get("error") if isinstance(reply, dict) else None
-                raise PartitionError("EIO", f"partition {part.rec.name!r}: the agent did not start"
-                                     + (f": {why}" if isinstance(why, str) else ""))
-            ours.settimeout(None)
-            pidfd = os.pidfd_open(proc.pid)
-        except BaseException as e:
-            self._abandon(proc, ours)
-            if isinstance(e, (OSError, ValueError)) and not isinstance(e, PartitionError):
-                raise PartitionError("EIO", f"partition {part.rec.name!r}: agent start failed: {e}") from None
-            raise
-        agent = Agent(proc, ours, pidfd, time.monotonic())
-        self._watch(pidfd, lambda: self._agent_exited(part.rec.name, agent))
-        return agent
-
-    def _stop_agent(self, agent: Agent | None) -> None:
-        if agent is None:
-            return
-        self._unwatch(agent.pidfd)
-        agent.sock.close()  # EOF tells it to stop
-        procs.stop(agent.proc, grace=3, wait_first=3)
-        _close(agent.pidfd)
-
-    def _agent_exited(self, name: str, agent: Agent) -> None:
-        """The pidfd of @agent became readable: it ended."""
-        self._unwatch(agent.pidfd)
-        _close(agent.pidfd)
-        agent.sock.close()
-        code = agent.proc.wait()
-        host = self.host is not None and self.host.agent is agent
-        part = self.host if host else self.parts.get(name)
-        if self.stopping or part is None or part.agent is not agent:
-            return
-        part.agent = None
-        how, status, sig = procs.exit_description(code)
-        again = part.life.agent_died(time.monotonic())
-        self._event("agent.died", name, f"agent {agent.pid} ended ({how})"
-                    + (", starting a new one" if again else ""),
-                    pid=agent.pid, exit_status=status, signal=sig)
-        if not again:
-            self._event("agent.failed", name, part.life.reason, reason=part.life.reason)
-            return
-        try:
-            part.agent = self._spawn_agent(part)
-            part.restarts += 1
-            part.rec.agent_pid = part.agent.pid
-            part.life.fire(Event.AGENT_STARTED)
-            self._host_saved() if host else self._save(name)
-            self._event("agent.restarted", name, f"agent {part.agent.pid} serves it "
-                        f"(restart {part.restarts})", pid=part.agent.pid, restarts=part.restarts)
-        except (VnetshareError, OSError) as e:
-            part.life.fire(Event.GAVE_UP, f"agent restart failed: {e}")
-            self._event("agent.failed", name, part.life.reason, reason=part.life.reason)
+    def _served(self, name: str, agent: Agent) -> tuple[Partition, Callable[[], None]] | None:
+        """The partition (or host port) @agent serves now, and how its
+        record is saved; None if none (deleted, or served by another)."""
+        if self.host is not None and self.host.agent is agent:
+            return self.host, self._host_saved
+        part = self.parts.get(name)
+        if part is None or part.agent is not agent:
+            return None
+        return part, lambda: self._save(name)
 
     # -- create ----------------------------------------------------------
     def create(self, args: dict) -> dict:
@@ -445,7 +324,7 @@ class PartitionManager:
                                               mac=mac, mtu=mtu, ips=list(ips), **policy_args))
         with Undo() as undo:
             try:
-                agent_uid = self.uids.allocate()  # rule 6
+                agent_uid = self.uids.allocate()  # supervisor.py rule 4
             except AgentError as e:
                 raise PartitionError("ENOSPC", f"partition {name!r}: {e}") from None
             undo.push("agent uid", lambda: self.uids.release(agent_uid))
@@ -473,7 +352,7 @@ class PartitionManager:
         @undo): its namespace (a new one, or the one rec.netns_source names,
         pinned), its TAP with its MAC and MTU, its addresses, gateway and
         routes, two rings, its switch port and its agent. Sets rec.netns and
-        rec.agent_pid. create() and re-creation (rule 8) both make a
+        rec.agent_pid. create() and re-creation (rule 5) both make a
         partition this way."""
         name, ifname = rec.name, rec.ifname
         if not rec.netns_created:
@@ -522,8 +401,8 @@ class PartitionManager:
         undo.push("port", lambda: self.switch.del_port(part.port_id))
         if self.cfg.direct_share:
             self.switch.set_tap(part.port_id, tap_fd)
-        part.agent = self._spawn_agent(part)
-        undo.push("agent", lambda: self._stop_agent(part.agent))
+        part.agent = self.agents.spawn(part)
+        undo.push("agent", lambda: self.agents.stop(part.agent))
         rec.agent_pid = part.agent.pid
         return part
 
@@ -719,10 +598,10 @@ class PartitionManager:
                     fields=[c["field"] for c in shown], changes=shown, values=self._values_json(rec, changes))
         return dict(self.describe(name), changes=shown)
 
-    # -- the uplink changed (rule 9) ----------------------------------------
+    # -- the uplink changed (rule 6) ----------------------------------------
     @staticmethod
     def mtu_for(rec: statefile.PartitionState, uplink_mtu: int) -> int:
-        """The MTU @rec's TAP has under an uplink of @uplink_mtu (rule 9)."""
+        """The MTU @rec's TAP has under an uplink of @uplink_mtu (rule 6)."""
         return uplink_mtu if rec.mtu_given is None else min(rec.mtu_given, uplink_mtu)
 
     def follow_mtu(self, uplink_mtu: int) -> tuple[dict[str, int], dict[str, str]]:
@@ -804,7 +683,7 @@ class PartitionManager:
         wait: links someone set down, the state file, the events. A
         partition that cannot be served is forgotten, with an event saying
         why. Those whose namespace is gone (every one if the host has
-        @rebooted since the state was written) are not adopted (rule 8):
+        @rebooted since the state was written) are not adopted (rule 5):
         one adopted from elsewhere is forgotten first, one vnetshare made
         is re-created last, once the others serve.
         """
@@ -813,7 +692,7 @@ class PartitionManager:
         if gone:
             recs = [rec for rec in recs if rec not in gone]
         if not rebooted:  # after a reboot no agent of ours runs yet
-            self._end_stale_agents(recs + gone)
+            self.agents.end_stale(recs + gone)
         for rec in gone:
             if not rec.netns_created:
                 self._forget(rec, None, f"the namespace it adopted ({rec.netns_source or rec.netns}) is gone"
@@ -833,13 +712,13 @@ class PartitionManager:
                 part.tap_fd = self._open_tap(part.rec.ifname, part.rec.netns)
                 if self.cfg.direct_share:
                     self.switch.set_tap(part.port_id, part.tap_fd)
-                started.append((part, *self._start_agent(part)))
+                started.append((part, self.agents.start(part)))
             except (VnetshareError, OSError) as e:
                 self._forget(part.rec, part, e)
         served: list[Partition] = []
-        for part, proc, ours in started:
+        for part, starting in started:
             try:
-                part.agent = self._finish_agent(part, proc, ours)
+                part.agent = self.agents.finish(part, starting)
             except (VnetshareError, OSError) as e:
                 self._forget(part.rec, part, e)
                 continue
@@ -865,18 +744,18 @@ class PartitionManager:
             self._save()
 
     def _recreate(self, rec: statefile.PartitionState, cause: str) -> None:
-        """Make @rec's partition again (rule 8), its namespace gone because
+        """Make @rec's partition again (rule 5), its namespace gone because
         of @cause: the checks create() makes, then _make(), all or nothing,
-        with its agent's old uid if it is still free (rule 6). Says how it
+        with its agent's old uid if it is still free (supervisor.py rule 4). Says how it
         went with an event; a failure keeps the record, unserved."""
         name = rec.name
         try:
-            rec.mtu = self.mtu_for(rec, self.functions.mtu)   # rule 9: the uplink may have changed
+            rec.mtu = self.mtu_for(rec, self.functions.mtu)   # rule 6: the uplink may have changed
             self._check_identity(name, rec.mac, rec.ips, rec.vlan)
             rec.ring_size = rec.ring_size or self.cfg.ring_size
             with Undo() as undo:
                 old_uid = rec.agent_uid
-                self._adopt_uid(rec)
+                self.agents.adopt_uid(rec)
                 undo.push("agent uid", lambda: (self.uids.release(rec.agent_uid),
                                                 setattr(rec, "agent_uid", old_uid)))
                 part = self._make(rec, undo)
@@ -895,33 +774,13 @@ class PartitionManager:
                     mtu=rec.mtu, ips=list(rec.ips), netns=rec.netns)
         self._event("agent.started", name, f"agent {part.agent.pid} serves it", pid=part.agent.pid)
 
-    def _end_stale_agents(self, recs: list[statefile.PartitionState], timeout: float = 3.0) -> None:
-        """The agents of a daemon that died without stopping them (SIGKILL:
-        PR_SET_PDEATHSIG is on its way), ended and waited for: their TAP
-        must be free for the new agents. By PID, after procs.is_agent()."""
-        pidfds = []
-        for rec in recs:
-            if rec.agent_pid and procs.is_agent(rec.agent_pid, rec.name):
-                try:
-                    fd = os.pidfd_open(rec.agent_pid)
-                    signal.pidfd_send_signal(fd, signal.SIGKILL)
-                    pidfds.append(fd)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + timeout
-        for fd in pidfds:
-            try:
-                select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-            finally:
-                os.close(fd)
-
     def _adopt_port(self, rec: statefile.PartitionState, port_id: int) -> Partition:
         """@rec's new rings and switch port, all or nothing; its TAP is
         opened (tap_fd) just before its agent starts."""
         if not os.path.exists(rec.netns):
             raise PartitionError("ENOENT", f"its namespace {rec.netns} is gone")
         with Undo() as undo:
-            self._adopt_uid(rec)
+            self.agents.adopt_uid(rec)
             undo.push("agent uid", lambda: self.uids.release(rec.agent_uid))
             rec.ring_size = rec.ring_size or self.cfg.ring_size
             a2h = create_fds(rec.ring_size)
@@ -934,23 +793,6 @@ class PartitionManager:
             self.parts[rec.name] = part
             undo.commit()
         return part
-
-    def _adopt_uid(self, rec: statefile.PartitionState) -> None:
-        """@rec's agent keeps its uid, or gets a new one if this daemon
-        cannot have it (rule 6); AgentError if none is free."""
-        old = rec.agent_uid
-        if old is None:
-            why = "its record has none (made before agents had their own)"
-        elif not self.uids.first <= old <= self.uids.last:
-            why = f"{old} is outside --agent-uids {self.uids.describe()}"
-        elif old in self.uids:
-            why = f"{old} is another partition's"
-        elif self.uids.claim(old):
-            return
-        else:
-            why = f"another daemon holds {old}"
-        rec.agent_uid = self.uids.allocate()
-        log.warning("partition %s: its agent gets uid %d: %s", rec.name, rec.agent_uid, why)
 
     def _forget(self, rec: statefile.PartitionState, part: Partition | None, why: Exception | str) -> None:
         """@rec cannot be adopted (@why): undo what was made for it, remove
@@ -986,7 +828,7 @@ class PartitionManager:
             return
         if part is not None:
             part.life.fire(Event.DELETE)
-            self._stop_agent(part.agent)
+            self.agents.stop(part.agent)
             part.agent = None
             self.switch.del_port(part.port_id)
             part.close_fds()
@@ -1021,20 +863,20 @@ class PartitionManager:
         if self.host is not None:
             _close(tap_fd)
             raise PartitionError("EEXIST", f"host port {self.host.rec.name!r} is served already")
-        owner = self._mac_owner(rec.mac)  # rule 7
+        owner = self._mac_owner(rec.mac)  # rule 4
         if owner is not None:
             _close(tap_fd)
             raise PartitionError("EADDRINUSE", f"host port {rec.name!r}: MAC {rec.mac}: in use by {owner}; "
                                                "give it another with --host-port-mac")
         if rec.agent_pid and procs.is_agent(rec.agent_pid, rec.name):
-            self._end_stale_agents([rec])  # a daemon killed before it could stop it
+            self.agents.end_stale([rec])  # a daemon killed before it could stop it
         with Undo() as undo:
             undo.push("tap fd", lambda: _close(tap_fd))
             try:
                 if rec.agent_uid is None:
                     rec.agent_uid = self.uids.allocate()
                 else:
-                    self._adopt_uid(rec)
+                    self.agents.adopt_uid(rec)
             except AgentError as e:
                 raise PartitionError("ENOSPC", f"host port {rec.name!r}: {e}") from None
             undo.push("agent uid", lambda: self.uids.release(rec.agent_uid))
@@ -1049,7 +891,7 @@ class PartitionManager:
                 self.switch.set_tap(HOST_PORT_ID, tap_fd)
             self.host = part  # before its agent: an agent that ends at once is restarted
             undo.push("host", lambda: setattr(self, "host", None))
-            part.agent = self._spawn_agent(part)
+            part.agent = self.agents.spawn(part)
             rec.agent_pid = part.agent.pid
             part.life.fire(Event.CREATED)
             self._host_saved = saved
@@ -1063,7 +905,7 @@ class PartitionManager:
         part, self.host = self.host, None
         if part is None:
             return {}
-        self._stop_agent(part.agent)
+        self.agents.stop(part.agent)
         part.agent = None
         part.rec.agent_pid = None
         try:
@@ -1083,16 +925,11 @@ class PartitionManager:
         return dict(self.switch.port_stats(HOST_PORT_ID), agent_restarts=self.host.restarts)
 
     def shutdown(self) -> None:
-        """Daemon exit: stop agents, close descriptors; partitions stay (rule 4)."""
-        self.stopping = True
+        """Daemon exit: stop agents, close descriptors; partitions stay (rule 3)."""
+        self.agents.stopping = True
         if self.host is not None:  # the daemon stops it first; not on every error path
             self.stop_host_port()
-        agents = [part.agent for part in self.parts.values() if part.agent is not None]
-        for agent in agents:  # every agent told first (EOF), then each waited for
-            self._unwatch(agent.pidfd)
-            agent.sock.close()
-        for agent in agents:
-            self._stop_agent(agent)
+        self.agents.stop_all([part.agent for part in self.parts.values() if part.agent is not None])
         for part in self.parts.values():
             part.agent = None
             part.rec.agent_pid = None

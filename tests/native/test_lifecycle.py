@@ -170,8 +170,8 @@ def world_manager(monkeypatch, tmp_path):
 
         monkeypatch.setattr(mgr, "open_tap", open_tap)
         monkeypatch.setattr(mgr, "create_fds", create_fds)
-        monkeypatch.setattr(mgr.PartitionManager, "_spawn_agent", spawn)
-        monkeypatch.setattr(mgr.PartitionManager, "_stop_agent", lambda self, a: a and w.unmake("agent"))
+        monkeypatch.setattr(mgr.Supervisor, "spawn", spawn)
+        monkeypatch.setattr(mgr.Supervisor, "stop", lambda self, a: a and w.unmake("agent"))
         monkeypatch.setattr(mgr.PartitionManager, "_save", save)
         cfg = DaemonConfig(uplink="up0", state_dir=str(tmp_path), ring_size=256 * 1024,
                            agent_uid_dir=str(tmp_path / "agent-uids"))
@@ -208,7 +208,7 @@ def test_a_failed_create_undoes_every_step_before_it_in_reverse(world_manager, f
         assert "netns:p1" in made and "tap:eth0" in made
 
 
-# -- re-creation after a reboot (manager.py rule 8) ------------------------------
+# -- re-creation after a reboot (manager.py rule 5) ------------------------------
 
 def _record(name: str, mac: str, ip: str, created: bool = True) -> "mgr.statefile.PartitionState":
     return mgr.statefile.PartitionState(
