@@ -63,7 +63,7 @@ from .core.lifecycle import Event, Lifecycle, State
 from .dataplane.ring import RingFds, create_fds
 from .dataplane.switch import PortPolicy
 from .dataplane.tap import open_tap
-from .supervisor import Agent, PartitionError, Supervisor
+from .supervisor import Agent, PartitionError, Starting, Supervisor
 
 log = logging.getLogger("vnetshare.manager")
 
@@ -143,6 +143,10 @@ class Undo:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        self.rollback()
+
+    def rollback(self) -> None:
+        """Run the steps, backwards (what __exit__ does)."""
         while self._steps:
             what, fn = self._steps.pop()
             try:
@@ -291,10 +295,109 @@ class PartitionManager:
 
     # -- create ----------------------------------------------------------
     def create(self, args: dict) -> dict:
+        """Make partition @args["name"] as @args say (rule 1); its describe()."""
+        name = args["name"]
+        with Undo() as undo:
+            part = self._make(self._begin(args, undo), undo)
+            self.parts[name] = part
+            self._serve(part, undo)
+            self._save(name)
+            undo.commit()
+        self._created(part)
+        return self.describe(name)
+
+    CREATE_AHEAD = 4    # create_many(): namespaces made in threads of their own ahead of the rest
+    CREATE_OVERLAP = 8  # create_many(): agents started before the first of them is awaited
+
+    def create_many(self, requests: list[dict]) -> dict[str, BaseException]:
+        """create() of each of @requests in turn (apply), each all or
+        nothing (rule 1) on its own; {name: why} of those that failed.
+
+        Three steps overlap. Each request's checks, uid and record come
+        first, in order, so it is checked against every one before it; its
+        namespace and configured TAP (_make_ns(), kernel work) are then
+        made in a thread of a pool, up to CREATE_AHEAD ahead; its rings,
+        port and agent's start follow in order; an agent takes a few
+        milliseconds to its "ready", and its answer is awaited only once
+        CREATE_OVERLAP more have started (or at the end). A request that
+        fails at any step is undone like a create() that failed, whatever
+        was made for the others meanwhile (no part of its undo)."""
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        failed: dict[str, BaseException] = {}
+        making: deque = deque()    # (rec, undo, future of _make_ns())
+        waiting: deque = deque()   # (part, undo, Starting)
+
+        def fail(name: str, undo: Undo, e: BaseException) -> None:
+            undo.rollback()
+            if not isinstance(e, (VnetshareError, OSError)):
+                raise e
+            failed[name] = e
+
+        def start(rec: statefile.PartitionState, undo: Undo, made) -> None:
+            try:
+                part = self._make_port(rec, made.result(), undo)
+                self.parts[rec.name] = part
+                waiting.append((part, undo, self.agents.start(part)))
+            except BaseException as e:  # noqa: BLE001 - fail() raises what is no VnetshareError/OSError
+                fail(rec.name, undo, e)
+
+        def finish(part: Partition, undo: Undo, starting: Starting) -> None:
+            try:
+                self._serve(part, undo, starting)
+                self._save(part.rec.name)
+            except BaseException as e:  # noqa: BLE001 - as above
+                fail(part.rec.name, undo, e)
+                return
+            undo.commit()
+            self._created(part)
+
+        with ThreadPoolExecutor(max_workers=self.CREATE_AHEAD, thread_name_prefix="vnetshare-make") as pool:
+            try:
+                for args in requests:
+                    undo = Undo()
+                    try:
+                        rec = self._begin(args, undo)
+                    except BaseException as e:  # noqa: BLE001 - as above
+                        fail(args["name"], undo, e)
+                        continue
+                    making.append((rec, undo, pool.submit(self._make_ns, rec, undo)))
+                    if len(making) > self.CREATE_AHEAD:
+                        start(*making.popleft())
+                    if len(waiting) > self.CREATE_OVERLAP:
+                        finish(*waiting.popleft())
+                while making:
+                    start(*making.popleft())
+                while waiting:
+                    finish(*waiting.popleft())
+            finally:  # only after an unexpected error: the rest undone
+                for rec, undo, made in making:
+                    made.exception()  # its thread done with @undo
+                    undo.rollback()
+                for part, undo, starting in waiting:
+                    self.agents.abandon(starting)
+                    undo.rollback()
+        return failed
+
+    def _created(self, part: Partition) -> None:
+        """A create() succeeded: its lifecycle and events."""
+        rec = part.rec
+        adopted = not rec.netns_created
+        part.life.fire(Event.CREATED)
+        self._event("partition.created", rec.name, f"created ({rec.ifname} {rec.mac} mtu {rec.mtu} "
+                    f"{' '.join(rec.ips) or 'no address'}" + (f", adopted {rec.netns}" if adopted else "") + ")",
+                    ifname=rec.ifname, mac=rec.mac, mtu=rec.mtu, ips=list(rec.ips), netns=rec.netns,
+                    adopted=adopted)
+        self._event("agent.started", rec.name, f"agent {part.agent.pid} serves it", pid=part.agent.pid)
+
+    def _begin(self, args: dict, undo: Undo) -> statefile.PartitionState:
+        """create()'s checks, then its uid and its record, in the state
+        (so later checks see it), each pushed on @undo; _make() follows."""
         name = args["name"]
         if name in self.state.partitions:
             raise PartitionError("EEXIST", f"partition {name!r} already exists")
-        if len(self.parts) >= self.cfg.max_partitions:
+        if len(self.state.partitions) - len(self.unserved) >= self.cfg.max_partitions:  # served and being made
             raise PartitionError("ENOSPC", f"partition {name!r}: this daemon serves at most "
                                            f"{self.cfg.max_partitions} partitions; start it with "
                                            "--max-partitions N to raise the limit")
@@ -322,76 +425,88 @@ class PartitionManager:
         # a policy the switch would refuse fails here, before anything is made
         self._policy(statefile.PartitionState(name=name, netns="", netns_created=False, ifname=ifname,
                                               mac=mac, mtu=mtu, ips=list(ips), **policy_args))
-        with Undo() as undo:
-            try:
-                agent_uid = self.uids.allocate()  # supervisor.py rule 4
-            except AgentError as e:
-                raise PartitionError("ENOSPC", f"partition {name!r}: {e}") from None
-            undo.push("agent uid", lambda: self.uids.release(agent_uid))
-            rec = statefile.PartitionState(
-                name=name, netns="", netns_created=not adopted, ifname=ifname, mac=mac,
-                mtu=mtu, ips=list(ips), gateway=gateway, routes=list(routes), ring_size=self.cfg.ring_size,
-                netns_source=adopted or None, labels=dict(args.get("labels") or {}), agent_uid=agent_uid,
-                mtu_given=args.get("mtu") or None, **policy_args,
-            )
-            part = self._make(rec, undo)
-            self.state.partitions[name] = rec
-            self.parts[name] = part
-            undo.push("state", lambda: (self.state.partitions.pop(name, None), self.parts.pop(name, None)))
-            self._save(name)
-            undo.commit()
-        part.life.fire(Event.CREATED)
-        self._event("partition.created", name, f"created ({ifname} {mac} mtu {mtu} "
-                    f"{' '.join(ips) or 'no address'}" + (f", adopted {rec.netns}" if adopted else "") + ")",
-                    ifname=ifname, mac=mac, mtu=mtu, ips=list(ips), netns=rec.netns, adopted=bool(adopted))
-        self._event("agent.started", name, f"agent {part.agent.pid} serves it", pid=part.agent.pid)
-        return self.describe(name)
+        try:
+            agent_uid = self.uids.allocate()  # supervisor.py rule 4
+        except AgentError as e:
+            raise PartitionError("ENOSPC", f"partition {name!r}: {e}") from None
+        undo.push("agent uid", lambda: self.uids.release(agent_uid))
+        rec = statefile.PartitionState(
+            name=name, netns="", netns_created=not adopted, ifname=ifname, mac=mac,
+            mtu=mtu, ips=list(ips), gateway=gateway, routes=list(routes), ring_size=self.cfg.ring_size,
+            netns_source=adopted or None, labels=dict(args.get("labels") or {}), agent_uid=agent_uid,
+            mtu_given=args.get("mtu") or None, **policy_args,
+        )
+        self.state.partitions[name] = rec
+        undo.push("state", lambda: (self.state.partitions.pop(name, None), self.parts.pop(name, None)))
+        return rec
 
     def _make(self, rec: statefile.PartitionState, undo: Undo) -> Partition:
         """Everything @rec describes, made (rule 1: each step pushed on
-        @undo): its namespace (a new one, or the one rec.netns_source names,
-        pinned), its TAP with its MAC and MTU, its addresses, gateway and
-        routes, two rings, its switch port and its agent. Sets rec.netns and
-        rec.agent_pid. create() and re-creation (rule 5) both make a
-        partition this way."""
+        @undo): _make_ns(), then two rings and its switch port; _serve()
+        then starts its agent. create(), create_many() and re-creation
+        (rule 5) all make a partition this way."""
+        return self._make_port(rec, self._make_ns(rec, undo), undo)
+
+    def _make_ns(self, rec: statefile.PartitionState, undo: Undo) -> int:
+        """@rec's namespace (a new one, or the one rec.netns_source names,
+        pinned) and its TAP with its MAC, MTU, addresses, gateway and
+        routes; each step pushed on @undo; sets rec.netns, returns the TAP's
+        descriptor. Kernel work only: create_many() runs several in threads
+        of its own."""
         name, ifname = rec.name, rec.ifname
-        if not rec.netns_created:
-            # pinned under our own name: the partition does not depend on
-            # the runtime's name for it (gone after `ip netns del`, or a
-            # /proc/PID/ns/net whose PID is reused) and survives a restart;
-            # pin() checks the very descriptor it pins (netns.py, rule 7)
-            ns_path = self._pin_path(name)
-            netns.quietly(netns.unpin, ns_path)  # a crash's leftover: the state has no such partition
-            netns.pin(rec.netns_source, ns_path)
-            undo.push("netns pin", lambda: netns.quietly(netns.unpin, ns_path))
-        else:
+
+        def configure(ns_path: str, here: bool) -> None:
+            # MTU, IPv6 link-local from the MAC, up, lo up, addresses,
+            # routes: one netlink batch. With promote_secondaries: `partition
+            # set --ip` adds the new address before the old one goes; without
+            # it, removing a primary IPv4 address takes the secondaries of its
+            # subnet with it
+            netns.configure(ifname, ns_path, mtu=rec.mtu, addresses=rec.ips, nodad=True,
+                            gateway=rec.gateway, routes=rec.routes, here=here)
+
+        if rec.netns_created:
             if netns.exists(name):
                 raise PartitionError("EEXIST", f"network namespace {name!r} already exists "
                                                "(adopt it with --netns /run/netns/" + name + ")")
-            ns_path = netns.create(name)
+            if ifname == "lo":  # a namespace made just now holds lo alone
+                raise PartitionError("EEXIST", f"device {ifname!r} already exists in {netns.path_of(name)}")
+
+            def inside() -> int:
+                # in the thread that made the namespace: no setns, no thread more
+                fd = self._open_tap(ifname, None, rec.mac)
+                try:
+                    configure(netns.path_of(name), True)
+                except BaseException:
+                    _close(fd)  # the TAP goes with the namespace
+                    raise
+                return fd
+
+            ns_path, tap_fd = netns.create_and(name, inside)
+            rec.netns = ns_path
             undo.push("netns", lambda: netns.delete(name))
-        rec.netns = ns_path
-        # a namespace made just now holds lo alone: only an adopted one is asked
-        if (ifname == "lo" if rec.netns_created
-                else any(link.ifname == ifname for link in netns.links(ns_path))):
-            raise PartitionError("EEXIST", f"device {ifname!r} already exists in {ns_path}")
-        with netns.session(ns_path):  # one thread and netlink socket for these calls
-            tap_fd = self._open_tap(ifname, ns_path, rec.mac)
             undo.push("tap fd", lambda: _close(tap_fd))
             undo.push("tap", lambda: netns.quietly(netns.delete_link, ifname, ns_path))
-            netns.link_set(ifname, ns_path, mtu=rec.mtu, eui64=True, up=True)
-            # `partition set --ip` adds the new address before the old one
-            # goes; without this, removing a primary IPv4 address takes the
-            # secondaries of its subnet with it
-            netns.sysctl(f"net/ipv4/conf/{ifname}/promote_secondaries", 1, ns_path)
-            netns.lo_up(ns_path)
-            for cidr in rec.ips:
-                netns.add_address(ifname, cidr, ns_path, nodad=True)
-            if rec.gateway:
-                netns.add_default_route(rec.gateway, ns_path)
-            for route in rec.routes:
-                dst, _, gw = route.partition(" via ")
-                netns.add_route(dst, gw or None, ns_path, ifname=ifname)
+            return tap_fd
+        # pinned under our own name: the partition does not depend on
+        # the runtime's name for it (gone after `ip netns del`, or a
+        # /proc/PID/ns/net whose PID is reused) and survives a restart;
+        # pin() checks the very descriptor it pins (netns.py, rule 7)
+        ns_path = self._pin_path(name)
+        netns.quietly(netns.unpin, ns_path)  # a crash's leftover: the state has no such partition
+        netns.pin(rec.netns_source, ns_path)
+        undo.push("netns pin", lambda: netns.quietly(netns.unpin, ns_path))
+        rec.netns = ns_path
+        if any(link.ifname == ifname for link in netns.links(ns_path)):
+            raise PartitionError("EEXIST", f"device {ifname!r} already exists in {ns_path}")
+        tap_fd = self._open_tap(ifname, ns_path, rec.mac)
+        undo.push("tap fd", lambda: _close(tap_fd))
+        undo.push("tap", lambda: netns.quietly(netns.delete_link, ifname, ns_path))
+        configure(ns_path, False)
+        return tap_fd
+
+    def _make_port(self, rec: statefile.PartitionState, tap_fd: int, undo: Undo) -> Partition:
+        """@rec's two rings and its switch port (with the TAP @tap_fd for
+        direct writes), each pushed on @undo."""
         a2h = create_fds(rec.ring_size)
         undo.push("a2h ring", a2h.close)
         h2a = create_fds(rec.ring_size)
@@ -401,10 +516,14 @@ class PartitionManager:
         undo.push("port", lambda: self.switch.del_port(part.port_id))
         if self.cfg.direct_share:
             self.switch.set_tap(part.port_id, tap_fd)
-        part.agent = self.agents.spawn(part)
-        undo.push("agent", lambda: self.agents.stop(part.agent))
-        rec.agent_pid = part.agent.pid
         return part
+
+    def _serve(self, part: Partition, undo: Undo, starting: Starting | None = None) -> None:
+        """@part's agent, started (or the one start()ed as @starting) and
+        its answer awaited (rule 1: pushed on @undo); sets rec.agent_pid."""
+        part.agent = self.agents.spawn(part) if starting is None else self.agents.finish(part, starting)
+        undo.push("agent", lambda: self.agents.stop(part.agent))
+        part.rec.agent_pid = part.agent.pid
 
     # -- live changes ----------------------------------------------------
     SETTABLE = ("ips", "gateway", "routes", "mtu", "mac", "labels", "allow_ips", "trusted_router",
@@ -759,6 +878,7 @@ class PartitionManager:
                 undo.push("agent uid", lambda: (self.uids.release(rec.agent_uid),
                                                 setattr(rec, "agent_uid", old_uid)))
                 part = self._make(rec, undo)
+                self._serve(part, undo)
                 self.parts[name] = part
                 undo.commit()
         except (VnetshareError, OSError) as e:

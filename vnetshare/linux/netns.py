@@ -213,6 +213,14 @@ def create(name: str) -> str:
 
     Raises NetnsError(EEXIST) if the name is taken. On failure nothing is left.
     """
+    return create_and(name, None)[0]
+
+
+def create_and(name: str, inside: Callable[[], T] | None) -> tuple[str, T | None]:
+    """create() @name, then call @inside() in the thread that made it, which
+    is in it (no setns, no thread more); (its path, what @inside returned).
+    If @inside raises, the namespace is deleted and its error raised; what
+    @inside made outside the namespace is its own to undo."""
     path = path_of(name)
     share_dir(RUN_DIR)
     try:
@@ -220,18 +228,26 @@ def create(name: str) -> str:
     except FileExistsError:
         raise NetnsError(errno.EEXIST, f"netns {name!r}: already exists") from None
 
-    def make() -> None:
+    mounted = False
+
+    def make() -> T | None:
+        nonlocal mounted
         _libc_call(_libc.unshare(CLONE_NEWNET), f"netns {name!r}: unshare")
         _libc_call(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
                    f"netns {name!r}: bind mount")
+        mounted = True
+        return inside() if inside is not None else None
 
     try:
-        _in_thread(make)
+        value = _in_thread(make)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+        if mounted:
+            quietly(delete, name)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
         raise
-    return path
+    return path, value
 
 
 def delete(name: str) -> None:
@@ -624,6 +640,42 @@ def add_address(ifname: str, cidr: str, netns: NetnsRef = None, nodad: bool = Fa
                 spec["flags"] = IFA_F_NODAD  # pyroute2 sends it as IFA_FLAGS (ifaddrmsg.IFA_F_NODAD)
             ipr.addr("add", **spec)
     _ipr(netns, do)
+
+
+def configure(ifname: str, netns: NetnsRef, *, mtu: int, addresses: list[str], nodad: bool = False,
+              gateway: str | None = None, routes: list[str] = (), here: bool = False) -> None:
+    """A new link's setup in one netlink batch (rtbatch.py): what
+    link_set(@ifname, mtu=@mtu, eui64=True, up=True), sysctl of its IPv4
+    promote_secondaries to 1, lo_up(), add_address() of each of
+    @addresses (with @nodad), add_route("default", @gateway) and
+    add_route(DST, GW, ifname=@ifname) of each "DST[ via GW]" of @routes do,
+    in that order, with their errors (rule 3); without pyroute2 (rule 6).
+    @here: the calling thread is in @netns already (create_and()'s
+    @inside), and runs it; @netns then only names it in messages."""
+    from .rtbatch import LOOPBACK_IFINDEX, Batch
+
+    def do() -> None:
+        try:
+            index = socket.if_nametoindex(ifname)
+        except OSError as e:
+            raise _fail(e.errno or errno.ENODEV, f"link {ifname!r}{label(netns)}") from None
+        b = Batch()
+        b.link(index, f"link {ifname!r}{label(netns)}", mtu=mtu, eui64=True, promote_secondaries=True)
+        b.link(index, f"link {ifname!r}{label(netns)}", up=True)
+        b.link(LOOPBACK_IFINDEX, f"link 'lo'{label(netns)}", up=True)
+        for cidr in addresses:
+            b.address(index, cidr, f"address {cidr} on {ifname!r}{label(netns)}", nodad=nodad)
+        if gateway:
+            b.route("default", gateway, f"default route via {gateway}{label(netns)}")
+        for route in routes:
+            dst, _, gw = route.partition(" via ")
+            b.route(dst, gw or None, f"route {dst}" + (f" via {gw}" if gw else f" dev {ifname}") + label(netns),
+                    oif=index)
+        b.send(_fail)
+    if here:
+        do()
+    else:
+        run_in(netns, do)
 
 
 def sysctl(key: str, value: str | int, netns: NetnsRef = None) -> None:
