@@ -179,6 +179,7 @@ class PartitionManager:
         self.host: Partition | None = None  # the host port while served (serve_host_port())
         self._host_saved: Callable[[], None] = lambda: None
         self._unsaved: set[str | None] | None = None  # saving_once(): the names whose records wait
+        self._wire: dict[str, dict] | None = None  # create_many(): the wire's stations when it began
 
     # -- helpers ---------------------------------------------------------
     def _save(self, *names: str) -> None:
@@ -246,14 +247,14 @@ class PartitionManager:
                       if r.mac == mac and r.name != name), None)
         if owner is not None:
             return f"partition {owner!r}"
-        station = self.switch.fdb_find(mac)
+        station = self.switch.fdb_find(mac) if self._wire is None else self._wire.get(mac)
         if station is not None:
             return (f"a station on the wire ({config.vlan_name(station['vlan'])}, "
                     f"seen {station['age']:.0f} s ago)")
         return None
 
     def _check_identity(self, name: str, mac: str | None, ips: list[str], vlan: int) -> None:
-        """Rule 7: @mac (None: not changing) and @ips (normalised, in VLAN
+        """Rule 4: @mac (None: not changing) and @ips (normalised, in VLAN
         @vlan) are no one else's; a PartitionError EADDRINUSE names the owner."""
         if mac is not None:
             owner = self._mac_owner(mac, name)
@@ -314,7 +315,8 @@ class PartitionManager:
         nothing (rule 1) on its own; {name: why} of those that failed.
 
         Three steps overlap. Each request's checks, uid and record come
-        first, in order, so it is checked against every one before it; its
+        first, in order, so it is checked against every one before it (and
+        the wire's stations as they were when the batch began); its
         namespace and configured TAP (_make_ns(), kernel work) are then
         made in a thread of a pool, up to CREATE_AHEAD ahead; its rings,
         port and agent's start follow in order; an agent takes a few
@@ -326,6 +328,11 @@ class PartitionManager:
         from concurrent.futures import ThreadPoolExecutor
 
         failed: dict[str, BaseException] = {}
+        # the stations on the wire asked once, not once a create (rule 4:
+        # one heard since is a conflict the switch catches at the port)
+        self._wire = {}
+        for st in sorted(self.switch.fdb(), key=lambda st: -st["age"]):  # the most recently seen last
+            self._wire[st["mac"]] = st
         making: deque = deque()    # (rec, undo, future of _make_ns())
         waiting: deque = deque()   # (part, undo, Starting)
 
@@ -371,7 +378,8 @@ class PartitionManager:
                     start(*making.popleft())
                 while waiting:
                     finish(*waiting.popleft())
-            finally:  # only after an unexpected error: the rest undone
+            finally:  # after an unexpected error, the rest undone
+                self._wire = None
                 for rec, undo, made in making:
                     made.exception()  # its thread done with @undo
                     undo.rollback()

@@ -7,6 +7,7 @@ order, with no descriptor left open and no state entry.
 """
 from __future__ import annotations
 
+import errno
 import os
 import threading
 
@@ -124,6 +125,11 @@ class FakeSwitch:
 
     def fdb_find(self, mac):
         return None  # no station on the wire has it
+
+    wire: list = []
+
+    def fdb(self, expect=0):
+        return self.wire
 
 
 class FakeFunctions:
@@ -290,6 +296,21 @@ def test_a_batch_whose_second_create_fails_undoes_that_one_alone(world_manager, 
         m.parts[name].close_fds()
         m.uids.release(m.parts[name].rec.agent_uid)
     assert _fds() == before, "a descriptor was left open"
+
+
+def test_a_batch_refuses_a_mac_a_station_on_the_wire_has(world_manager, monkeypatch):
+    """create_many asks the wire's stations once, when it begins (rule 4):
+    the one whose MAC a station has is refused, named, the others made."""
+    w, m = world_manager(None)
+    monkeypatch.setattr(mgr.Supervisor, "start", lambda self, part: type("A", (), {"pid": 4242})())
+    monkeypatch.setattr(mgr.Supervisor, "finish", lambda self, part, starting: starting)
+    m.switch.wire = [{"mac": "02:00:00:00:00:02", "vlan": 0, "age": 3.0}]
+    failed = m.create_many([{"name": f"p{i}", "mac": f"02:00:00:00:00:0{i}"} for i in (1, 2, 3)])
+    assert list(failed) == ["p2"] and failed["p2"].errno == errno.EADDRINUSE
+    assert "MAC 02:00:00:00:00:02: in use by a station on the wire (untagged, seen 3 s ago)" in str(failed["p2"])
+    assert sorted(m.parts) == ["p1", "p3"]
+    for name in ("p1", "p3"):
+        m.parts[name].close_fds()
 
 
 # -- re-creation after a reboot (manager.py rule 5) ------------------------------

@@ -7,9 +7,9 @@ with a '/': /run/netns/web, /proc/PID/ns/net) or an open namespace fd.
 
 Rules:
 1. Every call runs in a fresh thread that setns()es into the namespace
-   (if one is given) and ends afterwards (run_in), or in a session's
-   thread (rule 2). A network namespace
-   belongs to a thread, not a process, so the caller's thread never moves
+   (if one is given) and ends afterwards (run_in), or in the thread that
+   made the namespace (create_and()). A network namespace belongs to a
+   thread, not a process, so the caller's thread never moves
    and nothing forks (the daemon has a C data-plane thread; fork and threads
    don't mix). A socket or device opened by that thread stays in that
    namespace after it ends: that is how a TAP is opened "inside" a
@@ -19,10 +19,10 @@ Rules:
    wait matters.
 2. Each call opens its own pyroute2 IPRoute in the namespace it acts in and
    closes it: no socket outlives the call, no handle leaks between
-   namespaces. Inside `with session(NS)`, the calls in NS go to one thread
-   that entered NS once and holds one IPRoute until the block ends (a
-   partition's making: ten calls, one thread and one socket; a thread and
-   an IPRoute each cost as much as the netlink call they carry).
+   namespaces. A partition's making sends its TAP's setup as one batch of
+   hand-encoded requests instead (configure(), rtbatch.py: a thread and an
+   IPRoute each cost as much as the netlink call they carry), from the
+   thread that made the namespace when it made it (create_and()).
    (pyroute2's own IPRoute(netns=...) forks a helper and, by default,
    CREATES a missing netns: not used.)
 3. A kernel failure is a NetnsError: an OSError with the kernel's errno,
@@ -321,101 +321,6 @@ def _in_thread(fn: Callable[[], T]) -> T:
     return box["value"]
 
 
-class _Session:
-    """One thread in a namespace, running the calls handed to it (rule 2);
-    started by the first call."""
-
-    def __init__(self, netns: NetnsRef):
-        import queue
-
-        self.netns = netns
-        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self.ipr = None
-        self.thread: threading.Thread | None = None
-
-    def _start(self) -> None:
-        netns = self.netns
-        fd = open_fd(netns)
-        started = threading.Event()
-        failed: list[BaseException] = []
-
-        def main() -> None:
-            try:
-                try:
-                    _libc_call(_libc.setns(fd, CLONE_NEWNET), f"enter netns {netns!r}")
-                finally:
-                    os.close(fd)
-            except BaseException as e:  # handed to the caller's thread
-                failed.append(e)
-                started.set()
-                return
-            started.set()
-            while True:
-                job = self.jobs.get()
-                if job is None:
-                    break
-                fn, box, done = job
-                try:
-                    box["value"] = fn()
-                except BaseException as e:  # handed to the caller's thread
-                    box["error"] = e
-                done.set()
-            if self.ipr is not None:
-                self.ipr.close()
-
-        thread = threading.Thread(target=main, name="vnetshare-netns", daemon=True)
-        thread.start()
-        started.wait()
-        if failed:
-            thread.join()
-            raise failed[0]
-        self.thread = thread
-
-    def call(self, fn: Callable[[], T]) -> T:
-        if self.thread is None:
-            self._start()
-        box: dict[str, Any] = {}
-        done = threading.Event()
-        self.jobs.put((fn, box, done))
-        done.wait()
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
-
-    def iproute(self, fn: Callable[[IPRoute], T]) -> T:
-        def call() -> T:
-            if self.ipr is None:
-                from pyroute2 import IPRoute  # rule 6
-
-                self.ipr = IPRoute()
-            return fn(self.ipr)
-        return self.call(call)
-
-    def close(self) -> None:
-        if self.thread is not None:
-            self.jobs.put(None)
-            self.thread.join()
-
-
-_sessions: dict[str, _Session] = {}
-
-
-@contextlib.contextmanager
-def session(netns: str) -> Iterator[None]:
-    """The calls in @netns (a name or path, given as the calls get it) go
-    to one thread and one IPRoute until the block ends (rule 2). Only the
-    thread that opened it may call in @netns meanwhile."""
-    if netns in _sessions:
-        yield
-        return
-    _sessions[netns] = s = _Session(netns)
-    try:
-        yield
-    finally:
-        del _sessions[netns]
-        s.close()
-
-
 def run_in(netns: NetnsRef, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call fn(*args, **kwargs) in a fresh thread inside @netns; return what it returns.
 
@@ -427,9 +332,6 @@ def run_in(netns: NetnsRef, fn: Callable[..., T], *args: Any, **kwargs: Any) -> 
     """
     if netns is None:
         return _in_thread(lambda: fn(*args, **kwargs))
-    s = _sessions.get(netns) if isinstance(netns, str) else None
-    if s is not None:
-        return s.call(lambda: fn(*args, **kwargs))
     fd = open_fd(netns)
 
     def enter_and_call() -> T:
@@ -456,10 +358,6 @@ def _netlink(what: str) -> Iterator[None]:
 
 def _ipr(netns: NetnsRef, fn: Callable[[IPRoute], T]) -> T:
     from pyroute2 import IPRoute  # rule 6
-
-    s = _sessions.get(netns) if isinstance(netns, str) else None
-    if s is not None:
-        return s.iproute(fn)
 
     def call() -> T:
         with IPRoute() as ipr:
