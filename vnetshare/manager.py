@@ -330,9 +330,10 @@ class PartitionManager:
         failed: dict[str, BaseException] = {}
         # the stations on the wire asked once, not once a create (rule 4:
         # one heard since is a conflict the switch catches at the port)
-        self._wire = {}
+        wire: dict[str, dict] = {}
         for st in sorted(self.switch.fdb(), key=lambda st: -st["age"]):  # the most recently seen last
-            self._wire[st["mac"]] = st
+            wire[st["mac"]] = st
+        self._wire = wire  # reset below, whatever happens
         making: deque = deque()    # (rec, undo, future of _make_ns())
         waiting: deque = deque()   # (part, undo, Starting)
 
