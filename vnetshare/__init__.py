@@ -5,6 +5,7 @@ The package follows the patent's roles, with the layers they stand on:
     vnetshare/               the roles (US 7,383,555)
       hosting.py             the hosting daemon: control socket, switch, adapter
       manager.py             the partition manager: create, adopt, set, delete
+      supervisor.py          its agents: started, watched, restarted, stopped; their uids
       agent.py               a partition's virtual device driver (one process each)
       adapter.py             querying the real NIC for the partitions' functions
     vnetshare/dataplane/     the C data plane and its wrappers (ring, switch, pump)

@@ -908,8 +908,10 @@ class Daemon:
         made before anything changes; then the manager's own delete, set
         and create for each step, one after another. A step that fails is
         all or nothing itself (manager rule 1) and is named in "failed";
-        the others go on. The state is written once at the end (manager
-        rule 2: it still describes what exists when the answer goes out)."""
+        the others go on. The creates go to the manager's create_many(),
+        which makes the next partitions while an agent gets ready. The
+        state is written once at the end (manager rule 2: it still
+        describes what exists when the answer goes out)."""
         m = self.manager
         entries = applyplan.check(args["partitions"])
         plan = applyplan.plan(entries, [list(e) for e in args["partitions"]], m.state.partitions,
@@ -926,21 +928,27 @@ class Daemon:
             return protocol.ok(done=done, failed=[], dry_run=True)
         with m.saving_once():
             for what, name, a in steps:
+                if what == "created":
+                    continue
                 try:
                     if what == "deleted":
                         self._end_captures(name)
                         m.delete(name)
-                    elif what == "changed":
-                        m.set(a)
                     else:
-                        m.create(a)
+                        m.set(a)
                 except (VnetshareError, OSError) as e:
-                    failed.append({"name": name, "action": {"deleted": "delete", "changed": "set",
-                                                            "created": "create"}[what],
+                    failed.append({"name": name, "action": {"deleted": "delete", "changed": "set"}[what],
                                    "error": protocol.error_from(e)["error"]})
                     continue
                 done.append({"name": name, "action": what}
                             | ({"fields": sorted(set(a) - {"name"})} if what == "changed" else {}))
+            not_made = m.create_many(plan.create)  # their agents start side by side
+        for a in plan.create:
+            e = not_made.get(a["name"])
+            if e is None:
+                done.append({"name": a["name"], "action": "created"})
+            else:
+                failed.append({"name": a["name"], "action": "create", "error": protocol.error_from(e)["error"]})
         return protocol.ok(done=done, failed=failed, dry_run=False)
 
     # -- run -------------------------------------------------------------

@@ -10,32 +10,24 @@ Rules:
    namespace, link, process, descriptor, port or state entry.
 2. The state file changes only after the kernel did: it always describes
    what exists (saved atomically, see state.py), and what should exist
-   again: a record whose re-creation failed (rule 8) is kept, unserved.
+   again: a record whose re-creation failed (rule 5) is kept, unserved.
    A batch (apply, saving_once()) writes once, at its end: until then the
    file lags what the batch made (design-notes.md, "Many partitions at
    once").
-3. The daemon keeps every descriptor of a live partition (TAP, rings), so a
-   dead agent is replaced with the same ones and traffic resumes.
-4. Agents are the daemon's children and end with it; partitions (netns,
-   persistent TAP, addresses, state entry) outlive it and a new daemon
-   adopts them (docs/design-notes.md says why). Records outlive a reboot
-   too; namespaces do not (rule 8).
-5. Only this module's own processes are signalled, by PID, and only after
-   checking /proc/PID/cmdline names our agent for that partition.
-6. Each partition's agent has the uid its record keeps (agent.py rules 2
-   and 3): given by create(), the same for every agent started for it
-   (after one died, and by a new daemon), freed by delete(). A record whose
-   uid this daemon cannot have (outside --agent-uids, another daemon's,
-   another record's) gets a new one on adoption, with a log line.
-7. A partition's MAC and addresses are its own: create refuses a MAC the
+3. Partitions (netns, persistent TAP, addresses, state entry) outlive the
+   daemon and a new daemon adopts them (docs/design-notes.md says why);
+   their agents do not (supervisor.py rules 1-4: agents, their restarts,
+   signals and uids). Records outlive a reboot too; namespaces do not
+   (rule 5).
+4. A partition's MAC and addresses are its own: create refuses a MAC the
    uplink, the host port, another partition or a station the switch
    learned on the wire has, and create and set an address another partition of the same VLAN
    has (_check_identity()), before anything is made, with EADDRINUSE and
    one line naming the owner. Adoption does not ask: a partition that
    exists keeps its MAC, and a station on the wire with it is a conflict
    (native/switch.h), as is one heard between the question and the port.
-   Re-creation (rule 8) asks, as create does.
-8. A partition whose namespace is gone when a daemon starts (a reboot, or
+   Re-creation (rule 5) asks, as create does.
+5. A partition whose namespace is gone when a daemon starts (a reboot, or
    `ip netns del` while no daemon ran) is made again from its record if
    vnetshare had made that namespace: by the code create() runs, all or
    nothing, after every surviving partition is served (adopt_all), with a
@@ -44,7 +36,7 @@ Rules:
    again) with a partition.recreate_failed event. One whose namespace was
    adopted (--netns, CNI) is forgotten, its pin removed, with a
    partition.forgotten event: its runtime makes a new one and adds it again.
-9. Partitions follow their uplink: a record's mtu_given is the MTU it was
+6. Partitions follow their uplink: a record's mtu_given is the MTU it was
    created with (None: the uplink's); its TAP has mtu_for() of it under
    the uplink's MTU now, lowered with the uplink and raised back up to
    mtu_given (follow_mtu()), at start, at re-creation and whenever the
@@ -57,59 +49,27 @@ from __future__ import annotations
 import contextlib
 import errno
 import ipaddress
-import json
 import logging
 import os
-import select
-import signal
-import socket
-import subprocess
-import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from . import adapter
 from .core import config, state as statefile
 from .linux import netns, procs
-from .agent import AgentError, UidPool, command as agent_command, hello_message, pack_fds
+from .agent import AgentError
 from .dataplane.guard import GuardPolicy
 from .core.errors import ConfigError, NativeError, VnetshareError
 from .core.lifecycle import Event, Lifecycle, State
 from .dataplane.ring import RingFds, create_fds
 from .dataplane.switch import PortPolicy
 from .dataplane.tap import open_tap
+from .supervisor import Agent, PartitionError, Starting, Supervisor
 
 log = logging.getLogger("vnetshare.manager")
 
-AGENT_START_TIMEOUT = 10.0
 DEFAULT_IFNAME = "eth0"
 HOST_PORT_ID = 0  # the switch port of the daemon's host port (hostport.py); partitions' start at 1
-
-
-class PartitionError(OSError, VnetshareError):
-    """A partition operation failed, with a real errno (.errno), whose name
-    (.code) is what the client is answered with (protocol.error_from)."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(getattr(errno, code), message)
-        self.code = code
-
-    def __str__(self) -> str:
-        return self.strerror
-
-
-@dataclass
-class Agent:
-    """A running agent process and the daemon's end of its socketpair."""
-
-    proc: subprocess.Popen
-    sock: socket.socket
-    pidfd: int
-    started: float
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
 
 @dataclass
@@ -184,6 +144,10 @@ class Undo:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        self.rollback()
+
+    def rollback(self) -> None:
+        """Run the steps, backwards (what __exit__ does)."""
         while self._steps:
             what, fn = self._steps.pop()
             try:
@@ -205,18 +169,18 @@ class PartitionManager:
         self.state = state
         self.cfg = cfg
         self.parts: dict[str, Partition] = {}
-        self._watch = on_agent_fd or (lambda fd, cb: None)
-        self._unwatch = on_agent_fd_remove or (lambda fd: None)
         # events.EventLog.emit(kind, partition, message, **details): the
         # lifecycle events (and their log lines) of what happens here
         self._event = on_event or (lambda kind, partition, message, **details: None)
-        self.stopping = False
         self.no_uso = False  # the kernel refused TUN_F_USO4/6: never offered again (_open_tap)
-        self.uids = UidPool(*cfg.agent_uids, cfg.agent_uid_dir)
-        self.unserved: dict[str, str] = {}  # records kept whose re-creation failed: why (rule 8)
+        # the agents (supervisor.py): started, restarted, stopped; their uids
+        self.agents = Supervisor(cfg, on_agent_fd, on_agent_fd_remove,
+                                 lambda *a, **k: self._event(*a, **k), self._served)
+        self.unserved: dict[str, str] = {}  # records kept whose re-creation failed: why (rule 5)
         self.host: Partition | None = None  # the host port while served (serve_host_port())
         self._host_saved: Callable[[], None] = lambda: None
         self._unsaved: set[str | None] | None = None  # saving_once(): the names whose records wait
+        self._wire: dict[str, dict] | None = None  # create_many(): the wire's stations when it began
 
     # -- helpers ---------------------------------------------------------
     def _save(self, *names: str) -> None:
@@ -275,7 +239,7 @@ class PartitionManager:
 
     def _mac_owner(self, mac: str, name: str | None = None) -> str | None:
         """Who but partition @name (None: the host port asks) has @mac
-        already (rule 7), as words to follow "in use by", or None."""
+        already (rule 4), as words to follow "in use by", or None."""
         if mac == self.uplink_mac:
             return f"the uplink {self.cfg.uplink} itself"
         if self.host is not None and mac == self.host.rec.mac:
@@ -284,14 +248,14 @@ class PartitionManager:
                       if r.mac == mac and r.name != name), None)
         if owner is not None:
             return f"partition {owner!r}"
-        station = self.switch.fdb_find(mac)
+        station = self.switch.fdb_find(mac) if self._wire is None else self._wire.get(mac)
         if station is not None:
             return (f"a station on the wire ({config.vlan_name(station['vlan'])}, "
                     f"seen {station['age']:.0f} s ago)")
         return None
 
     def _check_identity(self, name: str, mac: str | None, ips: list[str], vlan: int) -> None:
-        """Rule 7: @mac (None: not changing) and @ips (normalised, in VLAN
+        """Rule 4: @mac (None: not changing) and @ips (normalised, in VLAN
         @vlan) are no one else's; a PartitionError EADDRINUSE names the owner."""
         if mac is not None:
             owner = self._mac_owner(mac, name)
@@ -310,114 +274,140 @@ class PartitionManager:
         used = {p.port_id for p in self.parts.values()}
         return next(i for i in range(1, len(used) + 2) if i not in used)
 
-    # -- agents ----------------------------------------------------------
-    def _spawn_agent(self, part: Partition) -> Agent:
-        """Start an agent, hand it the descriptors, wait until it pumps."""
-        return self._finish_agent(part, *self._start_agent(part))
+    # -- agents (supervisor.py) ---------------------------------------------
+    @property
+    def uids(self):
+        """The agents' uids (agent.UidPool; supervisor.py rule 4)."""
+        return self.agents.uids
 
-    def _start_agent(self, part: Partition) -> tuple[subprocess.Popen, socket.socket]:
-        """Start an agent and hand it the descriptors; _finish_agent() waits
-        for its answer (adopt_all starts many before waiting for any)."""
-        name = part.rec.name
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        try:
-            proc = subprocess.Popen(agent_command(theirs.fileno(), name), pass_fds=[theirs.fileno()],
-                                    stdin=subprocess.DEVNULL, close_fds=True)
-        except (OSError, AgentError) as e:
-            ours.close()
-            theirs.close()
-            if isinstance(e, AgentError):  # no unconfined fallback (agent.py rule 1)
-                raise PartitionError("ENOENT", f"partition {name!r}: {e}") from None
-            raise
-        theirs.close()
-        ns_fd = -1
-        try:
-            hello = hello_message(name, part.rec.ring_size, self.cfg.coalesce_usecs, part.rec.agent_uid,
-                                  byte_limit=self.cfg.tap_byte_limit == "auto")
-            ns_fd = netns.open_fd(part.rec.netns)  # it joins the partition's namespace
-            fds = pack_fds(part.tap_fd, part.a2h, part.h2a, ns_fd)
-            socket.send_fds(ours, [json.dumps(hello).encode()], fds)
-        except BaseException as e:
-            self._abandon(proc, ours)
-            if isinstance(e, OSError):
-                raise PartitionError("EIO", f"partition {name!r}: agent start failed: {e}") from None
-            raise
-        finally:
-            if ns_fd >= 0:
-                os.close(ns_fd)
-        return proc, ours
+    @property
+    def stopping(self) -> bool:
+        """The daemon stops: agents that end are not replaced."""
+        return self.agents.stopping
 
-    @staticmethod
-    def _abandon(proc: subprocess.Popen, ours: socket.socket) -> None:
-        proc.kill()
-        proc.wait()
-        ours.close()
-
-    def _finish_agent(self, part: Partition, proc: subprocess.Popen, ours: socket.socket) -> Agent:
-        """Wait until the agent _start_agent() started pumps; watch its end."""
-        try:
-            ours.settimeout(AGENT_START_TIMEOUT)
-            reply = json.loads(ours.recv(4096) or b"{}")
-            if not isinstance(reply, dict) or reply.get("ready") is not True:
-                why = reply.get("error") if isinstance(reply, dict) else None
-                raise PartitionError("EIO", f"partition {part.rec.name!r}: the agent did not start"
-                                     + (f": {why}" if isinstance(why, str) else ""))
-            ours.settimeout(None)
-            pidfd = os.pidfd_open(proc.pid)
-        except BaseException as e:
-            self._abandon(proc, ours)
-            if isinstance(e, (OSError, ValueError)) and not isinstance(e, PartitionError):
-                raise PartitionError("EIO", f"partition {part.rec.name!r}: agent start failed: {e}") from None
-            raise
-        agent = Agent(proc, ours, pidfd, time.monotonic())
-        self._watch(pidfd, lambda: self._agent_exited(part.rec.name, agent))
-        return agent
-
-    def _stop_agent(self, agent: Agent | None) -> None:
-        if agent is None:
-            return
-        self._unwatch(agent.pidfd)
-        agent.sock.close()  # EOF tells it to stop
-        procs.stop(agent.proc, grace=3, wait_first=3)
-        _close(agent.pidfd)
-
-    def _agent_exited(self, name: str, agent: Agent) -> None:
-        """The pidfd of @agent became readable: it ended."""
-        self._unwatch(agent.pidfd)
-        _close(agent.pidfd)
-        agent.sock.close()
-        code = agent.proc.wait()
-        host = self.host is not None and self.host.agent is agent
-        part = self.host if host else self.parts.get(name)
-        if self.stopping or part is None or part.agent is not agent:
-            return
-        part.agent = None
-        how, status, sig = procs.exit_description(code)
-        again = part.life.agent_died(time.monotonic())
-        self._event("agent.died", name, f"agent {agent.pid} ended ({how})"
-                    + (", starting a new one" if again else ""),
-                    pid=agent.pid, exit_status=status, signal=sig)
-        if not again:
-            self._event("agent.failed", name, part.life.reason, reason=part.life.reason)
-            return
-        try:
-            part.agent = self._spawn_agent(part)
-            part.restarts += 1
-            part.rec.agent_pid = part.agent.pid
-            part.life.fire(Event.AGENT_STARTED)
-            self._host_saved() if host else self._save(name)
-            self._event("agent.restarted", name, f"agent {part.agent.pid} serves it "
-                        f"(restart {part.restarts})", pid=part.agent.pid, restarts=part.restarts)
-        except (VnetshareError, OSError) as e:
-            part.life.fire(Event.GAVE_UP, f"agent restart failed: {e}")
-            self._event("agent.failed", name, part.life.reason, reason=part.life.reason)
+    def _served(self, name: str, agent: Agent) -> tuple[Partition, Callable[[], None]] | None:
+        """The partition (or host port) @agent serves now, and how its
+        record is saved; None if none (deleted, or served by another)."""
+        if self.host is not None and self.host.agent is agent:
+            return self.host, self._host_saved
+        part = self.parts.get(name)
+        if part is None or part.agent is not agent:
+            return None
+        return part, lambda: self._save(name)
 
     # -- create ----------------------------------------------------------
     def create(self, args: dict) -> dict:
+        """Make partition @args["name"] as @args say (rule 1); its describe()."""
+        name = args["name"]
+        with Undo() as undo:
+            part = self._make(self._begin(args, undo), undo)
+            self.parts[name] = part
+            self._serve(part, undo)
+            self._save(name)
+            undo.commit()
+        self._created(part)
+        return self.describe(name)
+
+    CREATE_AHEAD = 4    # create_many(): namespaces made in threads of their own ahead of the rest
+    CREATE_OVERLAP = 8  # create_many(): agents started before the first of them is awaited
+
+    def create_many(self, requests: list[dict]) -> dict[str, BaseException]:
+        """create() of each of @requests in turn (apply), each all or
+        nothing (rule 1) on its own; {name: why} of those that failed.
+
+        Three steps overlap. Each request's checks, uid and record come
+        first, in order, so it is checked against every one before it (and
+        the wire's stations as they were when the batch began); its
+        namespace and configured TAP (_make_ns(), kernel work) are then
+        made in a thread of a pool, up to CREATE_AHEAD ahead; its rings,
+        port and agent's start follow in order; an agent takes a few
+        milliseconds to its "ready", and its answer is awaited only once
+        CREATE_OVERLAP more have started (or at the end). A request that
+        fails at any step is undone like a create() that failed, whatever
+        was made for the others meanwhile (no part of its undo)."""
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        failed: dict[str, BaseException] = {}
+        # the stations on the wire asked once, not once a create (rule 4:
+        # one heard since is a conflict the switch catches at the port)
+        wire: dict[str, dict] = {}
+        for st in sorted(self.switch.fdb(), key=lambda st: -st["age"]):  # the most recently seen last
+            wire[st["mac"]] = st
+        self._wire = wire  # reset below, whatever happens
+        making: deque = deque()    # (rec, undo, future of _make_ns())
+        waiting: deque = deque()   # (part, undo, Starting)
+
+        def fail(name: str, undo: Undo, e: BaseException) -> None:
+            undo.rollback()
+            if not isinstance(e, (VnetshareError, OSError)):
+                raise e
+            failed[name] = e
+
+        def start(rec: statefile.PartitionState, undo: Undo, made) -> None:
+            try:
+                part = self._make_port(rec, made.result(), undo)
+                self.parts[rec.name] = part
+                waiting.append((part, undo, self.agents.start(part)))
+            except BaseException as e:  # noqa: BLE001 - fail() raises what is no VnetshareError/OSError
+                fail(rec.name, undo, e)
+
+        def finish(part: Partition, undo: Undo, starting: Starting) -> None:
+            try:
+                self._serve(part, undo, starting)
+                self._save(part.rec.name)
+            except BaseException as e:  # noqa: BLE001 - as above
+                fail(part.rec.name, undo, e)
+                return
+            undo.commit()
+            self._created(part)
+
+        with ThreadPoolExecutor(max_workers=self.CREATE_AHEAD, thread_name_prefix="vnetshare-make") as pool:
+            try:
+                for args in requests:
+                    undo = Undo()
+                    try:
+                        rec = self._begin(args, undo)
+                    except BaseException as e:  # noqa: BLE001 - as above
+                        fail(args["name"], undo, e)
+                        continue
+                    making.append((rec, undo, pool.submit(self._make_ns, rec, undo)))
+                    if len(making) > self.CREATE_AHEAD:
+                        start(*making.popleft())
+                    if len(waiting) > self.CREATE_OVERLAP:
+                        finish(*waiting.popleft())
+                while making:
+                    start(*making.popleft())
+                while waiting:
+                    finish(*waiting.popleft())
+            finally:  # after an unexpected error, the rest undone
+                self._wire = None
+                for rec, undo, made in making:
+                    made.exception()  # its thread done with @undo
+                    undo.rollback()
+                for part, undo, starting in waiting:
+                    self.agents.abandon(starting)
+                    undo.rollback()
+        return failed
+
+    def _created(self, part: Partition) -> None:
+        """A create() succeeded: its lifecycle and events."""
+        rec = part.rec
+        adopted = not rec.netns_created
+        part.life.fire(Event.CREATED)
+        self._event("partition.created", rec.name, f"created ({rec.ifname} {rec.mac} mtu {rec.mtu} "
+                    f"{' '.join(rec.ips) or 'no address'}" + (f", adopted {rec.netns}" if adopted else "") + ")",
+                    ifname=rec.ifname, mac=rec.mac, mtu=rec.mtu, ips=list(rec.ips), netns=rec.netns,
+                    adopted=adopted)
+        self._event("agent.started", rec.name, f"agent {part.agent.pid} serves it", pid=part.agent.pid)
+
+    def _begin(self, args: dict, undo: Undo) -> statefile.PartitionState:
+        """create()'s checks, then its uid and its record, in the state
+        (so later checks see it), each pushed on @undo; _make() follows."""
         name = args["name"]
         if name in self.state.partitions:
             raise PartitionError("EEXIST", f"partition {name!r} already exists")
-        if len(self.parts) >= self.cfg.max_partitions:
+        if len(self.state.partitions) - len(self.unserved) >= self.cfg.max_partitions:  # served and being made
             raise PartitionError("ENOSPC", f"partition {name!r}: this daemon serves at most "
                                            f"{self.cfg.max_partitions} partitions; start it with "
                                            "--max-partitions N to raise the limit")
@@ -445,76 +435,89 @@ class PartitionManager:
         # a policy the switch would refuse fails here, before anything is made
         self._policy(statefile.PartitionState(name=name, netns="", netns_created=False, ifname=ifname,
                                               mac=mac, mtu=mtu, ips=list(ips), **policy_args))
-        with Undo() as undo:
-            try:
-                agent_uid = self.uids.allocate()  # rule 6
-            except AgentError as e:
-                raise PartitionError("ENOSPC", f"partition {name!r}: {e}") from None
-            undo.push("agent uid", lambda: self.uids.release(agent_uid))
-            rec = statefile.PartitionState(
-                name=name, netns="", netns_created=not adopted, ifname=ifname, mac=mac,
-                mtu=mtu, ips=list(ips), gateway=gateway, routes=list(routes), ring_size=self.cfg.ring_size,
-                netns_source=adopted or None, labels=dict(args.get("labels") or {}), agent_uid=agent_uid,
-                mtu_given=args.get("mtu") or None, **policy_args,
-            )
-            part = self._make(rec, undo)
-            self.state.partitions[name] = rec
-            self.parts[name] = part
-            undo.push("state", lambda: (self.state.partitions.pop(name, None), self.parts.pop(name, None)))
-            self._save(name)
-            undo.commit()
-        part.life.fire(Event.CREATED)
-        self._event("partition.created", name, f"created ({ifname} {mac} mtu {mtu} "
-                    f"{' '.join(ips) or 'no address'}" + (f", adopted {rec.netns}" if adopted else "") + ")",
-                    ifname=ifname, mac=mac, mtu=mtu, ips=list(ips), netns=rec.netns, adopted=bool(adopted))
-        self._event("agent.started", name, f"agent {part.agent.pid} serves it", pid=part.agent.pid)
-        return self.describe(name)
+        try:
+            agent_uid = self.uids.allocate()  # supervisor.py rule 4
+        except AgentError as e:
+            raise PartitionError("ENOSPC", f"partition {name!r}: {e}") from None
+        undo.push("agent uid", lambda: self.uids.release(agent_uid))
+        rec = statefile.PartitionState(
+            name=name, netns="", netns_created=not adopted, ifname=ifname, mac=mac,
+            mtu=mtu, ips=list(ips), gateway=gateway, routes=list(routes), ring_size=self.cfg.ring_size,
+            netns_source=adopted or None, labels=dict(args.get("labels") or {}), agent_uid=agent_uid,
+            mtu_given=args.get("mtu") or None, **policy_args,
+        )
+        self.state.partitions[name] = rec
+        undo.push("state", lambda: (self.state.partitions.pop(name, None), self.parts.pop(name, None)))
+        return rec
 
     def _make(self, rec: statefile.PartitionState, undo: Undo) -> Partition:
         """Everything @rec describes, made (rule 1: each step pushed on
-        @undo): its namespace (a new one, or the one rec.netns_source names,
-        pinned), its TAP with its MAC and MTU, its addresses, gateway and
-        routes, two rings, its switch port and its agent. Sets rec.netns and
-        rec.agent_pid. create() and re-creation (rule 8) both make a
-        partition this way."""
+        @undo): _make_ns(), then two rings and its switch port; _serve()
+        then starts its agent. create(), create_many() and re-creation
+        (rule 5) all make a partition this way."""
+        return self._make_port(rec, self._make_ns(rec, undo), undo)
+
+    def _make_ns(self, rec: statefile.PartitionState, undo: Undo) -> int:
+        """@rec's namespace (a new one, or the one rec.netns_source names,
+        pinned) and its TAP with its MAC, MTU, addresses, gateway and
+        routes; each step pushed on @undo; sets rec.netns, returns the TAP's
+        descriptor. Kernel work only: create_many() runs several in threads
+        of its own."""
         name, ifname = rec.name, rec.ifname
-        if not rec.netns_created:
-            # pinned under our own name: the partition does not depend on
-            # the runtime's name for it (gone after `ip netns del`, or a
-            # /proc/PID/ns/net whose PID is reused) and survives a restart;
-            # pin() checks the very descriptor it pins (netns.py, rule 7)
-            ns_path = self._pin_path(name)
-            netns.quietly(netns.unpin, ns_path)  # a crash's leftover: the state has no such partition
-            netns.pin(rec.netns_source, ns_path)
-            undo.push("netns pin", lambda: netns.quietly(netns.unpin, ns_path))
-        else:
+
+        def configure(ns_path: str, here: bool) -> None:
+            # MTU, IPv6 link-local from the MAC, up, lo up, addresses,
+            # routes: one netlink batch. With promote_secondaries: `partition
+            # set --ip` adds the new address before the old one goes; without
+            # it, removing a primary IPv4 address takes the secondaries of its
+            # subnet with it
+            netns.configure(ifname, ns_path, mtu=rec.mtu, addresses=rec.ips, nodad=True,
+                            gateway=rec.gateway, routes=rec.routes, here=here,
+                            txqueuelen=self.cfg.tap_txqueuelen)
+
+        if rec.netns_created:
             if netns.exists(name):
                 raise PartitionError("EEXIST", f"network namespace {name!r} already exists "
                                                "(adopt it with --netns /run/netns/" + name + ")")
-            ns_path = netns.create(name)
+            if ifname == "lo":  # a namespace made just now holds lo alone
+                raise PartitionError("EEXIST", f"device {ifname!r} already exists in {netns.path_of(name)}")
+
+            def inside() -> int:
+                # in the thread that made the namespace: no setns, no thread more
+                fd = self._open_tap(ifname, None, rec.mac)
+                try:
+                    configure(netns.path_of(name), True)
+                except BaseException:
+                    _close(fd)  # the TAP goes with the namespace
+                    raise
+                return fd
+
+            ns_path, tap_fd = netns.create_and(name, inside)
+            rec.netns = ns_path
             undo.push("netns", lambda: netns.delete(name))
-        rec.netns = ns_path
-        # a namespace made just now holds lo alone: only an adopted one is asked
-        if (ifname == "lo" if rec.netns_created
-                else any(link.ifname == ifname for link in netns.links(ns_path))):
-            raise PartitionError("EEXIST", f"device {ifname!r} already exists in {ns_path}")
-        with netns.session(ns_path):  # one thread and netlink socket for these calls
-            tap_fd = self._open_tap(ifname, ns_path, rec.mac)
             undo.push("tap fd", lambda: _close(tap_fd))
             undo.push("tap", lambda: netns.quietly(netns.delete_link, ifname, ns_path))
-            netns.link_set(ifname, ns_path, mtu=rec.mtu, eui64=True, up=True, txqueuelen=self.cfg.tap_txqueuelen)
-            # `partition set --ip` adds the new address before the old one
-            # goes; without this, removing a primary IPv4 address takes the
-            # secondaries of its subnet with it
-            netns.sysctl(f"net/ipv4/conf/{ifname}/promote_secondaries", 1, ns_path)
-            netns.lo_up(ns_path)
-            for cidr in rec.ips:
-                netns.add_address(ifname, cidr, ns_path, nodad=True)
-            if rec.gateway:
-                netns.add_default_route(rec.gateway, ns_path)
-            for route in rec.routes:
-                dst, _, gw = route.partition(" via ")
-                netns.add_route(dst, gw or None, ns_path, ifname=ifname)
+            return tap_fd
+        # pinned under our own name: the partition does not depend on
+        # the runtime's name for it (gone after `ip netns del`, or a
+        # /proc/PID/ns/net whose PID is reused) and survives a restart;
+        # pin() checks the very descriptor it pins (netns.py, rule 7)
+        ns_path = self._pin_path(name)
+        netns.quietly(netns.unpin, ns_path)  # a crash's leftover: the state has no such partition
+        netns.pin(rec.netns_source, ns_path)
+        undo.push("netns pin", lambda: netns.quietly(netns.unpin, ns_path))
+        rec.netns = ns_path
+        if any(link.ifname == ifname for link in netns.links(ns_path)):
+            raise PartitionError("EEXIST", f"device {ifname!r} already exists in {ns_path}")
+        tap_fd = self._open_tap(ifname, ns_path, rec.mac)
+        undo.push("tap fd", lambda: _close(tap_fd))
+        undo.push("tap", lambda: netns.quietly(netns.delete_link, ifname, ns_path))
+        configure(ns_path, False)
+        return tap_fd
+
+    def _make_port(self, rec: statefile.PartitionState, tap_fd: int, undo: Undo) -> Partition:
+        """@rec's two rings and its switch port (with the TAP @tap_fd for
+        direct writes), each pushed on @undo."""
         a2h = create_fds(rec.ring_size)
         undo.push("a2h ring", a2h.close)
         h2a = create_fds(rec.ring_size)
@@ -524,10 +527,14 @@ class PartitionManager:
         undo.push("port", lambda: self.switch.del_port(part.port_id))
         if self.cfg.direct_share:
             self.switch.set_tap(part.port_id, tap_fd)
-        part.agent = self._spawn_agent(part)
-        undo.push("agent", lambda: self._stop_agent(part.agent))
-        rec.agent_pid = part.agent.pid
         return part
+
+    def _serve(self, part: Partition, undo: Undo, starting: Starting | None = None) -> None:
+        """@part's agent, started (or the one start()ed as @starting) and
+        its answer awaited (rule 1: pushed on @undo); sets rec.agent_pid."""
+        part.agent = self.agents.spawn(part) if starting is None else self.agents.finish(part, starting)
+        undo.push("agent", lambda: self.agents.stop(part.agent))
+        part.rec.agent_pid = part.agent.pid
 
     # -- live changes ----------------------------------------------------
     SETTABLE = ("ips", "gateway", "routes", "mtu", "mac", "labels", "allow_ips", "trusted_router",
@@ -721,10 +728,10 @@ class PartitionManager:
                     fields=[c["field"] for c in shown], changes=shown, values=self._values_json(rec, changes))
         return dict(self.describe(name), changes=shown)
 
-    # -- the uplink changed (rule 9) ----------------------------------------
+    # -- the uplink changed (rule 6) ----------------------------------------
     @staticmethod
     def mtu_for(rec: statefile.PartitionState, uplink_mtu: int) -> int:
-        """The MTU @rec's TAP has under an uplink of @uplink_mtu (rule 9)."""
+        """The MTU @rec's TAP has under an uplink of @uplink_mtu (rule 6)."""
         return uplink_mtu if rec.mtu_given is None else min(rec.mtu_given, uplink_mtu)
 
     def follow_mtu(self, uplink_mtu: int) -> tuple[dict[str, int], dict[str, str]]:
@@ -806,7 +813,7 @@ class PartitionManager:
         wait: links someone set down, the state file, the events. A
         partition that cannot be served is forgotten, with an event saying
         why. Those whose namespace is gone (every one if the host has
-        @rebooted since the state was written) are not adopted (rule 8):
+        @rebooted since the state was written) are not adopted (rule 5):
         one adopted from elsewhere is forgotten first, one vnetshare made
         is re-created last, once the others serve.
         """
@@ -815,7 +822,7 @@ class PartitionManager:
         if gone:
             recs = [rec for rec in recs if rec not in gone]
         if not rebooted:  # after a reboot no agent of ours runs yet
-            self._end_stale_agents(recs + gone)
+            self.agents.end_stale(recs + gone)
         for rec in gone:
             if not rec.netns_created:
                 self._forget(rec, None, f"the namespace it adopted ({rec.netns_source or rec.netns}) is gone"
@@ -835,13 +842,13 @@ class PartitionManager:
                 part.tap_fd = self._open_tap(part.rec.ifname, part.rec.netns)
                 if self.cfg.direct_share:
                     self.switch.set_tap(part.port_id, part.tap_fd)
-                started.append((part, *self._start_agent(part)))
+                started.append((part, self.agents.start(part)))
             except (VnetshareError, OSError) as e:
                 self._forget(part.rec, part, e)
         served: list[Partition] = []
-        for part, proc, ours in started:
+        for part, starting in started:
             try:
-                part.agent = self._finish_agent(part, proc, ours)
+                part.agent = self.agents.finish(part, starting)
             except (VnetshareError, OSError) as e:
                 self._forget(part.rec, part, e)
                 continue
@@ -867,21 +874,22 @@ class PartitionManager:
             self._save()
 
     def _recreate(self, rec: statefile.PartitionState, cause: str) -> None:
-        """Make @rec's partition again (rule 8), its namespace gone because
+        """Make @rec's partition again (rule 5), its namespace gone because
         of @cause: the checks create() makes, then _make(), all or nothing,
-        with its agent's old uid if it is still free (rule 6). Says how it
+        with its agent's old uid if it is still free (supervisor.py rule 4). Says how it
         went with an event; a failure keeps the record, unserved."""
         name = rec.name
         try:
-            rec.mtu = self.mtu_for(rec, self.functions.mtu)   # rule 9: the uplink may have changed
+            rec.mtu = self.mtu_for(rec, self.functions.mtu)   # rule 6: the uplink may have changed
             self._check_identity(name, rec.mac, rec.ips, rec.vlan)
             rec.ring_size = rec.ring_size or self.cfg.ring_size
             with Undo() as undo:
                 old_uid = rec.agent_uid
-                self._adopt_uid(rec)
+                self.agents.adopt_uid(rec)
                 undo.push("agent uid", lambda: (self.uids.release(rec.agent_uid),
                                                 setattr(rec, "agent_uid", old_uid)))
                 part = self._make(rec, undo)
+                self._serve(part, undo)
                 self.parts[name] = part
                 undo.commit()
         except (VnetshareError, OSError) as e:
@@ -897,33 +905,13 @@ class PartitionManager:
                     mtu=rec.mtu, ips=list(rec.ips), netns=rec.netns)
         self._event("agent.started", name, f"agent {part.agent.pid} serves it", pid=part.agent.pid)
 
-    def _end_stale_agents(self, recs: list[statefile.PartitionState], timeout: float = 3.0) -> None:
-        """The agents of a daemon that died without stopping them (SIGKILL:
-        PR_SET_PDEATHSIG is on its way), ended and waited for: their TAP
-        must be free for the new agents. By PID, after procs.is_agent()."""
-        pidfds = []
-        for rec in recs:
-            if rec.agent_pid and procs.is_agent(rec.agent_pid, rec.name):
-                try:
-                    fd = os.pidfd_open(rec.agent_pid)
-                    signal.pidfd_send_signal(fd, signal.SIGKILL)
-                    pidfds.append(fd)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + timeout
-        for fd in pidfds:
-            try:
-                select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-            finally:
-                os.close(fd)
-
     def _adopt_port(self, rec: statefile.PartitionState, port_id: int) -> Partition:
         """@rec's new rings and switch port, all or nothing; its TAP is
         opened (tap_fd) just before its agent starts."""
         if not os.path.exists(rec.netns):
             raise PartitionError("ENOENT", f"its namespace {rec.netns} is gone")
         with Undo() as undo:
-            self._adopt_uid(rec)
+            self.agents.adopt_uid(rec)
             undo.push("agent uid", lambda: self.uids.release(rec.agent_uid))
             rec.ring_size = rec.ring_size or self.cfg.ring_size
             a2h = create_fds(rec.ring_size)
@@ -936,23 +924,6 @@ class PartitionManager:
             self.parts[rec.name] = part
             undo.commit()
         return part
-
-    def _adopt_uid(self, rec: statefile.PartitionState) -> None:
-        """@rec's agent keeps its uid, or gets a new one if this daemon
-        cannot have it (rule 6); AgentError if none is free."""
-        old = rec.agent_uid
-        if old is None:
-            why = "its record has none (made before agents had their own)"
-        elif not self.uids.first <= old <= self.uids.last:
-            why = f"{old} is outside --agent-uids {self.uids.describe()}"
-        elif old in self.uids:
-            why = f"{old} is another partition's"
-        elif self.uids.claim(old):
-            return
-        else:
-            why = f"another daemon holds {old}"
-        rec.agent_uid = self.uids.allocate()
-        log.warning("partition %s: its agent gets uid %d: %s", rec.name, rec.agent_uid, why)
 
     def _forget(self, rec: statefile.PartitionState, part: Partition | None, why: Exception | str) -> None:
         """@rec cannot be adopted (@why): undo what was made for it, remove
@@ -988,7 +959,7 @@ class PartitionManager:
             return
         if part is not None:
             part.life.fire(Event.DELETE)
-            self._stop_agent(part.agent)
+            self.agents.stop(part.agent)
             part.agent = None
             self.switch.del_port(part.port_id)
             part.close_fds()
@@ -1023,20 +994,20 @@ class PartitionManager:
         if self.host is not None:
             _close(tap_fd)
             raise PartitionError("EEXIST", f"host port {self.host.rec.name!r} is served already")
-        owner = self._mac_owner(rec.mac)  # rule 7
+        owner = self._mac_owner(rec.mac)  # rule 4
         if owner is not None:
             _close(tap_fd)
             raise PartitionError("EADDRINUSE", f"host port {rec.name!r}: MAC {rec.mac}: in use by {owner}; "
                                                "give it another with --host-port-mac")
         if rec.agent_pid and procs.is_agent(rec.agent_pid, rec.name):
-            self._end_stale_agents([rec])  # a daemon killed before it could stop it
+            self.agents.end_stale([rec])  # a daemon killed before it could stop it
         with Undo() as undo:
             undo.push("tap fd", lambda: _close(tap_fd))
             try:
                 if rec.agent_uid is None:
                     rec.agent_uid = self.uids.allocate()
                 else:
-                    self._adopt_uid(rec)
+                    self.agents.adopt_uid(rec)
             except AgentError as e:
                 raise PartitionError("ENOSPC", f"host port {rec.name!r}: {e}") from None
             undo.push("agent uid", lambda: self.uids.release(rec.agent_uid))
@@ -1051,7 +1022,7 @@ class PartitionManager:
                 self.switch.set_tap(HOST_PORT_ID, tap_fd)
             self.host = part  # before its agent: an agent that ends at once is restarted
             undo.push("host", lambda: setattr(self, "host", None))
-            part.agent = self._spawn_agent(part)
+            part.agent = self.agents.spawn(part)
             rec.agent_pid = part.agent.pid
             part.life.fire(Event.CREATED)
             self._host_saved = saved
@@ -1065,7 +1036,7 @@ class PartitionManager:
         part, self.host = self.host, None
         if part is None:
             return {}
-        self._stop_agent(part.agent)
+        self.agents.stop(part.agent)
         part.agent = None
         part.rec.agent_pid = None
         try:
@@ -1085,16 +1056,11 @@ class PartitionManager:
         return dict(self.switch.port_stats(HOST_PORT_ID), agent_restarts=self.host.restarts)
 
     def shutdown(self) -> None:
-        """Daemon exit: stop agents, close descriptors; partitions stay (rule 4)."""
-        self.stopping = True
+        """Daemon exit: stop agents, close descriptors; partitions stay (rule 3)."""
+        self.agents.stopping = True
         if self.host is not None:  # the daemon stops it first; not on every error path
             self.stop_host_port()
-        agents = [part.agent for part in self.parts.values() if part.agent is not None]
-        for agent in agents:  # every agent told first (EOF), then each waited for
-            self._unwatch(agent.pidfd)
-            agent.sock.close()
-        for agent in agents:
-            self._stop_agent(agent)
+        self.agents.stop_all([part.agent for part in self.parts.values() if part.agent is not None])
         for part in self.parts.values():
             part.agent = None
             part.rec.agent_pid = None

@@ -7,7 +7,9 @@ order, with no descriptor left open and no state entry.
 """
 from __future__ import annotations
 
+import errno
 import os
+import threading
 
 import pytest
 
@@ -72,6 +74,9 @@ class Boom(OSError):
     pass
 
 
+_here = threading.local()
+
+
 class World:
     """What the fakes made and unmade, in order; fails the step named @fail."""
 
@@ -121,6 +126,11 @@ class FakeSwitch:
     def fdb_find(self, mac):
         return None  # no station on the wire has it
 
+    wire: list = []
+
+    def fdb(self, expect=0):
+        return self.wire
+
 
 class FakeFunctions:
     mtu = 1500
@@ -128,7 +138,7 @@ class FakeFunctions:
     rows = ()
 
 
-STEPS = ["netns.create", "open_tap", "link_set", "add_address", "add_default_route", "create_fds",
+STEPS = ["netns.create", "open_tap", "configure", "create_fds",
          "add_port", "spawn_agent", "save"]
 
 
@@ -139,6 +149,21 @@ def world_manager(monkeypatch, tmp_path):
         ns = mgr.netns
         monkeypatch.setattr(ns, "exists", lambda name: False)
         monkeypatch.setattr(ns, "create", lambda name: (w.step("netns.create", f"netns:{name}"), f"/run/netns/{name}")[1])
+
+        def create_and(name, inside):
+            w.step("netns.create", f"netns:{name}")
+            _here.made = []   # what inside() makes (create_many runs several at once)
+            try:
+                return f"/run/netns/{name}", inside()
+            except BaseException:  # the namespace goes, and what was made in it
+                for thing in reversed(_here.made):
+                    w.unmake(thing)
+                w.unmake(f"netns:{name}")
+                raise
+            finally:
+                del _here.made
+
+        monkeypatch.setattr(ns, "create_and", create_and)
         monkeypatch.setattr(ns, "delete", lambda name: w.unmake(f"netns:{name}"))
         monkeypatch.setattr(ns, "links", lambda path=None: [])
         monkeypatch.setattr(ns, "link_set", lambda *a, **k: w.step("link_set"))
@@ -146,10 +171,13 @@ def world_manager(monkeypatch, tmp_path):
         monkeypatch.setattr(ns, "sysctl", lambda *a, **k: None)
         monkeypatch.setattr(ns, "add_address", lambda *a, **k: w.step("add_address"))
         monkeypatch.setattr(ns, "add_default_route", lambda *a, **k: w.step("add_default_route"))
+        monkeypatch.setattr(ns, "configure", lambda *a, **k: w.step("configure"))
         monkeypatch.setattr(ns, "delete_link", lambda ifname, path: w.unmake(f"tap:{ifname}"))
 
         def open_tap(ifname, path, **kw):
             w.step("open_tap", f"tap:{ifname}")
+            if hasattr(_here, "made"):
+                _here.made.append(f"tap:{ifname}")
             return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
 
         real_create_fds = mgr.create_fds
@@ -170,8 +198,8 @@ def world_manager(monkeypatch, tmp_path):
 
         monkeypatch.setattr(mgr, "open_tap", open_tap)
         monkeypatch.setattr(mgr, "create_fds", create_fds)
-        monkeypatch.setattr(mgr.PartitionManager, "_spawn_agent", spawn)
-        monkeypatch.setattr(mgr.PartitionManager, "_stop_agent", lambda self, a: a and w.unmake("agent"))
+        monkeypatch.setattr(mgr.Supervisor, "spawn", spawn)
+        monkeypatch.setattr(mgr.Supervisor, "stop", lambda self, a: a and w.unmake("agent"))
         monkeypatch.setattr(mgr.PartitionManager, "_save", save)
         cfg = DaemonConfig(uplink="up0", state_dir=str(tmp_path), ring_size=256 * 1024,
                            agent_uid_dir=str(tmp_path / "agent-uids"))
@@ -208,7 +236,84 @@ def test_a_failed_create_undoes_every_step_before_it_in_reverse(world_manager, f
         assert "netns:p1" in made and "tap:eth0" in made
 
 
-# -- re-creation after a reboot (manager.py rule 8) ------------------------------
+# -- many at once (apply: create_many) ---------------------------------------------
+
+@pytest.mark.parametrize("fail", ["configure", "add_port", "agent_start", "agent_ready"])
+def test_a_batch_whose_second_create_fails_undoes_that_one_alone(world_manager, monkeypatch, fail):
+    """apply's creates overlap (create_many: namespaces made ahead in
+    threads, agents awaited after later ones started): p2 fails at @fail;
+    what was made for it is undone in reverse, p1 and p3 are made and
+    announced, p2 is named with its error and holds no uid or descriptor."""
+    w, m = world_manager(None)
+    monkeypatch.setattr(m, "CREATE_OVERLAP", 1)   # p1's answer awaited after p2's and p3's starts
+    events = []
+    m._event = lambda kind, partition, message, **d: events.append((kind, partition))
+    ports: dict[int, str] = {}
+
+    def configure(ifname, path, **kw):
+        w.step(f"configure:{ifname}")
+
+    def add_port(port_id, mac, *a, **k):
+        name = "p" + mac[-1]
+        w.step(f"add_port:{name}", f"port:{name}")
+        ports[port_id] = name
+
+    class Started:
+        def __init__(self, name):
+            self.name, self.pid = name, 4000 + int(name[1:])
+
+    def start(self, part):
+        w.step(f"agent_start:{part.rec.name}", f"agent:{part.rec.name}")
+        return Started(part.rec.name)
+
+    def finish(self, part, starting):
+        if w.fail == f"agent_ready:{part.rec.name}":
+            w.unmake(f"agent:{part.rec.name}")   # finish() abandons the agent that did not answer
+            raise mgr.PartitionError("EIO", "injected failure at agent_ready: the agent did not start")
+        return starting
+
+    monkeypatch.setattr(mgr.netns, "configure", configure)
+    monkeypatch.setattr(m.switch, "add_port", add_port)
+    monkeypatch.setattr(m.switch, "del_port", lambda port_id: w.unmake(f"port:{ports.pop(port_id)}"))
+    monkeypatch.setattr(mgr.Supervisor, "start", start)
+    monkeypatch.setattr(mgr.Supervisor, "finish", finish)
+    monkeypatch.setattr(mgr.Supervisor, "stop", lambda self, a: a and w.unmake(f"agent:{a.name}"))
+    w.fail = f"{fail}:" + ("e2" if fail == "configure" else "p2")
+    before = _fds()
+    failed = m.create_many([{"name": f"p{i}", "ifname": f"e{i}", "mac": f"02:00:00:00:00:0{i}",
+                             "ips": [f"192.0.2.{i}/24"]} for i in (1, 2, 3)])
+    assert list(failed) == ["p2"] and "injected failure" in str(failed["p2"])
+    assert sorted(m.parts) == sorted(m.state.partitions) == ["p1", "p3"]
+    assert sorted(w.live) == sorted(f"{k}:{x}" for x in ("p1", "p3") for k in ("netns", "port", "agent")) \
+        + ["tap:e1", "tap:e3"], w.log
+    p2 = [e for e in w.log if e[1:] in ("netns:p2", "tap:e2", "port:p2", "agent:p2")]
+    made = [e[1:] for e in p2 if e[0] == "+"]
+    assert "netns:p2" in made and [e[1:] for e in p2 if e[0] == "-"] == list(reversed(made)), w.log
+    assert [e for e in events if e[0] == "partition.created"] == [("partition.created", "p1"),
+                                                                   ("partition.created", "p3")]
+    assert sorted(m.uids._held) == sorted(m.parts[n].rec.agent_uid for n in ("p1", "p3"))
+    for name in ("p1", "p3"):
+        m.parts[name].close_fds()
+        m.uids.release(m.parts[name].rec.agent_uid)
+    assert _fds() == before, "a descriptor was left open"
+
+
+def test_a_batch_refuses_a_mac_a_station_on_the_wire_has(world_manager, monkeypatch):
+    """create_many asks the wire's stations once, when it begins (rule 4):
+    the one whose MAC a station has is refused, named, the others made."""
+    w, m = world_manager(None)
+    monkeypatch.setattr(mgr.Supervisor, "start", lambda self, part: type("A", (), {"pid": 4242})())
+    monkeypatch.setattr(mgr.Supervisor, "finish", lambda self, part, starting: starting)
+    m.switch.wire = [{"mac": "02:00:00:00:00:02", "vlan": 0, "age": 3.0}]
+    failed = m.create_many([{"name": f"p{i}", "mac": f"02:00:00:00:00:0{i}"} for i in (1, 2, 3)])
+    assert list(failed) == ["p2"] and failed["p2"].errno == errno.EADDRINUSE
+    assert "MAC 02:00:00:00:00:02: in use by a station on the wire (untagged, seen 3 s ago)" in str(failed["p2"])
+    assert sorted(m.parts) == ["p1", "p3"]
+    for name in ("p1", "p3"):
+        m.parts[name].close_fds()
+
+
+# -- re-creation after a reboot (manager.py rule 5) ------------------------------
 
 def _record(name: str, mac: str, ip: str, created: bool = True) -> "mgr.statefile.PartitionState":
     return mgr.statefile.PartitionState(

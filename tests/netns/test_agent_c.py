@@ -187,7 +187,7 @@ def test_an_agent_gone_while_the_daemon_runs_fails_the_create_in_one_line(tmp_pa
 # -- without the daemon: exit statuses ------------------------------------------
 
 class DirectAgent:
-    """Starts the C agent the way manager._spawn_agent does: a socketpair,
+    """Starts the C agent the way supervisor.Supervisor.spawn does: a socketpair,
     one message with the hello and the 7 descriptors, its "ready"."""
 
     def __init__(self, tmp_path, ifname: str, **hello):

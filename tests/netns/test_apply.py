@@ -89,3 +89,27 @@ def test_a_bad_entry_is_named_by_index_and_field_and_nothing_is_made(system, tmp
     p = system.cli("apply", _write(tmp_path, "[[partition]]\nname = 'pb'\nips = 'x'\n", "type.toml"),
                    check=False)
     assert p.returncode == 2 and "partition 0 ('pb'): field 'ips' must be a list" in p.stderr
+
+
+def test_a_create_that_fails_in_the_kernel_is_undone_alone_while_the_others_are_made(system, tmp_path):
+    """apply's creates overlap (namespaces made ahead in threads of their
+    own): the second's namespace name is taken by someone else's, so its
+    making fails there; that one is named and nothing of it is left (the
+    other namespace untouched), the first and third are made and reach
+    the LAN host."""
+    netns.create("pq")
+    try:
+        doc = {"partitions": [{"name": "pa", "ips": ["198.18.0.21/24"]},
+                              {"name": "pq", "ips": ["198.18.0.22/24"]},
+                              {"name": "pd", "ips": ["198.18.0.23/24"]}]}
+        p = system.cli("apply", _write(tmp_path, json.dumps(doc), "parts.json"), check=False)
+        assert p.returncode == 1
+        assert p.stdout.splitlines() == ["created pa", "created pd"]
+        assert p.stderr.strip() == ("vnetshare: error: create pq: network namespace 'pq' already exists "
+                                    "(adopt it with --netns /run/netns/pq)"), p.stderr
+        assert system.state_names() == ["pa", "pd"]
+        assert [link.ifname for link in netns.links("pq")] == ["lo"]   # someone else's, untouched
+        for name in ("pa", "pd"):
+            assert ping(name, LAN_V4, count=3, timeout=5).received, name
+    finally:
+        netns.quietly(netns.delete, "pq")

@@ -374,3 +374,55 @@ def test_deleted_netns_leaves_nothing_behind(host_links):
     assert name not in run(["ip", "netns", "list"]).stdout
     # the namespace itself is gone: its veth end went with it, taking the host end
     assert wait_for(lambda: [link.ifname for link in ns.links()] == ["lo"]), ns.links()
+
+
+def _l3(name: str) -> tuple:
+    """What a namespace's v0 has: MTU, up, addresses (with flags), routes,
+    promote_secondaries, lo's state, as `ip` prints them."""
+    def ip(*argv):
+        return run(["ip", "netns", "exec", name, "ip", *argv]).stdout
+    addrs = sorted(line.split(None, 2)[2].split(" valid_lft")[0] for line in ip("-o", "addr", "show", "dev", "v0")
+                   .splitlines() if " fe80::" not in line)  # the link-local: after the carrier, checked apart
+    link = ns.link("v0", name)
+    return (link.mtu, link.up, ns.link("lo", name).up, addrs, ip("route"), ip("-6", "route"),
+            ns.sysctl_get("net/ipv4/conf/v0/promote_secondaries", name),
+            ns.sysctl_get("net/ipv6/conf/v0/addr_gen_mode", name))
+
+
+def test_configure_in_one_batch_makes_what_the_calls_one_at_a_time_make(make_ns):
+    """netns.configure() (one netlink batch, a partition's making) against
+    link_set, sysctl, lo_up, add_address, add_default_route and add_route
+    one at a time, on twin links: the same MTU, state, addresses (IPv4
+    broadcast, IPv6 nodad, the link-local from the MAC), routes and
+    sysctls; an error names the request and keeps the kernel's errno."""
+    a, b = make_ns(), make_ns()
+    ips = ["10.80.0.2/24", "10.80.0.3/24", "fd80::2/64"]
+    routes = ["10.81.0.0/16 via 10.80.0.9", "10.82.0.0/16", "fd81::/64 via fd80::9"]
+    for name in (a, b):
+        ns.veth_pair("v0", "v1", netns=name, peer_netns=name)
+        ns.link_set("v0", name, mac="02:00:5e:00:80:02")
+        ns.sysctl("net/ipv6/conf/v0/addr_gen_mode", 1, name)  # none: eui64 must come from the call
+        ns.link_set("lo", name, up=False)
+        ns.link_set("v1", name, up=True)
+    ns.configure("v0", a, mtu=1400, addresses=ips, nodad=True, gateway="10.80.0.1", routes=routes)
+    ns.link_set("v0", b, mtu=1400, eui64=True, up=True)
+    ns.sysctl("net/ipv4/conf/v0/promote_secondaries", 1, b)
+    ns.lo_up(b)
+    for cidr in ips:
+        ns.add_address("v0", cidr, b, nodad=True)
+    ns.add_default_route("10.80.0.1", b)
+    for route in routes:
+        dst, _, gw = route.partition(" via ")
+        ns.add_route(dst, gw or None, b, ifname="v0")
+    got, want = _l3(a), _l3(b)
+    assert got == want
+    assert got[:3] == (1400, True, True) and got[6:] == ("1", "0")
+    wait_for(lambda: "fe80::5eff:fe00:8002/64" in ns.addresses("v0", a), what="v0's link-local from its MAC")
+    assert "brd 10.80.0.255" in " ".join(got[3]) and "nodad" in " ".join(got[3])
+    with pytest.raises(NetnsError) as e:
+        ns.configure("v1", a, mtu=1400, addresses=["10.83.0.2/24"], gateway="10.99.0.1")
+    assert e.value.errno == errno.ENETUNREACH and f"default route via 10.99.0.1 in netns '{a}'" in str(e.value)
+    assert "10.83.0.2/24" in " ".join(ns.addresses("v1", a))  # the requests before it were made
+    with pytest.raises(NetnsError) as e:
+        ns.configure("nope0", a, mtu=1400, addresses=[])
+    assert e.value.errno == errno.ENODEV and f"link 'nope0' in netns '{a}'" in str(e.value)

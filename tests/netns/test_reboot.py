@@ -9,7 +9,7 @@ new boot id; the state directory, the NIC (here the veth vsu0) and the LAN
 stay. Started again, the daemon makes every partition it had made again
 from its record (same MAC, addresses, routes, policy, labels, agent uid) and
 forgets the one whose namespace a container runtime had given it
-(manager.py rule 8). How long from the daemon's exec to every partition
+(manager.py rule 5). How long from the daemon's exec to every partition
 reaching the LAN host and the others, v4 and v6 (the two in VLAN 10 each
 other: this kernel has no 802.1Q module for a tagged LAN host), is measured
 over three reboots and bounded (docs/design-notes.md "Partitions outlive a

@@ -156,7 +156,7 @@ def test_a_restart_after_sigkill_replaces_an_agent_that_outlived_its_daemon(two:
 
 def test_a_partition_whose_namespace_went_while_no_daemon_ran_is_recreated_alone(two: System):
     """pb's namespace is deleted while no daemon runs: the new daemon adopts
-    pa as it is and makes pb again from its record (manager.py rule 8)."""
+    pa as it is and makes pb again from its record (manager.py rule 5)."""
     before = {n: two.cli_json("partition", "show", n) for n in (A[0], B[0])}
     pa_ns = os.stat(f"/run/netns/{A[0]}").st_ino
     assert two.stop_daemon() == 0

@@ -34,7 +34,7 @@ Rules:
    not in cni.dev/valid-attachments, releases their leases, and never
    touches a partition without this network's label.
 6. A MAC or an address that is someone else's is refused as the daemon
-   refuses it for `partition create` (EADDRINUSE, manager.py rule 7), and an
+   refuses it for `partition create` (EADDRINUSE, manager.py rule 4), and an
    IPAM address no host may have as config.cidr() refuses it; the plugin
    answers code 7, invalid network config, naming the key or the IPAM
    plugin the value came from: the runtime passed it from the network's own

@@ -7,9 +7,9 @@ with a '/': /run/netns/web, /proc/PID/ns/net) or an open namespace fd.
 
 Rules:
 1. Every call runs in a fresh thread that setns()es into the namespace
-   (if one is given) and ends afterwards (run_in), or in a session's
-   thread (rule 2). A network namespace
-   belongs to a thread, not a process, so the caller's thread never moves
+   (if one is given) and ends afterwards (run_in), or in the thread that
+   made the namespace (create_and()). A network namespace belongs to a
+   thread, not a process, so the caller's thread never moves
    and nothing forks (the daemon has a C data-plane thread; fork and threads
    don't mix). A socket or device opened by that thread stays in that
    namespace after it ends: that is how a TAP is opened "inside" a
@@ -19,10 +19,10 @@ Rules:
    wait matters.
 2. Each call opens its own pyroute2 IPRoute in the namespace it acts in and
    closes it: no socket outlives the call, no handle leaks between
-   namespaces. Inside `with session(NS)`, the calls in NS go to one thread
-   that entered NS once and holds one IPRoute until the block ends (a
-   partition's making: ten calls, one thread and one socket; a thread and
-   an IPRoute each cost as much as the netlink call they carry).
+   namespaces. A partition's making sends its TAP's setup as one batch of
+   hand-encoded requests instead (configure(), rtbatch.py: a thread and an
+   IPRoute each cost as much as the netlink call they carry), from the
+   thread that made the namespace when it made it (create_and()).
    (pyroute2's own IPRoute(netns=...) forks a helper and, by default,
    CREATES a missing netns: not used.)
 3. A kernel failure is a NetnsError: an OSError with the kernel's errno,
@@ -213,6 +213,14 @@ def create(name: str) -> str:
 
     Raises NetnsError(EEXIST) if the name is taken. On failure nothing is left.
     """
+    return create_and(name, None)[0]
+
+
+def create_and(name: str, inside: Callable[[], T] | None) -> tuple[str, T | None]:
+    """create() @name, then call @inside() in the thread that made it, which
+    is in it (no setns, no thread more); (its path, what @inside returned).
+    If @inside raises, the namespace is deleted and its error raised; what
+    @inside made outside the namespace is its own to undo."""
     path = path_of(name)
     share_dir(RUN_DIR)
     try:
@@ -220,18 +228,26 @@ def create(name: str) -> str:
     except FileExistsError:
         raise NetnsError(errno.EEXIST, f"netns {name!r}: already exists") from None
 
-    def make() -> None:
+    mounted = False
+
+    def make() -> T | None:
+        nonlocal mounted
         _libc_call(_libc.unshare(CLONE_NEWNET), f"netns {name!r}: unshare")
         _libc_call(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
                    f"netns {name!r}: bind mount")
+        mounted = True
+        return inside() if inside is not None else None
 
     try:
-        _in_thread(make)
+        value = _in_thread(make)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+        if mounted:
+            quietly(delete, name)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
         raise
-    return path
+    return path, value
 
 
 def delete(name: str) -> None:
@@ -305,101 +321,6 @@ def _in_thread(fn: Callable[[], T]) -> T:
     return box["value"]
 
 
-class _Session:
-    """One thread in a namespace, running the calls handed to it (rule 2);
-    started by the first call."""
-
-    def __init__(self, netns: NetnsRef):
-        import queue
-
-        self.netns = netns
-        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self.ipr = None
-        self.thread: threading.Thread | None = None
-
-    def _start(self) -> None:
-        netns = self.netns
-        fd = open_fd(netns)
-        started = threading.Event()
-        failed: list[BaseException] = []
-
-        def main() -> None:
-            try:
-                try:
-                    _libc_call(_libc.setns(fd, CLONE_NEWNET), f"enter netns {netns!r}")
-                finally:
-                    os.close(fd)
-            except BaseException as e:  # handed to the caller's thread
-                failed.append(e)
-                started.set()
-                return
-            started.set()
-            while True:
-                job = self.jobs.get()
-                if job is None:
-                    break
-                fn, box, done = job
-                try:
-                    box["value"] = fn()
-                except BaseException as e:  # handed to the caller's thread
-                    box["error"] = e
-                done.set()
-            if self.ipr is not None:
-                self.ipr.close()
-
-        thread = threading.Thread(target=main, name="vnetshare-netns", daemon=True)
-        thread.start()
-        started.wait()
-        if failed:
-            thread.join()
-            raise failed[0]
-        self.thread = thread
-
-    def call(self, fn: Callable[[], T]) -> T:
-        if self.thread is None:
-            self._start()
-        box: dict[str, Any] = {}
-        done = threading.Event()
-        self.jobs.put((fn, box, done))
-        done.wait()
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
-
-    def iproute(self, fn: Callable[[IPRoute], T]) -> T:
-        def call() -> T:
-            if self.ipr is None:
-                from pyroute2 import IPRoute  # rule 6
-
-                self.ipr = IPRoute()
-            return fn(self.ipr)
-        return self.call(call)
-
-    def close(self) -> None:
-        if self.thread is not None:
-            self.jobs.put(None)
-            self.thread.join()
-
-
-_sessions: dict[str, _Session] = {}
-
-
-@contextlib.contextmanager
-def session(netns: str) -> Iterator[None]:
-    """The calls in @netns (a name or path, given as the calls get it) go
-    to one thread and one IPRoute until the block ends (rule 2). Only the
-    thread that opened it may call in @netns meanwhile."""
-    if netns in _sessions:
-        yield
-        return
-    _sessions[netns] = s = _Session(netns)
-    try:
-        yield
-    finally:
-        del _sessions[netns]
-        s.close()
-
-
 def run_in(netns: NetnsRef, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call fn(*args, **kwargs) in a fresh thread inside @netns; return what it returns.
 
@@ -411,9 +332,6 @@ def run_in(netns: NetnsRef, fn: Callable[..., T], *args: Any, **kwargs: Any) -> 
     """
     if netns is None:
         return _in_thread(lambda: fn(*args, **kwargs))
-    s = _sessions.get(netns) if isinstance(netns, str) else None
-    if s is not None:
-        return s.call(lambda: fn(*args, **kwargs))
     fd = open_fd(netns)
 
     def enter_and_call() -> T:
@@ -440,10 +358,6 @@ def _netlink(what: str) -> Iterator[None]:
 
 def _ipr(netns: NetnsRef, fn: Callable[[IPRoute], T]) -> T:
     from pyroute2 import IPRoute  # rule 6
-
-    s = _sessions.get(netns) if isinstance(netns, str) else None
-    if s is not None:
-        return s.iproute(fn)
 
     def call() -> T:
         with IPRoute() as ipr:
@@ -627,6 +541,44 @@ def add_address(ifname: str, cidr: str, netns: NetnsRef = None, nodad: bool = Fa
                 spec["flags"] = IFA_F_NODAD  # pyroute2 sends it as IFA_FLAGS (ifaddrmsg.IFA_F_NODAD)
             ipr.addr("add", **spec)
     _ipr(netns, do)
+
+
+def configure(ifname: str, netns: NetnsRef, *, mtu: int, addresses: list[str], nodad: bool = False,
+              gateway: str | None = None, routes: list[str] = (), here: bool = False,
+              txqueuelen: int | None = None) -> None:
+    """A new link's setup in one netlink batch (rtbatch.py): what
+    link_set(@ifname, mtu=@mtu, eui64=True, up=True, txqueuelen=@txqueuelen), sysctl of its IPv4
+    promote_secondaries to 1, lo_up(), add_address() of each of
+    @addresses (with @nodad), add_route("default", @gateway) and
+    add_route(DST, GW, ifname=@ifname) of each "DST[ via GW]" of @routes do,
+    in that order, with their errors (rule 3); without pyroute2 (rule 6).
+    @here: the calling thread is in @netns already (create_and()'s
+    @inside), and runs it; @netns then only names it in messages."""
+    from .rtbatch import LOOPBACK_IFINDEX, Batch
+
+    def do() -> None:
+        try:
+            index = socket.if_nametoindex(ifname)
+        except OSError as e:
+            raise _fail(e.errno or errno.ENODEV, f"link {ifname!r}{label(netns)}") from None
+        b = Batch()
+        b.link(index, f"link {ifname!r}{label(netns)}", mtu=mtu, eui64=True, promote_secondaries=True,
+               txqueuelen=txqueuelen)
+        b.link(index, f"link {ifname!r}{label(netns)}", up=True)
+        b.link(LOOPBACK_IFINDEX, f"link 'lo'{label(netns)}", up=True)
+        for cidr in addresses:
+            b.address(index, cidr, f"address {cidr} on {ifname!r}{label(netns)}", nodad=nodad)
+        if gateway:
+            b.route("default", gateway, f"default route via {gateway}{label(netns)}")
+        for route in routes:
+            dst, _, gw = route.partition(" via ")
+            b.route(dst, gw or None, f"route {dst}" + (f" via {gw}" if gw else f" dev {ifname}") + label(netns),
+                    oif=index)
+        b.send(_fail)
+    if here:
+        do()
+    else:
+        run_in(netns, do)
 
 
 def sysctl(key: str, value: str | int, netns: NetnsRef = None) -> None:

@@ -4,7 +4,7 @@
     ./scripts/sandbox.sh python3 tests/netns/probes/measure_agent.py [N]
 
 N agents (default 50) are started the way the daemon starts them
-(vnetshare/manager.py: a socketpair, the hello and the descriptors of a TAP,
+(vnetshare/supervisor.py: a socketpair, the hello and the descriptors of a TAP,
 two rings and a network namespace, here this process's own; each agent its
 own uid, from the end of the default --agent-uids range) and kept running
 together. Prints:
