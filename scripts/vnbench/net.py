@@ -290,6 +290,8 @@ RATIOS = (
     ("vns_lan", "vde", "ping_idle_p50_us", "ping_idle_p50"),
     ("vns_lan", "veth", "ping_idle_p50_us", "ping_idle_p50"),
     ("vns", "vde", "cpu_machine_s_per_GB", "cpu_machine"),
+    ("vns", "veth", "cpu_machine_s_per_GB", "cpu_machine"),
+    ("vns_lan", "macvlan_lan", "cpu_machine_s_per_GB", "cpu_machine"),
     # the guard's cost: guard on (default) against --allow-ip any, same daemon
     ("vns", "vns_open", "tcp1_Gbps", "tcp1"), ("vns", "vns_open", "udp64_pps", "udp64"),
     ("vns_lan", "vns_lan_open", "tcp1_Gbps", "tcp1"), ("vns_lan", "vns_lan_open", "udp64_pps", "udp64"),

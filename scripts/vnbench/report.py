@@ -58,7 +58,14 @@ TARGETS = {
     "failover_first_s": ("<=", 0.1, "s after carrier loss"),
     "failover_tcp_survived_pct": (">=", 100, "% of rounds"),
     # issue 25: a multicast stream to 1 partition of 1,000 costs about what unicast costs
-    "ratio_mcast_group_vs_unicast": ("<=", 1.25, "x unicast"),
+    "ratio_mcast_group_vs_unicast": ("<=", 1.25, "x unicast"),    # the CPU a GB costs the whole machine, against the kernel's own paths
+    "ratio_vns_vs_veth_cpu_machine": ("<=", 1.5, "x veth"),
+    "ratio_vns_lan_vs_macvlan_lan_cpu_machine": ("<=", 1.5, "x macvlan"),
+    # lead every userspace peer a container without a bridge gets, on every row
+    **{f"ratio_vns_lan_vs_{peer}_{m}": (op, 1.0, f"x {peer}")
+       for peer in ("pasta", "slirp4netns")
+       for m, op in (("tcp1", ">="), ("tcp4", ">="), ("udp64", ">="), ("ping_idle_p50", "<="),
+                     ("ping_load_p99", "<="), ("cpu_machine", "<="))},
 }
 SECTION_TARGETS = {
     "mcast": ("ratio_mcast_group_vs_unicast",),
@@ -71,7 +78,10 @@ SECTION_TARGETS = {
             "ratio_vns_vs_vde_tcp4", "ratio_vns_vs_vde_ping_idle_p50", "ratio_vns_vs_vde_udp64",
             "ratio_vns_lan_storm_on_vs_off_tcp1", "ratio_vns_lan_storm_on_vs_off_ping_p50",
             "ratio_vns_lan_txlimit_vs_limit_tcp1", "ratio_vns_vs_vns_open_tcp1", "ratio_vns_vs_vns_open_udp64",
-            "ratio_vns_lan_vs_vns_lan_open_tcp1", "ratio_vns_lan_vs_vns_lan_open_udp64"),
+            "ratio_vns_lan_vs_vns_lan_open_tcp1", "ratio_vns_lan_vs_vns_lan_open_udp64",
+            "ratio_vns_vs_veth_cpu_machine", "ratio_vns_lan_vs_macvlan_lan_cpu_machine",
+            *(f"ratio_vns_lan_vs_{peer}_{m}" for peer in ("pasta", "slirp4netns")
+              for m in ("tcp1", "tcp4", "udp64", "ping_idle_p50", "ping_load_p99", "cpu_machine"))),
     "scale": ("scale_64_idle_cpu_pct", "create_p50_s", "scale_64_ok", "many_mem_per_partition_MiB",
               "many_idle_cpu_pct", "many_create_p50_s", "ratio_many_create_last10_vs_first10", "ratio_many_ok",
               "apply_create_all_s", "apply_delete_all_s", "apply_idle_cpu_pct"),
