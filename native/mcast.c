@@ -323,13 +323,51 @@ static void mc_query(struct mcast *m, uint16_t vid, int v6, const uint8_t *src,
 	mcast_age(m, now);
 }
 
+/**
+ * mc_v3_records() - the group records of an IGMPv3 or MLDv2 report
+ * @m:		table
+ * @vid:	VLAN
+ * @v6:		MLDv2 (16-byte addresses), else IGMPv3 (4)
+ * @p:		the report (its type byte first), @len bytes
+ * @len:	its length
+ * @port:	the port it came from (NULL: the wire)
+ * @port_id:	its id
+ * @now:	ns
+ *
+ * Both lay a record out alike: type, aux data length (in 4-byte words),
+ * number of sources, the group, the sources, the aux data; the count is
+ * at byte 6 and the first record at byte 8. A record that does not fit in
+ * @len ends the walk (rule 1).
+ */
+static void mc_v3_records(struct mcast *m, uint16_t vid, int v6,
+			  const uint8_t *p, uint32_t len, void *port,
+			  uint32_t port_id, uint64_t now)
+{
+	uint32_t alen = v6 ? 16u : 4u, n = mc_be16(p + 6);
+	uint64_t off = 8;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t a[16] = { 0 };	/* an IPv4 group as mc_record() takes it */
+		unsigned int nsrc;
+		int j;
+
+		if (off + 4 + alen > len)
+			break;
+		nsrc = mc_be16(p + off + 2);
+		memcpy(a, p + off + 4, alen);
+		j = mc_rec_join(p[off], nsrc);
+		if (j >= 0)
+			mc_record(m, vid, v6, a, j, port, port_id, now);
+		off += 4 + alen + (uint64_t)nsrc * alen + p[off + 1] * 4u;
+	}
+}
+
 /* IGMP at @p, @len bytes (rule 1) */
 static int mc_igmp(struct mcast *m, uint16_t vid, void *port, uint32_t port_id,
 		   int router, const uint8_t *src, const uint8_t *p,
 		   uint32_t len, uint64_t now)
 {
 	uint8_t a[16] = { 0 };
-	uint32_t off, n;
 
 	if (len < 8)
 		return MCAST_MSG_NONE;
@@ -353,21 +391,7 @@ static int mc_igmp(struct mcast *m, uint16_t vid, void *port, uint32_t port_id,
 		mc_record(m, vid, 0, a, p[0] != 0x17, port, port_id, now);
 		return MCAST_MSG_REPORT;
 	case 0x22:	/* v3 report */
-		n = mc_be16(p + 6);
-		off = 8;
-		for (uint32_t i = 0; i < n; i++) {
-			unsigned int nsrc;
-			int j;
-
-			if ((uint64_t)off + 8 > len)
-				break;
-			nsrc = mc_be16(p + off + 2);
-			memcpy(a, p + off + 4, 4);
-			j = mc_rec_join(p[off], nsrc);
-			if (j >= 0)
-				mc_record(m, vid, 0, a, j, port, port_id, now);
-			off += 8 + nsrc * 4u + p[off + 1] * 4u;
-		}
+		mc_v3_records(m, vid, 0, p, len, port, port_id, now);
 		return MCAST_MSG_REPORT;
 	}
 	return MCAST_MSG_NONE;
@@ -378,7 +402,6 @@ static int mc_mld(struct mcast *m, uint16_t vid, void *port, uint32_t port_id,
 		  int router, const uint8_t *src, const uint8_t *p,
 		  uint32_t len, uint64_t now)
 {
-	uint32_t off, n;
 
 	if (len < 8)
 		return MCAST_MSG_NONE;
@@ -403,21 +426,7 @@ static int mc_mld(struct mcast *m, uint16_t vid, void *port, uint32_t port_id,
 		mc_record(m, vid, 1, p + 8, p[0] == 131, port, port_id, now);
 		return MCAST_MSG_REPORT;
 	case 143:	/* MLDv2 report */
-		n = mc_be16(p + 6);
-		off = 8;
-		for (uint32_t i = 0; i < n; i++) {
-			unsigned int nsrc;
-			int j;
-
-			if ((uint64_t)off + 20 > len)
-				break;
-			nsrc = mc_be16(p + off + 2);
-			j = mc_rec_join(p[off], nsrc);
-			if (j >= 0)
-				mc_record(m, vid, 1, p + off + 4, j, port,
-					  port_id, now);
-			off += 20 + nsrc * 16u + p[off + 1] * 4u;
-		}
+		mc_v3_records(m, vid, 1, p, len, port, port_id, now);
 		return MCAST_MSG_REPORT;
 	}
 	return MCAST_MSG_NONE;
