@@ -64,7 +64,7 @@ from .core.lifecycle import Event, Lifecycle, State
 from .dataplane.ring import RingFds, create_fds
 from .dataplane.switch import PortPolicy
 from .dataplane.tap import open_tap
-from .supervisor import Agent, PartitionError, Starting, Supervisor
+from .supervisor import Agent, PartitionError, Starting, Supervisor, close_fd
 
 log = logging.getLogger("vnetshare.manager")
 
@@ -87,7 +87,7 @@ class Partition:
 
     def close_fds(self) -> None:
         for fd in (self.tap_fd,):
-            _close(fd)
+            close_fd(fd)
         self.a2h.close()
         self.h2a.close()
 
@@ -119,13 +119,6 @@ def _words(value, field: str = "") -> str:
     if isinstance(value, dict):
         return ",".join(f"{k}={v}" for k, v in sorted(value.items()))
     return str(value)
-
-
-def _close(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
 
 
 class Undo:
@@ -488,14 +481,14 @@ class PartitionManager:
                 try:
                     configure(netns.path_of(name), True)
                 except BaseException:
-                    _close(fd)  # the TAP goes with the namespace
+                    close_fd(fd)  # the TAP goes with the namespace
                     raise
                 return fd
 
             ns_path, tap_fd = netns.create_and(name, inside)
             rec.netns = ns_path
             undo.push("netns", lambda: netns.delete(name))
-            undo.push("tap fd", lambda: _close(tap_fd))
+            undo.push("tap fd", lambda: close_fd(tap_fd))
             undo.push("tap", lambda: netns.quietly(netns.delete_link, ifname, ns_path))
             return tap_fd
         # pinned under our own name: the partition does not depend on
@@ -510,7 +503,7 @@ class PartitionManager:
         if any(link.ifname == ifname for link in netns.links(ns_path)):
             raise PartitionError("EEXIST", f"device {ifname!r} already exists in {ns_path}")
         tap_fd = self._open_tap(ifname, ns_path, rec.mac)
-        undo.push("tap fd", lambda: _close(tap_fd))
+        undo.push("tap fd", lambda: close_fd(tap_fd))
         undo.push("tap", lambda: netns.quietly(netns.delete_link, ifname, ns_path))
         configure(ns_path, False)
         return tap_fd
@@ -992,17 +985,17 @@ class PartitionManager:
         state file; @rec is the caller's, who is told by @saved() when it
         changed (a new agent's pid)."""
         if self.host is not None:
-            _close(tap_fd)
+            close_fd(tap_fd)
             raise PartitionError("EEXIST", f"host port {self.host.rec.name!r} is served already")
         owner = self._mac_owner(rec.mac)  # rule 4
         if owner is not None:
-            _close(tap_fd)
+            close_fd(tap_fd)
             raise PartitionError("EADDRINUSE", f"host port {rec.name!r}: MAC {rec.mac}: in use by {owner}; "
                                                "give it another with --host-port-mac")
         if rec.agent_pid and procs.is_agent(rec.agent_pid, rec.name):
             self.agents.end_stale([rec])  # a daemon killed before it could stop it
         with Undo() as undo:
-            undo.push("tap fd", lambda: _close(tap_fd))
+            undo.push("tap fd", lambda: close_fd(tap_fd))
             try:
                 if rec.agent_uid is None:
                     rec.agent_uid = self.uids.allocate()

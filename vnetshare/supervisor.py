@@ -89,7 +89,9 @@ class Starting:
     sock: socket.socket
 
 
-def _close(fd: int) -> None:
+def close_fd(fd: int) -> None:
+    """close(@fd), an error ignored (the descriptor is gone either way);
+    manager.py uses it too."""
     try:
         os.close(fd)
     except OSError:
@@ -193,7 +195,7 @@ class Supervisor:
         self._unwatch(agent.pidfd)
         agent.sock.close()  # EOF tells it to stop
         procs.stop(agent.proc, grace=3, wait_first=3)
-        _close(agent.pidfd)
+        close_fd(agent.pidfd)
 
     def stop_all(self, agents: list[Agent]) -> None:
         """The daemon stops (rule 2): every agent told first, then each
@@ -209,7 +211,7 @@ class Supervisor:
     def exited(self, name: str, agent: Agent) -> None:
         """The pidfd of @agent became readable: it ended."""
         self._unwatch(agent.pidfd)
-        _close(agent.pidfd)
+        close_fd(agent.pidfd)
         agent.sock.close()
         code = agent.proc.wait()
         found = self._served(name, agent)
