@@ -389,6 +389,36 @@ static int json_uint(struct json *j, uint64_t *v)
 	return 0;
 }
 
+/**
+ * json_uint_or_null() - null (-1 out), or a json_uint() of at most @max
+ * @j:		parser
+ * @v:		out: -1 for null, else the number
+ * @max:	the largest number allowed (<= INT64_MAX)
+ * @over:	the error past @max
+ *
+ * Return: 0, or -1
+ */
+static int json_uint_or_null(struct json *j, int64_t *v, uint64_t max,
+			     const char *over)
+{
+	uint64_t u;
+
+	if (j->i < j->n && j->s[j->i] == 'n') {
+		if (json_lit(j, "null") < 0)
+			return -1;
+		*v = -1;
+		return 0;
+	}
+	if (json_uint(j, &u) < 0)
+		return -1;
+	if (u > max) {
+		j->err = over;
+		return -1;
+	}
+	*v = (int64_t)u;
+	return 0;
+}
+
 /* Skip any value (keys we do not know). */
 static int json_skip(struct json *j, int depth)
 {
@@ -545,37 +575,19 @@ static int parse_hello(const char *s, size_t n, struct hello *h, const char **wh
 				goto bad;
 			have_size = 1;
 		} else if (!strcmp(key, "coalesce_usecs")) {
-			uint64_t v;
+			int64_t v;
 
-			if (j.i < j.n && j.s[j.i] == 'n') {
-				if (json_lit(&j, "null") < 0)
-					goto bad;
-				h->coalesce_usecs = -1;
-			} else {
-				if (json_uint(&j, &v) < 0)
-					goto bad;
-				if (v > LONG_MAX) {
-					j.err = "coalesce_usecs too large";
-					goto bad;
-				}
-				h->coalesce_usecs = (long)v;
-			}
+			if (json_uint_or_null(&j, &v, LONG_MAX,
+					      "coalesce_usecs too large") < 0)
+				goto bad;
+			h->coalesce_usecs = (long)v;
 		} else if (!strcmp(key, "a2h_limit")) {
-			uint64_t v;
+			int64_t v;
 
-			if (j.i < j.n && j.s[j.i] == 'n') {
-				if (json_lit(&j, "null") < 0)
-					goto bad;
-				h->a2h_limit = -1;
-			} else {
-				if (json_uint(&j, &v) < 0)
-					goto bad;
-				if (v > 1) {
-					j.err = "a2h_limit not 0 or 1";
-					goto bad;
-				}
-				h->a2h_limit = (int)v;
-			}
+			if (json_uint_or_null(&j, &v, 1,
+					      "a2h_limit not 0 or 1") < 0)
+				goto bad;
+			h->a2h_limit = (int)v;
 		} else if (!strcmp(key, "uid") || !strcmp(key, "gid")) {
 			int is_uid = key[0] == 'u';
 			uint64_t v;
